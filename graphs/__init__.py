@@ -1,0 +1,35 @@
+"""Switchyard's engine: flows are networkx graphs, run by a small async executor.
+
+Pure Python: it never imports Django. The public API:
+
+- ``load`` / ``dump`` / ``parse``: the flow document <-> ``networkx.MultiDiGraph``
+- ``validate``: every problem of a flow, each naming its node or edge
+- ``compile_flow``: validate once, then ``await flow.run(inputs, sink)``
+- ``NODE_TYPES``: the registry of node types
+"""
+
+from graphs.document import dump, load, parse
+from graphs.errors import FlowInvalid, ModelError, NodeError, Problem
+from graphs.events import Emitter, Event, EventSink
+from graphs.executor import CompiledFlow, Run, RunResult, compile_flow
+from graphs.nodes import NODE_TYPES
+from graphs.validation import validate
+
+__all__ = [
+    "NODE_TYPES",
+    "CompiledFlow",
+    "Emitter",
+    "Event",
+    "EventSink",
+    "FlowInvalid",
+    "ModelError",
+    "NodeError",
+    "Problem",
+    "Run",
+    "RunResult",
+    "compile_flow",
+    "dump",
+    "load",
+    "parse",
+    "validate",
+]

@@ -1,0 +1,245 @@
+"""The real model client: one streamed Messages API call through the ``anthropic`` SDK.
+
+The SDK is always built with ``max_retries=0``. The executor owns the single retry layer:
+it decides per node how many attempts a call gets, honours ``retry_after``, records each
+attempt, and stops retrying when a run is cancelled. If the SDK retried as well, one node
+attempt could silently turn into several HTTP calls (multiplying cost and latency behind
+the executor's back), streamed deltas from a failed try could mix with the retry's, and
+the executor's attempt count and backoff would be wrong. So every failure surfaces
+immediately as a ``ModelError`` whose ``retryable`` and ``retry_after`` tell the executor
+what to do.
+
+``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` are read by the SDK itself, so tests and
+local runs can point it at a fake server through the environment alone.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+import httpx2  # the SDK's HTTP stack; mid-stream transport failures surface as its errors
+
+from graphs.errors import ModelError
+from graphs.llm.types import ModelRequest, ModelResponse, Usage
+
+__all__ = ["AnthropicClient"]
+
+# Errors the API may send inside an already-200 SSE stream carry only a type; these are
+# the statuses the same error has as an HTTP response.
+_STATUS_FOR_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "timeout_error": 408,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+# 429s that will not clear by waiting: retrying them only burns the retry budget.
+_SPEND_LIMIT_CODES = {"contract_spend_limit_reached", "enforced_spend_limit_reached"}
+
+
+class _OnTextFailed(Exception):
+    """Carries an exception raised by the caller's ``on_text`` past the SDK error mapping."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class AnthropicClient:
+    """``ModelClient`` backed by ``anthropic.AsyncAnthropic``.
+
+    ``timeout_s`` is the SDK's network timeout (connect, and each read while streaming),
+    not a deadline for the whole call; overall deadlines are the caller's, by cancelling.
+    A client passed in is used through ``with_options(max_retries=0, timeout=timeout_s)``
+    so that it shares its connection pool but never retries on its own.
+    """
+
+    name = "anthropic"
+
+    def __init__(
+        self, client: anthropic.AsyncAnthropic | None = None, *, timeout_s: float = 600
+    ) -> None:
+        self._timeout_s = timeout_s
+        if client is None:
+            self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=timeout_s)
+        else:
+            self._client = client.with_options(max_retries=0, timeout=timeout_s)
+
+    async def complete(
+        self, request: ModelRequest, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": request.messages,
+        }
+        if request.system is not None:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = request.tools
+
+        streaming = False
+        try:
+            async with self._client.messages.stream(**params) as stream:
+                streaming = True
+                finished = False
+                async for event in stream:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        try:
+                            on_text(event.delta.text)
+                        except Exception as exc:
+                            raise _OnTextFailed(exc) from exc
+                    elif event.type == "message_stop":
+                        finished = True
+                if not finished:
+                    # Read-until-close framing makes a cut connection look like a clean
+                    # end of body; without message_stop the reply may be missing a tail.
+                    raise ModelError(
+                        "the Anthropic API response stream ended before the message was "
+                        "complete; the partial reply was discarded",
+                        retryable=True,
+                    )
+                message = await stream.get_final_message()
+        except _OnTextFailed as failed:
+            # The caller's own bug, not a model failure: re-raise it as it was.
+            raise failed.error from failed.error.__cause__
+        except ModelError:
+            raise
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc, request) from exc
+        except anthropic.APITimeoutError as exc:
+            raise self._timeout_error() from exc
+        except anthropic.APIConnectionError as exc:
+            detail = f": {_describe(exc.__cause__)}" if exc.__cause__ is not None else ""
+            raise ModelError(
+                f"could not connect to the Anthropic API at {self._client.base_url}{detail}; "
+                "check network access and ANTHROPIC_BASE_URL",
+                retryable=True,
+            ) from exc
+        except httpx2.TimeoutException as exc:
+            raise self._timeout_error() from exc
+        except httpx2.TransportError as exc:
+            raise ModelError(
+                "the connection to the Anthropic API dropped mid-response "
+                f"({_describe(exc)}); the partial reply was discarded",
+                retryable=True,
+            ) from exc
+        except Exception as exc:
+            # Anything else the SDK raises (a malformed stream it could not parse, ...)
+            # still has to reach the executor as a ModelError. Once streaming, such damage
+            # is transient; before the request went out it is a bug in the request.
+            raise ModelError(
+                f"unexpected error from the Anthropic SDK: {_describe(exc)}",
+                retryable=streaming,
+            ) from exc
+
+        return ModelResponse(
+            model=message.model,
+            content=[_block_to_dict(block) for block in message.content],
+            stop_reason=message.stop_reason,
+            usage=Usage(
+                input_tokens=message.usage.input_tokens or 0,
+                output_tokens=message.usage.output_tokens or 0,
+            ),
+        )
+
+    def _timeout_error(self) -> ModelError:
+        return ModelError(
+            f"the Anthropic API did not respond within {self._timeout_s:g}s", retryable=True
+        )
+
+    def _status_error(self, exc: anthropic.APIStatusError, request: ModelRequest) -> ModelError:
+        error_type = getattr(exc, "type", None) or _body_field(exc.body, "type")
+        api_message = getattr(exc, "api_message", None) or _body_field(exc.body, "message")
+        if api_message is None:
+            api_message = exc.body if isinstance(exc.body, str) and exc.body else str(exc)
+            api_message = api_message[:300]
+
+        status: int | None = exc.status_code
+        in_stream = status < 400  # an SSE error event after a 200
+        if in_stream:
+            status = _STATUS_FOR_ERROR_TYPE.get(error_type or "")
+        retryable = status is not None and (status in (408, 429) or status >= 500)
+        if getattr(exc, "error_code", None) in _SPEND_LIMIT_CODES:
+            retryable = False
+        retry_after = _retry_after(exc.response.headers) if not in_stream else None
+
+        if in_stream:
+            where = f"{error_type or 'error'} in the response stream"
+        else:
+            where = f"HTTP {exc.status_code} {error_type}" if error_type else f"HTTP {status}"
+        text = f"Anthropic API error ({where}): {api_message}"
+        hint = _hint(status, request)
+        if hint:
+            text += f"; {hint}"
+        if retry_after is not None:
+            text += f" (retry after {retry_after:g}s)"
+        request_id = getattr(exc, "request_id", None)
+        if request_id:
+            text += f" [request id {request_id}]"
+        return ModelError(text, status=status, retryable=retryable, retry_after=retry_after)
+
+
+def _hint(status: int | None, request: ModelRequest) -> str | None:
+    if status == 401:
+        return "check ANTHROPIC_API_KEY"
+    if status == 403:
+        return "the API key is not allowed to make this request; check ANTHROPIC_API_KEY"
+    if status == 404:
+        return f"check the model name {request.model!r} and ANTHROPIC_BASE_URL"
+    if status == 413:
+        return "the request is too large; shorten the conversation or its inputs"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _body_field(body: object, name: str) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get(name), str):
+            return error[name]
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(float(email.utils.mktime_tz(parsed) - time.time()), 0.0)
+
+
+def _block_to_dict(block: Any) -> dict[str, Any]:
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    # Thinking and server-tool blocks must go back verbatim in a follow-up turn; keep them
+    # as the plain JSON the API sent.
+    return block.model_dump(mode="json", exclude_none=True)

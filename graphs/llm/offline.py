@@ -1,0 +1,114 @@
+"""The offline model: what runs when there is no API key.
+
+It is deterministic and says plainly that it is offline, in its model name
+(``offline``) and at the start of every reply. It is a stand-in for demos and
+tests, not an imitation of Claude: it echoes, picks a listed choice by word
+overlap, and hands arithmetic to a ``calculator`` tool when one is offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from graphs.llm.types import ModelRequest, ModelResponse, Usage
+
+NAME = "offline"
+PREFIX = "[offline model] "
+_CHOICES = re.compile(r"answer with exactly one of these route names and nothing else: (.+)\.$")
+_ARITHMETIC = re.compile(r"[-+(]*\d[\d\s.+\-*/()%^]*[\d)]")
+
+
+class OfflineClient:
+    """A deterministic local model; ``chunk_delay_s`` paces its stream for live demos."""
+
+    name = NAME
+
+    def __init__(self, chunk_delay_s: float = 0.0):
+        self.chunk_delay_s = chunk_delay_s
+
+    async def complete(
+        self, request: ModelRequest, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        prompt = _last_user_text(request.messages)
+        content = self._tool_call(request, prompt) or [
+            {"type": "text", "text": self._reply(request, prompt)}
+        ]
+        if content[0]["type"] == "text":
+            await self._stream(content[0]["text"], on_text)
+        stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
+        usage = Usage(_tokens(request.system or "") + _tokens(prompt), _tokens(str(content)))
+        return ModelResponse(model=NAME, content=content, stop_reason=stop, usage=usage)
+
+    def _reply(self, request: ModelRequest, prompt: str) -> str:
+        if request.system and (found := _CHOICES.search(request.system)):
+            return _closest(prompt, [c.strip() for c in found.group(1).split(",")])
+        if results := _tool_results(request.messages):
+            return f"{PREFIX}The tools returned: {'; '.join(results)}."
+        words = prompt.split()
+        summary = " ".join(words[:60]) + (" ..." if len(words) > 60 else "")
+        return f"{PREFIX}I cannot think without an API key; here is your prompt back: {summary}"
+
+    def _tool_call(self, request: ModelRequest, prompt: str) -> list[dict[str, Any]] | None:
+        offered = {tool["name"] for tool in request.tools}
+        if "calculator" not in offered or _tool_results(request.messages):
+            return None
+        found = [m.group(0).strip() for m in _ARITHMETIC.finditer(prompt)]
+        expression = max(found, key=len, default="")
+        if not re.search(r"[-+*/%^]", expression.lstrip("-+")):
+            return None
+        return [
+            {
+                "type": "tool_use",
+                "id": f"offline_{zlib.crc32(expression.encode()):08x}",
+                "name": "calculator",
+                "input": {"expression": expression.replace("^", "**")},
+            }
+        ]
+
+    async def _stream(self, text: str, on_text: Callable[[str], None]) -> None:
+        for chunk in re.findall(r"\S+\s*|\s+", text):
+            on_text(chunk)
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, str):
+            return content
+        texts = [b.get("text", "") for b in content if b.get("type") == "text"]
+        if texts:
+            return "\n".join(texts)
+    return ""
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[str]:
+    last = messages[-1]["content"] if messages else ""
+    if isinstance(last, str):
+        return []
+    return [
+        b["content"] if isinstance(b["content"], str) else json.dumps(b["content"])
+        for b in last
+        if b.get("type") == "tool_result"
+    ]
+
+
+def _closest(text: str, choices: list[str]) -> str:
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    def overlap(choice: str) -> int:
+        return len(words & set(re.findall(r"[a-z0-9]+", choice.lower())))
+
+    return max(choices, key=overlap)
+
+
+def _tokens(text: str) -> int:
+    return len(text.split())

@@ -1,0 +1,120 @@
+"""``agent``: the agent loop. The model may call tools; their results go back until it stops.
+
+Tools named in the config come from ``services.tools``, an open mapping: the
+built-ins live in ``graphs.tools.BUILTIN_TOOLS`` and a host may add its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from graphs.errors import NodeError
+from graphs.llm.types import ModelRequest
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
+from graphs.nodes.llm import MODEL_NAME
+from graphs.tools.base import Tool, ToolError
+
+MAX_TOOL_RESULT_CHARS = 100_000
+
+
+class AgentConfig(CommonConfig):
+    prompt: str = Field(max_length=1_000_000)
+    system: str | None = Field(default=None, max_length=1_000_000)
+    model: str | None = MODEL_NAME
+    tools: list[str] = Field(default_factory=list, max_length=50)
+    max_turns: int = Field(default=10, ge=1, le=200)
+    max_tokens: int = Field(default=1024, ge=1, le=128_000)
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("tools")
+    @classmethod
+    def _unique(cls, tools: list[str]) -> list[str]:
+        if len(set(tools)) != len(tools):
+            raise ValueError("tool names must be unique")
+        return tools
+
+
+class AgentNode(NodeType):
+    name = "agent"
+    description = (
+        "Calls the model with tools, runs the tools it asks for, repeats until it is done."
+    )
+    Config = AgentConfig
+
+    def templates(self, config: AgentConfig) -> dict[str, str]:
+        return {"prompt": config.prompt, **({"system": config.system} if config.system else {})}
+
+    def input_ports(self, config: AgentConfig) -> frozenset[str]:
+        return template_ports(self.templates(config))
+
+    def output_ports(self, config: AgentConfig) -> frozenset[str]:
+        return frozenset({"text"})
+
+    def problems(self, config: AgentConfig, services: Services | None) -> list[str]:
+        if services is None:
+            return []
+        return [
+            f"unknown tool {name!r} (known: {', '.join(sorted(services.tools)) or 'none'})"
+            for name in config.tools
+            if name not in services.tools
+        ]
+
+    async def run(self, ctx: NodeContext, config: AgentConfig, inputs: dict) -> dict:
+        prompt = ctx.render("prompt", config.prompt, inputs)
+        system = ctx.render("system", config.system, inputs) if config.system else None
+        tools = {name: ctx.services.tools[name] for name in config.tools}
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        ctx.detail.update(prompt=prompt, system=system, messages=messages)
+        for turn in range(1, config.max_turns + 1):
+            if turn > 1:
+                ctx.emit_text("\n")
+            response = await ctx.call_model(
+                ModelRequest(
+                    model=config.model or ctx.services.default_model,
+                    messages=list(messages),
+                    system=system,
+                    max_tokens=config.max_tokens,
+                    tools=[_schema(tool) for tool in tools.values()],
+                )
+            )
+            messages.append({"role": "assistant", "content": response.content})
+            if response.stop_reason != "tool_use" or not response.tool_uses:
+                ctx.detail["turns"] = turn
+                return {"text": response.text}
+            results = await asyncio.gather(
+                *(_call_tool(ctx, tools, use) for use in response.tool_uses)
+            )
+            messages.append({"role": "user", "content": list(results)})
+        ctx.detail["turns"] = config.max_turns
+        raise NodeError(
+            f"the agent did not finish within max_turns={config.max_turns}; "
+            "raise max_turns or make the task smaller"
+        )
+
+
+def _schema(tool: Tool) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
+
+
+async def _call_tool(ctx: NodeContext, tools: dict[str, Tool], use: dict) -> dict[str, Any]:
+    name, args = use.get("name", ""), use.get("input") or {}
+    tool = tools.get(name)
+    try:
+        if tool is None:
+            raise ToolError(f"unknown tool {name!r}; available: {', '.join(tools) or 'none'}")
+        content, is_error = await tool.call(args, ctx.services.tool_settings), False
+    except ToolError as exc:
+        content, is_error = str(exc), True
+    content = content[:MAX_TOOL_RESULT_CHARS]
+    shown = json.dumps(args, ensure_ascii=False)[:200]
+    ctx.emit_text(f"\n[{name}({shown}) -> {'error: ' if is_error else ''}{content[:200]}]\n")
+    return {
+        "type": "tool_result",
+        "tool_use_id": use.get("id", ""),
+        "content": content,
+        **({"is_error": True} if is_error else {}),
+    }

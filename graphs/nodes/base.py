@@ -1,0 +1,127 @@
+"""What a node type is: a validated config, its ports, and an async ``run``.
+
+A node type is a stateless object; everything a run needs arrives in the
+``NodeContext``. Config keys shared by every type (``CommonConfig``) are the
+executor's business; the rest belong to the type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graphs import templating
+from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
+from graphs.tools.base import Tool, ToolSettings
+
+
+class CommonConfig(BaseModel):
+    """Keys every node type accepts, read by the executor rather than the node."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_iterations: int | None = Field(default=None, ge=1, le=100_000)
+    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
+    retries: int = Field(default=0, ge=0, le=10)
+    on_error: Literal["fail", "continue"] = "fail"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the outside world lends a run: the model, tools, limits.
+
+    Built from the environment by ``graphs.settings.services_from_env``; tests and
+    the web app build their own.
+    """
+
+    model_client: ModelClient
+    default_model: str
+    tools: Mapping[str, Tool]
+    registry: Mapping[str, NodeType]
+    tool_settings: ToolSettings = field(default_factory=ToolSettings)
+    max_concurrency: int = 64
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass
+class NodeContext:
+    """One execution of one node: what it may read, and how it reports."""
+
+    node_id: str
+    iteration: int
+    attempt: int
+    run_inputs: Mapping[str, Any]
+    services: Services
+    prepared: Any
+    emit_text: Callable[[str], None]
+    emit_progress: Callable[[int, int], None]
+    run_subflow: Callable[..., Any]
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
+        """One model call; its usage is added to this node's total."""
+        on_text = self.emit_text if stream else _ignore
+        response = await self.services.model_client.complete(request, on_text)
+        self.usage = self.usage + response.usage
+        self.model = response.model
+        return response
+
+    def render(self, field_name: str, source: str, values: Mapping[str, Any]) -> str:
+        try:
+            return templating.render(source, dict(values))
+        except templating.TemplateProblem as exc:
+            raise templating.TemplateProblem(f"{field_name}: {exc}") from None
+
+
+def _ignore(_: str) -> None:
+    pass
+
+
+class NodeType(ABC):
+    """Base of every node type. Subclasses set ``name``, ``Config`` and ``run``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[CommonConfig]] = CommonConfig
+    # Whether re-running with the same inputs gives the same output (the cache reads it).
+    deterministic: ClassVar[bool] = True
+    # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
+    holds_slot: ClassVar[bool] = True
+
+    def input_ports(self, config: Any) -> frozenset[str] | None:
+        """The ports this node reads; None means any name (a merge)."""
+        return frozenset()
+
+    def output_ports(self, config: Any) -> frozenset[str]:
+        return frozenset()
+
+    def templates(self, config: Any) -> dict[str, str]:
+        """Config fields holding templates, by field name; their variables are ports."""
+        return {}
+
+    def problems(self, config: Any, services: Services | None) -> list[str]:
+        """Type-specific checks beyond the pydantic model, as messages."""
+        return []
+
+    def prepare(self, config: Any, services: Services) -> Any:
+        """Work done once when a flow is compiled; handed to ``run`` as ``ctx.prepared``."""
+        return None
+
+    @abstractmethod
+    async def run(self, ctx: NodeContext, config: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Do the work; return the value emitted on each output port."""
+
+
+def template_ports(sources: Mapping[str, str | None]) -> frozenset[str]:
+    ports: set[str] = set()
+    for source in sources.values():
+        if source:
+            ports |= templating.variables(source)
+    return frozenset(ports)

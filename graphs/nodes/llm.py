@@ -1,0 +1,48 @@
+"""``llm``: one streamed Anthropic Messages call; emits ``text``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from graphs.llm.types import ModelRequest
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, template_ports
+
+MODEL_NAME = Field(default=None, min_length=1, max_length=200)
+
+
+class LLMConfig(CommonConfig):
+    prompt: str = Field(max_length=1_000_000)
+    system: str | None = Field(default=None, max_length=1_000_000)
+    model: str | None = MODEL_NAME
+    max_tokens: int = Field(default=1024, ge=1, le=128_000)
+    # Model calls fail transiently (429, 529); retry them by default.
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class LLMNode(NodeType):
+    name = "llm"
+    description = "One model call, streamed; emits `text` and records token usage."
+    Config = LLMConfig
+
+    def templates(self, config: LLMConfig) -> dict[str, str]:
+        return {"prompt": config.prompt, **({"system": config.system} if config.system else {})}
+
+    def input_ports(self, config: LLMConfig) -> frozenset[str]:
+        return template_ports(self.templates(config))
+
+    def output_ports(self, config: LLMConfig) -> frozenset[str]:
+        return frozenset({"text"})
+
+    async def run(self, ctx: NodeContext, config: LLMConfig, inputs: dict) -> dict:
+        prompt = ctx.render("prompt", config.prompt, inputs)
+        system = ctx.render("system", config.system, inputs) if config.system else None
+        ctx.detail.update(prompt=prompt, system=system)
+        response = await ctx.call_model(
+            ModelRequest(
+                model=config.model or ctx.services.default_model,
+                messages=[{"role": "user", "content": prompt}],
+                system=system,
+                max_tokens=config.max_tokens,
+            )
+        )
+        return {"text": response.text}

@@ -1,0 +1,19 @@
+"""``merge``: waits for every live input port and emits them as one object."""
+
+from __future__ import annotations
+
+from graphs.nodes.base import NodeContext, NodeType
+
+
+class MergeNode(NodeType):
+    name = "merge"
+    description = "Waits for all its connected input ports; emits `value`, an object port -> value."
+
+    def input_ports(self, config: object) -> None:
+        return None
+
+    def output_ports(self, config: object) -> frozenset[str]:
+        return frozenset({"value"})
+
+    async def run(self, ctx: NodeContext, config: object, inputs: dict) -> dict:
+        return {"value": dict(sorted(inputs.items()))}

@@ -1,0 +1,138 @@
+"""``router``: passes its ``input`` on exactly one output port, named after the route chosen.
+
+In ``match`` mode the first rule whose regex matches the input wins; in ``llm``
+mode the model is asked to name a route. Either falls back to ``default``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from graphs.errors import NodeError
+from graphs.llm.types import ModelRequest
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, template_ports
+from graphs.nodes.llm import MODEL_NAME
+
+ROUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+# Regex matching runs on user text: a cap keeps pathological input from stalling the loop.
+MAX_MATCH_CHARS = 100_000
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    route: str
+    pattern: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+        return pattern
+
+
+class RouterConfig(CommonConfig):
+    routes: list[str] = Field(min_length=1, max_length=100)
+    mode: Literal["llm", "match"] = "match"
+    prompt: str | None = Field(default=None, max_length=1_000_000)
+    rules: list[Rule] = Field(default_factory=list, max_length=100)
+    default: str | None = None
+    model: str | None = MODEL_NAME
+
+    @field_validator("routes")
+    @classmethod
+    def _route_names(cls, routes: list[str]) -> list[str]:
+        for route in routes:
+            if not re.match(ROUTE_NAME, route) or len(route) > 100:
+                raise ValueError(f"route name {route!r} must be a short identifier")
+            if route == "error":
+                raise ValueError("'error' is reserved for the error port")
+        if len(set(routes)) != len(routes):
+            raise ValueError("route names must be unique")
+        return routes
+
+    @model_validator(mode="after")
+    def _known_routes(self) -> RouterConfig:
+        for rule in self.rules:
+            if rule.route not in self.routes:
+                raise ValueError(f"rule names route {rule.route!r}, which is not in routes")
+        if self.default is not None and self.default not in self.routes:
+            raise ValueError(f"default route {self.default!r} is not in routes")
+        if self.mode == "match" and not self.rules and self.default is None:
+            raise ValueError("match mode needs rules or a default route")
+        return self
+
+
+class RouterNode(NodeType):
+    name = "router"
+    description = "Sends its `input` down exactly one route, chosen by regex rules or by the model."
+    Config = RouterConfig
+
+    def templates(self, config: RouterConfig) -> dict[str, str]:
+        return {"prompt": config.prompt} if config.mode == "llm" and config.prompt else {}
+
+    def input_ports(self, config: RouterConfig) -> frozenset[str]:
+        return frozenset({"input"}) | template_ports(self.templates(config))
+
+    def output_ports(self, config: RouterConfig) -> frozenset[str]:
+        return frozenset(config.routes)
+
+    async def run(self, ctx: NodeContext, config: RouterConfig, inputs: dict) -> dict:
+        value = inputs.get("input")
+        if config.mode == "match":
+            route = _match(config, _as_text(value))
+        else:
+            route = await _ask_model(ctx, config, inputs)
+        if route is None:
+            raise NodeError(
+                f"no route matched and there is no default (routes: {', '.join(config.routes)})"
+            )
+        ctx.detail["route"] = route
+        return {route: value}
+
+
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _match(config: RouterConfig, text: str) -> str | None:
+    text = text[:MAX_MATCH_CHARS]
+    for rule in config.rules:
+        if re.search(rule.pattern, text):
+            return rule.route
+    return config.default
+
+
+async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> str | None:
+    question = (
+        ctx.render("prompt", config.prompt, inputs) if config.prompt else _as_text(inputs["input"])
+    )
+    system = (
+        "You are a router. Read the user's message and answer with exactly one of these "
+        f"route names and nothing else: {', '.join(config.routes)}."
+    )
+    ctx.detail.update(prompt=question, system=system)
+    response = await ctx.call_model(
+        ModelRequest(
+            model=config.model or ctx.services.default_model,
+            messages=[{"role": "user", "content": question}],
+            system=system,
+            max_tokens=20,
+        )
+    )
+    return _route_named(response.text, config.routes) or config.default
+
+
+def _route_named(reply: str, routes: list[str]) -> str | None:
+    words = re.findall(r"[A-Za-z0-9_-]+", reply.lower())
+    by_lower = {route.lower(): route for route in routes}
+    for word in words:
+        if word in by_lower:
+            return by_lower[word]
+    return None

@@ -1,0 +1,93 @@
+"""Engine settings, read from the environment by small helpers that fail loudly.
+
+``SWITCHYARD_MODEL``               default model for nodes that name none
+``ANTHROPIC_API_KEY``              when unset, the offline model runs instead of Claude
+``ANTHROPIC_BASE_URL``             read by the Anthropic SDK itself
+``SWITCHYARD_MAX_CONCURRENCY``     nodes running at once in one run (default 64)
+``SWITCHYARD_HTTP_GET_ENABLED``    allow the agent tool ``http_get`` (default off)
+``SWITCHYARD_OFFLINE_DELAY_MS``    pause between the offline model's streamed words (default 0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from graphs.llm.offline import OfflineClient
+from graphs.llm.types import ModelClient
+from graphs.nodes import NODE_TYPES
+from graphs.nodes.base import Services
+from graphs.tools import BUILTIN_TOOLS, ToolSettings
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the engine cannot use."""
+
+
+def env_str(name: str, default: str, env: Mapping[str, str] = os.environ) -> str:
+    value = env.get(name, default).strip()
+    if not value:
+        raise SettingsError(f"{name} is set but empty")
+    return value
+
+
+def env_int(
+    name: str, default: int, *, minimum: int = 0, env: Mapping[str, str] = os.environ
+) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool, env: Mapping[str, str] = os.environ) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def model_client_from_env(env: Mapping[str, str] = os.environ) -> ModelClient:
+    """The Anthropic client when an API key is set, else the offline model."""
+    if env.get("ANTHROPIC_API_KEY"):
+        from graphs.llm.anthropic import AnthropicClient
+
+        return AnthropicClient()
+    delay_ms = env_int("SWITCHYARD_OFFLINE_DELAY_MS", 0, env=env)
+    return OfflineClient(chunk_delay_s=delay_ms / 1000)
+
+
+def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
+    return Services(
+        model_client=model_client_from_env(env),
+        default_model=env_str("SWITCHYARD_MODEL", DEFAULT_MODEL, env=env),
+        tools=dict(BUILTIN_TOOLS),
+        registry=NODE_TYPES,
+        tool_settings=ToolSettings(
+            http_get_enabled=env_bool("SWITCHYARD_HTTP_GET_ENABLED", False, env=env)
+        ),
+        max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
+    )
+
+
+def default_services() -> Services:
+    """Services for checks that call no model: the registry and tool names matter."""
+    return Services(
+        model_client=OfflineClient(),
+        default_model=DEFAULT_MODEL,
+        tools=dict(BUILTIN_TOOLS),
+        registry=NODE_TYPES,
+    )

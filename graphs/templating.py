@@ -1,0 +1,109 @@
+"""Prompt templates: Jinja2 in an immutable sandbox with strict undefined variables.
+
+The variables of a template are the target ports of the node that holds it, so
+``variables("Hi {{ name }}")`` is how the engine learns which ports a node has.
+
+>>> render("Hello {{ who }}!", {"who": "world"})
+'Hello world!'
+>>> sorted(variables("{{ a }} and {{ b | upper }}"))
+['a', 'b']
+"""
+
+from __future__ import annotations
+
+import operator
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_TEMPLATE_CHARS = 1_000_000
+MAX_RENDERED_CHARS = 5_000_000
+
+
+class TemplateProblem(ValueError):
+    """The template cannot be used; the message says why, without a traceback."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    # `'a' * 10**9` would otherwise allocate gigabytes inside the sandbox.
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int | float) and abs(right) > 1000:
+                raise SecurityError("exponent too large in template")
+            return operator.pow(left, right)
+        if isinstance(left, str | list) or isinstance(right, str | list):
+            count = right if isinstance(left, str | list) else left
+            seq = left if isinstance(left, str | list) else right
+            if isinstance(count, int) and len(seq) * count > MAX_RENDERED_CHARS:
+                raise SecurityError("template repeats a value past the size limit")
+        return operator.mul(left, right)
+
+
+_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# The default globals (range, lipsum, cycler, joiner, namespace, dict) are escape hatches or
+# CPU sinks; prompts only need their variables and filters.
+_env.globals.clear()
+
+
+@lru_cache(maxsize=1024)
+def _parse(source: str) -> nodes.Template:
+    return _env.parse(source)
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str) -> Any:
+    return _env.from_string(source)
+
+
+def check(source: str) -> None:
+    """Refuse a template that cannot parse or reaches for private attributes.
+
+    >>> check("{{ ''.__class__ }}")
+    Traceback (most recent call last):
+    ...
+    graphs.templating.TemplateProblem: uses '__class__', which the sandbox forbids
+    """
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateProblem(f"is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}")
+    try:
+        tree = _parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(
+            f"template syntax error on line {exc.lineno}: {exc.message}"
+        ) from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        if isinstance(name, str) and name.startswith("_"):
+            raise TemplateProblem(f"uses {name!r}, which the sandbox forbids")
+
+
+def _const(node: nodes.Node) -> Any:
+    return node.value if isinstance(node, nodes.Const) else None
+
+
+def variables(source: str) -> set[str]:
+    """The undeclared variable names of a template: the ports it reads."""
+    from jinja2 import meta
+
+    return set(meta.find_undeclared_variables(_parse(source)))
+
+
+def render(source: str, values: dict[str, Any]) -> str:
+    """Render in the sandbox; any failure becomes a TemplateProblem with a plain message."""
+    check(source)
+    try:
+        text = _compile(source).render(values)
+    except UndefinedError as exc:
+        raise TemplateProblem(f"template error: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateProblem(f"sandbox refused the template: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+    if len(text) > MAX_RENDERED_CHARS:
+        raise TemplateProblem(f"rendered text exceeds {MAX_RENDERED_CHARS:,} characters")
+    return text

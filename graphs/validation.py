@@ -1,0 +1,201 @@
+"""Validation: every reason a flow graph cannot run, each naming its node or edge.
+
+>>> from graphs.document import load
+>>> G = load({
+...     "graph": {"name": "loop"},
+...     "nodes": [
+...         {"id": "a", "type": "template", "config": {"template": "{{ text }}"}},
+...         {"id": "b", "type": "template", "config": {"template": "{{ text }}"}},
+...     ],
+...     "edges": [
+...         {"source": "a", "target": "b", "source_port": "text", "target_port": "text"},
+...         {"source": "b", "target": "a", "source_port": "text", "target_port": "text"},
+...     ],
+... })
+>>> [str(p) for p in validate(G)]
+["node 'a': unguarded cycle a -> b -> a: set max_iterations on one of its nodes"]
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from graphs import templating
+from graphs.errors import Problem
+from graphs.nodes.base import CommonConfig, NodeType, Services
+
+
+@dataclass(frozen=True)
+class CheckedNode:
+    """A node whose type and config passed, with the ports they give it."""
+
+    type: NodeType
+    config: CommonConfig
+    in_ports: frozenset[str] | None
+    out_ports: frozenset[str]
+
+
+def validate(graph: nx.MultiDiGraph, services: Services | None = None) -> list[Problem]:
+    """Every problem of the flow graph; an empty list means it can run."""
+    return check(graph, services)[1]
+
+
+def check(
+    graph: nx.MultiDiGraph, services: Services | None = None
+) -> tuple[dict[str, CheckedNode], list[Problem]]:
+    """The nodes that passed, and every problem; compile needs the problems empty."""
+    if services is None:
+        from graphs.settings import default_services
+
+        services = default_services()
+    checked: dict[str, CheckedNode] = {}
+    problems: list[Problem] = []
+    for node_id, data in graph.nodes(data=True):
+        node, found = _check_node(node_id, data, services)
+        problems += found
+        if node is not None:
+            checked[node_id] = node
+    problems += _check_edges(graph, checked)
+    problems += _check_names(graph, checked)
+    problems += _check_cycles(graph, checked)
+    return checked, problems
+
+
+def _check_node(
+    node_id: str, data: dict[str, Any], services: Services
+) -> tuple[CheckedNode | None, list[Problem]]:
+    type_name = data.get("type")
+    node_type = services.registry.get(type_name) if isinstance(type_name, str) else None
+    if node_type is None:
+        known = ", ".join(sorted(services.registry))
+        shown = repr(type_name)[:60]
+        return None, [Problem(f"unknown node type {shown} (known types: {known})", node=node_id)]
+    try:
+        config = node_type.Config.model_validate(data.get("config") or {})
+    except ValidationError as exc:
+        return None, [Problem(_config_message(err), node=node_id) for err in exc.errors()]
+    problems = []
+    for field, source in node_type.templates(config).items():
+        try:
+            templating.check(source)
+        except templating.TemplateProblem as exc:
+            problems.append(Problem(f"{field} {exc}", node=node_id))
+    problems += [Problem(m, node=node_id) for m in node_type.problems(config, services)]
+    if problems:
+        return None, problems
+    out_ports = node_type.output_ports(config)
+    if config.on_error == "continue":
+        out_ports |= {"error"}
+    return CheckedNode(node_type, config, node_type.input_ports(config), out_ports), []
+
+
+def _config_message(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown config key {where!r}"
+    if error["type"] == "missing":
+        return f"config.{where} is required"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"config.{where}: {message}" if where else f"config: {message}"
+
+
+def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> list[Problem]:
+    problems = []
+    connected: dict[str, set[str]] = defaultdict(set)
+    leaving: dict[str, set[str]] = defaultdict(set)
+    for source, target, key, data in graph.edges(keys=True, data=True):
+        where = (source, target, key)
+        source_port, target_port = data["source_port"], data["target_port"]
+        connected[target].add(target_port)
+        leaving[source].add(source_port)
+        if (src := checked.get(source)) and source_port not in src.out_ports:
+            kind = "route" if src.type.name == "router" else "output port"
+            problems.append(
+                Problem(
+                    f"{source!r} has no {kind} {source_port!r} "
+                    f"(it has: {', '.join(sorted(src.out_ports)) or 'none'})",
+                    edge=where,
+                )
+            )
+        if (
+            (dst := checked.get(target))
+            and dst.in_ports is not None
+            and target_port not in dst.in_ports
+        ):
+            problems.append(
+                Problem(
+                    f"{target!r} has no input port {target_port!r} "
+                    f"(it reads: {', '.join(sorted(dst.in_ports)) or 'nothing'})",
+                    edge=where,
+                )
+            )
+    for node_id, node in checked.items():
+        ports = node.in_ports
+        if ports is None and not connected[node_id]:
+            problems.append(Problem("a merge needs at least one incoming edge", node=node_id))
+        for port in sorted((ports or frozenset()) - connected[node_id]):
+            if port in _template_variables(node):
+                message = (
+                    f"template variable {{{{ {port} }}}} has no port: connect an edge into {port!r}"
+                )
+            else:
+                message = f"input port {port!r} is not connected"
+            problems.append(Problem(message, node=node_id))
+        if node.type.name == "router":
+            for route in node.config.routes:  # type: ignore[attr-defined]
+                if route not in leaving[node_id]:
+                    problems.append(
+                        Problem(f"route {route!r} has no edge leaving its port", node=node_id)
+                    )
+    return problems
+
+
+def _template_variables(node: CheckedNode) -> set[str]:
+    names: set[str] = set()
+    for source in node.type.templates(node.config).values():
+        names |= templating.variables(source)
+    return names
+
+
+def _check_names(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> list[Problem]:
+    problems = []
+    seen: dict[tuple[str, str], str] = {}
+    for node_id, node in checked.items():
+        kind = node.type.name
+        if kind not in ("input", "output"):
+            continue
+        if kind == "input" and graph.in_degree(node_id):
+            problems.append(Problem("an input node takes no incoming edges", node=node_id))
+        name = node.config.name  # type: ignore[attr-defined]
+        if (kind, name) in seen:
+            problems.append(
+                Problem(f"{kind} name {name!r} is also used by {seen[kind, name]!r}", node=node_id)
+            )
+        seen.setdefault((kind, name), node_id)
+    return problems
+
+
+def _check_cycles(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> list[Problem]:
+    """A cycle is legal when some node on it sets max_iterations.
+
+    Removing the guarded nodes must leave no cycle, which is linear to check,
+    unlike listing every simple cycle (exponential in the worst case).
+    """
+    guarded = [n for n, c in checked.items() if c.config.max_iterations is not None]
+    rest = nx.restricted_view(graph, guarded, [])
+    problems = []
+    for component in nx.strongly_connected_components(rest):
+        first = min(component)
+        if len(component) == 1 and not rest.has_edge(first, first):
+            continue
+        cycle = nx.find_cycle(rest.subgraph(component), source=first)
+        path = " -> ".join([cycle[0][0], *(edge[1] for edge in cycle)])
+        problems.append(
+            Problem(f"unguarded cycle {path}: set max_iterations on one of its nodes", node=first)
+        )
+    return problems

@@ -1,0 +1,727 @@
+"""A fake Anthropic Messages API on loopback, for tests and local runs without a key.
+
+It speaks the wire format the ``anthropic`` SDK parses (JSON and SSE streaming), so the
+real SDK can be pointed at it with ``ANTHROPIC_BASE_URL``. Stdlib only, so any process
+that can import ``tests`` can run it.
+
+In-process::
+
+    with FakeAnthropic() as server:
+        os.environ["ANTHROPIC_BASE_URL"] = server.url
+
+Standalone (for a web app or workers in other processes)::
+
+    python -m tests.fakes.anthropic_server --port 0
+    # first line of stdout: "listening on http://127.0.0.1:PORT"
+
+Behaviour is chosen per request, first by ``enqueue``-d ``FakeResponse`` specs (FIFO),
+otherwise by directives written in the text of the LAST user message (string content or
+text blocks; tool_result blocks never carry directives). Processes that cannot reach the
+server object drive it through the prompt alone:
+
+``#fake:reply=TEXT``           reply exactly TEXT (rest of the line)
+``#fake:tool=NAME {json}``     with tools in the request: reply with a tool_use of NAME with
+                               that input (rest of the line); several lines give several
+                               tool_use blocks; a ``reply`` alongside becomes a leading text block
+``#fake:delay=S``              sleep S seconds before answering
+``#fake:chunk_delay=S``        sleep S seconds between streamed deltas
+``#fake:status=CODE``          fail with that HTTP status and an Anthropic error body
+``#fake:retry_after=S``        with ``status``: send ``retry-after: S``
+``#fake:retry_after_ms=MS``    with ``status``: send ``retry-after-ms: MS``
+``#fake:hang``                 read the request, never answer (until disconnect or stop)
+``#fake:break_after=N``        stream N text deltas, then reset the connection
+``#fake:truncate_after=N``     stream N text deltas, then close cleanly without message_stop
+``#fake:stream_error=TYPE``    stream one text delta, then an SSE ``error`` event of TYPE
+                               (e.g. overloaded_error), as the real API does mid-stream
+``#fake:times=N``              apply the failure directives above (status, hang, break_after,
+                               truncate_after, stream_error) to the first N requests with the
+                               same last user text only; later ones answer normally
+
+Directive values other than ``reply`` and ``tool`` are one whitespace-free token, so several
+can share a line: ``#fake:status=429 #fake:retry_after=2 #fake:times=1``. An unknown
+directive is answered with a 400 so that typos show up.
+
+With no directive the reply is ``"fake reply: " + <last user text, first 200 chars>``. When
+the last user message holds tool_result blocks the reply is ``"tool results: "`` + their
+contents joined by ``"; "``. Usage: input_tokens = words in system + all message text,
+output_tokens = words in the reply (text, plus tool inputs as JSON).
+
+A few control endpoints help other processes: ``GET /_fake/requests``,
+``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import itertools
+import json
+import re
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeAnthropic", "FakeResponse", "RecordedRequest"]
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_ERROR_MESSAGES = {
+    "invalid_request_error": "fake invalid request",
+    "authentication_error": "invalid x-api-key",
+    "permission_error": "your API key does not have permission to use the specified resource",
+    "not_found_error": "the requested resource could not be found",
+    "rate_limit_error": "number of requests has exceeded your rate limit",
+    "overloaded_error": "Overloaded",
+    "api_error": "Internal server error",
+}
+_FAILURE_FIELDS = ("status", "hang", "break_after", "truncate_after", "stream_error")
+_VALUE_TO_EOL = {"reply", "tool"}
+_KNOWN_DIRECTIVES = {
+    "reply",
+    "tool",
+    "delay",
+    "chunk_delay",
+    "status",
+    "retry_after",
+    "retry_after_ms",
+    "hang",
+    "break_after",
+    "truncate_after",
+    "stream_error",
+    "times",
+}
+_DIRECTIVE = re.compile(r"#fake:([a-z_]+)")
+
+
+@dataclass
+class FakeResponse:
+    """What to do with one request; also the shape directives are parsed into.
+
+    ``text`` None means the default reply. ``tool_uses`` items are ``{"name", "input"}``
+    dicts or ``(name, input)`` pairs and are used whenever given (even without tools in
+    the request, unlike the ``#fake:tool`` directive).
+    """
+
+    text: str | None = None
+    tool_uses: list[Any] = field(default_factory=list)
+    status: int | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    hang: bool = False
+    break_after: int | None = None
+    truncate_after: int | None = None
+    stream_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: Any  # parsed JSON, or the raw text when it was not JSON
+
+
+class DirectiveError(ValueError):
+    pass
+
+
+def _user_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+def _tool_results(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    results = []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            inner = block.get("content", "")
+            if isinstance(inner, list):
+                inner = " ".join(
+                    b.get("text", "")
+                    for b in inner
+                    if isinstance(b, dict) and b.get("type") == "text"
+                )
+            results.append(str(inner))
+    return results
+
+
+def _last_user_message(body: dict[str, Any]) -> dict[str, Any]:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return message
+    return {}
+
+
+def parse_directives(text: str) -> list[tuple[str, str | None]]:
+    """``(name, value)`` pairs in order; ``reply`` and ``tool`` take the rest of their line."""
+    found: list[tuple[str, str | None]] = []
+    for line in text.splitlines():
+        pos = 0
+        while (match := _DIRECTIVE.search(line, pos)) is not None:
+            name = match.group(1)
+            if name not in _KNOWN_DIRECTIVES:
+                known = ", ".join(sorted(_KNOWN_DIRECTIVES))
+                raise DirectiveError(f"unknown directive #fake:{name} (known: {known})")
+            rest = line[match.end() :]
+            if not rest.startswith("="):
+                found.append((name, None))
+                pos = match.end()
+                continue
+            if name in _VALUE_TO_EOL:
+                found.append((name, rest[1:].strip()))
+                break
+            token = rest[1:].split(maxsplit=1)[0] if rest[1:].strip() else ""
+            found.append((name, token))
+            pos = match.end() + 1 + len(token)
+    return found
+
+
+def _number(name: str, value: str | None, kind: type[float] | type[int] = float) -> Any:
+    try:
+        return kind(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DirectiveError(f"#fake:{name} needs a number, got {value!r}") from None
+
+
+def _spec_from_directives(
+    directives: list[tuple[str, str | None]],
+) -> tuple[FakeResponse, int | None]:
+    spec = FakeResponse()
+    times: int | None = None
+    for name, value in directives:
+        if name == "reply":
+            spec.text = value or ""
+        elif name == "tool":
+            tool_name, _, raw_input = (value or "").partition(" ")
+            if not tool_name:
+                raise DirectiveError("#fake:tool needs a tool name")
+            try:
+                tool_input = json.loads(raw_input) if raw_input.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise DirectiveError(f"#fake:tool={tool_name}: input is not JSON ({exc})") from None
+            spec.tool_uses.append({"name": tool_name, "input": tool_input})
+        elif name == "hang":
+            spec.hang = True
+        elif name == "stream_error":
+            spec.stream_error = value or "overloaded_error"
+        elif name == "times":
+            times = _number(name, value, int)
+        elif name in ("status", "break_after", "truncate_after"):
+            setattr(spec, name, _number(name, value, int))
+        else:  # delay, chunk_delay, retry_after, retry_after_ms
+            setattr(spec, name, _number(name, value))
+    return spec, times
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _request_words(body: dict[str, Any]) -> int:
+    system = body.get("system")
+    if isinstance(system, list):
+        system = " ".join(b.get("text", "") for b in system if isinstance(b, dict))
+    count = _words(system) if isinstance(system, str) else 0
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            count += _words(_user_text(message))
+            count += sum(_words(r) for r in _tool_results(message))
+    return max(count, 1)
+
+
+def _text_chunks(text: str) -> list[str]:
+    # One word (with its trailing space) per delta, so any multi-word reply streams in
+    # several deltas the way real replies do.
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
+def _json_chunks(data: str) -> list[str]:
+    # The API opens tool input with an empty partial_json; mirror it.
+    third = max(1, len(data) // 3)
+    return ["", *[data[i : i + third] for i in range(0, len(data), third)]]
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # so server_close() never joins a thread stuck in a hang
+    allow_reuse_address = True
+
+    def __init__(self, fake: FakeAnthropic, port: int):
+        self.fake = fake
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass  # the connection was reset on purpose (break_after) or by stop()
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.fake.log_requests:
+            sys.stderr.write(f"fake-anthropic: {format % args}\n")
+
+    @property
+    def _fake(self) -> FakeAnthropic:
+        return self.server.fake
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("request-id", self._fake._request_id())
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(
+        self,
+        status: int,
+        message: str | None = None,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        error_type = error_type or _ERROR_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        message = message or _ERROR_MESSAGES.get(error_type, f"fake error {status}")
+        body = {"type": "error", "error": {"type": error_type, "message": message}}
+        self._send_json(status, body, headers)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleeps unless the server stops first; False means stop."""
+        return not (seconds > 0 and self._fake._stopping.wait(seconds))
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER 0 turns close() into a TCP RST: the client sees a dropped connection,
+        # not a clean end of body. The short pause lets it read what was already sent.
+        time.sleep(0.05)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # makefile() holds a reference that would defer the close
+        self.connection.close()
+        self.close_connection = True
+
+    def _wait_for_disconnect(self) -> None:
+        while not self._fake._stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                if not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+            except OSError:
+                return
+            time.sleep(0.05)  # pipelined bytes: keep hanging without spinning
+        self.close_connection = True
+
+    # --- routes ---------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        if self.path == "/_fake/requests":
+            self._send_json(200, [dataclasses.asdict(r) for r in self._fake.requests])
+        else:
+            self._send_error(404, f"fake server: no route GET {self.path}", "not_found_error")
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        if self.path == "/_fake/reset":
+            self._fake.reset()
+            self._send_json(200, {"ok": True})
+            return
+        if self.path == "/_fake/enqueue":
+            self._fake.enqueue(FakeResponse(**json.loads(raw or b"{}")))
+            self._send_json(200, {"ok": True})
+            return
+
+        try:
+            body: Any = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        self._fake._record(
+            RecordedRequest(
+                method="POST",
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+        )
+        if self.path.split("?")[0] != "/v1/messages":
+            self._send_error(404, f"fake server: no route POST {self.path}", "not_found_error")
+            return
+        if not isinstance(body, dict):
+            self._send_error(400, "fake server: request body is not a JSON object")
+            return
+        missing = [k for k in ("model", "max_tokens", "messages") if k not in body]
+        if missing:
+            self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
+            return
+        try:
+            spec = self._fake._spec_for(body)
+        except DirectiveError as exc:
+            self._send_error(400, f"fake server: {exc}")
+            return
+        self._answer(body, spec)
+
+    def _answer(self, body: dict[str, Any], spec: FakeResponse) -> None:
+        if not self._sleep(spec.delay):
+            self.close_connection = True
+            return
+        if spec.hang:
+            self._wait_for_disconnect()
+            self.close_connection = True
+            return
+        if spec.status is not None:
+            headers = {}
+            if spec.retry_after is not None:
+                headers["retry-after"] = f"{spec.retry_after:g}"
+            if spec.retry_after_ms is not None:
+                headers["retry-after-ms"] = f"{spec.retry_after_ms:g}"
+            self._send_error(spec.status, spec.error_message, headers=headers)
+            return
+
+        content, stop_reason = self._fake._content_for(body, spec)
+        message = {
+            "id": self._fake._message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": _request_words(body),
+                "output_tokens": sum(
+                    _words(b["text"]) if b["type"] == "text" else _words(json.dumps(b["input"]))
+                    for b in content
+                ),
+            },
+        }
+        if body.get("stream"):
+            self._stream(message, spec)
+        elif spec.break_after is not None or spec.truncate_after is not None:
+            self._send_partial_json(message, reset=spec.break_after is not None)
+        else:
+            self._send_json(200, message)
+
+    def _send_partial_json(self, message: dict[str, Any], *, reset: bool) -> None:
+        data = json.dumps(message).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        if reset:
+            self._reset_connection()
+        self.close_connection = True
+
+    def _stream(self, message: dict[str, Any], spec: FakeResponse) -> None:
+        # Framing is "read until close": no Content-Length, no chunked encoding.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.send_header("request-id", self._fake._request_id())
+        self.end_headers()
+        self.close_connection = True
+
+        limit = spec.break_after if spec.break_after is not None else spec.truncate_after
+        if spec.stream_error is not None:
+            limit = 1
+        sent = 0
+        try:
+            for frame in self._events(message, spec.chunk_delay):
+                if frame is None:  # a text delta is about to go out
+                    if limit is not None and sent >= limit:
+                        break
+                    sent += 1
+                    continue
+                self.wfile.write(frame)
+            else:
+                return
+        except OSError:
+            return  # the client went away
+        if spec.break_after is not None:
+            self._reset_connection()
+        elif spec.stream_error is not None:
+            error = {
+                "type": "error",
+                "error": {
+                    "type": spec.stream_error,
+                    "message": _ERROR_MESSAGES.get(spec.stream_error, spec.stream_error),
+                },
+            }
+            with contextlib.suppress(OSError):
+                self.wfile.write(_sse("error", error))
+
+    def _events(self, message: dict[str, Any], chunk_delay: float) -> Iterator[bytes | None]:
+        """SSE frames; yields None just before each text delta so the caller can cut there."""
+        start = {**message, "content": [], "stop_reason": None}
+        start["usage"] = {**message["usage"], "output_tokens": 0}
+        yield _sse("message_start", {"type": "message_start", "message": start})
+        yield _sse("ping", {"type": "ping"})
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                yield _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {"type": "text", "text": ""}},
+                )  # fmt: skip
+                for piece in _text_chunks(block["text"]):
+                    yield None
+                    if not self._sleep(chunk_delay):
+                        return
+                    yield _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "text_delta", "text": piece}},
+                    )  # fmt: skip
+            else:
+                yield _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {**block, "input": {}}},
+                )  # fmt: skip
+                for piece in _json_chunks(json.dumps(block["input"])):
+                    if not self._sleep(chunk_delay):
+                        return
+                    yield _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "input_json_delta", "partial_json": piece}},
+                    )  # fmt: skip
+            yield _sse("content_block_stop", {"type": "content_block_stop", "index": index})
+        yield _sse(
+            "message_delta",
+            {"type": "message_delta",
+             "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+             "usage": {"output_tokens": message["usage"]["output_tokens"]}},
+        )  # fmt: skip
+        yield _sse("message_stop", {"type": "message_stop"})
+
+
+class FakeAnthropic:
+    """The fake server. ``start()``/``stop()`` or use as a context manager."""
+
+    def __init__(self, port: int = 0, *, log_requests: bool = False):
+        self.log_requests = log_requests
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._queue: deque[FakeResponse] = deque()
+        self._failures: dict[str, int] = {}
+        self._connections: set[socket.socket] = set()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> FakeAnthropic:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        self._httpd = _Server(self, self._port)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-anthropic",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes delays, chunk delays and hangs
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            # Unblocks handler threads waiting on idle keep-alive connections.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeAnthropic is not running; call start() first")
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Base URL for ANTHROPIC_BASE_URL (the SDK appends /v1/messages)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- test API -------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far (a snapshot copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def message_requests(self) -> list[dict[str, Any]]:
+        """Bodies of the POST /v1/messages requests, in order."""
+        return [r.body for r in self.requests if r.path.split("?")[0] == "/v1/messages"]
+
+    def enqueue(self, *specs: FakeResponse | dict[str, Any]) -> None:
+        """Answer the next requests with these specs (FIFO), ignoring their directives."""
+        with self._lock:
+            for spec in specs:
+                self._queue.append(spec if isinstance(spec, FakeResponse) else FakeResponse(**spec))
+
+    def reset(self) -> None:
+        """Forget recorded requests, queued specs and ``#fake:times`` counts."""
+        with self._lock:
+            self._requests.clear()
+            self._queue.clear()
+            self._failures.clear()
+
+    # --- internals used by the handler ------------------------------------------------
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _request_id(self) -> str:
+        return f"req_fake_{next(self._ids):06d}"
+
+    def _message_id(self) -> str:
+        return f"msg_fake_{next(self._ids):06d}"
+
+    def _spec_for(self, body: dict[str, Any]) -> FakeResponse:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        text = _user_text(_last_user_message(body))
+        spec, times = _spec_from_directives(parse_directives(text))
+        if times is not None and any(
+            getattr(spec, f) not in (None, False) for f in _FAILURE_FIELDS
+        ):
+            with self._lock:
+                seen = self._failures.get(text, 0)
+                self._failures[text] = seen + 1
+            if seen >= times:
+                for name in _FAILURE_FIELDS:
+                    setattr(spec, name, False if name == "hang" else None)
+        if not body.get("tools"):
+            spec.tool_uses = []  # directive tool calls only make sense when tools were offered
+        return spec
+
+    def _content_for(
+        self, body: dict[str, Any], spec: FakeResponse
+    ) -> tuple[list[dict[str, Any]], str]:
+        last = _last_user_message(body)
+        results = _tool_results(last)
+        if results and spec.text is None and not spec.tool_uses:
+            return [{"type": "text", "text": "tool results: " + "; ".join(results)}], "end_turn"
+        content: list[dict[str, Any]] = []
+        if spec.tool_uses:
+            if spec.text:
+                content.append({"type": "text", "text": spec.text})
+            for n, use in enumerate(spec.tool_uses):
+                name, tool_input = (
+                    (use["name"], use.get("input", {})) if isinstance(use, dict) else use
+                )
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_fake_{next(self._ids):06d}_{n}",
+                        "name": name,
+                        "input": tool_input,
+                    }
+                )
+            return content, "tool_use"
+        text = spec.text if spec.text is not None else "fake reply: " + _user_text(last)[:200]
+        return [{"type": "text", "text": text}], "end_turn"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Anthropic Messages API on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+    args = parser.parse_args(argv)
+    server = FakeAnthropic(args.port, log_requests=not args.quiet).start()
+    print(f"listening on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
