@@ -76,10 +76,24 @@ def check(source: str) -> None:
         raise TemplateProblem(
             f"template syntax error on line {exc.lineno}: {exc.message}"
         ) from None
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        name = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
-        if isinstance(name, str) and name.startswith("_"):
-            raise TemplateProblem(f"uses {name!r}, which the sandbox forbids")
+    forbidden = sorted(_private_names(tree), key=source.find)
+    if forbidden:
+        raise TemplateProblem(f"uses {forbidden[0]!r}, which the sandbox forbids")
+
+
+def _private_names(tree: nodes.Template) -> set[str]:
+    """Private names reached for by attribute, item, or a filter argument like attr('_x')."""
+    names: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test)):
+        if isinstance(node, nodes.Getattr):
+            candidates = [node.attr]
+        elif isinstance(node, nodes.Getitem):
+            candidates = [_const(node.arg)]
+        else:
+            candidates = [_const(arg) for arg in node.args]
+            candidates += [_const(kw.value) for kw in node.kwargs]
+        names.update(c for c in candidates if isinstance(c, str) and c.startswith("_"))
+    return names
 
 
 def _const(node: nodes.Node) -> Any:

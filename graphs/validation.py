@@ -136,7 +136,7 @@ def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
             )
     for node_id, node in checked.items():
         ports = node.in_ports
-        if ports is None and not connected[node_id]:
+        if node.type.name == "merge" and not connected[node_id]:
             problems.append(Problem("a merge needs at least one incoming edge", node=node_id))
         for port in sorted((ports or frozenset()) - connected[node_id]):
             if port in _template_variables(node):

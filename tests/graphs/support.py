@@ -1,0 +1,149 @@
+"""Helpers for engine tests: a flow builder and node types that make behaviour observable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from pydantic import Field
+
+from graphs.errors import NodeError
+from graphs.executor import CompiledFlow, compile_flow
+from graphs.llm.offline import OfflineClient
+from graphs.nodes import NODE_TYPES
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+from graphs.settings import default_services
+from graphs.tools import BUILTIN_TOOLS
+
+
+def flow(*nodes: dict, edges: list[tuple[str, str, str, str]] = (), name: str = "test") -> dict:
+    """A flow document; edges are (source, source_port, target, target_port)."""
+    return {
+        "graph": {"name": name},
+        "nodes": list(nodes),
+        "edges": [
+            {"source": s, "source_port": sp, "target": t, "target_port": tp}
+            for s, sp, t, tp in edges
+        ],
+    }
+
+
+def node(node_id: str, type_: str, **config: Any) -> dict:
+    return {"id": node_id, "type": type_, "config": config}
+
+
+class Probe:
+    """Counts how many probe nodes run at once, and which were cancelled."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+        self.cancelled: list[str] = []
+        self.calls: dict[str, int] = {}
+
+
+class SleepConfig(CommonConfig):
+    seconds: float = 0.0
+    fail_times: int = 0
+    retryable: bool = True
+    retry_after: float | None = None
+
+
+class SleepNode(NodeType):
+    """Waits, then passes `value` on; fails its first `fail_times` attempts."""
+
+    name = "sleep"
+    Config = SleepConfig
+
+    def __init__(self, probe: Probe):
+        self.probe = probe
+
+    def input_ports(self, config: SleepConfig) -> None:
+        return None
+
+    def output_ports(self, config: SleepConfig) -> frozenset[str]:
+        return frozenset({"value"})
+
+    async def run(self, ctx: NodeContext, config: SleepConfig, inputs: dict) -> dict:
+        probe = self.probe
+        probe.calls[ctx.node_id] = probe.calls.get(ctx.node_id, 0) + 1
+        probe.running += 1
+        probe.peak = max(probe.peak, probe.running)
+        try:
+            await asyncio.sleep(config.seconds)
+        except asyncio.CancelledError:
+            probe.cancelled.append(ctx.node_id)
+            raise
+        finally:
+            probe.running -= 1
+        if ctx.attempt <= config.fail_times:
+            raise NodeError(
+                f"planned failure {ctx.attempt}",
+                retryable=config.retryable,
+                retry_after=config.retry_after,
+            )
+        return {"value": inputs.get("value", ctx.node_id)}
+
+
+class CountConfig(CommonConfig):
+    pass
+
+
+class CountNode(NodeType):
+    """Adds one to its `value` (starting from 0)."""
+
+    name = "count"
+    Config = CountConfig
+
+    def input_ports(self, config: CountConfig) -> frozenset[str]:
+        return frozenset({"value"})
+
+    def output_ports(self, config: CountConfig) -> frozenset[str]:
+        return frozenset({"value"})
+
+    async def run(self, ctx: NodeContext, config: CountConfig, inputs: dict) -> dict:
+        return {"value": int(inputs["value"]) + 1}
+
+
+def services(probe: Probe | None = None, **overrides: Any) -> Services:
+    probe = probe or Probe()
+    base = default_services()
+    registry: Mapping[str, NodeType] = {
+        **NODE_TYPES,
+        "sleep": SleepNode(probe),
+        "count": CountNode(),
+    }
+    return replace(
+        base,
+        registry=registry,
+        tools=dict(BUILTIN_TOOLS),
+        model_client=OfflineClient(),
+        backoff_base_s=0.01,
+        **overrides,
+    )
+
+
+def compiled(doc: dict, probe: Probe | None = None, **overrides: Any) -> CompiledFlow:
+    return compile_flow(doc, services(probe, **overrides))
+
+
+async def run(doc: dict, inputs: dict | None = None, probe: Probe | None = None, **overrides):
+    """Run a flow; returns (result, events)."""
+    events: list[dict] = []
+    result = await compiled(doc, probe, **overrides).run(inputs or {}, events.append)
+    return result, events
+
+
+def of_type(events: list[dict], type_: str) -> list[dict]:
+    return [e for e in events if e["type"] == type_]
+
+
+def statuses(events: list[dict]) -> dict[str, str]:
+    """The last status of each node: started, finished, skipped, failed."""
+    seen: dict[str, str] = {}
+    for event in events:
+        if "node" in event and event["type"] != "node_delta":
+            seen[event["node"]] = event["type"].removeprefix("node_")
+    return seen

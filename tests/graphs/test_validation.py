@@ -1,0 +1,265 @@
+"""Validation and bad input: every malformed flow gets a clear error naming the node or edge."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from graphs import document
+from graphs.errors import FlowInvalid
+from graphs.validation import validate
+from tests.graphs.support import flow, node, services
+
+
+def problems(doc: dict) -> list[str]:
+    try:
+        graph = document.load(doc)
+    except FlowInvalid as exc:
+        return [str(p) for p in exc.problems]
+    return [str(p) for p in validate(graph, services())]
+
+
+def simple(**llm_config) -> dict:
+    return flow(
+        node("q", "input", name="q"),
+        node("ask", "llm", **({"prompt": "Answer {{ q }}"} | llm_config)),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "ask", "q"), ("ask", "text", "out", "value")],
+    )
+
+
+def test_a_good_flow_has_no_problems():
+    assert problems(simple()) == []
+
+
+def test_unknown_node_type_is_named():
+    doc = simple()
+    doc["nodes"][1]["type"] = "llmm"
+    assert problems(doc)[0].startswith("node 'ask': unknown node type 'llmm' (known types: agent,")
+
+
+def test_node_type_named_like_a_python_builtin_is_just_unknown():
+    doc = simple()
+    doc["nodes"][1]["type"] = "__import__"
+    assert problems(doc)[0].startswith("node 'ask': unknown node type '__import__'")
+
+
+def test_bad_config_key_is_refused():
+    assert problems(simple(temperature=0.2)) == ["node 'ask': unknown config key 'temperature'"]
+
+
+def test_missing_and_mistyped_config_values_are_named():
+    doc = simple()
+    doc["nodes"][1]["config"] = {"max_tokens": "many"}
+    found = problems(doc)
+    assert "node 'ask': config.prompt is required" in found
+    assert any(p.startswith("node 'ask': config.max_tokens:") for p in found)
+
+
+def test_dangling_edge_is_refused_before_networkx_invents_a_node():
+    doc = simple()
+    doc["edges"].append(
+        {"source": "ask", "target": "ghost", "source_port": "text", "target_port": "value"}
+    )
+    assert problems(doc) == [
+        "edge 'ask' -> 'ghost' (2): dangling edge: target node 'ghost' does not exist"
+    ]
+
+
+def test_duplicate_node_id_is_refused():
+    doc = simple()
+    doc["nodes"].append(node("ask", "template", template="x"))
+    assert problems(doc) == ["node 'ask': duplicate node id"]
+
+
+def test_unguarded_cycle_is_refused_and_a_guarded_one_accepted():
+    doc = flow(
+        node("a", "template", template="{{ x }}"),
+        node("b", "template", template="{{ x }}"),
+        edges=[("a", "text", "b", "x"), ("b", "text", "a", "x")],
+    )
+    assert problems(doc) == [
+        "node 'a': unguarded cycle a -> b -> a: set max_iterations on one of its nodes"
+    ]
+    doc["nodes"][1]["config"]["max_iterations"] = 3
+    assert problems(doc) == []
+
+
+def test_self_loop_needs_a_guard_too():
+    doc = flow(node("a", "template", template="{{ x }}"), edges=[("a", "text", "a", "x")])
+    assert "unguarded cycle a -> a" in problems(doc)[0]
+
+
+def test_router_route_with_no_matching_port_is_named():
+    doc = flow(
+        node("q", "input", name="q"),
+        node("r", "router", routes=["yes", "no"], default="no"),
+        node("o", "output", name="o"),
+        edges=[
+            ("q", "value", "r", "input"),
+            ("r", "yes", "o", "value"),
+            ("r", "maybe", "o", "value"),
+        ],
+    )
+    found = problems(doc)
+    assert "edge 'r' -> 'o' (1): 'r' has no route 'maybe' (it has: no, yes)" in found
+    assert "node 'r': route 'no' has no edge leaving its port" in found
+
+
+def test_router_rules_must_name_known_routes():
+    doc = flow(
+        node("q", "input", name="q"),
+        node("r", "router", routes=["a"], rules=[{"route": "b", "pattern": "x"}]),
+        edges=[("q", "value", "r", "input")],
+    )
+    assert problems(doc) == ["node 'r': config: rule names route 'b', which is not in routes"]
+
+
+def test_router_regex_must_compile():
+    doc = flow(node("r", "router", routes=["a"], rules=[{"route": "a", "pattern": "("}]))
+    assert problems(doc)[0].startswith("node 'r': config.rules.0.pattern: invalid regex '('")
+
+
+def test_template_variable_with_no_port_is_named():
+    found = problems(simple(prompt="Answer {{ q }} using {{ context }}"))
+    assert found == [
+        "node 'ask': template variable {{ context }} has no port: connect an edge into 'context'"
+    ]
+
+
+def test_edge_into_a_port_the_node_does_not_read_is_named():
+    doc = simple()
+    doc["edges"].append(
+        {"source": "q", "target": "ask", "source_port": "value", "target_port": "qq"}
+    )
+    assert "edge 'q' -> 'ask' (1): 'ask' has no input port 'qq' (it reads: q)" in problems(doc)
+
+
+def test_agent_tools_must_exist():
+    doc = flow(node("a", "agent", prompt="hi", tools=["calculator", "shell"]))
+    assert problems(doc) == ["node 'a': unknown tool 'shell' (known: calculator, http_get)"]
+
+
+def test_inline_map_flow_is_validated_with_its_own_node_names():
+    inner = flow(
+        node("x", "input", name="x"),
+        node("o", "output", name="o"),
+        edges=[("x", "value", "o", "value")],
+    )
+    doc = flow(
+        node("items", "input", name="items"),
+        node("m", "map", flow=inner),
+        edges=[("items", "value", "m", "items")],
+    )
+    assert problems(doc) == ["node 'm': inline flow needs an input node named 'item'"]
+
+
+def test_input_names_must_be_unique_and_inputs_take_no_edges():
+    doc = flow(
+        node("a", "input", name="q"),
+        node("b", "input", name="q"),
+        edges=[("a", "value", "b", "value")],
+    )
+    found = problems(doc)
+    assert "node 'b': an input node takes no incoming edges" in found
+    assert "node 'b': input name 'q' is also used by 'a'" in found
+
+
+def test_flow_needs_a_name():
+    doc = simple()
+    doc["graph"] = {}
+    assert problems(doc) == ["the flow needs a name (graph.name)"]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "forbidden"),
+    [
+        ("{{ ''.__class__.__mro__ }}", "__class__"),
+        ("{{ cycler.__init__.__globals__ }}", "__init__"),
+        ("{{ q['__class__'] }}", "__class__"),
+        ("{{ q|attr('__class__') }}", "__class__"),
+        ("{{ q|map(attribute='__class__')|list }}", "__class__"),
+    ],
+)
+def test_sandbox_escapes_in_a_prompt_are_refused_naming_the_node(prompt, forbidden):
+    found = problems(simple(prompt=prompt))
+    assert found and all(p.startswith("node 'ask': ") for p in found)
+    assert f"uses '{forbidden}', which the sandbox forbids" in found[0]
+
+
+async def test_a_dynamic_private_attribute_is_stopped_by_the_sandbox_at_run_time():
+    from tests.graphs.support import run
+
+    doc = flow(
+        node("q", "input", name="q"),
+        node("t", "template", template="{{ q|attr(q) }}"),
+        node("o", "output", name="o"),
+        edges=[("q", "value", "t", "q"), ("t", "text", "o", "value")],
+    )
+    result, _ = await run(doc, {"q": "__class__"})
+    assert result.status == "failed"
+    assert result.outputs == {}
+    assert result.error.startswith("node 't' failed: template: sandbox refused the template:")
+
+
+def timed(action):
+    began = time.monotonic()
+    try:
+        action()
+    except FlowInvalid as exc:
+        return time.monotonic() - began, [str(p) for p in exc.problems]
+    raise AssertionError("expected FlowInvalid")
+
+
+def test_json_nested_100000_deep_is_refused_quickly():
+    elapsed, found = timed(lambda: document.parse("[" * 100_000 + "]" * 100_000))
+    assert found == ["the JSON is nested too deeply"]
+    assert elapsed < 1
+
+
+def test_a_document_nested_deep_inside_config_is_refused():
+    deep: list = []
+    for _ in range(1000):
+        deep = [deep]
+    doc = simple()
+    doc["nodes"][0]["config"]["default"] = deep
+    assert "nested more than 64 levels deep" in problems(doc)[0]
+
+
+def test_100000_nodes_are_refused_quickly():
+    doc = flow(*(node(f"n{i}", "template", template="x") for i in range(100_000)))
+    elapsed, found = timed(lambda: document.load(doc))
+    assert found == ["100,000 nodes; the limit is 10,000"]
+    assert elapsed < 1
+
+
+def test_a_10_mb_prompt_is_refused_naming_the_node():
+    doc = simple(prompt="x" * 10_000_000)
+    began = time.monotonic()
+    found = problems(doc)
+    assert time.monotonic() - began < 1
+    assert found == ["node 'ask': config.prompt: String should have at most 1000000 characters"]
+
+
+def test_a_lone_surrogate_is_refused():
+    text = json.dumps(simple(prompt="bad \ud800 text"))
+    assert "\\ud800" in text
+    elapsed, found = timed(lambda: document.load(document.parse(text)))
+    assert found == [
+        "the document['nodes'][1]['config']['prompt'] holds a lone surrogate, which is not valid Unicode text"
+    ]
+
+
+def test_not_json_and_not_an_object_are_refused():
+    assert timed(lambda: document.parse("{nope"))[1][0].startswith("not valid JSON:")
+    assert timed(lambda: document.parse("[1, 2]"))[1] == ["a flow document is a JSON object"]
+
+
+def test_document_round_trips_through_node_link_data():
+    doc = simple()
+    graph = document.load(doc)
+    again = document.load(document.dump(graph))
+    assert document.dump(again) == document.dump(graph)
+    assert graph.nodes["ask"]["config"] == {"prompt": "Answer {{ q }}"}
