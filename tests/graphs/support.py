@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from pydantic import Field
-
 from graphs.errors import NodeError
 from graphs.executor import CompiledFlow, compile_flow
 from graphs.llm.offline import OfflineClient

@@ -119,7 +119,7 @@ async def test_router_default_route_and_join_waits_only_for_live_branch():
 async def test_router_without_match_or_default_fails_naming_the_node():
     doc = routed()
     doc["nodes"][1]["config"].pop("default")
-    result, events = await run(doc, {"q": "nothing matches"})
+    result, _events = await run(doc, {"q": "nothing matches"})
     assert result.status == "failed"
     assert result.failed_node == "route"
     assert "no route matched" in result.error
@@ -395,7 +395,7 @@ async def test_streamed_text_is_coalesced_not_one_event_per_token():
         node("m", "llm", prompt="{{ p }}"),
         edges=[("p", "value", "m", "p")],
     )
-    result, events = await run(doc, {"p": " ".join(["word"] * 500)})
+    _result, events = await run(doc, {"p": " ".join(["word"] * 500)})
     deltas = of_type(events, "node_delta")
     assert 1 <= len(deltas) < 10
     finished = of_type(events, "node_finished")[-1]
@@ -411,7 +411,7 @@ async def test_model_nodes_record_usage_and_the_offline_model_says_so():
         edges=[("p", "value", "m", "p"), ("m", "text", "o", "value")],
     )
     result, events = await run(doc, {"p": "hi"})
-    finished = [e for e in of_type(events, "node_finished") if e["node"] == "m"][0]
+    finished = next(e for e in of_type(events, "node_finished") if e["node"] == "m")
     assert finished["model"] == "offline"
     assert finished["usage"]["input_tokens"] > 0 and finished["usage"]["output_tokens"] > 0
     assert finished["detail"]["prompt"] == "Say hi"
