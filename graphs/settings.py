@@ -19,7 +19,7 @@ from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 
 
 class SettingsError(ValueError):

@@ -3,11 +3,10 @@
 The SDK is always built with ``max_retries=0``. The executor owns the single retry layer:
 it decides per node how many attempts a call gets, honours ``retry_after``, records each
 attempt, and stops retrying when a run is cancelled. If the SDK retried as well, one node
-attempt could silently turn into several HTTP calls (multiplying cost and latency behind
-the executor's back), streamed deltas from a failed try could mix with the retry's, and
-the executor's attempt count and backoff would be wrong. So every failure surfaces
-immediately as a ``ModelError`` whose ``retryable`` and ``retry_after`` tell the executor
-what to do.
+attempt could silently turn into several HTTP calls with their own sleeps (multiplying
+cost and latency behind the executor's back, and delaying cancellation), and the recorded
+attempts and backoff would be wrong. So every failure surfaces at once as a ``ModelError``
+whose ``retryable`` and ``retry_after`` tell the executor what to do.
 
 ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` are read by the SDK itself, so tests and
 local runs can point it at a fake server through the environment alone.
@@ -62,6 +61,10 @@ class AnthropicClient:
     not a deadline for the whole call; overall deadlines are the caller's, by cancelling.
     A client passed in is used through ``with_options(max_retries=0, timeout=timeout_s)``
     so that it shares its connection pool but never retries on its own.
+
+    Without a client, the SDK client is built on the first call rather than here, so that
+    missing or broken credentials show up as that call's ``ModelError`` (on the node that
+    needed them) instead of crashing whatever constructed this object.
     """
 
     name = "anthropic"
@@ -70,10 +73,20 @@ class AnthropicClient:
         self, client: anthropic.AsyncAnthropic | None = None, *, timeout_s: float = 600
     ) -> None:
         self._timeout_s = timeout_s
-        if client is None:
-            self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=timeout_s)
-        else:
+        self._client: anthropic.AsyncAnthropic | None = None
+        if client is not None:
             self._client = client.with_options(max_retries=0, timeout=timeout_s)
+
+    def _sdk(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            try:
+                self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=self._timeout_s)
+            except anthropic.AnthropicError as exc:
+                raise ModelError(
+                    f"could not set up the Anthropic client: {exc}; check ANTHROPIC_API_KEY",
+                    retryable=False,
+                ) from exc
+        return self._client
 
     async def complete(
         self, request: ModelRequest, on_text: Callable[[str], None]
@@ -88,9 +101,10 @@ class AnthropicClient:
         if request.tools:
             params["tools"] = request.tools
 
+        sdk = self._sdk()
         streaming = False
         try:
-            async with self._client.messages.stream(**params) as stream:
+            async with sdk.messages.stream(**params) as stream:
                 streaming = True
                 finished = False
                 async for event in stream:
@@ -122,9 +136,14 @@ class AnthropicClient:
         except anthropic.APIConnectionError as exc:
             detail = f": {_describe(exc.__cause__)}" if exc.__cause__ is not None else ""
             raise ModelError(
-                f"could not connect to the Anthropic API at {self._client.base_url}{detail}; "
+                f"could not connect to the Anthropic API at {sdk.base_url}{detail}; "
                 "check network access and ANTHROPIC_BASE_URL",
                 retryable=True,
+            ) from exc
+        except anthropic.CredentialsError as exc:
+            raise ModelError(
+                f"Anthropic credentials could not be loaded: {exc}; check ANTHROPIC_API_KEY",
+                retryable=False,
             ) from exc
         except httpx2.TimeoutException as exc:
             raise self._timeout_error() from exc
@@ -138,10 +157,11 @@ class AnthropicClient:
             # Anything else the SDK raises (a malformed stream it could not parse, ...)
             # still has to reach the executor as a ModelError. Once streaming, such damage
             # is transient; before the request went out it is a bug in the request.
-            raise ModelError(
-                f"unexpected error from the Anthropic SDK: {_describe(exc)}",
-                retryable=streaming,
-            ) from exc
+            text = f"unexpected error from the Anthropic SDK: {_describe(exc)}"
+            if not streaming and "authentication" in str(exc).lower():
+                # The SDK reports "no key anywhere" as a bare TypeError before sending.
+                text = f"no Anthropic API key found ({exc}); set ANTHROPIC_API_KEY"
+            raise ModelError(text, retryable=streaming) from exc
 
         return ModelResponse(
             model=message.model,

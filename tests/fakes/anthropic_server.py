@@ -41,7 +41,8 @@ Directive values other than ``reply`` and ``tool`` are one whitespace-free token
 can share a line: ``#fake:status=429 #fake:retry_after=2 #fake:times=1``. An unknown
 directive is answered with a 400 so that typos show up.
 
-With no directive the reply is ``"fake reply: " + <last user text, first 200 chars>``. When
+With no reply directive the answer is ``"fake reply: " + <last user text, first 200 chars>``
+(verbatim, directives included). When
 the last user message holds tool_result blocks the reply is ``"tool results: "`` + their
 contents joined by ``"; "``. Usage: input_tokens = words in system + all message text,
 output_tokens = words in the reply (text, plus tool inputs as JSON).
@@ -381,7 +382,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"ok": True})
             return
         if self.path == "/_fake/enqueue":
-            self._fake.enqueue(FakeResponse(**json.loads(raw or b"{}")))
+            try:
+                self._fake.enqueue(FakeResponse(**json.loads(raw or b"{}")))
+            except (TypeError, ValueError) as exc:
+                self._send_error(400, f"fake server: bad enqueue body: {exc}")
+                return
             self._send_json(200, {"ok": True})
             return
 

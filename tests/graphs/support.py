@@ -113,14 +113,13 @@ def services(probe: Probe | None = None, **overrides: Any) -> Services:
         "sleep": SleepNode(probe),
         "count": CountNode(),
     }
-    return replace(
-        base,
-        registry=registry,
-        tools=dict(BUILTIN_TOOLS),
-        model_client=OfflineClient(),
-        backoff_base_s=0.01,
-        **overrides,
-    )
+    settings = {
+        "registry": registry,
+        "tools": dict(BUILTIN_TOOLS),
+        "model_client": OfflineClient(),
+        "backoff_base_s": 0.01,
+    }
+    return replace(base, **(settings | overrides))
 
 
 def compiled(doc: dict, probe: Probe | None = None, **overrides: Any) -> CompiledFlow:

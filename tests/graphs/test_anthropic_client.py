@@ -21,8 +21,6 @@ from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.types import ModelRequest
 from tests.fakes.anthropic_server import FakeAnthropic, FakeResponse
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "claude-sonnet-4-6"
 ADD_TOOL = {
@@ -369,3 +367,27 @@ def test_fake_runs_as_a_standalone_process():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+@pytest.mark.parametrize("config_dir", ["empty", "missing"])
+async def test_missing_api_key_is_a_non_retryable_error_naming_the_variable(
+    anthropic_env: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    config_dir: str,
+):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    # Keep the SDK away from a developer's own credential profiles.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("ANTHROPIC_IDENTITY_TOKEN", "ANTHROPIC_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "anthropic-config"
+    if config_dir == "empty":
+        config.mkdir()
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(config))
+
+    error = await fail_with(AnthropicClient(), ask("hello"))
+
+    assert error.retryable is False
+    assert "ANTHROPIC_API_KEY" in str(error)
+    assert anthropic_env.requests == []

@@ -1,0 +1,174 @@
+"""``python -m graphs``: validate and run from the command line, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "graphs", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment | (env or {}),
+    )
+
+
+def write(tmp_path: Path, doc: dict | str) -> str:
+    path = tmp_path / "flow.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def test_validate_accepts_a_good_flow():
+    done = cli("validate", str(EXAMPLES / "loop.json"))
+    assert (done.returncode, done.stdout.strip()) == (0, "valid")
+
+
+def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
+    doc = json.loads((EXAMPLES / "chain.json").read_text())
+    doc["nodes"][1]["type"] = "nope"
+    doc["nodes"][2]["config"]["temperature"] = 1
+    doc["edges"].append(
+        {"source": "final", "target": "ghost", "source_port": "x", "target_port": "y"}
+    )
+    done = cli("validate", write(tmp_path, doc))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1  # shape problems come first: the dangling edge
+    assert "dangling edge" in lines[0]
+    doc["edges"].pop()
+    lines = cli("validate", write(tmp_path, doc)).stderr.strip().splitlines()
+    assert lines[0].startswith("node 'draft': unknown node type 'nope'")
+    assert "node 'critique': unknown config key 'temperature'" in lines
+    assert "Traceback" not in cli("validate", write(tmp_path, doc)).stderr
+
+
+def test_validate_refuses_bad_json_without_a_traceback(tmp_path):
+    for text in ("[" * 100_000, "{not json", '"\\ud800"'):
+        done = cli("validate", write(tmp_path, text))
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr and done.stderr.strip()
+
+
+def test_missing_file_is_a_usage_error():
+    done = cli("validate", "/nonexistent/flow.json")
+    assert done.returncode == 2 and "cannot read /nonexistent/flow.json" in done.stderr
+
+
+def test_run_prints_the_result_as_the_last_line_and_exits_0():
+    done = cli("run", str(EXAMPLES / "agent.json"), "--input", "question=What is 6*7?")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "succeeded"
+    assert "42" in result["outputs"]["answer"]
+
+
+def test_input_values_parse_as_json_when_they_can(tmp_path):
+    doc = {
+        "graph": {"name": "echo"},
+        "nodes": [
+            {"id": "a", "type": "input", "config": {"name": "a"}},
+            {"id": "b", "type": "input", "config": {"name": "b"}},
+            {"id": "oa", "type": "output", "config": {"name": "a"}},
+            {"id": "ob", "type": "output", "config": {"name": "b"}},
+        ],
+        "edges": [
+            {"source": "a", "target": "oa", "source_port": "value", "target_port": "value"},
+            {"source": "b", "target": "ob", "source_port": "value", "target_port": "value"},
+        ],
+    }
+    done = cli("run", write(tmp_path, doc), "--inputs", '{"a": "x"}', "--input", "b=[1, 2]")
+    assert json.loads(done.stdout.splitlines()[-1])["outputs"] == {"a": "x", "b": [1, 2]}
+    done = cli("run", write(tmp_path, doc), "--input", "a=not json", "--input", "b=3")
+    assert json.loads(done.stdout.splitlines()[-1])["outputs"] == {"a": "not json", "b": 3}
+
+
+def test_events_go_to_a_file_as_json_lines(tmp_path):
+    events = tmp_path / "events.jsonl"
+    done = cli("run", str(EXAMPLES / "router.json"), "--events", str(events))
+    assert done.returncode == 0
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    assert lines[-1]["type"] == "run_finished"
+    assert {"node_skipped"} <= {e["type"] for e in lines}
+
+
+def test_events_to_stdout_keep_the_result_last():
+    done = cli("run", str(EXAMPLES / "chain.json"), "--events", "-")
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[0])["type"] == "run_started"
+    assert json.loads(lines[-2])["type"] == "run_finished"
+    assert set(json.loads(lines[-1])) == {"status", "outputs"}
+
+
+def test_missing_input_exits_2_naming_it(tmp_path):
+    doc = json.loads((EXAMPLES / "chain.json").read_text())
+    del doc["nodes"][0]["config"]["default"]
+    done = cli("run", write(tmp_path, doc))
+    assert done.returncode == 2
+    assert "node 'topic': input 'topic' is required and has no default" in done.stderr
+
+
+def test_a_failed_run_exits_1_with_the_error():
+    done = cli(
+        "run",
+        str(EXAMPLES / "agent.json"),
+        "--input",
+        "question=x",
+        env={"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"},
+    )
+    assert done.returncode == 1
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["status"] == "failed" and "agent" in result["error"]
+
+
+def test_bad_usage_exits_2(tmp_path):
+    assert cli("run", str(EXAMPLES / "chain.json"), "--input", "novalue").returncode == 2
+    assert cli("run", str(EXAMPLES / "chain.json"), "--inputs", "[1]").returncode == 2
+    assert cli("frobnicate").returncode == 2
+
+
+def test_ctrl_c_cancels_the_run_cleanly(tmp_path):
+    events = tmp_path / "events.jsonl"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "graphs",
+            "run",
+            str(EXAMPLES / "chain.json"),
+            "--events",
+            str(events),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment | {"SWITCHYARD_OFFLINE_DELAY_MS": "200"},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "node_delta" in events.read_text():
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout.splitlines()[-1])["status"] == "cancelled"
+    last = json.loads(events.read_text().splitlines()[-1])
+    assert last["type"] == "run_finished" and last["status"] == "cancelled"

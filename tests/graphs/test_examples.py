@@ -1,0 +1,76 @@
+"""Every example flow runs offline, and does what its pattern promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.graphs.support import of_type, run, statuses
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+def test_there_is_one_example_per_pattern():
+    names = {p.stem for p in EXAMPLES.glob("*.json")}
+    assert names == {"chain", "router", "fanout", "map", "agent", "loop", "pipeline"}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
+async def test_each_example_runs_offline_and_succeeds(name):
+    result, events = await run(example(name))
+    assert result.status == "succeeded", result.error
+    assert result.outputs
+    assert events[-1]["type"] == "run_finished"
+
+
+async def test_chain_feeds_the_draft_and_critique_into_the_revision():
+    _, events = await run(example("chain"))
+    revise = next(e for e in of_type(events, "node_started") if e["node"] == "revise")
+    assert set(revise["inputs"]) == {"draft", "critique"}
+
+
+async def test_router_example_sends_code_questions_to_the_code_branch():
+    result, events = await run(example("router"), {"question": "Why does this Python code crash?"})
+    assert statuses(events)["docs"] == "skipped"
+    assert "programming question" in result.outputs["answer"]
+    result, events = await run(example("router"), {"question": "Where is the install guide?"})
+    assert statuses(events)["code"] == "skipped"
+
+
+async def test_fanout_example_runs_three_reviews_then_merges_them():
+    _, events = await run(example("fanout"))
+    join = next(e for e in of_type(events, "node_finished") if e["node"] == "join")
+    assert set(join["output"]["value"]) == {"risk", "cost", "plan"}
+
+
+async def test_map_example_keeps_item_order():
+    result, _ = await run(example("map"))
+    texts = example("map")["nodes"][0]["config"]["default"]
+    assert len(result.outputs["summaries"]) == len(texts)
+    assert all(t in s for t, s in zip(texts, result.outputs["summaries"], strict=True))
+
+
+async def test_agent_example_uses_the_calculator():
+    result, events = await run(example("agent"))
+    assert "395" in result.outputs["answer"]
+    assert "[calculator(" in "".join(e["text"] for e in of_type(events, "node_delta"))
+
+
+async def test_loop_example_fixes_until_the_check_passes():
+    result, events = await run(example("loop"))
+    assert result.outputs["result"].endswith("DONE")
+    checks = [e for e in of_type(events, "node_finished") if e["node"] == "check"]
+    assert [e["iteration"] for e in checks] == [1, 2]
+
+
+async def test_pipeline_example_uses_a_different_model_per_stage():
+    _, events = await run(example("pipeline"))
+    sent = {e["node"]: e for e in of_type(events, "node_finished")}
+    assert "99.8" in sent["compute"]["output"]["text"]
+    assert sent["format"]["output"]["text"].startswith("Subject: About your order")

@@ -1,0 +1,30 @@
+"""Settings read from the environment by small helpers that fail loudly."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def text(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or not value.strip():
+        raise ImproperlyConfigured(f"{name} must be set")
+    return value
+
+
+def flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def words(name: str, default: str) -> list[str]:
+    return [w.strip() for w in os.environ.get(name, default).split(",") if w.strip()]
