@@ -223,8 +223,12 @@ class CompiledFlow:
         *,
         slots: asyncio.Semaphore | None = None,
     ) -> RunResult:
-        """Run to the end and return the result (``start`` gives a handle that can cancel)."""
-        return await self.start(inputs, sink, slots=slots).wait()
+        """Run to the end and return the result (``start`` gives a handle that can cancel).
+
+        Cancelling the task that awaits this cancels the run, records it, and re-raises.
+        """
+        resolved = self.resolve_inputs(inputs)
+        return await _Execution(self, resolved, Emitter(sink or discard), slots).execute()
 
 
 class Run:
@@ -238,13 +242,7 @@ class Run:
         self._execution.stop("cancelled", None)
 
     async def wait(self) -> RunResult:
-        try:
-            return await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            # Whoever awaited us was cancelled: stop the run too, record it, pass it on.
-            self.cancel()
-            await asyncio.wait([self._task])
-            raise
+        return await self._task
 
 
 class _Failed(Exception):
@@ -293,8 +291,19 @@ class _Execution:
             self.start_node(node, {})
         self.settle_queue.extend(range(len(self.flow.components)))
         self.settle()
-        if self.tasks:
-            await self.quiet.wait()
+        try:
+            if self.tasks:
+                await self.quiet.wait()
+        except asyncio.CancelledError:
+            # Whoever awaited the run was cancelled: stop the nodes, record it, pass it on.
+            self.stop("cancelled", None)
+            if self.tasks:
+                await asyncio.wait(list(self.tasks))
+            self.finish()
+            raise
+        return self.finish()
+
+    def finish(self) -> RunResult:
         self.emitter.flush_all()
         status, error, failed_node = self.ending or ("succeeded", None, None)
         result = RunResult(status, self.outputs, self.usage, error, failed_node)
@@ -397,12 +406,10 @@ class _Execution:
         self.running.add(node)
         self.started.add(node)
         self.component_active[spec.component] += 1
-        task = asyncio.ensure_future(self.run_node(spec, iteration, inputs))
-        self.tasks.add(task)
-        task.add_done_callback(lambda t, spec=spec: self.node_done(t, spec))
+        self.tasks.add(asyncio.ensure_future(self.run_node(spec, iteration, inputs)))
 
-    def node_done(self, task: asyncio.Task[None], spec: NodeSpec) -> None:
-        self.tasks.discard(task)
+    def node_done(self, spec: NodeSpec) -> None:
+        self.tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
         self.running.discard(spec.id)
         self.component_active[spec.component] -= 1
         self.try_fire(spec.id)
@@ -412,6 +419,12 @@ class _Execution:
             self.quiet.set()
 
     async def run_node(self, spec: NodeSpec, iteration: int, inputs: dict[str, Any]) -> None:
+        try:
+            await self.run_node_events(spec, iteration, inputs)
+        finally:
+            self.node_done(spec)
+
+    async def run_node_events(self, spec: NodeSpec, iteration: int, inputs: dict[str, Any]) -> None:
         node = spec.id
         began = time.monotonic()
         attempt = 0
@@ -518,8 +531,11 @@ class _Execution:
     async def attempt(self, spec: NodeSpec, ctx: NodeContext, inputs: dict[str, Any]) -> dict:
         if ctx.attempt == 1:
             self.emitter.emit("node_started", node=spec.id, iteration=ctx.iteration, inputs=inputs)
+        timeout = spec.config.timeout_s
         try:
-            async with asyncio.timeout(spec.config.timeout_s):
+            if timeout is None:
+                return await spec.type.run(ctx, spec.config, inputs)
+            async with asyncio.timeout(timeout):
                 return await spec.type.run(ctx, spec.config, inputs)
         except TimeoutError:
             raise NodeError(f"timed out after {spec.config.timeout_s:g}s", retryable=True) from None
