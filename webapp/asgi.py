@@ -1,7 +1,25 @@
+"""The ASGI application: Django for HTTP, Channels for the run websockets."""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+http = get_asgi_application()
 
-application = get_asgi_application()
+# Imported after Django is set up: these touch models.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
+from webapp.runs.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": http,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(BearerAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)

@@ -14,6 +14,11 @@ def text(name: str, default: str | None = None) -> str:
     return value
 
 
+def optional(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 def flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -24,6 +29,23 @@ def flag(name: str, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def integer(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def words(name: str, default: str) -> list[str]:

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "webapp.accounts"
+    label = "accounts"
+
+    def ready(self) -> None:
+        from webapp.accounts import signals  # noqa: F401

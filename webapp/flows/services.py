@@ -1,0 +1,59 @@
+"""Creating and saving flows. Every save is a new immutable version; none is ever overwritten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+import graphs
+from graphs.errors import FlowInvalid
+from webapp.flows.models import Flow, FlowVersion
+
+
+@dataclass
+class StaleVersion(Exception):
+    """Someone saved since the editor loaded `base`; `current` is the newest version."""
+
+    current: int
+
+
+def check_graph(graph: Any) -> dict[str, Any]:
+    """The graph as stored, or FlowInvalid with the engine's problems (nothing is stored)."""
+    loaded = graphs.load(graph)
+    problems = graphs.validate(loaded)
+    if problems:
+        raise FlowInvalid(problems)
+    return graphs.dump(loaded)
+
+
+def create(owner, name: str, graph: Any, message: str = "") -> Flow:
+    document = check_graph(graph)
+    with transaction.atomic():
+        flow = Flow.objects.create(owner=owner, name=name, version=1)
+        FlowVersion.objects.create(flow=flow, number=1, graph=document, author=owner, message=message)
+    return flow
+
+
+def save(flow: Flow, author, graph: Any, base_version: int, name: str | None = None, message: str = "") -> int:
+    """Save a new version on top of `base_version`; StaleVersion if someone saved first.
+
+    The compare-and-set is one conditional UPDATE, so of two saves from the same base
+    exactly one wins on every database; the unique (flow, number) constraint backs it up.
+    """
+    document = check_graph(graph)
+    number = base_version + 1
+    fields: dict[str, Any] = {"version": number}
+    if name:
+        fields["name"] = name
+    try:
+        with transaction.atomic():
+            won = Flow.objects.filter(pk=flow.pk, version=base_version).update(**fields)
+            if not won:
+                raise StaleVersion(current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk))
+            FlowVersion.objects.create(flow=flow, number=number, graph=document, author=author, message=message)
+    except IntegrityError:
+        raise StaleVersion(current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)) from None
+    flow.refresh_from_db()
+    return number

@@ -1,0 +1,31 @@
+"""Run visibility follows the flow's: who may see the flow may see its runs."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from webapp.flows.access import editable_flows, visible_flows
+from webapp.runs.models import Run
+
+
+def visible_runs(user) -> QuerySet[Run]:
+    return Run.objects.filter(flow__in=visible_flows(user))
+
+
+def run_for_viewer(user, run_id: int) -> Run:
+    run = visible_runs(user).filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+def run_for_editor(user, run_id: int) -> Run:
+    run = Run.objects.filter(pk=run_id, flow__in=editable_flows(user)).first()
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+def can_view_run(user, run_id: int) -> bool:
+    return visible_runs(user).filter(pk=run_id).exists()

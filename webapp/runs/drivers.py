@@ -1,0 +1,112 @@
+"""Drivers hand runs to the engine. The embedded default runs them in this process's loop.
+
+``start_run`` and ``cancel_run`` are all the web layer calls; settings.RUN_DRIVER
+picks the implementation from DRIVERS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import cache
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+import graphs
+from graphs.errors import FlowInvalid
+from graphs.executor import Run as EngineRun
+from graphs.nodes.base import Services
+from graphs.settings import services_from_env
+from webapp.runs.models import Run
+from webapp.runs.recorder import RunRecorder
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def engine_services() -> Services:
+    return services_from_env()
+
+
+def compile_version(graph: dict) -> graphs.CompiledFlow:
+    return graphs.compile_flow(graph, engine_services())
+
+
+class InProcessDriver:
+    """Runs execute as tasks in the server's event loop; cancel reaches them directly."""
+
+    def __init__(self) -> None:
+        self.active: dict[int, EngineRun] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, run_id: int) -> None:
+        task = asyncio.ensure_future(self.execute(run_id))
+        # The loop holds tasks weakly: keep each one until it ends.
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def execute(self, run_id: int) -> None:
+        run = await Run.objects.select_related("flow_version").aget(pk=run_id)
+        recorder = RunRecorder(run_id)
+        try:
+            flow = compile_version(run.flow_version.graph)
+            handle = flow.start(run.inputs, recorder)
+        except FlowInvalid as exc:
+            await recorder.close()
+            await _fail(run_id, str(exc))
+            return
+        self.active[run_id] = handle
+        try:
+            await handle.wait()
+        except Exception:
+            log.exception("run %s crashed", run_id)
+            await _fail(run_id, "the engine crashed; see the server log")
+        finally:
+            self.active.pop(run_id, None)
+            await recorder.close()
+
+    async def cancel(self, run_id: int) -> bool:
+        handle = self.active.get(run_id)
+        if handle is None:
+            return await _cancel_orphan(run_id)
+        handle.cancel()
+        return True
+
+    async def wait_idle(self) -> None:
+        """Wait for every run this process started (tests and shutdown)."""
+        while self.tasks:
+            await asyncio.wait(list(self.tasks))
+
+
+@database_sync_to_async
+def _fail(run_id: int, error: str) -> None:
+    Run.objects.filter(pk=run_id).update(
+        status=Run.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+@database_sync_to_async
+def _cancel_orphan(run_id: int) -> bool:
+    """A run no process is executing (say, after a restart) is marked cancelled."""
+    updated = Run.objects.filter(pk=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
+        status=Run.Status.CANCELLED, finished_at=timezone.now(), error="cancelled"
+    )
+    return bool(updated)
+
+
+DRIVERS = {"inprocess": InProcessDriver}
+
+
+@cache
+def driver() -> InProcessDriver:
+    return DRIVERS[settings.RUN_DRIVER]()
+
+
+async def start_run(run_id: int) -> None:
+    await driver().start(run_id)
+
+
+async def cancel_run(run_id: int) -> bool:
+    return await driver().cancel(run_id)
