@@ -1,1 +1,5 @@
-urlpatterns: list = []
+from django.urls import path
+
+from webapp.api import api
+
+urlpatterns = [path("", api.urls)]

@@ -1,0 +1,15 @@
+"""The JSON API (django-ninja): OpenAPI schema at /api/openapi.json, docs at /api/docs.
+
+One router per module; each module checks permissions through the access functions.
+"""
+
+from ninja import NinjaAPI
+
+from webapp.flows.api import router as flows_router
+from webapp.flows.editor_api import router as editor_router
+from webapp.runs.api import router as runs_router
+
+api = NinjaAPI(title="Switchyard API", version="1", urls_namespace="api")
+api.add_router("/flows", flows_router)
+api.add_router("/runs", runs_router)
+api.add_router("/editor", editor_router)
