@@ -1,0 +1,165 @@
+"""The run websocket: who gets in, and that every event arrives once, in order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from webapp.asgi import application
+from webapp.flows import services
+from webapp.runs.groups import run_group
+from webapp.runs.models import Run
+from webapp.runs.recorder import write_batch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DOC = {
+    "graph": {"name": "echo"},
+    "nodes": [
+        {"id": "q", "type": "input", "config": {"name": "q"}},
+        {"id": "o", "type": "output", "config": {"name": "a"}},
+    ],
+    "edges": [{"source": "q", "target": "o", "source_port": "value", "target_port": "value"}],
+}
+
+
+def event(seq: int, type_: str = "node_delta", **fields) -> dict:
+    return {"seq": seq, "ts": 1_700_000_000.0 + seq, "type": type_, **fields}
+
+
+@sync_to_async
+def make_run(owner, recorded: int = 0) -> Run:
+    flow = services.create(owner, "echo", DOC)
+    run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=owner)
+    if recorded:
+        write_batch(
+            run.pk, [event(i, node="o", iteration=1, text=f"t{i}") for i in range(1, recorded + 1)]
+        )
+    return run
+
+
+@sync_to_async
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connect(path: str, *headers: tuple[bytes, bytes]) -> tuple[WebsocketCommunicator, bool]:
+    communicator = WebsocketCommunicator(
+        application, path, headers=[(b"origin", b"http://127.0.0.1:8000"), *headers]
+    )
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def received_seqs(communicator: WebsocketCommunicator, count: int) -> list[int]:
+    seqs: list[int] = []
+    while len(seqs) < count:
+        message = json.loads(await communicator.receive_from(timeout=2))
+        seqs += [e["seq"] for e in message["events"]]
+    assert await communicator.receive_nothing(timeout=0.1)
+    return seqs
+
+
+async def test_owner_gets_every_recorded_event_on_connect(alice):
+    run = await make_run(alice, recorded=5)
+    ws, connected = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert connected
+    assert await received_seqs(ws, 5) == [1, 2, 3, 4, 5]
+    await ws.disconnect()
+
+
+async def test_after_resumes_exactly_after_that_seq(alice):
+    run = await make_run(alice, recorded=5)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/?after=3", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 2) == [4, 5]
+    await ws.disconnect()
+
+
+async def test_late_joiner_gets_backlog_then_live_events_without_duplicates(alice):
+    run = await make_run(alice, recorded=3)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 3) == [1, 2, 3]
+    batch = [event(3), event(4), event(5)]  # 3 is a duplicate the consumer must drop
+    await sync_to_async(write_batch)(run.pk, batch[1:])
+    await get_channel_layer().group_send(run_group(run.pk), {"type": "run.events", "events": batch})
+    assert await received_seqs(ws, 2) == [4, 5]
+    await ws.disconnect()
+
+
+async def test_a_gap_in_live_messages_is_filled_from_the_database(alice):
+    run = await make_run(alice, recorded=2)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 2) == [1, 2]
+    # Events 3-4 were committed but their broadcast was dropped by the channel layer.
+    await sync_to_async(write_batch)(run.pk, [event(3), event(4), event(5)])
+    await get_channel_layer().group_send(
+        run_group(run.pk), {"type": "run.events", "events": [event(5)]}
+    )
+    assert await received_seqs(ws, 3) == [3, 4, 5]
+    await ws.disconnect()
+
+
+async def test_a_stranger_is_refused_like_a_missing_run(alice, charlie):
+    run = await make_run(alice, recorded=1)
+    cookie = (b"cookie", await session_cookie(charlie))
+    _, connected = await connect(f"/ws/runs/{run.pk}/", cookie)
+    _, connected_missing = await connect("/ws/runs/999999/", cookie)
+    assert connected is False and connected_missing is False
+
+
+async def test_anonymous_is_refused(alice):
+    run = await make_run(alice, recorded=1)
+    _, connected = await connect(f"/ws/runs/{run.pk}/")
+    assert connected is False
+
+
+async def test_bearer_token_authenticates_and_a_bad_one_does_not(alice, alice_token):
+    run = await make_run(alice, recorded=2)
+    ws, connected = await connect(
+        f"/ws/runs/{run.pk}/", (b"authorization", f"Bearer {alice_token}".encode())
+    )
+    assert connected and await received_seqs(ws, 2) == [1, 2]
+    await ws.disconnect()
+    _, connected = await connect(f"/ws/runs/{run.pk}/", (b"authorization", b"Bearer sy_nope"))
+    assert connected is False
+
+
+async def test_a_foreign_origin_is_refused_even_with_a_valid_session(alice):
+    run = await make_run(alice)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/runs/{run.pk}/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", await session_cookie(alice))],
+    )
+    connected, _ = await communicator.connect()
+    assert connected is False
+
+
+async def test_oversized_frames_close_the_socket(alice):
+    run = await make_run(alice)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    await ws.send_to(text_data="x" * 5000)
+    closed = await ws.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": 1009}
+
+
+async def test_flooding_messages_close_the_socket(alice):
+    run = await make_run(alice)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    for _ in range(25):
+        await ws.send_to(text_data='{"type":"ping"}')
+    outputs = []
+    while True:
+        output = await ws.receive_output(timeout=2)
+        outputs.append(output)
+        if output["type"] == "websocket.close":
+            break
+    assert outputs[-1]["code"] == 1008
+    assert sum(o["type"] == "websocket.send" for o in outputs) == 20
