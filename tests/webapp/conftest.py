@@ -10,7 +10,9 @@ from webapp.accounts.models import ApiToken
 
 
 def make_user(username: str):
-    return get_user_model().objects.create_user(username, f"{username}@example.com", "correct horse battery")
+    return get_user_model().objects.create_user(
+        username, f"{username}@example.com", "correct horse battery"
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The in-process driver: runs execute in the server's loop, their events are committed, then broadcast."""
+"""The in-process driver: runs execute in the server loop; events are committed, then broadcast."""
 
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ from django.db import models
 
 
 class Flow(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows"
+    )
     name = models.CharField(max_length=200)
     # The number of the newest FlowVersion; saves compare-and-set it (see services.save).
     version = models.PositiveIntegerField(default=0)

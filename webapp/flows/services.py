@@ -32,11 +32,15 @@ def create(owner, name: str, graph: Any, message: str = "") -> Flow:
     document = check_graph(graph)
     with transaction.atomic():
         flow = Flow.objects.create(owner=owner, name=name, version=1)
-        FlowVersion.objects.create(flow=flow, number=1, graph=document, author=owner, message=message)
+        FlowVersion.objects.create(
+            flow=flow, number=1, graph=document, author=owner, message=message
+        )
     return flow
 
 
-def save(flow: Flow, author, graph: Any, base_version: int, name: str | None = None, message: str = "") -> int:
+def save(
+    flow: Flow, author, graph: Any, base_version: int, name: str | None = None, message: str = ""
+) -> int:
     """Save a new version on top of `base_version`; StaleVersion if someone saved first.
 
     The compare-and-set is one conditional UPDATE, so of two saves from the same base
@@ -51,9 +55,15 @@ def save(flow: Flow, author, graph: Any, base_version: int, name: str | None = N
         with transaction.atomic():
             won = Flow.objects.filter(pk=flow.pk, version=base_version).update(**fields)
             if not won:
-                raise StaleVersion(current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk))
-            FlowVersion.objects.create(flow=flow, number=number, graph=document, author=author, message=message)
+                raise StaleVersion(
+                    current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)
+                )
+            FlowVersion.objects.create(
+                flow=flow, number=number, graph=document, author=author, message=message
+            )
     except IntegrityError:
-        raise StaleVersion(current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)) from None
+        raise StaleVersion(
+            current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)
+        ) from None
     flow.refresh_from_db()
     return number

@@ -90,9 +90,9 @@ def _fail(run_id: int, error: str) -> None:
 @database_sync_to_async
 def _cancel_orphan(run_id: int) -> bool:
     """A run no process is executing (say, after a restart) is marked cancelled."""
-    updated = Run.objects.filter(pk=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
-        status=Run.Status.CANCELLED, finished_at=timezone.now(), error="cancelled"
-    )
+    updated = Run.objects.filter(
+        pk=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
+    ).update(status=Run.Status.CANCELLED, finished_at=timezone.now(), error="cancelled")
     return bool(updated)
 
 
