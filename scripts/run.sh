@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Installs everything, then runs a demo flow on the embedded default (offline model unless
-# ANTHROPIC_API_KEY is set), streaming its events.
+# Installs everything, migrates, and serves the app on http://127.0.0.1:8000 on the embedded
+# default: SQLite in var/, the in-memory channel layer, runs in the server's own event loop.
+# Sign up at /signup/: every new user gets the example flows. Without ANTHROPIC_API_KEY the
+# offline model answers (it says so); set the key to use Claude.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-exec .venv/bin/python -m graphs run "${1:-examples/chain.json}" --events -
+mkdir -p var
+.venv/bin/python manage.py migrate --noinput
+if [ "${DEBUG:-1}" = "0" ] || [ "${DEBUG:-}" = "false" ]; then
+    .venv/bin/python manage.py collectstatic --noinput
+fi
+export SWITCHYARD_OFFLINE_DELAY_MS="${SWITCHYARD_OFFLINE_DELAY_MS:-30}"
+exec .venv/bin/python -m daphne -b "${HOST:-127.0.0.1}" -p "${PORT:-8000}" webapp.asgi:application
