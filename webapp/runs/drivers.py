@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from functools import cache
 
 from channels.db import database_sync_to_async
@@ -27,11 +28,28 @@ log = logging.getLogger(__name__)
 
 @cache
 def engine_services() -> Services:
+    _compiled.clear()  # compiled flows hold the services they were built with
     return services_from_env()
 
 
 def compile_version(graph: dict) -> graphs.CompiledFlow:
     return graphs.compile_flow(graph, engine_services())
+
+
+_compiled: OrderedDict[int, graphs.CompiledFlow] = OrderedDict()
+COMPILED_CACHE_SIZE = 256
+
+
+def compiled_version(version_id: int, graph: dict) -> graphs.CompiledFlow:
+    """The compiled plan of a flow version. Versions never change, so many runs share one."""
+    flow = _compiled.get(version_id)
+    if flow is None:
+        flow = _compiled[version_id] = compile_version(graph)
+        if len(_compiled) > COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    else:
+        _compiled.move_to_end(version_id)
+    return flow
 
 
 class InProcessDriver:
@@ -51,7 +69,7 @@ class InProcessDriver:
         run = await Run.objects.select_related("flow_version").aget(pk=run_id)
         recorder = RunRecorder(run_id)
         try:
-            flow = compile_version(run.flow_version.graph)
+            flow = compiled_version(run.flow_version_id, run.flow_version.graph)
             handle = flow.start(run.inputs, recorder)
         except FlowInvalid as exc:
             await recorder.close()
