@@ -13,6 +13,8 @@ from webapp import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
+# The SQLite file and collected static files live here; WhiteNoise warns when it is missing.
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.flag("DEBUG", True)
 # A fixed key is only acceptable while DEBUG is on; production must set SECRET_KEY.

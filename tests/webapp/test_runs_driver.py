@@ -89,3 +89,12 @@ async def test_cancelling_a_run_no_process_holds_marks_it_cancelled(alice):
     await run.arefresh_from_db()
     assert run.status == "cancelled"
     assert await drivers.cancel_run(run.pk) is False
+
+
+async def test_a_cancel_right_after_start_wins_over_the_start(alice):
+    run = await new_run(alice, "chain")
+    await drivers.start_run(run.pk)
+    assert await drivers.cancel_run(run.pk) is True
+    await drivers.driver().wait_idle()
+    await run.arefresh_from_db()
+    assert run.status == "cancelled"

@@ -1,3 +1,175 @@
-from ninja import Router
+"""``/api/flows``: create, read, list and save flows, and start runs of them.
 
-router = Router()
+A stranger gets 404 exactly like a missing id. Saves never overwrite: each names the
+version it was based on and is refused with 409 when someone saved since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+from typing import Annotated, Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+from ninja import Field, Router, Schema, Status
+from pydantic import StringConstraints
+
+from graphs.errors import FlowInvalid
+from webapp.auth_api import api_auth
+from webapp.flows import access, services
+from webapp.runs import drivers
+from webapp.runs.services import create_run
+
+router = Router(auth=api_auth, tags=["flows"])
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class FlowIn(Schema):
+    name: Name
+    # Any JSON: the engine explains what is wrong with a document better than a schema can.
+    graph: Any
+
+
+class FlowSaveIn(Schema):
+    graph: Any
+    base_version: int | None = Field(None, description="The version the editor loaded.")
+    name: Name | None = None
+
+
+class RunIn(Schema):
+    inputs: dict[str, Any] = {}
+
+
+class FlowCreatedOut(Schema):
+    id: int
+    version: int
+
+
+class FlowOut(Schema):
+    id: int
+    name: str
+    version: int
+    graph: dict[str, Any]
+
+
+class FlowSummaryOut(Schema):
+    id: int
+    name: str
+    version: int
+    updated: dt.datetime
+
+
+class SavedOut(Schema):
+    version: int
+
+
+class RunCreatedOut(Schema):
+    id: int
+
+
+class ProblemOut(Schema):
+    message: str
+    node: str | None
+    edge: list[str | int] | None
+    text: str
+
+
+class InvalidOut(Schema):
+    detail: str
+    problems: list[ProblemOut]
+
+
+class DetailOut(Schema):
+    detail: str
+
+
+class StaleOut(Schema):
+    detail: str
+    current_version: int
+
+
+def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> Status:
+    problems = [
+        {
+            "message": p.message,
+            "node": p.node,
+            "edge": list(p.edge) if p.edge is not None else None,
+            "text": str(p),
+        }
+        for p in exc.problems
+    ]
+    return Status(400, {"detail": detail, "problems": problems})
+
+
+@router.get("", response=list[FlowSummaryOut])
+def flow_list(request: HttpRequest) -> Any:
+    return access.visible_flows(request.auth).only("id", "name", "version", "updated")
+
+
+@router.post("", response={201: FlowCreatedOut, 400: InvalidOut})
+def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
+    try:
+        flow = services.create(request.auth, payload.name, payload.graph)
+    except FlowInvalid as exc:
+        return invalid(exc)
+    return Status(201, {"id": flow.id, "version": flow.version})
+
+
+@router.get("/{flow_id}", response={200: FlowOut, 404: DetailOut})
+def flow_detail(request: HttpRequest, flow_id: int) -> Any:
+    flow = access.flow_for_viewer(request.auth, flow_id)
+    version = flow.current()
+    return {"id": flow.id, "name": flow.name, "version": version.number, "graph": version.graph}
+
+
+@router.put(
+    "/{flow_id}",
+    response={200: SavedOut, 400: InvalidOut | DetailOut, 404: DetailOut, 409: StaleOut},
+)
+def flow_save(request: HttpRequest, flow_id: int, payload: FlowSaveIn) -> Any:
+    flow = access.flow_for_editor(request.auth, flow_id)
+    if payload.base_version is None:
+        # Without it we cannot tell whether someone saved in between, and guessing
+        # "latest" would silently overwrite their work.
+        return Status(
+            400,
+            {
+                "detail": "base_version is required: send the version this graph was based on "
+                f"(the current version is {flow.version})"
+            },
+        )
+    try:
+        number = services.save(
+            flow, request.auth, payload.graph, payload.base_version, name=payload.name
+        )
+    except FlowInvalid as exc:
+        return invalid(exc)
+    except services.StaleVersion as exc:
+        return Status(
+            409,
+            {
+                "detail": f"version {payload.base_version} is stale: the flow is now at "
+                f"version {exc.current}; reload it and save again",
+                "current_version": exc.current,
+            },
+        )
+    return {"version": number}
+
+
+@router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, 404: DetailOut})
+async def run_create(request: HttpRequest, flow_id: int, payload: RunIn) -> Any:
+    flow = await sync_to_async(access.flow_for_editor)(request.auth, flow_id)
+    try:
+        run = await sync_to_async(create_run)(flow, request.auth, payload.inputs)
+    except FlowInvalid as exc:
+        return invalid(exc, "the run cannot start")
+    # Awaited here so that the run is scheduled in the server's own event loop, from a
+    # fresh context: the run outlives this request, and a task inheriting the request's
+    # context would send its database calls to the request's thread executor, which is
+    # shut down once the response is sent.
+    loop = asyncio.get_running_loop()
+    await loop.create_task(drivers.start_run(run.id), context=contextvars.Context())
+    return Status(201, {"id": run.id})

@@ -7,6 +7,7 @@ picks the implementation from DRIVERS.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import OrderedDict
 from functools import cache
@@ -57,25 +58,40 @@ class InProcessDriver:
 
     def __init__(self) -> None:
         self.active: dict[int, EngineRun] = {}
+        self.starting: set[int] = set()
+        self.cancel_requested: dict[int, bool] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, run_id: int) -> None:
-        task = asyncio.ensure_future(self.execute(run_id))
+        # A fresh context: the request's (asgiref's thread executor among it) ends with the
+        # response, and the run must outlive it.
+        self.starting.add(run_id)
+        task = asyncio.get_running_loop().create_task(
+            self.execute(run_id), context=contextvars.Context()
+        )
         # The loop holds tasks weakly: keep each one until it ends.
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def execute(self, run_id: int) -> None:
-        run = await Run.objects.select_related("flow_version").aget(pk=run_id)
-        recorder = RunRecorder(run_id)
         try:
-            flow = compiled_version(run.flow_version_id, run.flow_version.graph)
-            handle = flow.start(run.inputs, recorder)
-        except FlowInvalid as exc:
-            await recorder.close()
-            await _fail(run_id, str(exc))
-            return
-        self.active[run_id] = handle
+            if not await _claim(run_id):
+                return  # cancelled before it started
+            run = await Run.objects.select_related("flow_version").aget(pk=run_id)
+            recorder = RunRecorder(run_id)
+            try:
+                flow = compiled_version(run.flow_version_id, run.flow_version.graph)
+                handle = flow.start(run.inputs, recorder)
+            except FlowInvalid as exc:
+                await recorder.close()
+                await _fail(run_id, str(exc))
+                return
+            self.active[run_id] = handle
+        finally:
+            self.starting.discard(run_id)
+            cancelled = self.cancel_requested.pop(run_id, False)
+        if cancelled:
+            handle.cancel()
         try:
             await handle.wait()
         except Exception:
@@ -87,15 +103,28 @@ class InProcessDriver:
 
     async def cancel(self, run_id: int) -> bool:
         handle = self.active.get(run_id)
-        if handle is None:
-            return await _cancel_orphan(run_id)
-        handle.cancel()
-        return True
+        if handle is not None:
+            handle.cancel()
+            return True
+        if run_id in self.starting:
+            self.cancel_requested[run_id] = True
+            # Still queued: cancel it outright, and the start will see that.
+            await _cancel_orphan(run_id)
+            return True
+        return await _cancel_orphan(run_id)
 
     async def wait_idle(self) -> None:
         """Wait for every run this process started (tests and shutdown)."""
         while self.tasks:
             await asyncio.wait(list(self.tasks))
+
+
+@database_sync_to_async
+def _claim(run_id: int) -> bool:
+    """Move a queued run to running; False when someone (a cancel) got there first."""
+    return bool(
+        Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING)
+    )
 
 
 @database_sync_to_async
