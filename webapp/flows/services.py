@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 import graphs
 from graphs.errors import FlowInvalid
@@ -48,7 +49,8 @@ def save(
     """
     document = check_graph(graph)
     number = base_version + 1
-    fields: dict[str, Any] = {"version": number}
+    # A queryset update skips auto_now, so the time is set here.
+    fields: dict[str, Any] = {"version": number, "updated": timezone.now()}
     if name:
         fields["name"] = name
     try:

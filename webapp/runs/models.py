@@ -17,8 +17,9 @@ class Run(models.Model):
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
-    # Pinned at start: later saves of the flow never change what this run ran.
-    flow_version = models.ForeignKey(FlowVersion, on_delete=models.PROTECT, related_name="runs")
+    # Pinned at start: later saves of the flow never change what this run ran. Versions are
+    # only ever deleted together with their flow, and its runs go with it.
+    flow_version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="runs")
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
     inputs = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

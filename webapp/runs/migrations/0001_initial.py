@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 (
                     "flow_version",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.CASCADE,
                         related_name="runs",
                         to="flows.flowversion",
                     ),
