@@ -6,8 +6,6 @@ version it was based on and is refused with 409 when someone saved since.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import datetime as dt
 from typing import Annotated, Any
 
@@ -166,10 +164,6 @@ async def run_create(request: HttpRequest, flow_id: int, payload: RunIn) -> Any:
         run = await sync_to_async(create_run)(flow, request.auth, payload.inputs)
     except FlowInvalid as exc:
         return invalid(exc, "the run cannot start")
-    # Awaited here so that the run is scheduled in the server's own event loop, from a
-    # fresh context: the run outlives this request, and a task inheriting the request's
-    # context would send its database calls to the request's thread executor, which is
-    # shut down once the response is sent.
-    loop = asyncio.get_running_loop()
-    await loop.create_task(drivers.start_run(run.id), context=contextvars.Context())
+    # The driver schedules the run in the server's own event loop, in a fresh context.
+    await drivers.start_run(run.id)
     return Status(201, {"id": run.id})
