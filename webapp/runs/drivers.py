@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import logging
 from collections import OrderedDict
 from functools import cache
@@ -21,6 +22,7 @@ from graphs.errors import FlowInvalid
 from graphs.executor import Run as EngineRun
 from graphs.nodes.base import Services
 from graphs.settings import services_from_env
+from webapp.flows.models import FlowVersion
 from webapp.runs.models import Run
 from webapp.runs.recorder import RunRecorder
 
@@ -37,19 +39,21 @@ def compile_version(graph: dict) -> graphs.CompiledFlow:
     return graphs.compile_flow(graph, engine_services())
 
 
-_compiled: OrderedDict[int, graphs.CompiledFlow] = OrderedDict()
+_compiled: OrderedDict[tuple[int, dt.datetime], graphs.CompiledFlow] = OrderedDict()
 COMPILED_CACHE_SIZE = 256
 
 
-def compiled_version(version_id: int, graph: dict) -> graphs.CompiledFlow:
+def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
     """The compiled plan of a flow version. Versions never change, so many runs share one."""
-    flow = _compiled.get(version_id)
+    # The creation time guards against a reused primary key (a flushed test database).
+    key = (version.pk, version.created)
+    flow = _compiled.get(key)
     if flow is None:
-        flow = _compiled[version_id] = compile_version(graph)
+        flow = _compiled[key] = compile_version(version.graph)
         if len(_compiled) > COMPILED_CACHE_SIZE:
             _compiled.popitem(last=False)
     else:
-        _compiled.move_to_end(version_id)
+        _compiled.move_to_end(key)
     return flow
 
 
@@ -80,7 +84,7 @@ class InProcessDriver:
             run = await Run.objects.select_related("flow_version").aget(pk=run_id)
             recorder = RunRecorder(run_id)
             try:
-                flow = compiled_version(run.flow_version_id, run.flow_version.graph)
+                flow = compiled_version(run.flow_version)
                 handle = flow.start(run.inputs, recorder)
             except FlowInvalid as exc:
                 await recorder.close()

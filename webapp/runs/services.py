@@ -16,7 +16,7 @@ def create_run(flow: Flow, user, inputs: dict[str, Any]) -> Run:
     leaves a run behind that could only fail.
     """
     version = flow.current()
-    compiled = drivers.compiled_version(version.pk, version.graph)
+    compiled = drivers.compiled_version(version)
     resolved = compiled.resolve_inputs(inputs)
     return Run.objects.create(flow=flow, flow_version=version, started_by=user, inputs=resolved)
 
