@@ -1,0 +1,131 @@
+"""The flow editor page and the node configuration form it asks for (htmx)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_POST
+
+from graphs.nodes import NODE_TYPES
+from webapp.flows import forms
+from webapp.flows.access import can_edit_flow, flow_for_viewer
+from webapp.flows.editor_api import ports_for
+
+MAX_LABEL_CHARS = 200
+
+
+def describe(text: str) -> str:
+    """A node type's description as HTML: `port` becomes <code>port</code>."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308
+
+
+@login_required
+@require_GET
+def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = flow_for_viewer(request.user, flow_id)
+    version = flow.current()
+    doc = version.graph
+    editable = can_edit_flow(request.user, flow.pk)
+    palette = [
+        {
+            "type": name,
+            "description": node_type.description,
+            "html": describe(node_type.description),
+            "config": forms.DEFAULT_CONFIGS.get(name, {}),
+            "ports": ports_for(name, forms.DEFAULT_CONFIGS.get(name, {})),
+        }
+        for name, node_type in NODE_TYPES.items()
+    ]
+    data = {
+        "flowId": flow.pk,
+        "name": flow.name,
+        "version": version.number,
+        "editable": editable,
+        "doc": doc,
+        "ports": {
+            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
+            for node in doc.get("nodes", [])
+        },
+        "palette": {
+            item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
+        },
+        "urls": {
+            "flow": f"/api/flows/{flow.pk}",
+            "ports": "/api/editor/ports",
+            "layout": "/api/editor/layout",
+            "nodeForm": reverse("flow_node_form", args=[flow.pk]),
+        },
+    }
+    context = {
+        "flow": flow,
+        "version": version.number,
+        "editable": editable,
+        "palette": palette,
+        "editor_data": data,
+    }
+    return render(request, "flows/editor.html", context)
+
+
+@login_required
+@require_POST
+def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """Open (``config`` posted as JSON) or re-check (form fields posted) one node's form."""
+    flow = flow_for_viewer(request.user, flow_id)
+    node_type = NODE_TYPES.get(request.POST.get("type", ""))
+    node_id = request.POST.get("node_id", "")
+    if node_type is None or not node_id:
+        return HttpResponseBadRequest("type and node_id are required")
+    label = request.POST.get("label", "")[:MAX_LABEL_CHARS]
+    readonly = request.POST.get("readonly") == "1" or not can_edit_flow(request.user, flow.pk)
+    editing = "config" not in request.POST
+    if editing:
+        config, errors, keep = forms.read_form(node_type, request.POST)
+        checked = forms.check(node_type, config, errors)
+        checked.keep = keep
+        key = request.POST.get("form_key", "")
+    else:
+        try:
+            config = json.loads(request.POST["config"] or "{}")
+        except ValueError:
+            config = {}
+        if not isinstance(config, dict):
+            config = {}
+        checked = forms.check(node_type, config)
+        key = secrets.token_hex(4)
+    fields = forms.fields_for(node_type, config)
+    for item in fields:
+        item.error = checked.errors.get(item.name, "") or item.error
+    payload: dict[str, Any] = {
+        "node": node_id,
+        "type": node_type.name,
+        "label": label,
+        "config": checked.config,
+        "valid": checked.valid,
+        "keep": checked.keep,
+    }
+    context = {
+        "flow": flow,
+        "node_type": node_type,
+        "description": describe(node_type.description),
+        "node_id": node_id,
+        "label": label,
+        "fields": [f for f in fields if not f.advanced],
+        "advanced": [f for f in fields if f.advanced],
+        "advanced_open": any(f.error for f in fields if f.advanced),
+        "form_errors": checked.errors.get("", ""),
+        "valid": checked.valid,
+        "key": key if key.isalnum() else secrets.token_hex(4),
+        "oob": editing,
+        "readonly": readonly,
+        "payload": payload if editing else None,
+    }
+    return render(request, "flows/_node_form.html", context)
