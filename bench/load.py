@@ -1,0 +1,284 @@
+"""Load: many concurrent runs on one server process, each watched over websockets.
+
+    .venv/bin/python bench/load.py [--runs 50] [--clients 2] [--fanout 5] [--delay 0.5]
+                                   [--alone 3] [--profile]
+
+Starts the fake Anthropic API and Daphne (own SQLite file). The flow is a fan-out:
+``input -> FANOUT x llm (each waits DELAY s at the fake model, then streams a short
+reply) -> merge -> output``. First ONE run alone (median of ALONE repetitions), then RUNS
+runs at once; every run is watched by CLIENTS websocket clients that connect as soon as
+its POST returns. Wall time: from the first POST until the last client has received its
+run's ``run_finished``. Targets: the RUNS runs take at most 1.5x one run alone, all
+succeed, and every client got seq 1..N exactly once and in order, N being the database's
+last seq. p95 event latency (arrival minus the event's ``ts``) is reported under load and
+alone. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._live import (
+    Api,
+    LiveStack,
+    PingProbe,
+    Watcher,
+    check_delivery,
+    echo_llm_doc,
+    edge,
+    flow_doc,
+    listen_overflows,
+    machine_line,
+    node,
+    pct,
+    profile_summary,
+    table,
+    verdict,
+)
+
+TARGET_RATIO = 1.5
+REPLY = "a short streamed answer of a dozen words from one branch of the fan out"
+
+
+def fanout_doc(fanout: int, delay: float) -> dict[str, Any]:
+    nodes = [node("q", "input", 0, 300, name="q", default="load")]
+    edges = []
+    for b in range(fanout):
+        prompt = f"#fake:delay={delay}\n#fake:reply={REPLY} ({b})\nBranch {b}: {{{{ q }}}}"
+        nodes.append(node(f"b{b}", "llm", 250, 120 * b, prompt=prompt))
+        edges.append(edge("q", f"b{b}", "value", "q"))
+        edges.append(edge(f"b{b}", "merge", "text", f"b{b}"))
+    nodes.append(node("merge", "merge", 500, 300))
+    nodes.append(node("out", "output", 750, 300, name="answers"))
+    edges.append(edge("merge", "out", "value", "value"))
+    return flow_doc("fan-out load", nodes, edges)
+
+
+@dataclass
+class Outcome:
+    run_id: int = 0
+    post_ms: float = 0.0
+    watchers: list[Watcher] = field(default_factory=list)
+    finished_at: float = 0.0
+    error: str = ""
+
+
+async def one_run(stack: LiveStack, api: Api, flow: int, clients: int) -> Outcome:
+    outcome = Outcome()
+    started = time.perf_counter()
+    try:
+        outcome.run_id = await api.start_run(flow, {"q": "load"})
+        outcome.post_ms = (time.perf_counter() - started) * 1000
+        outcome.watchers = [Watcher(stack, outcome.run_id) for _ in range(clients)]
+        await asyncio.gather(*(w.connect() for w in outcome.watchers))
+        await asyncio.gather(*(w.wait(90) for w in outcome.watchers))
+        outcome.finished_at = max(w.done_at for w in outcome.watchers)
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+async def batch(
+    stack: LiveStack, api: Api, flow: int, runs: int, clients: int
+) -> tuple[float, list[Outcome]]:
+    started = time.time()
+    outcomes = await asyncio.gather(*(one_run(stack, api, flow, clients) for _ in range(runs)))
+    ends = [o.finished_at for o in outcomes if o.finished_at]
+    wall = (max(ends) - started) if len(ends) == runs else float("nan")
+    return wall, list(outcomes)
+
+
+async def verify(
+    api: Api, outcomes: list[Outcome]
+) -> tuple[list[str], list[float], list[float], int]:
+    """Problems, live latencies (ms; events emitted after the client connected), delays of
+    every event (ms; arrival minus ts, backlog included) and events delivered to clients."""
+    problems: list[str] = []
+    latencies: list[float] = []
+    delays: list[float] = []
+    delivered = 0
+    for outcome in outcomes:
+        if outcome.error:
+            problems.append(f"run {outcome.run_id}: {outcome.error}")
+            continue
+        run = await api.run(outcome.run_id)
+        if run["status"] != "succeeded":
+            problems.append(f"run {outcome.run_id} {run['status']}: {run.get('error')}")
+        last_seq, gapless = await api.db_last_seq(outcome.run_id)
+        if not gapless:
+            problems.append(f"run {outcome.run_id}: the database log is not 1..{last_seq}")
+        for index, watcher in enumerate(outcome.watchers):
+            received = watcher.received()
+            delivered += len(received)
+            wrong = watcher.error or check_delivery([e for _, e in received], last_seq)
+            if wrong:
+                problems.append(f"run {outcome.run_id} client {index}: {wrong}")
+            for arrived, event in received:
+                ms = (arrived - event["ts"]) * 1000
+                delays.append(ms)
+                if event["ts"] >= watcher.connected_at:
+                    latencies.append(ms)
+    return problems, latencies, delays, delivered
+
+
+async def bench(args: argparse.Namespace, stack: LiveStack) -> None:
+    api = Api(stack)
+    try:
+        await _bench(args, stack, api)
+    finally:
+        await api.close()
+
+
+async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
+    warm_flow = await api.create_flow("warm-up", echo_llm_doc())
+    flow = await api.create_flow("fan-out", fanout_doc(args.fanout, args.delay))
+
+    # Warm-up: one echo run (also the probe's quiet run) and one unmeasured fan-out run.
+    warm_run = await api.start_run(warm_flow, {"q": "hi"})
+    await api.wait_finished(warm_run, 30)
+    _, warm = await batch(stack, api, flow, 1, args.clients)
+    if warm[0].error:
+        raise RuntimeError(f"warm-up run: {warm[0].error}")
+
+    alone_walls, alone_outcomes = [], []
+    for _ in range(args.alone):
+        wall, outcomes = await batch(stack, api, flow, 1, args.clients)
+        alone_walls.append(wall)
+        alone_outcomes += outcomes
+        await asyncio.sleep(0.2)
+    alone = statistics.median(alone_walls)
+
+    probe = PingProbe(stack, warm_run)
+    await probe.start()
+    overflows = listen_overflows()
+    loaded, outcomes = await batch(stack, api, flow, args.runs, args.clients)
+    overflows = listen_overflows() - overflows
+    probe_rtts = await probe.stop()
+
+    alone_problems, alone_latency, alone_delays, _ = await verify(api, alone_outcomes)
+    problems, latencies, delays, delivered = await verify(api, outcomes)
+    problems = alone_problems + problems
+    durations = []
+    for outcome in outcomes:
+        run = await api.run(outcome.run_id) if outcome.run_id else {}
+        if run.get("started_at") and run.get("finished_at"):
+            durations.append(_seconds(run["finished_at"]) - _seconds(run["started_at"]))
+
+    ratio = loaded / alone
+    lost_ok = not problems
+    print(
+        f"load: {args.runs} concurrent runs of input -> {args.fanout} x llm "
+        f"({args.delay * 1000:.0f} ms at the fake model) -> merge -> output, "
+        f"{args.clients} websocket clients per run, one Daphne process"
+    )
+    print()
+
+    def latency_cells(live: list[float], every: list[float]) -> list[Any]:
+        peak = max(live) if live else float("nan")
+        return [len(live), pct(live, 50), pct(live, 95), peak, pct(every, 95), max(every)]
+
+    rows = [
+        [f"1 run alone (median of {args.alone})", 1, alone * 1000, "1.00",
+         *latency_cells(alone_latency, alone_delays)],
+        [f"{args.runs} runs at once", args.runs, loaded * 1000, f"{ratio:.2f}",
+         *latency_cells(latencies, delays)],
+    ]  # fmt: skip
+    headers = ["scenario", "runs", "wall ms", "x alone", "live n", "live p50", "live p95",
+               "live max", "all p95", "all max"]  # fmt: skip
+    print(table(headers, rows))
+    posts = [o.post_ms for o in outcomes if o.post_ms]
+    floor = args.delay * 1000
+    print(
+        "(latency = event arrival minus its ts, ms. live: events emitted after the client "
+        "connected; all: every event, backlog included, i.e. also how late the client got "
+        f"connected. Floor for one run: {floor:.0f} ms at the fake model; alone walls: "
+        f"{', '.join(f'{w * 1000:.0f}' for w in alone_walls)} ms)"
+    )
+    print()
+    detail = [
+        [
+            "POST /runs response under load, ms (p50 / max)",
+            f"{pct(posts, 50):.0f} / {max(posts):.0f}",
+        ]
+        if posts
+        else ["POST /runs response under load, ms", "-"],
+        [
+            "run duration in the DB under load, ms (p50 / max)",
+            f"{pct(durations, 50) * 1000:.0f} / {max(durations) * 1000:.0f}" if durations else "-",
+        ],
+        [
+            "ping RTT during the load, ms (p50 / p95 / max)",
+            f"{pct(probe_rtts, 50):.1f} / {pct(probe_rtts, 95):.1f} / {max(probe_rtts):.1f}"
+            if probe_rtts
+            else "-",
+        ],
+        ["events delivered to clients under load", delivered],
+        ["TCP connections dropped, listen queue full (host-wide)", overflows],
+    ]
+    print(table(["detail", "value"], detail))
+    print()
+    checks = [
+        [f"{args.runs} runs wall / 1 run alone", f"{ratio:.2f}x", f"<= {TARGET_RATIO}x",
+         verdict(ratio <= TARGET_RATIO)],
+        ["all succeeded, nothing lost (1..N once, in order, N = DB)",
+         "ok" if lost_ok else f"{len(problems)} problems",
+         f"{args.runs * args.clients} clients", verdict(lost_ok)],
+    ]  # fmt: skip
+    print(table(["check", "result", "target", "verdict"], checks))
+    for problem in problems[:20]:
+        print("  !", problem)
+
+
+def _seconds(stamp: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=2, help="websocket clients per run")
+    parser.add_argument("--fanout", type=int, default=5, help="llm nodes per run")
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds per model call")
+    parser.add_argument("--alone", type=int, default=3, help="repetitions of the lone run")
+    parser.add_argument(
+        "--model-backlog",
+        type=int,
+        default=1024,
+        help="accept queue of the fake model server (stdlib default 5)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the server")
+    args = parser.parse_args()
+    print(machine_line())
+    profile = None
+    if args.profile:
+        profile = Path(tempfile.gettempdir()) / f"switchyard-load-{os.getpid()}.prof"
+    try:
+        with LiveStack(profile_to=profile, model_backlog=args.model_backlog) as stack:
+            asyncio.run(bench(args, stack))
+        if profile is not None and profile.exists():
+            print("\nserver profile (event loop thread, by own time):")
+            print(profile_summary(profile))
+    except Exception as exc:
+        print(f"load: ERROR {type(exc).__name__}: {exc}")
+        print("result: FAIL")
+    finally:
+        if profile is not None:
+            profile.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
