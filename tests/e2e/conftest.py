@@ -110,8 +110,10 @@ def server(tmp_path_factory, model_server) -> Iterator[Server]:
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: while Playwright's sync API is active it holds an event
+    # loop on this thread, and every async test collected after it would fail.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,

@@ -14,7 +14,7 @@ from webapp.asgi import application
 from webapp.flows import services
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
+from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,13 +82,26 @@ async def test_after_resumes_exactly_after_that_seq(alice):
     await ws.disconnect()
 
 
+async def test_a_batch_overlapping_what_was_sent_is_trimmed(alice):
+    run = await make_run(alice, recorded=4)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 4) == [1, 2, 3, 4]
+    await sync_to_async(write_batch)(run.pk, [event(5), event(6)])
+    await get_channel_layer().group_send(
+        run_group(run.pk), batch_message([event(4), event(5), event(6)])
+    )
+    await get_channel_layer().group_send(run_group(run.pk), batch_message([event(5), event(6)]))
+    assert await received_seqs(ws, 2) == [5, 6]
+    await ws.disconnect()
+
+
 async def test_late_joiner_gets_backlog_then_live_events_without_duplicates(alice):
     run = await make_run(alice, recorded=3)
     ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
     assert await received_seqs(ws, 3) == [1, 2, 3]
     batch = [event(3), event(4), event(5)]  # 3 is a duplicate the consumer must drop
     await sync_to_async(write_batch)(run.pk, batch[1:])
-    await get_channel_layer().group_send(run_group(run.pk), {"type": "run.events", "events": batch})
+    await get_channel_layer().group_send(run_group(run.pk), batch_message(batch))
     assert await received_seqs(ws, 2) == [4, 5]
     await ws.disconnect()
 
@@ -99,9 +112,7 @@ async def test_a_gap_in_live_messages_is_filled_from_the_database(alice):
     assert await received_seqs(ws, 2) == [1, 2]
     # Events 3-4 were committed but their broadcast was dropped by the channel layer.
     await sync_to_async(write_batch)(run.pk, [event(3), event(4), event(5)])
-    await get_channel_layer().group_send(
-        run_group(run.pk), {"type": "run.events", "events": [event(5)]}
-    )
+    await get_channel_layer().group_send(run_group(run.pk), batch_message([event(5)]))
     assert await received_seqs(ws, 3) == [3, 4, 5]
     await ws.disconnect()
 

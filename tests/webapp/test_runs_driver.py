@@ -60,11 +60,11 @@ async def test_events_are_committed_before_they_are_broadcast(alice):
     seen = 0
     while True:
         message = await layer.receive(channel)
-        top = message["events"][-1]["seq"]
+        top = message["last"]
         stored = await RunEvent.objects.filter(run=run, seq__lte=top).acount()
         assert stored == top, "a broadcast arrived before its events were committed"
         seen = top
-        if message["events"][-1]["type"] == "run_finished":
+        if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
             break
     await drivers.driver().wait_idle()
     assert seen == await RunEvent.objects.filter(run=run).acount()

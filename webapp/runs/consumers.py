@@ -8,6 +8,7 @@ the database. Clients only ever see events in seq order, each once.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -61,13 +62,18 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "seq": self.sent})
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        events = message["events"]
-        if events and events[0]["seq"] > self.sent + 1:
-            await self.send_recorded(upto=events[0]["seq"] - 1)
-        fresh = [e for e in events if e["seq"] > self.sent]
-        if fresh:
-            await self.send_json({"events": fresh})
-            self.sent = fresh[-1]["seq"]
+        """A live batch (see recorder.batch_message): forwarded as encoded when it follows on."""
+        first, last = message["first"], message["last"]
+        if last <= self.sent:
+            return
+        if first > self.sent + 1:
+            await self.send_recorded(upto=first - 1)
+        if first == self.sent + 1:
+            await self.send(text_data=message["text"])
+        else:
+            events = [e for e in json.loads(message["text"])["events"] if e["seq"] > self.sent]
+            await self.send_json({"events": events})
+        self.sent = last
 
     async def send_recorded(self, upto: int | None) -> None:
         while True:

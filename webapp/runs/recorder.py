@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 
 MAX_BATCH = 500
+# Event writes get a thread (and so a database connection) of their own: on the shared
+# thread they would queue behind every request and consumer, and reopen the connection
+# each time.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
 
 
 class RunRecorder:
@@ -48,12 +54,35 @@ class RunRecorder:
             self.wake.clear()
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                await database_sync_to_async(write_batch)(self.run_id, batch)
+                await sync_to_async(write_durably, thread_sensitive=False, executor=_writer)(
+                    self.run_id, batch
+                )
                 if layer is not None:
                     # A slow consumer may lose this message; it refills from the database.
-                    await layer.group_send(group, {"type": "run.events", "events": batch})
+                    await layer.group_send(group, batch_message(batch))
             if self.closed and not self.pending:
                 return
+
+
+def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """A channel-layer message carrying a batch, encoded once for every watching socket."""
+    return {
+        "type": "run.events",
+        "first": batch[0]["seq"],
+        "last": batch[-1]["seq"],
+        "text": json.dumps({"events": batch}, ensure_ascii=False),
+    }
+
+
+def write_durably(run_id: int, batch: list[dict[str, Any]]) -> None:
+    """write_batch on the writer thread's long-lived connection, reconnecting once if it broke."""
+    try:
+        write_batch(run_id, batch)
+    except DatabaseError:
+        if connection.is_usable():
+            raise
+        connection.close()
+        write_batch(run_id, batch)
 
 
 def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
