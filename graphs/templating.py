@@ -70,15 +70,23 @@ def check(source: str) -> None:
     """
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateProblem(f"is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}")
+    problem = _problem(source)
+    if problem is not None:
+        raise TemplateProblem(problem)
+
+
+@lru_cache(maxsize=4096)
+def _problem(source: str) -> str | None:
+    # Cached: a flow repeats the same prompt across many nodes, and every save, port
+    # lookup and run checks it again.
     try:
         tree = _parse(source)
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(
-            f"template syntax error on line {exc.lineno}: {exc.message}"
-        ) from None
+        return f"template syntax error on line {exc.lineno}: {exc.message}"
     forbidden = sorted(_private_names(tree), key=source.find)
     if forbidden:
-        raise TemplateProblem(f"uses {forbidden[0]!r}, which the sandbox forbids")
+        return f"uses {forbidden[0]!r}, which the sandbox forbids"
+    return None
 
 
 def _private_names(tree: nodes.Template) -> set[str]:
@@ -100,11 +108,12 @@ def _const(node: nodes.Node) -> Any:
     return node.value if isinstance(node, nodes.Const) else None
 
 
-def variables(source: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def variables(source: str) -> frozenset[str]:
     """The undeclared variable names of a template: the ports it reads."""
     from jinja2 import meta
 
-    return set(meta.find_undeclared_variables(_parse(source)))
+    return frozenset(meta.find_undeclared_variables(_parse(source)))
 
 
 def render(source: str, values: dict[str, Any]) -> str:
