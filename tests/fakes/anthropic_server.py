@@ -472,7 +472,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _stream(self, message: dict[str, Any], spec: FakeResponse) -> None:
-        # Framing is "read until close": no Content-Length, no chunked encoding.
+        damaged = (
+            spec.break_after is not None
+            or spec.truncate_after is not None
+            or spec.stream_error is not None
+        )
+        if not damaged:
+            self._stream_chunked(message, spec)
+            return
+        # A damaged stream is framed "read until close": no Content-Length, no chunking.
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -509,6 +517,23 @@ class _Handler(BaseHTTPRequestHandler):
             }
             with contextlib.suppress(OSError):
                 self.wfile.write(_sse("error", error))
+
+    def _stream_chunked(self, message: dict[str, Any], spec: FakeResponse) -> None:
+        # A whole stream is chunked and the connection kept alive, as the real API does, so
+        # clients pay for a connection once rather than once per call.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", self._fake._request_id())
+        self.end_headers()
+        try:
+            for frame in self._events(message, spec.chunk_delay):
+                if frame is not None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client went away
 
     def _events(self, message: dict[str, Any], chunk_delay: float) -> Iterator[bytes | None]:
         """SSE frames; yields None just before each text delta so the caller can cut there."""
