@@ -68,7 +68,10 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env.text("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}"),
-        conn_max_age=0,
+        # Persistent: under ASGI the ORM runs on one shared thread, and reopening the
+        # connection for every request was most of that thread's time (bench/load.py).
+        conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 600),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -15,6 +15,7 @@ local runs can point it at a fake server through the environment alone.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -104,18 +105,14 @@ class AnthropicClient:
         sdk = self._sdk()
         streaming = False
         try:
-            async with sdk.messages.stream(**params) as stream:
+            # Raw events, not the SDK's stream() helper: the helper rebuilds a snapshot of
+            # the whole message on every event, which doubled the CPU of each call.
+            async with await sdk.messages.create(**params, stream=True) as stream:
                 streaming = True
-                finished = False
+                message = _Accumulator(on_text)
                 async for event in stream:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        try:
-                            on_text(event.delta.text)
-                        except Exception as exc:
-                            raise _OnTextFailed(exc) from exc
-                    elif event.type == "message_stop":
-                        finished = True
-                if not finished:
+                    message.apply(event)
+                if not message.finished:
                     # Read-until-close framing makes a cut connection look like a clean
                     # end of body; without message_stop the reply may be missing a tail.
                     raise ModelError(
@@ -123,7 +120,6 @@ class AnthropicClient:
                         "complete; the partial reply was discarded",
                         retryable=True,
                     )
-                message = await stream.get_final_message()
         except _OnTextFailed as failed:
             # The caller's own bug, not a model failure: re-raise it as it was.
             raise failed.error from failed.error.__cause__
@@ -163,15 +159,7 @@ class AnthropicClient:
                 text = f"no Anthropic API key found ({exc}); set ANTHROPIC_API_KEY"
             raise ModelError(text, retryable=streaming) from exc
 
-        return ModelResponse(
-            model=message.model,
-            content=[_block_to_dict(block) for block in message.content],
-            stop_reason=message.stop_reason,
-            usage=Usage(
-                input_tokens=message.usage.input_tokens or 0,
-                output_tokens=message.usage.output_tokens or 0,
-            ),
-        )
+        return message.response()
 
     def _timeout_error(self) -> ModelError:
         return ModelError(
@@ -253,6 +241,60 @@ def _retry_after(headers: Any) -> float | None:
     if parsed is None:
         return None
     return max(float(email.utils.mktime_tz(parsed) - time.time()), 0.0)
+
+
+class _Accumulator:
+    """Builds the final message from raw stream events, passing text deltas on as they come."""
+
+    def __init__(self, on_text: Callable[[str], None]):
+        self.on_text = on_text
+        self.model = ""
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.partial_json: dict[int, list[str]] = {}
+        self.stop_reason: str | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.finished = False
+
+    def apply(self, event: Any) -> None:
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta":
+                self.blocks[event.index]["text"] += delta.text
+                try:
+                    self.on_text(delta.text)
+                except Exception as exc:
+                    raise _OnTextFailed(exc) from exc
+            elif delta.type == "input_json_delta":
+                self.partial_json.setdefault(event.index, []).append(delta.partial_json)
+        elif kind == "content_block_start":
+            block = _block_to_dict(event.content_block)
+            if block["type"] == "text":
+                block["text"] = ""
+            self.blocks[event.index] = block
+        elif kind == "content_block_stop":
+            parts = self.partial_json.pop(event.index, None)
+            if parts is not None:
+                self.blocks[event.index]["input"] = json.loads("".join(parts) or "{}")
+        elif kind == "message_start":
+            self.model = event.message.model
+            self.input_tokens = event.message.usage.input_tokens or 0
+            self.output_tokens = event.message.usage.output_tokens or 0
+        elif kind == "message_delta":
+            self.stop_reason = event.delta.stop_reason
+            self.output_tokens = event.usage.output_tokens or self.output_tokens
+            self.input_tokens = getattr(event.usage, "input_tokens", None) or self.input_tokens
+        elif kind == "message_stop":
+            self.finished = True
+
+    def response(self) -> ModelResponse:
+        return ModelResponse(
+            model=self.model,
+            content=[self.blocks[index] for index in sorted(self.blocks)],
+            stop_reason=self.stop_reason,
+            usage=Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens),
+        )
 
 
 def _block_to_dict(block: Any) -> dict[str, Any]:
