@@ -506,6 +506,26 @@ def profile_summary(path: Path, limit: int = 25) -> str:
 # --- flow documents --------------------------------------------------------------------
 
 
+def run_benchmark(name: str, bench: Any, args: Any, profile: bool, **stack_options: Any) -> None:
+    """Start the live stack, run `bench(args, stack)` in it, and report, optionally profiled."""
+    print(machine_line())
+    profile_to = None
+    if profile:
+        profile_to = Path(tempfile.gettempdir()) / f"switchyard-{name}-{os.getpid()}.prof"
+    try:
+        with LiveStack(profile_to=profile_to, **stack_options) as stack:
+            asyncio.run(bench(args, stack))
+        if profile_to is not None and profile_to.exists():
+            print("\nserver profile (event loop thread, by own time):")
+            print(profile_summary(profile_to))
+    except Exception as exc:
+        print(f"{name}: ERROR {type(exc).__name__}: {exc}")
+        print("result: FAIL")
+    finally:
+        if profile_to is not None:
+            profile_to.unlink(missing_ok=True)
+
+
 def node(node_id: str, type_: str, x: float = 0, y: float = 0, **config: Any) -> dict[str, Any]:
     return {"id": node_id, "type": type_, "config": config, "position": {"x": x, "y": y}}
 

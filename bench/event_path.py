@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,11 +37,10 @@ from bench._live import (
     echo_llm_doc,
     edge,
     flow_doc,
-    machine_line,
     node,
     pct,
     ping_rtts,
-    profile_summary,
+    run_benchmark,
     table,
     verdict,
 )
@@ -299,22 +296,7 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=200, help="template nodes after them")
     parser.add_argument("--profile", action="store_true", help="cProfile the server")
     args = parser.parse_args()
-    print(machine_line())
-    profile = None
-    if args.profile:
-        profile = Path(tempfile.gettempdir()) / f"switchyard-event-path-{os.getpid()}.prof"
-    try:
-        with LiveStack(profile_to=profile) as stack:
-            asyncio.run(bench(args, stack))
-        if profile is not None and profile.exists():
-            print("\nserver profile (event loop thread, by own time):")
-            print(profile_summary(profile))
-    except Exception as exc:
-        print(f"event path: ERROR {type(exc).__name__}: {exc}")
-        print("result: FAIL")
-    finally:
-        if profile is not None:
-            profile.unlink(missing_ok=True)
+    run_benchmark("event path", bench, args, args.profile)
 
 
 if __name__ == "__main__":

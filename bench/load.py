@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +38,9 @@ from bench._live import (
     edge,
     flow_doc,
     listen_overflows,
-    machine_line,
     node,
     pct,
-    profile_summary,
+    run_benchmark,
     table,
     verdict,
 )
@@ -262,22 +259,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the server")
     args = parser.parse_args()
-    print(machine_line())
-    profile = None
-    if args.profile:
-        profile = Path(tempfile.gettempdir()) / f"switchyard-load-{os.getpid()}.prof"
-    try:
-        with LiveStack(profile_to=profile, model_backlog=args.model_backlog) as stack:
-            asyncio.run(bench(args, stack))
-        if profile is not None and profile.exists():
-            print("\nserver profile (event loop thread, by own time):")
-            print(profile_summary(profile))
-    except Exception as exc:
-        print(f"load: ERROR {type(exc).__name__}: {exc}")
-        print("result: FAIL")
-    finally:
-        if profile is not None:
-            profile.unlink(missing_ok=True)
+    run_benchmark("load", bench, args, args.profile, model_backlog=args.model_backlog)
 
 
 if __name__ == "__main__":

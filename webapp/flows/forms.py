@@ -24,6 +24,7 @@ from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeType
 from graphs.settings import default_services
 from graphs.validation import _config_message
+from webapp.flows.services import starter_graph
 
 PREFIX = "f_"
 COMMON = tuple(CommonConfig.model_fields)
@@ -61,33 +62,7 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
         "default": "no",
     },
     "merge": {},
-    "map": {
-        "flow": {
-            "graph": {"name": "each item"},
-            "nodes": [
-                {
-                    "id": "item",
-                    "type": "input",
-                    "config": {"name": "item"},
-                    "position": {"x": 0, "y": 0},
-                },
-                {
-                    "id": "result",
-                    "type": "output",
-                    "config": {"name": "result"},
-                    "position": {"x": 300, "y": 0},
-                },
-            ],
-            "edges": [
-                {
-                    "source": "item",
-                    "target": "result",
-                    "source_port": "value",
-                    "target_port": "value",
-                }
-            ],
-        }
-    },
+    "map": {"flow": starter_graph("each item", "item", "result")},
     "agent": {"prompt": "", "tools": ["calculator"]},
 }
 

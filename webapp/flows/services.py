@@ -20,6 +20,37 @@ class StaleVersion(Exception):
     current: int
 
 
+def starter_graph(name: str, input_name: str = "input", output_name: str = "output") -> dict:
+    """The smallest valid flow: one input wired straight to one output."""
+    return {
+        "directed": True,
+        "multigraph": True,
+        "graph": {"name": name, "description": ""},
+        "nodes": [
+            {
+                "id": input_name,
+                "type": "input",
+                "config": {"name": input_name},
+                "position": {"x": 0, "y": 100},
+            },
+            {
+                "id": output_name,
+                "type": "output",
+                "config": {"name": output_name},
+                "position": {"x": 300, "y": 100},
+            },
+        ],
+        "edges": [
+            {
+                "source": input_name,
+                "target": output_name,
+                "source_port": "value",
+                "target_port": "value",
+            }
+        ],
+    }
+
+
 def check_graph(graph: Any) -> dict[str, Any]:
     """The graph as stored, or FlowInvalid with the engine's problems (nothing is stored)."""
     loaded = graphs.load(graph)

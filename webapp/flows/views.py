@@ -16,32 +16,6 @@ from webapp.flows import access, services
 NEW_FLOW_NAME = "Untitled flow"
 
 
-def empty_graph(name: str) -> dict:
-    """The smallest valid flow: one input wired straight to one output."""
-    return {
-        "directed": True,
-        "multigraph": True,
-        "graph": {"name": name, "description": ""},
-        "nodes": [
-            {
-                "id": "input",
-                "type": "input",
-                "config": {"name": "input"},
-                "position": {"x": 0, "y": 100},
-            },
-            {
-                "id": "output",
-                "type": "output",
-                "config": {"name": "output"},
-                "position": {"x": 300, "y": 100},
-            },
-        ],
-        "edges": [
-            {"source": "input", "target": "output", "source_port": "value", "target_port": "value"}
-        ],
-    }
-
-
 @login_required
 @vary_on_headers("HX-Request")
 def flow_list(request: HttpRequest) -> HttpResponse:
@@ -66,7 +40,9 @@ def flow_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def flow_new(request: HttpRequest) -> HttpResponse:
-    flow = services.create(request.user, NEW_FLOW_NAME, empty_graph(NEW_FLOW_NAME), message="new")
+    flow = services.create(
+        request.user, NEW_FLOW_NAME, services.starter_graph(NEW_FLOW_NAME), message="new"
+    )
     return redirect("flow_editor", flow.pk)
 
 
