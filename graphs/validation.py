@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from graphs import templating
 from graphs.errors import Problem
-from graphs.nodes.base import CommonConfig, NodeType, Services
+from graphs.nodes.base import CommonConfig, NodeType, Services, template_ports
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _check_node(
     try:
         config = node_type.Config.model_validate(data.get("config") or {})
     except ValidationError as exc:
-        return None, [Problem(_config_message(err), node=node_id) for err in exc.errors()]
+        return None, [Problem(config_message(err), node=node_id) for err in exc.errors()]
     problems = []
     for field, source in node_type.templates(config).items():
         try:
@@ -94,7 +94,8 @@ def _check_node(
     return CheckedNode(node_type, config, node_type.input_ports(config), out_ports), []
 
 
-def _config_message(error: dict[str, Any]) -> str:
+def config_message(error: dict[str, Any]) -> str:
+    """One pydantic error of a node config, worded as the engine reports it."""
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown config key {where!r}"
@@ -155,11 +156,8 @@ def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
     return problems
 
 
-def _template_variables(node: CheckedNode) -> set[str]:
-    names: set[str] = set()
-    for source in node.type.templates(node.config).values():
-        names |= templating.variables(source)
-    return names
+def _template_variables(node: CheckedNode) -> frozenset[str]:
+    return template_ports(node.type.templates(node.config))
 
 
 def _check_names(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> list[Problem]:

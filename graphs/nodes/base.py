@@ -90,8 +90,6 @@ class NodeType(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Config: ClassVar[type[CommonConfig]] = CommonConfig
-    # Whether re-running with the same inputs gives the same output (the cache reads it).
-    deterministic: ClassVar[bool] = True
     # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
     holds_slot: ClassVar[bool] = True
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from graphs import templating
 from graphs.errors import FlowInvalid
 from graphs.nodes import NODE_TYPES
-from graphs.validation import _config_message
+from graphs.validation import config_message
 from webapp.auth_api import api_auth
 from webapp.flows import layout
 
@@ -80,7 +80,7 @@ def ports_for(type_name: str, config: Any) -> dict[str, Any]:
     try:
         parsed = node_type.Config.model_validate(config)
     except ValidationError as exc:
-        problems = [_config_message(err) for err in exc.errors()]
+        problems = [config_message(err) for err in exc.errors()]
         # Ports still follow the fields that are fine, e.g. a prompt next to a bad max_tokens.
         fields = node_type.Config.model_fields
         parsed = node_type.Config.model_construct(

@@ -23,7 +23,7 @@ from graphs import templating
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeType
 from graphs.settings import default_services
-from graphs.validation import _config_message
+from graphs.validation import config_message
 from webapp.flows.services import starter_graph
 
 PREFIX = "f_"
@@ -279,7 +279,7 @@ def check(
     except ValidationError as exc:
         for err in exc.errors():
             loc = [str(part) for part in err["loc"]]
-            message = _config_message(err)
+            message = config_message(err)
             if loc and loc[0] in fields:
                 name = loc[0]
                 message = message.replace(f"config.{'.'.join(loc)}: ", "")
