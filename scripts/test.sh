@@ -9,4 +9,4 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest --doctest-modules graphs tests "$@"
+.venv/bin/python -m pytest --doctest-modules graphs webapp tests "$@"

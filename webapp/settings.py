@@ -121,6 +121,20 @@ API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess",))
 EXAMPLES_DIR = BASE_DIR / "examples"
+# US dollars per million tokens, by model name. A model matches the longest key that is a
+# prefix of its name, so "claude-sonnet-4-5-20250929" finds "claude-sonnet-4-5". Costs are
+# worked out when a run finishes and stored with it: updating a price changes new runs only.
+# Unknown models cost 0 and are flagged as unpriced on the run page.
+MODEL_PRICES = {
+    "claude-opus-4-5": {"input": 5.00, "output": 25.00},
+    "claude-opus-4-1": {"input": 15.00, "output": 75.00},
+    "claude-opus-4": {"input": 15.00, "output": 75.00},
+    "claude-sonnet-4": {"input": 3.00, "output": 15.00},
+    "claude-3-7-sonnet": {"input": 3.00, "output": 15.00},
+    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
+    "claude-3-5-haiku": {"input": 0.80, "output": 4.00},
+    "offline": {"input": 0.00, "output": 0.00},
+}
 # Websocket limits: client frames are tiny control messages.
 WS_MAX_FRAME_BYTES = 4096
 WS_MAX_MESSAGES_PER_SECOND = 20

@@ -14,7 +14,14 @@ class Run(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    class Kind(models.TextChoices):
+        RUN = "run", "run"
+        RERUN = "rerun", "re-run"
+        FROM_NODE = "from_node", "re-run from a node"
+        RESUME = "resume", "resume"
+
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    RESUMABLE = (Status.FAILED, Status.CANCELLED)
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     # Pinned at start: later saves of the flow never change what this run ran. Versions are
@@ -31,10 +38,34 @@ class Run(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     last_seq = models.PositiveIntegerField(default=0)
+    # What the run cost at the price table of the time it finished (see webapp.runs.pricing),
+    # and what cache hits saved; both in US dollars.
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    saved_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    # How this run came to be. A re-run, a re-run from a node and a resume link to the run
+    # they started from; `from_node` is where a re-run from a node began.
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RUN)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    from_node = models.CharField(max_length=200, blank=True)
+    # The graph actually run, when it is not flow_version's (a re-run with an edited node).
+    graph_override = models.JSONField(null=True, blank=True)
+    # Values a re-run-from node gets on its ports instead of what arrives: {node: {port: value}}.
+    input_overrides = models.JSONField(default=dict, blank=True)
+    ignore_cache = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["flow", "-created"]), models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["flow", "-created"]),
+            models.Index(fields=["status", "-created"]),
+            models.Index(fields=["started_by", "-created"]),
+            models.Index(fields=["-created"]),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.flow_id} ({self.status})"
@@ -42,6 +73,13 @@ class Run(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def graph(self) -> dict:
+        """The flow document this run executed."""
+        if self.graph_override is not None:
+            return self.graph_override
+        return self.flow_version.graph
 
     @property
     def usage(self) -> dict[str, int]:
@@ -59,3 +97,29 @@ class RunEvent(models.Model):
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+
+
+class CacheEntry(models.Model):
+    """A node's successful output, reusable by later runs of the same flow.
+
+    Scoped to one flow: whoever may run that flow may see it, so a hit never shows
+    anyone an output from a flow they cannot see.
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="cache_entries")
+    key = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    output = models.JSONField()
+    # The text the node streamed, replayed on a hit so the canvas shows it as before.
+    text = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    usage = models.JSONField(default=dict)
+    detail = models.JSONField(default=dict)
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "key"], name="one_cache_entry_per_key")
+        ]
