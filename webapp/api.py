@@ -3,6 +3,8 @@
 One router per module; each module checks permissions through the access functions.
 """
 
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
 from webapp.flows.api import router as flows_router
@@ -13,3 +15,9 @@ api = NinjaAPI(title="Switchyard API", version="1", urls_namespace="api")
 api.add_router("/flows", flows_router)
 api.add_router("/runs", runs_router)
 api.add_router("/editor", editor_router)
+
+
+@api.exception_handler(PermissionDenied)
+def permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    # Only raised for objects the caller may see (strangers get 404), so the reason is safe.
+    return api.create_response(request, {"detail": str(exc) or "Forbidden"}, status=403)

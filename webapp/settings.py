@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "webapp.accounts",
+    "webapp.teams",
     "webapp.flows",
     "webapp.runs",
 ]

@@ -1,5 +1,5 @@
-"""Shared personas: alice owns flows, bob is her teammate (issue 5 gives him access),
-charlie is a stranger who must never learn that alice's objects exist."""
+"""Shared personas: alice owns flows and a team, bob is her team's editor, carol its viewer;
+charlie and dave are strangers who must never learn that alice's objects exist."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from webapp.accounts.models import ApiToken
+from webapp.flows import services
+from webapp.teams.models import Membership, Role, Team
 
 
 def make_user(username: str):
@@ -38,3 +40,29 @@ def alice_token(alice) -> str:
 @pytest.fixture
 def charlie_token(charlie) -> str:
     return ApiToken.issue(charlie, "tests")[1]
+
+
+@pytest.fixture
+def carol(db):
+    return make_user("carol")
+
+
+@pytest.fixture
+def dave(db):
+    return make_user("dave")
+
+
+@pytest.fixture
+def team(alice, bob, carol):
+    """Alice's team: bob edits, carol views."""
+    team = Team.objects.create(name="Research")
+    Membership.objects.create(team=team, user=alice, role=Role.OWNER)
+    Membership.objects.create(team=team, user=bob, role=Role.EDITOR)
+    Membership.objects.create(team=team, user=carol, role=Role.VIEWER)
+    return team
+
+
+@pytest.fixture
+def team_flow(alice, team):
+    """A flow of alice's team."""
+    return services.create(alice, "Team flow", services.starter_graph("Team flow"), team=team)

@@ -8,6 +8,11 @@ class Flow(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows"
     )
+    # A flow with a team belongs to the team (its members' roles apply; `owner` is who made
+    # it); without one it is in its owner's personal space.
+    team = models.ForeignKey(
+        "teams.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="flows"
+    )
     name = models.CharField(max_length=200)
     # The number of the newest FlowVersion; saves compare-and-set it (see services.save).
     version = models.PositiveIntegerField(default=0)
@@ -42,3 +47,65 @@ class FlowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow} v{self.number}"
+
+
+class FlowShare(models.Model):
+    """A flow shared with one person or with every member of a team."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        EDITOR = "editor"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="flow_shares",
+    )
+    team = models.ForeignKey(
+        "teams.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="flow_shares"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, team__isnull=True)
+                | models.Q(user__isnull=True, team__isnull=False),
+                name="share_with_user_or_team",
+            ),
+            models.UniqueConstraint(fields=["flow", "user"], name="one_share_per_user"),
+            models.UniqueConstraint(fields=["flow", "team"], name="one_share_per_team"),
+        ]
+
+
+class ShareLink(models.Model):
+    """A read-only link to a flow, or to one run of it, for people without an account.
+
+    Only the token's hash is stored. Revoking or expiry makes the link a 404.
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="share_links")
+    run = models.ForeignKey(
+        "runs.Run", on_delete=models.CASCADE, null=True, blank=True, related_name="share_links"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)
+    hide_io = models.BooleanField(
+        default=False, help_text="Hide run inputs and outputs from people using the link."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]

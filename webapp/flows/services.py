@@ -60,10 +60,11 @@ def check_graph(graph: Any) -> dict[str, Any]:
     return graphs.dump(loaded)
 
 
-def create(owner, name: str, graph: Any, message: str = "") -> Flow:
+def create(owner, name: str, graph: Any, message: str = "", team=None) -> Flow:
+    """A new flow in `owner`'s personal space, or in `team` (its members' roles apply)."""
     document = check_graph(graph)
     with transaction.atomic():
-        flow = Flow.objects.create(owner=owner, name=name, version=1)
+        flow = Flow.objects.create(owner=owner, team=team, name=name, version=1)
         FlowVersion.objects.create(
             flow=flow, number=1, graph=document, author=owner, message=message
         )

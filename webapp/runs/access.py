@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -21,10 +22,13 @@ def run_for_viewer(user, run_id: int) -> Run:
 
 
 def run_for_editor(user, run_id: int) -> Run:
+    """The run if the user may edit its flow; 403 for its viewers, 404 for everyone else."""
     run = Run.objects.filter(pk=run_id, flow__in=editable_flows(user)).first()
-    if run is None:
-        raise Http404("No such run.")
-    return run
+    if run is not None:
+        return run
+    if can_view_run(user, run_id):
+        raise PermissionDenied("You need the editor role on this run's flow.")
+    raise Http404("No such run.")
 
 
 def can_view_run(user, run_id: int) -> bool:

@@ -1,0 +1,75 @@
+"""Roles on flows: personal space, team roles, shares with people and with teams."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from webapp.flows import access, services
+from webapp.flows.models import FlowShare
+from webapp.teams.models import Membership, Role, Team
+
+
+@pytest.fixture
+def personal_flow(alice):
+    return services.create(alice, "Mine", services.starter_graph("Mine"))
+
+
+def roles(flow, *users):
+    return [access.role_on_flow(user, flow) for user in users]
+
+
+def test_a_personal_flow_is_its_owners_alone(personal_flow, alice, bob, charlie):
+    assert roles(personal_flow, alice, bob, charlie) == ["owner", None, None]
+    assert personal_flow not in access.visible_flows(bob)
+
+
+def test_team_members_get_their_team_role(team_flow, alice, bob, carol, dave):
+    assert roles(team_flow, alice, bob, carol, dave) == ["owner", "editor", "viewer", None]
+    assert team_flow in access.visible_flows(carol)
+    assert team_flow not in access.editable_flows(carol)
+    assert team_flow in access.editable_flows(bob)
+    assert team_flow not in access.owned_flows(bob)
+    assert team_flow in access.owned_flows(alice)
+
+
+def test_the_maker_of_a_team_flow_has_only_their_team_role(team, bob, alice):
+    flow = services.create(bob, "Bob's", services.starter_graph("Bob's"), team=team)
+    assert roles(flow, bob, alice) == ["editor", "owner"]
+
+
+def test_a_share_with_a_person_gives_that_role(personal_flow, alice, dave):
+    FlowShare.objects.create(flow=personal_flow, user=dave, role="viewer", created_by=alice)
+    assert roles(personal_flow, dave) == ["viewer"]
+    assert personal_flow in access.visible_flows(dave)
+    assert personal_flow not in access.editable_flows(dave)
+
+
+def test_a_share_with_a_team_reaches_every_member(personal_flow, alice, dave, charlie):
+    other = Team.objects.create(name="Other")
+    Membership.objects.create(team=other, user=dave, role=Role.VIEWER)
+    FlowShare.objects.create(flow=personal_flow, team=other, role="editor", created_by=alice)
+    assert roles(personal_flow, dave, charlie) == ["editor", None]
+    assert personal_flow in access.editable_flows(dave)
+
+
+def test_the_highest_role_wins(team_flow, carol, alice):
+    FlowShare.objects.create(flow=team_flow, user=carol, role="editor", created_by=alice)
+    assert roles(team_flow, carol) == ["editor"]
+    assert access.visible_flows(carol).filter(pk=team_flow.pk).count() == 1
+
+
+def test_a_stranger_gets_404_and_a_viewer_403_for_editing(team_flow, carol, dave):
+    with pytest.raises(Http404):
+        access.flow_for_viewer(dave, team_flow.pk)
+    with pytest.raises(Http404):
+        access.flow_for_editor(dave, team_flow.pk)
+    with pytest.raises(PermissionDenied):
+        access.flow_for_editor(carol, team_flow.pk)
+    assert access.flow_for_viewer(carol, team_flow.pk) == team_flow
+
+
+def test_leaving_the_team_removes_access(team_flow, team, bob):
+    Membership.objects.filter(team=team, user=bob).delete()
+    assert access.role_on_flow(bob, team_flow) is None
