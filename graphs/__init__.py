@@ -5,13 +5,15 @@ Pure Python: it never imports Django. The public API:
 - ``load`` / ``dump`` / ``parse``: the flow document <-> ``networkx.MultiDiGraph``
 - ``validate``: every problem of a flow, each naming its node or edge
 - ``compile_flow``: validate once, then ``await flow.run(inputs, sink)``
+- ``RunOptions`` / ``Recorded``: run again reusing recorded outputs, edited inputs, a cache
+- ``graphs.replan``: which recorded outputs a re-run from a node or a resume may reuse
 - ``NODE_TYPES``: the registry of node types
 """
 
 from graphs.document import dump, load, parse
 from graphs.errors import FlowInvalid, ModelError, NodeError, Problem
 from graphs.events import Emitter, Event, EventSink
-from graphs.executor import CompiledFlow, Run, RunResult, compile_flow
+from graphs.executor import CompiledFlow, Recorded, Run, RunOptions, RunResult, compile_flow
 from graphs.nodes import NODE_TYPES
 from graphs.validation import validate
 
@@ -25,7 +27,9 @@ __all__ = [
     "ModelError",
     "NodeError",
     "Problem",
+    "Recorded",
     "Run",
+    "RunOptions",
     "RunResult",
     "compile_flow",
     "dump",

@@ -5,6 +5,24 @@ coalesced), ``node_progress`` (done/total of a map), ``node_retrying``,
 ``node_finished``, ``node_skipped``, ``node_failed``, ``run_finished``.
 Node events carry ``node`` and ``iteration``.
 
+Fields beyond those, by event (keys are only ever added, so old recordings still
+read; ``run_started.schema`` is the version of this list, missing means 1):
+
+- ``run_started``: ``flow``, ``inputs``, ``schema``.
+- ``node_started``: ``inputs``, the values the node ran on (overrides applied).
+- ``node_finished``: ``output`` (port -> value), ``duration_s``; ``attempts`` when
+  retried; ``usage`` ({input_tokens, output_tokens}) and ``model`` when it used a
+  model (a map: its items' tokens), with ``usage_by_model`` when that was several
+  models; ``detail`` (rendered prompt, route, ...). A node reused from an earlier
+  run has ``reused: {source}``, ``duration_s: 0`` and no usage. A node cache hit
+  has ``usage`` zero and ``cached: {source, usage}``, the usage it saved; its
+  stored text arrives as one ``node_delta`` before it.
+- ``node_failed``: ``error``; ``cancelled: true`` when the run stopped it,
+  ``continued: true`` when its error went on down the ``error`` port.
+- ``node_retrying``: ``attempt``, ``error``, ``delay_s``.
+- ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
+  ({model: usage}, failed attempts and map items included), ``error``.
+
 >>> seen = []
 >>> emitter = Emitter(seen.append, clock=lambda: 0.0)
 >>> emitter.emit("run_started", inputs={})["seq"]
@@ -23,6 +41,9 @@ from typing import Any
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
 """Receives each event in order. It must not block or raise: queue slow work elsewhere."""
+
+# The version of the event fields above; bump it when a field changes meaning.
+SCHEMA = 1
 
 COALESCE_S = 0.05
 # A delta flushes early past this size, so a fast stream still arrives in pieces.

@@ -28,27 +28,77 @@ When nothing more can reach a strongly connected component (a single node,
 or a loop), it is done: its nodes that never ran are skipped, and the edges
 that leave it can carry nothing more. That is how a route not taken skips
 everything only it reaches, in time linear in the size of the flow.
+
+Reuse and overrides (``RunOptions``). A node named in ``reuse`` does not run:
+the first time it fires it reports the output an earlier run recorded
+(``node_started``, then ``node_finished`` with ``reused`` and no usage), takes
+no concurrency slot, and hands that output on as if it had computed it. Later
+firings of a reused node do nothing, so a loop whose nodes are all reused
+passes on its final values once and then falls idle, and a reused router
+sends its recorded route only, so the route not taken is skipped again.
+``overrides`` replace the values arriving on a node's ports, every time it
+fires. Both are checked before the run starts: a node or port that does not
+exist is a ``FlowInvalid``.
+
+The node cache (``RunOptions.cache``, see ``graphs.cache``). A node whose type
+says it is worth caching (``NodeType.cacheable``; ``config.cache`` overrides
+it) looks its ``cache_key`` up before it runs, outside any concurrency slot.
+A hit reports the stored output, streamed text, model and detail with zero
+usage and a ``cached`` note of what it saved; a miss runs the node and stores
+what a successful run produced. Failures are never stored. ``read_cache=False``
+runs every node but still stores fresh results. A map's items share the run's
+cache, not its reuse or overrides.
+
+Usage. Every attempt's tokens count, failed ones included, and a map's node
+reports those of its items; ``run_finished`` gives the total and the total per
+model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import networkx as nx
 
 from graphs import document, templating, validation
+from graphs.cache import CachedOutput, NodeCache, cache_key
 from graphs.errors import FlowInvalid, NodeError, Problem
-from graphs.events import Emitter, EventSink, discard
+from graphs.events import SCHEMA, Emitter, EventSink, discard
 from graphs.llm.types import Usage
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 
 Status = Literal["succeeded", "failed", "cancelled"]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An output recorded by an earlier run, used instead of running the node."""
+
+    output: dict[str, Any]
+    source: str | None = None  # e.g. "run 42", echoed in the event
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run may skip work: recorded outputs, edited inputs, the node cache."""
+
+    reuse: Mapping[str, Recorded] = field(default_factory=dict)
+    # node -> port -> value, replacing what arrives on that port.
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cache: NodeCache | None = None
+    # False ("ignore cache"): run every node, but still store the fresh results.
+    read_cache: bool = True
+
+
+NO_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True)
@@ -68,6 +118,8 @@ class NodeSpec:
     in_ports: tuple[str, ...]
     out_edges: Mapping[str, tuple[Target, ...]]
     component: int
+    # The config as the cache key sees it; None when the node is not cached.
+    cache_config: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -87,6 +139,7 @@ class RunResult:
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     failed_node: str | None = None
+    usage_by_model: dict[str, Usage] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"status": self.status, "outputs": self.outputs}
@@ -171,6 +224,7 @@ class CompiledFlow:
                 in_ports=tuple(sorted(in_ports[node_id])),
                 out_edges={port: tuple(ts) for port, ts in out_edges[node_id].items()},
                 component=component_of[node_id],
+                cache_config=_cache_config(node.type, node.config, services),
             )
         self.sources = tuple(n for n in sorted(graph.nodes) if graph.in_degree(n) == 0)
         self.inputs = {
@@ -205,16 +259,46 @@ class CompiledFlow:
             raise FlowInvalid(problems)
         return resolved
 
+    def option_problems(self, options: RunOptions) -> list[Problem]:
+        """What in ``options`` names a node or port this flow does not have."""
+        problems = [
+            Problem("is to be reused, but the flow has no such node", node)
+            for node in options.reuse
+            if node not in self.nodes
+        ]
+        for node, values in options.overrides.items():
+            spec = self.nodes.get(node)
+            if spec is None:
+                problems.append(Problem("has input overrides, but the flow has no such node", node))
+                continue
+            if node in options.reuse:
+                problems.append(
+                    Problem("is reused, so overriding its inputs would do nothing", node)
+                )
+            ports = ", ".join(spec.in_ports) or "none"
+            problems += [
+                Problem(
+                    f"override for input port {port!r}, which it does not have (ports: {ports})",
+                    node,
+                )
+                for port in values
+                if port not in spec.in_ports
+            ]
+        return problems
+
     def start(
         self,
         inputs: Mapping[str, Any],
         sink: EventSink | None = None,
         *,
         slots: asyncio.Semaphore | None = None,
+        options: RunOptions | None = None,
     ) -> Run:
-        """Check the inputs and start the run as a task; raises FlowInvalid before any event."""
-        resolved = self.resolve_inputs(inputs)
-        return Run(_Execution(self, resolved, Emitter(sink or discard), slots))
+        """Check the inputs and options and start the run as a task.
+
+        Raises FlowInvalid before any event.
+        """
+        return Run(self._execution(inputs, sink, slots=slots, options=options))
 
     async def run(
         self,
@@ -222,13 +306,32 @@ class CompiledFlow:
         sink: EventSink | None = None,
         *,
         slots: asyncio.Semaphore | None = None,
+        options: RunOptions | None = None,
     ) -> RunResult:
         """Run to the end and return the result (``start`` gives a handle that can cancel).
 
         Cancelling the task that awaits this cancels the run, records it, and re-raises.
         """
+        return await self._execution(inputs, sink, slots=slots, options=options).execute()
+
+    def _execution(
+        self,
+        inputs: Mapping[str, Any],
+        sink: EventSink | None,
+        *,
+        slots: asyncio.Semaphore | None,
+        options: RunOptions | None,
+    ) -> _Execution:
         resolved = self.resolve_inputs(inputs)
-        return await _Execution(self, resolved, Emitter(sink or discard), slots).execute()
+        options = options or NO_OPTIONS
+        if problems := self.option_problems(options):
+            raise FlowInvalid(problems)
+        return _Execution(self, resolved, Emitter(sink or discard), slots=slots, options=options)
+
+
+def _cache_config(node_type: NodeType, config: CommonConfig, services: Services) -> dict | None:
+    wanted = config.cache if config.cache is not None else node_type.cacheable(config, services)
+    return config.model_dump(mode="json") if wanted else None
 
 
 class Run:
@@ -251,6 +354,15 @@ class _Failed(Exception):
         self.message = message
 
 
+@dataclass(slots=True)  # not frozen: made once per node, and frozen init costs more
+class _Success:
+    """A node's successful attempt: its context (usage, model, detail) and what it made."""
+
+    ctx: NodeContext
+    outputs: dict[str, Any]
+    text: str  # what it streamed, kept only when the result is to be cached
+
+
 class _Execution:
     """The mutable state of one run and the rules that move values through it."""
 
@@ -259,13 +371,21 @@ class _Execution:
         flow: CompiledFlow,
         inputs: dict[str, Any],
         emitter: Emitter,
+        *,
         slots: asyncio.Semaphore | None,
+        options: RunOptions,
     ):
         self.flow = flow
         self.inputs = inputs
         self.emitter = emitter
         self.services = flow.services
         self.slots = slots or asyncio.Semaphore(flow.services.max_concurrency)
+        self.reuse = options.reuse
+        self.overrides = options.overrides
+        self.cache = options.cache
+        self.read_cache = options.read_cache
+        # A map's items share the cache; what to reuse or override names this flow's nodes.
+        self.subflow_options = RunOptions(cache=options.cache, read_cache=options.read_cache)
         self.fresh: dict[str, dict[str, deque[tuple[Any, bool]]]] = defaultdict(
             lambda: defaultdict(deque)
         )
@@ -282,15 +402,17 @@ class _Execution:
         self.settle_queue: deque[int] = deque()
         self.outputs: dict[str, Any] = {}
         self.usage = Usage()
+        self.usage_by_model: dict[str, Usage] = {}
         self.ending: tuple[Status, str | None, str | None] | None = None
         self.quiet = asyncio.Event()
 
     async def execute(self) -> RunResult:
-        self.emitter.emit("run_started", flow=self.flow.name, inputs=self.inputs)
-        for node in self.flow.sources:
-            self.start_node(node, {})
-        self.settle_queue.extend(range(len(self.flow.components)))
-        self.settle()
+        self.emitter.emit("run_started", flow=self.flow.name, inputs=self.inputs, schema=SCHEMA)
+        if self.ending is None:  # cancel() may come before the run's task first runs
+            for node in self.flow.sources:
+                self.start_node(node, {})
+            self.settle_queue.extend(range(len(self.flow.components)))
+            self.settle()
         try:
             if self.tasks:
                 await self.quiet.wait()
@@ -306,12 +428,15 @@ class _Execution:
     def finish(self) -> RunResult:
         self.emitter.flush_all()
         status, error, failed_node = self.ending or ("succeeded", None, None)
-        result = RunResult(status, self.outputs, self.usage, error, failed_node)
+        result = RunResult(
+            status, self.outputs, self.usage, error, failed_node, dict(self.usage_by_model)
+        )
         self.emitter.emit(
             "run_finished",
             status=status,
             outputs=self.outputs,
             usage=self.usage.as_dict(),
+            usage_by_model={m: u.as_dict() for m, u in sorted(self.usage_by_model.items())},
             **({"error": error} if error else {}),
         )
         return result
@@ -323,6 +448,13 @@ class _Execution:
         self.ending = (status, error, failed_node)
         for task in self.tasks:
             task.cancel()
+            # A task cancelled before its first step never enters its finally (node_done).
+            task.add_done_callback(self.forget)
+        if not self.tasks:
+            self.quiet.set()
+
+    def forget(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
         if not self.tasks:
             self.quiet.set()
 
@@ -394,6 +526,13 @@ class _Execution:
     # Running nodes ----------------------------------------------------------------
 
     def start_node(self, node: str, inputs: dict[str, Any]) -> None:
+        if node in self.reuse and node in self.started:
+            # A reused node reports its recorded (final) output once; firing again would
+            # send that output round a loop for ever.
+            return
+        overrides = self.overrides.get(node)
+        if overrides:
+            inputs = {**inputs, **overrides}
         spec = self.flow.nodes[node]
         self.iterations[node] += 1
         iteration = self.iterations[node]
@@ -420,60 +559,38 @@ class _Execution:
 
     async def run_node(self, spec: NodeSpec, iteration: int, inputs: dict[str, Any]) -> None:
         try:
-            await self.run_node_events(spec, iteration, inputs)
+            recorded = self.reuse.get(spec.id)
+            if recorded is not None:
+                self.report_recorded(spec, iteration, inputs, recorded)
+            else:
+                await self.run_node_events(spec, iteration, inputs)
         finally:
             self.node_done(spec)
 
     async def run_node_events(self, spec: NodeSpec, iteration: int, inputs: dict[str, Any]) -> None:
-        node = spec.id
         began = time.monotonic()
-        attempt = 0
+        key = self.cache_key(spec, inputs)
         try:
-            ctx, outputs, attempt = await self.attempts(spec, iteration, inputs)
+            if key is not None and self.read_cache:
+                entry = await self.cache_get(key)
+                if entry is not None:
+                    self.report_cached(spec, iteration, inputs, entry, began)
+                    return
+            success = await self.attempts(spec, iteration, inputs, keep_text=key is not None)
         except asyncio.CancelledError:
-            self.emitter.flush(node, iteration)
-            self.emitter.emit(
-                "node_failed",
-                node=node,
-                iteration=iteration,
-                error=self.cancel_reason(),
-                cancelled=True,
-            )
+            self.report_cancelled(spec, iteration)
             return
         except _Failed as failure:
-            self.emitter.flush(node, iteration)
-            if spec.config.on_error == "continue":
-                self.emitter.emit(
-                    "node_failed",
-                    node=node,
-                    iteration=iteration,
-                    error=failure.message,
-                    continued=True,
-                )
-                self.deliver(spec, {"error": failure.message})
-            else:
-                self.emitter.emit(
-                    "node_failed", node=node, iteration=iteration, error=failure.message
-                )
-                self.stop("failed", f"node {node!r} failed: {failure.message}", node)
+            self.report_failed(spec, iteration, failure)
             return
-        self.emitter.flush(node, iteration)
-        finished: dict[str, Any] = {
-            "node": node,
-            "iteration": iteration,
-            "output": outputs,
-            "duration_s": round(time.monotonic() - began, 6),
-        }
-        if attempt > 1:
-            finished["attempts"] = attempt
-        if ctx.model is not None:
-            finished["usage"] = ctx.usage.as_dict()
-            finished["model"] = ctx.model
-            self.usage = self.usage + ctx.usage
-        if ctx.detail:
-            finished["detail"] = ctx.detail
-        self.emitter.emit("node_finished", **finished)
-        if spec.type.name == "output":
+        self.report_finished(spec, iteration, success, began)
+        self.hand_on(spec, success.outputs)
+        if key is not None:
+            await self.cache_put(key, spec, success)
+
+    def hand_on(self, spec: NodeSpec, outputs: dict[str, Any]) -> None:
+        """What a node produced (or reproduced) becomes run output and flows on."""
+        if spec.type.name == "output" and "value" in outputs:
             self.outputs[spec.config.name] = outputs["value"]  # type: ignore[attr-defined]
         self.deliver(spec, outputs)
 
@@ -483,12 +600,150 @@ class _Execution:
                 self.fresh[target.node][target.port].append((value, target.internal))
                 self.try_fire(target.node)
 
+    # Reporting ----------------------------------------------------------------------
+
+    def report_recorded(
+        self, spec: NodeSpec, iteration: int, inputs: dict[str, Any], recorded: Recorded
+    ) -> None:
+        node = spec.id
+        self.emitter.emit("node_started", node=node, iteration=iteration, inputs=inputs)
+        self.emitter.emit(
+            "node_finished",
+            node=node,
+            iteration=iteration,
+            output=recorded.output,
+            duration_s=0,
+            reused={"source": recorded.source},
+        )
+        self.hand_on(spec, recorded.output)
+
+    def report_cached(
+        self,
+        spec: NodeSpec,
+        iteration: int,
+        inputs: dict[str, Any],
+        entry: CachedOutput,
+        began: float,
+    ) -> None:
+        node = spec.id
+        self.emitter.emit("node_started", node=node, iteration=iteration, inputs=inputs)
+        if entry.text:
+            self.emitter.emit("node_delta", node=node, iteration=iteration, text=entry.text)
+        finished: dict[str, Any] = {
+            "node": node,
+            "iteration": iteration,
+            "output": entry.output,
+            "duration_s": round(time.monotonic() - began, 6),
+            "usage": Usage().as_dict(),
+        }
+        if entry.model is not None:
+            finished["model"] = entry.model
+        if entry.detail:
+            finished["detail"] = entry.detail
+        finished["cached"] = {"source": entry.source, "usage": entry.usage.as_dict()}
+        self.emitter.emit("node_finished", **finished)
+        self.hand_on(spec, entry.output)
+
+    def report_finished(
+        self, spec: NodeSpec, iteration: int, success: _Success, began: float
+    ) -> None:
+        ctx = success.ctx
+        self.emitter.flush(spec.id, iteration)
+        finished: dict[str, Any] = {
+            "node": spec.id,
+            "iteration": iteration,
+            "output": success.outputs,
+            "duration_s": round(time.monotonic() - began, 6),
+        }
+        if ctx.attempt > 1:
+            finished["attempts"] = ctx.attempt
+        if ctx.model is not None:
+            self.count_usage(ctx)
+            finished["usage"] = ctx.usage.as_dict()
+            finished["model"] = ctx.model
+            if len(ctx.usage_by_model) > 1:  # a map whose items used several models
+                finished["usage_by_model"] = {
+                    m: u.as_dict() for m, u in sorted(ctx.usage_by_model.items())
+                }
+        if ctx.detail:
+            finished["detail"] = ctx.detail
+        self.emitter.emit("node_finished", **finished)
+
+    def report_cancelled(self, spec: NodeSpec, iteration: int) -> None:
+        self.emitter.flush(spec.id, iteration)
+        self.emitter.emit(
+            "node_failed",
+            node=spec.id,
+            iteration=iteration,
+            error=self.cancel_reason(),
+            cancelled=True,
+        )
+
+    def report_failed(self, spec: NodeSpec, iteration: int, failure: _Failed) -> None:
+        node = spec.id
+        self.emitter.flush(node, iteration)
+        if spec.config.on_error == "continue":
+            self.emitter.emit(
+                "node_failed", node=node, iteration=iteration, error=failure.message, continued=True
+            )
+            self.deliver(spec, {"error": failure.message})
+        else:
+            self.emitter.emit("node_failed", node=node, iteration=iteration, error=failure.message)
+            self.stop("failed", f"node {node!r} failed: {failure.message}", node)
+
+    def count_usage(self, ctx: NodeContext) -> None:
+        for model, usage in ctx.usage_by_model.items():
+            self.usage = self.usage + usage
+            self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
+
+    # The node cache -------------------------------------------------------------------
+
+    def cache_key(self, spec: NodeSpec, inputs: dict[str, Any]) -> str | None:
+        if self.cache is None or spec.cache_config is None:
+            return None
+        return cache_key(
+            node_type=spec.type.name,
+            version=spec.type.version,
+            config=spec.cache_config,
+            default_model=self.services.default_model,
+            inputs=inputs,
+            client=self.services.model_client.name,
+        )
+
+    async def cache_get(self, key: str) -> CachedOutput | None:
+        assert self.cache is not None
+        try:
+            return await self.cache.get(key)
+        except Exception:
+            # The cache only saves work: a lookup that fails is a miss, not a failed node.
+            log.warning("node cache lookup failed; running the node", exc_info=True)
+            return None
+
+    async def cache_put(self, key: str, spec: NodeSpec, success: _Success) -> None:
+        assert self.cache is not None
+        ctx = success.ctx
+        entry = CachedOutput(
+            output=success.outputs,
+            text=success.text,
+            model=ctx.model,
+            usage=ctx.usage,
+            detail=ctx.detail,
+        )
+        try:
+            await self.cache.put(key, spec.type.name, entry)
+        except Exception:
+            log.warning("node cache store failed; the result is not cached", exc_info=True)
+
+    # Attempts -------------------------------------------------------------------------
+
     async def attempts(
-        self, spec: NodeSpec, iteration: int, inputs: dict[str, Any]
-    ) -> tuple[NodeContext, dict[str, Any], int]:
+        self, spec: NodeSpec, iteration: int, inputs: dict[str, Any], *, keep_text: bool
+    ) -> _Success:
         """Run the node, retrying what is retryable; raises _Failed with the last error."""
         config = spec.config
         for attempt in range(1, config.retries + 2):
+            # Only the text of the attempt that succeeds is what a cache hit replays.
+            texts: list[str] | None = [] if keep_text else None
             ctx = NodeContext(
                 node_id=spec.id,
                 iteration=iteration,
@@ -496,7 +751,7 @@ class _Execution:
                 run_inputs=self.inputs,
                 services=self.services,
                 prepared=spec.prepared,
-                emit_text=lambda text: self.emitter.delta(spec.id, iteration, text),
+                emit_text=self.text_sink(spec.id, iteration, texts),
                 emit_progress=lambda done, total: self.emitter.emit(
                     "node_progress", node=spec.id, iteration=iteration, done=done, total=total
                 ),
@@ -508,10 +763,9 @@ class _Execution:
                         outputs = await self.attempt(spec, ctx, inputs)
                 else:
                     outputs = await self.attempt(spec, ctx, inputs)
-                return ctx, outputs, attempt
+                return _Success(ctx, outputs, "".join(texts) if texts else "")
             except NodeError as error:
-                if ctx.model is not None:
-                    self.usage = self.usage + ctx.usage
+                self.count_usage(ctx)
                 if not error.retryable or attempt > config.retries:
                     suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                     raise _Failed(f"{error}{suffix}") from None
@@ -527,6 +781,19 @@ class _Execution:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def text_sink(
+        self, node: str, iteration: int, texts: list[str] | None
+    ) -> Callable[[str], None]:
+        delta = self.emitter.delta
+        if texts is None:
+            return lambda text: delta(node, iteration, text)
+
+        def keep(text: str) -> None:
+            texts.append(text)
+            delta(node, iteration, text)
+
+        return keep
 
     async def attempt(self, spec: NodeSpec, ctx: NodeContext, inputs: dict[str, Any]) -> dict:
         if ctx.attempt == 1:
@@ -557,7 +824,7 @@ class _Execution:
         return min(ceiling, self.services.backoff_max_s) * random.uniform(0.5, 1.0)  # noqa: S311
 
     async def run_subflow(self, flow: CompiledFlow, inputs: Mapping[str, Any]) -> RunResult:
-        return await flow.run(inputs, slots=self.slots)
+        return await flow.run(inputs, slots=self.slots, options=self.subflow_options)
 
     def cancel_reason(self) -> str:
         if self.ending and self.ending[0] == "failed" and self.ending[2]:

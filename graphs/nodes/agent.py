@@ -54,6 +54,12 @@ class AgentNode(NodeType):
     def output_ports(self, config: AgentConfig) -> frozenset[str]:
         return frozenset({"text"})
 
+    def cacheable(self, config: AgentConfig, services: Services) -> bool:
+        # A tool that does not say it is deterministic might answer differently next time.
+        return all(
+            getattr(services.tools.get(name), "deterministic", False) for name in config.tools
+        )
+
     def problems(self, config: AgentConfig, services: Services | None) -> list[str]:
         if services is None:
             return []

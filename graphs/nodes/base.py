@@ -28,6 +28,8 @@ class CommonConfig(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
     retries: int = Field(default=0, ge=0, le=10)
     on_error: Literal["fail", "continue"] = "fail"
+    # None: the node type decides (NodeType.cacheable); True/False: this node's own choice.
+    cache: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,21 @@ class NodeContext:
     run_subflow: Callable[..., Any]
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
+    usage_by_model: dict[str, Usage] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
 
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total."""
         on_text = self.emit_text if stream else _ignore
         response = await self.services.model_client.complete(request, on_text)
-        self.usage = self.usage + response.usage
-        self.model = response.model
+        self.add_usage(response.model, response.usage)
         return response
+
+    def add_usage(self, model: str, usage: Usage) -> None:
+        """Count tokens this node spent on ``model`` (directly, or in a map's items)."""
+        self.usage = self.usage + usage
+        self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
+        self.model = model
 
     def render(self, field_name: str, source: str, values: Mapping[str, Any]) -> str:
         try:
@@ -90,6 +98,9 @@ class NodeType(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Config: ClassVar[type[CommonConfig]] = CommonConfig
+    # Bump when the same config and inputs would now give a different output: it is part
+    # of the cache key, so entries made by the old behaviour stop matching.
+    version: ClassVar[int] = 1
     # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
     holds_slot: ClassVar[bool] = True
 
@@ -107,6 +118,14 @@ class NodeType(ABC):
     def problems(self, config: Any, services: Services | None) -> list[str]:
         """Type-specific checks beyond the pydantic model, as messages."""
         return []
+
+    def cacheable(self, config: Any, services: Services) -> bool:
+        """Whether the node cache may serve this node by default (``config.cache`` overrides).
+
+        True only where running again is expensive (a model call) and the output depends on
+        nothing but the config and inputs.
+        """
+        return False
 
     def prepare(self, config: Any, services: Services) -> Any:
         """Work done once when a flow is compiled; handed to ``run`` as ``ctx.prepared``."""

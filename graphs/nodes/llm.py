@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from graphs.llm.types import ModelRequest
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, template_ports
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
 
 MODEL_NAME = Field(default=None, min_length=1, max_length=200)
 
@@ -32,6 +32,9 @@ class LLMNode(NodeType):
 
     def output_ports(self, config: LLMConfig) -> frozenset[str]:
         return frozenset({"text"})
+
+    def cacheable(self, config: LLMConfig, services: Services) -> bool:
+        return True
 
     async def run(self, ctx: NodeContext, config: LLMConfig, inputs: dict) -> dict:
         prompt = ctx.render("prompt", config.prompt, inputs)

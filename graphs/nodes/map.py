@@ -65,7 +65,8 @@ class MapNode(NodeType):
             nonlocal done
             async with gate:
                 result = await ctx.run_subflow(flow, {"item": item})
-            ctx.usage = ctx.usage + result.usage
+            for model, usage in result.usage_by_model.items():
+                ctx.add_usage(model, usage)
             if result.status != "succeeded":
                 raise NodeError(f"item {index} {result.status}: {result.error}")
             done += 1

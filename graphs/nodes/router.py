@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, template_ports
+from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
 from graphs.nodes.llm import MODEL_NAME
 
 ROUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -82,6 +82,10 @@ class RouterNode(NodeType):
 
     def output_ports(self, config: RouterConfig) -> frozenset[str]:
         return frozenset(config.routes)
+
+    def cacheable(self, config: RouterConfig, services: Services) -> bool:
+        # Regex matching costs nothing; only the model's choice is worth keeping.
+        return config.mode == "llm"
 
     async def run(self, ctx: NodeContext, config: RouterConfig, inputs: dict) -> dict:
         value = inputs.get("input")

@@ -23,5 +23,8 @@ class Tool(Protocol):
     name: str
     description: str
     input_schema: dict[str, Any]
+    # Same arguments, same result: an agent using only such tools may be served from the
+    # node cache. A tool without this attribute counts as not deterministic.
+    deterministic: bool
 
     async def call(self, args: dict[str, Any], settings: ToolSettings) -> str: ...

@@ -263,6 +263,7 @@ class Calculator:
     """Built-in tool: evaluate an arithmetic expression exactly (ints) or in double precision."""
 
     name: str = "calculator"
+    deterministic: bool = True
     description: str = (
         "Evaluate an arithmetic expression and return the number. Use it for any calculation "
         "instead of doing arithmetic in your head. Supports + - * / // % ** and parentheses, "

@@ -273,6 +273,8 @@ class HttpGet:
     """Built-in tool: GET a public http(s) URL. Off unless settings.http_get_enabled."""
 
     name: str = "http_get"
+    # The page may change between two fetches of the same URL.
+    deterministic: bool = False
     description: str = (
         "Fetch a public web page or API endpoint with an HTTP GET request and return the "
         "status line, content type and the body as text (long bodies are truncated). Only "

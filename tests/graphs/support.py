@@ -8,8 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 from graphs.errors import NodeError
-from graphs.executor import CompiledFlow, compile_flow
+from graphs.executor import CompiledFlow, RunOptions, compile_flow
 from graphs.llm.offline import OfflineClient
+from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 from graphs.settings import default_services
@@ -105,6 +106,19 @@ class CountNode(NodeType):
         return {"value": int(inputs["value"]) + 1}
 
 
+class CountingClient(OfflineClient):
+    """The offline model, keeping the last user message of every call it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompts: list[str] = []
+
+    async def complete(self, request: ModelRequest, on_text: Any) -> ModelResponse:
+        content = request.messages[-1]["content"]
+        self.prompts.append(content if isinstance(content, str) else str(content))
+        return await super().complete(request, on_text)
+
+
 def services(probe: Probe | None = None, **overrides: Any) -> Services:
     probe = probe or Probe()
     base = default_services()
@@ -133,8 +147,22 @@ async def run(doc: dict, inputs: dict | None = None, probe: Probe | None = None,
     return result, events
 
 
+async def run_with(
+    flow_: CompiledFlow, inputs: dict | None = None, options: RunOptions | None = None
+) -> tuple[Any, list[dict]]:
+    """Run a compiled flow with options; returns (result, events)."""
+    events: list[dict] = []
+    result = await flow_.run(inputs or {}, events.append, options=options)
+    return result, events
+
+
 def of_type(events: list[dict], type_: str) -> list[dict]:
     return [e for e in events if e["type"] == type_]
+
+
+def finished(events: list[dict], node: str) -> list[dict]:
+    """The node_finished events of one node."""
+    return [e for e in events if e["type"] == "node_finished" and e["node"] == node]
 
 
 def statuses(events: list[dict]) -> dict[str, str]:

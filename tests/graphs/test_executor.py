@@ -425,3 +425,33 @@ async def test_a_compiled_flow_can_run_many_times_independently():
     first, second = await asyncio.gather(flow_.run({"q": "code"}), flow_.run({"q": "docs please"}))
     assert first.outputs["answer"] == "CODE code!"
     assert second.outputs["answer"] == "DOCS docs please"
+
+
+async def test_a_cancel_that_lands_before_a_new_node_first_runs_still_ends_the_run():
+    probe = Probe()
+    doc = flow(
+        node("a", "sleep"), node("b", "sleep", seconds=30), edges=[("a", "value", "b", "value")]
+    )
+    events: list[dict] = []
+    handle = None
+
+    def sink(event: dict) -> None:
+        events.append(event)
+        if event["type"] == "node_finished" and event["node"] == "a":
+            # Queued now, so it runs after a's task creates b's but before b's first step.
+            asyncio.get_running_loop().call_soon(handle.cancel)
+
+    handle = compiled(doc, probe).start({}, sink)
+    result = await asyncio.wait_for(handle.wait(), timeout=2)
+    assert result.status == "cancelled"
+    assert "b" not in probe.calls
+
+
+async def test_a_run_cancelled_before_its_task_starts_runs_no_node():
+    probe = Probe()
+    events: list[dict] = []
+    handle = compiled(flow(node("s", "sleep")), probe).start({}, events.append)
+    handle.cancel()
+    result = await asyncio.wait_for(handle.wait(), timeout=2)
+    assert result.status == "cancelled" and probe.calls == {}
+    assert [e["type"] for e in events] == ["run_started", "run_finished"]
