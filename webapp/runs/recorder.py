@@ -4,6 +4,10 @@ The executor calls the sink synchronously and must never wait on it, so events a
 queued here and written by one task in batches: whatever arrived while the previous
 batch was being written goes in the next one. A batch is committed before it is
 broadcast, so the database log is always at least as far along as any browser.
+
+Before that, each batch is priced (webapp.runs.pricing): a node's cost and a cache hit's
+saving go into its `node_finished`, the run's totals into `run_finished` and the run row.
+Prices change; what a run cost is fixed when it is recorded.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,6 +26,7 @@ from django.db import DatabaseError, connection, transaction
 
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
+from webapp.runs.pricing import cost_usd
 
 MAX_BATCH = 500
 # Event writes get a thread (and so a database connection) of their own: on the shared
@@ -34,6 +41,7 @@ class RunRecorder:
         self.pending: list[dict[str, Any]] = []
         self.wake = asyncio.Event()
         self.closed = False
+        self.tally = Tally()
         self.writer = asyncio.ensure_future(self.write_loop())
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -54,6 +62,7 @@ class RunRecorder:
             self.wake.clear()
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                batch = [self.tally.annotate(event) for event in batch]
                 await sync_to_async(write_durably, thread_sensitive=False, executor=_writer)(
                     self.run_id, batch
                 )
@@ -62,6 +71,87 @@ class RunRecorder:
                     await layer.group_send(group, batch_message(batch))
             if self.closed and not self.pending:
                 return
+
+
+class Tally:
+    """A run's money so far: prices each event as it passes, keeps the totals for the row.
+
+    >>> tally = Tally({"m": {"input": 2.0, "output": 10.0}})
+    >>> start = tally.annotate({"type": "run_started", "ts": 100.0})
+    >>> usage = {"input_tokens": 1000, "output_tokens": 100}
+    >>> tally.annotate({"type": "node_finished", "model": "m", "usage": usage})["cost_usd"]
+    0.003
+    >>> hit = {"type": "node_finished", "model": "m", "usage": {}, "cached": {"usage": usage}}
+    >>> tally.annotate(hit)["saved_usd"]
+    0.003
+    >>> tally.annotate({"type": "node_finished", "model": "gpt", "usage": usage})["cost_usd"]
+    >>> end = tally.annotate({"type": "run_finished", "ts": 102.5})
+    >>> end["cost_usd"], end["saved_usd"], end["cache_hits"], end["duration_s"]
+    (0.003, 0.003, 1, 2.5)
+    >>> Tally({"m": {"input": 2.0}}).annotate(
+    ...     {"type": "run_finished", "usage_by_model": {"m": usage, "gpt": usage}})["cost_usd"]
+    0.002
+    """
+
+    def __init__(self, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        self.prices = prices  # None: settings.MODEL_PRICES, read when the event is priced
+        self.cost = Decimal(0)
+        self.saved = Decimal(0)
+        self.cache_hits = 0
+        self.started: float | None = None
+
+    def annotate(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with its figures added (a copy: the engine keeps its own)."""
+        kind = event["type"]
+        if kind == "node_finished":
+            figures = self.node_figures(event)
+            if figures:
+                event = {**event, **figures}
+        elif kind == "run_started":
+            self.started = event.get("ts")
+        elif kind == "run_finished":
+            event = {**event, **self.run_figures(event)}
+        return event
+
+    def node_figures(self, event: dict[str, Any]) -> dict[str, float | None]:
+        figures: dict[str, float | None] = {}
+        model = event.get("model")
+        if model is not None and "usage" in event:
+            cost = self.price(model, event["usage"])
+            self.cost += cost or 0
+            figures["cost_usd"] = _float(cost)
+        cached = event.get("cached")
+        if cached is not None:
+            self.cache_hits += 1
+            if model is not None:
+                saved = self.price(model, cached.get("usage"))
+                self.saved += saved or 0
+                figures["saved_usd"] = _float(saved)
+        return figures
+
+    def run_figures(self, event: dict[str, Any]) -> dict[str, Any]:
+        # usage_by_model also counts what node events cannot show: a map's items and
+        # failed attempts. Runs of an engine without it have only the nodes' costs.
+        by_model = event.get("usage_by_model")
+        cost = self.cost
+        if by_model is not None:
+            # pricing.usage_cost_usd, on this tally's table
+            cost = sum((self.price(m, u) or Decimal(0) for m, u in by_model.items()), Decimal(0))
+        started, finished = self.started, event.get("ts")
+        duration = None if started is None or finished is None else round(finished - started, 6)
+        return {
+            "cost_usd": float(cost),
+            "saved_usd": float(self.saved),
+            "cache_hits": self.cache_hits,
+            "duration_s": duration,
+        }
+
+    def price(self, model: str, usage: Mapping[str, Any] | None) -> Decimal | None:
+        return cost_usd(model, usage, self.prices)
+
+
+def _float(amount: Decimal | None) -> float | None:
+    return None if amount is None else float(amount)
 
 
 def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,6 +189,12 @@ def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
                 finished_at=_time(event),
                 input_tokens=usage.get("input_tokens", 0),
                 output_tokens=usage.get("output_tokens", 0),
+            )
+            # Figures the Tally added; a batch written without one (tests) keeps the defaults.
+            changes.update(
+                (field, event[field])
+                for field in ("cost_usd", "saved_usd", "cache_hits", "duration_s")
+                if event.get(field) is not None
             )
     with transaction.atomic():
         RunEvent.objects.bulk_create(

@@ -1,0 +1,104 @@
+"""Mark runs that a stopped server left queued or running as failed, so they can be resumed.
+
+Only right for the in-process driver (the only one today): its runs live and die with the
+server process, so at start-up nothing can still be executing them. A driver whose runs
+outlive the web server (a worker pool) must not call this.
+
+The event log stays the single source: each such run gets what the engine would have
+written had it stopped cleanly, a `node_failed` for every node visit left open and a
+`run_finished` (status failed), appended after its last event and written with the row in
+one transaction (webapp.runs.recorder.write_batch).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.db.models import Max
+
+from webapp.runs.models import Run, RunEvent
+from webapp.runs.recorder import Tally, write_batch
+
+INTERRUPTED = "interrupted: the server stopped while this run was in progress"
+UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
+# Events after which a node visit is over; any other node event leaves it open.
+CLOSING = {"node_finished", "node_failed", "node_skipped"}
+
+
+class Command(BaseCommand):
+    help = "Mark runs left queued or running by a stopped server as failed (in-process driver)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        recovered = recover_runs()
+        if recovered:
+            ids = ", ".join(str(run_id) for run_id in recovered)
+            self.stdout.write(f"marked {len(recovered)} interrupted run(s) failed: {ids}")
+
+
+def recover_runs() -> list[int]:
+    """Close every queued or running run as failed; the ids of those it closed."""
+    recovered = []
+    unfinished = Run.objects.filter(status__in=UNFINISHED).order_by("pk")
+    for run_id in list(unfinished.values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Checked again inside the write transaction: a run may have ended meanwhile.
+            if Run.objects.filter(pk=run_id, status__in=UNFINISHED).exists():
+                write_batch(run_id, closing_events(run_id))
+                recovered.append(run_id)
+    return recovered
+
+
+def closing_events(run_id: int) -> list[dict[str, Any]]:
+    """The events that end an interrupted run, numbered on from its last one."""
+    events = RunEvent.objects.filter(run_id=run_id)
+    last_seq = events.aggregate(last=Max("seq"))["last"] or 0
+    # Stamped with the last sign of life, not with now: the server may have been down for
+    # days, and that is no part of the run's duration or its timeline.
+    last = events.filter(seq=last_seq).values_list("payload__ts", flat=True).first()
+    ts = last if last is not None else time.time()
+
+    open_visits: dict[tuple[str, int], None] = {}
+    states = events.filter(type__startswith="node_").order_by("seq")
+    for kind, node, iteration in states.values_list("type", "payload__node", "payload__iteration"):
+        key = (node, iteration or 1)
+        if kind in CLOSING:
+            open_visits.pop(key, None)
+        else:
+            open_visits[key] = None
+
+    tally = Tally()
+    usage = {"input_tokens": 0, "output_tokens": 0}
+    usage_by_model: dict[str, dict[str, int]] = {}
+    priced = events.filter(type__in=["run_started", "node_finished"]).order_by("seq")
+    for payload in priced.values_list("payload", flat=True):
+        tally.annotate(payload)
+        model, node_usage = payload.get("model"), payload.get("usage")
+        if model is None or not node_usage:
+            continue
+        of_model = usage_by_model.setdefault(model, {"input_tokens": 0, "output_tokens": 0})
+        for field in usage:
+            tokens = int(node_usage.get(field, 0))
+            usage[field] += tokens
+            of_model[field] += tokens
+
+    closing = [
+        {"type": "node_failed", "node": node, "iteration": iteration, "error": INTERRUPTED}
+        for node, iteration in open_visits
+    ]
+    closing.append(
+        {
+            "type": "run_finished",
+            "status": Run.Status.FAILED.value,
+            "outputs": {},
+            "usage": usage,
+            "usage_by_model": usage_by_model,
+            "error": INTERRUPTED,
+        }
+    )
+    numbered = [
+        {"seq": last_seq + i, "ts": ts, **event} for i, event in enumerate(closing, start=1)
+    ]
+    return [tally.annotate(event) for event in numbered]
