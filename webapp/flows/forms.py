@@ -48,7 +48,12 @@ HELP = {
     "on_error": "continue: the error goes out on the port error.",
     "tools": "Tools the agent may call.",
     "concurrency": "Items processed at once.",
+    "cache": "Reuse this node's output when an identical execution (same type, config, model "
+    "and inputs) succeeded before in this flow, instead of running it again.",
 }
+
+# A yes/no setting that may also be left to the node type (``bool | None``).
+TRISTATE = ("", "true", "false")
 
 # What a node starts with when dropped from the palette.
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
@@ -84,6 +89,7 @@ class FormField:
     error: str = ""
     variables: list[str] | None = None
     advanced: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def input_name(self) -> str:
@@ -92,6 +98,11 @@ class FormField:
     @property
     def checked(self) -> bool:
         return self.value == "on"
+
+    @property
+    def options(self) -> list[tuple[str, str]]:
+        """A select's (value, text) pairs."""
+        return [(c, self.labels.get(c) or c or "—") for c in self.choices]
 
 
 @dataclass
@@ -115,6 +126,8 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
     for name, info in node_type.Config.model_fields.items():
         item = _field(name, info, config)
         item.help = HELP.get(f"{node_type.name}.{name}", item.help)
+        if name == "cache":
+            item.labels[""] = cache_default_label(node_type, config)
         result.append(item)
     main = [f for f in result if not f.advanced]
     advanced = [f for f in result if f.advanced]
@@ -123,6 +136,16 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
             item.variables, problem = template_variables(item.value)
             item.error = item.error or problem
     return main + advanced
+
+
+def cache_default_label(node_type: NodeType, config: dict[str, Any]) -> str:
+    """What "default" means for this node: its type decides (a router only in llm mode)."""
+    try:
+        parsed = node_type.Config.model_validate({**config, "cache": None})
+        on = node_type.cacheable(parsed, default_services())
+    except (ValidationError, ValueError, TypeError):
+        return "Default for this node type"
+    return f"Default ({'on' if on else 'off'} for this node)"
 
 
 def template_variables(source: str) -> tuple[list[str] | None, str]:
@@ -162,6 +185,12 @@ def _field(name: str, info: FieldInfo, config: dict[str, Any]) -> FormField:
         if optional:
             item.choices.insert(0, "")
         item.value = "" if value is None else str(value)
+    elif annotation is bool and optional:
+        # Unset, yes or no: a checkbox could not say "leave it to the node type".
+        item.kind = "select"
+        item.choices = list(TRISTATE)
+        item.labels = {"true": "Always", "false": "Never"}
+        item.value = "" if value is None else ("true" if value else "false")
     elif annotation is bool:
         item.kind = "checkbox"
         item.value = "on" if value else ""
@@ -236,7 +265,13 @@ def read_form(
         annotation, optional = _unwrap(info.annotation)
         key = PREFIX + name
         raw = data.get(key, "")
-        if annotation is bool:
+        if annotation is bool and optional:
+            if raw in ("true", "false"):
+                config[name] = raw == "true"
+            elif raw:
+                errors[name] = "choose default, always or never"
+                keep.append(name)
+        elif annotation is bool:
             config[name] = key in data
         elif get_origin(annotation) is list and get_args(annotation) == (str,):
             if name == "tools":

@@ -18,12 +18,14 @@ from django.conf import settings
 from django.utils import timezone
 
 import graphs
-from graphs.errors import FlowInvalid
 from graphs.executor import Run as EngineRun
+from graphs.executor import RunOptions
 from graphs.nodes.base import Services
+from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
 from webapp.flows.models import FlowVersion
-from webapp.runs.models import Run
+from webapp.runs.cache import DbNodeCache
+from webapp.runs.models import Run, RunEvent
 from webapp.runs.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,49 @@ def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
     return flow
 
 
+def compiled_graph(version: FlowVersion, override: dict | None = None) -> graphs.CompiledFlow:
+    """The compiled plan of a run's graph: its version's, or the edited graph it ran instead."""
+    if override is None:
+        return compiled_version(version)
+    # An edited graph belongs to one run (and its resumes): not worth a cache slot.
+    return compile_version(override)
+
+
+# What re-planning reads of an earlier run: where each node got to, and its outputs.
+REPLAN_EVENTS = ("node_started", "node_finished", "node_failed", "node_skipped")
+
+
+@database_sync_to_async
+def _replan_events(run_id: int) -> list[dict]:
+    events = RunEvent.objects.filter(run_id=run_id, type__in=REPLAN_EVENTS).order_by("seq")
+    return list(events.values_list("payload", flat=True))
+
+
+async def run_options(run: Run) -> RunOptions:
+    """How the engine runs `run`: what it reuses of its parent, port overrides, the cache.
+
+    Raises ValueError (FlowInvalid among them) when the run cannot start as asked.
+    """
+    reuse = {}
+    if run.kind in (Run.Kind.FROM_NODE, Run.Kind.RESUME):
+        if run.parent_id is None:
+            raise ValueError("the run this one continues no longer exists")
+        events = await _replan_events(run.parent_id)
+        source = f"run {run.parent_id}"
+        if run.kind == Run.Kind.FROM_NODE:
+            reuse = reuse_from_node(run.graph, events, run.from_node, source)
+        else:
+            reuse = reuse_for_resume(run.graph, events, source)
+    # A resumed run keeps its parent's port overrides, but only for nodes that run again.
+    overrides = {node: ports for node, ports in run.input_overrides.items() if node not in reuse}
+    return RunOptions(
+        reuse=reuse,
+        overrides=overrides,
+        cache=DbNodeCache(run.flow_id, run.pk),
+        read_cache=not run.ignore_cache,
+    )
+
+
 class InProcessDriver:
     """Runs execute as tasks in the server's event loop; cancel reaches them directly."""
 
@@ -84,9 +129,10 @@ class InProcessDriver:
             run = await Run.objects.select_related("flow_version").aget(pk=run_id)
             recorder = RunRecorder(run_id)
             try:
-                flow = compiled_version(run.flow_version)
-                handle = flow.start(run.inputs, recorder)
-            except FlowInvalid as exc:
+                flow = compiled_graph(run.flow_version, run.graph_override)
+                options = await run_options(run)
+                handle = flow.start(run.inputs, recorder, options=options)
+            except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
                 await recorder.close()
                 await _fail(run_id, str(exc))
                 return

@@ -1,15 +1,23 @@
-"""Creating runs. Starting them is the driver's job (webapp.runs.drivers.start_run)."""
+"""Creating runs. Starting them is the driver's job (webapp.runs.drivers.start_run).
+
+Every function here checks everything it can before storing a run: a request that
+cannot run raises FlowInvalid (the engine's problems) or ValueError (what is wrong, in
+words) and leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from graphs.errors import FlowInvalid, Problem
+from graphs.executor import CompiledFlow
 from webapp.flows.models import Flow
 from webapp.runs import drivers
 from webapp.runs.models import Run, RunEvent
 
 
-def create_run(flow: Flow, user, inputs: dict[str, Any]) -> Run:
+def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool = False) -> Run:
     """A queued run of the flow's current version; FlowInvalid (nothing stored) if it cannot run.
 
     The flow is compiled and the inputs resolved here so that a bad request never
@@ -18,10 +26,142 @@ def create_run(flow: Flow, user, inputs: dict[str, Any]) -> Run:
     version = flow.current()
     compiled = drivers.compiled_version(version)
     resolved = compiled.resolve_inputs(inputs)
-    return Run.objects.create(flow=flow, flow_version=version, started_by=user, inputs=resolved)
+    return Run.objects.create(
+        flow=flow, flow_version=version, started_by=user, inputs=resolved, ignore_cache=ignore_cache
+    )
 
 
 def recorded_events(run: Run, after: int, limit: int) -> list[dict[str, Any]]:
     """The run's events with seq > after, in order, at most `limit` of them."""
     events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
     return list(events.values_list("payload", flat=True)[:limit])
+
+
+class NotResumable(ValueError):
+    """Only a failed or cancelled run can be resumed."""
+
+
+def create_rerun(
+    run: Run,
+    user,
+    *,
+    inputs: dict[str, Any] | None = None,
+    on_current: bool = False,
+    ignore_cache: bool = False,
+) -> Run:
+    """A queued re-run: the run's inputs (or `inputs`), on its graph or the flow's current one.
+
+    On its own version a re-run runs exactly the graph the run ran (an edited node's
+    override included); port overrides belonged to a re-run from a node and are not kept.
+    """
+    if on_current:
+        version = run.flow.current()
+        override = None
+        compiled = drivers.compiled_version(version)
+    else:
+        version = run.flow_version
+        override = run.graph_override
+        compiled = drivers.compiled_graph(version, override)
+    resolved = compiled.resolve_inputs(run.inputs if inputs is None else inputs)
+    return Run.objects.create(
+        flow=run.flow,
+        flow_version=version,
+        started_by=user,
+        inputs=resolved,
+        kind=Run.Kind.RERUN,
+        parent=run,
+        graph_override=override,
+        ignore_cache=ignore_cache,
+    )
+
+
+def create_from_node(
+    run: Run,
+    user,
+    node: str,
+    *,
+    config: dict[str, Any] | None = None,
+    port_values: dict[str, Any] | None = None,
+    ignore_cache: bool = False,
+) -> Run:
+    """A queued re-run from `node`: upstream outputs come from `run`, `node` and below run.
+
+    `config` replaces the node's config (the edited graph is stored with the run);
+    `port_values` replace what arrives on the node's input ports.
+    """
+    if not run.finished:
+        raise ValueError(f"run {run.pk} has not finished: re-run from a node once it has")
+    graph = run.graph
+    if node_of(graph, node) is None:
+        raise ValueError(f"run {run.pk}'s flow has no node {node!r}")
+    override = run.graph_override
+    if config is not None:
+        if not isinstance(config, dict):
+            raise FlowInvalid([Problem("config must be a JSON object", node)])
+        graph = with_config(graph, node, config)
+        override = graph
+    compiled = drivers.compiled_graph(run.flow_version, override)
+    overrides: dict[str, dict[str, Any]] = {}
+    if port_values:
+        if not isinstance(port_values, dict):
+            raise ValueError("input values must be an object: {port: value}")
+        ports = input_ports(compiled, node)
+        unknown = sorted(set(port_values) - ports)
+        if unknown:
+            names = ", ".join(sorted(ports)) or "none"
+            raise FlowInvalid(
+                [
+                    Problem(f"no input port {port!r} (input ports: {names})", node)
+                    for port in unknown
+                ]
+            )
+        overrides = {node: dict(port_values)}
+    return Run.objects.create(
+        flow=run.flow,
+        flow_version=run.flow_version,
+        started_by=user,
+        inputs=run.inputs,
+        kind=Run.Kind.FROM_NODE,
+        parent=run,
+        from_node=node,
+        graph_override=override,
+        input_overrides=overrides,
+        ignore_cache=ignore_cache,
+    )
+
+
+def create_resume(run: Run, user) -> Run:
+    """A queued resume of a failed or cancelled run: only what did not finish runs again."""
+    if run.status not in Run.RESUMABLE:
+        raise NotResumable(
+            f"run {run.pk} is {run.status}: only a failed or cancelled run can be resumed"
+        )
+    # Checked now so that a graph the engine no longer accepts fails here, not in the run.
+    drivers.compiled_graph(run.flow_version, run.graph_override)
+    return Run.objects.create(
+        flow=run.flow,
+        flow_version=run.flow_version,
+        started_by=user,
+        inputs=run.inputs,
+        kind=Run.Kind.RESUME,
+        parent=run,
+        graph_override=run.graph_override,
+        input_overrides=run.input_overrides,
+        ignore_cache=run.ignore_cache,
+    )
+
+
+def node_of(graph: dict[str, Any], node_id: str) -> dict[str, Any] | None:
+    return next((n for n in graph.get("nodes", []) if n.get("id") == node_id), None)
+
+
+def with_config(graph: dict[str, Any], node_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the flow document with one node's config replaced."""
+    edited = copy.deepcopy(graph)
+    node_of(edited, node_id)["config"] = config  # type: ignore[index]
+    return edited
+
+
+def input_ports(compiled: CompiledFlow, node_id: str) -> set[str]:
+    """The ports a node reads values on: those an edge arrives at."""
+    return set(compiled.nodes[node_id].in_ports)

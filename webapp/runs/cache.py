@@ -1,0 +1,109 @@
+"""The engine's node cache, kept in the database (CacheEntry), one flow at a time.
+
+A lookup only ever matches entries of the run's own flow: whoever may run a flow may see
+what its runs produced, so a hit never shows anyone an output from a flow they cannot
+see, even when their node is identical to someone else's.
+
+A cache is an optimisation: a database error on a lookup is a miss and on a store is
+logged and dropped, never a failed node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, connection
+from django.db.models import F
+
+from graphs.cache import CachedOutput
+from graphs.llm.types import Usage
+from webapp.runs.models import CacheEntry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Lookups get a thread (and a database connection) of their own, like the recorder's
+# writes: on the shared thread every node of a run would queue behind page requests.
+_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-cache")
+
+
+class DbNodeCache:
+    """graphs.cache.NodeCache over CacheEntry rows of one flow; stores name `run_id`."""
+
+    def __init__(self, flow_id: int, run_id: int | None = None):
+        self.flow_id = flow_id
+        self.run_id = run_id
+
+    async def get(self, key: str) -> CachedOutput | None:
+        try:
+            return await _on_thread(lookup, self.flow_id, key)
+        except DatabaseError:
+            log.exception("node cache lookup failed; running the node")
+            return None
+
+    async def put(self, key: str, node_type: str, entry: CachedOutput) -> None:
+        try:
+            await _on_thread(store, self.flow_id, self.run_id, key, node_type, entry)
+        except DatabaseError:
+            log.exception("node cache store failed; the result is not cached")
+
+
+def lookup(flow_id: int, key: str) -> CachedOutput | None:
+    """The flow's entry for `key`, counting the hit; None when there is none."""
+    row = (
+        CacheEntry.objects.filter(flow_id=flow_id, key=key)
+        .values("pk", "output", "text", "model", "usage", "detail", "run_id")
+        .first()
+    )
+    if row is None:
+        return None
+    CacheEntry.objects.filter(pk=row["pk"]).update(hits=F("hits") + 1)
+    usage = row["usage"] or {}
+    return CachedOutput(
+        output=row["output"],
+        text=row["text"],
+        model=row["model"] or None,
+        usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        detail=row["detail"] or {},
+        source=f"run {row['run_id']}" if row["run_id"] else None,
+    )
+
+
+def store(flow_id: int, run_id: int | None, key: str, node_type: str, entry: CachedOutput) -> None:
+    """Insert or replace the flow's entry for `key` (an ignore-cache run refreshes it)."""
+    row = CacheEntry(
+        flow_id=flow_id,
+        key=key,
+        node_type=node_type,
+        output=entry.output,
+        text=entry.text,
+        model=entry.model or "",
+        usage=entry.usage.as_dict(),
+        detail=dict(entry.detail),
+        run_id=run_id,
+    )
+    CacheEntry.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["flow", "key"],
+        update_fields=["node_type", "output", "text", "model", "usage", "detail", "run"],
+    )
+
+
+async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await sync_to_async(_durably, thread_sensitive=False, executor=_thread)(fn, *args)
+
+
+def _durably(fn: Callable[..., T], *args: Any) -> T:
+    """fn on the cache thread's long-lived connection, reconnecting once if it broke."""
+    try:
+        return fn(*args)
+    except DatabaseError:
+        if connection.is_usable():
+            raise
+        connection.close()
+        return fn(*args)
