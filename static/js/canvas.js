@@ -13,6 +13,9 @@
  *   documentJSON()             the current flow document (see README, "The flow document")
  *   load(doc, {readOnly})      draw another document (history, run state and problems cleared;
  *                              it becomes the "saved" state the dirty flag compares against)
+ *   load(doc, {version, keepView})   the saved version `version` becomes the base saves
+ *                              name (a teammate's save, loaded in place: collab.js); the local
+ *                              draft of the old base is dropped; keepView keeps zoom and pan
  *   setReadOnly(bool)          no moving, connecting, deleting or editing while true
  *   isReadOnly()
  *   setStatus(nodeId, status)  idle | queued | running | done | skipped | failed | cancelled
@@ -20,10 +23,19 @@
  *   setText(nodeId, text)
  *   setProgress(nodeId, done, total)   a bar under the node's title
  *   setIteration(nodeId, n)    a badge "×n" when n > 1
+ *   setNodeBadges(nodeId, [{kind, text, title}])   small tags above the node (kind: cost |
+ *                              cached | reused; title is the hover text); [] removes them
+ *   paintRunState(states, carried)   the whole run state in one pass, as after a seek:
+ *                              states = [[nodeId, {status, text, done, total, iteration,
+ *                              badges}]], carried = [[sourceNodeId, sourcePort]]; every
+ *                              other node goes back to idle; only nodes whose state changed
+ *                              are redrawn
  *   markEdges(sourceNodeId, sourcePort)  the edges that carried a value get highlighted
+ *   markNode(nodeId, kind)     a version diff's mark: added | changed | removed | null
  *   resetRunState()            everything above back to idle and empty
  *   showProblems([{node, message, edge?}]) / clearProblems()   red outline + message + list
  *   isDirty()                  unsaved changes?
+ *   pendingSave()              the save in flight (a Promise), or null
  *   save()                     Promise resolving to the saved version number, or rejecting
  *                              with an Error whose .status is 400 / 409 / 0 (network) …
  *   onNodeClick(callback)      callback(nodeId, event) on every click on a node
@@ -36,6 +48,7 @@
  * render only what is in view (X6 virtual rendering); the model always has every node.
  * Unsaved work is kept in localStorage under "switchyard:draft:<flowId>:<baseVersion>".
  * Events on document: "switchyard:saved" {detail: {version}}, "switchyard:dirty" {detail: {dirty}},
+ * "switchyard:conflict" {detail: {version}} (a save refused with 409: `version` is the newest),
  * "switchyard:canvas-ready".
  */
 (function () {
@@ -62,6 +75,29 @@
   // Options marking changes that are not edits of the flow (ports, sizes, run state, styles):
   // history skips them and they never make the flow dirty. (X6 itself uses `ui` for user gestures.)
   const UI = { derived: true };
+
+  // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
+  const TAG_SLOTS = 3;
+  const TAG_H = 15;
+  const TAG_CHAR = 6.1; // monospace 10px
+  function tagAttrs(badges) {
+    const attrs = {};
+    let x = 0;
+    for (let i = 0; i < TAG_SLOTS; i++) {
+      const badge = badges[i];
+      const text = badge ? String(badge.text) : "";
+      const width = badge ? Math.round(10 + text.length * TAG_CHAR) : 0;
+      attrs[`tag${i}`] = {
+        class: badge ? `sy-tag sy-tag-${badge.kind}` : "sy-tag is-empty",
+        transform: `translate(${x},${-TAG_H - 3})`,
+        title: badge ? badge.title || text : "",
+      };
+      attrs[`tag${i}Bg`] = { x: 0, y: 0, width, height: TAG_H, rx: 4 };
+      attrs[`tag${i}Text`] = { x: 5, y: TAG_H / 2 + 0.5, textVerticalAnchor: "middle", text };
+      if (badge) x += width + 4;
+    }
+    return attrs;
+  }
 
   // ---- Shapes ----------------------------------------------------------------------------
   const portLabel = { tagName: "text", selector: "text" };
@@ -92,6 +128,14 @@
               ],
             },
             { tagName: "text", selector: "problem" },
+            ...[0, 1, 2].map((i) => ({
+              tagName: "g",
+              selector: `tag${i}`,
+              children: [
+                { tagName: "rect", selector: `tag${i}Bg` },
+                { tagName: "text", selector: `tag${i}Text` },
+              ],
+            })),
           ],
         },
       ],
@@ -111,6 +155,7 @@
         badgeBg: { x: -16, y: -9, width: 32, height: 18, rx: 9 },
         badgeText: { x: 0, y: 0, textAnchor: "middle", textVerticalAnchor: "middle", text: "" },
         problem: { x: 2, y: 0, class: "sy-problem-text", text: "" },
+        ...tagAttrs([]),
       },
       ports: {
         groups: {
@@ -189,8 +234,11 @@
   const portCache = new Map(); // type + config JSON -> {inputs, outputs}
   const lastPorts = new Map(); // node id -> the ports last drawn from the server
   const portRequests = new Map(); // node id -> sequence number of the latest request
-  const runState = new Map(); // node id -> {status, text, done, total, iteration}
+  const runState = new Map(); // node id -> {status, text, done, total, iteration, badges}
+  const tall = new Set(); // nodes that have shown streamed text since the run state was reset
+  const stale = new Set(); // nodes whose run state is newer than their drawing (out of view)
   const problems = new Map(); // node id -> message
+  const diffMarks = new Map(); // node id -> added | changed | removed (a version diff)
   const clickCallbacks = [];
   let clipboard = null;
   let pasteCount = 0;
@@ -203,6 +251,7 @@
   const versionLabel = $('[data-testid="version"]');
   const dirtyFlag = $('[data-testid="dirty"]');
   const saveButton = $('[data-testid="save"]');
+  const messageInput = $('[data-testid="save-message"]');
   const panel = document.getElementById("node-panel");
   const panelPlaceholder = panel ? panel.innerHTML : "";
   const problemsBox = $('[data-testid="problems"]');
@@ -410,40 +459,63 @@
   }
 
   // ---- Node rendering (derived from data + run state; never recorded) --------------------
-  function renderNode(node) {
+  // quiet: for run-state changes, which never move ports. X6 updates every edge of a node
+  // whose attrs change (a 200-node replay seek: thousands of edge re-routes); instead the
+  // model takes the attrs silently and a drawn view redraws only them.
+  function renderNode(node, quiet) {
     const data = node.getData() || {};
     const run = runState.get(node.id) || {};
     const rows = data.rows || 1;
     const problem = problems.get(node.id);
     const hasStream = Boolean(run.text);
+    if (hasStream) tall.add(node.id);
     const base = baseHeight(rows);
-    const height = hasStream ? base + STREAM_H + 4 : base;
+    // A node keeps its stream's room once it has streamed: seeking back and forth in a
+    // replay then never resizes nodes (and re-routes their edges) again.
+    const height = hasStream || tall.has(node.id) ? base + STREAM_H + 4 : base;
     const classes = [
       "sy-node",
       `t-${data.type}`,
       `st-${run.status || "idle"}`,
       problem ? "has-problem" : "",
+      diffMarks.has(node.id) ? `diff-${diffMarks.get(node.id)}` : "",
       hasStream ? "has-stream" : "",
       run.total ? "has-progress" : "",
       run.iteration > 1 ? "has-iteration" : "",
       selection.isSelected(node) ? "is-selected" : "",
     ].filter(Boolean);
     const progress = run.total ? Math.max(0, Math.min(1, run.done / run.total)) : 0;
-    node.setAttrs(
-      {
-        frame: { class: classes.join(" ") },
-        title: { text: shortText(data.label || node.id, 22) },
-        kind: { text: data.type || "?" },
-        bar: { width: run.total ? Math.round(W * progress) : 40 },
-        streamBg: { y: base - 4 },
-        stream: { y: base + 1, text: hasStream ? streamLines(run.text) : "" },
-        badgeText: { text: run.iteration > 1 ? `×${run.iteration}` : "" },
-        problem: { y: height + 14, text: problem ? shortText(problem, 44) : "" },
-      },
-      UI,
-    );
+    const attrs = {
+      frame: { class: classes.join(" ") },
+      title: { text: shortText(data.label || node.id, 22) },
+      kind: { text: data.type || "?" },
+      bar: { width: run.total ? Math.round(W * progress) : 40 },
+      streamBg: { y: base - 4 },
+      stream: { y: base + 1, text: hasStream ? streamLines(run.text) : "" },
+      badgeText: { text: run.iteration > 1 ? `×${run.iteration}` : "" },
+      problem: { y: height + 14, text: problem ? shortText(problem, 44) : "" },
+      ...tagAttrs(run.badges || []),
+    };
     const size = node.getSize();
-    if (size.height !== height || size.width !== W) node.resize(W, height, UI);
+    const resized = size.height !== height || size.width !== W;
+    if (quiet) {
+      // Ports sit at fixed offsets from the top: a taller node moves no edge. So the model
+      // changes silently and a drawn view redraws the attrs (and the size-bound body).
+      if (resized) node.resize(W, height, { ...UI, silent: true });
+      node.setAttrs(attrs, { ...UI, silent: true });
+      const view = graph.findViewByCell(node);
+      if (view && graph.renderer.isViewMounted(view)) {
+        const all = node.getAttrs();
+        view.updateAttrs(view.container, all, {
+          attrs: resized ? { ...attrs, body: all.body } : attrs,
+          rootBBox: new X6.Rectangle(0, 0, W, height),
+          selectors: view.selectors,
+        });
+      }
+    } else {
+      node.setAttrs(attrs, UI);
+      if (resized) node.resize(W, height, UI);
+    }
   }
 
   function streamLines(text) {
@@ -526,18 +598,28 @@
   function load(doc, options) {
     const opts = options || {};
     doc = doc || { graph: { name: DATA.name }, nodes: [], edges: [] };
+    if (Number.isInteger(opts.version)) {
+      try {
+        localStorage.removeItem(draftKey());
+      } catch (err) { /* storage disabled */ }
+      version = opts.version;
+      if (versionLabel) versionLabel.textContent = `v${version}`;
+      ["conflict", "draft", "old-draft"].forEach(clearBanner);
+    }
     graphAttrs = { ...(doc.graph || {}) };
     if (nameInput && graphAttrs.name) nameInput.value = graphAttrs.name;
     const ids = new Set((doc.nodes || []).map((n) => n.id));
     const edges = (doc.edges || []).filter((e) => ids.has(e.source) && ids.has(e.target));
     runState.clear();
+    tall.clear();
+    stale.clear();
     problems.clear();
     renderProblemList([]);
     lastPorts.clear();
     const nodes = (doc.nodes || []).map((n) => nodeMeta(n, edges));
     const cells = [...nodes, ...edges.map(edgeMeta)];
     // Frame the flow before drawing it, so the first render is already the visible area.
-    fit(nodes);
+    if (!opts.keepView) fit(nodes);
     history.disable();
     loading = true;
     // X6 renders in 16 ms slices, one per frame, and the browser lays out and paints the
@@ -795,6 +877,7 @@
       return Promise.resolve(version);
     }
     const body = { graph: doc, base_version: base, name: doc.graph.name };
+    if (messageInput && messageInput.value.trim()) body.message = messageInput.value.trim();
     return api("PUT", DATA.urls.flow, body)
       .then(({ status, body: out }) => {
         if (status === 200) {
@@ -808,6 +891,7 @@
           clearProblems();
           ["conflict", "save-error", "draft", "old-draft"].forEach(clearBanner);
           checkDirty();
+          if (messageInput) messageInput.value = "";
           toast(`Saved version ${version}`);
           document.dispatchEvent(new CustomEvent("switchyard:saved", { detail: { version } }));
           return version;
@@ -820,6 +904,7 @@
           banner("conflict", `Someone saved version ${current} while you were editing. Your changes are kept here and in this browser; reload to see theirs.`, [
             ["Reload", () => window.location.reload(), "reload"],
           ], "warn").dataset.testid = "conflict";
+          document.dispatchEvent(new CustomEvent("switchyard:conflict", { detail: { version: current } }));
         } else if (status === 400 && out && out.problems) {
           showProblems(out.problems);
           banner("save-error", `Not saved: ${out.problems.length} problem${out.problems.length === 1 ? "" : "s"} to fix first.`, [], "err");
@@ -1274,7 +1359,7 @@
 
   function touch(nodeId) {
     const node = graph.getCellById(nodeId);
-    if (node && node.isNode()) renderNode(node);
+    if (node && node.isNode()) renderNode(node, true);
   }
 
   function setStatus(nodeId, status) {
@@ -1305,20 +1390,98 @@
     touch(nodeId);
   }
 
+  // A node out of view has no mounted view: redrawing its model costs as much as a drawn
+  // one's, for nothing. paintRunState marks such nodes stale and draws them when they
+  // come into view ("view:mounted").
+  function touchWhenDrawn(nodeId) {
+    const node = graph.getCellById(nodeId);
+    if (!node || !node.isNode()) return;
+    const view = graph.findViewByCell(node);
+    if (view && graph.renderer.isViewMounted(view)) {
+      stale.delete(nodeId);
+      renderNode(node, true);
+    } else {
+      stale.add(nodeId);
+    }
+  }
+
+  graph.on("view:mounted", ({ view }) => {
+    const cell = view && view.cell;
+    if (cell && stale.delete(cell.id) && cell.isNode()) renderNode(cell, true);
+  });
+
+  function setNodeBadges(nodeId, badges) {
+    state(nodeId).badges = Array.isArray(badges) ? badges.slice(0, TAG_SLOTS) : [];
+    touch(nodeId);
+  }
+
+  // What a node shows for its run state; equal keys mean nothing to redraw.
+  function runKey(s) {
+    if (!s) return "";
+    const badges = (s.badges || []).map((b) => `${b.kind}:${b.text}:${b.title || ""}`).join("|");
+    return [s.status || "idle", s.text || "", `${s.done || 0}/${s.total || 0}`, s.iteration || 0, badges].join("\u0000");
+  }
+
+  function paintRunState(states, carried) {
+    const before = new Map([...runState].map(([id, s]) => [id, runKey(s)]));
+    runState.clear();
+    for (const [id, s] of states || []) {
+      runState.set(id, {
+        status: STATUSES.includes(s.status) ? s.status : "idle",
+        text: String(s.text || "").slice(-4000),
+        done: Number(s.done) || 0,
+        total: Number(s.total) || 0,
+        iteration: Number(s.iteration) || 0,
+        badges: Array.isArray(s.badges) ? s.badges.slice(0, TAG_SLOTS) : [],
+      });
+    }
+    for (const id of new Set([...before.keys(), ...runState.keys()])) {
+      if (before.get(id) !== runKey(runState.get(id))) touchWhenDrawn(id);
+    }
+    const want = new Set((carried || []).map(([node, port]) => `${node}\u0000${port}`));
+    for (const e of graph.getEdges()) {
+      const current = String(e.attr("line/class") || "");
+      if (current !== "sy-edge-line" && current !== "sy-edge-line is-carried") continue;
+      const key = `${e.getSourceCellId()}\u0000${portName(e.getSourcePortId())}`;
+      const next = want.has(key) ? "sy-edge-line is-carried" : "sy-edge-line";
+      if (current !== next) setEdgeClass(e, next);
+    }
+  }
+
+  // Run marks on edges, like renderNode's quiet mode: the model quietly, a drawn line's class
+  // directly (an edge's attrs change would re-route it).
+  function setEdgeClass(edge, cls) {
+    edge.attr("line/class", cls, { ...UI, silent: true });
+    const view = graph.findViewByCell(edge);
+    if (!view || !graph.renderer.isViewMounted(view)) return;
+    const line = view.selectors && view.selectors.line;
+    if (line) line.setAttribute("class", cls);
+    else view.update();
+  }
+
   function markEdges(sourceNodeId, sourcePort) {
     for (const e of graph.getEdges()) {
       if (e.getSourceCellId() === sourceNodeId && (!sourcePort || e.getSourcePortId() === `out:${sourcePort}`)) {
-        e.attr("line/class", "sy-edge-line is-carried", UI);
+        setEdgeClass(e, "sy-edge-line is-carried");
       }
     }
+  }
+
+  // A version diff's mark on a node (versions.js): "added", "changed", "removed" or null.
+  function markNode(nodeId, kind) {
+    if (kind) diffMarks.set(nodeId, kind);
+    else diffMarks.delete(nodeId);
+    touch(nodeId);
   }
 
   function resetRunState() {
     const ids = [...runState.keys()];
     runState.clear();
+    tall.clear();
+    stale.clear();
     ids.forEach(touch);
     for (const e of graph.getEdges()) {
-      if (String(e.attr("line/class") || "").includes("is-carried")) e.attr("line/class", "sy-edge-line", UI);
+      if (String(e.attr("line/class") || "").includes("is-carried")) setEdgeClass(e, "sy-edge-line");
     }
   }
 
@@ -1348,11 +1511,15 @@
     setText,
     setProgress,
     setIteration,
+    setNodeBadges,
+    paintRunState,
     markEdges,
+    markNode,
     resetRunState,
     showProblems,
     clearProblems,
     isDirty: () => checkDirty(),
+    pendingSave: () => saving,
     save,
     onNodeClick: (callback) => clickCallbacks.push(callback),
     focusNode,

@@ -12,6 +12,11 @@
      is lost or applied twice. It stops by itself after run_finished.
    - RunView: one [data-run-view] root: queue events, apply them once per animation
      frame, paint the canvas and the panel, run form, cancel, outputs.
+
+   On the run page of a finished run the replay player (replay.js) loads the event log
+   instead of the websocket and drives the same RunModel and painting: it attaches itself
+   with view.attachReplay(player), paints whole states with view.showModel(model) and
+   incremental ones with view.paintNodes(model.takeChanges()).
 */
 (function () {
   "use strict";
@@ -32,6 +37,7 @@
   const PREVIEW_CHARS = 4000;
   const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
   const STALL_CHECK_MS = 15000;
+  const ACCESS_REVOKED = 4403;
 
   // ---- Values --------------------------------------------------------------
 
@@ -87,6 +93,38 @@
     return m + " m " + String(rest).padStart(2, "0") + " s";
   }
 
+  /** Dollars as webapp.runs.pricing.format_usd writes them: $0, <$0.0001, $0.0042, $12.50. */
+  function formatUsd(amount) {
+    if (amount == null || !isFinite(amount)) return "—";
+    amount = Number(amount);
+    if (amount === 0) return "$0";
+    const size = Math.abs(amount);
+    if (size >= 1) return "$" + amount.toFixed(2);
+    if (size < 0.0001) return "<$0.0001";
+    return "$" + String(Number(amount.toPrecision(4)));
+  }
+
+  /** A node's tags on the canvas: its cost, and whether its output was cached or reused. */
+  function nodeBadges(n) {
+    const badges = [];
+    if (n.cost != null) {
+      badges.push({ kind: "cost", text: formatUsd(n.cost), title: "Model cost of this node" + (n.iteration > 1 ? ", all iterations" : "") });
+    }
+    if (n.cached) {
+      const saved = n.cached.saved != null ? "; saved " + formatUsd(n.cached.saved) : "";
+      badges.push({ kind: "cached", text: "cached", title: "Cached output" + (n.cached.source ? " from " + n.cached.source : "") + saved });
+    }
+    if (n.reused) {
+      badges.push({ kind: "reused", text: "reused", title: "Output reused" + (n.reused.source ? " from " + n.reused.source : "") + "; the node did not run" });
+    }
+    return badges;
+  }
+
+  function origin(value, saved) {
+    if (!value) return null;
+    return { source: (value && value.source) || "", saved: saved == null ? null : Number(saved) };
+  }
+
   function formatUsage(usage) {
     // Not toLocaleString: its first call loads locale data, a long pause mid-frame.
     const n = (x) => String(Math.round(Number(x) || 0)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
@@ -105,9 +143,49 @@
       this.endTs = null;
       this.lastTs = null;
       this.usage = { input_tokens: 0, output_tokens: 0 };
+      this.cost = null;
       this.error = "";
       this.nodes = new Map();
+      // Every (node, port) that has carried a value: what a whole-state paint marks.
+      this.carried = new Map();
       this.clearChanges();
+    }
+
+    /** The state as it is now, for restoring later (the replay's seek points). */
+    snapshot() {
+      const nodes = new Map();
+      for (const [id, n] of this.nodes) nodes.set(id, { ...n });
+      return {
+        status: this.status, lastSeq: this.lastSeq, startTs: this.startTs, endTs: this.endTs,
+        lastTs: this.lastTs, usage: { ...this.usage }, cost: this.cost, error: this.error,
+        nodes: nodes, carried: new Map(this.carried),
+      };
+    }
+
+    /** A model in the state of a snapshot; the snapshot itself stays as it was. */
+    static restore(snapshot, nodeIds) {
+      const model = new RunModel(nodeIds);
+      Object.assign(model, {
+        status: snapshot.status, lastSeq: snapshot.lastSeq, startTs: snapshot.startTs,
+        endTs: snapshot.endTs, lastTs: snapshot.lastTs, usage: { ...snapshot.usage },
+        cost: snapshot.cost, error: snapshot.error, carried: new Map(snapshot.carried),
+      });
+      for (const [id, n] of snapshot.nodes) {
+        model.nodes.set(id, { ...n, pending: "", textReset: false, statusDirty: false,
+          progressDirty: false, iterationDirty: false, badgesDirty: false });
+      }
+      return model;
+    }
+
+    /** Every node's whole state, to paint at once (after a seek); clears the changes. */
+    fullChanges() {
+      this.clearChanges();
+      const nodes = [];
+      for (const n of this.nodes.values()) {
+        nodes.push([n.id, { status: n.status, note: n.note, duration: n.duration, iteration: n.iteration,
+          progress: n.progress, error: n.error, text: n.text, badges: nodeBadges(n) }]);
+      }
+      return { reset: true, full: true, nodes: nodes, marks: [...this.carried.values()], run: true, finished: false };
     }
 
     clearChanges() {
@@ -124,7 +202,8 @@
         n = {
           id: id, status: "idle", text: "", pending: "", textReset: false, streamed: false,
           progress: null, iteration: 0, duration: null, note: "", error: "",
-          statusDirty: false, progressDirty: false, iterationDirty: false,
+          cost: null, cached: null, reused: null,
+          statusDirty: false, progressDirty: false, iterationDirty: false, badgesDirty: false,
         };
         this.nodes.set(id, n);
       }
@@ -170,9 +249,12 @@
           this.runChanged = true;
           this.reset = true;
           this.marks = [];
+          this.carried = new Map();
+          this.cost = null;
           for (const node of this.nodes.values()) {
             Object.assign(node, { status: "idle", text: "", pending: "", textReset: false, streamed: false,
-              progress: null, iteration: 0, duration: null, note: "", error: "" });
+              progress: null, iteration: 0, duration: null, note: "", error: "",
+              cost: null, cached: null, reused: null, badgesDirty: true });
           }
           for (const id of this.nodeIds()) this.setStatus(this.node(id), "queued");
           break;
@@ -207,7 +289,18 @@
           n.note = "";
           n.duration = event.duration_s;
           if (!n.streamed) this.setText(n, preview(event.output));
-          for (const port of Object.keys(event.output || {})) this.marks.push([event.node, port]);
+          for (const port of Object.keys(event.output || {})) {
+            this.marks.push([event.node, port]);
+            this.carried.set(event.node + "\u0000" + port, [event.node, port]);
+          }
+          if (typeof event.cost_usd === "number") {
+            n.cost = (n.cost || 0) + event.cost_usd;
+            this.cost = (this.cost || 0) + event.cost_usd;
+            this.runChanged = true;
+          }
+          n.cached = origin(event.cached, event.saved_usd);
+          n.reused = origin(event.reused);
+          n.badgesDirty = true;
           if (event.usage) {
             this.usage = {
               input_tokens: this.usage.input_tokens + (event.usage.input_tokens || 0),
@@ -258,8 +351,9 @@
         else if (n.pending) change.append = n.pending;
         if (n.progressDirty) change.progressChanged = true;
         if (n.iterationDirty) change.iterationChanged = true;
+        if (n.badgesDirty) change.badges = nodeBadges(n);
         n.pending = "";
-        n.textReset = n.statusDirty = n.progressDirty = n.iterationDirty = false;
+        n.textReset = n.statusDirty = n.progressDirty = n.iterationDirty = n.badgesDirty = false;
         nodes.push([id, change]);
       }
       const changes = {
@@ -310,10 +404,16 @@
       this.ws = ws;
       ws.onopen = () => this.handlers.onConnection && this.handlers.onConnection("live");
       ws.onmessage = (message) => this.receive(ws, message);
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
         if (this.stopped) return;
+        if (event.code === ACCESS_REVOKED) {
+          // The server closed it because this user lost access: asking again is refused.
+          this.stopped = true;
+          if (this.handlers.onConnection) this.handlers.onConnection("revoked");
+          return;
+        }
         if (this.handlers.onConnection) this.handlers.onConnection("reconnecting");
         this.retry();
       };
@@ -402,7 +502,9 @@
 
   /** htmx places server-rendered HTML; a plain fetch does if htmx is missing. */
   function place(url, target) {
-    if (window.htmx) return window.htmx.ajax("GET", url, { target: target, swap: "innerHTML" });
+    // The target is also the source: htmx then queues requests per target (the newest
+    // wins), not all of them behind whatever the page body asked for last.
+    if (window.htmx) return window.htmx.ajax("GET", url, { source: target, target: target, swap: "innerHTML" });
     return fetch(url, { credentials: "same-origin" })
       .then((r) => r.text())
       .then((html) => {
@@ -445,7 +547,9 @@
         outputs: this.$("[data-run-outputs]"),
         node: this.$("[data-run-node]"),
         recent: this.$("[data-run-recent]"),
+        cost: this.$("[data-run-cost]"),
       };
+      this.replay = null;
       this.bind();
       if (root.dataset.runId) this.startRunPage(Number(root.dataset.runId));
     }
@@ -483,7 +587,10 @@
     }
 
     afterSwap(target) {
-      if (target === this.el.steps) this.paintAllSteps();
+      if (target === this.el.steps) {
+        this.stepItems = null;
+        this.paintAllSteps();
+      }
       if (target === this.el.recent && this.runId == null) {
         // Opening the editor while one of its runs is still going: follow it.
         const active = target.querySelector("[data-active-run]");
@@ -499,8 +606,15 @@
       const data = document.getElementById("editor-data");
       const doc = data ? JSON.parse(data.textContent).doc || {} : {};
       const started = Date.now();
+      let drawn;
+      this.canvasDrawn = new Promise((resolve) => {
+        drawn = resolve;
+      });
       const ready = () => {
+        drawn();
         this.canvasReady = true;
+        // A replay may have loaded its state before the canvas was drawn.
+        if (this.replay && this.model) this.paintNodes(this.model.fullChanges());
         this.schedule();
       };
       const tryLoad = () => {
@@ -509,7 +623,7 @@
           Promise.resolve(canvas.ready)
             .then(() => {
               canvasCall("load", doc, { readOnly: true });
-              canvasCall("onNodeClick", (nodeId) => this.showNode(nodeId));
+              canvasCall("onNodeClick", (nodeId) => this.showNode(nodeId, { reveal: true }));
             })
             .catch((error) => console.warn("canvas not ready", error))
             .then(ready);
@@ -521,12 +635,54 @@
       };
       tryLoad();
       const ids = (doc.nodes || []).map((n) => n.id);
-      this.follow(runId, { nodeIds: () => ids, runPage: true });
+      this.nodeIds = () => ids;
+      const replay = this.$("[data-replay]");
+      const state = replay && replay.dataset.replayState;
+      if (this.root.dataset.runFinished === "true" && replay) {
+        // A finished run: the replay player loads its events and paints the final state.
+        this.runId = runId;
+        this.model = new RunModel(this.nodeIds);
+        // Or, when replay cannot read this run, nothing is painted that could be wrong.
+        if (state === "unavailable") return;
+        // A share link's page has no websocket to fall back on.
+        if (this.root.hasAttribute("data-public")) return;
+        this.replayTimer = setTimeout(() => {
+          if (!this.replay) this.follow(runId, { nodeIds: this.nodeIds, runPage: true });
+        }, 2000);
+        return;
+      }
+      if (this.root.hasAttribute("data-public")) return;
+      this.follow(runId, { nodeIds: this.nodeIds, runPage: true });
     }
 
-    showNode(nodeId) {
-      if (!this.el.node || this.runId == null || nodeId == null) return;
-      place("/runs/" + this.runId + "/nodes/" + encodeURIComponent(nodeId) + "/", this.el.node);
+    /** The replay player takes over the painting of a finished run (see replay.js). */
+    attachReplay(player) {
+      this.replay = player;
+      clearTimeout(this.replayTimer);
+    }
+
+    /** Paint a whole model at once (a replay's seek); it becomes the view's model. */
+    showModel(model) {
+      this.model = model;
+      if (!this.canvasReady) return;
+      this.paintNodes(model.fullChanges());
+    }
+
+    nodeUrl(nodeId) {
+      let url = "/runs/" + this.runId + "/nodes/" + encodeURIComponent(nodeId) + "/";
+      // While a replay is short of the end, the inspector shows the node as of that point.
+      const upto = this.replay && this.replay.upto();
+      if (upto != null) url += "?upto=" + upto;
+      return url;
+    }
+
+    showNode(nodeId, options) {
+      const target = this.el.node;
+      if (!target || this.runId == null || nodeId == null) return;
+      const placed = place(this.nodeUrl(nodeId), target);
+      if (options && options.reveal) {
+        Promise.resolve(placed).then(() => target.scrollIntoView({ block: "nearest", behavior: "smooth" }));
+      }
     }
 
     // -- following a run
@@ -582,6 +738,9 @@
       if (state === "reconnecting") {
         this.showMessage("Connection lost; reconnecting…");
         el.dataset.kind = "connection";
+      } else if (state === "revoked") {
+        this.showMessage("Your access to this flow was removed; this run is no longer followed.");
+        el.dataset.kind = "revoked";
       } else if (el.dataset.kind === "connection") {
         this.showMessage("");
       }
@@ -620,30 +779,70 @@
     }
 
     paint(changes) {
-      if (changes.reset) canvasCall("resetRunState");
-      for (const [id, change] of changes.nodes) {
-        if (change.statusChanged) canvasCall("setStatus", id, change.status);
-        if (change.setText !== undefined) canvasCall("setText", id, change.setText);
-        else if (change.append) canvasCall("appendText", id, change.append);
-        if (change.progressChanged && change.progress) canvasCall("setProgress", id, change.progress[0], change.progress[1]);
-        if (change.iterationChanged && change.iteration > 1) canvasCall("setIteration", id, change.iteration);
-        this.paintStep(id, change);
-      }
-      for (const [node, port] of changes.marks) canvasCall("markEdges", node, port);
+      this.paintNodes(changes);
       if (changes.run || changes.reset) {
         this.setStatus(this.model.status);
         this.paintClock();
         this.paintTime("[data-run-started-at]", this.model.startTs);
         if (this.el.usage) this.el.usage.textContent = formatUsage(this.model.usage);
+        if (this.el.cost && this.model.cost != null) this.el.cost.textContent = formatUsd(this.model.cost);
       }
       if (changes.finished) this.finished();
+    }
+
+    /** The nodes' part of a paint: canvas, steps, the open node card. */
+    paintNodes(changes) {
+      if (changes.full && Switchyard.canvas && typeof Switchyard.canvas.paintRunState === "function") {
+        const states = changes.nodes.map(([id, c]) => [id, { status: c.status, text: c.text, iteration: c.iteration,
+          done: c.progress ? c.progress[0] : 0, total: c.progress ? c.progress[1] : 0, badges: c.badges }]);
+        canvasCall("paintRunState", states, changes.marks);
+        this.paintStepsFrom(changes.nodes);
+      } else {
+        if (changes.reset) canvasCall("resetRunState");
+        for (const [id, change] of changes.nodes) {
+          if (changes.full) {
+            change.statusChanged = true;
+            change.setText = change.text;
+            change.progressChanged = change.iterationChanged = true;
+          }
+          if (change.statusChanged) canvasCall("setStatus", id, change.status);
+          if (change.setText !== undefined) canvasCall("setText", id, change.setText);
+          else if (change.append) canvasCall("appendText", id, change.append);
+          if (change.progressChanged && change.progress) canvasCall("setProgress", id, change.progress[0], change.progress[1]);
+          if (change.iterationChanged && change.iteration > 1) canvasCall("setIteration", id, change.iteration);
+          if (change.badges) canvasCall("setNodeBadges", id, change.badges);
+          this.paintStep(id, change);
+        }
+        for (const [node, port] of changes.marks) canvasCall("markEdges", node, port);
+      }
       if (changes.nodes.length) this.refreshNodeCard(changes.nodes);
     }
 
-    paintStep(id, change) {
+    /** Every step row from a whole state: rows of nodes it does not name go back to idle. */
+    paintStepsFrom(nodes) {
+      const seen = new Set();
+      for (const [id, change] of nodes) {
+        seen.add(id);
+        this.paintStep(id, change);
+      }
+      for (const [id, item] of this.steps()) {
+        if (!seen.has(id) && item.dataset.status !== "idle") this.paintStep(id, { status: "idle" });
+      }
+    }
+
+    /** The step rows by node id, looked up once per list the server placed. */
+    steps() {
       const list = this.el.steps && this.el.steps.querySelector("[data-run-steps-list]");
-      if (!list) return;
-      const item = list.querySelector('li[data-node="' + CSS.escape(id) + '"]');
+      if (!list) return new Map();
+      if (!this.stepItems || this.stepList !== list) {
+        this.stepList = list;
+        this.stepItems = new Map([...list.querySelectorAll("li[data-node]")].map((li) => [li.dataset.node, li]));
+      }
+      return this.stepItems;
+    }
+
+    paintStep(id, change) {
+      const item = this.steps().get(id);
       if (!item) return;
       item.dataset.status = change.status;
       const meta = item.querySelector("[data-step-meta]");
@@ -676,7 +875,10 @@
       if (!card) return;
       const id = card.dataset.nodeCard;
       const change = nodes.find(([nodeId]) => nodeId === id);
-      if (change && change[1].statusChanged && change[1].status !== "running") this.showNode(id);
+      if (!change || !change[1].statusChanged || change[1].status === "running") return;
+      // A replay moving fast (or a seek) would ask for a card per frame: ask once it settles.
+      clearTimeout(this.cardTimer);
+      this.cardTimer = setTimeout(() => this.showNode(id), this.replay ? 150 : 0);
     }
 
     setStatus(status) {
@@ -727,6 +929,11 @@
     }
 
     finished() {
+      if (this.el.open == null && !this.finishedSent) {
+        // The run page: the timeline and the replay player load the finished run.
+        this.finishedSent = true;
+        document.body.dispatchEvent(new CustomEvent("switchyard-run-finished", { bubbles: true, detail: { runId: this.runId } }));
+      }
       this.paintTime("[data-run-finished-at]", this.model.endTs);
       this.showCancel(false);
       if (this.follower) this.follower.stop();
@@ -838,7 +1045,11 @@
         if (!(await this.saveIfDirty())) return;
         const flowId = form.dataset.flowId || this.root.dataset.flowId;
         this.showMessage("Starting the run…");
-        const result = await postJSON("/api/flows/" + flowId + "/runs", { inputs: collectInputs(form) });
+        const ignoreCache = form.querySelector("[data-ignore-cache]");
+        const result = await postJSON("/api/flows/" + flowId + "/runs", {
+          inputs: collectInputs(form),
+          ignore_cache: Boolean(ignoreCache && ignoreCache.checked),
+        });
         if (result.status === 201 || result.ok) {
           this.closeForm(false);
           this.follow(result.data.id);
@@ -893,7 +1104,9 @@
     }
   }
 
-  Switchyard.live = { RunModel, Follower, RunView, parseValue, collectInputs, preview, formatSeconds, init };
+  Switchyard.live = {
+    RunModel, Follower, RunView, parseValue, collectInputs, preview, formatSeconds, formatUsd, nodeBadges, init,
+  };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

@@ -436,6 +436,13 @@ def test_run_detail_shows_state_version_and_usage(api, alice_run):
         "started_at": None,
         "finished_at": None,
         "usage": {"input_tokens": 0, "output_tokens": 0},
+        "cost_usd": None,
+        "saved_usd": None,
+        "cache_hits": None,
+        "duration_s": None,
+        "kind": "run",
+        "parent": None,
+        "from_node": "",
     }
 
 

@@ -1,4 +1,4 @@
-"""``/api/runs``: a run's state, its recorded events, and cancelling it.
+"""``/api/runs``: the run history, a run's state, its recorded events, and cancelling it.
 
 Runs are started from their flow (``POST /api/flows/{flow_id}/runs``). A stranger gets
 404 exactly like a missing id.
@@ -7,16 +7,19 @@ Runs are started from their flow (``POST /api/flows/{flow_id}/runs``). A strange
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
+from graphs.errors import FlowInvalid, Problem
 from webapp.auth_api import api_auth
-from webapp.flows.api import DetailOut
-from webapp.runs import drivers
+from webapp.flows.api import DetailOut, InvalidOut, invalid
+from webapp.runs import drivers, services
 from webapp.runs.access import run_for_editor, run_for_viewer
+from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
+from webapp.runs.history_views import PAGE_SIZE, filtered_runs, run_seconds
 from webapp.runs.models import Run
 from webapp.runs.services import recorded_events
 
@@ -41,6 +44,48 @@ class RunOut(Schema):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     usage: UsageOut
+    # Set when the run finishes (webapp.runs.recorder); null while it is queued or running.
+    cost_usd: float | None
+    saved_usd: float | None
+    cache_hits: int | None
+    duration_s: float | None
+    kind: str = Field(description="run, rerun, from_node or resume")
+    parent: int | None = Field(description="The run this one was started from.")
+    from_node: str = Field(description="Where a from_node re-run began; empty otherwise.")
+
+
+class RunSummaryOut(Schema):
+    id: int
+    flow: int
+    flow_name: str
+    flow_version: int
+    status: str
+    started_by: str | None
+    created: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    usage: UsageOut
+    cost_usd: float | None
+    saved_usd: float | None
+    cache_hits: int | None
+    duration_s: float | None
+    kind: str
+    parent: int | None
+    from_node: str
+
+
+class RunPageOut(Schema):
+    items: list[RunSummaryOut]
+    count: int = Field(description="Runs matching the filters, on every page.")
+    page: int
+    pages: int
+    next: int | None = Field(description="The next page's number; null on the last page.")
+
+
+class RunListQuery(Schema):
+    status: Run.Status | None = None
+    flow: int | None = Field(None, description="Only this flow's runs.")
+    page: int = Field(1, ge=1)
 
 
 class EventsQuery(Schema):
@@ -50,6 +95,80 @@ class EventsQuery(Schema):
 
 class StatusOut(Schema):
     status: str
+
+
+def run_figures(run: Run) -> dict[str, Any]:
+    """What a run cost and how it came to be, as the history and the detail show them."""
+    done = run.finished
+    return {
+        "cost_usd": float(run.cost_usd) if done else None,
+        "saved_usd": float(run.saved_usd) if done else None,
+        "cache_hits": run.cache_hits if done else None,
+        "duration_s": run_seconds(run),
+        "kind": run.kind,
+        "parent": run.parent_id,
+        "from_node": run.from_node,
+    }
+
+
+@router.get("", response={200: RunPageOut, 422: DetailOut})
+def run_list(request: HttpRequest, query: Query[RunListQuery]) -> Any:
+    """The runs the caller may see, newest first, 50 a page.
+
+    Filters: ``status`` (queued, running, succeeded, failed, cancelled) and ``flow`` (a
+    flow's id; one the caller cannot see matches nothing). Paging is by number:
+    ``page=1`` is the newest 50, and ``next`` names the following page until the last.
+    A page past the end is empty. Page numbers count from the newest run at the time of
+    the request, so runs started while paging shift later pages by as many rows.
+    """
+    runs = filtered_runs(request.auth, status=query.status or "", flow=query.flow)
+    count = runs.count()
+    start = (query.page - 1) * PAGE_SIZE
+    rows = list(runs[start : start + PAGE_SIZE]) if start < count else []
+    pages = max(1, -(-count // PAGE_SIZE))
+    return {
+        "items": [
+            {
+                "id": run.id,
+                "flow": run.flow_id,
+                "flow_name": run.flow.name,
+                "flow_version": run.version_number,
+                "status": run.status,
+                "started_by": run.started_by.username if run.started_by_id else None,
+                "created": run.created,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "usage": run.usage,
+                **run_figures(run),
+            }
+            for run in rows
+        ],
+        "count": count,
+        "page": query.page,
+        "pages": pages,
+        "next": query.page + 1 if query.page < pages else None,
+    }
+
+
+class CompareQuery(Schema):
+    a: int = Field(ge=1, lt=2**63, description="The first run (the diff goes from a to b).")
+    b: int = Field(ge=1, lt=2**63, description="The second run, of the same flow.")
+
+
+@router.get("/compare", response={200: dict[str, Any], 400: DetailOut, 404: DetailOut})
+def run_compare(request: HttpRequest, query: Query[CompareQuery]) -> Any:
+    """Two runs of one flow side by side: totals, inputs, each node's outcome and output.
+
+    ``nodes[].output_diff`` turns a's output text into b's as ``[op, text]`` pieces (op:
+    equal, insert, delete); null when the outputs are equal or a side has none.
+    ``graph_diff`` is null when both runs ran the same graph. 400 for runs of different
+    flows; 404 for a run the caller cannot see.
+    """
+    try:
+        a, b = runs_to_compare(request.auth, query.a, query.b)
+    except CompareRefused as refused:
+        return Status(400, {"detail": str(refused)})
+    return compare_runs(a, b).as_dict()
 
 
 @router.get("/{run_id}", response={200: RunOut, 404: DetailOut})
@@ -66,6 +185,7 @@ def run_detail(request: HttpRequest, run_id: int) -> Any:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "usage": run.usage,
+        **run_figures(run),
     }
 
 
@@ -82,3 +202,107 @@ async def run_cancel(request: HttpRequest, run_id: int) -> Any:
     await drivers.cancel_run(run.id)
     status = await Run.objects.values_list("status", flat=True).aget(pk=run.id)
     return Status(202, {"status": status})
+
+
+# Re-run, re-run from a node, resume: each starts a new run linked to this one.
+
+
+class RerunIn(Schema):
+    inputs: dict[str, Any] | None = Field(None, description="The run's own inputs when omitted.")
+    version: Literal["run", "current"] = Field(
+        "run", description="run: the graph this run ran; current: the flow's current version."
+    )
+    ignore_cache: bool = False
+
+
+class RerunFromIn(Schema):
+    node: str = Field(description="The node to start from; nodes upstream keep their outputs.")
+    config: dict[str, Any] | None = Field(None, description="A new config for that node.")
+    inputs: dict[str, Any] | None = Field(
+        None, description="Values replacing what arrives on the node's input ports: {port: value}."
+    )
+    ignore_cache: bool = False
+
+
+class RunStartedOut(Schema):
+    id: int
+    kind: str
+    parent: int
+    url: str = Field(description="The run's page.")
+    api_url: str
+    events_url: str
+
+
+def started(run: Run) -> Status:
+    return Status(
+        201,
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "parent": run.parent_id,
+            "url": f"/runs/{run.id}/",
+            "api_url": f"/api/runs/{run.id}",
+            "events_url": f"/api/runs/{run.id}/events",
+        },
+    )
+
+
+def refused(exc: ValueError) -> Status:
+    if isinstance(exc, FlowInvalid):
+        return invalid(exc, "the run cannot start")
+    return invalid(FlowInvalid([Problem(str(exc))]), "the run cannot start")
+
+
+STARTS = {201: RunStartedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut}
+
+
+@router.post("/{run_id}/rerun", response=STARTS)
+async def run_rerun(request: HttpRequest, run_id: int, payload: RerunIn | None = None) -> Any:
+    """Run again with the same inputs (or ``inputs``), on this run's graph or the current one."""
+    payload = payload or RerunIn()
+    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    try:
+        new = await sync_to_async(services.create_rerun)(
+            run,
+            request.auth,
+            inputs=payload.inputs,
+            on_current=payload.version == "current",
+            ignore_cache=payload.ignore_cache,
+        )
+    except ValueError as exc:
+        return refused(exc)
+    await drivers.start_run(new.id)
+    return started(new)
+
+
+@router.post("/{run_id}/rerun-from", response=STARTS)
+async def run_rerun_from(request: HttpRequest, run_id: int, payload: RerunFromIn) -> Any:
+    """Keep the outputs recorded upstream of ``node``; run it (maybe edited) and what follows."""
+    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    try:
+        new = await sync_to_async(services.create_from_node)(
+            run,
+            request.auth,
+            payload.node,
+            config=payload.config,
+            port_values=payload.inputs,
+            ignore_cache=payload.ignore_cache,
+        )
+    except ValueError as exc:
+        return refused(exc)
+    await drivers.start_run(new.id)
+    return started(new)
+
+
+@router.post("/{run_id}/resume", response={**STARTS, 409: DetailOut})
+async def run_resume(request: HttpRequest, run_id: int) -> Any:
+    """Continue a failed or cancelled run: what finished is kept, the rest runs (409 otherwise)."""
+    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    try:
+        new = await sync_to_async(services.create_resume)(run, request.auth)
+    except services.NotResumable as exc:
+        return Status(409, {"detail": str(exc)})
+    except ValueError as exc:
+        return refused(exc)
+    await drivers.start_run(new.id)
+    return started(new)

@@ -1,19 +1,28 @@
-"""Run pages and the run panel's partials. The server renders; live.js only places."""
+"""Run pages and the run panel's partials. The server renders; live.js and replay.js
+only place what it renders (plus the canvas)."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
-from webapp.flows.access import can_edit_flow, flow_for_editor, flow_for_viewer
+from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
 from webapp.flows.editor_api import ports_for
-from webapp.runs.access import run_for_viewer
+from webapp.runs import pricing
+from webapp.runs.access import run_for_viewer, visible_runs
+from webapp.runs.api import MAX_EVENTS
 from webapp.runs.models import Run, RunEvent
+from webapp.runs.replay import GAP_CAP_S, replay_check
+from webapp.runs.timeline import build_timeline
 
 RECENT_RUNS = 8
 # A node's streamed text on its detail card is cut here; the recorded events keep it all.
@@ -88,8 +97,8 @@ def seconds_between(start, end) -> float | None:
 
 
 def canvas_data(run: Run) -> dict[str, Any]:
-    """What canvas.js reads from #editor-data, for the run's version drawn read-only."""
-    graph = run.flow_version.graph
+    """What canvas.js reads from #editor-data, for the graph the run ran, drawn read-only."""
+    graph = run.graph
     return {
         # Not the flow's id: the editor keeps unsaved drafts per flow, never shown here.
         "flowId": f"run-{run.pk}",
@@ -131,16 +140,24 @@ def recent_runs(request: HttpRequest, flow_id: int) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_for_viewer(request.user, run_id)
     version = run.flow_version
+    graph = run.graph
     context = {
         "run": run,
         "flow": run.flow,
         "version": version,
-        "graph": version.graph,
+        "graph": graph,
         "canvas_data": canvas_data(run),
-        "steps": graph_steps(version.graph),
+        "steps": graph_steps(graph),
+        "replay": replay_check(run, graph),
+        "gap_cap_s": GAP_CAP_S,
+        "events_page": MAX_EVENTS,
+        # Runs recorded before costs were have none: no figure rather than a wrong "$0".
+        "cost_text": pricing.format_usd(run.cost_usd) if run.cost_usd else "",
+        "saved_text": pricing.format_usd(run.saved_usd) if run.saved_usd else "",
         "inputs": [(name, pretty(value)) for name, value in run.inputs.items()],
         "outputs": _outputs(run),
         "can_cancel": can_edit_flow(request.user, run.flow_id),
+        "can_share": can_own_flow(request.user, run.flow_id),
         "duration_s": seconds_between(run.started_at, run.finished_at),
         "server_now": timezone.now().timestamp(),
     }
@@ -161,64 +178,227 @@ def run_outputs(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_steps(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_for_viewer(request.user, run_id)
-    steps = graph_steps(run.flow_version.graph)
+    steps = graph_steps(run.graph)
     return render(request, "runs/_steps.html", {"run": run, "steps": steps})
 
 
 @login_required
-def node_detail(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse:
+def run_replay(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The replay bar: its controls, or why replay is unavailable or limited."""
     run = run_for_viewer(request.user, run_id)
-    graph_node = next(
-        (n for n in run.flow_version.graph.get("nodes", []) if n["id"] == node_id), None
+    context = {
+        "run": run,
+        "replay": replay_check(run, run.graph),
+        "gap_cap_s": GAP_CAP_S,
+        "events_page": MAX_EVENTS,
+    }
+    return render(request, "runs/_replay.html", context)
+
+
+# What the timeline reads; the rest (inputs, outputs, prompts) is never loaded for it.
+TIMELINE_EVENTS = (
+    "run_started",
+    "run_finished",
+    "node_started",
+    "node_finished",
+    "node_failed",
+    "node_skipped",
+    "node_delta",
+)
+
+
+@login_required
+def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for_viewer(request.user, run_id)
+    rows = RunEvent.objects.filter(run=run, type__in=TIMELINE_EVENTS).order_by("seq")
+    events = [_timeline_fields(payload) for payload in rows.values_list("payload", flat=True)]
+    timeline = build_timeline(events, graph_steps(run.graph))
+    return render(request, "runs/_timeline.html", {"run": run, "t": timeline})
+
+
+def _timeline_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event without its big fields: only what the timeline draws."""
+    kept = {k: event.get(k) for k in ("type", "ts", "node", "iteration", "cancelled")}
+    kept["cached"], kept["reused"] = event.get("cached"), event.get("reused")
+    if event.get("usage"):
+        kept["usage"] = {"output_tokens": event["usage"].get("output_tokens", 0)}
+    if event.get("type") == "node_delta":
+        kept["text"] = event.get("text") or ""
+    return kept
+
+
+@login_required
+def node_detail(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse:
+    """The inspector: what one node saw, did and cost, one section per iteration.
+
+    `?upto=SEQ` folds only the events up to that seq: the node as of a replay's position.
+    """
+    run = run_for_viewer(request.user, run_id)
+    graph_node = next((n for n in run.graph.get("nodes", []) if n["id"] == node_id), None)
+    upto = _upto(request.GET.get("upto"))
+    events = RunEvent.objects.filter(run=run, payload__node=node_id)
+    if upto is not None:
+        events = events.filter(seq__lte=upto)
+    first = RunEvent.objects.filter(run=run, seq=1).values_list("payload", flat=True).first()
+    visits = _visits(
+        events.order_by("seq").values_list("payload", flat=True),
+        start_ts=(first or {}).get("ts"),
+        links=_run_links(request.user),
     )
-    events = RunEvent.objects.filter(run=run, payload__node=node_id).order_by("seq")
     context = {
         "run": run,
         "node_id": node_id,
         "node": graph_node,
-        "visits": _visits(events.values_list("payload", flat=True)),
+        "visits": visits,
+        "upto": upto,
+        "replaying": upto is not None and upto < run.last_seq,
+        "total_cost": _total_cost(visits),
     }
     return render(request, "runs/_node.html", context)
+
+
+def _upto(value: str | None) -> int | None:
+    try:
+        return max(int(value), 0) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def _outputs(run: Run) -> list[tuple[str, str, bool]]:
     return [(name, pretty(value), isinstance(value, str)) for name, value in run.outputs.items()]
 
 
-def _visits(payloads) -> list[dict[str, Any]]:
-    """A node's events folded into one card per iteration."""
+SOURCE_RUN = re.compile(r"^run (\d+)$")
+
+
+def _run_links(user):
+    """source text ("run 42") -> that run's page, for runs this user may see."""
+    cache: dict[str, str | None] = {}
+
+    def link(source: str | None) -> str | None:
+        if not source:
+            return None
+        if source not in cache:
+            match = SOURCE_RUN.match(source)
+            visible = match and visible_runs(user).filter(pk=int(match[1])).exists()
+            cache[source] = reverse("run_detail", args=[int(match[1])]) if visible else None
+        return cache[source]
+
+    return link
+
+
+def _origin(value: Any, link) -> dict[str, Any] | None:
+    """A node_finished's `cached` / `reused` field as the inspector shows it."""
+    if not value:
+        return None
+    value = value if isinstance(value, dict) else {}
+    source = value.get("source") or ""
+    return {"source": source, "link": link(source), "usage": value.get("usage")}
+
+
+def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An agent message as (kind, text) parts: its text, tool calls and tool results.
+
+    >>> _message_parts({"role": "user", "content": "hi"})
+    [('text', 'hi')]
+    >>> parts = _message_parts({"role": "assistant", "content": [{"type": "text", "text": "so"},
+    ...     {"type": "tool_use", "name": "calculator", "input": {"expression": "1+1"}}]})
+    >>> [kind for kind, _ in parts], json.loads(parts[1][1])
+    (['text', 'tool_use calculator'], {'expression': '1+1'})
+    """
+    content = message.get("content")
+    if not isinstance(content, list):
+        return [("text", pretty(content))]
+    parts = []
+    for block in content:
+        if not isinstance(block, dict):
+            parts.append(("text", pretty(block)))
+        elif block.get("type") == "text":
+            parts.append(("text", block.get("text", "")))
+        elif block.get("type") == "tool_use":
+            parts.append((f"tool_use {block.get('name', '')}", pretty(block.get("input"))))
+        elif block.get("type") == "tool_result":
+            parts.append(("tool_result", pretty(block.get("content"))))
+        else:
+            parts.append((str(block.get("type", "block")), pretty(block)))
+    return parts
+
+
+def _cost(event: Mapping[str, Any]) -> Decimal | None:
+    """The recorded cost, else today's price of the recorded usage (runs from before costs)."""
+    if event.get("cost_usd") is not None:
+        return Decimal(str(event["cost_usd"]))
+    if event.get("usage") and event.get("model"):
+        return pricing.cost_usd(event["model"], event["usage"])
+    return None
+
+
+def _total_cost(visits: list[dict[str, Any]]) -> str | None:
+    costs = [v["cost"] for v in visits if v.get("cost") is not None]
+    return pricing.format_usd(sum(costs, Decimal(0))) if len(costs) > 1 else None
+
+
+def _visits(
+    payloads: Iterable[Mapping[str, Any]],
+    start_ts: float | None = None,
+    links=lambda source: None,
+) -> list[dict[str, Any]]:
+    """A node's events folded into one section per iteration."""
     visits: dict[int, dict[str, Any]] = {}
     for event in payloads:
+        iteration = event.get("iteration", 1)
         visit = visits.setdefault(
-            event.get("iteration", 1),
-            {"iteration": event.get("iteration", 1), "status": "queued", "text": [], "notes": []},
+            iteration,
+            {"iteration": iteration, "status": "queued", "text": [], "notes": [], "retries": 0},
         )
         kind = event["type"]
         if kind == "node_started":
             visit["status"] = "running"
             visit["inputs"] = [(k, pretty(v)) for k, v in (event.get("inputs") or {}).items()]
+            if start_ts is not None and event.get("ts") is not None:
+                visit["at"] = event["ts"] - start_ts
         elif kind == "node_delta":
             visit["text"].append(event.get("text", ""))
         elif kind == "node_progress":
             visit["progress"] = (event.get("done"), event.get("total"))
         elif kind == "node_retrying":
             visit["text"] = []
+            visit["retries"] += 1
             visit["notes"].append(
                 f"attempt {event.get('attempt')} failed: {event.get('error')}; "
                 f"retrying in {event.get('delay_s', 0):g} s"
             )
         elif kind == "node_finished":
+            detail = dict(event.get("detail") or {})
             visit["status"] = "done"
             visit["duration_s"] = event.get("duration_s")
             visit["output"] = [(k, pretty(v)) for k, v in (event.get("output") or {}).items()]
             visit["usage"] = event.get("usage")
             visit["model"] = event.get("model")
-            visit["detail"] = [(k, pretty(v)) for k, v in (event.get("detail") or {}).items() if v]
+            visit["attempts"] = event.get("attempts")
+            visit["cost"] = _cost(event)
+            visit["cost_text"] = pricing.format_usd(visit["cost"])
+            visit["unpriced"] = visit["cost"] is None and bool(event.get("model"))
+            visit["prompt"] = detail.pop("prompt", None)
+            visit["system"] = detail.pop("system", None)
+            messages = detail.pop("messages", None)
+            if isinstance(messages, list):
+                visit["messages"] = [
+                    {"role": m.get("role", ""), "parts": _message_parts(m)}
+                    for m in messages
+                    if isinstance(m, dict)
+                ]
+            visit["detail"] = [(k, pretty(v)) for k, v in detail.items() if v not in (None, "")]
+            visit["cached"] = _origin(event.get("cached"), links)
+            visit["reused"] = _origin(event.get("reused"), links)
+            if visit["cached"] is not None and event.get("saved_usd") is not None:
+                visit["cached"]["saved"] = pricing.format_usd(event["saved_usd"])
         elif kind == "node_skipped":
             visit["status"] = "skipped"
         elif kind == "node_failed":
             cancelled = bool(event.get("cancelled"))
             visit["status"] = "cancelled" if cancelled else "failed"
+            visit["continued"] = bool(event.get("continued"))
             error = event.get("error", "")
             # "cancelled" says nothing the status does not; other reasons are worth showing.
             visit["error"] = "" if cancelled and error == "cancelled" else error
@@ -226,4 +406,6 @@ def _visits(payloads) -> list[dict[str, Any]]:
         text = "".join(visit["text"])
         visit["truncated"] = len(text) > MAX_NODE_TEXT
         visit["text"] = text[:MAX_NODE_TEXT]
+        if not visit.get("attempts") and visit["retries"]:
+            visit["attempts"] = visit["retries"] + 1
     return [visits[k] for k in sorted(visits)]
