@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from graphs.nodes import NODE_TYPES
 from webapp.flows import forms
-from webapp.flows.access import can_edit_flow, flow_for_viewer
+from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
 from webapp.flows.editor_api import ports_for
 
 MAX_LABEL_CHARS = 200
@@ -69,6 +69,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "flow": flow,
         "version": version.number,
         "editable": editable,
+        # Sharing, transfer and links are the owner's (the Share button opens them).
+        "can_share": can_own_flow(request.user, flow.pk),
         "palette": palette,
         "editor_data": data,
     }

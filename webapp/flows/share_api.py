@@ -1,0 +1,201 @@
+"""``/api/flows/{id}/shares``, ``/transfer`` and ``/share-links``: who can reach a flow.
+
+All of it is the flow owner's: strangers get 404 (as for a missing flow), viewers and
+editors 403. A new link's token is in the creating response only; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Field, Router, Schema, Status
+
+from webapp.auth_api import api_auth
+from webapp.flows import access, sharing
+from webapp.flows.api import DetailOut
+from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.runs.models import Run
+
+router = Router(auth=api_auth, tags=["sharing"])
+
+ShareRole = Literal["viewer", "editor"]
+
+
+class ShareIn(Schema):
+    user: str | None = Field(None, description="A username or e-mail.")
+    team: int | None = Field(None, description="The id of a team you are in.")
+    role: ShareRole = "viewer"
+
+
+class ShareRoleIn(Schema):
+    role: ShareRole
+
+
+class ShareOut(Schema):
+    id: int
+    user: str | None
+    team: int | None
+    team_name: str | None
+    role: str
+    created: dt.datetime
+
+
+class TransferIn(Schema):
+    user: str | None = Field(None, description="To this person's personal space.")
+    team: int | None = Field(None, description="Into this team (you edit or own it).")
+
+
+class FlowPlaceOut(Schema):
+    id: int
+    owner: str
+    team: int | None
+    role: str | None = Field(description="The caller's role on the flow now.")
+
+
+class LinkIn(Schema):
+    run: int | None = Field(None, description="Share this run of the flow only.")
+    expires_in_days: Literal[1, 7, 30] | None = Field(None, description="Null: until revoked.")
+    hide_io: bool = Field(False, description="Hide run inputs, outputs and streamed text.")
+
+
+class LinkOut(Schema):
+    id: int
+    hint: str = Field(description="The token's first characters, to recognise it.")
+    run: int | None
+    hide_io: bool
+    created: dt.datetime
+    expires: dt.datetime | None
+    expired: bool
+
+
+class LinkCreatedOut(LinkOut):
+    token: str = Field(description="Shown once: only its hash is stored.")
+    url: str
+
+
+def share_out(share: FlowShare) -> dict[str, Any]:
+    return {
+        "id": share.pk,
+        "user": share.user.username if share.user_id else None,
+        "team": share.team_id,
+        "team_name": share.team.name if share.team_id else None,
+        "role": share.role,
+        "created": share.created,
+    }
+
+
+def link_out(link: ShareLink) -> dict[str, Any]:
+    return {
+        "id": link.pk,
+        "hint": link.hint,
+        "run": link.run_id,
+        "hide_io": link.hide_io,
+        "created": link.created,
+        "expires": link.expires,
+        "expired": not sharing.is_live(link),
+    }
+
+
+def owned(request: HttpRequest, flow_id: int) -> Flow:
+    return access.flow_for_owner(request.auth, flow_id)
+
+
+@router.get("/{flow_id}/shares", response={200: list[ShareOut], 403: DetailOut, 404: DetailOut})
+def share_list(request: HttpRequest, flow_id: int) -> Any:
+    return [share_out(share) for share in sharing.shares(owned(request, flow_id))]
+
+
+@router.post(
+    "/{flow_id}/shares",
+    response={201: ShareOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+)
+def share_create(request: HttpRequest, flow_id: int, payload: ShareIn) -> Any:
+    """Share with a person or a team; sharing again with them changes the role."""
+    flow = owned(request, flow_id)
+    if (payload.user is None) == (payload.team is None):
+        return Status(400, {"detail": "give either user or team"})
+    try:
+        if payload.team is not None:
+            share = sharing.share_with_team(flow, request.auth, payload.team, payload.role)
+        else:
+            share = sharing.share_with_user(flow, request.auth, payload.user, payload.role)
+    except sharing.ShareError as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(201, share_out(share))
+
+
+@router.patch(
+    "/{flow_id}/shares/{share_id}", response={200: ShareOut, 403: DetailOut, 404: DetailOut}
+)
+def share_update(request: HttpRequest, flow_id: int, share_id: int, payload: ShareRoleIn) -> Any:
+    share = sharing.share_of(owned(request, flow_id), share_id)
+    return share_out(sharing.change_share(share, payload.role))
+
+
+@router.delete("/{flow_id}/shares/{share_id}", response={204: None, 403: DetailOut, 404: DetailOut})
+def share_delete(request: HttpRequest, flow_id: int, share_id: int) -> Any:
+    sharing.remove_share(sharing.share_of(owned(request, flow_id), share_id))
+    return Status(204, None)
+
+
+@router.post(
+    "/{flow_id}/transfer",
+    response={200: FlowPlaceOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+)
+def transfer(request: HttpRequest, flow_id: int, payload: TransferIn) -> Any:
+    """Move the flow to a person's personal space, or into a team where you edit.
+
+    A team's flow goes only to one of its members. You keep access only through a team
+    or a share.
+    """
+    flow = owned(request, flow_id)
+    if (payload.user is None) == (payload.team is None):
+        return Status(400, {"detail": "give either user or team"})
+    try:
+        if payload.team is not None:
+            sharing.transfer_to_team(flow, request.auth, payload.team)
+        else:
+            sharing.transfer_to_user(flow, request.auth, payload.user)
+    except sharing.ShareError as exc:
+        return Status(400, {"detail": str(exc)})
+    return {
+        "id": flow.pk,
+        "owner": flow.owner.username,
+        "team": flow.team_id,
+        "role": access.role_on_flow(request.auth, flow),
+    }
+
+
+@router.get("/{flow_id}/share-links", response={200: list[LinkOut], 403: DetailOut, 404: DetailOut})
+def link_list(request: HttpRequest, flow_id: int) -> Any:
+    """The links not revoked, expired ones included (``expired: true``)."""
+    return [link_out(link) for link in sharing.links(owned(request, flow_id))]
+
+
+@router.post(
+    "/{flow_id}/share-links",
+    response={201: LinkCreatedOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+)
+def link_create(request: HttpRequest, flow_id: int, payload: LinkIn) -> Any:
+    flow = owned(request, flow_id)
+    run = None
+    if payload.run is not None:
+        run = Run.objects.filter(pk=payload.run, flow=flow).first()
+        if run is None:
+            return Status(400, {"detail": f"run {payload.run} is not one of this flow's runs"})
+    link, raw = sharing.create_link(
+        flow, request.auth, run=run, days=payload.expires_in_days, hide_io=payload.hide_io
+    )
+    url = request.build_absolute_uri(reverse("public_share", args=[raw]))
+    return Status(201, {**link_out(link), "token": raw, "url": url})
+
+
+@router.delete(
+    "/{flow_id}/share-links/{link_id}", response={204: None, 403: DetailOut, 404: DetailOut}
+)
+def link_revoke(request: HttpRequest, flow_id: int, link_id: int) -> Any:
+    sharing.revoke_link(sharing.link_of(owned(request, flow_id), link_id))
+    return Status(204, None)

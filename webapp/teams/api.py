@@ -1,0 +1,292 @@
+"""``/api/teams``: teams, their members and roles, invitations and invite links.
+
+Anyone outside a team gets 404 for it, exactly as for a missing one; a member whose role
+is too low gets 403. Changes that would leave a team without an owner get 409.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Field, Router, Schema, Status
+from pydantic import StringConstraints
+
+from webapp.auth_api import api_auth
+from webapp.flows.api import DetailOut
+from webapp.teams import services
+from webapp.teams.models import Invite, Membership, Role, Team
+
+router = Router(auth=api_auth, tags=["teams"])
+
+TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+RoleName = Literal["owner", "editor", "viewer"]
+
+
+class TeamIn(Schema):
+    name: TeamName
+
+
+class TeamOut(Schema):
+    id: int
+    name: str
+    role: str = Field(description="The caller's role in the team.")
+    created: dt.datetime
+
+
+class MemberOut(Schema):
+    user_id: int
+    username: str
+    role: str
+    joined: dt.datetime
+
+
+class TeamDetailOut(TeamOut):
+    members: list[MemberOut]
+
+
+class RoleIn(Schema):
+    role: RoleName
+
+
+class MemberIn(Schema):
+    user: str = Field(description="The username or e-mail of an existing user.")
+    role: RoleName = "editor"
+
+
+class InviteIn(Schema):
+    user: str | None = Field(
+        None, description="Invite this user (username or e-mail); without it, make a link."
+    )
+    role: RoleName = "editor"
+    expires_in_days: Literal[1, 7, 30] = Field(7, description="For a link: how long it works.")
+
+
+class InviteOut(Schema):
+    id: int
+    team: int
+    team_name: str
+    role: str
+    user: str | None = Field(description="The invited user; null for a link.")
+    email: str
+    created: dt.datetime
+    expires: dt.datetime
+    created_by: str | None
+
+
+class InviteCreatedOut(InviteOut):
+    token: str | None = Field(
+        None, description="A link's token, shown once: only its hash is stored."
+    )
+    url: str | None = Field(None, description="A link's address, shown once.")
+
+
+class JoinIn(Schema):
+    token: str
+
+
+class JoinedOut(Schema):
+    team: int
+    team_name: str
+    role: str
+
+
+def team_out(team: Team, role: str) -> dict[str, Any]:
+    return {"id": team.pk, "name": team.name, "role": role, "created": team.created}
+
+
+def member_out(membership: Membership) -> dict[str, Any]:
+    return {
+        "user_id": membership.user_id,
+        "username": membership.user.username,
+        "role": membership.role,
+        "joined": membership.joined,
+    }
+
+
+def invite_out(invite: Invite) -> dict[str, Any]:
+    return {
+        "id": invite.pk,
+        "team": invite.team_id,
+        "team_name": invite.team.name,
+        "role": invite.role,
+        "user": invite.user.username if invite.user_id else None,
+        "email": invite.email,
+        "created": invite.created,
+        "expires": invite.expires,
+        "created_by": invite.created_by.username if invite.created_by_id else None,
+    }
+
+
+def refused(exc: services.TeamError) -> Status:
+    return Status(409 if isinstance(exc, services.LastOwner) else 400, {"detail": str(exc)})
+
+
+# ---- The caller's teams and invitations (before /{team_id}, which would shadow them) ----
+
+
+@router.get("", response=list[TeamOut])
+def team_list(request: HttpRequest) -> Any:
+    roles = services.roles_in(request.auth)
+    return [team_out(team, roles[team.pk]) for team in services.member_teams(request.auth)]
+
+
+@router.post("", response={201: TeamOut})
+def team_create(request: HttpRequest, payload: TeamIn) -> Any:
+    team = services.create_team(request.auth, payload.name)
+    return Status(201, team_out(team, Role.OWNER))
+
+
+@router.get("/invitations", response=list[InviteOut])
+def invitation_list(request: HttpRequest) -> Any:
+    return [invite_out(invite) for invite in services.invitations_for(request.auth)]
+
+
+@router.post(
+    "/invitations/{invite_id}/accept", response={200: JoinedOut, 400: DetailOut, 404: DetailOut}
+)
+def invitation_accept(request: HttpRequest, invite_id: int) -> Any:
+    try:
+        membership = services.accept(request.auth, invite_id)
+    except services.TeamError as exc:
+        return refused(exc)
+    team = membership.team
+    return {"team": team.pk, "team_name": team.name, "role": membership.role}
+
+
+@router.post("/invitations/{invite_id}/decline", response={204: None, 404: DetailOut})
+def invitation_decline(request: HttpRequest, invite_id: int) -> Any:
+    services.decline(request.auth, invite_id)
+    return Status(204, None)
+
+
+@router.post("/join", response={200: JoinedOut, 404: DetailOut, 410: DetailOut})
+def join(request: HttpRequest, payload: JoinIn) -> Any:
+    """Join a team with an invite link's token (the part after /invites/)."""
+    try:
+        membership = services.join_by_link(payload.token, request.auth)
+    except services.TeamError as exc:
+        return Status(410, {"detail": str(exc)})
+    team = membership.team
+    return {"team": team.pk, "team_name": team.name, "role": membership.role}
+
+
+# ---- One team ----------------------------------------------------------------------------
+
+
+@router.get("/{team_id}", response={200: TeamDetailOut, 404: DetailOut})
+def team_detail(request: HttpRequest, team_id: int) -> Any:
+    member = services.team_for(request.auth, team_id)
+    members = [member_out(m) for m in services.members(member.team)]
+    return {**team_out(member.team, member.role), "members": members}
+
+
+@router.patch("/{team_id}", response={200: TeamOut, 403: DetailOut, 404: DetailOut})
+def team_rename(request: HttpRequest, team_id: int, payload: TeamIn) -> Any:
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    services.rename_team(member.team, payload.name)
+    return team_out(member.team, member.role)
+
+
+@router.delete("/{team_id}", response={204: None, 403: DetailOut, 404: DetailOut})
+def team_delete(request: HttpRequest, team_id: int) -> Any:
+    """Delete the team and its flows."""
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    services.delete_team(member.team)
+    return Status(204, None)
+
+
+@router.get("/{team_id}/members", response={200: list[MemberOut], 404: DetailOut})
+def member_list(request: HttpRequest, team_id: int) -> Any:
+    member = services.team_for(request.auth, team_id)
+    return [member_out(m) for m in services.members(member.team)]
+
+
+@router.post(
+    "/{team_id}/members",
+    response={201: InviteOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+)
+def member_add(request: HttpRequest, team_id: int, payload: MemberIn) -> Any:
+    """Invite an existing user: they join when they accept (``/invitations/{id}/accept``)."""
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    try:
+        invite = services.invite_user(member.team, request.auth, payload.user, payload.role)
+    except services.TeamError as exc:
+        return refused(exc)
+    return Status(201, invite_out(invite))
+
+
+@router.patch(
+    "/{team_id}/members/{user_id}",
+    response={200: MemberOut, 400: DetailOut, 403: DetailOut, 404: DetailOut, 409: DetailOut},
+)
+def member_role(request: HttpRequest, team_id: int, user_id: int, payload: RoleIn) -> Any:
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    try:
+        membership = services.change_role(member.team, user_id, payload.role)
+    except services.TeamError as exc:
+        return refused(exc)
+    return member_out(membership)
+
+
+@router.delete(
+    "/{team_id}/members/{user_id}",
+    response={204: None, 403: DetailOut, 404: DetailOut, 409: DetailOut},
+)
+def member_remove(request: HttpRequest, team_id: int, user_id: int) -> Any:
+    """Remove a member (owners), or yourself (anyone: the same as leaving)."""
+    needed = Role.VIEWER if user_id == request.auth.pk else Role.OWNER
+    member = services.team_for(request.auth, team_id, needed)
+    try:
+        services.remove_member(member.team, user_id)
+    except services.TeamError as exc:
+        return refused(exc)
+    return Status(204, None)
+
+
+@router.post("/{team_id}/leave", response={204: None, 404: DetailOut, 409: DetailOut})
+def team_leave(request: HttpRequest, team_id: int) -> Any:
+    member = services.team_for(request.auth, team_id)
+    try:
+        services.leave(member.team, request.auth)
+    except services.TeamError as exc:
+        return refused(exc)
+    return Status(204, None)
+
+
+@router.get("/{team_id}/invites", response={200: list[InviteOut], 403: DetailOut, 404: DetailOut})
+def invite_list(request: HttpRequest, team_id: int) -> Any:
+    """The team's open invitations (personal ones and links)."""
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    return [invite_out(invite) for invite in services.team_invites(member.team)]
+
+
+@router.post(
+    "/{team_id}/invites",
+    response={201: InviteCreatedOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
+)
+def invite_create(request: HttpRequest, team_id: int, payload: InviteIn) -> Any:
+    """Invite a user by name or e-mail, or (without ``user``) make a single-use link."""
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    try:
+        if payload.user:
+            invite = services.invite_user(member.team, request.auth, payload.user, payload.role)
+            return Status(201, invite_out(invite))
+        invite, raw = services.create_invite_link(
+            member.team, request.auth, payload.role, payload.expires_in_days
+        )
+    except services.TeamError as exc:
+        return refused(exc)
+    url = request.build_absolute_uri(reverse("invite_join", args=[raw]))
+    return Status(201, {**invite_out(invite), "token": raw, "url": url})
+
+
+@router.delete(
+    "/{team_id}/invites/{invite_id}", response={204: None, 403: DetailOut, 404: DetailOut}
+)
+def invite_revoke(request: HttpRequest, team_id: int, invite_id: int) -> Any:
+    member = services.team_for(request.auth, team_id, Role.OWNER)
+    services.revoke_invite(member.team, invite_id)
+    return Status(204, None)
