@@ -9,11 +9,20 @@ from ninja import NinjaAPI
 
 from webapp.flows.api import router as flows_router
 from webapp.flows.editor_api import router as editor_router
+from webapp.flows.share_api import router as sharing_router
+from webapp.flows.version_api import router as versions_router
 from webapp.runs.api import router as runs_router
+from webapp.teams.api import router as teams_router
 
 api = NinjaAPI(title="Switchyard API", version="1", urls_namespace="api")
+# Versions, export and import live under /api/flows too, in their own module; first, so
+# that /flows/import is not taken for /flows/{flow_id}.
+api.add_router("/flows", versions_router)
 api.add_router("/flows", flows_router)
+# Shares, transfer and share links of a flow: their own module, under /api/flows too.
+api.add_router("/flows", sharing_router)
 api.add_router("/runs", runs_router)
+api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)
 
 

@@ -1,4 +1,4 @@
-"""The ASGI application: Django for HTTP, Channels for the run websockets."""
+"""The ASGI application: Django for HTTP, Channels for the run and flow websockets."""
 
 import os
 import sys
@@ -19,13 +19,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
-from webapp.runs.routing import websocket_urlpatterns  # noqa: E402
+from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
+from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": http,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(BearerAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(BearerAuthMiddleware(URLRouter(run_sockets + flow_sockets)))
         ),
     }
 )

@@ -19,26 +19,36 @@ from webapp.auth_api import api_auth
 from webapp.flows import access, services
 from webapp.runs import drivers
 from webapp.runs.services import create_run
+from webapp.teams.models import Role
+from webapp.teams.services import team_for
 
 router = Router(auth=api_auth, tags=["flows"])
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Message = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
 class FlowIn(Schema):
     name: Name
     # Any JSON: the engine explains what is wrong with a document better than a schema can.
     graph: Any
+    team: int | None = Field(
+        None, description="Create it in this team (you edit or own it); else in your space."
+    )
 
 
 class FlowSaveIn(Schema):
     graph: Any
     base_version: int | None = Field(None, description="The version the editor loaded.")
     name: Name | None = None
+    message: Message = Field("", description="Optional: what this version changes.")
 
 
 class RunIn(Schema):
     inputs: dict[str, Any] = {}
+    ignore_cache: bool = Field(
+        False, description="Run every node, even those with a cached output (and refresh it)."
+    )
 
 
 class FlowCreatedOut(Schema):
@@ -107,10 +117,13 @@ def flow_list(request: HttpRequest) -> Any:
     return access.visible_flows(request.auth).only("id", "name", "version", "updated")
 
 
-@router.post("", response={201: FlowCreatedOut, 400: InvalidOut})
+@router.post("", response={201: FlowCreatedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut})
 def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
+    team = None
+    if payload.team is not None:
+        team = team_for(request.auth, payload.team, Role.EDITOR).team
     try:
-        flow = services.create(request.auth, payload.name, payload.graph)
+        flow = services.create(request.auth, payload.name, payload.graph, team=team)
     except FlowInvalid as exc:
         return invalid(exc)
     return Status(201, {"id": flow.id, "version": flow.version})
@@ -141,7 +154,12 @@ def flow_save(request: HttpRequest, flow_id: int, payload: FlowSaveIn) -> Any:
         )
     try:
         number = services.save(
-            flow, request.auth, payload.graph, payload.base_version, name=payload.name
+            flow,
+            request.auth,
+            payload.graph,
+            payload.base_version,
+            name=payload.name,
+            message=payload.message,
         )
     except FlowInvalid as exc:
         return invalid(exc)
@@ -161,7 +179,9 @@ def flow_save(request: HttpRequest, flow_id: int, payload: FlowSaveIn) -> Any:
 async def run_create(request: HttpRequest, flow_id: int, payload: RunIn) -> Any:
     flow = await sync_to_async(access.flow_for_editor)(request.auth, flow_id)
     try:
-        run = await sync_to_async(create_run)(flow, request.auth, payload.inputs)
+        run = await sync_to_async(create_run)(
+            flow, request.auth, payload.inputs, ignore_cache=payload.ignore_cache
+        )
     except FlowInvalid as exc:
         return invalid(exc, "the run cannot start")
     # The driver schedules the run in the server's own event loop, in a fresh context.

@@ -109,3 +109,21 @@ class ShareLink(models.Model):
 
     class Meta:
         ordering = ["-created"]
+
+
+class Presence(models.Model):
+    """One open flow socket: who has the flow open, through which channel (see presence.py).
+
+    A row lives as long as its socket; the socket's heartbeat keeps ``seen`` fresh, so
+    rows of a server process that died unannounced expire on their own.
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="presences")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=10)
+    channel_name = models.CharField(max_length=200, unique=True)
+    joined = models.DateTimeField(auto_now_add=True)
+    seen = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["flow", "seen"], name="presence_flow_seen")]

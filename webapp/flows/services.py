@@ -10,6 +10,7 @@ from django.utils import timezone
 
 import graphs
 from graphs.errors import FlowInvalid
+from webapp.flows import groups
 from webapp.flows.models import Flow, FlowVersion
 
 
@@ -95,6 +96,8 @@ def save(
             FlowVersion.objects.create(
                 flow=flow, number=number, graph=document, author=author, message=message
             )
+            # Everyone with the flow open hears of it once it is committed (groups.py).
+            groups.announce_save(flow.pk, number, getattr(author, "username", ""), message)
     except IntegrityError:
         raise StaleVersion(
             current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)

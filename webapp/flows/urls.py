@@ -8,4 +8,6 @@ urlpatterns = [
     path("flows/<int:flow_id>/duplicate/", views.flow_duplicate, name="flow_duplicate"),
     path("flows/<int:flow_id>/delete/", views.flow_delete, name="flow_delete"),
     path("", include("webapp.flows.editor_urls")),
+    path("", include("webapp.flows.version_urls")),
+    path("", include("webapp.flows.collab_urls")),
 ]

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from webapp.flows.consumers import FlowConsumer
+
+websocket_urlpatterns = [
+    path("ws/flows/<int:flow_id>/", FlowConsumer.as_asgi()),
+]
