@@ -7,6 +7,7 @@ dirty one gets the banner, where "Save mine as a copy" makes a new flow.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Server, log_in
+from tests.e2e.test_runs import TIMEOUT_MS, flow_document, start_run, streamed_text
 
 READY = "document.documentElement.dataset.canvas === 'ready'"
 
@@ -179,3 +181,36 @@ def test_two_browsers_edit_one_flow_without_overwriting_each_other(
     # Bob leaves: alice no longer sees him.
     bob_page.close()
     expect(present(alice_page, bob)).to_have_count(0)
+
+
+def test_a_teammate_watches_a_run_live_as_its_starter_does(
+    server: Server, two_pages: tuple[Page, Page, list[str]], team_flow
+) -> None:
+    alice, bob, flow_id = team_flow
+    prompt = "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.25"
+    server.shell(
+        "import json;"
+        "from django.contrib.auth import get_user_model;"
+        "from webapp.flows import services;"
+        "from webapp.flows.models import Flow;"
+        f"f = Flow.objects.get(pk={flow_id});"
+        f"a = get_user_model().objects.get(username={alice!r});"
+        f"services.save(f, a, json.loads({json.dumps(flow_document(prompt))!r}), f.version)"
+    )
+    alice_page, bob_page, _ = two_pages
+    open_editor(alice_page, server, alice, flow_id)
+    run_id = start_run(alice_page)
+    log_in(bob_page, server, bob)
+    bob_page.goto(f"{server.url}/runs/{run_id}/")
+    # Bob joined while it ran: he follows it live, token by token, like alice.
+    expect(bob_page.get_by_test_id("run-status")).to_have_attribute(
+        "data-status", "running", timeout=TIMEOUT_MS
+    )
+    expected = "fake reply: Go slowly through queues, word by word."
+    for page in (alice_page, bob_page):
+        expect(page.get_by_test_id("run-status")).to_have_attribute(
+            "data-status", "succeeded", timeout=TIMEOUT_MS
+        )
+        expect(page.get_by_test_id("outputs")).to_contain_text(expected)
+    full = expected + " #fake:chunk_delay=0.25"
+    assert [streamed_text(page, "write") for page in (alice_page, bob_page)] == [full, full]

@@ -107,3 +107,50 @@ def test_rerun_from_a_node_with_an_edited_prompt(
     # The parent lists its re-run.
     page.goto(f"{server.url}/runs/{parent_id}/")
     expect(page.get_by_test_id("run-children")).to_contain_text(f"#{child_id}")
+
+
+def test_a_second_identical_run_is_served_from_the_cache_and_says_so(
+    page: Page,
+    server,
+    model_server,
+    errors,  # noqa: F811
+):
+    tag = uuid.uuid4().hex[:8]
+    username, _, url = create_flow(server, chain(tag))
+    log_in(page, server, username)
+    page.goto(url)
+    expect(page.get_by_test_id("run")).to_be_visible()
+    start_run(page)
+    expect(page.get_by_test_id("run-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=TIMEOUT_MS
+    )
+
+    before = len(model_server.message_requests)
+    second = start_run(page)
+    expect(page.get_by_test_id("run-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=TIMEOUT_MS
+    )
+    assert calls_since(model_server, before, tag) == []
+
+    page.goto(f"{server.url}/runs/{second}/")
+    # Every model node carries the "cached" tag on the canvas, and the inspector says so.
+    for node in ("draft", "critique", "revise"):
+        tag_on_canvas = page.locator(f'[data-cell-id="{node}"] .sy-tag-cached')
+        expect(tag_on_canvas).to_have_count(1, timeout=TIMEOUT_MS)
+    step(page, "draft").get_by_role("button").click()
+    expect(page.locator('[data-node-card="draft"]').get_by_test_id("badge-cached")).to_be_visible()
+
+    # "Ignore cache" calls the model again.
+    page.goto(url)
+    page.get_by_test_id("run").click()
+    page.get_by_test_id("run-ignore-cache").check()
+    before = len(model_server.message_requests)
+    with page.expect_response(
+        lambda r: r.url.endswith("/runs") and r.request.method == "POST"
+    ) as info:
+        page.get_by_test_id("run-submit").click()
+    assert info.value.status == 201
+    expect(page.get_by_test_id("run-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=TIMEOUT_MS
+    )
+    assert calls_since(model_server, before, tag) == ["draft", "critique", "revise"]

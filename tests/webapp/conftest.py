@@ -10,6 +10,8 @@ from webapp.accounts.models import ApiToken
 from webapp.flows import services
 from webapp.teams.models import Membership, Role, Team
 
+JSON = "application/json"
+
 
 def make_user(username: str):
     return get_user_model().objects.create_user(
@@ -66,3 +68,27 @@ def team(alice, bob, carol):
 def team_flow(alice, team):
     """A flow of alice's team."""
     return services.create(alice, "Team flow", services.starter_graph("Team flow"), team=team)
+
+
+@pytest.fixture
+def api(client, alice, bob, carol, dave):
+    """api(name).get/post/patch/delete: JSON requests with that persona's bearer token."""
+    tokens = {u.username: ApiToken.issue(u, "tests")[1] for u in (alice, bob, carol, dave)}
+
+    class Api:
+        def __init__(self, name: str):
+            self.headers = {"Authorization": f"Bearer {tokens[name]}"}
+
+        def get(self, path: str):
+            return client.get(path, headers=self.headers)
+
+        def post(self, path: str, data=None):
+            return client.post(path, data or {}, content_type=JSON, headers=self.headers)
+
+        def patch(self, path: str, data=None):
+            return client.patch(path, data or {}, content_type=JSON, headers=self.headers)
+
+        def delete(self, path: str):
+            return client.delete(path, headers=self.headers)
+
+    return Api

@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 import graphs
-from webapp.accounts.models import ApiToken
 from webapp.flows import access, services, share_views, sharing
 from webapp.flows.models import Flow, FlowShare, ShareLink
 from webapp.runs.models import Run
@@ -487,29 +486,6 @@ def test_cached_and_reused_sources_are_not_named(client):
 
 
 # ---- The API ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(client, alice, bob, carol, dave):
-    tokens = {u.username: ApiToken.issue(u, "tests")[1] for u in (alice, bob, carol, dave)}
-
-    class Api:
-        def __init__(self, name: str):
-            self.headers = {"Authorization": f"Bearer {tokens[name]}"}
-
-        def get(self, path: str):
-            return client.get(path, headers=self.headers)
-
-        def post(self, path: str, data=None):
-            return client.post(path, data or {}, content_type=JSON, headers=self.headers)
-
-        def patch(self, path: str, data=None):
-            return client.patch(path, data or {}, content_type=JSON, headers=self.headers)
-
-        def delete(self, path: str):
-            return client.delete(path, headers=self.headers)
-
-    return Api
 
 
 def test_api_sharing_is_owner_only(api, team_flow):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -434,34 +433,6 @@ def test_deleting_a_flow_needs_its_owner(client, team, alice, bob, carol, team_f
 # ---- The API ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tokens(alice, bob, carol, dave) -> dict[str, str]:
-    return {user.username: ApiToken.issue(user, "tests")[1] for user in (alice, bob, carol, dave)}
-
-
-@pytest.fixture
-def api(client, tokens):
-    """api(name).get/post/patch/delete: requests with that persona's bearer token."""
-
-    class Api:
-        def __init__(self, name: str):
-            self.headers = {"Authorization": f"Bearer {tokens[name]}"}
-
-        def get(self, path: str):
-            return client.get(path, headers=self.headers)
-
-        def post(self, path: str, data=None):
-            return client.post(path, data or {}, content_type=JSON, headers=self.headers)
-
-        def patch(self, path: str, data=None):
-            return client.patch(path, data or {}, content_type=JSON, headers=self.headers)
-
-        def delete(self, path: str):
-            return client.delete(path, headers=self.headers)
-
-    return Api
-
-
 def test_api_lists_and_creates_teams(api, team):
     assert [(t["name"], t["role"]) for t in api("carol").get("/api/teams").json()] == [
         ("Research", "viewer")
@@ -552,7 +523,7 @@ def test_api_invite_links_join_once(api, team, dave, charlie):
     assert api("dave").post("/api/teams/join", {"token": "made-up"}).status_code == 404
 
 
-def test_api_refuses_used_expired_and_revoked_links(api, team, tokens, client, charlie):
+def test_api_refuses_used_expired_and_revoked_links(api, team, client, charlie):
     used = api("alice").post(f"/api/teams/{team.pk}/invites", {}).json()
     api("dave").post("/api/teams/join", {"token": used["token"]})
     expired = api("alice").post(f"/api/teams/{team.pk}/invites", {}).json()
