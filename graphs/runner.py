@@ -1,0 +1,345 @@
+"""Running one node: the node cache, attempts with retries and backoff, timeouts, slots.
+
+A ``NodeRunner`` runs the nodes a ``Schedule`` says are ready, one ``run`` call per
+node, and reports what happens as events (``node_started``, ``node_delta``,
+``node_progress``, ``node_retrying``, ``node_finished``, ``node_failed``) through
+an ``Emitter``. It returns the ``Outcome`` to feed back into the schedule. It keeps
+no state between calls, so the in-process executor and a worker that runs a single
+node of a run somewhere else use it alike.
+
+>>> import asyncio
+>>> from graphs.executor import compile_flow
+>>> from graphs.events import Emitter
+>>> from graphs.schedule import Ready
+>>> flow = compile_flow({
+...     "graph": {"name": "greet"},
+...     "nodes": [
+...         {"id": "who", "type": "input", "config": {"name": "who"}},
+...         {"id": "greet", "type": "template", "config": {"template": "Hi {{ who }}"}},
+...     ],
+...     "edges": [
+...         {"source": "who", "target": "greet", "source_port": "value", "target_port": "who"},
+...     ],
+... })
+>>> seen = []
+>>> runner = NodeRunner(flow, emitter=Emitter(seen.append), run_inputs={})
+>>> asyncio.run(runner.run(Ready("greet", 1, {"who": "Ada"})))
+NodeFinished(outputs={'text': 'Hi Ada'}, usage={})
+>>> [event["type"] for event in seen]
+['node_started', 'node_finished']
+
+The node cache (``RunOptions.cache``, see ``graphs.cache``). A node whose type
+says it is worth caching (``NodeType.cacheable``; ``config.cache`` overrides
+it) looks its ``cache_key`` up before it runs, outside any concurrency slot.
+A hit reports the stored output, streamed text, model and detail with zero
+usage and a ``cached`` note of what it saved; a miss runs the node and stores
+what a successful run produced before reporting back. Failures are never
+stored. ``read_cache=False`` runs every node but still stores fresh results. A
+map's items share the run's cache, not its reuse or overrides.
+
+Usage. Every attempt's tokens count, failed ones included, and a map's node
+reports those of its items; the outcome carries them, by model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphs import templating
+from graphs.cache import CachedOutput, cache_key
+from graphs.errors import NodeError
+from graphs.events import Emitter
+from graphs.llm.types import Usage
+from graphs.nodes.base import NodeContext
+from graphs.schedule import (
+    NO_OPTIONS,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    Outcome,
+    Ready,
+    RunOptions,
+)
+
+if TYPE_CHECKING:
+    from graphs.executor import CompiledFlow, NodeSpec, RunResult
+
+log = logging.getLogger(__name__)
+
+
+class _Failed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(slots=True)  # not frozen: made once per node, and frozen init costs more
+class _Success:
+    """A node's successful attempt: its context (usage, model, detail) and what it made."""
+
+    ctx: NodeContext
+    outputs: dict[str, Any]
+    text: str  # what it streamed, kept only when the result is to be cached
+
+
+class NodeRunner:
+    """Runs single nodes of one run of ``flow``, reporting through ``emitter``.
+
+    ``run_inputs`` are the run's inputs (nodes may read them); ``slots`` caps the
+    nodes that hold a slot at once (shared with a map's items).
+    """
+
+    def __init__(
+        self,
+        flow: CompiledFlow,
+        *,
+        emitter: Emitter,
+        run_inputs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        slots: asyncio.Semaphore | None = None,
+    ):
+        self.flow = flow
+        self.emitter = emitter
+        self.run_inputs = run_inputs
+        self.services = flow.services
+        self.slots = slots or asyncio.Semaphore(flow.services.max_concurrency)
+        self.cache = options.cache
+        self.read_cache = options.read_cache
+
+    async def run(self, ready: Ready) -> Outcome:
+        """Run one node to its end; cancelling the caller's task gives ``NodeCancelled``."""
+        spec = self.flow.nodes[ready.node]
+        iteration, inputs = ready.iteration, ready.inputs
+        began = time.monotonic()
+        key = self.cache_key(spec, inputs)
+        usage: dict[str, Usage] = {}
+        try:
+            if key is not None and self.read_cache:
+                entry = await self.cache_get(key)
+                if entry is not None:
+                    self.report_cached(spec, ready, entry, began)
+                    return NodeFinished(entry.output, usage)
+            success = await self.attempts(spec, ready, usage, keep_text=key is not None)
+        except asyncio.CancelledError:
+            self.emitter.flush(spec.id, iteration)
+            return NodeCancelled(True, usage)
+        except _Failed as failure:
+            return self.report_failed(spec, iteration, failure, usage)
+        self.report_finished(spec, iteration, success, began)
+        if usage:  # failed attempts came first
+            _add_usage(usage, success.ctx.usage_by_model)
+        else:
+            usage = success.ctx.usage_by_model
+        if key is not None:
+            await self.cache_put(key, spec, success)
+        return NodeFinished(success.outputs, usage)
+
+    # Reporting ----------------------------------------------------------------------
+
+    def report_cached(
+        self, spec: NodeSpec, ready: Ready, entry: CachedOutput, began: float
+    ) -> None:
+        node, iteration = spec.id, ready.iteration
+        self.emitter.emit("node_started", node=node, iteration=iteration, inputs=ready.inputs)
+        if entry.text:
+            self.emitter.emit("node_delta", node=node, iteration=iteration, text=entry.text)
+        finished: dict[str, Any] = {
+            "node": node,
+            "iteration": iteration,
+            "output": entry.output,
+            "duration_s": round(time.monotonic() - began, 6),
+            "usage": Usage().as_dict(),
+        }
+        if entry.model is not None:
+            finished["model"] = entry.model
+        if entry.detail:
+            finished["detail"] = entry.detail
+        finished["cached"] = {"source": entry.source, "usage": entry.usage.as_dict()}
+        self.emitter.emit("node_finished", **finished)
+
+    def report_finished(
+        self, spec: NodeSpec, iteration: int, success: _Success, began: float
+    ) -> None:
+        ctx = success.ctx
+        self.emitter.flush(spec.id, iteration)
+        finished: dict[str, Any] = {
+            "node": spec.id,
+            "iteration": iteration,
+            "output": success.outputs,
+            "duration_s": round(time.monotonic() - began, 6),
+        }
+        if ctx.attempt > 1:
+            finished["attempts"] = ctx.attempt
+        if ctx.model is not None:
+            finished["usage"] = ctx.usage.as_dict()
+            finished["model"] = ctx.model
+            if len(ctx.usage_by_model) > 1:  # a map whose items used several models
+                finished["usage_by_model"] = {
+                    m: u.as_dict() for m, u in sorted(ctx.usage_by_model.items())
+                }
+        if ctx.detail:
+            finished["detail"] = ctx.detail
+        self.emitter.emit("node_finished", **finished)
+
+    def report_failed(
+        self, spec: NodeSpec, iteration: int, failure: _Failed, usage: dict[str, Usage]
+    ) -> NodeFailed:
+        node = spec.id
+        self.emitter.flush(node, iteration)
+        if spec.config.on_error == "continue":
+            self.emitter.emit(
+                "node_failed", node=node, iteration=iteration, error=failure.message, continued=True
+            )
+            return NodeFailed(failure.message, True, usage)
+        self.emitter.emit("node_failed", node=node, iteration=iteration, error=failure.message)
+        return NodeFailed(failure.message, False, usage)
+
+    # The node cache -------------------------------------------------------------------
+
+    def cache_key(self, spec: NodeSpec, inputs: dict[str, Any]) -> str | None:
+        if self.cache is None or spec.cache_config is None:
+            return None
+        return cache_key(
+            node_type=spec.type.name,
+            version=spec.type.version,
+            config=spec.cache_config,
+            default_model=self.services.default_model,
+            inputs=inputs,
+            client=self.services.model_client.name,
+        )
+
+    async def cache_get(self, key: str) -> CachedOutput | None:
+        assert self.cache is not None
+        try:
+            return await self.cache.get(key)
+        except Exception:
+            # The cache only saves work: a lookup that fails is a miss, not a failed node.
+            log.warning("node cache lookup failed; running the node", exc_info=True)
+            return None
+
+    async def cache_put(self, key: str, spec: NodeSpec, success: _Success) -> None:
+        assert self.cache is not None
+        ctx = success.ctx
+        entry = CachedOutput(
+            output=success.outputs,
+            text=success.text,
+            model=ctx.model,
+            usage=ctx.usage,
+            detail=ctx.detail,
+        )
+        try:
+            await self.cache.put(key, spec.type.name, entry)
+        except asyncio.CancelledError:
+            # The node has finished and said so; a stop only costs the cache its entry.
+            log.info("node cache store cancelled; the result is not cached")
+        except Exception:
+            log.warning("node cache store failed; the result is not cached", exc_info=True)
+
+    # Attempts -------------------------------------------------------------------------
+
+    async def attempts(
+        self, spec: NodeSpec, ready: Ready, usage: dict[str, Usage], *, keep_text: bool
+    ) -> _Success:
+        """Run the node, retrying what is retryable; raises _Failed with the last error.
+
+        Failed attempts add their tokens to ``usage``.
+        """
+        config = spec.config
+        iteration = ready.iteration
+        for attempt in range(1, config.retries + 2):
+            # Only the text of the attempt that succeeds is what a cache hit replays.
+            texts: list[str] | None = [] if keep_text else None
+            ctx = NodeContext(
+                node_id=spec.id,
+                iteration=iteration,
+                attempt=attempt,
+                run_inputs=self.run_inputs,
+                services=self.services,
+                prepared=spec.prepared,
+                emit_text=self.text_sink(spec.id, iteration, texts),
+                emit_progress=lambda done, total: self.emitter.emit(
+                    "node_progress", node=spec.id, iteration=iteration, done=done, total=total
+                ),
+                run_subflow=self.run_subflow,
+            )
+            try:
+                if spec.type.holds_slot:
+                    async with self.slots:
+                        outputs = await self.attempt(spec, ctx, ready.inputs)
+                else:
+                    outputs = await self.attempt(spec, ctx, ready.inputs)
+                return _Success(ctx, outputs, "".join(texts) if texts else "")
+            except NodeError as error:
+                _add_usage(usage, ctx.usage_by_model)
+                if not error.retryable or attempt > config.retries:
+                    suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise _Failed(f"{error}{suffix}") from None
+                delay = self.backoff(attempt, error.retry_after)
+                self.emitter.flush(spec.id, iteration)
+                self.emitter.emit(
+                    "node_retrying",
+                    node=spec.id,
+                    iteration=iteration,
+                    attempt=attempt,
+                    error=str(error),
+                    delay_s=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def text_sink(
+        self, node: str, iteration: int, texts: list[str] | None
+    ) -> Callable[[str], None]:
+        delta = self.emitter.delta
+        if texts is None:
+            return lambda text: delta(node, iteration, text)
+
+        def keep(text: str) -> None:
+            texts.append(text)
+            delta(node, iteration, text)
+
+        return keep
+
+    async def attempt(self, spec: NodeSpec, ctx: NodeContext, inputs: dict[str, Any]) -> dict:
+        if ctx.attempt == 1:
+            self.emitter.emit("node_started", node=spec.id, iteration=ctx.iteration, inputs=inputs)
+        timeout = spec.config.timeout_s
+        try:
+            if timeout is None:
+                return await spec.type.run(ctx, spec.config, inputs)
+            async with asyncio.timeout(timeout):
+                return await spec.type.run(ctx, spec.config, inputs)
+        except TimeoutError:
+            raise NodeError(f"timed out after {spec.config.timeout_s:g}s", retryable=True) from None
+        except templating.TemplateProblem as problem:
+            raise NodeError(str(problem)) from None
+        except (NodeError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # A bug in a node type must fail its node, not the whole engine.
+            raise NodeError(
+                f"internal error in {spec.type.name}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.services.backoff_max_s)
+        ceiling = self.services.backoff_base_s * 2 ** (attempt - 1)
+        # Jitter spreads out retries of the many nodes a burst of 429s hits at once.
+        return min(ceiling, self.services.backoff_max_s) * random.uniform(0.5, 1.0)  # noqa: S311
+
+    async def run_subflow(self, flow: CompiledFlow, inputs: Mapping[str, Any]) -> RunResult:
+        # A map's items share the cache; what to reuse or override names this flow's nodes.
+        options = RunOptions(cache=self.cache, read_cache=self.read_cache)
+        return await flow.run(inputs, slots=self.slots, options=options)
+
+
+def _add_usage(totals: dict[str, Usage], usage: Mapping[str, Usage]) -> None:
+    for model, used in usage.items():
+        totals[model] = totals[model] + used if model in totals else used
