@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 mkdir -p var
 .venv/bin/python manage.py migrate --noinput
 # Runs the last server left queued or running are marked failed (and so resumable). Right
-# only for the in-process driver, the only one today: its runs die with the server, so
-# nothing can still be executing them. A driver with separate workers must not do this.
+# only for the in-process driver: its runs die with the server, so nothing can still be
+# executing them. Under the celery driver, whose workers outlive the server, it does nothing.
 .venv/bin/python manage.py recover_runs
 if [ "${DEBUG:-1}" = "0" ] || [ "${DEBUG:-}" = "false" ]; then
     .venv/bin/python manage.py collectstatic --noinput

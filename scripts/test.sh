@@ -1,12 +1,38 @@
 #!/usr/bin/env bash
-# Installs everything, lints, then runs the whole test suite (doctests of the engine included).
+# Installs everything, lints, then runs the whole test suite (doctests of the engine included),
+# then the scale-out tests against real PostgreSQL, Redis and Celery worker processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-# The browser tests drive Debian's Chromium (browsers cannot be downloaded here).
-if [ ! -x /usr/bin/chromium ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# From Debian's packages, when missing: Chromium for the browser tests (browsers cannot be
+# downloaded here), PostgreSQL and Redis for the scale-out tests. tests/services.py uses
+# the servers on 127.0.0.1 when they answer, and otherwise starts these.
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v redis-server >/dev/null || packages+=(redis-server)
+fresh_postgres=
+if ! ls /etc/postgresql/*/main/pg_hba.conf >/dev/null 2>&1; then
+    packages+=(postgresql)
+    fresh_postgres=1
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+if [ -n "$fresh_postgres" ]; then
+    # A new cluster lets in only the postgres OS user; the tests connect over loopback as
+    # postgres. Only a cluster installed here, for the tests, is opened up like this.
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+        printf '%s\n' 'local all all trust' 'host all all 127.0.0.1/32 trust' \
+            'host all all ::1/128 trust' >"$hba"
+        version=$(basename "$(dirname "$(dirname "$hba")")")
+        # Already running if the package started it: it must re-read the file.
+        pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null || true
+    done
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest --doctest-modules graphs webapp tests "$@"
+# The web app on PostgreSQL and Redis with the celery driver: settings a whole pytest session
+# runs under, so a run of its own (tests/conftest.py keeps tests/scaleout out of the first).
+.venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout

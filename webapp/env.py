@@ -50,3 +50,18 @@ def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def words(name: str, default: str) -> list[str]:
     return [w.strip() for w in os.environ.get(name, default).split(",") if w.strip()]
+
+
+def optional_url(name: str, schemes: tuple[str, ...]) -> str | None:
+    """An optional URL whose scheme must be one of `schemes` (a typo fails at start-up, not
+    at the first message a worker cannot deliver)."""
+    value = optional(name)
+    if value is None:
+        return None
+    scheme, found, _ = value.partition("://")
+    if not found or scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        # Only the scheme is echoed: the rest of a URL may hold a password.
+        got = f"{scheme}://..." if found else "no scheme"
+        raise ImproperlyConfigured(f"{name} must start with {allowed}, got {got}")
+    return value

@@ -8,6 +8,7 @@ executed in the server's own event loop.
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from webapp import env
 
@@ -86,7 +87,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # against the recorder's own connection, which a WAL file never does.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
-REDIS_URL = env.optional("REDIS_URL")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_URL = env.optional_url("REDIS_URL", REDIS_SCHEMES)
 CHANNEL_LAYERS = {
     "default": (
         {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -120,8 +122,52 @@ SIGNUP_ENABLED = env.flag("SWITCHYARD_SIGNUP_ENABLED", True)
 # Bodies of API requests above this many bytes are refused with 413.
 API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
-RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess",))
+# inprocess: runs execute in the web server's event loop (the embedded default). celery:
+# nodes execute on Celery workers, on any number of machines (README, "Scale-out").
+RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess", "celery"))
 EXAMPLES_DIR = BASE_DIR / "examples"
+
+# Celery (webapp/celery.py reads every CELERY_* setting). Only the celery driver uses it.
+CELERY_SCHEMES = ("redis", "rediss", "redis+socket")
+CELERY_BROKER_URL = (
+    env.optional_url("CELERY_BROKER_URL", (*CELERY_SCHEMES, "amqp", "amqps")) or REDIS_URL
+)
+# Unset: no results are stored; the driver keeps a run's state in PostgreSQL.
+CELERY_RESULT_BACKEND = env.optional_url("CELERY_RESULT_BACKEND", CELERY_SCHEMES)
+# At-least-once: a task is acknowledged when it has finished, not when it was received, so
+# a worker that dies (or its child process) hands its task back to the queue; the driver
+# makes a second delivery a no-op. One task reserved at a time, so a busy worker never
+# sits on work another could take.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task cannot be acknowledged over a lost broker connection, so it will be delivered
+# again anyway: stop the copy that is running rather than let both run.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis hands an unacknowledged task to another worker after this many seconds (a worker
+# killed outright never says it is gone). Longer than any task may run, or a slow task
+# runs twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+if RUN_DRIVER == "celery":
+    if CELERY_BROKER_URL is None:
+        raise ImproperlyConfigured(
+            "SWITCHYARD_RUN_DRIVER=celery needs a broker: set REDIS_URL "
+            "(redis://host:6379/0), or CELERY_BROKER_URL to use another one"
+        )
+    if REDIS_URL is None:
+        raise ImproperlyConfigured(
+            "SWITCHYARD_RUN_DRIVER=celery needs REDIS_URL: events from workers reach the "
+            "browsers through the Redis channel layer"
+        )
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "SWITCHYARD_RUN_DRIVER=celery needs PostgreSQL: set DATABASE_URL=postgres://...; "
+            "SQLite is a file on one machine, which workers on other machines cannot share"
+        )
+
 # US dollars per million tokens, by model name. A model matches the longest key that is a
 # prefix of its name, so "claude-sonnet-4-5-20250929" finds "claude-sonnet-4-5". Costs are
 # worked out when a run finishes and stored with it: updating a price changes new runs only.

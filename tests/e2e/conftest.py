@@ -15,45 +15,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.services import PASSWORD, Server, free_port
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
-PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, url: str, env: dict[str, str]):
-        self.url = url
-        self.env = env
-
-    def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def create_user(self, username: str) -> str:
-        code = (
-            "from django.contrib.auth import get_user_model;"
-            f"get_user_model().objects.create_user({username!r}, password={PASSWORD!r})"
-        )
-        self.manage("shell", "-c", code)
-        return username
-
-    def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code)
 
 
 @pytest.fixture(scope="session")

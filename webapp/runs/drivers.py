@@ -15,6 +15,7 @@ from functools import cache
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 import graphs
@@ -198,6 +199,11 @@ DRIVERS = {"inprocess": InProcessDriver}
 
 @cache
 def driver() -> InProcessDriver:
+    if settings.RUN_DRIVER not in DRIVERS:
+        # The settings accept "celery" ahead of its driver (issue 6): say so, not KeyError.
+        raise ImproperlyConfigured(
+            f"SWITCHYARD_RUN_DRIVER={settings.RUN_DRIVER}: this driver is not available yet"
+        )
     return DRIVERS[settings.RUN_DRIVER]()
 
 

@@ -1,8 +1,8 @@
 """Mark runs that a stopped server left queued or running as failed, so they can be resumed.
 
-Only right for the in-process driver (the only one today): its runs live and die with the
-server process, so at start-up nothing can still be executing them. A driver whose runs
-outlive the web server (a worker pool) must not call this.
+Only right for the in-process driver: its runs live and die with the server process, so at
+start-up nothing can still be executing them. Under a driver whose runs outlive the web
+server (celery's workers) the command does nothing.
 
 The event log stays the single source: each such run gets what the engine would have
 written had it stopped cleanly, a `node_failed` for every node visit left open and a
@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Max
@@ -32,6 +33,11 @@ class Command(BaseCommand):
     help = "Mark runs left queued or running by a stopped server as failed (in-process driver)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.RUN_DRIVER != "inprocess":
+            # Workers outlive the web server: a run left running may well still be running.
+            driver = settings.RUN_DRIVER
+            self.stdout.write(f"skipped: runs of the {driver} driver outlive the server")
+            return
         recovered = recover_runs()
         if recovered:
             ids = ", ".join(str(run_id) for run_id in recovered)
