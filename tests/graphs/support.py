@@ -172,3 +172,30 @@ def statuses(events: list[dict]) -> dict[str, str]:
         if "node" in event and event["type"] != "node_delta":
             seen[event["node"]] = event["type"].removeprefix("node_")
     return seen
+
+
+def revise_loop() -> dict:
+    """topic -> draft -> check (router) -> fix -> check ... -> out: a loop that revises its
+    draft until it carries "v2" twice, with `topic` fed into the loop from outside."""
+    return flow(
+        node("topic", "input", name="topic"),
+        node("draft", "template", template="draft about {{ topic }}"),
+        node(
+            "check",
+            "router",
+            mode="match",
+            routes=["ok", "fix"],
+            rules=[{"route": "ok", "pattern": "(v2.*){2}"}],
+            default="fix",
+        ),
+        node("fix", "template", template="{{ d }} v2 ({{ topic }})", max_iterations=5),
+        node("out", "output", name="text"),
+        edges=[
+            ("topic", "value", "draft", "topic"),
+            ("topic", "value", "fix", "topic"),
+            ("draft", "text", "check", "input"),
+            ("check", "fix", "fix", "d"),
+            ("fix", "text", "check", "input"),
+            ("check", "ok", "out", "value"),
+        ],
+    )

@@ -7,7 +7,16 @@ import asyncio
 import pytest
 
 from graphs.errors import FlowInvalid
-from tests.graphs.support import Probe, compiled, flow, node, of_type, run, statuses
+from tests.graphs.support import (
+    Probe,
+    compiled,
+    flow,
+    node,
+    of_type,
+    revise_loop,
+    run,
+    statuses,
+)
 
 
 def chain(length: int) -> dict:
@@ -167,28 +176,7 @@ async def test_loop_past_max_iterations_fails_the_run_naming_the_node():
 
 
 async def test_loop_keeps_values_from_outside_the_loop_for_every_iteration():
-    doc = flow(
-        node("topic", "input", name="topic"),
-        node("draft", "template", template="draft about {{ topic }}"),
-        node(
-            "check",
-            "router",
-            mode="match",
-            routes=["ok", "fix"],
-            rules=[{"route": "ok", "pattern": "(v2.*){2}"}],
-            default="fix",
-        ),
-        node("fix", "template", template="{{ d }} v2 ({{ topic }})", max_iterations=5),
-        node("out", "output", name="text"),
-        edges=[
-            ("topic", "value", "draft", "topic"),
-            ("topic", "value", "fix", "topic"),
-            ("draft", "text", "check", "input"),
-            ("check", "fix", "fix", "d"),
-            ("fix", "text", "check", "input"),
-            ("check", "ok", "out", "value"),
-        ],
-    )
+    doc = revise_loop()
     result, _ = await run(doc, {"topic": "queues"})
     assert result.outputs == {"text": "draft about queues v2 (queues) v2 (queues)"}
 

@@ -17,6 +17,7 @@ from tests.graphs.support import (
     flow,
     node,
     of_type,
+    revise_loop,
     run_with,
     statuses,
 )
@@ -141,28 +142,7 @@ async def test_a_fully_reused_loop_delivers_its_final_values_once_then_goes_quie
 
 
 async def test_a_reused_loop_whose_output_goes_round_again_fires_each_node_once():
-    doc = flow(
-        node("topic", "input", name="topic"),
-        node("draft", "template", template="draft about {{ topic }}"),
-        node(
-            "check",
-            "router",
-            mode="match",
-            routes=["ok", "fix"],
-            rules=[{"route": "ok", "pattern": "(v2.*){2}"}],
-            default="fix",
-        ),
-        node("fix", "template", template="{{ d }} v2 ({{ topic }})", max_iterations=5),
-        node("out", "output", name="text"),
-        edges=[
-            ("topic", "value", "draft", "topic"),
-            ("topic", "value", "fix", "topic"),
-            ("draft", "text", "check", "input"),
-            ("check", "fix", "fix", "d"),
-            ("fix", "text", "check", "input"),
-            ("check", "ok", "out", "value"),
-        ],
-    )
+    doc = revise_loop()
     flow_ = compiled(doc)
     first, first_events = await run_with(flow_, {"topic": "queues"})
     reuse = reuse_for_resume(flow_.graph, first_events)
