@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -28,12 +27,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._live import (
-    PASSWORD,
-    USERNAME,
     Api,
     LiveStack,
     edge,
     flow_doc,
+    launch_chromium,
+    logged_in_context,
     machine_line,
     node,
     table,
@@ -41,15 +40,6 @@ from bench._live import (
 )
 
 TARGET_MS = 1000.0
-CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EDITOR_TIMEOUT_S = 20
 
 # Injected before any page script: from the first frame on, record when the editor's
@@ -219,16 +209,9 @@ def measure(stack: LiveStack, flows: dict[str, Any], loads: int) -> dict[str, li
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            page = context.new_page()
-            page.goto(f"{stack.url}/login/")
-            page.fill("input[name=username]", USERNAME)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "/login" not in url, timeout=15000)
-            page.close()
+            context = logged_in_context(browser, stack.url)
             results: dict[str, list[dict]] = {"big": [], "empty": []}
             for name in ("big", "empty"):  # warm-up: caches, Chromium, the server
                 flow_id, doc = flows[name]

@@ -31,7 +31,6 @@ Target: seek p95 < 200 ms (the figure is also shown as a ratio to it). See bench
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -41,20 +40,20 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._live import PASSWORD, USERNAME, LiveStack, machine_line, pct, table, verdict
+from bench._live import (
+    USERNAME,
+    LiveStack,
+    launch_chromium,
+    logged_in_context,
+    machine_line,
+    pct,
+    table,
+    verdict,
+)
 
 TARGET_MS = 200.0
 READY_TIMEOUT_S = 60
 WIDTH = 11
-CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # Injected before any page script: when the player says it is ready.
 PROBE = """
@@ -314,16 +313,9 @@ def measure(stack: LiveStack, run_id: int, loads: int, seeks: int, seed: int) ->
 
     url = f"{stack.url}/runs/{run_id}/"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            page = context.new_page()
-            page.goto(f"{stack.url}/login/")
-            page.fill("input[name=username]", USERNAME)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda u: "/login" not in u, timeout=15000)
-            page.close()
+            context = logged_in_context(browser, stack.url)
             first = open_once(context, url, None)  # warm-up: caches, Chromium, the server
             rng = random.Random(seed)
             positions = [rng.randint(0, first["events"] - 1) for _ in range(seeks)]
