@@ -16,6 +16,7 @@ bring ``transactional_db`` with them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import secrets
@@ -307,6 +308,14 @@ def service_env(postgres_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
+def _die_with_parent() -> None:
+    """In the child: be killed when the test session dies, however it dies. A worker left
+    behind by a killed session would consume the next session's tasks (the Redis database
+    number is reused once its owner is gone)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Process:
     """A subprocess leading its own process group, so that a signal reaches all of it (a
     prefork worker's children too), as when the machine it runs on dies or freezes."""
@@ -324,6 +333,7 @@ class Process:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     @property

@@ -145,12 +145,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # again anyway: stop the copy that is running rather than let both run.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message sent while the broker is down fails in seconds, not minutes: the run stays
+# queued in the database and the request answers.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Redis hands an unacknowledged task to another worker after this many seconds (a worker
 # killed outright never says it is gone). Longer than any task may run, or a slow task
 # runs twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT", 3600),
 }
+# The celery driver (webapp/runs/coordinator.py). A worker holds each node it runs by a
+# lease it renews every NODE_HEARTBEAT_S; a lease not renewed for NODE_LEASE_S (its worker
+# killed, frozen or cut off) is taken over by another worker. A cancel reaches a running
+# node at its next heartbeat.
+NODE_LEASE_S = env.number("SWITCHYARD_NODE_LEASE_S", 30.0)
+NODE_HEARTBEAT_S = env.number("SWITCHYARD_NODE_HEARTBEAT_S", 0.25)
+# A queued task the broker has not started after this long is handed to it again (a
+# message lost with a broker that restarted empty); a second delivery is a no-op.
+NODE_REDISPATCH_S = env.number("SWITCHYARD_NODE_REDISPATCH_S", 120.0)
+# Concurrent calls to a model provider across all workers, by model client name, so a
+# burst of runs queues for the provider instead of meeting a storm of 429s.
+MODEL_CONCURRENCY = {"anthropic": env.integer("SWITCHYARD_ANTHROPIC_CONCURRENCY", 16)}
 if RUN_DRIVER == "celery":
     if CELERY_BROKER_URL is None:
         raise ImproperlyConfigured(
@@ -167,6 +182,14 @@ if RUN_DRIVER == "celery":
             "SWITCHYARD_RUN_DRIVER=celery needs PostgreSQL: set DATABASE_URL=postgres://...; "
             "SQLite is a file on one machine, which workers on other machines cannot share"
         )
+    # A process frozen inside a transaction would hold its run's row lock, and with it every
+    # other worker of that run, for as long as it stays frozen: PostgreSQL ends such a
+    # session within half a lease (5 s at least: a step must never be cut off for being
+    # slow), so the run's node can be taken over.
+    _idle_ms = int(max(NODE_LEASE_S * 500, 5000))
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c idle_in_transaction_session_timeout={_idle_ms}"
+    )
 
 # US dollars per million tokens, by model name. A model matches the longest key that is a
 # prefix of its name, so "claude-sonnet-4-5-20250929" finds "claude-sonnet-4-5". Costs are

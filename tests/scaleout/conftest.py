@@ -4,12 +4,18 @@ PostgreSQL database and Redis database (tests/services.py)."""
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 
 import pytest
 from channels.layers import channel_layers
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
+from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import session_database
+from webapp.flows import services as flow_services
+from webapp.runs.models import Run, RunEvent
 
 SETTINGS = "tests.scaleout.settings"
 
@@ -42,3 +48,86 @@ def session_services(postgres_url: str, redis_url: str) -> None:
     }
     channel_layers.backends.clear()
     app.conf.update(broker_url=redis_url, result_backend=redis_url)
+
+
+@pytest.fixture
+def model_server() -> Iterator[FakeAnthropic]:
+    """The fake Messages API the workers call (``#fake:delay`` makes calls slow)."""
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(celery_worker, model_server: FakeAnthropic, service_env: dict[str, str]) -> Cluster:
+    """Workers on the fake model server with short leases: ``cluster.workers(n)``."""
+    return Cluster(celery_worker, model_server, service_env)
+
+
+class Cluster:
+    LEASE_S = 2.0
+
+    def __init__(self, workers, model_server: FakeAnthropic, service_env: dict[str, str]):
+        self.celery_worker = workers
+        self.model_server = model_server
+        self.env = {
+            "ANTHROPIC_BASE_URL": model_server.url,
+            "ANTHROPIC_API_KEY": "test-key",
+            "SWITCHYARD_NODE_LEASE_S": str(self.LEASE_S),
+            "SWITCHYARD_NODE_HEARTBEAT_S": "0.2",
+        }
+        self.service_env = {**service_env, **self.env}
+
+    def workers(self, count: int = 1, *, pool: str = "solo", size: int = 1, **env: str):
+        return self.celery_worker.many(count, pool=pool, size=size, env={**self.env, **env})
+
+    def start(self, graph: dict, inputs: dict | None = None, *, owner=None) -> Run:
+        """A run of `graph` (as a new flow of alice's), handed to the broker."""
+        from webapp.runs.drivers import CeleryDriver
+
+        owner = owner or get_user_model().objects.get_or_create(username="alice")[0]
+        flow = flow_services.create(owner, graph["graph"]["name"], graph)
+        run = Run.objects.create(
+            flow=flow, flow_version=flow.current(), started_by=owner, inputs=inputs or {}
+        )
+        assert CeleryDriver.send_begin(run.pk) is None
+        return run
+
+    def calls(self) -> list[str]:
+        """The first line of the prompt of every model call the fake server saw, in order."""
+        return [
+            request["messages"][-1]["content"].splitlines()[0]
+            if isinstance(request["messages"][-1]["content"], str)
+            else request["messages"][-1]["content"][0]["text"].splitlines()[0]
+            for request in self.model_server.message_requests
+        ]
+
+
+def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def finished(run: Run, timeout: float = 60) -> Run:
+    """The run once it has finished (its row re-read)."""
+
+    def done() -> Run | None:
+        run.refresh_from_db()
+        return run if run.finished else None
+
+    return wait_for(done, timeout, what=f"run {run.pk} to finish")
+
+
+def sound_log(run: Run) -> list[dict]:
+    """The run's events, checked: seq 1..N without gaps, one node_finished per node visit."""
+    events = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("payload", flat=True))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    visits = [(e["node"], e["iteration"]) for e in events if e["type"] == "node_finished"]
+    assert len(visits) == len(set(visits)), f"a node visit finished twice: {visits}"
+    assert [e["type"] for e in events].count("run_finished") == (1 if run.finished else 0)
+    return events

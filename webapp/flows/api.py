@@ -76,6 +76,9 @@ class SavedOut(Schema):
 
 class RunCreatedOut(Schema):
     id: int
+    status: str = "queued"
+    # Set when the run cannot start yet, and says why (the task queue is unreachable).
+    notice: str | None = None
 
 
 class ProblemOut(Schema):
@@ -185,5 +188,5 @@ async def run_create(request: HttpRequest, flow_id: int, payload: RunIn) -> Any:
     except FlowInvalid as exc:
         return invalid(exc, "the run cannot start")
     # The driver schedules the run in the server's own event loop, in a fresh context.
-    await drivers.start_run(run.id)
-    return Status(201, {"id": run.id})
+    notice = await drivers.start_run(run.id)
+    return Status(201, {"id": run.id, "status": run.status, "notice": notice})

@@ -231,15 +231,21 @@ class RunStartedOut(Schema):
     url: str = Field(description="The run's page.")
     api_url: str
     events_url: str
+    status: str = Field(description="queued: a worker or the server's loop starts it.")
+    notice: str | None = Field(
+        None, description="Set when the run cannot start yet, and says why (queue unreachable)."
+    )
 
 
-def started(run: Run) -> Status:
+def started(run: Run, notice: str | None = None) -> Status:
     return Status(
         201,
         {
             "id": run.id,
             "kind": run.kind,
             "parent": run.parent_id,
+            "status": run.status,
+            "notice": notice,
             "url": f"/runs/{run.id}/",
             "api_url": f"/api/runs/{run.id}",
             "events_url": f"/api/runs/{run.id}/events",
@@ -271,8 +277,8 @@ async def run_rerun(request: HttpRequest, run_id: int, payload: RerunIn | None =
         )
     except ValueError as exc:
         return refused(exc)
-    await drivers.start_run(new.id)
-    return started(new)
+    notice = await drivers.start_run(new.id)
+    return started(new, notice)
 
 
 @router.post("/{run_id}/rerun-from", response=STARTS)
@@ -290,8 +296,8 @@ async def run_rerun_from(request: HttpRequest, run_id: int, payload: RerunFromIn
         )
     except ValueError as exc:
         return refused(exc)
-    await drivers.start_run(new.id)
-    return started(new)
+    notice = await drivers.start_run(new.id)
+    return started(new, notice)
 
 
 @router.post("/{run_id}/resume", response={**STARTS, 409: DetailOut})
@@ -304,5 +310,5 @@ async def run_resume(request: HttpRequest, run_id: int) -> Any:
         return Status(409, {"detail": str(exc)})
     except ValueError as exc:
         return refused(exc)
-    await drivers.start_run(new.id)
-    return started(new)
+    notice = await drivers.start_run(new.id)
+    return started(new, notice)

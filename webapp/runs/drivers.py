@@ -8,99 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as dt
 import logging
-from collections import OrderedDict
 from functools import cache
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-import graphs
 from graphs.executor import Run as EngineRun
-from graphs.executor import RunOptions
-from graphs.nodes.base import Services
-from graphs.replan import reuse_for_resume, reuse_from_node
-from graphs.settings import services_from_env
-from webapp.flows.models import FlowVersion
-from webapp.runs.cache import DbNodeCache
-from webapp.runs.models import Run, RunEvent
+from webapp.runs import coordinator
+from webapp.runs.models import Run
+from webapp.runs.plans import (  # noqa: F401 (engine_services and the compilers: the web layer's)
+    compiled_graph,
+    compiled_version,
+    engine_services,
+    run_options,
+)
 from webapp.runs.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def engine_services() -> Services:
-    _compiled.clear()  # compiled flows hold the services they were built with
-    return services_from_env()
-
-
-def compile_version(graph: dict) -> graphs.CompiledFlow:
-    return graphs.compile_flow(graph, engine_services())
-
-
-_compiled: OrderedDict[tuple[int, dt.datetime], graphs.CompiledFlow] = OrderedDict()
-COMPILED_CACHE_SIZE = 256
-
-
-def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
-    """The compiled plan of a flow version. Versions never change, so many runs share one."""
-    # The creation time guards against a reused primary key (a flushed test database).
-    key = (version.pk, version.created)
-    flow = _compiled.get(key)
-    if flow is None:
-        flow = _compiled[key] = compile_version(version.graph)
-        if len(_compiled) > COMPILED_CACHE_SIZE:
-            _compiled.popitem(last=False)
-    else:
-        _compiled.move_to_end(key)
-    return flow
-
-
-def compiled_graph(version: FlowVersion, override: dict | None = None) -> graphs.CompiledFlow:
-    """The compiled plan of a run's graph: its version's, or the edited graph it ran instead."""
-    if override is None:
-        return compiled_version(version)
-    # An edited graph belongs to one run (and its resumes): not worth a cache slot.
-    return compile_version(override)
-
-
-# What re-planning reads of an earlier run: where each node got to, and its outputs.
-REPLAN_EVENTS = ("node_started", "node_finished", "node_failed", "node_skipped")
-
-
-@database_sync_to_async
-def _replan_events(run_id: int) -> list[dict]:
-    events = RunEvent.objects.filter(run_id=run_id, type__in=REPLAN_EVENTS).order_by("seq")
-    return list(events.values_list("payload", flat=True))
-
-
-async def run_options(run: Run) -> RunOptions:
-    """How the engine runs `run`: what it reuses of its parent, port overrides, the cache.
-
-    Raises ValueError (FlowInvalid among them) when the run cannot start as asked.
-    """
-    reuse = {}
-    if run.kind in (Run.Kind.FROM_NODE, Run.Kind.RESUME):
-        if run.parent_id is None:
-            raise ValueError("the run this one continues no longer exists")
-        events = await _replan_events(run.parent_id)
-        source = f"run {run.parent_id}"
-        if run.kind == Run.Kind.FROM_NODE:
-            reuse = reuse_from_node(run.graph, events, run.from_node, source)
-        else:
-            reuse = reuse_for_resume(run.graph, events, source)
-    # A resumed run keeps its parent's port overrides, but only for nodes that run again.
-    overrides = {node: ports for node, ports in run.input_overrides.items() if node not in reuse}
-    return RunOptions(
-        reuse=reuse,
-        overrides=overrides,
-        cache=DbNodeCache(run.flow_id, run.pk),
-        read_cache=not run.ignore_cache,
-    )
 
 
 class InProcessDriver:
@@ -194,21 +121,50 @@ def _cancel_orphan(run_id: int) -> bool:
     return bool(updated)
 
 
-DRIVERS = {"inprocess": InProcessDriver}
+class CeleryDriver:
+    """Runs execute on Celery workers, node by node (webapp.runs.coordinator).
+
+    Starting only hands the run to the broker: a worker begins it. When the broker is
+    unreachable the run stays queued, and a worker's sweeper begins it once it is back.
+    """
+
+    async def start(self, run_id: int) -> str | None:
+        return await sync_to_async(self.send_begin, thread_sensitive=False)(run_id)
+
+    @staticmethod
+    def send_begin(run_id: int) -> str | None:
+        from webapp.runs.tasks import begin_run
+
+        try:
+            begin_run.apply_async((run_id,), retry=False)
+        except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
+            log.warning("run %s: the broker is unreachable; it stays queued", run_id)
+            return QUEUED_NOTICE
+        return None
+
+    async def cancel(self, run_id: int) -> bool:
+        return await database_sync_to_async(coordinator.cancel)(run_id)
+
+    async def wait_idle(self) -> None:
+        """Nothing runs in this process."""
+
+
+QUEUED_NOTICE = (
+    "The run is queued: the task queue (Redis) cannot be reached right now. "
+    "It starts as soon as the queue is back."
+)
+
+DRIVERS = {"inprocess": InProcessDriver, "celery": CeleryDriver}
 
 
 @cache
-def driver() -> InProcessDriver:
-    if settings.RUN_DRIVER not in DRIVERS:
-        # The settings accept "celery" ahead of its driver (issue 6): say so, not KeyError.
-        raise ImproperlyConfigured(
-            f"SWITCHYARD_RUN_DRIVER={settings.RUN_DRIVER}: this driver is not available yet"
-        )
+def driver() -> InProcessDriver | CeleryDriver:
     return DRIVERS[settings.RUN_DRIVER]()
 
 
-async def start_run(run_id: int) -> None:
-    await driver().start(run_id)
+async def start_run(run_id: int) -> str | None:
+    """Hand a queued run to the driver; a notice for the user when it cannot start yet."""
+    return await driver().start(run_id)
 
 
 async def cancel_run(run_id: int) -> bool:

@@ -57,6 +57,10 @@ class Run(models.Model):
     # Values a re-run-from node gets on its ports instead of what arrives: {node: {port: value}}.
     input_overrides = models.JSONField(default=dict, blank=True)
     ignore_cache = models.BooleanField(default=False)
+    # The celery driver's scheduling state (graphs.schedule.RunState as JSON), written by
+    # each coordinator step under this row's lock; None until the run has begun, and
+    # always None on the in-process driver.
+    state = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -123,3 +127,68 @@ class CacheEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["flow", "key"], name="one_cache_entry_per_key")
         ]
+
+
+class NodeTask(models.Model):
+    """One node visit of a run on the celery driver, or one item of a map node's list.
+
+    The row is the truth about who executes it: a worker claims a queued row, holds it
+    by renewing `lease_until`, and writes only while `epoch` is still the one it claimed.
+    A lease that runs out (a worker killed or frozen) is taken over: the epoch goes up
+    and the task is queued again, so the old holder's writes are refused when it wakes.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+
+    NODE = -1  # `item` of the node's own task; a map item's task has its index
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tasks")
+    node = models.CharField(max_length=200)
+    iteration = models.PositiveIntegerField()
+    item = models.IntegerField(default=NODE)
+    # The values on the node's ports (graphs.schedule.Ready.inputs), or a map item's inputs.
+    inputs = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    epoch = models.PositiveIntegerField(default=1)
+    worker = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    # When it was last handed to the broker; None while it still has to be (broker down).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The run ended early: its holder stops it at the next heartbeat.
+    cancel = models.BooleanField(default=False)
+    # A map item's result (status, outputs, error, usage_by_model); None for nodes.
+    result = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "node", "iteration", "item"], name="one_task_per_node_visit"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "lease_until"])]
+
+    def __str__(self) -> str:
+        item = "" if self.item == self.NODE else f" item {self.item}"
+        return f"{self.node}#{self.iteration}{item} of run {self.run_id} ({self.status})"
+
+
+class Slot(models.Model):
+    """A held concurrency slot (webapp.runs.slots): per run, per model provider.
+
+    A slot lives as long as its task's lease in the epoch that took it, so a worker
+    that dies holding slots gives them back when its lease runs out.
+    """
+
+    scope = models.CharField(max_length=100)
+    task = models.ForeignKey(NodeTask, on_delete=models.CASCADE, related_name="slots")
+    epoch = models.PositiveIntegerField()
+    acquired = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope"])]

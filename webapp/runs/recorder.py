@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection, transaction
 
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 # Event writes get a thread (and so a database connection) of their own: on the shared
@@ -68,7 +71,10 @@ class RunRecorder:
                 )
                 if layer is not None:
                     # A slow consumer may lose this message; it refills from the database.
-                    await layer.group_send(group, batch_message(batch))
+                    try:
+                        await layer.group_send(group, batch_message(batch))
+                    except Exception:  # Redis unreachable: the database has the events
+                        log.warning("run %s: events not broadcast", self.run_id, exc_info=True)
             if self.closed and not self.pending:
                 return
 
@@ -176,6 +182,15 @@ def write_durably(run_id: int, batch: list[dict[str, Any]]) -> None:
 
 
 def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
+    with transaction.atomic():
+        RunEvent.objects.bulk_create(
+            RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
+        )
+        Run.objects.filter(pk=run_id).update(**run_changes(batch))
+
+
+def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a batch of events changes on its run's row: status, times, totals, last_seq."""
     changes: dict[str, Any] = {"last_seq": batch[-1]["seq"]}
     for event in batch:
         if event["type"] == "run_started":
@@ -196,11 +211,22 @@ def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
                 for field in ("cost_usd", "saved_usd", "cache_hits", "duration_s")
                 if event.get(field) is not None
             )
-    with transaction.atomic():
-        RunEvent.objects.bulk_create(
-            RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
-        )
-        Run.objects.filter(pk=run_id).update(**changes)
+    return changes
+
+
+def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
+    """Send committed events to the run's watchers from synchronous code (a worker).
+
+    Best effort: when the channel layer (Redis) is unreachable the events are already in
+    the database, and browsers refill from there.
+    """
+    layer = get_channel_layer()
+    if layer is None or not batch:
+        return
+    try:
+        async_to_sync(layer.group_send)(run_group(run_id), batch_message(batch))
+    except Exception:  # redis-py raises its own ConnectionError, OSError, TimeoutError...
+        log.warning("run %s: events %s-%s not broadcast", run_id, batch[0]["seq"], batch[-1]["seq"])
 
 
 def _time(event: dict[str, Any]) -> dt.datetime:

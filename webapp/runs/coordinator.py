@@ -1,0 +1,456 @@
+"""The celery driver's coordinator: a run's schedule moved on one step at a time in PostgreSQL.
+
+PostgreSQL is the single source of truth; Redis only carries signals (task messages to
+workers, events to browsers), and losing one of those loses nothing. Every step holds
+the run row's lock (``SELECT ... FOR UPDATE``) for one transaction, in which it:
+
+- loads the run's ``graphs.schedule.RunState`` (``Run.state``) and applies the step:
+  ``begin``, a node's outcome (``finish``), ``cancel``, a takeover (``reap``);
+- numbers the events it records from ``Run.last_seq``, so the log has no gaps and
+  commits in seq order, whichever worker wrote which event;
+- creates a ``NodeTask`` for each node the step made ready;
+- saves the state.
+
+After the commit, a step's ``Dispatch`` hands the new tasks to the broker and
+broadcasts the events; both are best effort (``sweep`` re-sends what did not reach
+the broker, browsers refill from the database).
+
+Leases and fencing. A worker ``claim``s a queued task for the task's current
+``epoch`` and holds it by renewing ``lease_until`` (``heartbeat``, ``node_events``).
+Every write a worker makes checks that the task is still running in its epoch;
+when a lease has run out, ``reap`` raises the epoch and queues the task again, so
+a worker that was frozen and wakes up is refused (``Fenced``) and writes nothing.
+A Celery message delivered twice finds its task no longer queued in that epoch:
+the second ``claim`` gets None and the delivery is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from graphs.errors import FlowInvalid
+from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
+from webapp.runs.models import NodeTask, Run, RunEvent, Slot
+from webapp.runs.plans import compiled_run, options_for
+from webapp.runs.recorder import Tally, broadcast, run_changes
+
+log = logging.getLogger(__name__)
+
+# A run that has been queued this long without a worker beginning it (its message lost,
+# or never sent because the broker was down) is begun by the sweeper itself.
+BEGIN_AFTER_S = 2.0
+
+
+class Fenced(Exception):
+    """The task is no longer this worker's: its lease was taken over, or the run ended."""
+
+
+@dataclass
+class Dispatch:
+    """What a committed step leaves to do: tasks to send to the broker, events to broadcast."""
+
+    run_id: int
+    tasks: list[tuple[int, int]] = field(default_factory=list)  # (task id, epoch)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def send(self) -> None:
+        if self.tasks:
+            send_tasks(self.tasks)
+        broadcast(self.run_id, self.events)
+
+
+def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
+    """Hand tasks to the broker; those it cannot take stay unsent for the sweeper."""
+    from webapp.runs.tasks import run_node
+
+    sent = []
+    for task_id, epoch in tasks:
+        try:
+            run_node.apply_async((task_id, epoch), retry=False)
+        except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
+            log.warning("task %s not sent: the broker is unreachable", task_id)
+            break  # the rest would fail the same way; the sweeper sends them later
+        sent.append(task_id)
+    if sent:
+        NodeTask.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
+    return len(sent)
+
+
+# Steps --------------------------------------------------------------------------------
+
+
+class Step:
+    """One coordinator transaction on a locked run: records events, makes tasks, saves."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.dispatch = Dispatch(run.pk)
+        self.tally = Tally()
+        self.tally.cost = Decimal(run.cost_usd)
+        self.tally.saved = Decimal(run.saved_usd)
+        self.tally.cache_hits = run.cache_hits
+        if run.started_at is not None:
+            self.tally.started = run.started_at.timestamp()
+        self.schedule: Schedule | None = None
+
+    @classmethod
+    def locked(cls, run_id: int) -> Step:
+        run = Run.objects.select_for_update(of=("self",)).select_related("flow_version")
+        return cls(run.get(pk=run_id))
+
+    def load(self) -> Schedule:
+        # Compiled already (see compile_first): no compiling while the lock is held.
+        flow = compiled_run(self.run)
+        self.schedule = Schedule(flow.plan, RunState.from_json(self.run.state))
+        return self.schedule
+
+    def record(self, events: Iterable[dict[str, Any]]) -> None:
+        """Number the events on from the run's last seq, price them, keep them for the commit."""
+        seq = self.run.last_seq + len(self.dispatch.events)
+        for event in events:
+            seq += 1
+            self.dispatch.events.append(self.tally.annotate({**event, "seq": seq}))
+
+    def record_step(self, step: StepResult) -> None:
+        now = time.time()
+        self.record({"ts": now, "type": type_, **fields} for type_, fields in step.events)
+
+    def apply(self, step: StepResult) -> None:
+        """Record a schedule step's events and act on it: start, stop, finish."""
+        self.record_step(step)
+        if step.stopped:
+            self.stop_tasks()
+        for ready in step.ready:
+            task = NodeTask.objects.create(
+                run=self.run, node=ready.node, iteration=ready.iteration, inputs=ready.inputs
+            )
+            self.dispatch.tasks.append((task.pk, task.epoch))
+
+    def stop_tasks(self) -> None:
+        """The run is ending: running tasks stop at their next heartbeat; queued ones now."""
+        tasks = NodeTask.objects.filter(run=self.run).exclude(status=NodeTask.Status.DONE)
+        tasks.filter(status=NodeTask.Status.RUNNING).update(cancel=True)
+        now = timezone.now()
+        queued = list(tasks.filter(status=NodeTask.Status.QUEUED).order_by("pk"))
+        for task in queued:
+            task.status, task.cancel, task.finished_at = NodeTask.Status.DONE, True, now
+            if task.item != NodeTask.NODE:
+                task.result = {"status": "cancelled", "error": "cancelled"}
+        NodeTask.objects.bulk_update(queued, ["status", "cancel", "finished_at", "result"])
+        assert self.schedule is not None
+        for task in queued:
+            if task.item == NodeTask.NODE:
+                # One that ran before a takeover has reported its start: close it as failed.
+                began = task.epoch > 1 or task.started_at is not None
+                self.apply(self.schedule.node_cancelled(task.node, task.iteration, started=began))
+
+    def save(self) -> Dispatch:
+        events = self.dispatch.events
+        changes: dict[str, Any] = {}
+        if events:
+            RunEvent.objects.bulk_create(
+                RunEvent(run_id=self.run.pk, seq=e["seq"], type=e["type"], payload=e)
+                for e in events
+            )
+            changes.update(
+                cost_usd=self.tally.cost,
+                saved_usd=self.tally.saved,
+                cache_hits=self.tally.cache_hits,
+            )
+            changes.update(run_changes(events))
+        if self.schedule is not None:
+            changes["state"] = self.schedule.state.to_json()
+        if changes:
+            Run.objects.filter(pk=self.run.pk).update(**changes)
+        return self.dispatch
+
+
+def compile_first(run_id: int) -> None:
+    """Compile the run's flow (once per process) before its row is locked, so the lock is
+    never held through a compile, nor through the first import of a model SDK."""
+    run = Run.objects.select_related("flow_version").get(pk=run_id)
+    try:
+        compiled_run(run)
+    except ValueError:
+        pass  # begin reports it
+
+
+def begin(run_id: int) -> Dispatch | None:
+    """Begin a queued run: ``run_started``, and tasks for its first nodes.
+
+    A no-op (None) when the run has begun already or was cancelled while queued.
+    """
+    compile_first(run_id)
+    with transaction.atomic():
+        step = Step.locked(run_id)
+        run = step.run
+        if run.status != Run.Status.QUEUED or run.state is not None:
+            return None
+        try:
+            flow = compiled_run(run)
+            options = options_for(run)
+            inputs = flow.resolve_inputs(run.inputs)
+            if problems := flow.option_problems(options):
+                raise FlowInvalid(problems)
+        except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
+            Run.objects.filter(pk=run_id).update(
+                status=Run.Status.FAILED, error=str(exc), finished_at=timezone.now()
+            )
+            return None
+        step.schedule = Schedule(flow.plan)
+        step.apply(step.schedule.begin(inputs, options))
+        return step.save()
+
+
+def cancel(run_id: int) -> bool:
+    """Stop a run: its queued nodes at once, its running ones at their next heartbeat."""
+    compile_first(run_id)
+    with transaction.atomic():
+        step = Step.locked(run_id)
+        run = step.run
+        if run.finished:
+            return False
+        if run.state is None:  # still queued: no worker has begun it
+            Run.objects.filter(pk=run_id).update(
+                status=Run.Status.CANCELLED, error="cancelled", finished_at=timezone.now()
+            )
+            return True
+        step.apply(step.load().stop("cancelled"))
+        dispatch = step.save()
+    dispatch.send()
+    return True
+
+
+# A worker's side of a task ------------------------------------------------------------
+
+
+def claim(task_id: int, epoch: int, worker: str) -> NodeTask | None:
+    """Take a queued task for `epoch`; None when it is not there to take (a duplicate
+    delivery, a stale epoch, a task the run's end has closed)."""
+    now = timezone.now()
+    taken = NodeTask.objects.filter(
+        pk=task_id, epoch=epoch, status=NodeTask.Status.QUEUED, cancel=False
+    ).update(
+        status=NodeTask.Status.RUNNING,
+        worker=worker,
+        started_at=now,
+        lease_until=now + lease(),
+    )
+    if not taken:
+        return None
+    return NodeTask.objects.select_related("run__flow_version").get(pk=task_id)
+
+
+def heartbeat(task_id: int, epoch: int) -> bool:
+    """Renew the lease; True when the run wants the task stopped. Raises Fenced."""
+    renewed = NodeTask.objects.filter(
+        pk=task_id, epoch=epoch, status=NodeTask.Status.RUNNING
+    ).update(lease_until=timezone.now() + lease())
+    if not renewed:
+        raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
+    return NodeTask.objects.filter(pk=task_id).values_list("cancel", flat=True).get()
+
+
+def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
+    """Record events a running node emitted (renewing its lease); True to stop it."""
+    with transaction.atomic():
+        run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
+        step = Step.locked(run_id)
+        task = held(task_id, epoch)
+        task.lease_until = timezone.now() + lease()
+        task.save(update_fields=["lease_until"])
+        step.record(events)
+        dispatch = step.save()
+    broadcast(run_id, dispatch.events)
+    return task.cancel
+
+
+def finish(task_id: int, epoch: int, outcome: Outcome, events: list[dict[str, Any]]) -> None:
+    """A node's last events and how it ended: the schedule's next step."""
+    run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
+    compile_first(run_id)
+    with transaction.atomic():
+        step = Step.locked(run_id)
+        task = held(task_id, epoch)
+        step.record(events)
+        schedule = step.load()
+        try:
+            next_step = schedule.apply(Ready(task.node, task.iteration, task.inputs), outcome)
+        except StepRefused:
+            log.warning("task %s: result refused by the schedule", task_id, exc_info=True)
+            next_step = None
+        _close(task)
+        if next_step is not None:
+            step.apply(next_step)
+        dispatch = step.save()
+    dispatch.send()
+
+
+def item_task(parent_id: int, epoch: int, index: int, inputs: dict[str, Any]) -> NodeTask:
+    """The task of item `index` of a map node, made (and sent) if it has to be.
+
+    A map node taken over after a crash finds the items that finished before it: their
+    results stand, and only the others run again.
+    """
+    with transaction.atomic():
+        parent = held(parent_id, epoch)
+        task, made = NodeTask.objects.get_or_create(
+            run_id=parent.run_id,
+            node=parent.node,
+            iteration=parent.iteration,
+            item=index,
+            defaults={"inputs": inputs},
+        )
+        if not made and task.inputs != inputs:
+            # Same place, other value: an edited list on a loop's next pass. Run afresh.
+            NodeTask.objects.filter(pk=task.pk).update(
+                inputs=inputs,
+                status=NodeTask.Status.QUEUED,
+                epoch=task.epoch + 1,
+                result=None,
+                cancel=False,
+                enqueued_at=None,
+            )
+            task.refresh_from_db()
+            made = True
+    if made:
+        send_tasks([(task.pk, task.epoch)])
+    return task
+
+
+def item_results(task_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The results of those map item tasks that have finished."""
+    done = NodeTask.objects.filter(pk__in=task_ids, status=NodeTask.Status.DONE)
+    return dict(done.values_list("pk", "result"))
+
+
+def item_finished(task_id: int, epoch: int, result: dict[str, Any]) -> None:
+    with transaction.atomic():
+        task = held(task_id, epoch)
+        task.result = result
+        _close(task)
+
+
+def stop_items(parent_id: int) -> None:
+    """A map node that stopped early: its items still queued or running stop too."""
+    parent = NodeTask.objects.get(pk=parent_id)
+    items = NodeTask.objects.filter(
+        run_id=parent.run_id, node=parent.node, iteration=parent.iteration, item__gte=0
+    )
+    items.filter(status=NodeTask.Status.RUNNING).update(cancel=True)
+    items.filter(status=NodeTask.Status.QUEUED).update(
+        status=NodeTask.Status.DONE,
+        cancel=True,
+        finished_at=timezone.now(),
+        result={"status": "cancelled", "error": "cancelled"},
+    )
+
+
+def held(task_id: int, epoch: int) -> NodeTask:
+    task = NodeTask.objects.select_for_update().get(pk=task_id)
+    if task.epoch != epoch or task.status != NodeTask.Status.RUNNING:
+        raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
+    return task
+
+
+def _close(task: NodeTask) -> None:
+    task.status, task.finished_at, task.lease_until = NodeTask.Status.DONE, timezone.now(), None
+    task.save(update_fields=["status", "finished_at", "lease_until", "result"])
+    Slot.objects.filter(task=task).delete()
+
+
+# The sweeper --------------------------------------------------------------------------
+
+
+def lease() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.NODE_LEASE_S)
+
+
+def sweep() -> dict[str, int]:
+    """Take over lapsed leases, send what never reached the broker, begin stranded runs.
+
+    Every worker runs this every second or so (webapp.runs.tasks); ``manage.py
+    sweep_runs`` runs it once. Safe to run anywhere, any number of times at once.
+    """
+    now = timezone.now()
+    counts = {"taken_over": 0, "sent": 0, "begun": 0}
+    lapsed = NodeTask.objects.filter(status=NodeTask.Status.RUNNING, lease_until__lt=now)
+    for task_id, run_id in lapsed.values_list("pk", "run_id")[:100]:
+        counts["taken_over"] += take_over(task_id, run_id)
+    unsent = NodeTask.objects.filter(status=NodeTask.Status.QUEUED).filter(
+        Q(enqueued_at=None, created__lt=now - dt.timedelta(seconds=BEGIN_AFTER_S))
+        | Q(enqueued_at__lt=now - dt.timedelta(seconds=settings.NODE_REDISPATCH_S))
+    )
+    counts["sent"] = send_tasks(unsent.values_list("pk", "epoch")[:500])
+    stranded = Run.objects.filter(
+        status=Run.Status.QUEUED,
+        state=None,
+        created__lt=now - dt.timedelta(seconds=BEGIN_AFTER_S),
+    )
+    for run_id in stranded.values_list("pk", flat=True)[:100]:
+        dispatch = begin(run_id)
+        if dispatch is not None:
+            dispatch.send()
+            counts["begun"] += 1
+    return counts
+
+
+def take_over(task_id: int, run_id: int) -> int:
+    """Queue a task whose lease ran out again, in a new epoch; 1 if it was taken over."""
+    compile_first(run_id)
+    with transaction.atomic():
+        step = Step.locked(run_id)
+        task = NodeTask.objects.select_for_update().get(pk=task_id)
+        if task.status != NodeTask.Status.RUNNING or task.lease_until >= timezone.now():
+            return 0  # finished or renewed meanwhile, or taken over by another sweeper
+        gone = task.worker
+        task.epoch += 1
+        task.status, task.worker, task.lease_until, task.enqueued_at = (
+            NodeTask.Status.QUEUED,
+            "",
+            None,
+            None,
+        )
+        task.save(update_fields=["epoch", "status", "worker", "lease_until", "enqueued_at"])
+        Slot.objects.filter(task=task).delete()
+        if task.item == NodeTask.NODE:
+            step.record(
+                [
+                    {
+                        "ts": time.time(),
+                        "type": "node_retrying",
+                        "node": task.node,
+                        "iteration": task.iteration,
+                        "attempt": task.epoch - 1,
+                        "error": f"worker {gone} stopped answering; running it again elsewhere",
+                        "delay_s": 0,
+                        "takeover": True,
+                    }
+                ]
+            )
+            if task.cancel:  # the run ended meanwhile: close the node instead
+                schedule = step.load()
+                task.status, task.finished_at = NodeTask.Status.DONE, timezone.now()
+                task.save(update_fields=["status", "finished_at"])
+                step.apply(schedule.node_cancelled(task.node, task.iteration, started=True))
+            else:
+                step.dispatch.tasks.append((task.pk, task.epoch))
+        elif task.cancel:
+            task.status, task.result = NodeTask.Status.DONE, {"status": "cancelled"}
+            task.save(update_fields=["status", "result"])
+        else:
+            step.dispatch.tasks.append((task.pk, task.epoch))
+        dispatch = step.save()
+    dispatch.send()
+    return 1

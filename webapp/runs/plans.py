@@ -1,0 +1,101 @@
+"""What every driver needs before a run executes: its compiled flow and its run options.
+
+Compiled flows are cached per flow version (versions never change), so many runs, and
+every node task of a run on a worker, share one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from functools import cache
+
+from channels.db import database_sync_to_async
+
+import graphs
+from graphs.executor import RunOptions
+from graphs.nodes.base import Services
+from graphs.replan import reuse_for_resume, reuse_from_node
+from graphs.settings import services_from_env
+from webapp.flows.models import FlowVersion
+from webapp.runs.cache import DbNodeCache
+from webapp.runs.models import Run, RunEvent
+
+
+@cache
+def engine_services() -> Services:
+    _compiled.clear()  # compiled flows hold the services they were built with
+    return services_from_env()
+
+
+def compile_version(graph: dict) -> graphs.CompiledFlow:
+    return graphs.compile_flow(graph, engine_services())
+
+
+_compiled: OrderedDict[tuple[int, dt.datetime], graphs.CompiledFlow] = OrderedDict()
+# A worker's node tasks run on threads of their own, all sharing this cache.
+_compiled_lock = threading.Lock()
+COMPILED_CACHE_SIZE = 256
+
+
+def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
+    """The compiled plan of a flow version. Versions never change, so many runs share one."""
+    # The creation time guards against a reused primary key (a flushed test database).
+    key = (version.pk, version.created)
+    with _compiled_lock:
+        flow = _compiled.get(key)
+        if flow is not None:
+            _compiled.move_to_end(key)
+            return flow
+    flow = compile_version(version.graph)
+    with _compiled_lock:
+        _compiled[key] = flow
+        if len(_compiled) > COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    return flow
+
+
+def compiled_graph(version: FlowVersion, override: dict | None = None) -> graphs.CompiledFlow:
+    """The compiled plan of a run's graph: its version's, or the edited graph it ran instead."""
+    if override is None:
+        return compiled_version(version)
+    # An edited graph belongs to one run (and its resumes): not worth a cache slot.
+    return compile_version(override)
+
+
+def compiled_run(run: Run) -> graphs.CompiledFlow:
+    return compiled_graph(run.flow_version, run.graph_override)
+
+
+# What re-planning reads of an earlier run: where each node got to, and its outputs.
+REPLAN_EVENTS = ("node_started", "node_finished", "node_failed", "node_skipped")
+
+
+def options_for(run: Run) -> RunOptions:
+    """How the engine runs `run`: what it reuses of its parent, port overrides, the cache.
+
+    Raises ValueError (FlowInvalid among them) when the run cannot start as asked.
+    """
+    reuse = {}
+    if run.kind in (Run.Kind.FROM_NODE, Run.Kind.RESUME):
+        if run.parent_id is None:
+            raise ValueError("the run this one continues no longer exists")
+        events = RunEvent.objects.filter(run_id=run.parent_id, type__in=REPLAN_EVENTS)
+        recorded = list(events.order_by("seq").values_list("payload", flat=True))
+        source = f"run {run.parent_id}"
+        if run.kind == Run.Kind.FROM_NODE:
+            reuse = reuse_from_node(run.graph, recorded, run.from_node, source)
+        else:
+            reuse = reuse_for_resume(run.graph, recorded, source)
+    # A resumed run keeps its parent's port overrides, but only for nodes that run again.
+    overrides = {node: ports for node, ports in run.input_overrides.items() if node not in reuse}
+    return RunOptions(
+        reuse=reuse,
+        overrides=overrides,
+        cache=DbNodeCache(run.flow_id, run.pk),
+        read_cache=not run.ignore_cache,
+    )
+
+
+run_options = database_sync_to_async(options_for)

@@ -1,0 +1,271 @@
+"""What a Celery worker does with one task of the celery driver: one node of a run, or one
+item of a map node's list.
+
+``execute`` claims the task (webapp.runs.coordinator), runs it on an event loop of its
+own with graphs.runner's ``NodeRunner``, as the in-process executor does, and holds it
+meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and at least
+every ``settings.NODE_HEARTBEAT_S`` it renews the lease. A renewal also tells it that
+the run was cancelled (the node stops) or that the task was taken over (the node stops
+and nothing more is written). The node's outcome is then the coordinator's next step.
+
+A map node does not run its items here: each item is a task of its own, so the items
+spread over the workers; the map node waits for their results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from graphs.cache import CachedOutput
+from graphs.events import Emitter
+from graphs.executor import CompiledFlow, RunOptions, RunResult
+from graphs.llm.types import Usage
+from graphs.runner import NodeRunner
+from graphs.schedule import NodeFinished, Ready
+from webapp.runs import cache as node_cache
+from webapp.runs import coordinator
+from webapp.runs.coordinator import Fenced
+from webapp.runs.models import NodeTask
+from webapp.runs.plans import compiled_run
+from webapp.runs.slots import Slots, scopes_for
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How often a running node's events are written (the live view's latency, at most).
+FLUSH_S = 0.05
+# How often a map node looks for its items' results.
+ITEM_POLL_S = 0.05
+
+# Database work of the tasks running in this process, off their event loops. Bounded, so
+# a worker with many task threads still opens few connections.
+_db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="worker-db")
+
+
+async def db(fn: Callable[..., T], *args: Any) -> T:
+    return await sync_to_async(_reconnecting, thread_sensitive=False, executor=_db)(fn, *args)
+
+
+def _reconnecting(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except DatabaseError:
+        if not connection.is_usable():
+            connection.close()  # the next call on this thread opens a fresh one
+        raise
+
+
+def execute(task_id: int, epoch: int, worker: str) -> str:
+    """Run a task to its end (this thread waits); says what happened, for the worker's log."""
+    return asyncio.run_coroutine_threadsafe(_execute(task_id, epoch, worker), _loop()).result()
+
+
+_the_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """The process's one event loop, on a thread of its own. One, because the model client
+    is made once per process and its connection pool belongs to the loop that opened it;
+    a loop per task would hand the next task connections of a closed loop."""
+    global _the_loop
+    with _loop_lock:
+        if _the_loop is None:
+            _the_loop = asyncio.new_event_loop()
+            threading.Thread(target=_the_loop.run_forever, name="node-loop", daemon=True).start()
+        return _the_loop
+
+
+async def _execute(task_id: int, epoch: int, worker: str) -> str:
+    task = await db(coordinator.claim, task_id, epoch, worker)
+    if task is None:
+        return "not claimed: a second delivery, a stale epoch or a stopped run"
+    holder = Holder(task_id, epoch)
+    try:
+        if task.item == NodeTask.NODE:
+            return await run_node(task, holder)
+        return await run_item(task, holder)
+    except Fenced:
+        return "taken over elsewhere while it ran: nothing written"
+
+
+async def run_node(task: NodeTask, holder: Holder) -> str:
+    run = task.run
+    flow = compiled_run(run)
+    cache = FencedCache(holder, run.flow_id, run.pk)
+    runner = DistributedRunner(
+        flow,
+        emitter=Emitter(holder.sink),
+        run_inputs=flow.resolve_inputs(run.inputs),
+        options=RunOptions(cache=cache, read_cache=not run.ignore_cache),
+        slots=holder.slots(run.pk, flow),
+        holder=holder,
+    )
+    outcome = await holder.hold(runner.run(Ready(task.node, task.iteration, task.inputs)))
+    if runner.items and type(outcome) is not NodeFinished:
+        await db(coordinator.stop_items, task.pk)
+    await db(coordinator.finish, task.pk, holder.epoch, outcome, holder.take())
+    return type(outcome).__name__
+
+
+async def run_item(task: NodeTask, holder: Holder) -> str:
+    run = task.run
+    flow: CompiledFlow = compiled_run(run).nodes[task.node].prepared
+    options = RunOptions(
+        cache=FencedCache(holder, run.flow_id, run.pk), read_cache=not run.ignore_cache
+    )
+    work = flow.run(task.inputs, slots=holder.slots(run.pk, flow), options=options)
+    try:
+        result = result_json(await holder.hold(work))
+    except Stopped:
+        result = {"status": "cancelled", "error": "cancelled", "outputs": {}}
+    await db(coordinator.item_finished, task.pk, holder.epoch, result)
+    return result["status"]
+
+
+class Stopped(Exception):
+    """The work was cancelled because the run asked for it."""
+
+
+class Holder:
+    """Holds a claimed task while its work runs: writes its events, renews its lease."""
+
+    def __init__(self, task_id: int, epoch: int):
+        self.task_id, self.epoch = task_id, epoch
+        self.pending: list[dict[str, Any]] = []
+        self.renewed = time.monotonic()
+
+    def sink(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+
+    def take(self) -> list[dict[str, Any]]:
+        batch, self.pending = self.pending, []
+        return batch
+
+    def slots(self, run_id: int, flow: CompiledFlow) -> Slots:
+        services = flow.services
+        scopes = scopes_for(run_id, services.max_concurrency, services.model_client.name)
+        return Slots(self.task_id, self.epoch, scopes)
+
+    async def hold(self, work: Awaitable[T]) -> T:
+        """Await `work` while holding the task. Raises Fenced if it was taken over (the work
+        is stopped first), Stopped if the run stopped it and it ended by cancellation."""
+        job = asyncio.ensure_future(work)
+        stopping = False
+        try:
+            while not job.done():
+                await asyncio.wait([job], timeout=FLUSH_S)
+                if job.done():
+                    break
+                stop = await self.renew()
+                if stop and not stopping:
+                    stopping = True
+                    job.cancel()
+        except Fenced:
+            job.cancel()
+            await asyncio.wait([job])
+            raise
+        if job.cancelled():
+            raise Stopped
+        return job.result()
+
+    async def renew(self) -> bool:
+        """Write pending events, or just renew the lease when one is due; True: stop."""
+        now = time.monotonic()
+        if not self.pending and now - self.renewed < settings.NODE_HEARTBEAT_S:
+            return False
+        batch = self.take()
+        try:
+            if batch:
+                stop = await db(coordinator.node_events, self.task_id, self.epoch, batch)
+            else:
+                stop = await db(coordinator.heartbeat, self.task_id, self.epoch)
+        except DatabaseError:
+            # The database is away for a moment: keep the events, try again next round.
+            # Should it stay away past the lease, the task is taken over and fenced.
+            log.warning("task %s: lease not renewed", self.task_id, exc_info=True)
+            self.pending[:0] = batch
+            return False
+        self.renewed = now
+        return stop
+
+
+class DistributedRunner(NodeRunner):
+    """A NodeRunner whose map nodes send their items to other workers as tasks."""
+
+    def __init__(self, flow: CompiledFlow, *, holder: Holder, **kwargs: Any):
+        super().__init__(flow, **kwargs)
+        self.holder = holder
+        self.items = 0
+
+    async def run_subflow(self, flow: CompiledFlow, inputs: Mapping[str, Any]) -> RunResult:
+        # The map node asks for its items in item order (see graphs.nodes.map), so the
+        # n-th call is item n: a takeover after a crash finds the same items in place.
+        index = self.items
+        self.items += 1
+        holder = self.holder
+        task = await db(coordinator.item_task, holder.task_id, holder.epoch, index, dict(inputs))
+        while True:
+            results = await db(coordinator.item_results, [task.pk])
+            if task.pk in results:
+                return result_from_json(results[task.pk])
+            await asyncio.sleep(ITEM_POLL_S)
+
+
+class FencedCache(node_cache.DbNodeCache):
+    """The node cache, storing only while the task is still held: a worker that wakes
+    after its task was taken over writes nothing, the cache included."""
+
+    def __init__(self, holder: Holder, flow_id: int, run_id: int):
+        super().__init__(flow_id, run_id)
+        self.holder = holder
+
+    async def put(self, key: str, node_type: str, entry: CachedOutput) -> None:
+        holder = self.holder
+        try:
+            await db(_store_if_held, holder.task_id, holder.epoch, self, key, node_type, entry)
+        except Fenced:
+            log.info("task %s: taken over; its result is not cached", holder.task_id)
+        except DatabaseError:
+            log.exception("node cache store failed; the result is not cached")
+
+
+def _store_if_held(
+    task_id: int, epoch: int, cache: FencedCache, key: str, node_type: str, entry: CachedOutput
+) -> None:
+    with transaction.atomic():
+        coordinator.held(task_id, epoch)
+        node_cache.store(cache.flow_id, cache.run_id, key, node_type, entry)
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "outputs": result.outputs,
+        "error": result.error,
+        "failed_node": result.failed_node,
+        "usage_by_model": {m: u.as_dict() for m, u in result.usage_by_model.items()},
+    }
+
+
+def result_from_json(data: Mapping[str, Any]) -> RunResult:
+    by_model = {m: Usage(**u) for m, u in (data.get("usage_by_model") or {}).items()}
+    total = sum(by_model.values(), Usage())
+    return RunResult(
+        data["status"],
+        data.get("outputs") or {},
+        total,
+        data.get("error"),
+        data.get("failed_node"),
+        by_model,
+    )
