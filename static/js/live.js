@@ -9,7 +9,9 @@
      events it got (a 10k-event replay costs a few frames, not 10k repaints).
    - Follower: the websocket /ws/runs/<id>/?after=SEQ. Events arrive in seq order; on an
      unexpected close it reconnects after the last seq it saw, with backoff, so nothing
-     is lost or applied twice. It stops by itself after run_finished.
+     is lost or applied twice. While the socket is quiet it pings every few seconds, and
+     the server answers with whatever the database holds that the channel layer did not
+     bring (Redis down). It stops by itself after run_finished.
    - RunView: one [data-run-view] root: queue events, apply them once per animation
      frame, paint the canvas and the panel, run form, cancel, outputs.
 
@@ -38,6 +40,10 @@
   const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
   const STALL_CHECK_MS = 15000;
   const ACCESS_REVOKED = 4403;
+  // The server could not reach its channel layer: it sent what it had; come back for more.
+  const LAYER_DOWN = 4503;
+  const PING_MS = 3000;
+  const PING = '{"type":"ping"}'; // exactly this text: the server compares it
 
   // ---- Values --------------------------------------------------------------
 
@@ -377,6 +383,11 @@
       this.stopped = false;
       this.ws = null;
       this.timer = 0;
+      // The seqs passed on, in order, and the sockets opened (for tests and debugging).
+      this.seqs = [];
+      this.opened = 0;
+      this.heardAt = 0;
+      this.pinger = setInterval(() => this.ping(), 1000);
       this.onOnline = () => {
         if (!this.ws && !this.stopped) {
           clearTimeout(this.timer);
@@ -402,7 +413,11 @@
         return;
       }
       this.ws = ws;
-      ws.onopen = () => this.handlers.onConnection && this.handlers.onConnection("live");
+      ws.onopen = () => {
+        this.opened += 1;
+        this.heardAt = Date.now();
+        if (this.handlers.onConnection) this.handlers.onConnection("live");
+      };
       ws.onmessage = (message) => this.receive(ws, message);
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
@@ -414,13 +429,31 @@
           if (this.handlers.onConnection) this.handlers.onConnection("revoked");
           return;
         }
+        if (event.code === LAYER_DOWN) {
+          // Not lost: the backlog came, live updates did not. Poll again, gently.
+          this.retry(2);
+          return;
+        }
         if (this.handlers.onConnection) this.handlers.onConnection("reconnecting");
         this.retry();
       };
     }
 
+    /** A quiet open socket asks for what the channel layer may have dropped. */
+    ping() {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN || Date.now() - this.heardAt < PING_MS) return;
+      this.heardAt = Date.now();
+      try {
+        ws.send(PING);
+      } catch (_) {
+        // closing: onclose reconnects
+      }
+    }
+
     receive(ws, message) {
       if (this.ws !== ws) return;
+      this.heardAt = Date.now();
       let data;
       try {
         data = JSON.parse(message.data);
@@ -438,6 +471,7 @@
           break;
         }
         fresh.push(event);
+        this.seqs.push(event.seq);
         this.lastSeq = event.seq;
         if (event.type === "run_finished") ended = true;
       }
@@ -446,7 +480,9 @@
       if (fresh.length) this.handlers.onEvents(fresh);
     }
 
-    retry() {
+    /** Connect again after a backoff of at least BACKOFF_MS[minStep]. */
+    retry(minStep) {
+      this.retries = Math.max(this.retries, minStep || 0);
       const base = BACKOFF_MS[Math.min(this.retries, BACKOFF_MS.length - 1)];
       this.retries += 1;
       clearTimeout(this.timer);
@@ -456,6 +492,7 @@
     stop() {
       this.stopped = true;
       clearTimeout(this.timer);
+      clearInterval(this.pinger);
       window.removeEventListener("online", this.onOnline);
       const ws = this.ws;
       this.ws = null;

@@ -125,7 +125,8 @@ def finished(run: Run, timeout: float = 60) -> Run:
 
 def sound_log(run: Run) -> list[dict]:
     """The run's events, checked: seq 1..N without gaps, one node_finished per node visit."""
-    events = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("payload", flat=True))
+    recorded = RunEvent.objects.filter(run=run).order_by("seq")
+    events = list(recorded.values_list("payload", flat=True))
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     visits = [(e["node"], e["iteration"]) for e in events if e["type"] == "node_finished"]
     assert len(visits) == len(set(visits)), f"a node visit finished twice: {visits}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from webapp.asgi import application
 from webapp.flows import services
@@ -174,3 +176,70 @@ async def test_flooding_messages_close_the_socket(alice):
             break
     assert outputs[-1]["code"] == 1008
     assert sum(o["type"] == "websocket.send" for o in outputs) == 20
+
+
+async def test_batches_arriving_out_of_order_reach_the_client_once_in_order(alice):
+    run = await make_run(alice, recorded=2)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 2) == [1, 2]
+    # Two workers committed 3-4 then 5-6; their broadcasts reach the layer the other way.
+    await sync_to_async(write_batch)(run.pk, [event(3), event(4)])
+    await sync_to_async(write_batch)(run.pk, [event(5), event(6)])
+    await get_channel_layer().group_send(run_group(run.pk), batch_message([event(5), event(6)]))
+    await get_channel_layer().group_send(run_group(run.pk), batch_message([event(3), event(4)]))
+    assert await received_seqs(ws, 4) == [3, 4, 5, 6]
+    await ws.disconnect()
+
+
+async def test_a_ping_brings_what_the_channel_layer_never_did(alice):
+    run = await make_run(alice, recorded=2)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 2) == [1, 2]
+    # Committed, but their broadcast was lost (Redis down): only the database has them.
+    await sync_to_async(write_batch)(run.pk, [event(3), event(4)])
+    await ws.send_to(text_data='{"type":"ping"}')
+    assert json.loads(await ws.receive_from(timeout=2))["events"] == [event(3), event(4)]
+    assert json.loads(await ws.receive_from(timeout=2)) == {"type": "pong", "seq": 4}
+    # Nothing new: a pong only. A live batch arriving late is not sent again.
+    await get_channel_layer().group_send(run_group(run.pk), batch_message([event(3), event(4)]))
+    await ws.send_to(text_data='{"type":"ping"}')
+    assert json.loads(await ws.receive_from(timeout=2)) == {"type": "pong", "seq": 4}
+    assert await ws.receive_nothing(timeout=0.1)
+    await ws.disconnect()
+
+
+async def test_without_the_channel_layer_the_backlog_is_sent_then_the_client_told_to_return(
+    alice, monkeypatch
+):
+    run = await make_run(alice, recorded=3)
+
+    async def unreachable(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(get_channel_layer(), "group_add", unreachable)
+    monkeypatch.setattr(get_channel_layer(), "group_discard", unreachable)
+    ws, connected = await connect(
+        f"/ws/runs/{run.pk}/?after=1", (b"cookie", await session_cookie(alice))
+    )
+    assert connected
+    message = json.loads(await ws.receive_from(timeout=2))
+    assert [e["seq"] for e in message["events"]] == [2, 3]
+    assert await ws.receive_output(timeout=2) == {"type": "websocket.close", "code": 4503}
+
+
+async def test_a_channel_layer_failing_under_an_open_socket_closes_it_for_a_reconnect(
+    alice, monkeypatch
+):
+    run = await make_run(alice, recorded=1)
+    layer = get_channel_layer()
+    down = asyncio.Event()
+
+    async def receive_until_down(channel):
+        await down.wait()
+        raise RedisConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(layer, "receive", receive_until_down)
+    ws, _ = await connect(f"/ws/runs/{run.pk}/", (b"cookie", await session_cookie(alice)))
+    assert await received_seqs(ws, 1) == [1]
+    down.set()
+    assert await ws.receive_output(timeout=2) == {"type": "websocket.close", "code": 4503}

@@ -7,11 +7,27 @@ the database. Clients only ever see events in seq order, each once.
 
 The socket also joins its flow's access group: when someone's access to the flow may
 have gone (flows/signals.py), it re-checks its user's and closes with 4403 if it has.
+
+The channel layer (Redis, with the celery driver) only makes events arrive sooner; the
+socket must not depend on it:
+- batches may arrive out of order (workers broadcast after their own commits): one
+  that does not follow on is preceded by what is missing, read from the database, and
+  one already covered is dropped;
+- a broadcast may be lost (Redis down, or a slow consumer's overflow): the client pings
+  every few seconds while it is quiet, and a ping sends whatever the database holds
+  beyond what this socket sent (one primary-key read when there is nothing new);
+- when the layer cannot be reached at connect, the socket still sends the backlog, then
+  closes with 4503 so that the client comes back (?after=its last seq) and rejoins the
+  groups once the layer is back; when the layer fails under an open socket, it closes
+  the same way rather than with the server's 1011.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +35,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from webapp.flows.groups import access_group
 from webapp.runs.access import can_view_run
@@ -29,9 +46,29 @@ BACKLOG_CHUNK = 1000
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_ACCESS_GONE = 4403
+CLOSE_LAYER_DOWN = 4503  # live.js reconnects after its last seq, without a backoff reset
+PING = '{"type":"ping"}'
+# Joining a group waits no longer than this for the channel layer (an unreachable Redis
+# host can take minutes to time out a connection).
+LAYER_TIMEOUT_S = 5.0
+# What the channel layer raises when it cannot be reached (channels_redis: redis-py's
+# errors, or the socket's).
+LAYER_ERRORS = (RedisError, OSError)
+
+log = logging.getLogger(__name__)
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_ERRORS as error:
+            # The channel layer failed under an open socket (its receive raises): say so
+            # with a close the client answers by reconnecting, after its last seq.
+            log.warning("run socket: channel layer unreachable (%s); closing", error)
+            with contextlib.suppress(Exception):  # already closed: nothing left to tell
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_DOWN})
+
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.sent = _after(self.scope.get("query_string", b""))
@@ -40,25 +77,45 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.access = None
         user = self.scope.get("user")
         flow_id = await _flow_id(self.run_id)
+        live = True
         if flow_id is not None:
             # Joined before the check, so a revocation in between cannot be missed.
             self.access = access_group(flow_id)
-            await self.channel_layer.group_add(self.access, self.channel_name)
+            live = await self.join(self.access)
         if user is None or not await database_sync_to_async(can_view_run)(user, self.run_id):
             # Refusing the handshake looks the same whether the run exists or not.
             await self.disconnect(CLOSE_POLICY)
             await self.close()
             return
-        self.group = run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        if live:
+            self.group = run_group(self.run_id)
+            live = await self.join(self.group)
         await self.accept()
         await self.send_recorded(upto=None)
+        if not live:
+            # Without the layer this socket would hear neither new events nor a revoked
+            # access: the backlog is sent, and the client comes back for the rest.
+            await self.disconnect(CLOSE_LAYER_DOWN)
+            await self.close(code=CLOSE_LAYER_DOWN)
+
+    async def join(self, group: str) -> bool:
+        """Join a group of the channel layer; False when the layer cannot be reached."""
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(group, self.channel_name), LAYER_TIMEOUT_S
+            )
+        except LAYER_ERRORS as error:  # a timeout too: TimeoutError is an OSError
+            log.warning("run %s socket: channel layer unreachable (%s)", self.run_id, error)
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
-        for group in (self.group, self.access):
-            if group is not None:
-                await self.channel_layer.group_discard(group, self.channel_name)
+        groups = [g for g in (self.group, self.access) if g is not None]
         self.group = self.access = None
+        for group in groups:
+            # When the layer is down, its entries expire by themselves (channels_redis).
+            with contextlib.suppress(*LAYER_ERRORS):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def flow_access(self, message: dict[str, Any]) -> None:
         """Someone's access to the run's flow changed: if it was ours and it is gone, close."""
@@ -81,7 +138,10 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.window_count > settings.WS_MAX_MESSAGES_PER_SECOND:
             await self.close(code=CLOSE_POLICY)
             return
-        if text_data == '{"type":"ping"}':
+        if text_data == PING:
+            # Whatever the channel layer did not bring, the database does.
+            if await _last_seq(self.run_id) > self.sent:
+                await self.send_recorded(upto=None)
             await self.send_json({"type": "pong", "seq": self.sent})
 
     async def run_events(self, message: dict[str, Any]) -> None:
@@ -120,6 +180,11 @@ def _after(query_string: bytes) -> int:
 @database_sync_to_async
 def _flow_id(run_id: int) -> int | None:
     return Run.objects.filter(pk=run_id).values_list("flow_id", flat=True).first()
+
+
+@database_sync_to_async
+def _last_seq(run_id: int) -> int:
+    return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
 
 
 @database_sync_to_async

@@ -26,6 +26,7 @@ the second ``claim`` gets None and the delivery is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -180,10 +181,8 @@ def compile_first(run_id: int) -> None:
     """Compile the run's flow (once per process) before its row is locked, so the lock is
     never held through a compile, nor through the first import of a model SDK."""
     run = Run.objects.select_related("flow_version").get(pk=run_id)
-    try:
+    with contextlib.suppress(ValueError):  # begin reports it
         compiled_run(run)
-    except ValueError:
-        pass  # begin reports it
 
 
 def begin(run_id: int) -> Dispatch | None:
