@@ -142,8 +142,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task cannot be acknowledged over a lost broker connection, so it will be delivered
-# again anyway: stop the copy that is running rather than let both run.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# again; that second delivery is a no-op (the node's lease in PostgreSQL says who runs it),
+# so a node running when Redis goes away finishes rather than being stopped and paid for
+# twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A message sent while the broker is down fails in seconds, not minutes: the run stays
 # queued in the database and the request answers.

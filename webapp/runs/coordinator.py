@@ -132,11 +132,12 @@ class Step:
         self.record_step(step)
         if step.stopped:
             self.stop_tasks()
-        for ready in step.ready:
-            task = NodeTask.objects.create(
-                run=self.run, node=ready.node, iteration=ready.iteration, inputs=ready.inputs
+        if step.ready:
+            tasks = NodeTask.objects.bulk_create(
+                NodeTask(run=self.run, node=r.node, iteration=r.iteration, inputs=r.inputs)
+                for r in step.ready
             )
-            self.dispatch.tasks.append((task.pk, task.epoch))
+            self.dispatch.tasks += [(task.pk, task.epoch) for task in tasks]
 
     def stop_tasks(self) -> None:
         """The run is ending: running tasks stop at their next heartbeat; queued ones now."""

@@ -1,0 +1,21 @@
+"""Run the celery driver's sweeper once (every worker runs it every second by itself):
+take over lapsed leases, send tasks that never reached the broker, begin stranded runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.runs import coordinator
+
+
+class Command(BaseCommand):
+    help = "Take over lapsed node leases and send what the broker missed (celery driver)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.RUN_DRIVER != "celery":
+            raise CommandError("sweep_runs is for SWITCHYARD_RUN_DRIVER=celery")
+        counts = coordinator.sweep()
+        self.stdout.write(", ".join(f"{what}: {n}" for what, n in counts.items()))
