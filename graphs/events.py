@@ -19,7 +19,8 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
   stored text arrives as one ``node_delta`` before it.
 - ``node_failed``: ``error``; ``cancelled: true`` when the run stopped it,
   ``continued: true`` when its error went on down the ``error`` port.
-- ``node_retrying``: ``attempt``, ``error``, ``delay_s``.
+- ``node_retrying``: ``attempt``, ``error``, ``delay_s``; ``takeover: true`` when a
+  distributed driver runs the node again because the worker running it stopped answering.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 
