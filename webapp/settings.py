@@ -89,9 +89,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 REDIS_URL = env.optional_url("REDIS_URL", REDIS_SCHEMES)
+
+
+def redis_channel_layer(url: str) -> dict:
+    """channels_redis on `url`, tuned for redis-py 8 (also used by tests/scaleout)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    host = {
+        "address": url,
+        # redis-py 8 gives up on a read after 5 s by default, exactly the time
+        # channels_redis blocks waiting for a message: every idle socket would break.
+        "socket_timeout": 10,
+        # After Redis restarts, each pooled connection fails once: retry on a fresh one
+        # rather than lose a broadcast or a group_add.
+        "retry_on_error": [RedisConnectionError],
+    }
+    return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
+
+
 CHANNEL_LAYERS = {
     "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        redis_channel_layer(REDIS_URL)
         if REDIS_URL
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )

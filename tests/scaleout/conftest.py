@@ -16,6 +16,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import session_database
 from webapp.flows import services as flow_services
 from webapp.runs.models import Run, RunEvent
+from webapp.settings import redis_channel_layer
 
 SETTINGS = "tests.scaleout.settings"
 
@@ -40,12 +41,7 @@ def session_services(postgres_url: str, redis_url: str) -> None:
     from webapp.celery import app
 
     settings.REDIS_URL = redis_url
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url]},
-        }
-    }
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(redis_url)}
     channel_layers.backends.clear()
     app.conf.update(broker_url=redis_url, result_backend=redis_url)
 
