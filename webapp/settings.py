@@ -93,17 +93,10 @@ REDIS_URL = env.optional_url("REDIS_URL", REDIS_SCHEMES)
 
 def redis_channel_layer(url: str) -> dict:
     """channels_redis on `url`, tuned for redis-py 8 (also used by tests/scaleout)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    host = {
-        "address": url,
-        # redis-py 8 gives up on a read after 5 s by default, exactly the time
-        # channels_redis blocks waiting for a message: every idle socket would break.
-        "socket_timeout": 10,
-        # After Redis restarts, each pooled connection fails once: retry on a fresh one
-        # rather than lose a broadcast or a group_add.
-        "retry_on_error": [RedisConnectionError],
-    }
+    # redis-py 8 gives up on a read after 5 s by default, exactly the time channels_redis
+    # blocks waiting for a message: every idle socket would break. (No retry_on_error: it
+    # hides an outage from the consumer, which must tell the page to reconnect.)
+    host = {"address": url, "socket_timeout": 10}
     return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
 
 
