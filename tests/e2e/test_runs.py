@@ -190,7 +190,7 @@ def test_the_run_page_shows_the_final_state_after_a_reload(page, server, errors)
 
 
 def test_a_second_tab_opened_mid_run_sees_the_whole_run(page, server, errors):
-    open_editor(page, server, "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.25")
+    open_editor(page, server, "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.5")
     run_id = start_run(page)
     page.wait_for_function(
         """() => {
@@ -214,7 +214,7 @@ def test_a_second_tab_opened_mid_run_sees_the_whole_run(page, server, errors):
         )
         expect(tab.get_by_test_id("outputs")).to_contain_text(expected)
     # Every token exactly once in both tabs: backlog and live joined without a gap or a repeat.
-    full = expected + " #fake:chunk_delay=0.25"
+    full = expected + " #fake:chunk_delay=0.5"
     assert [streamed_text(tab, "write") for tab in (page, second)] == [full, full]
     expect(second.locator('[data-cell-id="write"]')).to_contain_text(full)
     assert second_errors == []
