@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,8 +48,8 @@ from webapp.runs.recorder import Tally, broadcast, run_changes
 
 log = logging.getLogger(__name__)
 
-# A run that has been queued this long without a worker beginning it (its message lost,
-# or never sent because the broker was down) is begun by the sweeper itself.
+# A run queued this long and never handed to the broker (it was down) is begun by the
+# sweeper itself.
 BEGIN_AFTER_S = 2.0
 
 
@@ -107,8 +107,11 @@ class Step:
 
     @classmethod
     def locked(cls, run_id: int) -> Step:
-        run = Run.objects.select_for_update(of=("self",)).select_related("flow_version")
-        return cls(run.get(pk=run_id))
+        # FOR NO KEY UPDATE: steps still take turns, but a row that points at the run
+        # (a map item's task, a cache entry) can be inserted by a transaction holding a
+        # task row that the step waits for; FOR UPDATE would deadlock with its FK check.
+        run = Run.objects.select_for_update(of=("self",), no_key=True)
+        return cls(run.select_related("flow_version").get(pk=run_id))
 
     def load(self) -> Schedule:
         # Compiled already (see compile_first): no compiling while the lock is held.
@@ -252,14 +255,24 @@ def claim(task_id: int, epoch: int, worker: str) -> NodeTask | None:
     return NodeTask.objects.select_related("run__flow_version").get(pk=task_id)
 
 
+RENEW = """
+    UPDATE runs_nodetask SET lease_until = %s
+    WHERE id = %s AND epoch = %s AND status = %s RETURNING cancel
+"""
+
+
 def heartbeat(task_id: int, epoch: int) -> bool:
     """Renew the lease; True when the run wants the task stopped. Raises Fenced."""
-    renewed = NodeTask.objects.filter(
-        pk=task_id, epoch=epoch, status=NodeTask.Status.RUNNING
-    ).update(lease_until=timezone.now() + lease())
-    if not renewed:
+    # One round trip (Django's update() cannot return a column): every running node
+    # sends this several times a second.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            RENEW, [timezone.now() + lease(), task_id, epoch, NodeTask.Status.RUNNING.value]
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
-    return NodeTask.objects.filter(pk=task_id).values_list("cancel", flat=True).get()
+    return row[0]
 
 
 def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
@@ -395,8 +408,12 @@ def sweep() -> dict[str, int]:
     counts["sent"] = send_tasks(unsent.values_list("pk", "epoch")[:500])
     stranded = Run.objects.filter(
         status=Run.Status.QUEUED,
-        state=None,
-        created__lt=now - dt.timedelta(seconds=BEGIN_AFTER_S),
+        state__isnull=True,  # SQL NULL: state=None would match the JSON value null
+    ).filter(
+        # Never handed to the broker, or handed over long ago and still not begun. Not
+        # every queued run: under a burst, begin messages wait their turn in the queue.
+        Q(enqueued_at=None, created__lt=now - dt.timedelta(seconds=BEGIN_AFTER_S))
+        | Q(enqueued_at__lt=now - dt.timedelta(seconds=settings.NODE_REDISPATCH_S))
     )
     for run_id in stranded.values_list("pk", flat=True)[:100]:
         dispatch = begin(run_id)

@@ -140,6 +140,7 @@ class CeleryDriver:
         except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
             log.warning("run %s: the broker is unreachable; it stays queued", run_id)
             return QUEUED_NOTICE
+        Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
         return None
 
     async def cancel(self, run_id: int) -> bool:

@@ -61,6 +61,8 @@ class Run(models.Model):
     # each coordinator step under this row's lock; None until the run has begun, and
     # always None on the in-process driver.
     state = models.JSONField(null=True, blank=True)
+    # When the celery driver handed the run to the broker; None while it still has to be.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
