@@ -145,12 +145,14 @@ CELERY_BROKER_URL = (
 )
 # Unset: no results are stored; the driver keeps a run's state in PostgreSQL.
 CELERY_RESULT_BACKEND = env.optional_url("CELERY_RESULT_BACKEND", CELERY_SCHEMES)
-# At-least-once: a task is acknowledged when it has finished, not when it was received, so
-# a worker that dies (or its child process) hands its task back to the queue; the driver
-# makes a second delivery a no-op. One task reserved at a time, so a busy worker never
-# sits on work another could take.
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Acknowledged on receipt. Work is not lost with a message: the driver's NodeTask rows in
+# PostgreSQL say what must run, leases bring back a node whose worker died, and the
+# sweeper sends again a task not started NODE_REDISPATCH_S after it was sent. (Late
+# acknowledgement would add nothing, since Redis hands an unacknowledged message back only
+# after the visibility timeout, and with kombu 5.7 a worker holding one dies when Redis
+# goes away.) One task reserved per thread, so a busy worker never sits on work another
+# could take.
+CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task cannot be acknowledged over a lost broker connection, so it will be delivered
 # again; that second delivery is a no-op (the node's lease in PostgreSQL says who runs it),
@@ -175,7 +177,7 @@ NODE_LEASE_S = env.number("SWITCHYARD_NODE_LEASE_S", 30.0)
 NODE_HEARTBEAT_S = env.number("SWITCHYARD_NODE_HEARTBEAT_S", 0.25)
 # A queued task the broker has not started after this long is handed to it again (a
 # message lost with a broker that restarted empty); a second delivery is a no-op.
-NODE_REDISPATCH_S = env.number("SWITCHYARD_NODE_REDISPATCH_S", 120.0)
+NODE_REDISPATCH_S = env.number("SWITCHYARD_NODE_REDISPATCH_S", 60.0)
 # Concurrent calls to a model provider across all workers, by model client name, so a
 # burst of runs queues for the provider instead of meeting a storm of 429s.
 MODEL_CONCURRENCY = {"anthropic": env.integer("SWITCHYARD_ANTHROPIC_CONCURRENCY", 16)}

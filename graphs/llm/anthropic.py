@@ -78,6 +78,11 @@ class AnthropicClient:
         if client is not None:
             self._client = client.with_options(max_retries=0, timeout=timeout_s)
 
+    def warm_up(self) -> None:
+        """Build the SDK client now (it loads many modules): a long-lived process calls this
+        at start, so no first call stalls its event loop. Raises ModelError without a key."""
+        self._sdk()
+
     def _sdk(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
             try:

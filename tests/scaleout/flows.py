@@ -37,7 +37,9 @@ def fan_out(branches: int = 5, delay_s: float = 0.3, final_delay_s: float | None
         edges.append(_edge(name, "join", "text", name))
     nodes.append(_node("join", "merge"))
     joined = " ".join(f"{{{{ parts.{name} }}}}" for name in names)
-    nodes.append(_node("final", "llm", prompt=f"final #fake:delay={final_delay}\n{joined}"))
+    # The fake server obeys a prompt's last delay, and the joined replies quote theirs.
+    own = f"#fake:delay={final_delay}"
+    nodes.append(_node("final", "llm", prompt=f"final {own}\n{joined}\n{own}"))
     nodes.append(_node("out", "output", name="answer"))
     edges += [_edge("join", "final", "value", "parts"), _edge("final", "out", "text", "value")]
     return {"directed": True, "multigraph": True, "graph": {"name": "Fan-out"}, "nodes": nodes,
@@ -51,7 +53,8 @@ def chain(delays: list[float]) -> dict:
     previous, port = "topic", "value"
     for i, delay in enumerate(delays, 1):
         step = f"s{i}"
-        nodes.append(_node(step, "llm", prompt=f"step {step} #fake:delay={delay}\n{{{{ x }}}}"))
+        own = f"#fake:delay={delay}"  # last as well: the quoted reply carries the one before
+        nodes.append(_node(step, "llm", prompt=f"step {step} {own}\n{{{{ x }}}}\n{own}"))
         edges.append(_edge(previous, step, port, "x"))
         previous, port = step, "text"
     nodes.append(_node("out", "output", name="answer"))

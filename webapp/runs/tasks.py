@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import connection
 
+from graphs.nodes.base import Services
 from webapp.celery import app
 from webapp.runs import coordinator, worker
 from webapp.runs.plans import engine_services
@@ -37,7 +38,7 @@ def ping() -> dict[str, str | int]:
     }
 
 
-# acks_late (settings): a task whose worker dies is delivered again, and the second
+# A task is sent again when its worker died (coordinator.sweep), and the second
 # delivery of a task that did finish is a no-op (coordinator.claim).
 @app.task(ignore_result=True)
 def run_node(task_id: int, epoch: int) -> str:
@@ -63,7 +64,9 @@ class Sweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        engine_services()  # the model SDK's import, off the consumer's thread, before tasks
+        # The model SDK's import and client, built here rather than on the node loop, where
+        # a first call would stall every node's lease renewal for as long as it takes.
+        warm_up(engine_services())
         while not self.stopped.wait(self.interval):
             try:
                 counts = coordinator.sweep()
@@ -74,6 +77,15 @@ class Sweeper(threading.Thread):
             if any(counts.values()):
                 log.info("sweep: %s", counts)
         connection.close()
+
+
+def warm_up(services: Services) -> None:
+    warm = getattr(services.model_client, "warm_up", None)  # the offline model has none
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # no key, say: the node that needs it reports that
+            log.info("model client not warmed up", exc_info=True)
 
 
 _sweeper: Sweeper | None = None

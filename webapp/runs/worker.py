@@ -137,6 +137,12 @@ class Stopped(Exception):
     """The work was cancelled because the run asked for it."""
 
 
+# A node's closing event is written with its outcome (coordinator.finish), never before:
+# written alone, a worker lost before finish would leave the node closed in the log, and
+# its run elsewhere after the takeover would close it a second time.
+CLOSING = frozenset({"node_finished", "node_failed"})
+
+
 class Holder:
     """Holds a claimed task while its work runs: writes its events, renews its lease."""
 
@@ -148,8 +154,12 @@ class Holder:
     def sink(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
 
-    def take(self) -> list[dict[str, Any]]:
-        batch, self.pending = self.pending, []
+    def take(self, *, closing: bool = True) -> list[dict[str, Any]]:
+        """The pending events; without `closing`, only those before a node's closing one."""
+        cut = len(self.pending)
+        if not closing:
+            cut = next((i for i, e in enumerate(self.pending) if e["type"] in CLOSING), cut)
+        batch, self.pending = self.pending[:cut], self.pending[cut:]
         return batch
 
     def slots(self, run_id: int, flow: CompiledFlow) -> Slots:
@@ -182,9 +192,9 @@ class Holder:
     async def renew(self) -> bool:
         """Write pending events, or just renew the lease when one is due; True: stop."""
         now = time.monotonic()
-        if not self.pending and now - self.renewed < settings.NODE_HEARTBEAT_S:
+        batch = self.take(closing=False)
+        if not batch and now - self.renewed < settings.NODE_HEARTBEAT_S:
             return False
-        batch = self.take()
         try:
             if batch:
                 stop = await db(coordinator.node_events, self.task_id, self.epoch, batch)
