@@ -150,9 +150,11 @@ CELERY_RESULT_BACKEND = env.optional_url("CELERY_RESULT_BACKEND", CELERY_SCHEMES
 # sweeper sends again a task not started NODE_REDISPATCH_S after it was sent. (Late
 # acknowledgement would add nothing, since Redis hands an unacknowledged message back only
 # after the visibility timeout, and with kombu 5.7 a worker holding one dies when Redis
-# goes away.) One task reserved per thread, so a busy worker never sits on work another
-# could take.
+# goes away.)
 CELERY_TASK_ACKS_LATE = False
+# A worker takes a message only when it has a free thread for it: a busy worker never sits
+# on work an idle one could run, and one killed holds no message it had not started.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task cannot be acknowledged over a lost broker connection, so it will be delivered
 # again; that second delivery is a no-op (the node's lease in PostgreSQL says who runs it),

@@ -62,6 +62,8 @@ def test_the_celery_driver_on_postgresql_and_redis(load):
     # At-least-once, one task at a time per worker process.
     # Acknowledged on receipt: leases and the sweeper, not redelivery, bring work back.
     assert settings["CELERY_TASK_ACKS_LATE"] is False
+    # A message is taken only by a worker with a free thread for it.
+    assert settings["CELERY_WORKER_DISABLE_PREFETCH"] is True
     assert settings["CELERY_WORKER_PREFETCH_MULTIPLIER"] == 1
     assert settings["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 3600}
 
