@@ -19,19 +19,29 @@ def _edge(source: str, target: str, source_port: str, target_port: str) -> dict[
     }
 
 
-def fan_out(branches: int = 5, delay_s: float = 0.3, final_delay_s: float | None = None) -> dict:
+def fan_out(
+    branches: int = 5,
+    delay_s: float = 0.3,
+    final_delay_s: float | None = None,
+    branch_delays: list[float] | None = None,
+) -> dict:
     """input -> `branches` model calls in parallel -> merge -> a final call -> output.
+
+    Each call takes `delay_s` on the server, or branch i `branch_delays[i-1]` and the final
+    call `final_delay_s` when given.
 
     Branch i's prompt starts with ``branch i``, the final one's with ``final``, so the
     fake server's request log tells which node made each call.
     """
     final_delay = delay_s if final_delay_s is None else final_delay_s
-    names = [f"b{i}" for i in range(1, branches + 1)]
+    if branch_delays is None:
+        branch_delays = [delay_s] * branches
+    names = [f"b{i}" for i in range(1, len(branch_delays) + 1)]
     nodes = [_node("topic", "input", name="topic", default="scale-out")]
     edges = []
-    for name in names:
+    for name, delay in zip(names, branch_delays, strict=True):
         nodes.append(
-            _node(name, "llm", prompt=f"branch {name} on {{{{ topic }}}} #fake:delay={delay_s}")
+            _node(name, "llm", prompt=f"branch {name} on {{{{ topic }}}} #fake:delay={delay}")
         )
         edges.append(_edge("topic", name, "value", "topic"))
         edges.append(_edge(name, "join", "text", name))

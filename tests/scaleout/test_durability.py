@@ -10,7 +10,6 @@ taken over within about 3 s by another worker's sweeper.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from collections import Counter
@@ -90,34 +89,6 @@ def rows(run: Run) -> dict[str, list]:
     }
 
 
-DELAY = re.compile(r"#fake:delay=(\S+)")
-
-
-def own_delay_last(graph: dict) -> dict:
-    """The fake server obeys the LAST ``#fake:delay`` of a prompt, and a model node's prompt
-    quotes the replies of the nodes before it, which echo their prompts, directives and
-    all. Repeat each node's own delay at the end of its prompt, so that it is the one."""
-    for node in graph["nodes"]:
-        prompt = node["config"].get("prompt")
-        if node["type"] == "llm" and (found := DELAY.search(prompt.splitlines()[0])):
-            node["config"]["prompt"] = f"{prompt}\n#fake:delay={found.group(1)}"
-    return graph
-
-
-def chain(delays: list[float]) -> dict:
-    """flows.chain, step i sleeping delays[i-1] (and not the delay of a step before it)."""
-    return own_delay_last(flows.chain(delays))
-
-
-def fan_out_with_delays(delays: list[float]) -> dict:
-    """flows.fan_out with branch i sleeping delays[i-1] on the server (the final call 0.1 s)."""
-    graph = flows.fan_out(branches=len(delays), delay_s=0.1)
-    for i, delay in enumerate(delays, 1):
-        node = next(n for n in graph["nodes"] if n["id"] == f"b{i}")
-        node["config"]["prompt"] = node["config"]["prompt"].replace("delay=0.1", f"delay={delay}")
-    return own_delay_last(graph)
-
-
 # Where no worker is to lose its node, a lease long enough that none is lost to a machine
 # that other test sessions keep busy.
 STEADY = {"SWITCHYARD_NODE_LEASE_S": "10"}
@@ -142,7 +113,7 @@ def log_line(worker: Worker, task: NodeTask, epoch: int, outcome: str) -> bool:
 def test_a_worker_killed_mid_call_is_replaced_and_only_its_node_runs_again(cluster):
     workers = cluster.workers(2)
     warm_up(cluster, branches=2)
-    run = cluster.start(chain([0.2, 3.0, 0.2]))
+    run = cluster.start(flows.chain([0.2, 3.0, 0.2]))
     s2 = calling(cluster, run, "s2")["s2"]
     victim = by_host(workers)[s2.worker]
     victim.kill()
@@ -168,7 +139,7 @@ def test_a_crash_during_a_fan_out_runs_only_the_branches_that_had_not_finished(c
     # when it is killed. A second worker, started only then, must finish the run.
     (first,) = cluster.workers(1, pool="threads", size=5)
     warm_up(cluster, branches=1)
-    run = cluster.start(fan_out_with_delays([0.1, 0.1, 0.1, 4.0, 4.0]))
+    run = cluster.start(flows.fan_out(delay_s=0.1, branch_delays=[0.1, 0.1, 0.1, 4.0, 4.0]))
     calling(cluster, run, "b4", "b5", prefix="branch")
 
     def fast_ones_done() -> bool:
@@ -248,7 +219,7 @@ def test_a_nodes_closing_event_is_recorded_with_its_outcome_never_before(transac
 
 def test_a_node_task_delivered_again_after_its_run_finished_is_a_no_op(cluster):
     (worker,) = cluster.workers(1, **STEADY)
-    run = finished(cluster.start(chain([0.1, 0.1])))
+    run = finished(cluster.start(flows.chain([0.1, 0.1])))
     assert run.status == Run.Status.SUCCEEDED, run.error
     calls = prompts(cluster)
     before = rows(run)
@@ -269,7 +240,7 @@ def test_a_node_task_delivered_again_after_its_run_finished_is_a_no_op(cluster):
 def test_a_node_task_delivered_twice_while_it_runs_runs_once(cluster):
     # Two workers: the copy goes to the idle one, while the first still runs the node.
     workers = cluster.workers(2, **STEADY)
-    run = cluster.start(chain([3.0]))
+    run = cluster.start(flows.chain([3.0]))
     s1 = calling(cluster, run, "s1")["s1"]
     run_node.apply_async((s1.pk, s1.epoch))
 
@@ -296,7 +267,7 @@ def test_a_node_task_delivered_twice_while_it_runs_runs_once(cluster):
 def test_a_frozen_worker_is_taken_over_and_writes_nothing_when_it_wakes(cluster):
     workers = cluster.workers(2)
     warm_up(cluster, branches=2)
-    run = cluster.start(chain([0.2, 3.0, 0.2]))
+    run = cluster.start(flows.chain([0.2, 3.0, 0.2]))
     s2 = calling(cluster, run, "s2")["s2"]
     frozen = by_host(workers)[s2.worker]
     frozen.freeze()
@@ -439,7 +410,7 @@ def test_a_run_started_while_redis_is_down_is_queued_and_runs_when_it_returns(
     cluster.workers(1, pool="threads", size=4, **env(private_redis), **STEADY)
     alice = get_user_model().objects.create_user("alice", password="correct horse battery")
     _, token = ApiToken.issue(alice, "tests")
-    flow = flow_services.create(alice, "Chain", chain([0.2]))
+    flow = flow_services.create(alice, "Chain", flows.chain([0.2]))
     private_redis.stop()
 
     run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=alice)
@@ -481,7 +452,7 @@ def test_a_run_keeps_its_events_through_redis_going_down_mid_run_and_completes(
     cluster, private_redis
 ):
     (worker,) = cluster.workers(1, pool="threads", size=4, **env(private_redis), **STEADY)
-    run = cluster.start(chain([0.2, 3.0, 0.2]))
+    run = cluster.start(flows.chain([0.2, 3.0, 0.2]))
     s2 = calling(cluster, run, "s2")["s2"]
     private_redis.stop()
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import F
 
 from graphs.cache import CachedOutput
 from graphs.llm.types import Usage
+from webapp.runs import dbthreads
 from webapp.runs.models import CacheEntry
 
 log = logging.getLogger(__name__)
@@ -95,15 +95,4 @@ def store(flow_id: int, run_id: int | None, key: str, node_type: str, entry: Cac
 
 
 async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await sync_to_async(_durably, thread_sensitive=False, executor=_thread)(fn, *args)
-
-
-def _durably(fn: Callable[..., T], *args: Any) -> T:
-    """fn on the cache thread's long-lived connection, reconnecting once if it broke."""
-    try:
-        return fn(*args)
-    except DatabaseError:
-        if connection.is_usable():
-            raise
-        connection.close()
-        return fn(*args)
+    return await dbthreads.on(_thread, fn, *args)

@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 
+from webapp.runs import dbthreads
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd
@@ -66,9 +67,7 @@ class RunRecorder:
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
                 batch = [self.tally.annotate(event) for event in batch]
-                await sync_to_async(write_durably, thread_sensitive=False, executor=_writer)(
-                    self.run_id, batch
-                )
+                await dbthreads.on(_writer, write_batch, self.run_id, batch)
                 if layer is not None:
                     # A slow consumer may lose this message; it refills from the database.
                     try:
@@ -168,17 +167,6 @@ def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
         "last": batch[-1]["seq"],
         "text": json.dumps({"events": batch}, ensure_ascii=False),
     }
-
-
-def write_durably(run_id: int, batch: list[dict[str, Any]]) -> None:
-    """write_batch on the writer thread's long-lived connection, reconnecting once if it broke."""
-    try:
-        write_batch(run_id, batch)
-    except DatabaseError:
-        if connection.is_usable():
-            raise
-        connection.close()
-        write_batch(run_id, batch)
 
 
 def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:

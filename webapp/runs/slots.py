@@ -35,10 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
+from webapp.runs import dbthreads
 from webapp.runs.models import NodeTask
 
 log = logging.getLogger(__name__)
@@ -347,19 +347,8 @@ class Slots:
 
 
 async def _on_release_db(fn: Callable[..., T], *args: Any) -> T:
-    return await sync_to_async(_durably, thread_sensitive=False, executor=_release_db)(fn, *args)
+    return await dbthreads.on(_release_db, fn, *args)
 
 
 async def _on_db(fn: Callable[..., T], *args: Any) -> T:
-    return await sync_to_async(_durably, thread_sensitive=False, executor=_db)(fn, *args)
-
-
-def _durably(fn: Callable[..., T], *args: Any) -> T:
-    """fn on the slots thread's long-lived connection, reconnecting once if it broke."""
-    try:
-        return fn(*args)
-    except DatabaseError:
-        if connection.is_usable():
-            raise
-        connection.close()
-        return fn(*args)
+    return await dbthreads.on(_db, fn, *args)

@@ -22,9 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from graphs.cache import CachedOutput
 from graphs.events import Emitter
@@ -33,7 +32,7 @@ from graphs.llm.types import Usage
 from graphs.runner import NodeRunner
 from graphs.schedule import NodeFinished, Ready
 from webapp.runs import cache as node_cache
-from webapp.runs import coordinator
+from webapp.runs import coordinator, dbthreads
 from webapp.runs.coordinator import Fenced
 from webapp.runs.models import NodeTask
 from webapp.runs.plans import compiled_run
@@ -53,16 +52,7 @@ _db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="worker-db")
 
 
 async def db(fn: Callable[..., T], *args: Any) -> T:
-    return await sync_to_async(_reconnecting, thread_sensitive=False, executor=_db)(fn, *args)
-
-
-def _reconnecting(fn: Callable[..., T], *args: Any) -> T:
-    try:
-        return fn(*args)
-    except DatabaseError:
-        if not connection.is_usable():
-            connection.close()  # the next call on this thread opens a fresh one
-        raise
+    return await dbthreads.on(_db, fn, *args)
 
 
 def execute(task_id: int, epoch: int, worker: str) -> str:
