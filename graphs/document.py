@@ -22,6 +22,8 @@ dangling edges.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import networkx as nx
@@ -31,11 +33,28 @@ from graphs.errors import FlowInvalid, Problem
 MAX_DOCUMENT_BYTES = 20_000_000
 MAX_NODES = 10_000
 MAX_EDGES = 50_000
-MAX_ID_CHARS = 200
+MAX_ID_CHARS = 100
+# Node ids, port names and route names become parts of URLs, HTML attributes, CSS selectors
+# and template variables, so they are identifiers: a letter or underscore, then letters,
+# digits, underscores or hyphens. Nothing in that set can change a URL's path ("../"),
+# close an attribute or need escaping in a selector.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,%d}" % (MAX_ID_CHARS - 1))
+IDENTIFIER_RULE = (
+    f"an identifier: a letter or _, then letters, digits, _ or -, at most {MAX_ID_CHARS} characters"
+)
 MAX_DEPTH = 64
 NODE_KEYS = frozenset({"id", "type", "config", "position", "label"})
 EDGE_KEYS = frozenset({"source", "target", "key", "source_port", "target_port"})
 DOCUMENT_KEYS = frozenset({"directed", "multigraph", "graph", "nodes", "edges"})
+
+
+def is_identifier(value: Any) -> bool:
+    """Whether ``value`` may name a node, a port or a route.
+
+    >>> is_identifier("summarise_2"), is_identifier("../teams/4/delete"), is_identifier("2x")
+    (True, False, False)
+    """
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
 
 
 def parse(text: str | bytes) -> dict[str, Any]:
@@ -108,8 +127,9 @@ def _node_problems(index: int, node: Any, ids: set[str]) -> list[Problem]:
     if not isinstance(node, dict):
         return [Problem(f"nodes[{index}] must be an object")]
     node_id = node.get("id")
-    if not isinstance(node_id, str) or not node_id or len(node_id) > MAX_ID_CHARS:
-        return [Problem(f"nodes[{index}] needs an id: a string of 1 to {MAX_ID_CHARS} characters")]
+    if not is_identifier(node_id):
+        shown = repr(node_id)[:60]
+        return [Problem(f"nodes[{index}] id {shown} must be {IDENTIFIER_RULE}")]
     if node_id in ids:
         return [Problem("duplicate node id", node=node_id)]
     ids.add(node_id)
@@ -147,8 +167,9 @@ def _edge_problems(index: int, edge: Any, ids: set[str]) -> list[Problem]:
             )
     for port in ("source_port", "target_port"):
         value = edge.get(port)
-        if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
-            problems.append(Problem(f"needs a '{port}' string", edge=where))
+        if not is_identifier(value):
+            shown = repr(value)[:60]
+            problems.append(Problem(f"'{port}' {shown} must be {IDENTIFIER_RULE}", edge=where))
     return problems
 
 
@@ -162,6 +183,8 @@ def _bad_value(value: Any, path: str = "the document", depth: int = 0) -> str | 
         except UnicodeEncodeError:
             return f"{path} holds a lone surrogate, which is not valid Unicode text"
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path} is {value}, which is not a number JSON can hold"
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

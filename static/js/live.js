@@ -44,6 +44,7 @@
   const LAYER_DOWN = 4503;
   const PING_MS = 3000;
   const PING = '{"type":"ping"}'; // exactly this text: the server compares it
+  const NODE_ID = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/; // graphs.document.IDENTIFIER
 
   // ---- Values --------------------------------------------------------------
 
@@ -706,6 +707,9 @@
     }
 
     nodeUrl(nodeId) {
+      // Only identifiers name nodes (graphs.document.IDENTIFIER): anything else, from a run
+      // older than that rule, gets no URL rather than one it could steer elsewhere.
+      if (!NODE_ID.test(nodeId)) return null;
       let url = "/runs/" + this.runId + "/nodes/" + encodeURIComponent(nodeId) + "/";
       // While a replay is short of the end, the inspector shows the node as of that point.
       const upto = this.replay && this.replay.upto();
@@ -715,8 +719,9 @@
 
     showNode(nodeId, options) {
       const target = this.el.node;
-      if (!target || this.runId == null || nodeId == null) return;
-      const placed = place(this.nodeUrl(nodeId), target);
+      const url = this.runId == null ? null : this.nodeUrl(nodeId);
+      if (!target || url == null) return;
+      const placed = place(url, target);
       if (options && options.reveal) {
         Promise.resolve(placed).then(() => target.scrollIntoView({ block: "nearest", behavior: "smooth" }));
       }

@@ -74,6 +74,32 @@ def test_duplicate_node_id_is_refused():
     assert problems(doc) == ["node 'ask': duplicate node id"]
 
 
+@pytest.mark.parametrize(
+    "bad", ["../../../teams/4/delete", "a/b", "..", "a b", "2fast", "x" * 101, "é", "<b>", ""]
+)
+def test_node_ids_must_be_identifiers(bad):
+    doc = simple()
+    doc["nodes"].append(node(bad, "template", template="x"))
+    [problem] = problems(doc)
+    assert "must be an identifier" in problem and "letters, digits, _ or -" in problem
+
+
+@pytest.mark.parametrize("port", ["source_port", "target_port"])
+def test_port_names_must_be_identifiers(port):
+    doc = simple()
+    doc["edges"][0][port] = "value/../x"
+    [problem] = problems(doc)
+    assert f"'{port}' 'value/../x' must be an identifier" in problem
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_json_cannot_hold_are_refused(number):
+    doc = simple()
+    doc["nodes"][0]["config"]["default"] = number
+    [problem] = problems(doc)
+    assert "not a number JSON can hold" in problem
+
+
 def test_unguarded_cycle_is_refused_and_a_guarded_one_accepted():
     doc = flow(
         node("a", "template", template="{{ x }}"),

@@ -85,6 +85,9 @@ def api(client, alice, bob, carol, dave):
         def post(self, path: str, data=None):
             return client.post(path, data or {}, content_type=JSON, headers=self.headers)
 
+        def put(self, path: str, data=None):
+            return client.put(path, data or {}, content_type=JSON, headers=self.headers)
+
         def patch(self, path: str, data=None):
             return client.patch(path, data or {}, content_type=JSON, headers=self.headers)
 

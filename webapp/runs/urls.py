@@ -1,5 +1,6 @@
 from django.urls import path
 
+from webapp import converters  # noqa: F401  (registers <identifier:>)
 from webapp.runs import compare_views, history_views, rerun_views, views
 
 urlpatterns = [
@@ -18,10 +19,10 @@ urlpatterns = [
     path("runs/<int:run_id>/steps/", views.run_steps, name="run_steps"),
     path("runs/<int:run_id>/replay/", views.run_replay, name="run_replay"),
     path("runs/<int:run_id>/timeline/", views.run_timeline, name="run_timeline"),
-    path("runs/<int:run_id>/nodes/<path:node_id>/", views.node_detail, name="run_node"),
+    path("runs/<int:run_id>/nodes/<identifier:node_id>/", views.node_detail, name="run_node"),
     path("runs/<int:run_id>/rerun/", rerun_views.run_rerun, name="run_rerun"),
     path(
-        "runs/<int:run_id>/rerun-from/<path:node_id>/",
+        "runs/<int:run_id>/rerun-from/<identifier:node_id>/",
         rerun_views.run_rerun_from,
         name="run_rerun_from",
     ),
