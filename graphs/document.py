@@ -38,7 +38,7 @@ MAX_ID_CHARS = 100
 # and template variables, so they are identifiers: a letter or underscore, then letters,
 # digits, underscores or hyphens. Nothing in that set can change a URL's path ("../"),
 # close an attribute or need escaping in a selector.
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,%d}" % (MAX_ID_CHARS - 1))
+IDENTIFIER = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{MAX_ID_CHARS - 1}}}")
 IDENTIFIER_RULE = (
     f"an identifier: a letter or _, then letters, digits, _ or -, at most {MAX_ID_CHARS} characters"
 )
