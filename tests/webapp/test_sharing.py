@@ -72,7 +72,6 @@ def finished_run(flow: Flow, user, q: str = SECRET, name: str = "q") -> Run:
     asyncio.run(compiled.run(run.inputs, sink=events.append))
     write_batch(run.pk, events)
     run.refresh_from_db()
-    assert run.status == "succeeded"
     return run
 
 
@@ -83,7 +82,9 @@ def echo(alice) -> Flow:
 
 @pytest.fixture
 def echo_run(echo, alice) -> Run:
-    return finished_run(echo, alice)
+    run = finished_run(echo, alice)
+    assert run.status == "succeeded"
+    return run
 
 
 def htmx(client, method: str, url: str, data: dict | None = None):
@@ -473,6 +474,25 @@ def test_hide_io_hides_inputs_outputs_text_and_details_but_keeps_states(
     assert 'data-node="out" data-status="done"' in html
     # The flow page behind the same link hides nothing of the flow itself, only run data.
     assert SECRET not in client.get(reverse("public_share", args=[raw])).content.decode()
+
+
+def test_hide_io_hides_error_messages_which_quote_inputs(client, alice):
+    # The strict-undefined error names the missing key: the run's secret input.
+    doc = json.loads(json.dumps(ECHO).replace("Repeat {{ q }}", "{{ q[q] }}"))
+    run = finished_run(services.create(alice, "Leaky", doc), alice)
+    assert run.status == "failed" and SECRET in run.error
+    _, raw = sharing.create_link(run.flow, alice, hide_io=True)
+    events = client.get(reverse("public_run_events", args=[raw, run.pk])).json()
+    assert SECRET not in json.dumps(events)
+    failed = [e for e in events if e["type"] == "node_failed"]
+    assert failed and all("hides error details" in e["error"] for e in failed)
+    html = client.get(reverse("public_run", args=[raw, run.pk])).content.decode()
+    assert SECRET not in html
+    assert "hides error details" in html
+    _, shown = sharing.create_link(run.flow, alice, hide_io=False)
+    assert SECRET in json.dumps(
+        client.get(reverse("public_run_events", args=[shown, run.pk])).json()
+    )
 
 
 def test_cached_and_reused_sources_are_not_named(client):

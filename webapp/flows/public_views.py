@@ -104,6 +104,7 @@ def public_run(request: HttpRequest, token: str, run_id: int) -> HttpResponse:
         "flow": run.flow,
         "version": run.flow_version,
         "hide_io": hide_io,
+        "error": sharing.public_error(link, run.error),
         "steps": steps,
         "canvas_data": _run_canvas(run, link),
         "events_url": reverse("public_run_events", args=[token, run.pk]),

@@ -236,7 +236,7 @@ def run_for_link(link: ShareLink, run_id: int) -> Run:
     return run
 
 
-# What hide_io takes out of each event type; statuses, timings, usage and errors stay.
+# What hide_io takes out of each event type; statuses, timings and usage stay.
 HIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
     "run_started": ("inputs",),
     "node_started": ("inputs",),
@@ -254,9 +254,27 @@ def without_io(event: dict[str, Any]) -> dict[str, Any]:
     {'type': 'node_finished', 'node': 'a', 'duration_s': 1.5}
     >>> without_io({"type": "run_finished", "status": "succeeded", "outputs": {"a": 1}})
     {'type': 'run_finished', 'status': 'succeeded'}
+    >>> without_io({"type": "node_failed", "node": "a", "error": "bad input 'my secret'"})["error"]
+    'failed (this link hides error details, which can quote inputs and outputs)'
     """
     hidden = HIDDEN_FIELDS.get(event.get("type", ""), ())
-    return {k: v for k, v in event.items() if k not in hidden}
+    kept = {k: v for k, v in event.items() if k not in hidden}
+    if "error" in kept:
+        kept["error"] = HIDDEN_ERROR
+    return kept
+
+
+# An error message quotes what failed: a template's values, a model's reply, a run input.
+HIDDEN_ERROR = "failed (this link hides error details, which can quote inputs and outputs)"
+
+
+def public_error(link: ShareLink, error: str) -> str:
+    """A run's error as the link's visitors see it.
+
+    >>> public_error(ShareLink(hide_io=True), "template error: 'secret input' is not a list")
+    'failed (this link hides error details, which can quote inputs and outputs)'
+    """
+    return HIDDEN_ERROR if link.hide_io and error else error
 
 
 def public_event(link: ShareLink, event: dict[str, Any]) -> dict[str, Any]:
