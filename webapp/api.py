@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
+from webapp import problems
+from webapp.accounts import throttle
 from webapp.flows.api import router as flows_router
 from webapp.flows.editor_api import router as editor_router
 from webapp.flows.share_api import router as sharing_router
@@ -30,3 +32,10 @@ api.add_router("/editor", editor_router)
 def permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     # Only raised for objects the caller may see (strangers get 404), so the reason is safe.
     return api.create_response(request, {"detail": str(exc) or "Forbidden"}, status=403)
+
+
+@api.exception_handler(throttle.Throttled)
+def sign_in_throttled(request: HttpRequest, exc: throttle.Throttled) -> HttpResponse:
+    # Too many unknown tokens from this address (auth_api.BearerAuth): told how long to wait.
+    retry = {"Retry-After": str(exc.retry_after)}
+    return problems.response(429, "throttled", exc.api_detail, headers=retry)

@@ -130,6 +130,14 @@ WHITENOISE_USE_FINDERS = True
 
 # Switchyard's own settings.
 SIGNUP_ENABLED = env.flag("SWITCHYARD_SIGNUP_ENABLED", True)
+# Failed sign-ins and bad API tokens (webapp/accounts/throttle.py): this many in the window
+# lock the account name, or the client address, for LOGIN_LOCK_S, doubling with each lock
+# in a row up to LOGIN_LOCK_MAX_S.
+LOGIN_ACCOUNT_FAILURES = env.integer("SWITCHYARD_LOGIN_ACCOUNT_FAILURES", 5)
+LOGIN_ADDRESS_FAILURES = env.integer("SWITCHYARD_LOGIN_ADDRESS_FAILURES", 20)
+LOGIN_WINDOW_S = env.integer("SWITCHYARD_LOGIN_WINDOW_S", 900)
+LOGIN_LOCK_S = env.integer("SWITCHYARD_LOGIN_LOCK_S", 300)
+LOGIN_LOCK_MAX_S = env.integer("SWITCHYARD_LOGIN_LOCK_MAX_S", 3600)
 # Bodies of API requests above this many bytes are refused with 413.
 API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

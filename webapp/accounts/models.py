@@ -37,3 +37,33 @@ class ApiToken(models.Model):
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, digest=hash_token(raw), hint=raw[:10])
         return token, raw
+
+
+class SignInFailures(models.Model):
+    """Failed sign-ins counted for one account name or one client address (throttle.py).
+
+    An account's key is a hash of the name typed, never the name itself: people type
+    passwords into the username box.
+    """
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account"
+        ADDRESS = "address"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    key = models.CharField(max_length=64)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    last_failure = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # Locks in a row: each one lasts twice as long as the one before.
+    lockouts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="one_failure_count_per_key")
+        ]
+        indexes = [models.Index(fields=["last_failure"], name="signin_failures_last")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: {self.failures}"

@@ -9,13 +9,24 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from webapp.accounts.forms import SignupForm, TokenForm
+from webapp.accounts.forms import SignInForm, SignupForm, TokenForm
 from webapp.accounts.models import ApiToken
+
+
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+
+    def form_invalid(self, form: SignInForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.throttled is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.throttled.retry_after)
+        return response
 
 
 def login(request: HttpRequest) -> HttpResponse:
     # Built per request so the sign-up link follows the setting (tests override it).
-    view = auth_views.LoginView.as_view(
+    view = SignInView.as_view(
         template_name="registration/login.html",
         redirect_authenticated_user=True,
         extra_context={"signup_enabled": django_settings.SIGNUP_ENABLED},

@@ -1,11 +1,18 @@
-"""Websocket authentication by ``Authorization: Bearer`` (the session works as usual)."""
+"""Websocket authentication by ``Authorization: Bearer`` (the session works as usual).
+
+A token that matches nothing counts against the client's address, as on the API; while
+the address is locked (throttle.py) a handshake with a token is refused outright, before
+the token is looked at.
+"""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import WebsocketDenier
 
-from webapp.accounts.tokens import bearer, user_for_token
+from webapp.accounts import throttle
+from webapp.accounts.tokens import bearer, user_for_bearer
 
 
 class BearerAuthMiddleware(BaseMiddleware):
@@ -13,7 +20,11 @@ class BearerAuthMiddleware(BaseMiddleware):
         headers = dict(scope.get("headers", []))
         raw = bearer(headers.get(b"authorization", b"").decode("latin-1"))
         if raw:
-            user = await database_sync_to_async(user_for_token)(raw)
+            address = throttle.scope_address(scope)
+            try:
+                user = await database_sync_to_async(user_for_bearer)(raw, address)
+            except throttle.Throttled:
+                return await WebsocketDenier.as_asgi()(scope, receive, send)
             if user is not None:
                 scope = {**scope, "user": user}
         return await super().__call__(scope, receive, send)
