@@ -5,28 +5,33 @@ import sys
 
 from django.core.asgi import get_asgi_application
 
+from webapp import daphne_patches
+
 # The run recorder writes from its own thread while the event loop streams tokens. With
 # the default 5 ms GIL switch interval each of the writer's hand-offs inside SQLite waits
 # up to 5 ms behind a busy loop; 0.5 ms keeps live events flowing (bench/event_path.py).
 sys.setswitchinterval(0.0005)
+# Lets consumers close with 1008 and 1009 (the module says why).
+daphne_patches.install()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 http = get_asgi_application()
 
 # Imported after Django is set up: these touch models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
+from webapp.sockets import Routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": http,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(BearerAuthMiddleware(URLRouter(run_sockets + flow_sockets)))
+            AuthMiddlewareStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
         ),
     }
 )

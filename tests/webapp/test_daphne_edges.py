@@ -1,0 +1,116 @@
+"""Edges of the real server: a Daphne process, its sockets and its request bodies.
+
+What only shows under Daphne itself (the in-process communicator never sees it): the
+close codes it lets a consumer send (1008, 1009) and what an unknown socket path does.
+Every test also checks that nothing it did left a traceback in the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.services import DaphneServer
+
+
+@dataclass
+class Live:
+    server: DaphneServer
+    token: str
+    paths: dict[str, str]
+    log_from: int = 0
+
+    def new_log(self) -> str:
+        return self.server.process.log()[self.log_from :]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    folder = tmp_path_factory.mktemp("daphne")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DJANGO_"))},
+        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "DEBUG": "1",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+    server = DaphneServer(env, folder / "daphne.log")
+    server.manage("migrate", "--noinput")
+    made = server.shell(
+        "import json\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from webapp.accounts.models import ApiToken\n"
+        "from webapp.flows import services\n"
+        "from webapp.runs.models import Run\n"
+        "user = get_user_model().objects.create_user('alice', password='x')\n"
+        "flow = services.create(user, 'Edges', services.starter_graph('Edges'))\n"
+        "run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)\n"
+        "print(json.dumps({'token': ApiToken.issue(user, 't')[1], 'flow': flow.pk, "
+        "'run': run.pk}))\n"
+    )
+    ids = json.loads(made.strip().splitlines()[-1])
+    paths = {"run": f"/ws/runs/{ids['run']}/", "flow": f"/ws/flows/{ids['flow']}/"}
+    server.start()
+    yield Live(server, ids["token"], paths)
+    server.stop()
+
+
+@pytest.fixture
+def edges(live: Live) -> Iterator[Live]:
+    live.log_from = len(live.server.process.log())
+    yield live
+    time.sleep(0.3)  # the server logs an application's failure when it reaps it
+    assert "Traceback" not in live.new_log(), live.new_log()
+
+
+def open_socket(live: Live, path: str) -> ClientConnection:
+    return connect(
+        live.server.ws_url + path,
+        origin=live.server.url,
+        additional_headers={"Authorization": f"Bearer {live.token}"},
+        max_size=None,
+        open_timeout=5,
+    )
+
+
+def close_code(ws: ClientConnection) -> int | None:
+    """The code of the close frame the server sent, reading until it comes."""
+    try:
+        while True:
+            ws.recv(timeout=5)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+# Sockets
+
+
+@pytest.mark.parametrize("socket_kind", ["run", "flow"])
+def test_an_oversized_frame_closes_the_socket_with_1009_and_no_traceback(edges, socket_kind):
+    with open_socket(edges, edges.paths[socket_kind]) as ws:
+        ws.send("x" * 5000)  # WS_MAX_FRAME_BYTES is 4096
+        assert close_code(ws) == 1009
+
+
+@pytest.mark.parametrize("socket_kind", ["run", "flow"])
+def test_a_flood_of_messages_closes_the_socket_with_1008_and_no_traceback(edges, socket_kind):
+    with open_socket(edges, edges.paths[socket_kind]) as ws:
+        for _ in range(40):  # WS_MAX_MESSAGES_PER_SECOND is 20
+            try:
+                ws.send('{"type":"ping"}')
+            except ConnectionClosed:
+                break
+        assert close_code(ws) == 1008
+
+
+def test_an_unknown_socket_path_closes_with_4404_and_no_traceback(edges):
+    with open_socket(edges, "/ws/nowhere/") as ws:
+        assert close_code(ws) == 4404
