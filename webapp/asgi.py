@@ -20,17 +20,16 @@ http = get_asgi_application()
 # Imported after Django is set up: these touch models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
-from webapp.sockets import Routes  # noqa: E402
+from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": http,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SameOriginValidator(
             AuthMiddlewareStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
         ),
     }

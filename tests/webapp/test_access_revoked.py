@@ -18,6 +18,7 @@ from webapp.teams.models import Membership, Role, Team
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")
 CLOSED_FOR_ACCESS = {"type": "websocket.close", "code": 4403}
 
 
@@ -31,7 +32,7 @@ def client_for(user) -> Client:
 async def watch(path: str, user) -> WebsocketCommunicator:
     client = await client_for(user)
     session = f"sessionid={client.cookies['sessionid'].value}".encode()
-    ws = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"cookie", session)])
+    ws = WebsocketCommunicator(application, path, headers=[ORIGIN, HOST, (b"cookie", session)])
     connected, _ = await ws.connect()
     assert connected, f"{user} could not open {path}"
     return ws

@@ -19,6 +19,7 @@ from webapp.teams.models import Membership, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")
 
 
 @sync_to_async
@@ -31,7 +32,7 @@ def cookie(user) -> tuple[bytes, bytes]:
 async def open_flow(flow_id: int, user=None, *headers) -> tuple[WebsocketCommunicator, bool]:
     extra = [await cookie(user)] if user is not None else []
     ws = WebsocketCommunicator(
-        application, f"/ws/flows/{flow_id}/", headers=[ORIGIN, *extra, *headers]
+        application, f"/ws/flows/{flow_id}/", headers=[ORIGIN, HOST, *extra, *headers]
     )
     connected, _ = await ws.connect()
     return ws, connected

@@ -20,6 +20,9 @@ from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# The server a browser would connect to: the origin check compares the Origin with it.
+HOST = (b"host", b"127.0.0.1:8000")
+
 DOC = {
     "graph": {"name": "echo"},
     "nodes": [
@@ -54,7 +57,7 @@ def session_cookie(user) -> bytes:
 
 async def connect(path: str, *headers: tuple[bytes, bytes]) -> tuple[WebsocketCommunicator, bool]:
     communicator = WebsocketCommunicator(
-        application, path, headers=[(b"origin", b"http://127.0.0.1:8000"), *headers]
+        application, path, headers=[(b"origin", b"http://127.0.0.1:8000"), HOST, *headers]
     )
     connected, _ = await communicator.connect()
     return communicator, connected
@@ -149,7 +152,11 @@ async def test_a_foreign_origin_is_refused_even_with_a_valid_session(alice):
     communicator = WebsocketCommunicator(
         application,
         f"/ws/runs/{run.pk}/",
-        headers=[(b"origin", b"https://evil.example"), (b"cookie", await session_cookie(alice))],
+        headers=[
+            (b"origin", b"https://evil.example"),
+            HOST,
+            (b"cookie", await session_cookie(alice)),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected is False

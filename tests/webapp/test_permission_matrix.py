@@ -503,7 +503,7 @@ def session_for(user) -> tuple[bytes, bytes]:
 
 
 async def socket_opens(path: str, user) -> bool:
-    headers = [(b"origin", b"http://127.0.0.1:8000")]
+    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
     if user is not None:
         headers.append(await session_for(user))
     ws = WebsocketCommunicator(application, path, headers=headers)
