@@ -1,7 +1,8 @@
 """``router``: passes its ``input`` on exactly one output port, named after the route chosen.
 
-In ``match`` mode the first rule whose regex matches the input wins; in ``llm``
-mode the model is asked to name a route. Either falls back to ``default``.
+In ``match`` mode the first rule whose regex occurs in the input wins (``re.search``
+semantics, matched by RE2 in linear time: see ``graphs.regex``); in ``llm`` mode the model
+is asked to name a route. Either falls back to ``default``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from graphs import regex
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
 from graphs.nodes.llm import MODEL_NAME
 
 ROUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
-# Regex matching runs on user text: a cap keeps pathological input from stalling the loop.
+# Matching is linear in the text and runs inline on the event loop: the cap bounds it.
 MAX_MATCH_CHARS = 100_000
 
 
@@ -31,9 +33,9 @@ class Rule(BaseModel):
     @classmethod
     def _compiles(cls, pattern: str) -> str:
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+            regex.compile(pattern)
+        except regex.RegexProblem as exc:
+            raise ValueError(str(exc)) from None
         return pattern
 
 
@@ -87,10 +89,13 @@ class RouterNode(NodeType):
         # Regex matching costs nothing; only the model's choice is worth keeping.
         return config.mode == "llm"
 
+    def prepare(self, config: RouterConfig, services: Services) -> list[tuple[regex.Pattern, str]]:
+        return [(regex.compile(rule.pattern), rule.route) for rule in config.rules]
+
     async def run(self, ctx: NodeContext, config: RouterConfig, inputs: dict) -> dict:
         value = inputs.get("input")
         if config.mode == "match":
-            route = _match(config, _as_text(value))
+            route = _match(ctx.prepared, _as_text(value), config.default)
         else:
             route = await _ask_model(ctx, config, inputs)
         if route is None:
@@ -105,12 +110,12 @@ def _as_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _match(config: RouterConfig, text: str) -> str | None:
-    text = text[:MAX_MATCH_CHARS]
-    for rule in config.rules:
-        if re.search(rule.pattern, text):
-            return rule.route
-    return config.default
+def _match(rules: list[tuple[regex.Pattern, str]], text: str, default: str | None) -> str | None:
+    data = regex.encode(text[:MAX_MATCH_CHARS])
+    for pattern, route in rules:
+        if pattern.search(data):
+            return route
+    return default
 
 
 async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> str | None:
