@@ -11,6 +11,7 @@
  * save after the banner is refused (409) until theirs is loaded. A refused save brings
  * the same banner back (the canvas's "switchyard:conflict"), in place of the canvas's line.
  * The socket closing with 4403 means access to the flow went: the tab turns read-only.
+ * Closing with 4401 means this tab's sign-in went (logged out elsewhere): it stops following.
  * After loading a teammate's version it dispatches "switchyard:collab-loaded" {detail: {version}}.
  */
 (function () {
@@ -23,6 +24,7 @@
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
   const PING_MS = 25000;
   const ACCESS_GONE = 4403;
+  const SIGNED_OUT = 4401;
   const people = slot.querySelector("[data-collab-people]");
   const banners = document.getElementById("ed-banners");
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -67,6 +69,11 @@
         stopped = true;
         canvas.setReadOnly(true);
         notice("revoked");
+        return;
+      }
+      if (event.code === SIGNED_OUT) {
+        stopped = true;
+        notice("signed-out");
         return;
       }
       retry();

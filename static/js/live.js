@@ -40,6 +40,8 @@
   const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
   const STALL_CHECK_MS = 15000;
   const ACCESS_REVOKED = 4403;
+  // The token or session that opened the socket is gone (signed out): asking again is refused.
+  const SIGNED_OUT = 4401;
   // The server could not reach its channel layer: it sent what it had; come back for more.
   const LAYER_DOWN = 4503;
   const PING_MS = 3000;
@@ -375,7 +377,7 @@
   // ---- The websocket -------------------------------------------------------
 
   class Follower {
-    /** handlers: onEvents(events), onConnection("live" | "reconnecting"). */
+    /** handlers: onEvents(events), onConnection("live" | "reconnecting" | "revoked" | "signed-out"). */
     constructor(runId, handlers, options) {
       this.runId = runId;
       this.handlers = handlers;
@@ -424,10 +426,11 @@
         if (this.ws !== ws) return;
         this.ws = null;
         if (this.stopped) return;
-        if (event.code === ACCESS_REVOKED) {
+        if (event.code === ACCESS_REVOKED || event.code === SIGNED_OUT) {
           // The server closed it because this user lost access: asking again is refused.
           this.stopped = true;
-          if (this.handlers.onConnection) this.handlers.onConnection("revoked");
+          const state = event.code === SIGNED_OUT ? "signed-out" : "revoked";
+          if (this.handlers.onConnection) this.handlers.onConnection(state);
           return;
         }
         if (event.code === LAYER_DOWN) {
@@ -782,6 +785,9 @@
         el.dataset.kind = "connection";
       } else if (state === "revoked") {
         this.showMessage("Your access to this flow was removed; this run is no longer followed.");
+        el.dataset.kind = "revoked";
+      } else if (state === "signed-out") {
+        this.showMessage("You were signed out; this run is no longer followed. Sign in again to follow it.");
         el.dataset.kind = "revoked";
       } else if (el.dataset.kind === "connection") {
         this.showMessage("");

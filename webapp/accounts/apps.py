@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from webapp.accounts import signals  # noqa: F401
+        from webapp.accounts import revocation, signals  # noqa: F401

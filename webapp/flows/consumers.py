@@ -10,7 +10,9 @@ anyone else is refused exactly as for a flow that does not exist. The server sen
 - ``{"type": "role", "role": ...}`` when the user's role on the flow changes.
 
 When the user's access to the flow goes (membership, share, transfer, deletion), the
-socket closes with code 4403. Clients may send ``{"type":"ping"}``; nothing else is read.
+socket closes with code 4403; when the API token or the session that opened it goes
+(revoked, logged out: accounts/revocation.py), with 4401. Clients may send
+``{"type":"ping"}``; nothing else is read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from webapp.accounts import revocation
 from webapp.flows import presence
 from webapp.flows.access import role_on_flow
 from webapp.flows.groups import access_group, flow_group
@@ -32,6 +35,7 @@ from webapp.flows.models import Flow
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_ACCESS_GONE = 4403
+CLOSE_SIGNED_OUT = revocation.CLOSE_SIGNED_OUT
 
 
 class FrameLimits:
@@ -64,11 +68,13 @@ class FlowConsumer(AsyncJsonWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close()
             return
-        # Join the access group before checking, so a revocation between the check and
-        # the join cannot be missed.
+        # Join the access and credential groups before checking, so a revocation between
+        # the check and the join cannot be missed.
         await self._group_add(access_group(self.flow_id))
+        for group in revocation.groups_for(self.scope):
+            await self._group_add(group)
         self.role = await _role(self.user, self.flow_id)
-        if self.role is None:
+        if self.role is None or not await revocation.still_valid(self.scope):
             # Refusing the handshake looks the same whether the flow exists or not.
             await self._leave_groups()
             await self.close()
@@ -124,6 +130,11 @@ class FlowConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(presence.set_role)(self.channel_name, role)
             await self.send_json({"type": "role", "role": role})
             await self._presence_changed()
+
+    async def credentials_revoked(self, message: dict[str, Any]) -> None:
+        """The token or session that opened this socket is gone: close with 4401."""
+        await self._leave()
+        await self.close(code=CLOSE_SIGNED_OUT)
 
     # ---- Internals ----------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ seq, and any gap (the channel layer drops messages to slow consumers) is filled 
 the database. Clients only ever see events in seq order, each once.
 
 The socket also joins its flow's access group: when someone's access to the flow may
-have gone (flows/signals.py), it re-checks its user's and closes with 4403 if it has.
+have gone (flows/signals.py), it re-checks its user's and closes with 4403 if it has. And
+it joins its credential's group: when the API token that opened it is revoked, or the
+session that opened it logs out, it closes with 4401 (accounts/revocation.py).
 
 The channel layer (Redis, with the celery driver) only makes events arrive sooner; the
 socket must not depend on it:
@@ -37,6 +39,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from webapp.accounts import revocation
 from webapp.flows.groups import access_group
 from webapp.runs.access import can_view_run
 from webapp.runs.groups import run_group
@@ -46,6 +49,7 @@ BACKLOG_CHUNK = 1000
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_ACCESS_GONE = 4403
+CLOSE_SIGNED_OUT = revocation.CLOSE_SIGNED_OUT
 CLOSE_LAYER_DOWN = 4503  # live.js reconnects after its last seq, without a backoff reset
 PING = '{"type":"ping"}'
 # Joining a group waits no longer than this for the channel layer (an unreachable Redis
@@ -75,6 +79,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.window_start, self.window_count = time.monotonic(), 0
         self.group = None
         self.access = None
+        self.credentials: list[str] = []
         user = self.scope.get("user")
         flow_id = await _flow_id(self.run_id)
         live = True
@@ -84,6 +89,15 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             live = await self.join(self.access)
         if user is None or not await database_sync_to_async(can_view_run)(user, self.run_id):
             # Refusing the handshake looks the same whether the run exists or not.
+            await self.disconnect(CLOSE_POLICY)
+            await self.close()
+            return
+        # Joined before the credential's re-check, for the same reason as the access group.
+        for group in revocation.groups_for(self.scope):
+            if live:
+                live = await self.join(group)
+                self.credentials.append(group)
+        if not await revocation.still_valid(self.scope):
             await self.disconnect(CLOSE_POLICY)
             await self.close()
             return
@@ -110,8 +124,9 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
-        groups = [g for g in (self.group, self.access) if g is not None]
+        groups = [g for g in (self.group, self.access) if g is not None] + self.credentials
         self.group = self.access = None
+        self.credentials = []
         for group in groups:
             # When the layer is down, its entries expire by themselves (channels_redis).
             with contextlib.suppress(*LAYER_ERRORS):
@@ -125,6 +140,11 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(can_view_run)(user, self.run_id):
             await self.disconnect(CLOSE_ACCESS_GONE)
             await self.close(code=CLOSE_ACCESS_GONE)
+
+    async def credentials_revoked(self, message: dict[str, Any]) -> None:
+        """The token or session that opened this socket is gone: close with 4401."""
+        await self.disconnect(CLOSE_SIGNED_OUT)
+        await self.close(code=CLOSE_SIGNED_OUT)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         size = len(text_data or "") + len(bytes_data or b"")
