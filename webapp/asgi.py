@@ -11,7 +11,7 @@ from webapp import daphne_patches
 # the default 5 ms GIL switch interval each of the writer's hand-offs inside SQLite waits
 # up to 5 ms behind a busy loop; 0.5 ms keeps live events flowing (bench/event_path.py).
 sys.setswitchinterval(0.0005)
-# Lets consumers close with 1008 and 1009 (the module says why).
+# Close codes 1008/1009 and body caps enforced while the body arrives (the module says why).
 daphne_patches.install()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
@@ -22,13 +22,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
+from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": http,
+        "http": BodyLimit(http),
         "websocket": SameOriginValidator(
             AuthMiddlewareStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
         ),

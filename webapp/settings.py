@@ -141,6 +141,9 @@ LOGIN_LOCK_MAX_S = env.integer("SWITCHYARD_LOGIN_LOCK_MAX_S", 3600)
 # Bodies of API requests above this many bytes are refused with 413.
 API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# Bodies of other requests above this many bytes (at least the API's cap plus 1 MB, for the
+# import page) are refused with 413 while they arrive (webapp/bodylimit.py).
+MAX_BODY_BYTES = env.integer("SWITCHYARD_MAX_BODY_BYTES", 10_000_000)
 # inprocess: runs execute in the web server's event loop (the embedded default). celery:
 # nodes execute on Celery workers, on any number of machines (README, "Scale-out").
 RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess", "celery"))

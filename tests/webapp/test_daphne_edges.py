@@ -1,14 +1,16 @@
 """Edges of the real server: a Daphne process, its sockets and its request bodies.
 
 What only shows under Daphne itself (the in-process communicator never sees it): the
-close codes it lets a consumer send (1008, 1009) and what an unknown socket path does.
-Every test also checks that nothing it did left a traceback in the server's log.
+close codes it lets a consumer send (1008, 1009), what an unknown socket path does, and
+whether a body over its cap is answered before the client has finished sending it. Every
+test also checks that nothing it did left a traceback in the server's log.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +19,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.services import DaphneServer
+from tests.services import HOST, DaphneServer
+from webapp.flows.services import starter_graph
+
+API_CAP = 100_000
 
 
 @dataclass
@@ -39,6 +44,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SWITCHYARD_API_MAX_BODY_BYTES": str(API_CAP),
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
     }
@@ -114,3 +120,80 @@ def test_a_flood_of_messages_closes_the_socket_with_1008_and_no_traceback(edges,
 def test_an_unknown_socket_path_closes_with_4404_and_no_traceback(edges):
     with open_socket(edges, "/ws/nowhere/") as ws:
         assert close_code(ws) == 4404
+
+
+# Bodies
+
+
+def raw_request(live: Live, head: str) -> socket.socket:
+    conn = socket.create_connection((HOST, live.server.port), timeout=5)
+    conn.sendall(
+        (
+            f"{head}\r\nHost: {HOST}:{live.server.port}\r\n"
+            f"Authorization: Bearer {live.token}\r\nContent-Type: application/json\r\n"
+        ).encode()
+    )
+    return conn
+
+
+def response_now(conn: socket.socket, within: float = 5) -> tuple[int, bytes]:
+    """The status and body of the answer already on its way (fails if none comes)."""
+    conn.settimeout(within)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        assert more, f"closed without an answer: {data!r}"
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return int(head.split()[1]), body
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def test_a_declared_body_over_the_api_cap_gets_413_before_any_of_it_is_sent(edges):
+    conn = raw_request(edges, "POST /api/flows HTTP/1.1")
+    conn.sendall(b"Content-Length: 100000000\r\n\r\n")  # 100 MB announced, none sent
+    status, body = response_now(conn)
+    assert status == 413
+    problem = json.loads(body)
+    assert problem["code"] == "body_too_large"
+    assert problem["detail"] == f"request body is 100,000,000 bytes; the limit is {API_CAP:,}"
+    conn.close()
+
+
+def test_a_chunked_body_over_the_api_cap_gets_413_before_it_ends(edges):
+    # Under the cap, a chunked body still reaches the API.
+    document = json.dumps({"name": "Chunked", "graph": starter_graph("Chunked")}).encode()
+    conn = raw_request(edges, "POST /api/flows HTTP/1.1")
+    conn.sendall(b"Transfer-Encoding: chunked\r\n\r\n" + chunk(document) + b"0\r\n\r\n")
+    assert response_now(conn)[0] == 201
+    conn.close()
+
+    conn = raw_request(edges, "POST /api/flows HTTP/1.1")
+    conn.sendall(b"Transfer-Encoding: chunked\r\n\r\n")
+    for _ in range(API_CAP // 10_000 + 2):
+        conn.sendall(chunk(b" " * 10_000))
+    # The body has not ended (no last chunk): the answer comes all the same.
+    status, body = response_now(conn)
+    assert status == 413
+    problem = json.loads(body)
+    assert problem["detail"] == f"request body is over {API_CAP:,} bytes; the limit is {API_CAP:,}"
+    conn.close()
+
+
+def test_a_page_body_over_its_cap_gets_413_before_any_of_it_is_sent(edges):
+    conn = raw_request(edges, "POST /flows/import/ HTTP/1.1")
+    conn.sendall(b"Content-Length: 100000000\r\n\r\n")
+    status, body = response_now(conn)
+    assert status == 413
+    assert body.startswith(b"Request too large: request body is 100,000,000 bytes")
+    conn.close()
