@@ -14,6 +14,7 @@ from webapp.flows.editor_api import router as editor_router
 from webapp.flows.share_api import router as sharing_router
 from webapp.flows.version_api import router as versions_router
 from webapp.runs.api import router as runs_router
+from webapp.runs.limits import RunRefused
 from webapp.teams.api import router as teams_router
 
 api = NinjaAPI(title="Switchyard API", version="1", urls_namespace="api")
@@ -26,6 +27,13 @@ api.add_router("/flows", sharing_router)
 api.add_router("/runs", runs_router)
 api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)
+
+
+@api.exception_handler(RunRefused)
+def run_refused(request: HttpRequest, exc: RunRefused) -> HttpResponse:
+    # A limit of the deployment's, raised where every run is made (webapp.runs.services):
+    # 429 with too many runs in flight, 403 over the storage quota.
+    return exc.response()
 
 
 @api.exception_handler(PermissionDenied)

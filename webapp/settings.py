@@ -144,6 +144,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Bodies of other requests above this many bytes (at least the API's cap plus 1 MB, for the
 # import page) are refused with 413 while they arrive (webapp/bodylimit.py).
 MAX_BODY_BYTES = env.integer("SWITCHYARD_MAX_BODY_BYTES", 10_000_000)
+# What runs may take (webapp.runs.limits); 0 turns a limit off. A run whose event log
+# would grow past MAX_RUN_EVENT_BYTES, or whose user's runs would store more than
+# MAX_STORED_BYTES_PER_USER, fails with its log closed; a user with MAX_RUNS_IN_FLIGHT runs
+# queued or running cannot start another (429), nor one over the quota (403).
+MAX_RUN_EVENT_BYTES = env.integer("SWITCHYARD_MAX_RUN_EVENT_BYTES", 50_000_000, minimum=0)
+MAX_RUNS_IN_FLIGHT = env.integer("SWITCHYARD_MAX_RUNS_IN_FLIGHT", 20, minimum=0)
+MAX_STORED_BYTES_PER_USER = env.integer(
+    "SWITCHYARD_MAX_STORED_BYTES_PER_USER", 5_000_000_000, minimum=0
+)
 # inprocess: runs execute in the web server's event loop (the embedded default). celery:
 # nodes execute on Celery workers, on any number of machines (README, "Scale-out").
 RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess", "celery"))

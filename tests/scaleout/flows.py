@@ -94,3 +94,26 @@ def mapped(items: list[str], delay_s: float = 0.3, concurrency: int = 4) -> dict
     edges = [_edge("items", "each", "value", "items"), _edge("each", "out", "results", "value")]
     return {"directed": True, "multigraph": True, "graph": {"name": "Map"}, "nodes": nodes,
             "edges": edges}  # fmt: skip
+
+
+def echo_loop(iterations: int = 60) -> dict:
+    """text -> a -> b -> a ...: two templates passing the input round, `iterations` times,
+    each pass also to the output. No model calls.
+
+    Every pass stores the text several times (each node's inputs and output), so a long
+    text makes a big event log fast, as a 50 kB request into a two-node loop did.
+    """
+    nodes = [
+        _node("text", "input", name="text"),
+        _node("a", "template", template="{{ x }}", max_iterations=iterations),
+        _node("b", "template", template="{{ y }}"),
+        _node("out", "output", name="text"),
+    ]
+    edges = [
+        _edge("text", "a", "value", "x"),
+        _edge("a", "b", "text", "y"),
+        _edge("b", "a", "text", "x"),
+        _edge("b", "out", "text", "value"),
+    ]
+    return {"directed": True, "multigraph": True, "graph": {"name": "Echo loop"}, "nodes": nodes,
+            "edges": edges}  # fmt: skip

@@ -7,7 +7,9 @@ the run row's lock (``SELECT ... FOR UPDATE``) for one transaction, in which it:
 - loads the run's ``graphs.schedule.RunState`` (``Run.state``) and applies the step:
   ``begin``, a node's outcome (``finish``), ``cancel``, a takeover (``reap``);
 - numbers the events it records from ``Run.last_seq``, so the log has no gaps and
-  commits in seq order, whichever worker wrote which event;
+  commits in seq order, whichever worker wrote which event, and holds them to the run's
+  byte limits (webapp.runs.limits.EventGate): a step whose events would take the log past
+  one closes the log and stops the run, failed, as a cancel would stop it;
 - creates a ``NodeTask`` for each node the step made ready;
 - saves the state.
 
@@ -42,6 +44,7 @@ from django.utils import timezone
 
 from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
+from webapp.runs import limits
 from webapp.runs.models import NodeTask, Run, RunEvent, Slot
 from webapp.runs.plans import compiled_run, options_for
 from webapp.runs.recorder import Tally, broadcast, run_changes
@@ -104,6 +107,13 @@ class Step:
         if run.started_at is not None:
             self.tally.started = run.started_at.timestamp()
         self.schedule: Schedule | None = None
+        self.gate = limits.EventGate(
+            run.last_seq,
+            limits.run_limits(run.event_bytes, getattr(run, "user_bytes", None)),
+            stopped=run.limit_error,
+            open_visits=lambda: limits.logged_open_visits(run.pk),
+        )
+        self.stopping = False
 
     @classmethod
     def locked(cls, run_id: int) -> Step:
@@ -111,7 +121,13 @@ class Step:
         # (a map item's task, a cache entry) can be inserted by a transaction holding a
         # task row that the step waits for; FOR UPDATE would deadlock with its FK check.
         run = Run.objects.select_for_update(of=("self",), no_key=True)
-        return cls(run.select_related("flow_version").get(pk=run_id))
+        run = limits.with_user_bytes(run.select_related("flow_version"))
+        return cls(run.get(pk=run_id))
+
+    @property
+    def limited(self) -> bool:
+        """A limit has stopped the run: its running nodes should stop."""
+        return bool(self.gate.stopped)
 
     def load(self) -> Schedule:
         # Compiled already (see compile_first): no compiling while the lock is held.
@@ -120,11 +136,10 @@ class Step:
         return self.schedule
 
     def record(self, events: Iterable[dict[str, Any]]) -> None:
-        """Number the events on from the run's last seq, price them, keep them for the commit."""
-        seq = self.run.last_seq + len(self.dispatch.events)
+        """Price the events, number them on from the run's last seq through the run's limits
+        (self.gate), and keep what they let through for the commit."""
         for event in events:
-            seq += 1
-            self.dispatch.events.append(self.tally.annotate({**event, "seq": seq}))
+            self.dispatch.events += self.gate.admit(self.tally.annotate(event))
 
     def record_step(self, step: StepResult) -> None:
         now = time.time()
@@ -161,8 +176,15 @@ class Step:
                 self.apply(self.schedule.node_cancelled(task.node, task.iteration, started=began))
 
     def save(self) -> Dispatch:
-        events = self.dispatch.events
         changes: dict[str, Any] = {}
+        if self.gate.tripped and not self.stopping:
+            # Here, at the step's end, so that the tasks it made are there to stop too.
+            self.stopping = True
+            schedule = self.schedule or self.load()
+            self.apply(schedule.stop("failed", self.gate.stopped))
+            changes["limit_error"] = self.gate.stopped
+        events = self.dispatch.events
+        stored = 0
         if events:
             RunEvent.objects.bulk_create(
                 RunEvent(run_id=self.run.pk, seq=e["seq"], type=e["type"], payload=e)
@@ -174,10 +196,14 @@ class Step:
                 cache_hits=self.tally.cache_hits,
             )
             changes.update(run_changes(events))
+            counted, stored = limits.written(events, self.gate.bytes)
+            changes.update(counted)
         if self.schedule is not None:
             changes["state"] = self.schedule.state.to_json()
         if changes:
             Run.objects.filter(pk=self.run.pk).update(**changes)
+        # Last: the user's row is shared by all their runs' steps, so held for least time.
+        limits.charge(self.run.started_by_id, stored)
         return self.dispatch
 
 
@@ -286,7 +312,7 @@ def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
         step.record(events)
         dispatch = step.save()
     broadcast(run_id, dispatch.events)
-    return task.cancel
+    return task.cancel or step.limited
 
 
 def finish(task_id: int, epoch: int, outcome: Outcome, events: list[dict[str, Any]]) -> None:

@@ -60,6 +60,7 @@ class InProcessDriver:
                 flow = compiled_graph(run.flow_version, run.graph_override)
                 options = await run_options(run)
                 handle = flow.start(run.inputs, recorder, options=options)
+                recorder.stop_run = handle.cancel
             except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
                 await recorder.close()
                 await _fail(run_id, str(exc))

@@ -21,6 +21,7 @@ class Run(models.Model):
         RESUME = "resume", "resume"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
     RESUMABLE = (Status.FAILED, Status.CANCELLED)
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
@@ -63,6 +64,14 @@ class Run(models.Model):
     state = models.JSONField(null=True, blank=True)
     # When the celery driver handed the run to the broker; None while it still has to be.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # What the run stores, in bytes, counted as it is written (webapp.runs.limits): its
+    # event log, held to settings.MAX_RUN_EVENT_BYTES, and all of it (the log, what it
+    # was started with, its outputs), which counts against its user's UserStorage.
+    event_bytes = models.PositiveBigIntegerField(default=0)
+    stored_bytes = models.PositiveBigIntegerField(default=0)
+    # Set when a limit stopped the run: it ends failed with this error, and until it has
+    # ended only the events that close its log are stored.
+    limit_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -71,6 +80,12 @@ class Run(models.Model):
             models.Index(fields=["status", "-created"]),
             models.Index(fields=["started_by", "-created"]),
             models.Index(fields=["-created"]),
+            # Counting a user's runs in flight, at every start, reads only these.
+            models.Index(
+                fields=["started_by"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="runs_in_flight_by_user",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -90,6 +105,25 @@ class Run(models.Model):
     @property
     def usage(self) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+class UserStorage(models.Model):
+    """What one user's runs store, in bytes: the sum of their Run.stored_bytes.
+
+    Kept by every write (an F() update in the same transaction), so a quota check is one
+    row, not a sum over every event. The row is made with the user's first run.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="run_storage",
+    )
+    stored_bytes = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.stored_bytes} bytes"
 
 
 class RunEvent(models.Model):

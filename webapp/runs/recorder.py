@@ -8,6 +8,10 @@ broadcast, so the database log is always at least as far along as any browser.
 Before that, each batch is priced (webapp.runs.pricing): a node's cost and a cache hit's
 saving go into its `node_finished`, the run's totals into `run_finished` and the run row.
 Prices change; what a run cost is fixed when it is recorded.
+
+Each batch also passes the run's byte limits (webapp.runs.limits.EventGate) in the
+transaction that writes it: when the log would grow past one, the recorder closes the log,
+stores nothing more but its `run_finished`, and stops the run (`stop_run`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -25,7 +29,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from webapp.runs import dbthreads
+from webapp.runs import dbthreads, limits
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd
@@ -46,6 +50,9 @@ class RunRecorder:
         self.wake = asyncio.Event()
         self.closed = False
         self.tally = Tally()
+        # Stops the engine's run when a limit is reached (the driver sets it to the run's
+        # cancel: the log's run_finished says failed, and why, whatever the engine says).
+        self.stop_run: Callable[[], None] | None = None
         self.writer = asyncio.ensure_future(self.write_loop())
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -67,8 +74,10 @@ class RunRecorder:
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
                 batch = [self.tally.annotate(event) for event in batch]
-                await dbthreads.on(_writer, write_batch, self.run_id, batch)
-                if layer is not None:
+                batch, tripped = await dbthreads.on(_writer, write_gated, self.run_id, batch)
+                if tripped and self.stop_run is not None:
+                    self.stop_run()
+                if batch and layer is not None:
                     # A slow consumer may lose this message; it refills from the database.
                     try:
                         await layer.group_send(group, batch_message(batch))
@@ -170,11 +179,46 @@ def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
+    """Store events numbered by the caller, as they are (no limits: recover_runs closing a
+    log), counting their bytes for the run and its user."""
     with transaction.atomic():
         RunEvent.objects.bulk_create(
             RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
         )
-        Run.objects.filter(pk=run_id).update(**run_changes(batch))
+        changes, stored = limits.written(batch, sum(limits.size_of(e) for e in batch))
+        Run.objects.filter(pk=run_id).update(**run_changes(batch), **changes)
+        limits.charge_run(run_id, stored)
+
+
+def write_gated(run_id: int, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """Store what the run's limits let through of a batch (limits.EventGate), numbered on
+    from the log's last event; returns it, and whether a limit stopped the run just now."""
+    with transaction.atomic():
+        run = limits.with_user_bytes(Run.objects.filter(pk=run_id)).values(
+            "last_seq", "event_bytes", "limit_error", "started_by", "user_bytes"
+        )[0]
+        gate = limits.EventGate(
+            run["last_seq"],
+            limits.run_limits(run["event_bytes"], run["user_bytes"]),
+            stopped=run["limit_error"],
+            open_visits=lambda: limits.logged_open_visits(run_id),
+        )
+        stored = [e for event in batch for e in gate.admit(event)]
+        changes: dict[str, Any] = {}
+        if gate.tripped:
+            changes["limit_error"] = gate.stopped
+        if stored:
+            RunEvent.objects.bulk_create(
+                RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in stored
+            )
+            counted, count = limits.written(stored, gate.bytes)
+            changes.update(run_changes(stored), **counted)
+        if changes:
+            Run.objects.filter(pk=run_id).update(**changes)
+        if stored:
+            # The run's row before its user's, as coordinator steps lock them.
+            limits.charge(run["started_by"], count)
+    return stored, gate.tripped
 
 
 def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:

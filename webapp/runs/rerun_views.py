@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from graphs.errors import FlowInvalid
 from webapp.flows.access import can_edit_flow
-from webapp.runs import drivers, services
+from webapp.runs import drivers, limits, services
 from webapp.runs.access import run_for_editor
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.views import field_text, input_fields
@@ -203,6 +203,8 @@ def _rerun(request: HttpRequest, run_id: int) -> Outcome:
         new = services.create_rerun(
             run, request.user, inputs=inputs, on_current=on_current, ignore_cache=ignore_cache
         )
+    except limits.RunRefused as exc:
+        return _refused(request, run, f"Run #{run.pk} again", exc)
     except FlowInvalid as exc:
         graph = run.flow.current().graph if on_current else run.graph
         fields = rerun_fields(graph, run.inputs, texts if inputs is not None else None)
@@ -271,6 +273,8 @@ def _rerun_from(request: HttpRequest, run_id: int, node_id: str) -> Outcome:
                 port_values=port_values,
                 ignore_cache=ignore_cache,
             )
+        except limits.RunRefused as exc:
+            return _refused(request, run, f"Re-run #{run.pk} from node {node_id}", exc)
         except FlowInvalid as exc:
             about_node = [p.message for p in exc.problems if p.node == node_id]
             if about_node:
@@ -308,7 +312,15 @@ def _resume(request: HttpRequest, run_id: int) -> Outcome:
         status, message = 409, str(exc)
     except FlowInvalid as exc:
         status, message = 400, f"The run cannot resume: {exc}"
+    except limits.RunRefused as exc:
+        return _refused(request, run, f"Resume run #{run.pk}", exc)
     else:
         return redirect("run_detail", new.pk), new.pk
     context = {"run": run, "title": f"Resume run #{run.pk}", "message": message}
     return render(request, "runs/_rerun_page.html", context, status=status), None
+
+
+def _refused(request: HttpRequest, run: Run, title: str, exc: limits.RunRefused) -> Outcome:
+    """The user is at a limit (runs in flight, storage): no form to fix, just why."""
+    context = {"run": run, "title": title, "message": f"The run cannot start: {exc}."}
+    return render(request, "runs/_rerun_page.html", context, status=exc.status), None

@@ -2,7 +2,9 @@
 
 Every function here checks everything it can before storing a run: a request that
 cannot run raises FlowInvalid (the engine's problems) or ValueError (what is wrong, in
-words) and leaves nothing behind.
+words) and leaves nothing behind. A user at one of the deployment's limits (runs in
+flight, stored bytes: webapp.runs.limits) gets RunRefused instead, from ``_store``, the
+one place runs are made.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.db import transaction
+
 from graphs.errors import FlowInvalid, Problem
 from graphs.executor import CompiledFlow
 from webapp.flows.models import Flow
-from webapp.runs import drivers
+from webapp.runs import drivers, limits
 from webapp.runs.models import Run, RunEvent
 
 
@@ -26,9 +30,20 @@ def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool =
     version = flow.current()
     compiled = drivers.compiled_version(version)
     resolved = compiled.resolve_inputs(inputs)
-    return Run.objects.create(
+    return _store(
         flow=flow, flow_version=version, started_by=user, inputs=resolved, ignore_cache=ignore_cache
     )
+
+
+def _store(**fields: Any) -> Run:
+    """A new queued run, if its user is within their limits (else limits.RunRefused)."""
+    with transaction.atomic():
+        limits.check_start(fields["started_by"])
+        run = Run(**fields)
+        run.stored_bytes = limits.start_bytes(run)
+        run.save()
+        limits.charge(run.started_by_id, run.stored_bytes)
+    return run
 
 
 def recorded_events(run: Run, after: int, limit: int) -> list[dict[str, Any]]:
@@ -63,7 +78,7 @@ def create_rerun(
         override = run.graph_override
         compiled = drivers.compiled_graph(version, override)
     resolved = compiled.resolve_inputs(run.inputs if inputs is None else inputs)
-    return Run.objects.create(
+    return _store(
         flow=run.flow,
         flow_version=version,
         started_by=user,
@@ -116,7 +131,7 @@ def create_from_node(
                 ]
             )
         overrides = {node: dict(port_values)}
-    return Run.objects.create(
+    return _store(
         flow=run.flow,
         flow_version=run.flow_version,
         started_by=user,
@@ -138,7 +153,7 @@ def create_resume(run: Run, user) -> Run:
         )
     # Checked now so that a graph the engine no longer accepts fails here, not in the run.
     drivers.compiled_graph(run.flow_version, run.graph_override)
-    return Run.objects.create(
+    return _store(
         flow=run.flow,
         flow_version=run.flow_version,
         started_by=user,
