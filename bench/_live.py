@@ -128,6 +128,8 @@ class LiveStack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "NO_PROXY": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
+            # One user starts every run of a benchmark: as many at once as it asks for.
+            "SWITCHYARD_MAX_RUNS_IN_FLIGHT": "0",
             **self.extra_env,
         }
         self.manage("migrate", "--noinput")
