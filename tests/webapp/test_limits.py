@@ -254,10 +254,13 @@ def test_the_re_run_page_says_why_a_run_past_the_limit_cannot_start(client, alic
     assert Run.objects.count() == 1
 
 
-def test_a_limit_of_0_is_no_limit(alice, settings):
+def test_a_limit_of_0_is_no_limit_and_storage_is_still_counted(alice, settings):
     settings.MAX_RUNS_IN_FLIGHT = 0
     settings.MAX_STORED_BYTES_PER_USER = 0
     flow = new_flow(alice)
     for _ in range(3):
         services.create_run(flow, alice, {"text": "x" * 1000})
     assert Run.objects.filter(status="queued").count() == 3
+    # Counted all the same, so a quota set later holds from the first request.
+    stored = sum(Run.objects.values_list("stored_bytes", flat=True))
+    assert UserStorage.objects.get(user=alice).stored_bytes == stored > 3000
