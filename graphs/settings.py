@@ -6,6 +6,9 @@
 ``SWITCHYARD_MAX_CONCURRENCY``     nodes running at once in one run (default 64)
 ``SWITCHYARD_HTTP_GET_ENABLED``    allow the agent tool ``http_get`` (default off)
 ``SWITCHYARD_OFFLINE_DELAY_MS``    pause between the offline model's streamed words (default 0)
+``SWITCHYARD_SANDBOX_WORKERS``     template sandbox processes per event loop (default 2)
+``SWITCHYARD_SANDBOX_TIMEOUT_S``   wall-clock budget of one sandboxed render (default 2)
+``SWITCHYARD_SANDBOX_MEMORY_MIB``  address space of one sandbox process (default 256)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelClient
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
+from graphs.sandbox import SandboxSettings
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -45,6 +49,21 @@ def env_int(
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, env: Mapping[str, str] = os.environ
+) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):  # `not >=` also refuses NaN
+        raise SettingsError(f"{name} must be a finite number of at least {minimum:g}, got {raw}")
     return value
 
 
@@ -80,6 +99,21 @@ def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
             http_get_enabled=env_bool("SWITCHYARD_HTTP_GET_ENABLED", False, env=env)
         ),
         max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
+        sandbox=sandbox_from_env(env),
+    )
+
+
+def sandbox_from_env(env: Mapping[str, str] = os.environ) -> SandboxSettings:
+    default = SandboxSettings()
+    return SandboxSettings(
+        workers=env_int("SWITCHYARD_SANDBOX_WORKERS", default.workers, minimum=1, env=env),
+        timeout_s=env_float(
+            "SWITCHYARD_SANDBOX_TIMEOUT_S", default.timeout_s, minimum=0.01, env=env
+        ),
+        # Python itself and Jinja take about 30 MiB of address space before any job.
+        memory_mib=env_int(
+            "SWITCHYARD_SANDBOX_MEMORY_MIB", default.memory_mib, minimum=64, env=env
+        ),
     )
 
 

@@ -70,8 +70,8 @@ class AgentNode(NodeType):
         ]
 
     async def run(self, ctx: NodeContext, config: AgentConfig, inputs: dict) -> dict:
-        prompt = ctx.render("prompt", config.prompt, inputs)
-        system = ctx.render("system", config.system, inputs) if config.system else None
+        prompt = await ctx.render("prompt", config.prompt, inputs)
+        system = await ctx.render("system", config.system, inputs) if config.system else None
         tools = {name: ctx.services.tools[name] for name in config.tools}
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
+from graphs.sandbox import SandboxSettings
 from graphs.tools.base import Tool, ToolSettings
 
 
@@ -36,6 +37,9 @@ class CommonConfig(BaseModel):
 class Services:
     """What the outside world lends a run: the model, tools, limits.
 
+    ``sandbox``: the limits templates that are not provably cheap render under (see
+    ``graphs.templating`` and ``graphs.sandbox``).
+
     Built from the environment by ``graphs.settings.services_from_env``; tests and
     the web app build their own.
     """
@@ -48,6 +52,7 @@ class Services:
     max_concurrency: int = 64
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
 
 @dataclass
@@ -81,9 +86,10 @@ class NodeContext:
         self.usage_by_model[model] = self.usage_by_model.get(model, Usage()) + usage
         self.model = model
 
-    def render(self, field_name: str, source: str, values: Mapping[str, Any]) -> str:
+    async def render(self, field_name: str, source: str, values: Mapping[str, Any]) -> str:
+        """Render a template of this node's config; a problem names the field it is in."""
         try:
-            return templating.render(source, dict(values))
+            return await templating.render_async(source, values, self.services.sandbox)
         except templating.TemplateProblem as exc:
             raise templating.TemplateProblem(f"{field_name}: {exc}") from None
 

@@ -37,8 +37,8 @@ class LLMNode(NodeType):
         return True
 
     async def run(self, ctx: NodeContext, config: LLMConfig, inputs: dict) -> dict:
-        prompt = ctx.render("prompt", config.prompt, inputs)
-        system = ctx.render("system", config.system, inputs) if config.system else None
+        prompt = await ctx.render("prompt", config.prompt, inputs)
+        system = await ctx.render("system", config.system, inputs) if config.system else None
         ctx.detail.update(prompt=prompt, system=system)
         response = await ctx.call_model(
             ModelRequest(

@@ -120,7 +120,9 @@ def _match(rules: list[tuple[regex.Pattern, str]], text: str, default: str | Non
 
 async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> str | None:
     question = (
-        ctx.render("prompt", config.prompt, inputs) if config.prompt else _as_text(inputs["input"])
+        await ctx.render("prompt", config.prompt, inputs)
+        if config.prompt
+        else _as_text(inputs["input"])
     )
     system = (
         "You are a router. Read the user's message and answer with exactly one of these "

@@ -26,4 +26,4 @@ class TemplateNode(NodeType):
         return frozenset({"text"})
 
     async def run(self, ctx: NodeContext, config: TemplateConfig, inputs: dict) -> dict:
-        return {"text": ctx.render("template", config.template, inputs)}
+        return {"text": await ctx.render("template", config.template, inputs)}

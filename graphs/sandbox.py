@@ -1,0 +1,347 @@
+"""Running user-supplied CPU work where it can be stopped: a pool of worker processes.
+
+Why processes. The engine runs every node of every run on one event loop, and in the web
+app that loop serves every user. A template is code the user wrote: a nested
+``{% for %}`` over a long input, or a filter that builds a 400 MB string, runs for as long
+and takes as much memory as it likes, and nothing on the loop can interrupt it,
+``timeout_s`` included: a coroutine is only cancelled when it yields, and a render never
+does. A thread cannot be killed either. A process can: it runs beside the loop, with an
+address-space limit (``RLIMIT_AS``) set as it starts, so an allocation past the limit
+fails inside it, and the parent kills it when it overruns its wall-clock budget.
+
+How. Each event loop gets its own pool, started on first use, of up to
+``SandboxSettings.workers`` long-lived processes (``python -m graphs.sandbox_worker``).
+Starting Python costs about a tenth of a second, far more than most jobs, so workers are
+kept between jobs and one that is killed is replaced in the background. A job is one JSON
+line each way over the worker's stdin and stdout, so what crosses is data (node values
+are JSON already), never code or pickles; the worker looks the task up by name in its own
+table (``graphs.sandbox_worker.TASKS``), which is where a future task, such as a ``code``
+node's, is added. The budget counts from when the job is handed to a worker, not while it
+waits for one; cancelling the caller (a node's ``timeout_s``, a cancelled run) kills the
+worker, because the only way to stop the job is to stop the process.
+
+Workers end with their loop: the pool keeps a task that ``asyncio.run`` (and any runner
+that cancels what is left when it finishes) cancels, which kills them and waits for them.
+A worker whose parent dies sees its stdin close, or notices it has a new parent, and exits.
+
+>>> import asyncio
+>>> asyncio.run(run("echo", {"hello": "world"}))
+{'hello': 'world'}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphs.sandbox_worker import READY
+
+log = logging.getLogger(__name__)
+
+# The directory holding the `graphs` package: the worker runs with it as its cwd.
+_ROOT = str(Path(__file__).resolve().parents[1])
+# Starting a worker is not part of any job's budget, but a machine can be slow to fork.
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Limits of the sandbox's workers (``graphs.settings`` reads them from the environment).
+
+    ``workers``: processes per event loop, hence jobs at once; ``timeout_s``: wall-clock
+    budget of one job; ``memory_mib``: address space of one worker; ``max_reply_bytes``:
+    the longest answer a worker may send.
+    """
+
+    workers: int = 2
+    timeout_s: float = 2.0
+    memory_mib: int = 256
+    max_reply_bytes: int = 64 * 1024 * 1024
+
+
+class SandboxError(Exception):
+    """A job gave no result; the message says why, worded to follow what the job is
+    ("template exceeded 2 s")."""
+
+
+class SandboxTimeout(SandboxError):
+    def __init__(self, seconds: float):
+        super().__init__(f"exceeded {seconds:g} s")
+        self.seconds = seconds
+
+
+class SandboxMemoryError(SandboxError):
+    def __init__(self, memory_mib: int):
+        super().__init__(f"exceeded the {memory_mib} MiB memory limit")
+        self.memory_mib = memory_mib
+
+
+class SandboxCrashed(SandboxError):
+    """The worker died during the job (a crash in C code, or the kernel killed it)."""
+
+
+class SandboxJobFailed(SandboxError):
+    """The job raised an exception: ``kind`` is its class name, the message its text."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+async def run(
+    task: str,
+    args: Mapping[str, Any],
+    settings: SandboxSettings | None = None,
+    *,
+    timeout_s: float | None = None,
+) -> Any:
+    """Run ``task`` of ``graphs.sandbox_worker.TASKS`` on ``args`` in this loop's pool.
+
+    ``args`` and the result are JSON. Raises a ``SandboxError``.
+    """
+    return await pool(settings or SandboxSettings()).run(task, args, timeout_s=timeout_s)
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[SandboxSettings, SandboxPool]]
+_pools = weakref.WeakKeyDictionary()
+# The web app's threads each run a loop of their own; the registry is shared.
+_pools_lock = threading.Lock()
+
+
+def pool(settings: SandboxSettings) -> SandboxPool:
+    """The running loop's pool for ``settings``, made on first use."""
+    loop = asyncio.get_running_loop()
+    with _pools_lock:
+        pools = _pools.setdefault(loop, {})
+        found = pools.get(settings)
+        if found is None or found.closed:
+            found = pools[settings] = SandboxPool(settings)
+        return found
+
+
+class _Worker:
+    __slots__ = ("proc",)
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+
+    async def ask(self, request: bytes) -> bytes:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(request)
+        await stdin.drain()
+        return await stdout.readline()
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class SandboxPool:
+    """The workers of one event loop; make it with ``pool()``, which keeps one per loop."""
+
+    def __init__(self, settings: SandboxSettings):
+        self.settings = settings
+        self.closed = False
+        self._slots = asyncio.Semaphore(settings.workers)
+        self._idle: list[_Worker] = []
+        self._live: set[_Worker] = set()  # started and not retired: idle, busy or starting
+        self._dying: set[_Worker] = set()  # killed, not yet reaped
+        self._chores: set[asyncio.Task[None]] = set()
+        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    async def run(
+        self, task: str, args: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> Any:
+        budget = self.settings.timeout_s if timeout_s is None else timeout_s
+        request = _encode({"task": task, "args": args})
+        async with self._slots:
+            worker, waited = self._take_idle(), False
+            if worker is not None:
+                try:
+                    return await self._job(worker, request, budget)
+                except _DiedIdle:
+                    # Killed while it waited for work (by an operator, the OOM killer):
+                    # the job never ran, so it runs on a fresh worker.
+                    waited = True
+            if waited or worker is None:
+                worker = await self._spawn()
+            try:
+                return await self._job(worker, request, budget)
+            except _DiedIdle as died:
+                raise SandboxCrashed(died.notice) from None
+
+    def _take_idle(self) -> _Worker | None:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.proc.returncode is None:
+                return worker
+            self._retire(worker)
+        return None
+
+    async def _job(self, worker: _Worker, request: bytes, budget: float) -> Any:
+        reusable = False
+        began = asyncio.get_running_loop().time()
+        try:
+            try:
+                async with asyncio.timeout(budget):
+                    line = await worker.ask(request)
+            except TimeoutError:
+                raise SandboxTimeout(budget) from None
+            except (ConnectionError, ValueError, asyncio.LimitOverrunError) as exc:
+                if isinstance(exc, ConnectionError) and _instant(began):
+                    raise _DiedIdle(f"broke its sandbox worker: {exc}") from None
+                # An answer longer than max_reply_bytes.
+                raise SandboxCrashed(f"broke its sandbox worker: {exc}") from None
+            if not line:
+                instant = _instant(began)
+                notice = await self._death_notice(worker)
+                raise _DiedIdle(notice) if instant else SandboxCrashed(notice)
+            reply = json.loads(line.decode("utf-8", "surrogatepass"))
+            reusable = not reply.get("recycle")
+            return self._result(reply)
+        finally:
+            # Anything else (cancelled, timed out, crashed) leaves the worker in an
+            # unknown state: mid-job, or holding memory the failed job left behind.
+            if reusable and not self.closed and len(self._live) <= self.settings.workers:
+                self._idle.append(worker)
+            else:
+                self._retire(worker, replace=not reusable)
+
+    def _result(self, reply: dict[str, Any]) -> Any:
+        if reply.get("ok"):
+            return reply.get("result")
+        if reply.get("error") == "memory":
+            raise SandboxMemoryError(self.settings.memory_mib)
+        raise SandboxJobFailed(str(reply.get("type", "Error")), str(reply.get("message", "")))
+
+    async def _death_notice(self, worker: _Worker) -> str:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.proc.wait(), 1.0)
+        code = worker.proc.returncode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        return (
+            f"stopped its sandbox worker ({how}); it may have exceeded the "
+            f"{self.settings.memory_mib} MiB memory limit"
+        )
+
+    async def _spawn(self) -> _Worker:
+        if self.closed:
+            raise SandboxError("could not run: the sandbox is shut down")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-s",  # no user site-packages: the worker sees the environment's packages only
+            "-m",
+            "graphs.sandbox_worker",
+            str(self.settings.memory_mib),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=_ROOT,
+            # Nothing of the server's environment (keys, database URLs) reaches user code.
+            # One malloc arena: each extra one reserves address space the limit counts.
+            env={"MALLOC_ARENA_MAX": "1"},
+            # Its own session: a Ctrl-C at the terminal is for the parent, which stops
+            # the workers itself.
+            start_new_session=True,
+            limit=self.settings.max_reply_bytes,
+        )
+        worker = _Worker(proc)
+        self._live.add(worker)
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(STARTUP_TIMEOUT_S):
+                hello = await proc.stdout.readline()
+            if hello != READY:
+                raise SandboxError("could not run: a sandbox worker failed to start")
+        except BaseException:
+            self._retire(worker, replace=False)
+            raise
+        return worker
+
+    def _retire(self, worker: _Worker, *, replace: bool = True) -> None:
+        worker.kill()
+        self._live.discard(worker)
+        if self.closed:  # the loop is ending: no task started now would be waited for
+            return
+        self._dying.add(worker)
+        chore = asyncio.get_running_loop().create_task(self._reap(worker, replace))
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+    async def _reap(self, worker: _Worker, replace: bool) -> None:
+        await worker.proc.wait()
+        self._dying.discard(worker)
+        # A replacement waits ready for the next job, so only the job that broke a worker
+        # pays for starting one.
+        if not replace or self.closed or len(self._live) >= self.settings.workers:
+            return
+        try:
+            spare = await self._spawn()
+        except (SandboxError, OSError):
+            log.warning("could not start a spare sandbox worker", exc_info=True)
+            return
+        self._idle.append(spare)
+
+    async def _keep(self) -> None:
+        """Live as long as the loop runs; when it is cancelled at the end, end the workers."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Kill every worker and wait for them to exit."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._keeper is not asyncio.current_task():
+            self._keeper.cancel()
+        for chore in list(self._chores):
+            chore.cancel()
+        workers = [*self._live, *self._dying]
+        self._live.clear()
+        self._dying.clear()
+        self._idle.clear()
+        for worker in workers:
+            worker.kill()
+        # Waiting lets the loop see each exit: a process that outlives its loop leaves a
+        # transport that can no longer close and a warning from the child watcher.
+        for worker in workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.proc.wait(), 5.0)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and diagnostics)."""
+        return [worker.proc.pid for worker in self._live]
+
+
+class _DiedIdle(Exception):
+    """The worker was found dead the moment it was given a job."""
+
+    def __init__(self, notice: str):
+        super().__init__(notice)
+        self.notice = notice
+
+
+def _instant(began: float) -> bool:
+    # No job fails its worker this fast: it must have been dead before it was handed one.
+    return asyncio.get_running_loop().time() - began < 0.05
+
+
+def _encode(message: Mapping[str, Any]) -> bytes:
+    try:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"values must be JSON to cross into the sandbox: {exc}") from None
+    return text.encode("utf-8", "surrogatepass") + b"\n"
