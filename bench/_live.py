@@ -277,16 +277,16 @@ class Api:
         return response.json()
 
     async def events(self, run_id: int) -> list[dict[str, Any]]:
-        """Every recorded event of the run, paging through the API's limit."""
+        """Every recorded event of the run, following the pages' ``next``."""
         found: list[dict[str, Any]] = []
-        while True:
-            after = found[-1]["seq"] if found else 0
-            response = await self.client.get(f"/api/runs/{run_id}/events", params={"after": after})
+        url: str | None = f"/api/runs/{run_id}/events"
+        while url:
+            response = await self.client.get(url)
             response.raise_for_status()
             page = response.json()
-            if not page:
-                return found
-            found += page
+            found += page["items"]
+            url = page["next"]
+        return found
 
     async def db_last_seq(self, run_id: int) -> tuple[int, bool]:
         """(last seq the database holds, whether its log is exactly 1..last)."""

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import sync_and_async_middleware
 
+from webapp import problems
+
 
 def _too_large(request: HttpRequest) -> JsonResponse | None:
     if not request.path.startswith("/api/"):
@@ -18,8 +20,8 @@ def _too_large(request: HttpRequest) -> JsonResponse | None:
     limit = settings.API_MAX_BODY_BYTES
     if length <= limit:
         return None
-    return JsonResponse(
-        {"detail": f"request body is {length:,} bytes; the limit is {limit:,}"}, status=413
+    return problems.response(
+        413, "body_too_large", f"request body is {length:,} bytes; the limit is {limit:,}"
     )
 
 

@@ -43,9 +43,12 @@
         headers: { Accept: "application/json" },
       });
       if (!response.ok) throw new Error("the events did not load (HTTP " + response.status + ")");
-      const page = await response.json();
+      const body = await response.json();
+      // The API answers a page ({items, next}); a share link's events URL a plain list.
+      const page = Array.isArray(body) ? body : body.items;
       for (const event of page) events.push(event);
-      if (!page.length || (lastSeq > 0 && events[events.length - 1].seq >= lastSeq)) return events;
+      const last = !page.length || (!Array.isArray(body) && !body.next);
+      if (last || (lastSeq > 0 && events[events.length - 1].seq >= lastSeq)) return events;
     }
   }
 

@@ -152,7 +152,7 @@ def test_list_shows_the_callers_flows_and_no_one_elses(api, echo, charlie):
     services.create(charlie, "charlie's own", ECHO)
     response = api.get("/api/flows")
     assert response.status_code == 200
-    listed = response.json()
+    listed = response.json()["items"]
     mine = set(Flow.objects.filter(owner__username="alice").values_list("pk", flat=True))
     assert {f["id"] for f in listed} == mine
     entry = next(f for f in listed if f["id"] == echo.pk)
@@ -232,7 +232,7 @@ def test_a_name_must_have_1_to_200_characters(api, name):
     before = counts()
     response = api.post("/api/flows", {"name": name, "graph": ECHO})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][-1] == "name"
+    assert response.json()["errors"][0]["path"] == "body.name"
     assert counts() == before
 
 
@@ -244,7 +244,8 @@ def test_a_body_that_is_not_json_gets_a_clear_400(api):
     before = counts()
     response = api.post("/api/flows", '{"name": "x", "graph": ')
     assert response.status_code == 400
-    assert "Cannot parse request body" in response.json()["detail"]
+    assert response.json()["code"] == "malformed_json"
+    assert "the body is not JSON" in response.json()["detail"]
     assert counts() == before
 
 
@@ -287,7 +288,8 @@ def test_a_stranger_gets_the_same_404_as_for_a_missing_flow(client, echo, charli
             headers=headers,
         )
         assert [r.status_code for r in (got, put, run)] == [404, 404, 404]
-        assert got.json() == put.json() == run.json() == {"detail": got.json()["detail"]}
+        assert got.json() == put.json() == run.json()
+        assert got.json()["code"] == "not_found"
     echo.refresh_from_db()
     assert echo.version == 1 and not echo.runs.exists()
 
@@ -327,7 +329,8 @@ def test_no_credentials_or_a_bad_token_get_401(alice, method, path):
     for headers in ({}, auth("sy_not-a-real-token"), auth("nonsense"), {"Authorization": "Bearer"}):
         response = send(path, {"name": "x", "graph": ECHO}, content_type=JSON, headers=headers)
         assert response.status_code == 401, headers
-        assert response.json() == {"detail": "Unauthorized"}
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == "not_authenticated"
     assert Flow.objects.filter(name="x").count() == 0
 
 
@@ -448,11 +451,30 @@ def test_run_detail_shows_state_version_and_usage(api, alice_run):
 
 def test_events_page_by_seq(api, alice_run):
     url = f"/api/runs/{alice_run.pk}/events"
-    assert [e["seq"] for e in api.get(url).json()] == [1, 2, 3, 4, 5]
-    assert [e["seq"] for e in api.get(url, data={"after": 2}).json()] == [3, 4, 5]
-    assert [e["seq"] for e in api.get(url, data={"after": 1, "limit": 2}).json()] == [2, 3]
-    assert api.get(url, data={"after": 5}).json() == []
-    assert api.get(url).json()[0] == {"seq": 1, "ts": 1_700_000_001.0, "type": "node_delta"}
+
+    def seqs(**query):
+        return [e["seq"] for e in api.get(url, data=query).json()["items"]]
+
+    assert seqs() == [1, 2, 3, 4, 5]
+    assert seqs(after=2) == [3, 4, 5]
+    assert seqs(after=1, limit=2) == [2, 3]
+    assert seqs(after=5) == []
+    assert api.get(url).json()["items"][0] == {
+        "seq": 1,
+        "ts": 1_700_000_001.0,
+        "type": "node_delta",
+    }
+
+
+def test_event_pages_link_to_the_next_until_the_last(api, alice_run):
+    url = f"/api/runs/{alice_run.pk}/events"
+    page = api.get(url, data={"limit": 2}).json()
+    assert page["count"] == 5 and page["next"] == f"{url}?limit=2&after=2"
+    seen = [e["seq"] for e in page["items"]]
+    while page["next"]:
+        page = api.get(page["next"]).json()
+        seen += [e["seq"] for e in page["items"]]
+    assert seen == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("query", [{"limit": 5001}, {"limit": 0}, {"after": -1}, {"after": "x"}])
@@ -478,7 +500,7 @@ async def wait_for_event(async_client, token: str, run_id: int, type_: str) -> N
         while True:
             events = (
                 await async_client.get(f"/api/runs/{run_id}/events", headers=auth(token))
-            ).json()
+            ).json()["items"]
             if any(e["type"] == type_ for e in events):
                 return
             await asyncio.sleep(0.02)
@@ -510,7 +532,8 @@ async def test_starting_a_run_executes_it_and_records_every_event(
     assert body["started_at"] and body["finished_at"]
     assert body["usage"]["output_tokens"] > 0
 
-    events = (await async_client.get(f"/api/runs/{run_id}/events", headers=headers)).json()
+    page = (await async_client.get(f"/api/runs/{run_id}/events", headers=headers)).json()
+    events = page["items"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "run_started"
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "succeeded"
@@ -557,7 +580,8 @@ async def test_cancel_stops_a_running_run(async_client, alice_token, chain, monk
 
     body = (await async_client.get(f"/api/runs/{run_id}", headers=headers)).json()
     assert body["status"] == "cancelled" and body["finished_at"]
-    events = (await async_client.get(f"/api/runs/{run_id}/events", headers=headers)).json()
+    page = (await async_client.get(f"/api/runs/{run_id}/events", headers=headers)).json()
+    events = page["items"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "run_finished" and events[-1]["status"] == "cancelled"
 

@@ -297,6 +297,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:api-root": (GET(NOWHERE),),
     "api:openapi-json": (GET(PUBLIC),),
     "api:openapi-view": (GET(PUBLIC),),
+    "api:unknown_path": (GET(NOWHERE, lambda w: {"rest": "no/such/path"}),),
     "api:flow_list": (GET(USER),),
     "api:flow_create": (
         POST(USER, nothing, lambda w: {"name": "Made by API", "graph": w.document}),
@@ -323,7 +324,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
         ),
     ),
     "api:share_delete": (DELETE(OWNER, lambda w: {"flow_id": w.flow.pk, "share_id": w.share.pk}),),
-    "api:transfer": (POST(OWNER, flow_id, lambda w: {"user": "bob"}),),
+    "api:flow_transfer": (POST(OWNER, flow_id, lambda w: {"user": "bob"}),),
     "api:link_list": (GET(OWNER, flow_id),),
     "api:link_create": (POST(OWNER, flow_id, lambda w: {}),),
     "api:link_revoke": (DELETE(OWNER, lambda w: {"flow_id": w.flow.pk, "link_id": w.link.pk}),),
@@ -340,7 +341,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:invitation_list": (GET(USER),),
     "api:invitation_accept": (POST(INVITEE, lambda w: {"invite_id": w.dave_invite.pk}),),
     "api:invitation_decline": (POST(INVITEE, lambda w: {"invite_id": w.dave_invite.pk}),),
-    "api:join": (POST(USER, nothing, lambda w: {"token": w.join_token}),),
+    "api:team_join": (POST(USER, nothing, lambda w: {"token": w.join_token}),),
     "api:team_detail": (GET(VIEWER, team_id),),
     "api:team_rename": (PATCH(OWNER, team_id, lambda w: {"name": "Renamed"}),),
     "api:team_delete": (DELETE(OWNER, team_id),),
@@ -354,8 +355,10 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:invite_revoke": (
         DELETE(OWNER, lambda w: {"team_id": w.team.pk, "invite_id": w.invite.pk}),
     ),
-    "api:ports": (POST(USER, nothing, lambda w: {"type": "input", "config": {"name": "x"}}),),
-    "api:auto_layout": (POST(USER, nothing, lambda w: {"graph": w.document}),),
+    "api:editor_ports": (
+        POST(USER, nothing, lambda w: {"type": "input", "config": {"name": "x"}}),
+    ),
+    "api:editor_layout": (POST(USER, nothing, lambda w: {"graph": w.document}),),
 }
 
 

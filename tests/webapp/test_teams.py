@@ -434,10 +434,10 @@ def test_deleting_a_flow_needs_its_owner(client, team, alice, bob, carol, team_f
 
 
 def test_api_lists_and_creates_teams(api, team):
-    assert [(t["name"], t["role"]) for t in api("carol").get("/api/teams").json()] == [
+    assert [(t["name"], t["role"]) for t in api("carol").get("/api/teams").json()["items"]] == [
         ("Research", "viewer")
     ]
-    assert api("dave").get("/api/teams").json() == []
+    assert api("dave").get("/api/teams").json() == {"items": [], "count": 0, "next": None}
     created = api("dave").post("/api/teams", {"name": "Ops"})
     assert created.status_code == 201
     assert created.json()["role"] == "owner"
@@ -487,7 +487,7 @@ def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
     assert "token" not in invited.json()
     assert role_of(team, dave) is None
 
-    mine = api("dave").get("/api/teams/invitations").json()
+    mine = api("dave").get("/api/teams/invitations").json()["items"]
     assert [(i["team_name"], i["role"]) for i in mine] == [("Research", "viewer")]
     joined = api("dave").post(f"/api/teams/invitations/{mine[0]['id']}/accept")
     assert joined.json() == {"team": team.pk, "team_name": "Research", "role": "viewer"}
@@ -500,9 +500,9 @@ def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
 
 def test_api_declined_invitations_are_gone(api, team, dave):
     api("alice").post(f"/api/teams/{team.pk}/invites", {"user": "dave@example.com"})
-    invite = api("dave").get("/api/teams/invitations").json()[0]
+    invite = api("dave").get("/api/teams/invitations").json()["items"][0]
     assert api("dave").post(f"/api/teams/invitations/{invite['id']}/decline").status_code == 204
-    assert api("dave").get("/api/teams/invitations").json() == []
+    assert api("dave").get("/api/teams/invitations").json()["items"] == []
     assert api("dave").post(f"/api/teams/invitations/{invite['id']}/accept").status_code == 404
 
 
@@ -512,8 +512,8 @@ def test_api_invite_links_join_once(api, team, dave, charlie):
     )
     assert made.status_code == 201
     body = made.json()
-    assert body["url"] == f"http://testserver/invites/{body['token']}/"
-    listed = api("alice").get(f"/api/teams/{team.pk}/invites").json()
+    assert body["url"] == f"/invites/{body['token']}/"
+    listed = api("alice").get(f"/api/teams/{team.pk}/invites").json()["items"]
     assert [i["id"] for i in listed] == [body["id"]]
     assert all("token" not in i for i in listed)
 

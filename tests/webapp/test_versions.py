@@ -370,7 +370,7 @@ def test_the_version_line_is_asked_again_after_a_save(history, carol, bob):
 def test_the_api_lists_versions_newest_first(history, carol):
     response = Api(carol).get(f"/api/flows/{history.pk}/versions")
     assert response.status_code == 200
-    body = response.json()
+    body = response.json()["items"]
     assert [(v["number"], v["author"], v["current"]) for v in body] == [
         (3, "alice", True),
         (2, "bob", False),
@@ -378,7 +378,9 @@ def test_the_api_lists_versions_newest_first(history, carol):
     ]
     assert body[1]["message"] == "add a greeting"
     assert (
-        Api(carol).get(f"/api/flows/{history.pk}/versions?limit=1&offset=1").json()[0]["number"]
+        Api(carol)
+        .get(f"/api/flows/{history.pk}/versions?limit=1&offset=1")
+        .json()["items"][0]["number"]
         == 2
     )
 
@@ -437,10 +439,11 @@ def test_a_stranger_gets_the_same_404_as_for_a_missing_flow(history, dave):
     api = Api(dave)
     missing = Flow.objects.order_by("-pk").first().pk + 100
     for flow_id in (history.pk, missing):
-        assert api.get(f"/api/flows/{flow_id}/versions").json() == {"detail": "Not Found"}
+        listed = api.get(f"/api/flows/{flow_id}/versions")
         restore = api.post(f"/api/flows/{flow_id}/versions/1/restore", {"base_version": 3})
-        assert restore.status_code == 404
-        assert restore.json() == {"detail": "Not Found"}
+        assert listed.status_code == restore.status_code == 404
+        assert listed.json() == restore.json()
+        assert listed.json()["detail"] == "No such flow."
 
 
 def test_restoring_a_missing_version_is_a_404_and_stores_nothing(history, alice):

@@ -11,12 +11,21 @@ from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
-from ninja import Field, Router, Schema, Status
-from pydantic import StringConstraints
+from ninja import Field, Query, Router, Schema, Status
+from pydantic import StringConstraints, WithJsonSchema
 
 from graphs.errors import FlowInvalid
+from webapp.api_schema import (
+    FLOW_DOCUMENT_SCHEMA,
+    FlowDocumentOut,
+    Id,
+    PageQuery,
+    page_model,
+    paginate,
+)
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
+from webapp.problems import ProblemError, ProblemOut, responses
 from webapp.runs import drivers
 from webapp.runs.services import create_run
 from webapp.teams.models import Role
@@ -28,24 +37,28 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Message = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
+GraphIn = Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+
+
 class FlowIn(Schema):
     name: Name
-    # Any JSON: the engine explains what is wrong with a document better than a schema can.
-    graph: Any
-    team: int | None = Field(
+    graph: GraphIn
+    team: Id | None = Field(
         None, description="Create it in this team (you edit or own it); else in your space."
     )
 
 
 class FlowSaveIn(Schema):
-    graph: Any
-    base_version: int | None = Field(None, description="The version the editor loaded.")
+    graph: GraphIn
+    base_version: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="The version the editor loaded (required)."
+    )
     name: Name | None = None
     message: Message = Field("", description="Optional: what this version changes.")
 
 
 class RunIn(Schema):
-    inputs: dict[str, Any] = {}
+    inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
     ignore_cache: bool = Field(
         False, description="Run every node, even those with a cached output (and refresh it)."
     )
@@ -60,7 +73,7 @@ class FlowOut(Schema):
     id: int
     name: str
     version: int
-    graph: dict[str, Any]
+    graph: FlowDocumentOut
 
 
 class FlowSummaryOut(Schema):
@@ -81,28 +94,31 @@ class RunCreatedOut(Schema):
     notice: str | None = None
 
 
-class ProblemOut(Schema):
+FlowPageOut = page_model("FlowPageOut", FlowSummaryOut)
+
+
+class FlowProblemOut(Schema):
     message: str
-    node: str | None
-    edge: list[str | int] | None
-    text: str
+    node: str | None = Field(description="The node at fault, if one is.")
+    edge: list[Any] | None = Field(description="The edge at fault: [source, target, key].")
+    text: str = Field(description="The whole explanation, naming the node or edge.")
 
 
-class InvalidOut(Schema):
-    detail: str
-    problems: list[ProblemOut]
+class InvalidOut(ProblemOut):
+    """The engine refused the flow (code ``invalid_flow``): ``problems`` says where."""
+
+    problems: list[FlowProblemOut] | None = Field(
+        None, description="What the engine found wrong, each at its node or edge."
+    )
 
 
-class DetailOut(Schema):
-    detail: str
+class StaleOut(ProblemOut):
+    """Someone saved since (code ``stale_version``): reload ``current_version``."""
 
-
-class StaleOut(Schema):
-    detail: str
     current_version: int
 
 
-def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> Status:
+def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> ProblemError:
     problems = [
         {
             "message": p.message,
@@ -112,28 +128,36 @@ def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> Status:
         }
         for p in exc.problems
     ]
-    return Status(400, {"detail": detail, "problems": problems})
+    return ProblemError(400, "invalid_flow", detail, problems=problems)
 
 
-@router.get("", response=list[FlowSummaryOut])
-def flow_list(request: HttpRequest) -> Any:
-    return access.visible_flows(request.auth).only("id", "name", "version", "updated")
+def stale(detail: str, current: int) -> ProblemError:
+    return ProblemError(409, "stale_version", detail, current_version=current)
 
 
-@router.post("", response={201: FlowCreatedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut})
+@router.get("", response=FlowPageOut)
+def flow_list(request: HttpRequest, page: Query[PageQuery]) -> Any:
+    """The flows you can see (yours, your teams', shared with you), newest change first."""
+    flows = access.visible_flows(request.auth).only("id", "name", "version", "updated")
+    return paginate(request, flows.order_by("-updated", "-id"), page)
+
+
+@router.post("", response={201: FlowCreatedOut, 400: InvalidOut, **responses(403, 404)})
 def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
+    """Create a flow from a document (version 1), checked by the engine first."""
     team = None
     if payload.team is not None:
         team = team_for(request.auth, payload.team, Role.EDITOR).team
     try:
         flow = services.create(request.auth, payload.name, payload.graph, team=team)
     except FlowInvalid as exc:
-        return invalid(exc)
+        raise invalid(exc) from None
     return Status(201, {"id": flow.id, "version": flow.version})
 
 
-@router.get("/{flow_id}", response={200: FlowOut, 404: DetailOut})
-def flow_detail(request: HttpRequest, flow_id: int) -> Any:
+@router.get("/{flow_id}", response={200: FlowOut, **responses(404)})
+def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
+    """The flow's current version: its number and document."""
     flow = access.flow_for_viewer(request.auth, flow_id)
     version = flow.current()
     return {"id": flow.id, "name": flow.name, "version": version.number, "graph": version.graph}
@@ -141,19 +165,23 @@ def flow_detail(request: HttpRequest, flow_id: int) -> Any:
 
 @router.put(
     "/{flow_id}",
-    response={200: SavedOut, 400: InvalidOut | DetailOut, 404: DetailOut, 409: StaleOut},
+    response={200: SavedOut, 400: InvalidOut, **responses(403, 404), 409: StaleOut},
 )
-def flow_save(request: HttpRequest, flow_id: int, payload: FlowSaveIn) -> Any:
+def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
+    """Save a new version, built on ``base_version`` (409 when someone saved since).
+
+    400 (``invalid_flow``) lists the engine's ``problems``; 400 ``base_version_required``
+    when the version the editor loaded is missing.
+    """
     flow = access.flow_for_editor(request.auth, flow_id)
     if payload.base_version is None:
         # Without it we cannot tell whether someone saved in between, and guessing
         # "latest" would silently overwrite their work.
-        return Status(
+        raise ProblemError(
             400,
-            {
-                "detail": "base_version is required: send the version this graph was based on "
-                f"(the current version is {flow.version})"
-            },
+            "base_version_required",
+            "base_version is required: send the version this graph was based on "
+            f"(the current version is {flow.version})",
         )
     try:
         number = services.save(
@@ -165,28 +193,29 @@ def flow_save(request: HttpRequest, flow_id: int, payload: FlowSaveIn) -> Any:
             message=payload.message,
         )
     except FlowInvalid as exc:
-        return invalid(exc)
+        raise invalid(exc) from None
     except services.StaleVersion as exc:
-        return Status(
-            409,
-            {
-                "detail": f"version {payload.base_version} is stale: the flow is now at "
-                f"version {exc.current}; reload it and save again",
-                "current_version": exc.current,
-            },
-        )
+        raise stale(
+            f"version {payload.base_version} is stale: the flow is now at "
+            f"version {exc.current}; reload it and save again",
+            exc.current,
+        ) from None
     return {"version": number}
 
 
-@router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, 404: DetailOut})
-async def run_create(request: HttpRequest, flow_id: int, payload: RunIn) -> Any:
+@router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, **responses(403)})
+async def run_create(request: HttpRequest, flow_id: Id, payload: RunIn) -> Any:
+    """Start a run of the flow's current version (editors); it begins queued.
+
+    400 (``invalid_flow``) when the inputs do not fit the flow.
+    """
     flow = await sync_to_async(access.flow_for_editor)(request.auth, flow_id)
     try:
         run = await sync_to_async(create_run)(
             flow, request.auth, payload.inputs, ignore_cache=payload.ignore_cache
         )
     except FlowInvalid as exc:
-        return invalid(exc, "the run cannot start")
+        raise invalid(exc, "the run cannot start") from None
     # The driver schedules the run in the server's own event loop, in a fresh context.
     notice = await drivers.start_run(run.id)
     return Status(201, {"id": run.id, "status": run.status, "notice": notice})

@@ -8,25 +8,27 @@ own node types so the canvas never re-implements port logic. ``POST /api/editor/
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
-from pydantic import ValidationError
+from ninja import Field, Router, Schema
+from pydantic import ValidationError, WithJsonSchema
 
 from graphs import templating
 from graphs.errors import FlowInvalid
 from graphs.nodes import NODE_TYPES
 from graphs.validation import config_message
+from webapp.api_schema import FLOW_DOCUMENT_SCHEMA
 from webapp.auth_api import api_auth
 from webapp.flows import layout
+from webapp.flows.api import InvalidOut, invalid
 
 router = Router(auth=api_auth, tags=["editor"])
 
 
 class PortsIn(Schema):
-    type: str
-    config: dict[str, Any] = {}
+    type: str = Field(description="A node type: input, output, template, llm, ...")
+    config: dict[str, Any] = Field({}, description="The node's config, valid or not yet.")
 
 
 class PortsOut(Schema):
@@ -44,8 +46,8 @@ class Size(Schema):
 
 
 class LayoutIn(Schema):
-    graph: Any
-    sizes: dict[str, Size] = {}
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+    sizes: dict[str, Size] = Field({}, description="Each node's drawn size, by node id.")
 
 
 class Position(Schema):
@@ -55,11 +57,6 @@ class Position(Schema):
 
 class LayoutOut(Schema):
     positions: dict[str, Position]
-
-
-class LayoutInvalidOut(Schema):
-    detail: str
-    problems: list[str]
 
 
 def ports_for(type_name: str, config: Any) -> dict[str, Any]:
@@ -125,21 +122,21 @@ def _ordered(ports: Any, text: str) -> list[str]:
 
 
 @router.post("/ports", response=PortsOut)
-def ports(request: HttpRequest, payload: PortsIn) -> Any:
+def editor_ports(request: HttpRequest, payload: PortsIn) -> Any:
+    """The ports of a node of this type and config, as the engine computes them.
+
+    Best effort while the config is being edited: ``problems`` says what is wrong, and
+    ``known`` is false when the ports cannot be told yet.
+    """
     return ports_for(payload.type, payload.config)
 
 
-@router.post("/layout", response={200: LayoutOut, 400: LayoutInvalidOut})
-def auto_layout(request: HttpRequest, payload: LayoutIn) -> Any:
+@router.post("/layout", response={200: LayoutOut, 400: InvalidOut})
+def editor_layout(request: HttpRequest, payload: LayoutIn) -> Any:
+    """A left-to-right position for every node of the document (400 when it has none)."""
     sizes = {k: (v.width, v.height) for k, v in payload.sizes.items()}
     try:
         positions = layout.positions(payload.graph, sizes)
     except FlowInvalid as exc:
-        return Status(
-            400,
-            {
-                "detail": "the flow cannot be laid out",
-                "problems": [str(p) for p in exc.problems],
-            },
-        )
+        raise invalid(exc, "the flow cannot be laid out") from None
     return {"positions": positions}

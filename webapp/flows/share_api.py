@@ -11,12 +11,13 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
+from webapp.api_schema import Id, PageQuery, page_model, paginate
 from webapp.auth_api import api_auth
 from webapp.flows import access, sharing
-from webapp.flows.api import DetailOut
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.problems import ProblemError, responses
 from webapp.runs.models import Run
 
 router = Router(auth=api_auth, tags=["sharing"])
@@ -26,7 +27,7 @@ ShareRole = Literal["viewer", "editor"]
 
 class ShareIn(Schema):
     user: str | None = Field(None, description="A username or e-mail.")
-    team: int | None = Field(None, description="The id of a team you are in.")
+    team: Id | None = Field(None, description="The id of a team you are in.")
     role: ShareRole = "viewer"
 
 
@@ -36,7 +37,10 @@ class ShareRoleIn(Schema):
 
 class ShareOut(Schema):
     id: int
-    user: str | None
+    user: str | None = Field(
+        description="A person: the username or e-mail it was shared with; their username "
+        "once they accept."
+    )
     team: int | None
     team_name: str | None
     role: str
@@ -45,7 +49,7 @@ class ShareOut(Schema):
 
 class TransferIn(Schema):
     user: str | None = Field(None, description="To this person's personal space.")
-    team: int | None = Field(None, description="Into this team (you edit or own it).")
+    team: Id | None = Field(None, description="Into this team (you edit or own it).")
 
 
 class FlowPlaceOut(Schema):
@@ -56,7 +60,7 @@ class FlowPlaceOut(Schema):
 
 
 class LinkIn(Schema):
-    run: int | None = Field(None, description="Share this run of the flow only.")
+    run: Id | None = Field(None, description="Share this run of the flow only.")
     expires_in_days: Literal[1, 7, 30] | None = Field(None, description="Null: until revoked.")
     hide_io: bool = Field(False, description="Hide run inputs, outputs and streamed text.")
 
@@ -73,7 +77,11 @@ class LinkOut(Schema):
 
 class LinkCreatedOut(LinkOut):
     token: str = Field(description="Shown once: only its hash is stored.")
-    url: str
+    url: str = Field(description="The link's page (relative), shown once.")
+
+
+SharePageOut = page_model("SharePageOut", ShareOut)
+LinkPageOut = page_model("LinkPageOut", LinkOut)
 
 
 def share_out(share: FlowShare) -> dict[str, Any]:
@@ -103,64 +111,62 @@ def owned(request: HttpRequest, flow_id: int) -> Flow:
     return access.flow_for_owner(request.auth, flow_id)
 
 
-@router.get("/{flow_id}/shares", response={200: list[ShareOut], 403: DetailOut, 404: DetailOut})
-def share_list(request: HttpRequest, flow_id: int) -> Any:
-    return [share_out(share) for share in sharing.shares(owned(request, flow_id))]
+def either_user_or_team(payload: ShareIn | TransferIn) -> None:
+    if (payload.user is None) == (payload.team is None):
+        raise ProblemError(400, "user_or_team", "give either user or team")
 
 
-@router.post(
-    "/{flow_id}/shares",
-    response={201: ShareOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
-)
-def share_create(request: HttpRequest, flow_id: int, payload: ShareIn) -> Any:
+@router.get("/{flow_id}/shares", response={200: SharePageOut, **responses(403, 404)})
+def share_list(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> Any:
+    """Who the flow is shared with, and in which role (owners)."""
+    return paginate(request, list(sharing.shares(owned(request, flow_id))), page, share_out)
+
+
+@router.post("/{flow_id}/shares", response={201: ShareOut, **responses(400, 403, 404)})
+def share_create(request: HttpRequest, flow_id: Id, payload: ShareIn) -> Any:
     """Share with a person or a team; sharing again with them changes the role."""
     flow = owned(request, flow_id)
-    if (payload.user is None) == (payload.team is None):
-        return Status(400, {"detail": "give either user or team"})
+    either_user_or_team(payload)
     try:
         if payload.team is not None:
             share = sharing.share_with_team(flow, request.auth, payload.team, payload.role)
         else:
             share = sharing.share_with_user(flow, request.auth, payload.user, payload.role)
     except sharing.ShareError as exc:
-        return Status(400, {"detail": str(exc)})
+        raise ProblemError(400, "share_refused", str(exc)) from None
     return Status(201, share_out(share))
 
 
-@router.patch(
-    "/{flow_id}/shares/{share_id}", response={200: ShareOut, 403: DetailOut, 404: DetailOut}
-)
-def share_update(request: HttpRequest, flow_id: int, share_id: int, payload: ShareRoleIn) -> Any:
+@router.patch("/{flow_id}/shares/{share_id}", response={200: ShareOut, **responses(403, 404)})
+def share_update(request: HttpRequest, flow_id: Id, share_id: Id, payload: ShareRoleIn) -> Any:
+    """Change a share's role (owners)."""
     share = sharing.share_of(owned(request, flow_id), share_id)
     return share_out(sharing.change_share(share, payload.role))
 
 
-@router.delete("/{flow_id}/shares/{share_id}", response={204: None, 403: DetailOut, 404: DetailOut})
-def share_delete(request: HttpRequest, flow_id: int, share_id: int) -> Any:
+@router.delete("/{flow_id}/shares/{share_id}", response={204: None, **responses(403, 404)})
+def share_delete(request: HttpRequest, flow_id: Id, share_id: Id) -> Any:
+    """Stop sharing with that person or team (owners)."""
     sharing.remove_share(sharing.share_of(owned(request, flow_id), share_id))
     return Status(204, None)
 
 
-@router.post(
-    "/{flow_id}/transfer",
-    response={200: FlowPlaceOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
-)
-def transfer(request: HttpRequest, flow_id: int, payload: TransferIn) -> Any:
+@router.post("/{flow_id}/transfer", response={200: FlowPlaceOut, **responses(400, 403, 404)})
+def flow_transfer(request: HttpRequest, flow_id: Id, payload: TransferIn) -> Any:
     """Move the flow to a person's personal space, or into a team where you edit.
 
     A team's flow goes only to one of its members. You keep access only through a team
     or a share.
     """
     flow = owned(request, flow_id)
-    if (payload.user is None) == (payload.team is None):
-        return Status(400, {"detail": "give either user or team"})
+    either_user_or_team(payload)
     try:
         if payload.team is not None:
             sharing.transfer_to_team(flow, request.auth, payload.team)
         else:
             sharing.transfer_to_user(flow, request.auth, payload.user)
     except sharing.ShareError as exc:
-        return Status(400, {"detail": str(exc)})
+        raise ProblemError(400, "transfer_refused", str(exc)) from None
     return {
         "id": flow.pk,
         "owner": flow.owner.username,
@@ -169,33 +175,32 @@ def transfer(request: HttpRequest, flow_id: int, payload: TransferIn) -> Any:
     }
 
 
-@router.get("/{flow_id}/share-links", response={200: list[LinkOut], 403: DetailOut, 404: DetailOut})
-def link_list(request: HttpRequest, flow_id: int) -> Any:
-    """The links not revoked, expired ones included (``expired: true``)."""
-    return [link_out(link) for link in sharing.links(owned(request, flow_id))]
+@router.get("/{flow_id}/share-links", response={200: LinkPageOut, **responses(403, 404)})
+def link_list(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> Any:
+    """The links not revoked, expired ones included (``expired: true``; owners)."""
+    return paginate(request, list(sharing.links(owned(request, flow_id))), page, link_out)
 
 
-@router.post(
-    "/{flow_id}/share-links",
-    response={201: LinkCreatedOut, 400: DetailOut, 403: DetailOut, 404: DetailOut},
-)
-def link_create(request: HttpRequest, flow_id: int, payload: LinkIn) -> Any:
+@router.post("/{flow_id}/share-links", response={201: LinkCreatedOut, **responses(400, 403, 404)})
+def link_create(request: HttpRequest, flow_id: Id, payload: LinkIn) -> Any:
+    """Make a public read-only link to the flow, or to one of its runs (owners)."""
     flow = owned(request, flow_id)
     run = None
     if payload.run is not None:
         run = Run.objects.filter(pk=payload.run, flow=flow).first()
         if run is None:
-            return Status(400, {"detail": f"run {payload.run} is not one of this flow's runs"})
+            raise ProblemError(
+                400, "not_this_flows_run", f"run {payload.run} is not one of this flow's runs"
+            )
     link, raw = sharing.create_link(
         flow, request.auth, run=run, days=payload.expires_in_days, hide_io=payload.hide_io
     )
-    url = request.build_absolute_uri(reverse("public_share", args=[raw]))
+    url = reverse("public_share", args=[raw])
     return Status(201, {**link_out(link), "token": raw, "url": url})
 
 
-@router.delete(
-    "/{flow_id}/share-links/{link_id}", response={204: None, 403: DetailOut, 404: DetailOut}
-)
-def link_revoke(request: HttpRequest, flow_id: int, link_id: int) -> Any:
+@router.delete("/{flow_id}/share-links/{link_id}", response={204: None, **responses(403, 404)})
+def link_revoke(request: HttpRequest, flow_id: Id, link_id: Id) -> Any:
+    """Revoke a link: it stops working at once (owners)."""
     sharing.revoke_link(sharing.link_of(owned(request, flow_id), link_id))
     return Status(204, None)

@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 import graphs
 from graphs.errors import FlowInvalid, Problem
+from webapp.api_schema import NUL_MESSAGE, unstorable
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
 from webapp.flows.versions import document_name
@@ -52,7 +53,13 @@ def read_document(source: Any) -> Any:
     if isinstance(source, bytes) and source.startswith(b"\xef\xbb\xbf"):
         # Some editors on Windows start a UTF-8 file with a byte-order mark.
         source = source[3:]
-    return graphs.parse(source)
+    document = graphs.parse(source)
+    # JSON text may spell a NUL character (\u0000), which PostgreSQL cannot store; the
+    # engine's own checks find the rest (lone surrogates, non-finite numbers).
+    nul = [e for e in unstorable(document, "document") if e["message"] == NUL_MESSAGE]
+    if nul:
+        raise FlowInvalid([Problem(f"{e['path']} {e['message']}") for e in nul])
+    return document
 
 
 def teams_for_import(user) -> list[Team]:

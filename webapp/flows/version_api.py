@@ -8,16 +8,27 @@ version they build on and get 409 when someone saved since, exactly as saves do.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
+from pydantic import WithJsonSchema
 
 from graphs.errors import FlowInvalid
+from webapp.api_schema import (
+    FLOW_DOCUMENT_SCHEMA,
+    MAX_INT64,
+    FlowDocumentOut,
+    GraphDiffOut,
+    Id,
+    PageQuery,
+    VersionNumber,
+    page_model,
+    paginate,
+)
 from webapp.auth_api import api_auth
 from webapp.flows import access, services, transfer, versions
 from webapp.flows.api import (
-    DetailOut,
     FlowCreatedOut,
     InvalidOut,
     Message,
@@ -25,15 +36,20 @@ from webapp.flows.api import (
     SavedOut,
     StaleOut,
     invalid,
+    stale,
 )
 from webapp.flows.models import FlowVersion
+from webapp.problems import responses
 
 router = Router(auth=api_auth, tags=["versions"])
 
-Document = Field(
-    ...,
-    description="The flow document: a JSON object, or its JSON text (say, a file's content).",
-)
+# Documented as the flow document or its JSON text; the engine checks it (400 names the
+# node or edge at fault).
+DocumentIn = Annotated[
+    Any,
+    WithJsonSchema({"anyOf": [FLOW_DOCUMENT_SCHEMA, {"type": "string"}]}),
+    Field(description="The flow document: a JSON object, or its JSON text (a file's content)."),
+]
 
 
 class VersionOut(Schema):
@@ -45,46 +61,39 @@ class VersionOut(Schema):
 
 
 class VersionDetailOut(VersionOut):
-    graph: dict[str, Any]
+    graph: FlowDocumentOut
 
 
-class VersionPage(Schema):
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+VersionPageOut = page_model("VersionPageOut", VersionOut)
 
 
 class DiffQuery(Schema):
-    a: int = Field(..., description="The version to compare from.")
-    b: int = Field(..., description="The version to compare to.")
+    a: VersionNumber = Field(..., description="The version to compare from.")
+    b: VersionNumber = Field(..., description="The version to compare to.")
 
 
-class DiffOut(Schema):
+class DiffOut(GraphDiffOut):
     a: int
     b: int
-    is_empty: bool
-    summary: str
-    graph: list[dict[str, Any]]
-    nodes: dict[str, list[dict[str, Any]]]
-    edges: dict[str, list[dict[str, Any]]]
 
 
 class ExportQuery(Schema):
-    version: int | None = Field(None, description="Default: the newest version.")
+    version: VersionNumber | None = Field(None, description="Default: the newest version.")
 
 
 class RestoreIn(Schema):
-    base_version: int = Field(..., description="The version the caller last saw.")
+    base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
 
 
 class ImportIn(Schema):
-    document: Any = Document
+    document: DocumentIn
     name: Name | None = Field(None, description="Default: the document's graph.name.")
-    team: int | None = Field(None, description="A team where you edit; default: your space.")
+    team: Id | None = Field(None, description="A team where you edit; default: your space.")
 
 
 class ImportVersionIn(Schema):
-    document: Any = Document
-    base_version: int = Field(..., description="The version the caller last saw.")
+    document: DocumentIn
+    base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
     message: Message | None = None
 
 
@@ -101,27 +110,28 @@ def version_out(version: FlowVersion, current: int, graph: bool = False) -> dict
     return out
 
 
-def stale(base_version: int, exc: services.StaleVersion) -> Status:
-    return Status(
-        409,
-        {
-            "detail": f"version {base_version} is stale: the flow is now at version "
-            f"{exc.current}; nothing was stored",
-            "current_version": exc.current,
-        },
+def stale_base(base_version: int, exc: services.StaleVersion) -> Exception:
+    return stale(
+        f"version {base_version} is stale: the flow is now at version "
+        f"{exc.current}; nothing was stored",
+        exc.current,
     )
 
 
-@router.get("/{flow_id}/versions", response={200: list[VersionOut], 404: DetailOut})
-def version_list(request: HttpRequest, flow_id: int, page: Query[VersionPage]) -> Any:
+@router.get("/{flow_id}/versions", response={200: VersionPageOut, **responses(404)})
+def version_list(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> Any:
     """The flow's versions, newest first."""
     flow = access.flow_for_viewer(request.auth, flow_id)
-    chosen = versions.history(flow)[page.offset : page.offset + page.limit]
-    return [version_out(version, flow.version) for version in chosen]
+    return paginate(
+        request, versions.history(flow), page, lambda version: version_out(version, flow.version)
+    )
 
 
-@router.get("/{flow_id}/versions/diff", response={200: DiffOut, 404: DetailOut})
-def version_diff(request: HttpRequest, flow_id: int, query: Query[DiffQuery]) -> Any:
+# exclude_unset: a key change has no "before" when added, no "after" when removed.
+@router.get(
+    "/{flow_id}/versions/diff", response={200: DiffOut, **responses(404)}, exclude_unset=True
+)
+def version_diff(request: HttpRequest, flow_id: Id, query: Query[DiffQuery]) -> Any:
     """What changed from version a to version b: nodes and edges added, removed, changed
     (with each changed key's before and after); moves are listed apart."""
     flow = access.flow_for_viewer(request.auth, flow_id)
@@ -129,54 +139,55 @@ def version_diff(request: HttpRequest, flow_id: int, query: Query[DiffQuery]) ->
     return {"a": query.a, "b": query.b, **changes.as_dict()}
 
 
-@router.get("/{flow_id}/versions/{number}", response={200: VersionDetailOut, 404: DetailOut})
-def version_detail(request: HttpRequest, flow_id: int, number: int) -> Any:
+@router.get("/{flow_id}/versions/{number}", response={200: VersionDetailOut, **responses(404)})
+def version_detail(request: HttpRequest, flow_id: Id, number: VersionNumber) -> Any:
+    """One version: who saved it, when and why, and its document."""
     flow = access.flow_for_viewer(request.auth, flow_id)
     return version_out(versions.get(flow, number), flow.version, graph=True)
 
 
 @router.post(
     "/{flow_id}/versions/{number}/restore",
-    response={201: SavedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut, 409: StaleOut},
+    response={201: SavedOut, 400: InvalidOut, **responses(403, 404), 409: StaleOut},
 )
-def version_restore(request: HttpRequest, flow_id: int, number: int, payload: RestoreIn) -> Any:
+def version_restore(
+    request: HttpRequest, flow_id: Id, number: VersionNumber, payload: RestoreIn
+) -> Any:
     """Save version `number`'s graph again as a new version (message "restored vN")."""
     flow = access.flow_for_editor(request.auth, flow_id)
     try:
         saved = versions.restore(flow, request.auth, number, payload.base_version)
     except FlowInvalid as exc:
-        return invalid(exc, f"version {number} no longer passes the engine's checks")
+        raise invalid(exc, f"version {number} no longer passes the engine's checks") from None
     except services.StaleVersion as exc:
-        return stale(payload.base_version, exc)
+        raise stale_base(payload.base_version, exc) from None
     return Status(201, {"version": saved})
 
 
-@router.get("/{flow_id}/export", response={200: dict[str, Any], 404: DetailOut})
-def flow_export(request: HttpRequest, flow_id: int, query: Query[ExportQuery]) -> Any:
+@router.get("/{flow_id}/export", response={200: FlowDocumentOut, **responses(404)})
+def flow_export(request: HttpRequest, flow_id: Id, query: Query[ExportQuery]) -> Any:
     """The version's flow document, as a download (``Content-Disposition``)."""
     flow = access.flow_for_viewer(request.auth, flow_id)
     version = versions.get(flow, query.version or flow.version)
     return transfer.export_response(flow, version)
 
 
-@router.post(
-    "/import", response={201: FlowCreatedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut}
-)
+@router.post("/import", response={201: FlowCreatedOut, 400: InvalidOut, **responses(403, 404)})
 def flow_import(request: HttpRequest, payload: ImportIn) -> Any:
     """A new flow from a document, checked by the engine and never run."""
     team = transfer.team_for_import(request.auth, payload.team)
     try:
         flow = transfer.import_flow(request.auth, payload.document, payload.name, team=team)
     except FlowInvalid as exc:
-        return invalid(exc, "the document was not imported")
+        raise invalid(exc, "the document was not imported") from None
     return Status(201, {"id": flow.id, "version": flow.version})
 
 
 @router.post(
     "/{flow_id}/import",
-    response={201: SavedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut, 409: StaleOut},
+    response={201: SavedOut, 400: InvalidOut, **responses(403, 404), 409: StaleOut},
 )
-def flow_import_version(request: HttpRequest, flow_id: int, payload: ImportVersionIn) -> Any:
+def flow_import_version(request: HttpRequest, flow_id: Id, payload: ImportVersionIn) -> Any:
     """A new version of the flow from a document, on top of `base_version`."""
     flow = access.flow_for_editor(request.auth, flow_id)
     try:
@@ -184,7 +195,7 @@ def flow_import_version(request: HttpRequest, flow_id: int, payload: ImportVersi
             flow, request.auth, payload.document, payload.base_version, payload.message or ""
         )
     except FlowInvalid as exc:
-        return invalid(exc, "the document was not imported")
+        raise invalid(exc, "the document was not imported") from None
     except services.StaleVersion as exc:
-        return stale(payload.base_version, exc)
+        raise stale_base(payload.base_version, exc) from None
     return Status(201, {"version": number})

@@ -14,13 +14,24 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
 from graphs.errors import FlowInvalid, Problem
+from webapp.api_schema import (
+    MAX_INT64,
+    EventOut,
+    GraphDiffOut,
+    Id,
+    PageQuery,
+    next_url,
+    page_model,
+    paginate,
+)
 from webapp.auth_api import api_auth
-from webapp.flows.api import DetailOut, InvalidOut, invalid
+from webapp.flows.api import InvalidOut, invalid
+from webapp.problems import ProblemError, responses
 from webapp.runs import drivers, services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
-from webapp.runs.history_views import PAGE_SIZE, filtered_runs, run_seconds
-from webapp.runs.models import Run
+from webapp.runs.history_views import filtered_runs, run_seconds
+from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import recorded_events
 
 router = Router(auth=api_auth, tags=["runs"])
@@ -74,22 +85,19 @@ class RunSummaryOut(Schema):
     from_node: str
 
 
-class RunPageOut(Schema):
-    items: list[RunSummaryOut]
-    count: int = Field(description="Runs matching the filters, on every page.")
-    page: int
-    pages: int
-    next: int | None = Field(description="The next page's number; null on the last page.")
+RunPageOut = page_model("RunPageOut", RunSummaryOut)
+EventPageOut = page_model(
+    "EventPageOut", EventOut, "A page of a run's events, in seq order; next reads on."
+)
 
 
-class RunListQuery(Schema):
+class RunListQuery(PageQuery):
     status: Run.Status | None = None
-    flow: int | None = Field(None, description="Only this flow's runs.")
-    page: int = Field(1, ge=1)
+    flow: Id | None = Field(None, description="Only this flow's runs.")
 
 
 class EventsQuery(Schema):
-    after: int = Field(0, ge=0, description="Only events with a larger seq.")
+    after: int = Field(0, ge=0, le=MAX_INT64, description="Only events with a larger seq.")
     limit: int = Field(MAX_EVENTS, ge=1, le=MAX_EVENTS)
 
 
@@ -111,51 +119,107 @@ def run_figures(run: Run) -> dict[str, Any]:
     }
 
 
-@router.get("", response={200: RunPageOut, 422: DetailOut})
+@router.get("", response=RunPageOut)
 def run_list(request: HttpRequest, query: Query[RunListQuery]) -> Any:
-    """The runs the caller may see, newest first, 50 a page.
+    """The runs the caller may see, newest first.
 
     Filters: ``status`` (queued, running, succeeded, failed, cancelled) and ``flow`` (a
-    flow's id; one the caller cannot see matches nothing). Paging is by number:
-    ``page=1`` is the newest 50, and ``next`` names the following page until the last.
-    A page past the end is empty. Page numbers count from the newest run at the time of
-    the request, so runs started while paging shift later pages by as many rows.
+    flow's id; one the caller cannot see matches nothing). Offsets count from the newest
+    run at the time of the request, so runs started while paging shift later pages by
+    as many rows.
     """
     runs = filtered_runs(request.auth, status=query.status or "", flow=query.flow)
-    count = runs.count()
-    start = (query.page - 1) * PAGE_SIZE
-    rows = list(runs[start : start + PAGE_SIZE]) if start < count else []
-    pages = max(1, -(-count // PAGE_SIZE))
+    return paginate(request, runs, query, run_summary)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
     return {
-        "items": [
-            {
-                "id": run.id,
-                "flow": run.flow_id,
-                "flow_name": run.flow.name,
-                "flow_version": run.version_number,
-                "status": run.status,
-                "started_by": run.started_by.username if run.started_by_id else None,
-                "created": run.created,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "usage": run.usage,
-                **run_figures(run),
-            }
-            for run in rows
-        ],
-        "count": count,
-        "page": query.page,
-        "pages": pages,
-        "next": query.page + 1 if query.page < pages else None,
+        "id": run.id,
+        "flow": run.flow_id,
+        "flow_name": run.flow.name,
+        "flow_version": run.version_number,
+        "status": run.status,
+        "started_by": run.started_by.username if run.started_by_id else None,
+        "created": run.created,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "usage": run.usage,
+        **run_figures(run),
     }
 
 
 class CompareQuery(Schema):
-    a: int = Field(ge=1, lt=2**63, description="The first run (the diff goes from a to b).")
-    b: int = Field(ge=1, lt=2**63, description="The second run, of the same flow.")
+    a: Id = Field(description="The first run (the diff goes from a to b).")
+    b: Id = Field(description="The second run, of the same flow.")
 
 
-@router.get("/compare", response={200: dict[str, Any], 400: DetailOut, 404: DetailOut})
+class CompareRunOut(Schema):
+    id: int
+    status: str
+    kind: str
+    parent: int | None
+    flow_version: int
+    edited_graph: bool = Field(description="It ran an edited copy of its version's graph.")
+    started_by: str | None
+    created: dt.datetime
+    duration_s: float | None
+    usage: UsageOut
+    cost_usd: float | None
+    saved_usd: float | None
+    cache_hits: int
+    error: str
+
+
+class CompareInputOut(Schema):
+    name: str
+    equal: bool
+    a: Any = Field(None, description="Absent when run a had no such input.")
+    b: Any = Field(None, description="Absent when run b had no such input.")
+
+
+class NodeOutcomeOut(Schema):
+    in_graph: bool
+    status: str = Field(description="done, failed, cancelled, skipped, not run or absent.")
+    output: dict[str, Any] | None = Field(description="Port -> value; null without one.")
+    error: str
+    iterations: int
+    duration_s: float | None
+    usage: UsageOut
+    model: str | None
+    cost_usd: float | None
+    cached: bool
+    saved_usd: float | None
+    reused: bool
+    reused_from: str | None
+
+
+class CompareNodeOut(Schema):
+    id: str
+    label: str
+    type: str
+    change: str = Field(description="added, removed, changed, or empty when the same.")
+    same_output: bool
+    a: NodeOutcomeOut
+    b: NodeOutcomeOut
+    output_diff: list[tuple[str, str]] | None = Field(
+        description="[op, text] pieces from a's output text to b's (op: equal, insert, delete)."
+    )
+    output_diff_truncated: bool
+
+
+class CompareOut(Schema):
+    a: CompareRunOut
+    b: CompareRunOut
+    flow: int
+    same_graph: bool
+    graph_diff: GraphDiffOut | None = Field(description="Null when both ran the same graph.")
+    same_inputs: bool
+    inputs: list[CompareInputOut]
+    nodes: list[CompareNodeOut]
+
+
+# exclude_unset: an input only one run had is absent on the other side, not null.
+@router.get("/compare", response={200: CompareOut, **responses(400, 404)}, exclude_unset=True)
 def run_compare(request: HttpRequest, query: Query[CompareQuery]) -> Any:
     """Two runs of one flow side by side: totals, inputs, each node's outcome and output.
 
@@ -167,12 +231,13 @@ def run_compare(request: HttpRequest, query: Query[CompareQuery]) -> Any:
     try:
         a, b = runs_to_compare(request.auth, query.a, query.b)
     except CompareRefused as refused:
-        return Status(400, {"detail": str(refused)})
+        raise ProblemError(400, "different_flows", str(refused)) from None
     return compare_runs(a, b).as_dict()
 
 
-@router.get("/{run_id}", response={200: RunOut, 404: DetailOut})
-def run_detail(request: HttpRequest, run_id: int) -> Any:
+@router.get("/{run_id}", response={200: RunOut, **responses(404)})
+def run_detail(request: HttpRequest, run_id: Id) -> Any:
+    """A run: its state, inputs and outputs, usage and cost, and where it came from."""
     run = run_for_viewer(request.auth, run_id)
     return {
         "id": run.id,
@@ -189,14 +254,27 @@ def run_detail(request: HttpRequest, run_id: int) -> Any:
     }
 
 
-@router.get("/{run_id}/events", response={200: list[dict[str, Any]], 404: DetailOut})
-def run_events(request: HttpRequest, run_id: int, query: Query[EventsQuery]) -> Any:
+@router.get("/{run_id}/events", response={200: EventPageOut, **responses(404)})
+def run_events(request: HttpRequest, run_id: Id, query: Query[EventsQuery]) -> Any:
+    """The run's recorded events with a seq above ``after``, in order.
+
+    ``next`` (null on the last page) reads on from the last event of this page. The log
+    of a live run grows: read it again from the last seq you have.
+    """
     run = run_for_viewer(request.auth, run_id)
-    return recorded_events(run, query.after, query.limit)
+    events = recorded_events(run, query.after, query.limit)
+    count = RunEvent.objects.filter(run=run, seq__gt=query.after).count()
+    more = len(events) < count
+    return {
+        "items": events,
+        "count": count,
+        "next": next_url(request, after=events[-1]["seq"], limit=query.limit) if more else None,
+    }
 
 
-@router.post("/{run_id}/cancel", response={202: StatusOut, 404: DetailOut})
-async def run_cancel(request: HttpRequest, run_id: int) -> Any:
+@router.post("/{run_id}/cancel", response={202: StatusOut, **responses(403)})
+async def run_cancel(request: HttpRequest, run_id: Id) -> Any:
+    """Cancel a queued or running run (editors); the answer says its status now."""
     run = await sync_to_async(run_for_editor)(request.auth, run_id)
     # Awaited here: the driver reaches the run through the server's own event loop.
     await drivers.cancel_run(run.id)
@@ -253,17 +331,17 @@ def started(run: Run, notice: str | None = None) -> Status:
     )
 
 
-def refused(exc: ValueError) -> Status:
+def refused(exc: ValueError) -> ProblemError:
     if isinstance(exc, FlowInvalid):
         return invalid(exc, "the run cannot start")
     return invalid(FlowInvalid([Problem(str(exc))]), "the run cannot start")
 
 
-STARTS = {201: RunStartedOut, 400: InvalidOut, 403: DetailOut, 404: DetailOut}
+STARTS = {201: RunStartedOut, 400: InvalidOut, **responses(403, 404)}
 
 
 @router.post("/{run_id}/rerun", response=STARTS)
-async def run_rerun(request: HttpRequest, run_id: int, payload: RerunIn | None = None) -> Any:
+async def run_rerun(request: HttpRequest, run_id: Id, payload: RerunIn | None = None) -> Any:
     """Run again with the same inputs (or ``inputs``), on this run's graph or the current one."""
     payload = payload or RerunIn()
     run = await sync_to_async(run_for_editor)(request.auth, run_id)
@@ -276,13 +354,13 @@ async def run_rerun(request: HttpRequest, run_id: int, payload: RerunIn | None =
             ignore_cache=payload.ignore_cache,
         )
     except ValueError as exc:
-        return refused(exc)
+        raise refused(exc) from None
     notice = await drivers.start_run(new.id)
     return started(new, notice)
 
 
 @router.post("/{run_id}/rerun-from", response=STARTS)
-async def run_rerun_from(request: HttpRequest, run_id: int, payload: RerunFromIn) -> Any:
+async def run_rerun_from(request: HttpRequest, run_id: Id, payload: RerunFromIn) -> Any:
     """Keep the outputs recorded upstream of ``node``; run it (maybe edited) and what follows."""
     run = await sync_to_async(run_for_editor)(request.auth, run_id)
     try:
@@ -295,20 +373,20 @@ async def run_rerun_from(request: HttpRequest, run_id: int, payload: RerunFromIn
             ignore_cache=payload.ignore_cache,
         )
     except ValueError as exc:
-        return refused(exc)
+        raise refused(exc) from None
     notice = await drivers.start_run(new.id)
     return started(new, notice)
 
 
-@router.post("/{run_id}/resume", response={**STARTS, 409: DetailOut})
-async def run_resume(request: HttpRequest, run_id: int) -> Any:
+@router.post("/{run_id}/resume", response={**STARTS, **responses(409)})
+async def run_resume(request: HttpRequest, run_id: Id) -> Any:
     """Continue a failed or cancelled run: what finished is kept, the rest runs (409 otherwise)."""
     run = await sync_to_async(run_for_editor)(request.auth, run_id)
     try:
         new = await sync_to_async(services.create_resume)(run, request.auth)
     except services.NotResumable as exc:
-        return Status(409, {"detail": str(exc)})
+        raise ProblemError(409, "not_resumable", str(exc)) from None
     except ValueError as exc:
-        return refused(exc)
+        raise refused(exc) from None
     notice = await drivers.start_run(new.id)
     return started(new, notice)
