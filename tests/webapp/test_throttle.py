@@ -205,6 +205,7 @@ async def socket_opens(path: str, token: str) -> bool:
     # The test communicator's scope has no client address: it counts as "unknown".
     headers = [
         (b"origin", b"http://127.0.0.1:8000"),
+        (b"host", b"127.0.0.1:8000"),
         (b"authorization", f"Bearer {token}".encode()),
     ]
     ws = WebsocketCommunicator(application, path, headers=headers)
