@@ -184,6 +184,11 @@ def _document_operation(method: str, operation: dict[str, Any]) -> None:
         ours.add(422)
     if "requestBody" in operation:
         ours |= {400, 413, 415}
+        # An optional body (RerunIn | None) is absent or an object: a body of null is a 400.
+        for media in operation["requestBody"]["content"].values():
+            options = media["schema"].get("anyOf", [])
+            if len(options) == 2 and {"type": "null"} in options:
+                media["schema"] = next(o for o in options if o != {"type": "null"})
     if any(p["in"] == "path" for p in parameters):
         ours.add(404)
     problem = {"$ref": "#/components/schemas/ProblemOut"}
@@ -196,8 +201,10 @@ def _document_operation(method: str, operation: dict[str, Any]) -> None:
             # Every error answer is application/problem+json (RFC 9457).
             answer["content"] = {problems.CONTENT_TYPE: answer["content"].popitem()[1]}
     operation["responses"] = dict(sorted(responses.items()))
-    description = operation.get("description") or ""
+    # Docstrings quote code as ``x`` (reST); the schema's descriptions are Markdown.
+    description = (operation.get("description") or "").replace("``", "`")
     if description:
+        operation["description"] = description
         operation["summary"] = description.strip().split("\n\n")[0].replace("\n", " ")
 
 
