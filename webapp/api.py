@@ -37,6 +37,7 @@ from webapp.accounts import throttle
 from webapp.api_schema import string_problem, unstorable
 from webapp.flows.api import router as flows_router
 from webapp.flows.editor_api import router as editor_router
+from webapp.flows.pending_api import router as pending_shares_router
 from webapp.flows.share_api import router as sharing_router
 from webapp.flows.version_api import router as versions_router
 from webapp.problems import ProblemError, ProblemOut
@@ -222,6 +223,8 @@ api.add_router("/flows", versions_router)
 api.add_router("/flows", flows_router)
 # Shares, transfer and share links of a flow: their own module, under /api/flows too.
 api.add_router("/flows", sharing_router)
+# Shares with the caller waiting for their answer.
+api.add_router("/shares", pending_shares_router)
 api.add_router("/runs", runs_router)
 api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
 from webapp.flows import access, services
 from webapp.flows.models import FlowShare
@@ -39,11 +40,31 @@ def test_the_maker_of_a_team_flow_has_only_their_team_role(team, bob, alice):
     assert roles(flow, bob, alice) == ["editor", "owner"]
 
 
+def accepted_share(flow, user, role: str, by) -> FlowShare:
+    return FlowShare.objects.create(
+        flow=flow,
+        user=user,
+        invitee=user.username,
+        role=role,
+        created_by=by,
+        accepted_at=timezone.now(),
+    )
+
+
 def test_a_share_with_a_person_gives_that_role(personal_flow, alice, dave):
-    FlowShare.objects.create(flow=personal_flow, user=dave, role="viewer", created_by=alice)
+    accepted_share(personal_flow, dave, "viewer", alice)
     assert roles(personal_flow, dave) == ["viewer"]
     assert personal_flow in access.visible_flows(dave)
     assert personal_flow not in access.editable_flows(dave)
+
+
+def test_a_share_waiting_for_its_recipient_gives_nothing(personal_flow, team_flow, alice, carol):
+    FlowShare.objects.create(flow=personal_flow, user=carol, invitee="carol", role="editor")
+    FlowShare.objects.create(flow=team_flow, user=carol, invitee="carol", role="editor")
+    assert roles(personal_flow, carol) == [None]
+    assert roles(team_flow, carol) == ["viewer"]  # her team role only
+    assert personal_flow not in access.visible_flows(carol)
+    assert team_flow not in access.editable_flows(carol)
 
 
 def test_a_share_with_a_team_reaches_every_member(personal_flow, alice, dave, charlie):
@@ -55,7 +76,7 @@ def test_a_share_with_a_team_reaches_every_member(personal_flow, alice, dave, ch
 
 
 def test_the_highest_role_wins(team_flow, carol, alice):
-    FlowShare.objects.create(flow=team_flow, user=carol, role="editor", created_by=alice)
+    accepted_share(team_flow, carol, "editor", alice)
     assert roles(team_flow, carol) == ["editor"]
     assert access.visible_flows(carol).filter(pk=team_flow.pk).count() == 1
 

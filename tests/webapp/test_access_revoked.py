@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.utils import timezone
 
 from webapp.asgi import application
 from webapp.flows import services, sharing
@@ -119,7 +120,12 @@ async def test_only_the_removed_member_is_closed(alice, bob, carol, team, run):
 
 async def test_removing_a_share_closes_daves_sockets(alice, dave, team_flow, run):
     share = await sync_to_async(FlowShare.objects.create)(
-        flow=team_flow, user=dave, role=FlowShare.Role.VIEWER, created_by=alice
+        flow=team_flow,
+        user=dave,
+        invitee="dave",
+        role=FlowShare.Role.VIEWER,
+        created_by=alice,
+        accepted_at=timezone.now(),
     )
     run_ws = await watch_run(run, dave)
     flow_ws = await watch_flow(team_flow, dave)

@@ -54,7 +54,7 @@ ROLE = {"alice": Role.OWNER, "bob": Role.EDITOR, "carol": Role.VIEWER}
 PUBLIC = "public"  # anyone, logged in or not
 USER = "user"  # anyone logged in; nothing of alice's is involved
 SELF = "self"  # alice's own (an API token): only she may see it
-INVITEE = "invitee"  # an invitation addressed to dave: only he may see it
+INVITEE = "invitee"  # an invitation or a share addressed to dave: only he may see it
 LOGOUT = "logout"  # everyone ends on the login page
 NOWHERE = "nowhere"  # django-ninja's /api/ root: only named for reversing; a 404 for all
 VIEWER, EDITOR, OWNER = Role.VIEWER, Role.EDITOR, Role.OWNER
@@ -72,6 +72,7 @@ class World:
     link_token: str
     invite: Invite
     dave_invite: Invite
+    dave_share: FlowShare
     join_token: str
     token: ApiToken
 
@@ -120,17 +121,22 @@ def build_world() -> World:
     # Dave's invitation is to a team of erin's, so that accepting it gives him nothing of alice's.
     elsewhere = Team.objects.create(name="Elsewhere")
     Membership.objects.create(team=elsewhere, user=users["erin"], role=Role.OWNER)
+    # So is the share waiting for his answer: a flow of erin's.
+    erins = services.create(users["erin"], "Erin's", services.starter_graph("Erin's"))
     return World(
         users=users,
         team=team,
         flow=flow,
         run=recorded_run(flow, alice),
         other_run=recorded_run(flow, alice),
-        share=FlowShare.objects.create(flow=flow, user=users["frank"], created_by=alice),
+        share=FlowShare.objects.create(
+            flow=flow, user=users["frank"], invitee="frank", created_by=alice
+        ),
         link=link,
         link_token=link_token,
         invite=team_services.invite_user(team, alice, "frank", Role.VIEWER),
         dave_invite=team_services.invite_user(elsewhere, users["erin"], "dave", Role.VIEWER),
+        dave_share=sharing.share_with_user(erins, users["erin"], "dave", "viewer"),
         join_token=join_token,
         token=ApiToken.issue(alice, "matrix")[0],
     )
@@ -286,6 +292,8 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     ),
     "flow_share_remove": (POST(OWNER, lambda w: {"flow_id": w.flow.pk, "share_id": w.share.pk}),),
     "flow_transfer": (POST(OWNER, flow_id, lambda w: {"who": "bob"}),),
+    "share_accept": (POST(INVITEE, lambda w: {"share_id": w.dave_share.pk}),),
+    "share_decline": (POST(INVITEE, lambda w: {"share_id": w.dave_share.pk}),),
     "flow_link_create": (POST(OWNER, flow_id),),
     "flow_link_revoke": (POST(OWNER, lambda w: {"flow_id": w.flow.pk, "link_id": w.link.pk}),),
     "run_share_link": (GET(OWNER, run_id), POST(OWNER, run_id)),
@@ -328,6 +336,9 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:link_list": (GET(OWNER, flow_id),),
     "api:link_create": (POST(OWNER, flow_id, lambda w: {}),),
     "api:link_revoke": (DELETE(OWNER, lambda w: {"flow_id": w.flow.pk, "link_id": w.link.pk}),),
+    "api:pending_share_list": (GET(USER),),
+    "api:pending_share_accept": (POST(INVITEE, lambda w: {"share_id": w.dave_share.pk}),),
+    "api:pending_share_decline": (POST(INVITEE, lambda w: {"share_id": w.dave_share.pk}),),
     "api:run_list": (GET(USER),),
     "api:run_compare": (GET(VIEWER, nothing, lambda w: {"a": w.run.pk, "b": w.other_run.pk}),),
     "api:run_detail": (GET(VIEWER, run_id),),

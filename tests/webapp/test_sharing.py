@@ -153,7 +153,13 @@ def test_the_panel_is_a_partial_for_htmx_and_a_page_without(client, echo, alice)
 # ---- Shares ---------------------------------------------------------------------------------
 
 
-def test_sharing_with_a_person_gives_them_that_role_until_removed(client, echo, alice, dave):
+def accept(share: FlowShare) -> FlowShare:
+    return sharing.accept_share(share.user, share.pk)
+
+
+def test_sharing_with_a_person_gives_them_that_role_once_accepted_until_removed(
+    client, echo, alice, dave
+):
     as_user(client, alice)
     response = htmx(
         client,
@@ -161,10 +167,18 @@ def test_sharing_with_a_person_gives_them_that_role_until_removed(client, echo, 
         reverse("flow_share_create", args=[echo.pk]),
         {"who": "dave", "role": "viewer"},
     )
-    assert "Shared with dave (viewer)" in response.content.decode()
-    assert access.role_on_flow(dave, echo) == "viewer"
+    assert (
+        "Shared with “dave” (viewer). If they have an account, the flow waits for them to "
+        "accept it." in response.content.decode()
+    )
+    assert "(not accepted)" in response.content.decode()
+    assert access.role_on_flow(dave, echo) is None
 
-    share = FlowShare.objects.get(flow=echo, user=dave)
+    share = accept(FlowShare.objects.get(flow=echo, user=dave))
+    assert access.role_on_flow(dave, echo) == "viewer"
+    panel = htmx(client, "get", reverse("flow_share", args=[echo.pk])).content.decode()
+    assert "(not accepted)" not in panel
+
     htmx(client, "post", reverse("flow_share_update", args=[echo.pk, share.pk]), {"role": "editor"})
     assert access.role_on_flow(dave, echo) == "editor"
 
@@ -174,21 +188,30 @@ def test_sharing_with_a_person_gives_them_that_role_until_removed(client, echo, 
     assert client.get(reverse("flow_editor", args=[echo.pk])).status_code == 404
 
 
-def test_sharing_by_email_and_again_changes_the_role(client, echo, alice, dave):
+def test_sharing_again_with_the_same_name_changes_the_role(client, echo, alice, dave):
     as_user(client, alice)
-    htmx(
-        client,
-        "post",
-        reverse("flow_share_create", args=[echo.pk]),
-        {"who": "dave@example.com", "role": "viewer"},
-    )
-    htmx(
-        client,
-        "post",
-        reverse("flow_share_create", args=[echo.pk]),
-        {"who": "dave", "role": "editor"},
-    )
-    assert list(FlowShare.objects.values_list("user__username", "role")) == [("dave", "editor")]
+    url = reverse("flow_share_create", args=[echo.pk])
+    htmx(client, "post", url, {"who": "dave@example.com", "role": "viewer"})
+    htmx(client, "post", url, {"who": "dave@example.com", "role": "editor"})
+    assert list(FlowShare.objects.values_list("invitee", "user__username", "role")) == [
+        ("dave@example.com", "dave", "editor")
+    ]
+    # Once accepted, the share shows the username, and sharing with it changes the role.
+    accept(FlowShare.objects.get())
+    htmx(client, "post", url, {"who": "dave", "role": "viewer"})
+    assert list(FlowShare.objects.values_list("user__username", "role")) == [("dave", "viewer")]
+    assert access.role_on_flow(dave, echo) == "viewer"
+
+
+def test_shared_by_name_and_by_email_one_acceptance_settles_both(client, echo, alice, dave):
+    as_user(client, alice)
+    url = reverse("flow_share_create", args=[echo.pk])
+    htmx(client, "post", url, {"who": "dave@example.com", "role": "viewer"})
+    htmx(client, "post", url, {"who": "dave", "role": "editor"})
+    assert sharing.pending_shares(dave).count() == 2
+    accepted = accept(sharing.pending_shares(dave).get(invitee="dave"))
+    assert list(FlowShare.objects.values_list("pk", "role")) == [(accepted.pk, "editor")]
+    assert not sharing.pending_shares(dave).exists()
 
 
 def test_sharing_with_a_team_reaches_its_members(client, echo, team, alice, carol):
@@ -211,8 +234,9 @@ def test_sharing_problems_are_shown_in_the_panel(client, echo, alice, dave):
     as_user(client, alice)
     url = reverse("flow_share_create", args=[echo.pk])
     for data, phrase in [
-        ({"who": "nobody", "role": "viewer"}, "There is no user “nobody”"),
-        ({"who": "alice", "role": "viewer"}, "alice owns this flow already"),
+        ({"who": "", "role": "viewer"}, "Give a username or an e-mail address"),
+        ({"who": "alice", "role": "viewer"}, "That is you: you have this flow already"),
+        ({"who": "alice@example.com", "role": "viewer"}, "That is you"),
         ({"team": other.pk, "role": "viewer"}, "Choose one of your teams"),
         ({"who": "dave", "role": "owner"}, "Choose a person or a team"),
     ]:
@@ -225,7 +249,10 @@ def test_sharing_problems_are_shown_in_the_panel(client, echo, alice, dave):
 # ---- Transfer ---------------------------------------------------------------------------------
 
 
-def test_transfer_to_a_person_puts_the_flow_in_their_space(client, echo, alice, dave):
+def test_transfer_to_a_person_who_accepted_a_share_puts_the_flow_in_their_space(
+    client, echo, alice, dave
+):
+    accept(sharing.share_with_user(echo, alice, "dave", "viewer"))
     as_user(client, alice)
     response = htmx(client, "post", reverse("flow_transfer", args=[echo.pk]), {"who": "dave"})
     assert response["HX-Redirect"] == reverse("flow_list")  # alice no longer sees it
@@ -233,6 +260,19 @@ def test_transfer_to_a_person_puts_the_flow_in_their_space(client, echo, alice, 
     assert (echo.owner, echo.team) == (dave, None)
     assert access.role_on_flow(dave, echo) == "owner"
     assert access.role_on_flow(alice, echo) is None
+    assert not FlowShare.objects.exists()  # his share: owning it says more
+
+
+def test_a_personal_flow_goes_only_to_someone_who_can_open_it(client, echo, alice, dave):
+    as_user(client, alice)
+    url = reverse("flow_transfer", args=[echo.pk])
+    sharing.share_with_user(echo, alice, "dave", "editor")  # not accepted: not enough
+    refused = htmx(client, "post", url, {"who": "dave"})
+    assert (
+        "“dave” cannot take this flow: it goes only to someone who can open it already"
+        in refused.content.decode()
+    )
+    assert Flow.objects.get(pk=echo.pk).owner == alice
 
 
 def test_transfer_into_a_team_where_the_owner_edits(client, echo, team, alice, bob, carol, dave):
@@ -262,7 +302,10 @@ def test_transfer_into_a_team_where_one_only_views_is_refused(client, team, bob,
 def test_a_team_flow_moves_only_to_a_members_personal_space(client, team_flow, alice, bob, dave):
     as_user(client, alice)
     refused = htmx(client, "post", reverse("flow_transfer", args=[team_flow.pk]), {"who": "dave"})
-    assert "dave is not a member of Research" in refused.content.decode()
+    assert (
+        "“dave” cannot take this flow: a team&#x27;s flow goes only to one of "
+        "Research&#x27;s members." in refused.content.decode()
+    )
     htmx(client, "post", reverse("flow_transfer", args=[team_flow.pk]), {"who": "bob"})
     team_flow.refresh_from_db()
     assert (team_flow.owner, team_flow.team) == (bob, None)
@@ -538,15 +581,17 @@ def test_api_shares_list_create_update_delete(api, team_flow, team, dave):
 
     made = api("alice").post(f"/api/flows/{f}/shares", {"user": "dave", "role": "viewer"})
     assert made.status_code == 201
-    assert made.json()["user"] == "dave"
+    assert (made.json()["user"], made.json()["accepted"]) == ("dave", False)
+    assert api("dave").get(f"/api/flows/{f}").status_code == 404
+    assert api("dave").post(f"/api/shares/{made.json()['id']}/accept").status_code == 200
     assert api("dave").get(f"/api/flows/{f}").status_code == 200
 
     by_team = api("alice").post(f"/api/flows/{f}/shares", {"team": other.pk, "role": "editor"})
     assert by_team.json()["team_name"] == "Other"
     listed = api("alice").get(f"/api/flows/{f}/shares").json()["items"]
-    assert [(s["user"], s["team_name"], s["role"]) for s in listed] == [
-        ("dave", None, "viewer"),
-        (None, "Other", "editor"),
+    assert [(s["user"], s["team_name"], s["role"], s["accepted"]) for s in listed] == [
+        ("dave", None, "viewer", True),
+        (None, "Other", "editor", True),
     ]
 
     share_id = made.json()["id"]
@@ -558,7 +603,7 @@ def test_api_shares_list_create_update_delete(api, team_flow, team, dave):
     assert api("alice").delete(f"/api/flows/{f}/shares/{by_team.json()['id']}").status_code == 204
     assert api("dave").get(f"/api/flows/{f}").status_code == 404
 
-    assert api("alice").post(f"/api/flows/{f}/shares", {"user": "ghost"}).status_code == 400
+    assert api("alice").post(f"/api/flows/{f}/shares", {"user": ""}).status_code == 400
     assert (
         api("alice").post(f"/api/flows/{f}/shares", {"user": "dave", "team": other.pk}).status_code
         == 400
@@ -573,7 +618,7 @@ def test_api_transfer(api, team_flow, team, bob):
     f = team_flow.pk
     refused = api("alice").post(f"/api/flows/{f}/transfer", {"user": "dave"})
     assert refused.status_code == 400
-    assert "not a member" in refused.json()["detail"]
+    assert "goes only to one of Research's members" in refused.json()["detail"]
     moved = api("alice").post(f"/api/flows/{f}/transfer", {"user": "bob"})
     assert moved.json() == {"id": f, "owner": "bob", "team": None, "role": None}
     assert api("alice").get(f"/api/flows/{f}").status_code == 404

@@ -3,7 +3,8 @@
 A user's role on a flow is the highest of:
 - owner of a flow in their personal space (``flow.team`` is empty and ``flow.owner`` is them);
 - their role in the team the flow belongs to (owner, editor, viewer);
-- a share of the flow with them, or with a team they are in (editor or viewer).
+- a share of the flow with them that they accepted, or with a team they are in (editor
+  or viewer). A share waiting for its recipient to accept it gives nothing.
 
 Viewer: open the flow, its versions and runs, replay, export. Editor: also edit, save,
 run, re-run, cancel. Owner: also share, delete, transfer, manage the team. Below viewer
@@ -31,12 +32,15 @@ def flows_with_role(user, role: str) -> QuerySet[Flow]:
     condition = Q(owner=user, team__isnull=True) | Q(team__in=teams)
     share_roles = [r for r in roles if r != OWNER]
     if share_roles:
-        member_of = Membership.objects.filter(user=user).values("team")
-        shared = FlowShare.objects.filter(
-            Q(user=user) | Q(team__in=member_of), role__in=share_roles
-        ).values("flow")
-        condition |= Q(pk__in=shared)
+        shared = FlowShare.objects.filter(_shares_reaching(user), role__in=share_roles)
+        condition |= Q(pk__in=shared.values("flow"))
     return Flow.objects.filter(condition)
+
+
+def _shares_reaching(user) -> Q:
+    """The shares that give `user` a role: theirs once accepted, and their teams'."""
+    member_of = Membership.objects.filter(user=user).values("team")
+    return Q(user=user, accepted_at__isnull=False) | Q(team__in=member_of)
 
 
 def visible_flows(user) -> QuerySet[Flow]:
@@ -64,10 +68,9 @@ def role_on_flow(user, flow: Flow) -> str | None:
         )
         best = _higher(best, team_role)
     if Role.rank(best) < Role.rank(EDITOR):
-        member_of = Membership.objects.filter(user=user).values("team")
-        for share_role in FlowShare.objects.filter(
-            Q(user=user) | Q(team__in=member_of), flow=flow
-        ).values_list("role", flat=True):
+        for share_role in FlowShare.objects.filter(_shares_reaching(user), flow=flow).values_list(
+            "role", flat=True
+        ):
             best = _higher(best, share_role)
     return best
 

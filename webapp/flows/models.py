@@ -50,7 +50,15 @@ class FlowVersion(models.Model):
 
 
 class FlowShare(models.Model):
-    """A flow shared with one person or with every member of a team."""
+    """A flow shared with one person or with every member of a team.
+
+    A share with a person waits for them to accept it (``accepted_at``) and gives nothing
+    until then. ``invitee`` is what the owner typed, a username or an e-mail: the owner
+    sees that, never the account it found, until the person accepts. When it found no
+    account (or several) ``user`` is empty and the share reaches nobody, which the owner
+    cannot tell apart from one that has not been answered. A share with a team needs no
+    acceptance: only a member may make it.
+    """
 
     class Role(models.TextChoices):
         VIEWER = "viewer"
@@ -67,22 +75,49 @@ class FlowShare(models.Model):
     team = models.ForeignKey(
         "teams.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="flow_shares"
     )
+    invitee = models.CharField(max_length=254, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(user__isnull=False, team__isnull=True)
-                | models.Q(user__isnull=True, team__isnull=False),
-                name="share_with_user_or_team",
+                # A person (by what was typed; accepted only with an account found) or a team.
+                condition=(
+                    models.Q(team__isnull=True)
+                    & ~models.Q(invitee="")
+                    & (models.Q(user__isnull=False) | models.Q(accepted_at__isnull=True))
+                )
+                | models.Q(user__isnull=True, team__isnull=False, invitee=""),
+                name="share_with_person_or_team",
             ),
-            models.UniqueConstraint(fields=["flow", "user"], name="one_share_per_user"),
+            models.UniqueConstraint(
+                fields=["flow", "user"],
+                condition=models.Q(accepted_at__isnull=False, user__isnull=False),
+                name="one_accepted_share_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["flow", "invitee"],
+                condition=~models.Q(invitee=""),
+                name="one_share_per_invitee",
+            ),
             models.UniqueConstraint(fields=["flow", "team"], name="one_share_per_team"),
         ]
+
+    @property
+    def pending(self) -> bool:
+        return self.team_id is None and self.accepted_at is None
+
+    @property
+    def shown_name(self) -> str:
+        """Who the share is with, as its owner sees it: a pending share by what they typed."""
+        if self.team_id is not None:
+            return self.team.name
+        return self.invitee if self.pending else self.user.username
 
 
 class ShareLink(models.Model):

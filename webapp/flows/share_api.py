@@ -44,6 +44,10 @@ class ShareOut(Schema):
     team: int | None
     team_name: str | None
     role: str
+    accepted: bool = Field(
+        description="False while the person has not accepted (it gives nothing until then); "
+        "a team's share needs no acceptance."
+    )
     created: dt.datetime
 
 
@@ -87,10 +91,12 @@ LinkPageOut = page_model("LinkPageOut", LinkOut)
 def share_out(share: FlowShare) -> dict[str, Any]:
     return {
         "id": share.pk,
-        "user": share.user.username if share.user_id else None,
+        # Until accepted, what the owner typed: never the account it found, if any.
+        "user": None if share.team_id else share.shown_name,
         "team": share.team_id,
         "team_name": share.team.name if share.team_id else None,
         "role": share.role,
+        "accepted": not share.pending,
         "created": share.created,
     }
 
@@ -124,7 +130,11 @@ def share_list(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> Any
 
 @router.post("/{flow_id}/shares", response={201: ShareOut, **responses(400, 403, 404)})
 def share_create(request: HttpRequest, flow_id: Id, payload: ShareIn) -> Any:
-    """Share with a person or a team; sharing again with them changes the role."""
+    """Share with a person or a team; sharing again with them changes the role.
+
+    A person's share waits for them to accept it (``/api/shares/pending``), and is made
+    alike whether or not the name or e-mail has an account.
+    """
     flow = owned(request, flow_id)
     either_user_or_team(payload)
     try:

@@ -15,6 +15,8 @@ urlpatterns = [
         share_views.share_remove,
         name="flow_share_remove",
     ),
+    path("shares/<int:share_id>/accept/", share_views.share_accept, name="share_accept"),
+    path("shares/<int:share_id>/decline/", share_views.share_decline, name="share_decline"),
     path("flows/<int:flow_id>/transfer/", share_views.flow_transfer, name="flow_transfer"),
     path("flows/<int:flow_id>/share-links/", share_views.link_create, name="flow_link_create"),
     path(

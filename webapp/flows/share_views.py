@@ -1,4 +1,5 @@
-"""The share panel (owner only): shares with people and teams, transfer, read-only links.
+"""The share panel (owner only): shares with people and teams, transfer, read-only links;
+and the recipient's answer to a share with them (accept or decline, on the flow list).
 
 The editor's Share button loads the panel with htmx and every form in it posts back here
 and gets the panel again, re-rendered with what changed. Without htmx the same URLs
@@ -100,8 +101,15 @@ def share_create(request: HttpRequest, flow_id: int) -> HttpResponse:
             share = sharing.share_with_user(flow, request.user, data["who"], data["role"])
     except sharing.ShareError as exc:
         return _problem(request, flow, str(exc))
-    who = share.team.name if share.team_id else share.user.username
-    return _panel(request, flow, notice=f"Shared with {who} ({share.role}).")
+    if share.pending:
+        # The same words whether or not the name found an account (sharing.share_with_user).
+        notice = (
+            f"Shared with “{share.invitee}” ({share.role}). If they have an account, "
+            "the flow waits for them to accept it."
+        )
+    else:
+        notice = f"Shared with {share.shown_name} ({share.role})."
+    return _panel(request, flow, notice=notice)
 
 
 @login_required
@@ -122,6 +130,23 @@ def share_remove(request: HttpRequest, flow_id: int, share_id: int) -> HttpRespo
     flow = flow_for_owner(request.user, flow_id)
     sharing.remove_share(sharing.share_of(flow, share_id))
     return _panel(request, flow, notice="Removed the share.")
+
+
+@login_required
+@require_POST
+def share_accept(request: HttpRequest, share_id: int) -> HttpResponse:
+    """The recipient accepts a share waiting on their flow list: the flow opens."""
+    share = sharing.accept_share(request.user, share_id)
+    messages.success(request, f"“{share.flow.name}” is shared with you ({share.role}).")
+    return redirect("flow_editor", share.flow_id)
+
+
+@login_required
+@require_POST
+def share_decline(request: HttpRequest, share_id: int) -> HttpResponse:
+    share = sharing.decline_share(request.user, share_id)
+    messages.success(request, f"Declined “{share.flow.name}”.")
+    return redirect("flow_list")
 
 
 @login_required

@@ -1,8 +1,14 @@
 """Sharing a flow: with people and teams, handing it to a new owner, and read-only links.
 
 Every function here changes who can reach a flow, so only the flow's owner may call it:
-callers get the flow through ``access.flow_for_owner`` first. Problems a person can fix
-(an unknown username, a team they are not in) raise ShareError with the reason in words.
+callers get the flow through ``access.flow_for_owner`` first (the ones a share's
+recipient calls, to accept or decline it, find it by its recipient). Problems a person
+can fix (a team they are not in) raise ShareError with the reason in words.
+
+Nothing here tells the owner which usernames or e-mail addresses have accounts. A share
+with a person waits for them to accept it and shows the owner what they typed: one that
+found no account looks exactly like one not answered yet. A transfer goes only to someone
+who can already open the flow, and is refused in the same words for everyone else.
 
 Share links: only the token's hash is stored. A link to a flow shows its current version
 and its runs; a link to a run shows that run alone. A revoked or expired link is a 404,
@@ -16,14 +22,15 @@ import secrets
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
 from django.http import Http404
 from django.utils import timezone
 
+from webapp.flows import access
 from webapp.flows.models import Flow, FlowShare, ShareLink
 from webapp.runs.models import Run
 from webapp.teams.models import Membership, Role, Team, hash_secret
-from webapp.teams.services import TeamError, find_user
+from webapp.teams.services import TeamError, account_for, typed_name
 
 SHARE_ROLES = (FlowShare.Role.VIEWER, FlowShare.Role.EDITOR)
 # Share link lifetimes offered, in days; None is "until revoked".
@@ -39,9 +46,22 @@ class ShareError(ValueError):
 
 
 def shares(flow: Flow) -> QuerySet[FlowShare]:
-    """People first, by name, then teams, by name."""
-    return flow.shares.select_related("user", "team").order_by(
-        F("team__name").asc(nulls_first=True), "user__username"
+    """People first, then teams, by name; among people, the accepted ones first.
+
+    A pending share sorts by what the owner typed, never by the account it found, so
+    its place in the list says nothing either.
+    """
+    return (
+        flow.shares.select_related("user", "team")
+        .annotate(
+            waiting=Case(When(team__isnull=True, accepted_at__isnull=True, then=1), default=0),
+            shown=Case(
+                When(team__isnull=False, then=F("team__name")),
+                When(accepted_at__isnull=True, then=F("invitee")),
+                default=F("user__username"),
+            ),
+        )
+        .order_by(F("team__name").asc(nulls_first=True), "waiting", "shown", "pk")
     )
 
 
@@ -55,17 +75,37 @@ def _check_role(role: str) -> None:
         raise ShareError(f"“{role}” cannot be shared: choose viewer or editor.")
 
 
-def share_with_user(flow: Flow, by, who: str, role: str) -> FlowShare:
-    """Share with a person (username or e-mail); sharing again changes the role."""
-    _check_role(role)
+def _typed(who: str | None) -> str:
     try:
-        user = find_user(who)
+        return typed_name(who)
     except TeamError as exc:
         raise ShareError(str(exc)) from None
-    if flow.team_id is None and flow.owner_id == user.pk:
-        raise ShareError(f"{user.username} owns this flow already.")
+
+
+def share_with_user(flow: Flow, by, who: str, role: str) -> FlowShare:
+    """Share with a person (username or e-mail); it reaches them once they accept it.
+
+    Sharing again with the same name or e-mail, or with the username of someone who has
+    accepted, changes the role. Otherwise a pending share is made whether or not `who`
+    finds an account (one that finds none reaches nobody), so the answer is the same.
+    """
+    _check_role(role)
+    who = _typed(who)
+    same = flow.shares.filter(team__isnull=True).filter(
+        Q(invitee=who) | Q(accepted_at__isnull=False, user__username=who)
+    )
+    share = same.first()
+    if share is not None:
+        return change_share(share, role)
+    user = account_for(who)
+    if user is not None and user.pk == by.pk:
+        raise ShareError("That is you: you have this flow already.")
     share, _ = FlowShare.objects.update_or_create(
-        flow=flow, user=user, defaults={"role": role, "created_by": by}
+        flow=flow,
+        invitee=who,
+        team=None,
+        defaults={"role": role},
+        create_defaults={"user": user, "role": role, "created_by": by},
     )
     return share
 
@@ -78,8 +118,12 @@ def share_with_team(flow: Flow, by, team_id: int | None, role: str) -> FlowShare
         raise ShareError("Choose one of your teams.")
     if flow.team_id == team.pk:
         raise ShareError(f"This flow belongs to {team.name} already.")
+    # Within a team no acceptance is asked: only its members may share with it.
     share, _ = FlowShare.objects.update_or_create(
-        flow=flow, team=team, defaults={"role": role, "created_by": by}
+        flow=flow,
+        team=team,
+        defaults={"role": role, "created_by": by},
+        create_defaults={"role": role, "created_by": by, "accepted_at": timezone.now()},
     )
     return share
 
@@ -102,6 +146,64 @@ def remove_share(share: FlowShare) -> None:
     share.delete()
 
 
+# ---- Shares waiting for their recipient -------------------------------------------------
+
+
+def pending_shares(user) -> QuerySet[FlowShare]:
+    """Shares with `user` waiting for them to accept or decline, newest first."""
+    if not user.is_authenticated:
+        return FlowShare.objects.none()
+    return (
+        FlowShare.objects.filter(user=user, team__isnull=True, accepted_at__isnull=True)
+        .select_related("flow", "created_by")
+        .order_by("-created", "-pk")
+    )
+
+
+def pending_share_for(user, share_id: int) -> FlowShare:
+    """A share waiting for `user`; Http404 for anyone else's, or one already answered."""
+    share = pending_shares(user).filter(pk=share_id).first()
+    if share is None:
+        raise Http404("No such share.")
+    return share
+
+
+def accept_share(user, share_id: int) -> FlowShare:
+    """Accept a share: from now on it gives its role on the flow. Returns the share that
+    does (one accepted before, if the flow was shared with them twice)."""
+    with transaction.atomic():
+        share = (
+            FlowShare.objects.select_for_update()
+            .filter(pk=share_id, user=user, team__isnull=True, accepted_at__isnull=True)
+            .first()
+        )
+        if share is None:
+            raise Http404("No such share.")
+        earlier = (
+            FlowShare.objects.select_for_update()
+            .filter(flow_id=share.flow_id, user=user, accepted_at__isnull=False)
+            .first()
+        )
+        # Other offers of the same flow to them (by username and by e-mail) are answered
+        # by this one.
+        pending_shares(user).filter(flow_id=share.flow_id).exclude(pk=share.pk).delete()
+        if earlier is not None:
+            earlier.role = share.role
+            earlier.save(update_fields=["role"])
+            share.delete()
+            return earlier
+        share.accepted_at = timezone.now()
+        share.save(update_fields=["accepted_at"])
+    return share
+
+
+def decline_share(user, share_id: int) -> FlowShare:
+    """Decline a share: it is gone, for its recipient and from its owner's list."""
+    share = pending_share_for(user, share_id)
+    share.delete()
+    return share
+
+
 # ---- Transfer --------------------------------------------------------------------------
 
 
@@ -116,21 +218,24 @@ def transfer_targets(flow: Flow, user) -> list[Team]:
 def transfer_to_user(flow: Flow, by, who: str) -> Flow:
     """Move the flow into a person's personal space; they become its owner.
 
-    A team's flow may only go to one of that team's members.
+    Only to someone who can already open it: a team's flow to one of the team's members,
+    a personal flow to someone who accepted a share of it or is in a team it is shared
+    with. So a flow never lands in a stranger's space unasked, and the refusal, the same
+    for everyone else, says nothing about which names have accounts.
     """
-    try:
-        user = find_user(who)
-    except TeamError as exc:
-        raise ShareError(str(exc)) from None
-    if flow.team_id is None and flow.owner_id == user.pk:
+    who = _typed(who)
+    user = account_for(who)
+    if user is not None and flow.team_id is None and flow.owner_id == user.pk:
         raise ShareError(f"{user.username} owns this flow already.")
-    if (
-        flow.team_id is not None
-        and not Membership.objects.filter(team_id=flow.team_id, user=user).exists()
-    ):
+    if user is None or not _may_take(flow, user):
+        if flow.team_id is not None:
+            raise ShareError(
+                f"“{who}” cannot take this flow: a team's flow goes only to one of "
+                f"{flow.team.name}'s members."
+            )
         raise ShareError(
-            f"{user.username} is not a member of {flow.team.name}: a team's flow can only "
-            "move to one of its members."
+            f"“{who}” cannot take this flow: it goes only to someone who can open it "
+            "already (who accepted a share of it, or is in a team it is shared with)."
         )
     with transaction.atomic():
         # A share with the new owner would only repeat what owning it gives.
@@ -139,6 +244,12 @@ def transfer_to_user(flow: Flow, by, who: str) -> Flow:
         flow.team = None
         flow.save(update_fields=["owner", "team", "updated"])
     return flow
+
+
+def _may_take(flow: Flow, user) -> bool:
+    if flow.team_id is not None:
+        return Membership.objects.filter(team_id=flow.team_id, user=user).exists()
+    return access.can_view_flow(user, flow.pk)
 
 
 def transfer_to_team(flow: Flow, by, team_id: int | None) -> Flow:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from graphs.errors import FlowInvalid
-from webapp.flows import access, services
+from webapp.flows import access, services, sharing
 from webapp.flows.models import Flow
 from webapp.teams import services as team_services
 from webapp.teams.models import Role
@@ -40,6 +40,9 @@ def flow_list(request: HttpRequest) -> HttpResponse:
     partial = request.headers.get("HX-Request") and not request.headers.get(
         "HX-History-Restore-Request"
     )
+    if not partial:
+        # Shares waiting for an answer: not among the flows until accepted.
+        context["pending_shares"] = sharing.pending_shares(request.user)
     return render(request, "flows/_list.html" if partial else "flows/list.html", context)
 
 

@@ -70,7 +70,9 @@ class InviteOut(Schema):
     team: int
     team_name: str
     role: str
-    user: str | None = Field(description="The invited user; null for a link.")
+    user: str | None = Field(
+        description="The username or e-mail the invitation was made for; null for a link."
+    )
     email: str
     created: dt.datetime
     expires: dt.datetime
@@ -113,7 +115,8 @@ def invite_out(invite: Invite) -> dict[str, Any]:
         "team": invite.team_id,
         "team_name": invite.team.name,
         "role": invite.role,
-        "user": invite.user.username if invite.user_id else None,
+        # As typed by whoever invited: never the account it found (services.invite_user).
+        "user": invite.invitee or None,
         "email": invite.email,
         "created": invite.created,
         "expires": invite.expires,

@@ -65,12 +65,16 @@ def hash_secret(raw: str) -> str:
 class Invite(models.Model):
     """An invitation to a team: for a named user or e-mail, or anyone holding the link.
 
-    Only the token's hash is stored; the link is shown once, when it is made.
+    Only the token's hash is stored; the link is shown once, when it is made. A personal
+    invitation keeps what the owner typed (``invitee``) and shows only that: when it found
+    no account that can take it, ``user`` is empty and it reaches nobody, which the team's
+    owners cannot tell apart from one that is still waiting.
     """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invites")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.EDITOR)
-    # Empty for a link anyone may use (until it expires or is revoked).
+    # Both empty for a link anyone may use (until it expires or is revoked).
+    invitee = models.CharField(max_length=254, blank=True)
     email = models.EmailField(blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -24,6 +24,8 @@ from webapp.teams.models import Invite, Membership, Role, Team, hash_secret
 PERSONAL_INVITE_DAYS = 14
 # The choices offered for an invite link, in days.
 LINK_DAYS = (1, 7, 30)
+# The longest username or e-mail address one may invite or share with (an e-mail's limit).
+MAX_NAME = 254
 
 
 class TeamError(ValueError):
@@ -74,15 +76,16 @@ def team_for(user, team_id: int, role: str = Role.VIEWER) -> Member:
     return Member(membership.team, membership.role)
 
 
-def find_user(who: str):
-    """The active user with this username, or else with this e-mail; TeamError if none.
+def account_for(who: str):
+    """The one active account with this username, or else with this e-mail; else None.
 
-    E-mail addresses are not unique in Django; several accounts on one address are
-    refused rather than guessed between.
+    Callers answer the same whether or not one was found (an unknown name, an inactive
+    account, an e-mail several accounts use): what they say must not tell which names
+    and addresses have accounts.
     """
     who = (who or "").strip()
     if not who:
-        raise TeamError("Give a username or an e-mail address.")
+        return None
     users = get_user_model().objects.filter(is_active=True)
     user = users.filter(username=who).first()
     if user is not None:
@@ -91,9 +94,17 @@ def find_user(who: str):
         matches = list(users.filter(email__iexact=who)[:2])
         if len(matches) == 1:
             return matches[0]
-        if len(matches) > 1:
-            raise TeamError(f"Several accounts use {who}; invite by username instead.")
-    raise TeamError(f"There is no user “{who}”. Invite people who already have an account.")
+    return None
+
+
+def typed_name(who: str | None) -> str:
+    """A username or e-mail as typed, trimmed; TeamError when there is none or it is too long."""
+    who = (who or "").strip()
+    if not who:
+        raise TeamError("Give a username or an e-mail address.")
+    if len(who) > MAX_NAME:
+        raise TeamError(f"A username or e-mail address has at most {MAX_NAME} characters.")
+    return who
 
 
 # ---- Teams and members -----------------------------------------------------------------
@@ -190,19 +201,25 @@ def pending(invites: QuerySet[Invite]) -> QuerySet[Invite]:
 
 
 def invite_user(team: Team, by, who: str, role: str = Role.EDITOR) -> Invite:
-    """An invitation for an existing user, found by username or e-mail.
+    """An invitation for a person, by username or e-mail, that waits on their team list
+    until they accept or decline it.
 
-    It waits on their team list until they accept or decline it; a second invitation of
-    the same person replaces the first one's role and expiry.
+    The owner gets the same answer whether or not the name finds an account that can take
+    it: an invitation shown by what they typed. One that found none (or found a member
+    by their e-mail) reaches nobody. Inviting the same name or e-mail again replaces the
+    first invitation's role and expiry.
     """
     if role not in Role.values:
         raise TeamError(f"“{role}” is not a role: choose owner, editor or viewer.")
-    user = find_user(who)
-    if Membership.objects.filter(team=team, user=user).exists():
-        raise TeamError(f"{user.username} is already a member of {team.name}.")
-    email = who.strip() if "@" in who and user.username != who.strip() else ""
+    who = typed_name(who)
+    # Owners see the member list, so saying that a member's username is taken tells nothing.
+    if Membership.objects.filter(team=team, user__username=who).exists():
+        raise TeamError(f"{who} is already a member of {team.name}.")
+    user = account_for(who)
+    if user is not None and Membership.objects.filter(team=team, user=user).exists():
+        user = None
     with transaction.atomic():
-        invite = pending(Invite.objects.select_for_update().filter(team=team, user=user)).first()
+        invite = pending(Invite.objects.select_for_update().filter(team=team, invitee=who)).first()
         if invite is not None:
             invite.role = role
             invite.expires = _expires_in(PERSONAL_INVITE_DAYS)
@@ -216,7 +233,8 @@ def invite_user(team: Team, by, who: str, role: str = Role.EDITOR) -> Invite:
             team=team,
             role=role,
             user=user,
-            email=email,
+            invitee=who,
+            email=who if "@" in who else "",
             digest=digest,
             created_by=by,
             expires=_expires_in(PERSONAL_INVITE_DAYS),
@@ -280,7 +298,11 @@ def _join(invite: Invite, user) -> Membership:
 
 
 def accept(user, invite_id: int) -> Membership:
-    return _join(invitation_for(user, invite_id), user)
+    invite = invitation_for(user, invite_id)
+    membership = _join(invite, user)
+    # Invited twice (by username and by e-mail): one answer settles both.
+    pending(Invite.objects.filter(team=invite.team, user=user)).update(used_at=invite.used_at)
+    return membership
 
 
 def decline(user, invite_id: int) -> Invite:
@@ -296,7 +318,7 @@ def link_invite(raw: str) -> Invite:
         raise Http404("No such invitation.")
     invite = (
         Invite.objects.select_related("team")
-        .filter(digest=hash_secret(raw), user__isnull=True)
+        .filter(digest=hash_secret(raw), user__isnull=True, invitee="")
         .first()
     )
     if invite is None:

@@ -159,10 +159,11 @@ def invite_create(request: HttpRequest, team_id: int) -> HttpResponse:
         except services.TeamError as exc:
             form.add_error("who", str(exc))
         else:
+            # The same words whether or not the name found an account (services.invite_user).
             messages.success(
                 request,
-                f"Invited {invite.user.username} as {invite.role}. "
-                "The invitation waits on their Teams page.",
+                f"Invited “{invite.invitee}” as {invite.role}. "
+                "If they have an account, the invitation waits on their Teams page.",
             )
             return _back(team_id)
     return _detail_page(request, member, status=400, invite_form=form)
