@@ -132,7 +132,7 @@ def open_once(context, url: str, doc: dict[str, Any]) -> dict[str, float]:
             raise EditorUnavailable(f"GET {url} answered {status}")
         try:
             page.wait_for_function(
-                "window.__bench && (window.__bench.readyAt !== null || window.__bench.error)",
+                "() => window.__bench && (window.__bench.readyAt !== null || window.__bench.error)",
                 timeout=EDITOR_TIMEOUT_S * 1000,
                 polling=50,
             )
@@ -193,7 +193,7 @@ def click_to_select(page) -> float:
     started = page.evaluate("performance.now()")
     page.mouse.click(box["x"], box["y"])
     try:
-        page.wait_for_function("window.__benchClicked !== null", timeout=5000, polling="raf")
+        page.wait_for_function("() => window.__benchClicked !== null", timeout=5000, polling="raf")
     except Exception:
         return float("nan")
     return page.evaluate("window.__benchClicked") - started

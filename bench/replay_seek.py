@@ -273,7 +273,9 @@ def open_once(context, url: str, seeks: list[int] | None) -> dict[str, Any]:
             raise ReplayUnavailable(f"GET {url} answered {response.status if response else '-'}")
         try:
             page.wait_for_function(
-                "window.__benchReady !== undefined", timeout=READY_TIMEOUT_S * 1000, polling=50
+                "() => window.__benchReady !== undefined",
+                timeout=READY_TIMEOUT_S * 1000,
+                polling=50,
             )
         except Exception as exc:
             state = page.evaluate(

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "webapp.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "webapp.middleware.api_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -241,6 +242,32 @@ MODEL_PRICES = {
     "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
     "claude-3-5-haiku": {"input": 0.80, "output": 4.00},
     "offline": {"input": 0.00, "output": 0.00},
+}
+# The stylesheets the vendored X6 (static/vendor/x6.min.js) writes into <style> elements for
+# what canvas.js uses of it: allowed by hash, since X6 takes no nonce. tests/webapp/test_csp.py
+# checks them against the vendored file.
+X6_STYLESHEETS = {
+    "core": "'sha256-gJ1D2aPO2W/RQzYB8532Lu3TzwRamxRlorOk0ZhcH48='",
+    "dnd": "'sha256-mEq+xeHCjmedi47a/W6AVZwT53tRgxuYTn8UvJJ8zkk='",
+    "minimap": "'sha256-M7OVxilx/0zLfMNXY4uV4vUxjLHBR9ceOhHeoeTEimc='",
+    "selection": "'sha256-VkxowOVAlzxuSf/1AbtEFLdncjkOHvgEaOPGs9/N+2w='",
+    "snapline": "'sha256-clajVm1iTbc9FbK8pB6sgIupxwaBzILP64MpCEhlXLs='",
+}
+# Content-Security-Policy (webapp/csp.py; Django 6.0 reads the same setting). Scripts and
+# styles come from this server's files only: no inline script, handler, style or eval
+# anywhere (X6's own stylesheets aside, above).
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", *X6_STYLESHEETS.values()],
+    # data: for the icons inlined in stylesheets (ours and Swagger UI's).
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
 }
 # Websocket limits: client frames are tiny control messages.
 WS_MAX_FRAME_BYTES = 4096

@@ -1,5 +1,10 @@
 """End-to-end fixtures: the real Daphne server in a subprocess on its own SQLite file,
-the fake Anthropic API on loopback, and Debian's Chromium driven by Playwright."""
+the fake Anthropic API on loopback, and Debian's Chromium driven by Playwright.
+
+Every browser context reports Content-Security-Policy violations (the page's
+``securitypolicyviolation`` events, and the console's CSP errors); a test during which
+any page broke the policy fails at teardown, with what was refused and where.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,55 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import PASSWORD, Server, free_port
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
+# Runs in every frame before the page's own scripts, so it hears violations during parsing.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolation(
+    `${e.effectiveDirective} refused ${e.blockedURI || "inline"} at ` +
+    `${e.sourceFile || e.documentURI}:${e.lineNumber} ${e.sample || ""}`.trim()
+  );
+}, true);
+"""
+
+
+class CspWatch:
+    """Collects the CSP violations of every browser context it is attached to."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+
+    def attach(self, context: BrowserContext) -> None:
+        context.expose_binding("__cspViolation", self._reported)
+        context.add_init_script(script=CSP_LISTENER)
+        context.on("console", self._console)
+
+    def _reported(self, source: dict, text: str) -> None:
+        self.violations.append(f"{source['frame'].url}: {text}")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.violations.append(f"console: {message.text}")
+
+
+@pytest.fixture(scope="session")
+def csp_watch() -> CspWatch:
+    return CspWatch()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(csp_watch: CspWatch) -> Iterator[None]:
+    """Fails the test if any page it opened broke the Content-Security-Policy."""
+    csp_watch.violations.clear()
+    yield
+    violations, csp_watch.violations = csp_watch.violations, []
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +123,7 @@ def server(tmp_path_factory, model_server) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(csp_watch: CspWatch) -> Iterator[Browser]:
     # Module scope, not session: while Playwright's sync API is active it holds an event
     # loop on this thread, and every async test collected after it would fail.
     with sync_playwright() as playwright:
@@ -92,6 +139,15 @@ def browser() -> Iterator[Browser]:
                 "--disable-sync",
             ],
         )
+        new_context = browser.new_context
+
+        def watched_context(**options) -> BrowserContext:
+            context = new_context(**options)
+            csp_watch.attach(context)
+            return context
+
+        # Every context a test opens, through this fixture's page or its own.
+        browser.new_context = watched_context
         yield browser
         browser.close()
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.conftest import Server, log_in
 from tests.e2e.test_runs import TIMEOUT_MS, flow_document, start_run, streamed_text
 
-READY = "document.documentElement.dataset.canvas === 'ready'"
+READY = "() => document.documentElement.dataset.canvas === 'ready'"
 
 
 def flow_state(server: Server, flow_id: int) -> tuple[int, int, str]:

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, log_in
 
-READY = "document.documentElement.dataset.canvas === 'ready'"
+READY = "() => document.documentElement.dataset.canvas === 'ready'"
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def build_llm_to_output(page: Page) -> None:
     add_node(page, "llm", canvas_point(page, 200, 250), "llm1")
     add_node(page, "output", canvas_point(page, 520, 250), "output1")
     connect(page, "llm1", "text", "output1", "value")
-    page.wait_for_function("Switchyard.canvas.documentJSON().edges.length === 1")
+    page.wait_for_function("() => Switchyard.canvas.documentJSON().edges.length === 1")
 
 
 def test_build_configure_save_and_reload(page: Page, server: Server, errors: list[str]) -> None:
@@ -136,7 +136,7 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
 
     form.locator('textarea[name="f_prompt"]').fill("Say hello")
     page.wait_for_function(
-        "Switchyard.canvas.documentJSON().nodes.find(n => n.id === 'llm1').config.prompt"
+        "() => Switchyard.canvas.documentJSON().nodes.find(n => n.id === 'llm1').config.prompt"
         " === 'Say hello'"
     )
     page.wait_for_selector('[data-cell-id="llm1"] [port="in:who"]', state="detached")
@@ -145,7 +145,7 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
     form.locator('input[name="f_max_tokens"]').fill("300")
     expect(page.get_by_test_id("error-max_tokens")).to_have_count(0)
     page.wait_for_function(
-        "Switchyard.canvas.documentJSON().nodes.find(n => n.id === 'llm1').config.max_tokens"
+        "() => Switchyard.canvas.documentJSON().nodes.find(n => n.id === 'llm1').config.max_tokens"
         " === 300"
     )
 
@@ -180,12 +180,12 @@ def test_undo_redo_copy_paste_and_delete(page: Page, server: Server, errors: lis
     blank = canvas_point(page, 60, 60)
     page.mouse.click(*blank)
     page.keyboard.press("Control+z")  # the edge
-    page.wait_for_function("Switchyard.canvas.documentJSON().edges.length === 0")
+    page.wait_for_function("() => Switchyard.canvas.documentJSON().edges.length === 0")
     page.keyboard.press("Control+z")  # the output node
-    page.wait_for_function("Switchyard.canvas.documentJSON().nodes.length === 1")
+    page.wait_for_function("() => Switchyard.canvas.documentJSON().nodes.length === 1")
     page.keyboard.press("Control+Shift+z")
     page.keyboard.press("Control+Shift+z")
-    page.wait_for_function("Switchyard.canvas.documentJSON().edges.length === 1")
+    page.wait_for_function("() => Switchyard.canvas.documentJSON().edges.length === 1")
     assert [n["id"] for n in doc(page)["nodes"]] == ["llm1", "output1"]
 
     # Copy and paste the llm: a new id, the same config.
@@ -234,7 +234,7 @@ def test_unsaved_changes_survive_a_refresh(page: Page, server: Server, errors: l
     page.get_by_test_id("flow-name").fill("Renamed flow")
     expect(page.get_by_test_id("dirty")).to_be_visible()
     page.wait_for_function(
-        f"localStorage.getItem('switchyard:draft:{flow_id}:1') !== null"
+        f"() => localStorage.getItem('switchyard:draft:{flow_id}:1') !== null"
         f" && localStorage.getItem('switchyard:draft:{flow_id}:1').includes('Renamed flow')"
     )
 
@@ -346,4 +346,4 @@ def test_a_300_node_flow_opens_quickly(page: Page, server: Server, errors: list[
     # Only what is in view is drawn; the rest appears as you pan (X6 virtual rendering).
     assert 0 < page.locator("#ed-canvas .x6-node").count() <= 300
     page.get_by_test_id("zoom-fit").click()
-    page.wait_for_function("document.querySelectorAll('#ed-canvas .x6-node').length === 300")
+    page.wait_for_function("() => document.querySelectorAll('#ed-canvas .x6-node').length === 300")
