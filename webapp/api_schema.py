@@ -11,18 +11,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Field, Schema
-from pydantic import ConfigDict, WithJsonSchema, create_model
+from pydantic import BeforeValidator, ConfigDict, WithJsonSchema, create_model
 
 MAX_INT64 = 2**63 - 1
 MAX_LIMIT = 500
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT64, description="An id (64-bit).")]
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_INT64, description="A version's number.")]
+
+
+def _no_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# Strict mode still takes true for the 1 of a Literal (True == 1 in Python).
+Days = Annotated[Literal[1, 7, 30], BeforeValidator(_no_boolean)]
+
+
+class BodyIn(Schema):
+    """A request body's schema. Strict: JSON's types as they are, so that true is not 1 and
+    "3" not 3 (query strings, all text, are the lax PageQuery's)."""
+
+    model_config = ConfigDict(strict=True)
 
 
 class PageQuery(Schema):
@@ -249,7 +266,17 @@ def inline_schema(model: type[Schema]) -> dict[str, Any]:
 
 # A request's flow document: documented as one, taken as any JSON. The engine explains what
 # is wrong with a document (naming the node or edge) better than a schema validator can.
-FLOW_DOCUMENT_SCHEMA = inline_schema(FlowDocument)
+FLOW_DOCUMENT_EXAMPLE = {
+    "graph": {"name": "Echo"},
+    "nodes": [
+        {"id": "question", "type": "input", "config": {"name": "question"}},
+        {"id": "answer", "type": "output", "config": {"name": "answer"}},
+    ],
+    "edges": [
+        {"source": "question", "target": "answer", "source_port": "value", "target_port": "value"}
+    ],
+}
+FLOW_DOCUMENT_SCHEMA = {**inline_schema(FlowDocument), "examples": [FLOW_DOCUMENT_EXAMPLE]}
 # Answers carry documents and events exactly as stored (no field added, no 0 made 0.0):
 # typed in the schema, passed through as they are.
 FlowDocumentOut = Annotated[dict[str, Any], WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]

@@ -447,3 +447,16 @@ def test_the_vendored_docs_assets_are_served(client):
     for name in ("vendor/swagger-ui-bundle.js", "vendor/swagger-ui.css", "js/api-docs.js"):
         response = client.get(f"/static/{name}")
         assert response.status_code == 200, name
+
+
+def test_bodies_take_json_types_as_they_are(api, team):
+    # Schemathesis found {"sizes": {"n": {"width": 0, "height": false}}} laid out as 0.
+    graph = services.starter_graph("Layout")
+    sizes = {"input": {"width": 10, "height": False}}
+    response = api("alice").post("/api/editor/layout", {"graph": graph, "sizes": sizes})
+    assert assert_problem(response, 422)["errors"][0]["path"] == "body.sizes.input.height"
+    assert_problem(
+        api("alice").post(f"/api/teams/{team.pk}/invites", {"expires_in_days": True}), 422
+    )
+    assert_problem(api("alice").post("/api/flows", {"name": "x", "graph": graph, "team": "1"}), 422)
+    assert not Invite.objects.exists()

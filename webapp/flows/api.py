@@ -17,6 +17,7 @@ from pydantic import StringConstraints, WithJsonSchema
 from graphs.errors import FlowInvalid
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
+    BodyIn,
     FlowDocumentOut,
     Id,
     PageQuery,
@@ -40,7 +41,7 @@ Message = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500
 GraphIn = Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
 
 
-class FlowIn(Schema):
+class FlowIn(BodyIn):
     name: Name
     graph: GraphIn
     team: Id | None = Field(
@@ -48,7 +49,7 @@ class FlowIn(Schema):
     )
 
 
-class FlowSaveIn(Schema):
+class FlowSaveIn(BodyIn):
     graph: GraphIn
     base_version: int | None = Field(
         None, ge=1, le=2**63 - 1, description="The version the editor loaded (required)."
@@ -57,7 +58,7 @@ class FlowSaveIn(Schema):
     message: Message = Field("", description="Optional: what this version changes.")
 
 
-class RunIn(Schema):
+class RunIn(BodyIn):
     inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
     ignore_cache: bool = Field(
         False, description="Run every node, even those with a cached output (and refresh it)."

@@ -18,7 +18,7 @@ from graphs import templating
 from graphs.errors import FlowInvalid
 from graphs.nodes import NODE_TYPES
 from graphs.validation import config_message
-from webapp.api_schema import FLOW_DOCUMENT_SCHEMA
+from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
 from webapp.flows import layout
 from webapp.flows.api import InvalidOut, invalid
@@ -26,7 +26,7 @@ from webapp.flows.api import InvalidOut, invalid
 router = Router(auth=api_auth, tags=["editor"])
 
 
-class PortsIn(Schema):
+class PortsIn(BodyIn):
     type: str = Field(description="A node type: input, output, template, llm, ...")
     config: dict[str, Any] = Field({}, description="The node's config, valid or not yet.")
 
@@ -40,12 +40,12 @@ class PortsOut(Schema):
     known: bool
 
 
-class Size(Schema):
+class Size(BodyIn):
     width: float
     height: float
 
 
-class LayoutIn(Schema):
+class LayoutIn(BodyIn):
     graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
     sizes: dict[str, Size] = Field({}, description="Each node's drawn size, by node id.")
 

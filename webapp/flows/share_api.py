@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
-from webapp.api_schema import Id, PageQuery, page_model, paginate
+from webapp.api_schema import BodyIn, Days, Id, PageQuery, page_model, paginate
 from webapp.auth_api import api_auth
 from webapp.flows import access, sharing
 from webapp.flows.models import Flow, FlowShare, ShareLink
@@ -25,13 +25,13 @@ router = Router(auth=api_auth, tags=["sharing"])
 ShareRole = Literal["viewer", "editor"]
 
 
-class ShareIn(Schema):
+class ShareIn(BodyIn):
     user: str | None = Field(None, description="A username or e-mail.")
     team: Id | None = Field(None, description="The id of a team you are in.")
     role: ShareRole = "viewer"
 
 
-class ShareRoleIn(Schema):
+class ShareRoleIn(BodyIn):
     role: ShareRole
 
 
@@ -51,7 +51,7 @@ class ShareOut(Schema):
     created: dt.datetime
 
 
-class TransferIn(Schema):
+class TransferIn(BodyIn):
     user: str | None = Field(None, description="To this person's personal space.")
     team: Id | None = Field(None, description="Into this team (you edit or own it).")
 
@@ -63,9 +63,9 @@ class FlowPlaceOut(Schema):
     role: str | None = Field(description="The caller's role on the flow now.")
 
 
-class LinkIn(Schema):
+class LinkIn(BodyIn):
     run: Id | None = Field(None, description="Share this run of the flow only.")
-    expires_in_days: Literal[1, 7, 30] | None = Field(None, description="Null: until revoked.")
+    expires_in_days: Days | None = Field(None, description="Null: until revoked.")
     hide_io: bool = Field(False, description="Hide run inputs, outputs and streamed text.")
 
 

@@ -18,6 +18,7 @@ from graphs.errors import FlowInvalid
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
     MAX_INT64,
+    BodyIn,
     FlowDocumentOut,
     GraphDiffOut,
     Id,
@@ -81,17 +82,17 @@ class ExportQuery(Schema):
     version: VersionNumber | None = Field(None, description="Default: the newest version.")
 
 
-class RestoreIn(Schema):
+class RestoreIn(BodyIn):
     base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
 
 
-class ImportIn(Schema):
+class ImportIn(BodyIn):
     document: DocumentIn
     name: Name | None = Field(None, description="Default: the document's graph.name.")
     team: Id | None = Field(None, description="A team where you edit; default: your space.")
 
 
-class ImportVersionIn(Schema):
+class ImportVersionIn(BodyIn):
     document: DocumentIn
     base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
     message: Message | None = None

@@ -16,6 +16,7 @@ from ninja import Field, Query, Router, Schema, Status
 from graphs.errors import FlowInvalid, Problem
 from webapp.api_schema import (
     MAX_INT64,
+    BodyIn,
     EventOut,
     GraphDiffOut,
     Id,
@@ -285,7 +286,7 @@ async def run_cancel(request: HttpRequest, run_id: Id) -> Any:
 # Re-run, re-run from a node, resume: each starts a new run linked to this one.
 
 
-class RerunIn(Schema):
+class RerunIn(BodyIn):
     inputs: dict[str, Any] | None = Field(None, description="The run's own inputs when omitted.")
     version: Literal["run", "current"] = Field(
         "run", description="run: the graph this run ran; current: the flow's current version."
@@ -293,7 +294,7 @@ class RerunIn(Schema):
     ignore_cache: bool = False
 
 
-class RerunFromIn(Schema):
+class RerunFromIn(BodyIn):
     node: str = Field(description="The node to start from; nodes upstream keep their outputs.")
     config: dict[str, Any] | None = Field(None, description="A new config for that node.")
     inputs: dict[str, Any] | None = Field(

@@ -14,7 +14,7 @@ from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints
 
-from webapp.api_schema import Id, PageQuery, page_model, paginate
+from webapp.api_schema import BodyIn, Days, Id, PageQuery, page_model, paginate
 from webapp.auth_api import api_auth
 from webapp.problems import ProblemError, responses
 from webapp.teams import services
@@ -26,7 +26,7 @@ TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 RoleName = Literal["owner", "editor", "viewer"]
 
 
-class TeamIn(Schema):
+class TeamIn(BodyIn):
     name: TeamName
 
 
@@ -48,21 +48,21 @@ class TeamDetailOut(TeamOut):
     members: list[MemberOut]
 
 
-class RoleIn(Schema):
+class RoleIn(BodyIn):
     role: RoleName
 
 
-class MemberIn(Schema):
+class MemberIn(BodyIn):
     user: str = Field(description="The username or e-mail of an existing user.")
     role: RoleName = "editor"
 
 
-class InviteIn(Schema):
+class InviteIn(BodyIn):
     user: str | None = Field(
         None, description="Invite this user (username or e-mail); without it, make a link."
     )
     role: RoleName = "editor"
-    expires_in_days: Literal[1, 7, 30] = Field(7, description="For a link: how long it works.")
+    expires_in_days: Days = Field(7, description="For a link: how long it works.")
 
 
 class InviteOut(Schema):
@@ -86,7 +86,7 @@ class InviteCreatedOut(InviteOut):
     url: str | None = Field(None, description="A link's address (relative), shown once.")
 
 
-class JoinIn(Schema):
+class JoinIn(BodyIn):
     token: str
 
 
