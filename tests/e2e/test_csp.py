@@ -42,6 +42,8 @@ def test_a_new_token_selects_on_focus_and_copies_under_the_policy(page: Page, se
     field = page.locator("#new-token")
     token = field.input_value()
     assert token.startswith("sy_")
+    # page.js is deferred: the click returns once the new page commits, before it has run.
+    page.wait_for_load_state("load")
 
     field.focus()
     assert field.evaluate("el => [el.selectionStart, el.selectionEnd]") == [0, len(token)]
