@@ -32,7 +32,9 @@ if [ -n "$fresh_postgres" ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest --doctest-modules graphs webapp tests "$@"
+# Two workers, one per core of the machines this runs on; a file's tests stay on one worker,
+# so its module fixtures (a Daphne server, a browser) start once.
+.venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@"
 # The web app on PostgreSQL and Redis with the celery driver: settings a whole pytest session
 # runs under, so a run of its own (tests/conftest.py keeps tests/scaleout out of the first).
 .venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout
