@@ -41,7 +41,7 @@ from webapp.runs.models import Run, RunEvent, UserStorage
 Event = dict[str, Any]
 Visit = tuple[str, int]
 OPENING = "node_started"
-# Events after which a node visit is over (as in recover_runs).
+# Events after which a node visit is over.
 CLOSING = ("node_finished", "node_failed", "node_skipped")
 
 

@@ -20,13 +20,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Max
 
+from webapp.runs.limits import logged_open_visits
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.recorder import Tally, write_batch
 
 INTERRUPTED = "interrupted: the server stopped while this run was in progress"
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
-# Events after which a node visit is over; any other node event leaves it open.
-CLOSING = {"node_finished", "node_failed", "node_skipped"}
 
 
 class Command(BaseCommand):
@@ -66,15 +65,7 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
     last = events.filter(seq=last_seq).values_list("payload__ts", flat=True).first()
     ts = last if last is not None else time.time()
 
-    open_visits: dict[tuple[str, int], None] = {}
-    states = events.filter(type__startswith="node_").order_by("seq")
-    for kind, node, iteration in states.values_list("type", "payload__node", "payload__iteration"):
-        key = (node, iteration or 1)
-        if kind in CLOSING:
-            open_visits.pop(key, None)
-        else:
-            open_visits[key] = None
-
+    open_visits = logged_open_visits(run_id)
     tally = Tally()
     usage = {"input_tokens": 0, "output_tokens": 0}
     usage_by_model: dict[str, dict[str, int]] = {}
