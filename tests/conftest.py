@@ -9,8 +9,11 @@ SCALEOUT_SETTINGS = "tests.scaleout.settings"
 
 def pytest_configure(config) -> None:
     # Django's default hasher spends about half a second on each password on purpose; the
-    # personas alone made it most of tests/webapp's time. Servers started by the tests
-    # (e2e, scale-out) keep the real one.
+    # personas alone made it most of tests/webapp's time. Servers started by the tests keep
+    # the real one, so the scale-out session, whose users log in to its Daphne processes,
+    # keeps it too (the e2e users are made by their server).
+    if os.environ.get("DJANGO_SETTINGS_MODULE") == SCALEOUT_SETTINGS:
+        return
     from django.test import override_settings
 
     override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]).enable()
