@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeGuard, cast
 
 import networkx as nx
 
@@ -48,7 +49,7 @@ EDGE_KEYS = frozenset({"source", "target", "key", "source_port", "target_port"})
 DOCUMENT_KEYS = frozenset({"directed", "multigraph", "graph", "nodes", "edges"})
 
 
-def is_identifier(value: Any) -> bool:
+def is_identifier(value: Any) -> TypeGuard[str]:
     """Whether ``value`` may name a node, a port or a route.
 
     >>> is_identifier("summarise_2"), is_identifier("../teams/4/delete"), is_identifier("2x")
@@ -81,7 +82,9 @@ def load(doc: Any) -> nx.MultiDiGraph:
         raise FlowInvalid(problems)
     data = {**doc, "directed": True, "multigraph": True, "graph": doc.get("graph", {})}
     data["nodes"] = [{**n, "config": n.get("config", {})} for n in doc["nodes"]]
-    return nx.node_link_graph(data, edges="edges", directed=True, multigraph=True)
+    graph = nx.node_link_graph(data, edges="edges", directed=True, multigraph=True)
+    # The stubs type node_link_graph as returning a Graph; directed and multigraph make it so.
+    return cast(nx.MultiDiGraph, graph)
 
 
 def dump(graph: nx.MultiDiGraph) -> dict[str, Any]:
@@ -185,6 +188,7 @@ def _bad_value(value: Any, path: str = "the document", depth: int = 0) -> str | 
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path} is {value}, which is not a number JSON can hold"
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

@@ -33,7 +33,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 # Python's \s for str: what str.isspace() accepts (checked against `re` in the tests).
 _SPACE = (

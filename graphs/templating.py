@@ -33,7 +33,7 @@ False
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -126,9 +126,11 @@ def _private_names(tree: nodes.Template) -> set[str]:
             candidates = [node.attr]
         elif isinstance(node, nodes.Getitem):
             candidates = [_const(node.arg)]
-        else:
+        elif isinstance(node, nodes.Filter | nodes.Test):
             candidates = [_const(arg) for arg in node.args]
             candidates += [_const(kw.value) for kw in node.kwargs]
+        else:
+            continue
         names.update(c for c in candidates if isinstance(c, str) and c.startswith("_"))
     return names
 
@@ -356,7 +358,7 @@ class _Analysis:
     def __init__(self) -> None:
         self.work = _Linear()
 
-    def statements(self, body: list[nodes.Node]) -> None:
+    def statements(self, body: Sequence[nodes.Node]) -> None:
         for node in body:
             if isinstance(node, nodes.Output):
                 for child in node.nodes:
@@ -469,7 +471,7 @@ class _Analysis:
             raise _Unbounded
         base = self.expr(node.node)
         args = [_known(arg) for arg in node.args]
-        kwargs = {kw.key: _known(kw.value) for kw in node.kwargs}
+        kwargs = {str(kw.key): _known(kw.value) for kw in node.kwargs}
         size, extra = rule(base, args, kwargs)
         self.work = self.work + extra
         return size

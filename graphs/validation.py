@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 from pydantic import ValidationError
@@ -94,7 +95,7 @@ def _check_node(
     return CheckedNode(node_type, config, node_type.input_ports(config), out_ports), []
 
 
-def config_message(error: dict[str, Any]) -> str:
+def config_message(error: Mapping[str, Any]) -> str:
     """One pydantic error of a node config, worded as the engine reports it."""
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
@@ -185,7 +186,8 @@ def _check_cycles(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> li
     unlike listing every simple cycle (exponential in the worst case).
     """
     guarded = [n for n, c in checked.items() if c.config.max_iterations is not None]
-    rest = nx.restricted_view(graph, guarded, [])
+    # A view of a MultiDiGraph is one (the stubs say Graph).
+    rest = cast(nx.MultiDiGraph, nx.restricted_view(graph, guarded, []))
     problems = []
     for component in nx.strongly_connected_components(rest):
         first = min(component)

@@ -32,6 +32,7 @@ if [ -n "$fresh_postgres" ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy
 # Two workers, one per core of the machines this runs on; a file's tests stay on one worker,
 # so its module fixtures (a Daphne server, a browser) start once.
 .venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@"

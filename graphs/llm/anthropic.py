@@ -178,8 +178,8 @@ class AnthropicClient:
             api_message = exc.body if isinstance(exc.body, str) and exc.body else str(exc)
             api_message = api_message[:300]
 
+        in_stream = exc.status_code < 400  # an SSE error event after a 200
         status: int | None = exc.status_code
-        in_stream = status < 400  # an SSE error event after a 200
         if in_stream:
             status = _STATUS_FOR_ERROR_TYPE.get(error_type or "")
         retryable = status is not None and (status in (408, 429) or status >= 500)

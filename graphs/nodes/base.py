@@ -66,7 +66,7 @@ class NodeContext:
     services: Services
     prepared: Any
     emit_text: Callable[[str], None]
-    emit_progress: Callable[[int, int], None]
+    emit_progress: Callable[[int, int], object]
     run_subflow: Callable[..., Any]
     usage: Usage = field(default_factory=Usage)
     model: str | None = None

@@ -237,8 +237,11 @@ def _binary(op: type[ast.operator], left: Number, right: Number) -> Number:
         return left - right
     if op is ast.Mult:
         # An int product's size is known before computing it.
-        both_int = isinstance(left, int) and isinstance(right, int)
-        if both_int and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
+        ):
             raise _too_large()
         return left * right
     if op is ast.Div:
