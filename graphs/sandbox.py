@@ -279,7 +279,10 @@ class SandboxPool:
         chore.add_done_callback(self._chores.discard)
 
     async def _reap(self, worker: _Worker, replace: bool) -> None:
-        await worker.proc.wait()
+        # Bounded like every other wait here: a loop that is ending must never wait on a
+        # child exit it may not hear of.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.proc.wait(), 5.0)
         self._dying.discard(worker)
         # A replacement waits ready for the next job, so only the job that broke a worker
         # pays for starting one.
