@@ -151,7 +151,9 @@ def response_now(conn: socket.socket, within: float = 5) -> tuple[int, bytes]:
         ).split(b":")[1]
     )
     while len(body) < length:
-        body += conn.recv(65536)
+        more = conn.recv(65536)
+        assert more, f"closed {length - len(body)} bytes short of the answer's body"
+        body += more
     return int(head.split()[1]), body
 
 
