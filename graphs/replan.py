@@ -41,17 +41,9 @@ import networkx as nx
 
 from graphs import document
 from graphs.executor import Recorded
+from graphs.log import RunLog, fold
 
 Events = Iterable[Mapping[str, Any]]
-
-_STATE_AFTER = {
-    "node_started": "running",
-    "node_delta": "running",
-    "node_progress": "running",
-    "node_retrying": "running",
-    "node_finished": "done",
-    "node_skipped": "skipped",
-}
 
 
 def final_states(events: Events) -> dict[str, str]:
@@ -71,17 +63,7 @@ def final_states(events: Events) -> dict[str, str]:
     ... ])
     {'a': 'done', 'b': 'cancelled', 'c': 'skipped', 'd': 'running'}
     """
-    states: dict[str, str] = {}
-    for event in events:
-        node = event.get("node")
-        if node is None:
-            continue
-        kind = event.get("type")
-        if kind == "node_failed":
-            states[node] = "cancelled" if event.get("cancelled") else "failed"
-        elif kind in _STATE_AFTER:
-            states[node] = _STATE_AFTER[kind]
-    return states
+    return fold(events).final_states()
 
 
 def reuse_for_resume(
@@ -117,11 +99,11 @@ def reuse_for_resume(
     ['left', 'q']
     """
     graph = _as_graph(graph)
-    events = list(events)
-    states = final_states(events)
+    log = fold(events)
+    states = log.final_states()
     unfinished = [node for node in graph if states.get(node) not in ("done", "skipped")]
     blocked = _reachable(graph, unfinished)
-    outputs = _last_outputs(events)
+    outputs = _last_outputs(log)
     return {
         node: Recorded(outputs[node], source)
         for node in graph
@@ -152,10 +134,10 @@ def reuse_from_node(
     graph = _as_graph(graph)
     if node not in graph:
         raise ValueError(f"the flow has no node {node!r}")
-    events = list(events)
-    states = final_states(events)
+    log = fold(events)
+    states = log.final_states()
     rerun = nx.descendants(graph, node) | {node}
-    outputs = _last_outputs(events)
+    outputs = _last_outputs(log)
     return {
         other: Recorded(outputs[other], source)
         for other in graph
@@ -174,9 +156,11 @@ def _reachable(graph: nx.MultiDiGraph, starts: list[str]) -> set[str]:
     return {node for layer in nx.bfs_layers(graph, starts) for node in layer}
 
 
-def _last_outputs(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        event["node"]: event.get("output") or {}
-        for event in events
-        if event.get("type") == "node_finished" and "node" in event
-    }
+def _last_outputs(log: RunLog) -> dict[str, dict[str, Any]]:
+    """Each node's output from its last visit that finished."""
+    outputs = {}
+    for node in log.nodes():
+        done = [visit for visit in log.visits(node) if visit.status == "done"]
+        if done and done[-1].output is not None:
+            outputs[node] = done[-1].output
+    return outputs
