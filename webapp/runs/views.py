@@ -4,7 +4,6 @@ only place what it renders (plus the canvas)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -15,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from graphs.log import Visit, fold
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
 from webapp.flows.editor_api import ports_for
 from webapp.runs import pricing
@@ -268,32 +268,26 @@ def _outputs(run: Run) -> list[tuple[str, str, bool]]:
     return [(name, pretty(value), isinstance(value, str)) for name, value in run.outputs.items()]
 
 
-SOURCE_RUN = re.compile(r"^run (\d+)$")
-
-
 def _run_links(user):
-    """source text ("run 42") -> that run's page, for runs this user may see."""
-    cache: dict[str, str | None] = {}
+    """source run id -> that run's page, for runs this user may see."""
+    cache: dict[int, str | None] = {}
 
-    def link(source: str | None) -> str | None:
-        if not source:
+    def link(run_id: int | None) -> str | None:
+        if run_id is None:
             return None
-        if source not in cache:
-            match = SOURCE_RUN.match(source)
-            visible = match and visible_runs(user).filter(pk=int(match[1])).exists()
-            cache[source] = reverse("run_detail", args=[int(match[1])]) if visible else None
-        return cache[source]
+        if run_id not in cache:
+            visible = visible_runs(user).filter(pk=run_id).exists()
+            cache[run_id] = reverse("run_detail", args=[run_id]) if visible else None
+        return cache[run_id]
 
     return link
 
 
-def _origin(value: Any, link) -> dict[str, Any] | None:
-    """A node_finished's `cached` / `reused` field as the inspector shows it."""
-    if not value:
+def _origin(value: Mapping[str, Any] | None, link) -> dict[str, Any] | None:
+    """A visit's `cached` / `reused` (graphs.log.origin) as the inspector shows it."""
+    if value is None:
         return None
-    value = value if isinstance(value, dict) else {}
-    source = value.get("source") or ""
-    return {"source": source, "link": link(source), "usage": value.get("usage")}
+    return {"source": value["source"], "link": link(value["run"]), "usage": value.get("usage")}
 
 
 def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -324,12 +318,12 @@ def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
     return parts
 
 
-def _cost(event: Mapping[str, Any]) -> Decimal | None:
+def _cost(visit: Visit) -> Decimal | None:
     """The recorded cost, else today's price of the recorded usage (runs from before costs)."""
-    if event.get("cost_usd") is not None:
-        return Decimal(str(event["cost_usd"]))
-    if event.get("usage") and event.get("model"):
-        return pricing.cost_usd(event["model"], event["usage"])
+    if visit.cost_usd is not None:
+        return Decimal(str(visit.cost_usd))
+    if visit.usage and visit.model:
+        return pricing.cost_usd(visit.model, visit.usage)
     return None
 
 
@@ -341,71 +335,64 @@ def _total_cost(visits: list[dict[str, Any]]) -> str | None:
 def _visits(
     payloads: Iterable[Mapping[str, Any]],
     start_ts: float | None = None,
-    links=lambda source: None,
+    links=lambda run_id: None,
 ) -> list[dict[str, Any]]:
-    """A node's events folded into one section per iteration."""
-    visits: dict[int, dict[str, Any]] = {}
-    for event in payloads:
-        iteration = event.get("iteration", 1)
-        visit = visits.setdefault(
-            iteration,
-            {"iteration": iteration, "status": "queued", "text": [], "notes": [], "retries": 0},
-        )
-        kind = event["type"]
-        if kind == "node_started":
-            visit["status"] = "running"
-            visit["inputs"] = [(k, pretty(v)) for k, v in (event.get("inputs") or {}).items()]
-            if start_ts is not None and event.get("ts") is not None:
-                visit["at"] = event["ts"] - start_ts
-        elif kind == "node_delta":
-            visit["text"].append(event.get("text", ""))
-        elif kind == "node_progress":
-            visit["progress"] = (event.get("done"), event.get("total"))
-        elif kind == "node_retrying":
-            visit["text"] = []
-            visit["retries"] += 1
-            visit["notes"].append(
-                f"attempt {event.get('attempt')} failed: {event.get('error')}; "
-                f"retrying in {event.get('delay_s', 0):g} s"
-            )
-        elif kind == "node_finished":
-            detail = dict(event.get("detail") or {})
-            visit["status"] = "done"
-            visit["duration_s"] = event.get("duration_s")
-            visit["output"] = [(k, pretty(v)) for k, v in (event.get("output") or {}).items()]
-            visit["usage"] = event.get("usage")
-            visit["model"] = event.get("model")
-            visit["attempts"] = event.get("attempts")
-            visit["cost"] = _cost(event)
-            visit["cost_text"] = pricing.format_usd(visit["cost"])
-            visit["unpriced"] = visit["cost"] is None and bool(event.get("model"))
-            visit["prompt"] = detail.pop("prompt", None)
-            visit["system"] = detail.pop("system", None)
-            messages = detail.pop("messages", None)
-            if isinstance(messages, list):
-                visit["messages"] = [
-                    {"role": m.get("role", ""), "parts": _message_parts(m)}
-                    for m in messages
-                    if isinstance(m, dict)
-                ]
-            visit["detail"] = [(k, pretty(v)) for k, v in detail.items() if v not in (None, "")]
-            visit["cached"] = _origin(event.get("cached"), links)
-            visit["reused"] = _origin(event.get("reused"), links)
-            if visit["cached"] is not None and event.get("saved_usd") is not None:
-                visit["cached"]["saved"] = pricing.format_usd(event["saved_usd"])
-        elif kind == "node_skipped":
-            visit["status"] = "skipped"
-        elif kind == "node_failed":
-            cancelled = bool(event.get("cancelled"))
-            visit["status"] = "cancelled" if cancelled else "failed"
-            visit["continued"] = bool(event.get("continued"))
-            error = event.get("error", "")
-            # "cancelled" says nothing the status does not; other reasons are worth showing.
-            visit["error"] = "" if cancelled and error == "cancelled" else error
-    for visit in visits.values():
-        text = "".join(visit["text"])
-        visit["truncated"] = len(text) > MAX_NODE_TEXT
-        visit["text"] = text[:MAX_NODE_TEXT]
-        if not visit.get("attempts") and visit["retries"]:
-            visit["attempts"] = visit["retries"] + 1
-    return [visits[k] for k in sorted(visits)]
+    """A node's events folded (graphs.log) into one section per iteration."""
+    log = fold(payloads)
+    return [_section(visit, start_ts, links) for node in log.nodes() for visit in log.visits(node)]
+
+
+def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
+    """One visit as the inspector shows it."""
+    text = visit.text
+    section: dict[str, Any] = {
+        "iteration": visit.iteration,
+        "status": visit.status,
+        "text": text[:MAX_NODE_TEXT],
+        "truncated": len(text) > MAX_NODE_TEXT,
+        "retries": len(visit.retries),
+        "notes": [
+            f"attempt {retry['attempt']} failed: {retry['error']}; "
+            f"retrying in {retry['delay_s']:g} s"
+            for retry in visit.retries
+        ],
+        "inputs": [(k, pretty(v)) for k, v in (visit.inputs or {}).items()],
+        # Shown only past the first: one attempt is what every node makes.
+        "attempts": visit.attempts if visit.attempts > 1 else None,
+    }
+    if start_ts is not None and visit.started_ts is not None:
+        section["at"] = visit.started_ts - start_ts
+    if visit.progress is not None:
+        section["progress"] = (visit.progress["done"], visit.progress["total"])
+    if visit.status in ("failed", "cancelled"):
+        section["continued"] = visit.continued
+        # "cancelled" says nothing the status does not; other reasons are worth showing.
+        section["error"] = "" if visit.cancelled and visit.error == "cancelled" else visit.error
+    if visit.status != "done":
+        return section
+    detail = dict(visit.detail or {})
+    cost = _cost(visit)
+    section.update(
+        duration_s=visit.duration_s,
+        output=[(k, pretty(v)) for k, v in (visit.output or {}).items()],
+        usage=visit.usage,
+        model=visit.model,
+        cost=cost,
+        cost_text=pricing.format_usd(cost),
+        unpriced=cost is None and bool(visit.model),
+        prompt=detail.pop("prompt", None),
+        system=detail.pop("system", None),
+        cached=_origin(visit.cached, links),
+        reused=_origin(visit.reused, links),
+    )
+    messages = detail.pop("messages", None)
+    if isinstance(messages, list):
+        section["messages"] = [
+            {"role": m.get("role", ""), "parts": _message_parts(m)}
+            for m in messages
+            if isinstance(m, dict)
+        ]
+    section["detail"] = [(k, pretty(v)) for k, v in detail.items() if v not in (None, "")]
+    if section["cached"] is not None and visit.saved_usd is not None:
+        section["cached"]["saved"] = pricing.format_usd(visit.saved_usd)
+    return section
