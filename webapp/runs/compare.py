@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from graphs.diff import GraphDiff, NodeChange, diff_graphs
+from graphs.log import Visit, fold
 from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd, format_usd, usage_cost_usd
@@ -307,59 +308,60 @@ def build_comparison(
 def node_outcomes(
     graph: Mapping[str, Any], events: Iterable[Mapping[str, Any]]
 ) -> dict[str, NodeOutcome]:
-    """Each node of the graph folded from its settling events, the last one deciding."""
+    """Each node of the graph with its visits (graphs.log) summed up, the last deciding."""
     outcomes = {
         node["id"]: NodeOutcome(in_graph=True, status="not run") for node in graph.get("nodes", [])
     }
-    for event in events:
-        node = event.get("node")
-        if node is None:
-            continue
+    log = fold(events)
+    for node in log.nodes():
         # A node the graph lacks (a damaged log) must not break the page.
         outcome = outcomes.setdefault(node, NodeOutcome(in_graph=False, status="not run"))
-        kind = event.get("type")
-        if kind == "node_finished":
-            _add_finished(outcome, event)
-        elif kind == "node_failed":
-            outcome.iterations += 1
-            outcome.status = "cancelled" if event.get("cancelled") else "failed"
-            outcome.error = str(event.get("error") or "")
-        elif kind == "node_skipped":
-            outcome.status = "skipped"
+        for visit in log.visits(node):
+            _add_visit(outcome, visit)
     return outcomes
 
 
-def _add_finished(outcome: NodeOutcome, event: Mapping[str, Any]) -> None:
+def _add_visit(outcome: NodeOutcome, visit: Visit) -> None:
+    if visit.status == "skipped":
+        outcome.status = "skipped"
+        return
+    if visit.status in ("failed", "cancelled"):
+        outcome.iterations += 1
+        outcome.status = visit.status
+        outcome.error = visit.error
+        return
+    if visit.status != "done":
+        return
     outcome.iterations += 1
     outcome.status = "done"
     outcome.error = ""
-    outcome.output = event.get("output") or {}
-    if event.get("duration_s") is not None:
-        outcome.duration_s = (outcome.duration_s or 0.0) + float(event["duration_s"])
-    usage = event.get("usage") or {}
+    outcome.output = visit.output or {}
+    if visit.duration_s is not None:
+        outcome.duration_s = (outcome.duration_s or 0.0) + float(visit.duration_s)
+    usage = visit.usage or {}
     outcome.input_tokens += int(usage.get("input_tokens") or 0)
     outcome.output_tokens += int(usage.get("output_tokens") or 0)
-    model = event.get("model")
+    model = visit.model
     if model:
         outcome.model = model
         # The recorder prices events as they are written; older runs are priced now.
-        if "cost_usd" in event:
-            cost = None if event["cost_usd"] is None else Decimal(str(event["cost_usd"]))
+        if visit.priced:
+            cost = None if visit.cost_usd is None else Decimal(str(visit.cost_usd))
         else:
             cost = cost_usd(model, usage)
         if cost is None:
             outcome.unpriced = True
         else:
             outcome.cost_usd = (outcome.cost_usd or Decimal(0)) + cost
-    if event.get("cached") is not None:
-        outcome.cached = event["cached"]
-        saved = event.get("saved_usd")
-        if saved is None and "saved_usd" not in event and model:
-            saved = cost_usd(model, event["cached"].get("usage"))
+    if visit.cached is not None:
+        outcome.cached = visit.cached
+        saved = visit.saved_usd
+        if saved is None and not visit.priced and model:
+            saved = cost_usd(model, visit.cached.get("usage"))
         if saved is not None:
             outcome.saved_usd = (outcome.saved_usd or Decimal(0)) + Decimal(str(saved))
-    if event.get("reused") is not None:
-        outcome.reused = event["reused"]
+    if visit.reused is not None:
+        outcome.reused = visit.reused
 
 
 def run_totals(
