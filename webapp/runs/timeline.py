@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from graphs.log import fold
+
 WIDTH = 760.0
 LABEL_W = 150.0
 RIGHT_PAD = 16.0
@@ -80,8 +82,6 @@ def build_timeline(
     rows: dict[str, dict[str, Any]] = {}
     for step in steps:
         rows[step["id"]] = {"node": step["id"], "label": step.get("label") or step["id"]}
-    visits: dict[tuple[str, int], dict[str, Any]] = {}
-    skips: list[dict[str, Any]] = []
     tokens: list[tuple[float, int]] = []
     chars: list[tuple[float, int]] = []
     t0 = events[0]["ts"] if events else 0.0
@@ -96,26 +96,34 @@ def build_timeline(
             continue
         if node not in rows:
             rows[node] = {"node": node, "label": node}
-        key = (node, event.get("iteration") or 1)
-        if kind == "node_started":
-            visits[key] = _visit(node, key[1], ts)
-        elif kind in ("node_finished", "node_failed"):
-            # A node failing before it started (max_iterations) is a visit of no length.
-            visit = visits.setdefault(key, _visit(node, key[1], ts))
-            visit["end"] = ts
-            if kind == "node_finished":
-                visit["status"] = "done"
-                visit["cached"] = _source(event.get("cached"))
-                visit["reused"] = _source(event.get("reused"))
-                out = (event.get("usage") or {}).get("output_tokens") or 0
-                if out:
-                    tokens.append((ts, int(out)))
-            else:
-                visit["status"] = "cancelled" if event.get("cancelled") else "failed"
+        if kind == "node_finished":
+            out = (event.get("usage") or {}).get("output_tokens") or 0
+            if out:
+                tokens.append((ts, int(out)))
         elif kind == "node_delta":
             chars.append((ts, len(event.get("text") or "")))
-        elif kind == "node_skipped":
-            skips.append({"node": node, "ts": ts})
+    visits: list[dict[str, Any]] = []
+    skips: list[dict[str, Any]] = []
+    for visit in fold(events).visits():
+        if visit.status == "skipped":
+            skips.append({"node": visit.node, "ts": visit.ended_ts})
+            continue
+        # A node failing before it started (max_iterations) is a visit of no length.
+        start = visit.started_ts if visit.started_ts is not None else visit.ended_ts
+        if start is None:
+            continue
+        settled = visit.status in ("done", "failed", "cancelled")
+        visits.append(
+            {
+                "node": visit.node,
+                "iteration": visit.iteration,
+                "start": start,
+                "end": visit.ended_ts,
+                "status": visit.status if settled else "running",
+                "cached": visit.cached["source"] if visit.cached else None,
+                "reused": visit.reused["source"] if visit.reused else None,
+            }
+        )
     duration = max(end - t0, 0.0) or 1.0
     x0, x1 = LABEL_W, WIDTH - RIGHT_PAD
     scale = (x1 - x0) / duration
@@ -133,7 +141,7 @@ def build_timeline(
         row["short"] = row["label"] if len(row["label"]) <= 22 else row["label"][:21] + "…"
     bar_h = row_h - (6 if row_h >= ROW_H else 3)
     bars = []
-    for visit in visits.values():
+    for visit in visits:
         stop = visit["end"] if visit["end"] is not None else end
         left = x(visit["start"])
         width = max(x(stop) - left, MIN_BAR)
@@ -184,18 +192,6 @@ def build_timeline(
         "plot": plot,
         "has_events": bool(events),
     }
-
-
-def _visit(node: str, iteration: int, start: float) -> dict[str, Any]:
-    return {"node": node, "iteration": iteration, "start": start, "end": None,
-            "status": "running", "cached": None, "reused": None}  # fmt: skip
-
-
-def _source(value: Any) -> str | None:
-    """Where a cached or reused output came from; '' when it does not say."""
-    if not isinstance(value, Mapping):
-        return "" if value else None
-    return str(value.get("source") or "")
 
 
 def _bar_title(label: str, visit: Mapping[str, Any], stop: float) -> str:
