@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
 
+from graphs.log import RunLog, fold
 from webapp import problems
 from webapp.runs.models import Run, RunEvent, UserStorage
 
@@ -252,10 +253,12 @@ class EventGate:
 
     def open_visits(self) -> list[Visit]:
         """The node visits the stored log has opened and not closed, in the order opened."""
-        visits = self._open_before()
+        log = RunLog()
+        for node, iteration in self._open_before():
+            log.apply({"type": OPENING, "node": node, "iteration": iteration})
         for event in self._admitted:
-            track(visits, event["type"], event.get("node"), event.get("iteration"))
-        return list(visits)
+            log.apply(event)
+        return log.open_visits()
 
     def _trip(self, error: str, event: Event | None) -> list[Event]:
         self.stopped, self.tripped = error, True
@@ -295,25 +298,15 @@ class EventGate:
         return event
 
 
-def track(visits: dict[Visit, None], kind: str, node: str | None, iteration: int | None) -> None:
-    """Open or close a node visit in `visits` for one event of the log."""
-    if node is None:
-        return
-    key = (node, iteration or 1)
-    if kind in CLOSING:
-        visits.pop(key, None)
-    elif kind == OPENING:
-        visits[key] = None
-
-
 def logged_open_visits(run_id: int) -> dict[Visit, None]:
     """The node visits a run's stored log has opened and not closed (read once, at a stop)."""
-    visits: dict[Visit, None] = {}
     rows = (
         RunEvent.objects.filter(run_id=run_id, type__in=(OPENING, *CLOSING))
         .order_by("seq")
         .values_list("type", "payload__node", "payload__iteration")
     )
-    for kind, node, iteration in rows:
-        track(visits, kind, node, iteration)
-    return visits
+    # Only what opens and closes visits is read, never the payloads (inputs, outputs).
+    log = fold(
+        {"type": kind, "node": node, "iteration": iteration} for kind, node, iteration in rows
+    )
+    return dict.fromkeys(log.open_visits())

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Max
 
+from graphs.log import fold
 from webapp.runs.limits import logged_open_visits
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.recorder import Tally, write_batch
@@ -67,19 +68,13 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
 
     open_visits = logged_open_visits(run_id)
     tally = Tally()
-    usage = {"input_tokens": 0, "output_tokens": 0}
-    usage_by_model: dict[str, dict[str, int]] = {}
     priced = events.filter(type__in=["run_started", "node_finished"]).order_by("seq")
-    for payload in priced.values_list("payload", flat=True):
+    payloads = list(priced.values_list("payload", flat=True))
+    for payload in payloads:
         tally.annotate(payload)
-        model, node_usage = payload.get("model"), payload.get("usage")
-        if model is None or not node_usage:
-            continue
-        of_model = usage_by_model.setdefault(model, {"input_tokens": 0, "output_tokens": 0})
-        for field in usage:
-            tokens = int(node_usage.get(field, 0))
-            usage[field] += tokens
-            of_model[field] += tokens
+    # The run's usage as far as its log goes (graphs.log adds up its finished nodes).
+    log = fold(payloads)
+    usage, usage_by_model = log.usage, log.usage_by_model
 
     closing = [
         {"type": "node_failed", "node": node, "iteration": iteration, "error": INTERRUPTED}
