@@ -97,6 +97,11 @@ def _number(value: Any) -> float | None:
     return value
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A copy of a JSON object field; anything else (missing, null, a list) reads as {}."""
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
 def _plus(total: float | None, value: Any) -> float | None:
     figure = _number(value)
     if figure is None:
@@ -115,9 +120,9 @@ def origin(value: Any) -> dict[str, Any] | None:
     >>> origin({"source": "cache of flow 3"}), origin(None), origin(True)
     ({'source': 'cache of flow 3', 'run': None}, None, {'source': '', 'run': None})
     """
-    if value is None or value is False:
-        return None
     if not isinstance(value, Mapping):
+        if not value:
+            return None
         return {"source": value if isinstance(value, str) else "", "run": None}
     source = value.get("source")
     run = value.get("run")
@@ -329,12 +334,12 @@ class RunLog:
         self.last_seq, self.last_ts = last_seq, ts
         self.status = "running"
         self.schema = event.get("schema") or DEFAULT_SCHEMA
-        self.inputs = dict(event.get("inputs") or {})
+        self.inputs = _object(event.get("inputs"))
         self.started_ts = ts
 
     def _run_finished(self, event: Event, ts: float | None) -> None:
         self.status = event.get("status") or "failed"
-        self.outputs = dict(event.get("outputs") or {})
+        self.outputs = _object(event.get("outputs"))
         self.error = str(event.get("error") or "")
         self.finished_ts = ts
         # The run's own figures count what node events cannot show (a map's items,
@@ -350,8 +355,9 @@ class RunLog:
             self.cost_usd = _number(event["cost_usd"])
         if "saved_usd" in event:
             self.saved_usd = _number(event["saved_usd"])
-        if isinstance(event.get("cache_hits"), int):
-            self.cache_hits = event["cache_hits"]
+        hits = event.get("cache_hits")
+        if isinstance(hits, int) and not isinstance(hits, bool):
+            self.cache_hits = hits
         duration = _number(event.get("duration_s"))
         if duration is None and ts is not None and self.started_ts is not None:
             duration = ts - self.started_ts
@@ -374,7 +380,7 @@ class RunLog:
         if kind == "node_started":
             # Again after a takeover: the node runs anew elsewhere, its stream too.
             visit.status = "running"
-            visit.inputs = dict(event.get("inputs") or {})
+            visit.inputs = _object(event.get("inputs"))
             visit.started_ts = ts
             visit.ended_ts = None
             visit._parts.clear()
@@ -410,7 +416,7 @@ class RunLog:
     def _node_finished(self, visit: Visit, event: Event, ts: float | None) -> None:
         visit.status = "done"
         visit.error = ""
-        visit.output = dict(event.get("output") or {})
+        visit.output = _object(event.get("output"))
         visit.detail = dict(event["detail"]) if isinstance(event.get("detail"), Mapping) else None
         visit.duration_s = _number(event.get("duration_s"))
         visit.ended_ts = ts

@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 # From Debian's packages, when missing: Chromium for the browser tests (browsers cannot be
-# downloaded here), PostgreSQL and Redis for the scale-out tests. tests/services.py uses
-# the servers on 127.0.0.1 when they answer, and otherwise starts these.
+# downloaded here), Node for the JavaScript tests, PostgreSQL and Redis for the scale-out
+# tests. tests/services.py uses the servers on 127.0.0.1 when they answer, and otherwise
+# starts these.
 packages=()
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v node >/dev/null || packages+=(nodejs)
 command -v redis-server >/dev/null || packages+=(redis-server)
 fresh_postgres=
 if ! ls /etc/postgresql/*/main/pg_hba.conf >/dev/null 2>&1; then
@@ -33,6 +35,8 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The browser's pure modules (static/js/**/*.test.js), on Node's own test runner: no packages.
+find static/js -name '*.test.js' -print0 | sort -z | xargs -0 --no-run-if-empty node --test
 # Two workers, one per core of the machines this runs on; a file's tests stay on one worker,
 # so its module fixtures (a Daphne server, a browser) start once.
 .venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@"

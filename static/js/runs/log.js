@@ -1,0 +1,321 @@
+/* The one fold of a run's event log, in the browser: graphs/log.py, line for line.
+
+   A pure ES module (no DOM, no globals). The golden logs in tests/fixtures/logs hold it
+   and the Python fold to the same answers (static/js/runs/log.test.js), so a change to
+   one without the other fails the tests. The state's shape is documented in graphs/log.py.
+
+   API:
+     const log = new RunLog();
+     log.apply(event)      -> false when event.seq is not past the last one applied
+                              (nothing changes), else true
+     log.toJSON()          -> the whole state: exactly graphs.log.RunLog.to_json()
+     log.status, log.usage, log.costUsd, ... the run's fields (camelCase of toJSON's)
+     log.nodes()           -> node ids, in the order the log first named them
+     log.visits(node?)     -> a node's visits by iteration (all visits, in the order
+                              first seen, without node); each visit's fields are
+                              toJSON's (snake_case), with `text` a getter
+     log.lastVisit(node)   -> the visit of node its latest event was about, or null
+     log.openVisits()      -> [[node, iteration], ...] begun and not ended
+     log.finalStates()     -> {node: done|failed|cancelled|skipped|running}
+     fold(events)          -> a RunLog with every event applied
+     origin(value)         -> a cached/reused field as the fold keeps it ({source, run})
+*/
+
+const DEFAULT_SCHEMA = 1;
+const SOURCE_RUN = /^run (\d+)$/;
+const SETTLED = new Set(["done", "failed", "cancelled", "skipped"]);
+
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+const isInt = (value) => Number.isInteger(value);
+const zero = () => ({ input_tokens: 0, output_tokens: 0 });
+
+function addUsage(total, usage) {
+  if (!isObject(usage)) return;
+  for (const key of Object.keys(total)) total[key] += Math.trunc(Number(usage[key]) || 0);
+}
+
+/** A recorded figure, or null when the event has none (or not a number). */
+function number(value) {
+  return typeof value === "number" ? value : null;
+}
+
+/** A copy of a JSON object field; anything else reads as {}. */
+function object(value) {
+  return isObject(value) ? { ...value } : {};
+}
+
+function plus(total, value) {
+  const figure = number(value);
+  if (figure === null) return total;
+  return total === null ? figure : total + figure;
+}
+
+const field = (event, key) => (event[key] === undefined ? null : event[key]);
+
+/** A `cached` or `reused` field as the fold keeps it, whichever form the log used. */
+export function origin(value) {
+  if (!isObject(value)) {
+    if (!value) return null;
+    return { source: typeof value === "string" ? value : "", run: null };
+  }
+  let source = value.source ? String(value.source) : "";
+  let run = isInt(value.run) ? value.run : null;
+  if (run === null) {
+    const match = SOURCE_RUN.exec(source);
+    run = match ? parseInt(match[1], 10) : null;
+  } else if (!source) {
+    source = "run " + run;
+  }
+  const kept = { source: source, run: run };
+  if ("usage" in value) kept.usage = value.usage;
+  return kept;
+}
+
+class Visit {
+  constructor(node, iteration) {
+    Object.assign(this, {
+      node: node, iteration: iteration, status: "queued", inputs: null, output: null,
+      detail: null, model: null, usage: null, usage_by_model: null, cost_usd: null,
+      saved_usd: null, priced: false, cached: null, reused: null, attempts: 1, retries: [],
+      error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
+      duration_s: null, progress: null,
+    });
+    // Streamed pieces, joined when read.
+    Object.defineProperty(this, "parts", { value: [], writable: true });
+  }
+
+  get text() {
+    if (this.parts.length > 1) this.parts = [this.parts.join("")];
+    return this.parts.length ? this.parts[0] : "";
+  }
+
+  get settled() {
+    return SETTLED.has(this.status);
+  }
+
+  toJSON() {
+    return {
+      node: this.node, iteration: this.iteration, status: this.status, inputs: this.inputs,
+      text: this.text, output: this.output, detail: this.detail, model: this.model,
+      usage: this.usage, usage_by_model: this.usage_by_model, cost_usd: this.cost_usd,
+      saved_usd: this.saved_usd, priced: this.priced, cached: this.cached, reused: this.reused,
+      attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
+      error: this.error, cancelled: this.cancelled, continued: this.continued,
+      started_ts: this.started_ts, ended_ts: this.ended_ts, duration_s: this.duration_s,
+      progress: this.progress,
+    };
+  }
+}
+
+export class RunLog {
+  constructor() {
+    this.reset();
+  }
+
+  reset() {
+    this.status = "queued";
+    this.schema = DEFAULT_SCHEMA;
+    this.inputs = {};
+    this.outputs = {};
+    this.error = "";
+    this.usage = zero();
+    this.usageByModel = {};
+    this.costUsd = null;
+    this.savedUsd = null;
+    this.cacheHits = 0;
+    this.startedTs = null;
+    this.finishedTs = null;
+    this.durationS = null;
+    this.lastSeq = 0;
+    this.lastTs = null;
+    this.byKey = new Map(); // "node\0iteration" -> visit, in the order first seen
+    this.byNode = new Map(); // node -> Map(iteration -> visit)
+    this.last = new Map(); // node -> the visit its latest event was about
+  }
+
+  // Reading -------------------------------------------------------------------------
+
+  nodes() {
+    return [...this.byNode.keys()];
+  }
+
+  visits(node) {
+    if (node === undefined) return [...this.byKey.values()];
+    const byIteration = this.byNode.get(node);
+    if (!byIteration) return [];
+    return [...byIteration.keys()].sort((a, b) => a - b).map((i) => byIteration.get(i));
+  }
+
+  lastVisit(node) {
+    return this.last.get(node) || null;
+  }
+
+  openVisits() {
+    return this.visits().filter((visit) => !visit.settled).map((visit) => [visit.node, visit.iteration]);
+  }
+
+  finalStates() {
+    const states = {};
+    for (const [node, visit] of this.last) states[node] = visit.settled ? visit.status : "running";
+    return states;
+  }
+
+  toJSON() {
+    const usageByModel = {};
+    for (const [model, usage] of Object.entries(this.usageByModel)) usageByModel[model] = { ...usage };
+    const nodes = {};
+    for (const node of this.byNode.keys()) nodes[node] = this.visits(node).map((v) => v.toJSON());
+    return {
+      status: this.status, schema: this.schema, inputs: this.inputs, outputs: this.outputs,
+      error: this.error, usage: { ...this.usage }, usage_by_model: usageByModel,
+      cost_usd: this.costUsd, saved_usd: this.savedUsd, cache_hits: this.cacheHits,
+      started_ts: this.startedTs, finished_ts: this.finishedTs, duration_s: this.durationS,
+      last_seq: this.lastSeq, last_ts: this.lastTs, nodes: nodes,
+    };
+  }
+
+  // Folding -------------------------------------------------------------------------
+
+  apply(event) {
+    const seq = event.seq;
+    if (isInt(seq)) {
+      if (seq <= this.lastSeq) return false;
+      this.lastSeq = seq;
+    }
+    const ts = number(event.ts);
+    if (ts !== null) this.lastTs = ts;
+    if (event.type === "run_started") this.runStarted(event, ts);
+    else if (event.type === "run_finished") this.runFinished(event, ts);
+    else if (typeof event.node === "string") this.nodeEvent(event.type, event.node, event, ts);
+    return true;
+  }
+
+  runStarted(event, ts) {
+    // A log begins here: anything before it belonged to no run.
+    const lastSeq = this.lastSeq;
+    this.reset();
+    this.lastSeq = lastSeq;
+    this.lastTs = ts;
+    this.status = "running";
+    this.schema = event.schema || DEFAULT_SCHEMA;
+    this.inputs = object(event.inputs);
+    this.startedTs = ts;
+  }
+
+  runFinished(event, ts) {
+    this.status = event.status || "failed";
+    this.outputs = object(event.outputs);
+    this.error = String(event.error || "");
+    this.finishedTs = ts;
+    // The run's own figures count what node events cannot show.
+    if (isObject(event.usage)) {
+      this.usage = zero();
+      addUsage(this.usage, event.usage);
+    }
+    if (isObject(event.usage_by_model)) {
+      this.usageByModel = {};
+      for (const [model, usage] of Object.entries(event.usage_by_model)) {
+        if (!(model in this.usageByModel)) this.usageByModel[model] = zero();
+        addUsage(this.usageByModel[model], usage);
+      }
+    }
+    if ("cost_usd" in event) this.costUsd = number(event.cost_usd);
+    if ("saved_usd" in event) this.savedUsd = number(event.saved_usd);
+    if (isInt(event.cache_hits)) this.cacheHits = event.cache_hits;
+    let duration = number(event.duration_s);
+    if (duration === null && ts !== null && this.startedTs !== null) duration = ts - this.startedTs;
+    this.durationS = duration;
+  }
+
+  visit(node, iteration) {
+    const key = node + "\u0000" + iteration;
+    let visit = this.byKey.get(key);
+    if (!visit) {
+      visit = new Visit(node, iteration);
+      this.byKey.set(key, visit);
+      if (!this.byNode.has(node)) this.byNode.set(node, new Map());
+      this.byNode.get(node).set(iteration, visit);
+    }
+    this.last.set(node, visit);
+    return visit;
+  }
+
+  nodeEvent(kind, node, event, ts) {
+    let iteration = event.iteration;
+    if (!isInt(iteration) || iteration < 1) iteration = 1;
+    const visit = this.visit(node, iteration);
+    if (kind === "node_started") {
+      // Again after a takeover: the node runs anew elsewhere, its stream too.
+      visit.status = "running";
+      visit.inputs = object(event.inputs);
+      visit.started_ts = ts;
+      visit.ended_ts = null;
+      visit.parts = [];
+    } else if (kind === "node_delta") {
+      visit.parts.push(String(event.text || ""));
+    } else if (kind === "node_progress") {
+      visit.progress = { done: field(event, "done"), total: field(event, "total") };
+    } else if (kind === "node_retrying") {
+      visit.parts = [];
+      visit.retries.push({
+        attempt: field(event, "attempt"),
+        error: String(event.error || ""),
+        delay_s: event.delay_s || 0,
+        takeover: Boolean(event.takeover),
+      });
+      visit.attempts = visit.retries.length + 1;
+    } else if (kind === "node_finished") {
+      this.nodeFinished(visit, event, ts);
+    } else if (kind === "node_failed") {
+      visit.cancelled = Boolean(event.cancelled);
+      visit.status = visit.cancelled ? "cancelled" : "failed";
+      visit.continued = Boolean(event.continued);
+      visit.error = String(event.error || "");
+      visit.ended_ts = ts;
+    } else if (kind === "node_skipped") {
+      visit.status = "skipped";
+      visit.ended_ts = ts;
+    }
+    if ((kind === "node_delta" || kind === "node_progress" || kind === "node_retrying") && visit.status === "queued") {
+      visit.status = "running";
+    }
+  }
+
+  nodeFinished(visit, event, ts) {
+    visit.status = "done";
+    visit.error = "";
+    visit.output = object(event.output);
+    visit.detail = isObject(event.detail) ? { ...event.detail } : null;
+    visit.duration_s = number(event.duration_s);
+    visit.ended_ts = ts;
+    if (isInt(event.attempts)) visit.attempts = Math.max(visit.attempts, event.attempts);
+    visit.model = typeof event.model === "string" ? event.model : null;
+    visit.usage = isObject(event.usage) ? { ...event.usage } : null;
+    visit.usage_by_model = isObject(event.usage_by_model) ? { ...event.usage_by_model } : null;
+    visit.priced = "cost_usd" in event || "saved_usd" in event;
+    visit.cost_usd = number(event.cost_usd);
+    visit.saved_usd = number(event.saved_usd);
+    visit.cached = origin(event.cached);
+    visit.reused = origin(event.reused);
+    // The run's running totals, until its run_finished gives its own.
+    addUsage(this.usage, event.usage);
+    if (visit.usage_by_model && Object.keys(visit.usage_by_model).length) {
+      for (const [name, ofModel] of Object.entries(visit.usage_by_model)) {
+        if (!(name in this.usageByModel)) this.usageByModel[name] = zero();
+        addUsage(this.usageByModel[name], ofModel);
+      }
+    } else if (visit.model !== null && visit.usage !== null) {
+      if (!(visit.model in this.usageByModel)) this.usageByModel[visit.model] = zero();
+      addUsage(this.usageByModel[visit.model], event.usage);
+    }
+    this.costUsd = plus(this.costUsd, event.cost_usd);
+    this.savedUsd = plus(this.savedUsd, event.saved_usd);
+    if (visit.cached !== null) this.cacheHits += 1;
+  }
+}
+
+export function fold(events) {
+  const log = new RunLog();
+  for (const event of events) log.apply(event);
+  return log;
+}

@@ -1,0 +1,61 @@
+// The browser's fold against the golden logs that also hold graphs/log.py:
+// node --test static/js/runs/log.test.js (no packages; Node's own test runner).
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { test } from "node:test";
+
+import { RunLog, fold, origin } from "./log.js";
+
+const LOGS = new URL("../../../tests/fixtures/logs/", import.meta.url);
+const golden = (name) => JSON.parse(readFileSync(new URL(name + ".json", LOGS), "utf8"));
+const NAMES = readdirSync(LOGS)
+  .filter((file) => file.endsWith(".json"))
+  .map((file) => file.slice(0, -".json".length))
+  .sort();
+
+test("the golden logs are there to check against", () => {
+  assert.ok(NAMES.length >= 13, NAMES.join(", "));
+});
+
+for (const name of NAMES) {
+  test(`the ${name} log folds to the state the Python fold recorded`, () => {
+    const { events, fold: expected } = golden(name);
+    // Through JSON, as a page would send it on: exactly the Python to_json().
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(fold(events))), expected);
+  });
+
+  test(`the ${name} log folded event by event matches the whole fold at every step`, () => {
+    const { events } = golden(name);
+    const log = new RunLog();
+    events.forEach((event, i) => {
+      assert.equal(log.apply(event), true);
+      assert.deepStrictEqual(log.toJSON(), fold(events.slice(0, i + 1)).toJSON());
+    });
+  });
+}
+
+test("an event seen again changes nothing", () => {
+  const log = new RunLog();
+  const delta = { seq: 2, type: "node_delta", node: "a", iteration: 1, text: "x" };
+  assert.equal(log.apply({ seq: 1, type: "run_started" }), true);
+  assert.equal(log.apply(delta), true);
+  assert.equal(log.apply(delta), false);
+  assert.equal(log.visits("a")[0].text, "x");
+});
+
+test("open visits and final states read as in Python", () => {
+  const log = fold([
+    { type: "node_started", node: "a" },
+    { type: "node_started", node: "b", iteration: 2 },
+    { type: "node_finished", node: "a" },
+  ]);
+  assert.deepStrictEqual(log.openVisits(), [["b", 2]]);
+  assert.deepStrictEqual(log.finalStates(), { a: "done", b: "running" });
+  assert.equal(log.lastVisit("b").iteration, 2);
+});
+
+test("a source given as text or as a run id reads as both", () => {
+  assert.deepStrictEqual(origin({ source: "run 42" }), { source: "run 42", run: 42 });
+  assert.deepStrictEqual(origin({ run: 7 }), { source: "run 7", run: 7 });
+  assert.equal(origin(null), null);
+});
