@@ -18,6 +18,7 @@ from webapp.runs.models import Run, RunEvent
 from webapp.runs.recorder import RunRecorder, write_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "logs"
 # Dollars per million tokens for the offline model, which costs nothing by default.
 PRICES = {"offline": {"input": 3.0, "output": 15.0}, "claude-x": {"input": 1.0, "output": 5.0}}
 
@@ -191,3 +192,17 @@ def test_recover_runs_leaves_a_clean_database_alone(alice):
     assert list(RunEvent.objects.values_list("run", "seq")) == before
     run.refresh_from_db()
     assert run.last_seq == 1
+
+
+def test_recover_runs_closes_the_golden_interrupted_log_as_it_was_recorded(alice, settings):
+    # tests/fixtures/logs/interrupted.json was closed by this command: it still closes alike.
+    from tests.fixtures.logs.record import PRICES
+
+    golden = json.loads((FIXTURES / "interrupted.json").read_text())["events"]
+    closing = [e for e in golden if e.get("error") == INTERRUPTED]
+    settings.MODEL_PRICES = PRICES
+    run = new_run(alice)
+    write_batch(run.pk, golden[: -len(closing)])
+    call_command("recover_runs", stdout=io.StringIO())
+    rows = RunEvent.objects.filter(run=run, seq__gt=len(golden) - len(closing)).order_by("seq")
+    assert list(rows.values_list("payload", flat=True)) == closing
