@@ -32,7 +32,10 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
 Old logs read the same: no ``schema`` is schema 1, ``reused``/``cached`` may carry only a
 ``source`` text ("run 42") or only a ``run`` id, an event without ``iteration`` is of
 iteration 1, and an event whose ``seq`` is not past the last one applied is ignored (a
-live view may see an event twice).
+live view may see an event twice). A ``run_started`` begins the state afresh. The fold
+only reads: a visit the log left open stays ``running`` after ``run_finished`` (what a
+page shows for it is the page's call), and nothing is priced here (``graphs`` knows no
+prices; the web app prices what the log does not).
 
 >>> log = fold([
 ...     {"seq": 1, "ts": 10.0, "type": "run_started", "inputs": {"q": "hi"}},
@@ -241,10 +244,6 @@ class RunLog:
         self._last: dict[str, Visit] = {}  # each node's visit its latest event was about
 
     # Reading ---------------------------------------------------------------------
-
-    @property
-    def finished(self) -> bool:
-        return self.finished_ts is not None or self.status in ("succeeded", "failed", "cancelled")
 
     def nodes(self) -> list[str]:
         """The nodes the log names, in the order it first named them."""
