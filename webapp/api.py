@@ -36,10 +36,10 @@ from webapp import problems
 from webapp.accounts import throttle
 from webapp.api_schema import string_problem, unstorable
 from webapp.flows.api import router as flows_router
-from webapp.flows.editor_api import router as editor_router
-from webapp.flows.pending_api import router as pending_shares_router
-from webapp.flows.share_api import router as sharing_router
-from webapp.flows.version_api import router as versions_router
+from webapp.flows.editor.api import router as editor_router
+from webapp.flows.sharing.api import router as sharing_router
+from webapp.flows.sharing.pending_api import router as pending_shares_router
+from webapp.flows.versions.api import router as versions_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
 from webapp.runs.limits import RunRefused

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.flows import collab_views
+from webapp.flows.collab import views as collab_views
 
 urlpatterns = [
     path(

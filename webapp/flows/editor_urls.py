@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.flows import editor_views
+from webapp.flows.editor import views as editor_views
 
 urlpatterns = [
     path("flows/<int:flow_id>/", editor_views.flow_editor, name="flow_editor"),

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from webapp.flows import public_views, share_views
+from webapp.flows.public import views as public_views
+from webapp.flows.sharing import views as share_views
 
 urlpatterns = [
     path("flows/<int:flow_id>/share/", share_views.flow_share, name="flow_share"),

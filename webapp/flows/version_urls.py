@@ -1,6 +1,7 @@
 from django.urls import path
 
-from webapp.flows import transfer_views, version_views
+from webapp.flows.transfer import views as transfer_views
+from webapp.flows.versions import views as version_views
 
 urlpatterns = [
     path("flows/<int:flow_id>/versions/", version_views.version_list, name="flow_versions"),

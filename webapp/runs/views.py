@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
-from webapp.flows.editor_api import ports_for
+from webapp.flows.editor.api import ports_for
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS

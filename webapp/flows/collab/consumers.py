@@ -27,8 +27,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from webapp.accounts import revocation
-from webapp.flows import presence
 from webapp.flows.access import role_on_flow
+from webapp.flows.collab import presence
 from webapp.flows.groups import access_group, flow_group
 from webapp.flows.models import Flow
 

@@ -28,7 +28,7 @@ from webapp.api_schema import (
     paginate,
 )
 from webapp.auth_api import api_auth
-from webapp.flows import access, services, transfer, versions
+from webapp.flows import access, services
 from webapp.flows.api import (
     FlowCreatedOut,
     InvalidOut,
@@ -40,6 +40,8 @@ from webapp.flows.api import (
     stale,
 )
 from webapp.flows.models import FlowVersion
+from webapp.flows.transfer import service as transfer
+from webapp.flows.versions import service as versions
 from webapp.problems import responses
 
 router = Router(auth=api_auth, tags=["versions"])

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from graphs.nodes import NODE_TYPES
 from webapp.flows import forms
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
-from webapp.flows.editor_api import ports_for
+from webapp.flows.editor.api import ports_for
 
 MAX_LABEL_CHARS = 200
 

@@ -20,8 +20,8 @@ from graphs.nodes import NODE_TYPES
 from graphs.validation import config_message
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
-from webapp.flows import layout
 from webapp.flows.api import InvalidOut, invalid
+from webapp.flows.editor import layout
 
 router = Router(auth=api_auth, tags=["editor"])
 

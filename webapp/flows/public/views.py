@@ -19,9 +19,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from graphs.replan import final_states
-from webapp.flows import sharing
-from webapp.flows.editor_api import ports_for
+from webapp.flows.editor.api import ports_for
 from webapp.flows.models import ShareLink
+from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.views import canvas_data, graph_steps, pretty, seconds_between

@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from graphs.diff import GraphDiff, KeyChange
 from graphs.errors import FlowInvalid
-from webapp.flows import services, versions
+from webapp.flows import services
 from webapp.flows.access import can_edit_flow, flow_for_editor, flow_for_viewer
-from webapp.flows.editor_api import ports_for
+from webapp.flows.editor.api import ports_for
 from webapp.flows.models import Flow
+from webapp.flows.versions import service as versions
 
 VERSIONS_PER_PAGE = 50
 # A changed value longer than this is cut on the diff list (the canvas and export have it all).
