@@ -7,19 +7,16 @@ own node types so the canvas never re-implements port logic. ``POST /api/editor/
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
-from pydantic import ValidationError, WithJsonSchema
+from pydantic import WithJsonSchema
 
-from graphs import templating
 from graphs.errors import FlowInvalid
-from graphs.nodes import NODE_TYPES
-from graphs.validation import config_message
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
+from webapp.core.canvas import ports_for
 from webapp.flows.api import InvalidOut, invalid
 from webapp.flows.editor import layout
 
@@ -57,68 +54,6 @@ class Position(Schema):
 
 class LayoutOut(Schema):
     positions: dict[str, Position]
-
-
-def ports_for(type_name: str, config: Any) -> dict[str, Any]:
-    """The ports of a node of this type and config, best effort when the config is invalid."""
-    node_type = NODE_TYPES.get(type_name)
-    if node_type is None:
-        known = ", ".join(sorted(NODE_TYPES))
-        problem = f"unknown node type {type_name!r} (known types: {known})"
-        return {"inputs": [], "outputs": [], "problems": [problem], "known": False}
-    if not isinstance(config, dict):
-        return {
-            "inputs": [],
-            "outputs": [],
-            "problems": ["config must be an object"],
-            "known": False,
-        }
-    problems: list[str] = []
-    try:
-        parsed = node_type.Config.model_validate(config)
-    except ValidationError as exc:
-        problems = [config_message(err) for err in exc.errors()]
-        # Ports still follow the fields that are fine, e.g. a prompt next to a bad max_tokens.
-        fields = node_type.Config.model_fields
-        parsed = node_type.Config.model_construct(
-            **{k: v for k, v in config.items() if k in fields}
-        )
-    try:
-        for field, source in node_type.templates(parsed).items():
-            try:
-                templating.check(source)
-            except templating.TemplateProblem as exc:
-                return _unknown([*problems, f"{field} {exc}"])
-        inputs = node_type.input_ports(parsed)
-        outputs = set(node_type.output_ports(parsed))
-    except Exception:  # an invalid config may break the type's port logic in any way
-        return _unknown(problems)
-    if getattr(parsed, "on_error", None) == "continue":
-        outputs.add("error")
-    order = json.dumps(config, ensure_ascii=False, default=str)
-    return {
-        "inputs": None if inputs is None else _ordered(inputs, order),
-        "outputs": _ordered(outputs, order),
-        "problems": problems,
-        "known": True,
-    }
-
-
-def _unknown(problems: list[str]) -> dict[str, Any]:
-    return {"inputs": [], "outputs": [], "problems": problems, "known": False}
-
-
-def _ordered(ports: Any, text: str) -> list[str]:
-    """Fixed ports first, then in the order the config mentions them; ``error`` last."""
-    names = [p for p in ports if isinstance(p, str)]
-
-    def rank(name: str) -> tuple[int, int, str]:
-        if name == "error":
-            return (2, 0, name)
-        at = max(text.find(f'"{name}"'), text.find("{{ " + name), text.find("{{" + name))
-        return (0, 0, name) if at < 0 else (1, at, name)
-
-    return sorted(names, key=rank)
 
 
 @router.post("/ports", response=PortsOut)
