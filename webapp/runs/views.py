@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from webapp.core.canvas import canvas_payload
+from webapp.core.format import pretty
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
@@ -81,13 +82,6 @@ def graph_steps(graph: dict[str, Any]) -> list[dict[str, str]]:
         {"id": node["id"], "label": node.get("label") or node["id"], "type": node.get("type", "")}
         for node in sorted(nodes, key=where)
     ]
-
-
-def pretty(value: Any) -> str:
-    """Strings as they are; anything else as indented JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def seconds_between(start, end) -> float | None:

@@ -20,11 +20,12 @@ from django.views.decorators.http import require_GET
 
 from graphs.replan import final_states
 from webapp.core.canvas import canvas_payload
+from webapp.core.format import pretty
 from webapp.flows.models import ShareLink
 from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
-from webapp.runs.views import graph_steps, pretty, seconds_between
+from webapp.runs.views import graph_steps, seconds_between
 
 MAX_EVENTS = 5000
 RUNS_SHOWN = 100
