@@ -5,7 +5,7 @@ anyone else is refused exactly as for a flow that does not exist. The server sen
 
 - ``{"type": "hello", "version": N}`` once: the flow's version now, so a client that
   reconnects can tell it missed a save;
-- ``{"type": "presence", "html": ...}`` whenever who is here changes (flows/presence.py);
+- ``{"type": "presence", "html": ...}`` whenever who is here changes (collab/presence.py);
 - ``{"type": "saved", "version", "author", "message"}`` after each save commits;
 - ``{"type": "role", "role": ...}`` when the user's role on the flow changes.
 

@@ -1,8 +1,9 @@
 """``/api/editor``: what the canvas asks the engine while you edit.
 
 ``POST /api/editor/ports`` {type, config} -> the node's ports, computed by the engine's
-own node types so the canvas never re-implements port logic. ``POST /api/editor/layout``
-{graph, sizes?} -> a left-to-right position for every node (see ``layout.py``).
+own node types so the canvas never re-implements port logic (``core.canvas.ports_for``, which
+also gives each page's canvas its first ports). ``POST /api/editor/layout`` {graph, sizes?}
+-> a left-to-right position for every node (see ``layout.py``).
 """
 
 from __future__ import annotations

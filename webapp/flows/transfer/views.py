@@ -1,5 +1,5 @@
 """Pages to export a flow or a version (a download) and to import a document, from a file
-or pasted, as a new flow or as a new version of a flow. See ``transfer.py``."""
+or pasted, as a new flow or as a new version of a flow. See ``service.py``."""
 
 from __future__ import annotations
 
