@@ -36,10 +36,11 @@ from webapp import problems
 from webapp.accounts import throttle
 from webapp.api_schema import string_problem, unstorable
 from webapp.flows.api import router as flows_router
-from webapp.flows.editor_api import router as editor_router
-from webapp.flows.pending_api import router as pending_shares_router
-from webapp.flows.share_api import router as sharing_router
-from webapp.flows.version_api import router as versions_router
+from webapp.flows.editor.api import router as editor_router
+from webapp.flows.sharing.api import router as sharing_router
+from webapp.flows.sharing.pending_api import router as pending_shares_router
+from webapp.flows.transfer.api import router as transfer_router
+from webapp.flows.versions.api import router as versions_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
 from webapp.runs.limits import RunRefused
@@ -217,9 +218,10 @@ api = SwitchyardAPI(
     parser=SwitchyardParser(),
     docs=OfflineSwagger(),
 )
-# Versions, export and import live under /api/flows too, in their own module; first, so
+# Versions, export and import live under /api/flows too, in their own modules; first, so
 # that /flows/import is not taken for /flows/{flow_id}.
 api.add_router("/flows", versions_router)
+api.add_router("/flows", transfer_router)
 api.add_router("/flows", flows_router)
 # Shares, transfer and share links of a flow: their own module, under /api/flows too.
 api.add_router("/flows", sharing_router)

@@ -1,10 +1,15 @@
+"""Each app's pages, included from its one URL module (grouped by prefix inside it)."""
+
 from django.urls import include, path
 
 urlpatterns = [
+    # /, /flows/..., /shares/..., /s/<token>/... and a run's share link.
     path("", include("webapp.flows.urls")),
+    # /runs/... and a flow's runs (/flows/<id>/runs/, run-form/, recent-runs/).
     path("", include("webapp.runs.urls")),
+    # /login/, /logout/, /signup/, /settings/...
     path("", include("webapp.accounts.urls")),
+    # /teams/..., /invitations/..., /invites/<token>/
     path("", include("webapp.teams.urls")),
-    path("", include("webapp.flows.share_urls")),
     path("api/", include("webapp.api_urls")),
 ]

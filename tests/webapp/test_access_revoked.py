@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from webapp.asgi import application
-from webapp.flows import services, sharing
+from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare
+from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run
 from webapp.teams.models import Membership, Role, Team
 

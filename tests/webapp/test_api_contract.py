@@ -14,8 +14,9 @@ import pytest
 from django.test import Client
 
 from webapp.api import api as ninja_api
-from webapp.flows import services, sharing
+from webapp.flows import services
 from webapp.flows.models import Flow, ShareLink
+from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run
 from webapp.teams.models import Invite, Team
 

@@ -13,7 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from webapp.asgi import application
-from webapp.flows import presence, services
+from webapp.flows import services
+from webapp.flows.collab import presence
 from webapp.flows.models import Presence
 from webapp.teams.models import Membership, Role
 

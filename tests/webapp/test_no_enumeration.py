@@ -17,8 +17,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from webapp.flows import services, sharing
+from webapp.flows import services
 from webapp.flows.models import Flow
+from webapp.flows.sharing import service as sharing
 from webapp.teams.models import Invite, Team
 
 # Each name with an account (an active stranger, an inactive account, an e-mail two

@@ -38,8 +38,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 import graphs
 from webapp.accounts.models import ApiToken
 from webapp.asgi import application
-from webapp.flows import services, sharing
+from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run
 from webapp.runs.recorder import write_batch
 from webapp.teams import services as team_services

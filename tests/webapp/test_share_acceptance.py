@@ -14,8 +14,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
-from webapp.flows import access, services, sharing
+from webapp.flows import access, services
 from webapp.flows.models import Flow, FlowShare
+from webapp.flows.sharing import service as sharing
 from webapp.teams.models import Membership, Role, Team
 
 

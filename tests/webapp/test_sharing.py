@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 import graphs
-from webapp.flows import access, services, share_views, sharing
+from webapp.flows import access, services
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.flows.sharing import service as sharing
+from webapp.flows.sharing import views as share_views
 from webapp.runs.models import Run
 from webapp.runs.recorder import write_batch
 from webapp.runs.services import create_run

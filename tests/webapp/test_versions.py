@@ -14,8 +14,9 @@ from django.db import connection
 from django.test import Client
 
 from webapp.accounts.models import ApiToken
-from webapp.flows import services, versions
+from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
+from webapp.flows.versions import service as versions
 
 JSON = "application/json"
 

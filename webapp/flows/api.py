@@ -136,6 +136,15 @@ def stale(detail: str, current: int) -> ProblemError:
     return ProblemError(409, "stale_version", detail, current_version=current)
 
 
+def stale_base(base_version: int, exc: services.StaleVersion) -> ProblemError:
+    """A restore or import built on `base_version` after someone saved `exc.current`."""
+    return stale(
+        f"version {base_version} is stale: the flow is now at version "
+        f"{exc.current}; nothing was stored",
+        exc.current,
+    )
+
+
 @router.get("", response=FlowPageOut)
 def flow_list(request: HttpRequest, page: Query[PageQuery]) -> Any:
     """The flows you can see (yours, your teams', shared with you), newest change first."""

@@ -147,7 +147,7 @@ class ShareLink(models.Model):
 
 
 class Presence(models.Model):
-    """One open flow socket: who has the flow open, through which channel (see presence.py).
+    """One open flow socket: who has the flow open, through which channel (see collab/presence.py).
 
     A row lives as long as its socket; the socket's heartbeat keeps ``seen`` fresh, so
     rows of a server process that died unannounced expire on their own.

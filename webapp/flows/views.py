@@ -12,8 +12,9 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from graphs.errors import FlowInvalid
-from webapp.flows import access, services, sharing
+from webapp.flows import access, services
 from webapp.flows.models import Flow
+from webapp.flows.sharing import service as sharing
 from webapp.teams import services as team_services
 from webapp.teams.models import Role
 

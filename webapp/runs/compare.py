@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from graphs.diff import GraphDiff, NodeChange, diff_graphs
 from graphs.log import Visit, fold
+from webapp.core.format import pretty
 from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd, format_usd, usage_cost_usd
@@ -439,13 +440,6 @@ def output_text(output: Mapping[str, Any] | None) -> str:
         (value,) = output.values()
         return pretty(value)
     return pretty(dict(output))
-
-
-def pretty(value: Any) -> str:
-    """Strings as they are; anything else as indented JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def text_diff(a: str, b: str) -> list[tuple[Op, str]]:

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from graphs.log import Visit, fold
+from webapp.core.canvas import canvas_payload
+from webapp.core.format import pretty
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
-from webapp.flows.editor_api import ports_for
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
@@ -83,41 +84,10 @@ def graph_steps(graph: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def pretty(value: Any) -> str:
-    """Strings as they are; anything else as indented JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 def seconds_between(start, end) -> float | None:
     if start is None:
         return None
     return ((end or timezone.now()) - start).total_seconds()
-
-
-def canvas_data(run: Run) -> dict[str, Any]:
-    """What canvas.js reads from #editor-data, for the graph the run ran, drawn read-only."""
-    graph = run.graph
-    return {
-        # Not the flow's id: the editor keeps unsaved drafts per flow, never shown here.
-        "flowId": f"run-{run.pk}",
-        "name": run.flow.name,
-        "version": run.flow_version.number,
-        "editable": False,
-        "doc": graph,
-        "ports": {
-            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
-            for node in graph.get("nodes", [])
-        },
-        "palette": {},
-        "urls": {
-            "flow": "",
-            "ports": "/api/editor/ports",
-            "layout": "/api/editor/layout",
-            "nodeForm": "",
-        },
-    }
 
 
 @login_required
@@ -146,7 +116,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "flow": run.flow,
         "version": version,
         "graph": graph,
-        "canvas_data": canvas_data(run),
+        "canvas_data": canvas_payload(
+            graph, key=f"run-{run.pk}", name=run.flow.name, version=version.number
+        ),
         "steps": graph_steps(graph),
         "replay": replay_check(run, graph),
         "gap_cap_s": GAP_CAP_S,

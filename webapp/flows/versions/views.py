@@ -16,38 +16,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from graphs.diff import GraphDiff, KeyChange
 from graphs.errors import FlowInvalid
-from webapp.flows import services, versions
+from webapp.core.canvas import canvas_payload
+from webapp.flows import services
 from webapp.flows.access import can_edit_flow, flow_for_editor, flow_for_viewer
-from webapp.flows.editor_api import ports_for
 from webapp.flows.models import Flow
+from webapp.flows.versions import service as versions
 
 VERSIONS_PER_PAGE = 50
 # A changed value longer than this is cut on the diff list (the canvas and export have it all).
 MAX_VALUE_CHARS = 4_000
 
 
-def canvas_data(flow: Flow, doc: dict[str, Any], key: str, number: int) -> dict[str, Any]:
-    """What canvas.js reads from #editor-data, for `doc` drawn read-only."""
-    return {
-        # Not the flow's id: the editor keeps unsaved drafts per flow, never shown here.
-        "flowId": key,
-        "name": flow.name,
-        "version": number,
-        "editable": False,
-        "doc": doc,
-        "ports": {
-            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
-            for node in doc.get("nodes", [])
-        },
-        "palette": {},
-        "urls": {
-            "flow": "",
-            "ports": "/api/editor/ports",
-            "layout": "/api/editor/layout",
-            # Clicking a node shows its configuration, read-only.
-            "nodeForm": reverse("flow_node_form", args=[flow.pk]),
-        },
-    }
+def read_only_canvas(flow: Flow, doc: dict[str, Any], key: str, number: int) -> dict[str, Any]:
+    """`doc` drawn read-only; clicking a node shows its configuration, read-only."""
+    node_form_url = reverse("flow_node_form", args=[flow.pk])
+    return canvas_payload(doc, key=key, name=flow.name, version=number, node_form_url=node_form_url)
 
 
 @login_required
@@ -76,7 +59,7 @@ def version_detail(request: HttpRequest, flow_id: int, number: int) -> HttpRespo
         "version": version,
         "here": f"v{number}",
         "can_edit": can_edit_flow(request.user, flow.pk),
-        "canvas_data": canvas_data(flow, version.graph, f"version-{flow.pk}-{number}", number),
+        "canvas_data": read_only_canvas(flow, version.graph, f"version-{flow.pk}-{number}", number),
     }
     return render(request, "flows/versions_detail.html", context)
 
@@ -102,7 +85,7 @@ def version_diff(request: HttpRequest, flow_id: int) -> HttpResponse:
         "rows": diff_rows(changes),
         "here": f"v{a} → v{b}",
         "can_edit": can_edit_flow(request.user, flow.pk),
-        "canvas_data": canvas_data(flow, drawn["doc"], f"diff-{flow.pk}-{a}-{b}", b),
+        "canvas_data": read_only_canvas(flow, drawn["doc"], f"diff-{flow.pk}-{a}-{b}", b),
         "marks": drawn["marks"],
     }
     return render(request, "flows/versions_diff.html", context)

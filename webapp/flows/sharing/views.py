@@ -19,9 +19,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from webapp.flows import sharing
 from webapp.flows.access import can_view_flow, flow_for_owner
 from webapp.flows.models import Flow, FlowShare
+from webapp.flows.sharing import service as sharing
 from webapp.runs.access import run_for_viewer
 
 ROLE_CHOICES = [(FlowShare.Role.VIEWER, "can view"), (FlowShare.Role.EDITOR, "can edit")]

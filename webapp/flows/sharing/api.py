@@ -15,8 +15,9 @@ from ninja import Field, Query, Router, Schema, Status
 
 from webapp.api_schema import BodyIn, Days, Id, PageQuery, page_model, paginate
 from webapp.auth_api import api_auth
-from webapp.flows import access, sharing
+from webapp.flows import access
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.flows.sharing import service as sharing
 from webapp.problems import ProblemError, responses
 from webapp.runs.models import Run
 

@@ -1,22 +1,19 @@
-"""``/api/flows``: a flow's versions (list, get, diff, restore), export and import.
+"""``/api/flows/{id}/versions``: a flow's versions (list, get, diff, restore).
 
-Viewers may read and export; editors restore and import a new version; anyone imports a
-new flow into their own space or a team where they edit. Restores and imports name the
-version they build on and get 409 when someone saved since, exactly as saves do.
+Viewers may read; editors restore. A restore names the version it builds on and gets 409
+when someone saved since, exactly as saves do. Export and import: ``flows/transfer/api.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import WithJsonSchema
 
 from graphs.errors import FlowInvalid
 from webapp.api_schema import (
-    FLOW_DOCUMENT_SCHEMA,
     MAX_INT64,
     BodyIn,
     FlowDocumentOut,
@@ -28,29 +25,13 @@ from webapp.api_schema import (
     paginate,
 )
 from webapp.auth_api import api_auth
-from webapp.flows import access, services, transfer, versions
-from webapp.flows.api import (
-    FlowCreatedOut,
-    InvalidOut,
-    Message,
-    Name,
-    SavedOut,
-    StaleOut,
-    invalid,
-    stale,
-)
+from webapp.flows import access, services
+from webapp.flows.api import InvalidOut, SavedOut, StaleOut, invalid, stale_base
 from webapp.flows.models import FlowVersion
+from webapp.flows.versions import service as versions
 from webapp.problems import responses
 
 router = Router(auth=api_auth, tags=["versions"])
-
-# Documented as the flow document or its JSON text; the engine checks it (400 names the
-# node or edge at fault).
-DocumentIn = Annotated[
-    Any,
-    WithJsonSchema({"anyOf": [FLOW_DOCUMENT_SCHEMA, {"type": "string"}]}),
-    Field(description="The flow document: a JSON object, or its JSON text (a file's content)."),
-]
 
 
 class VersionOut(Schema):
@@ -78,24 +59,8 @@ class DiffOut(GraphDiffOut):
     b: int
 
 
-class ExportQuery(Schema):
-    version: VersionNumber | None = Field(None, description="Default: the newest version.")
-
-
 class RestoreIn(BodyIn):
     base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
-
-
-class ImportIn(BodyIn):
-    document: DocumentIn
-    name: Name | None = Field(None, description="Default: the document's graph.name.")
-    team: Id | None = Field(None, description="A team where you edit; default: your space.")
-
-
-class ImportVersionIn(BodyIn):
-    document: DocumentIn
-    base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
-    message: Message | None = None
 
 
 def version_out(version: FlowVersion, current: int, graph: bool = False) -> dict[str, Any]:
@@ -109,14 +74,6 @@ def version_out(version: FlowVersion, current: int, graph: bool = False) -> dict
     if graph:
         out["graph"] = version.graph
     return out
-
-
-def stale_base(base_version: int, exc: services.StaleVersion) -> Exception:
-    return stale(
-        f"version {base_version} is stale: the flow is now at version "
-        f"{exc.current}; nothing was stored",
-        exc.current,
-    )
 
 
 @router.get("/{flow_id}/versions", response={200: VersionPageOut, **responses(404)})
@@ -163,40 +120,3 @@ def version_restore(
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
     return Status(201, {"version": saved})
-
-
-@router.get("/{flow_id}/export", response={200: FlowDocumentOut, **responses(404)})
-def flow_export(request: HttpRequest, flow_id: Id, query: Query[ExportQuery]) -> Any:
-    """The version's flow document, as a download (``Content-Disposition``)."""
-    flow = access.flow_for_viewer(request.auth, flow_id)
-    version = versions.get(flow, query.version or flow.version)
-    return transfer.export_response(flow, version)
-
-
-@router.post("/import", response={201: FlowCreatedOut, 400: InvalidOut, **responses(403, 404)})
-def flow_import(request: HttpRequest, payload: ImportIn) -> Any:
-    """A new flow from a document, checked by the engine and never run."""
-    team = transfer.team_for_import(request.auth, payload.team)
-    try:
-        flow = transfer.import_flow(request.auth, payload.document, payload.name, team=team)
-    except FlowInvalid as exc:
-        raise invalid(exc, "the document was not imported") from None
-    return Status(201, {"id": flow.id, "version": flow.version})
-
-
-@router.post(
-    "/{flow_id}/import",
-    response={201: SavedOut, 400: InvalidOut, **responses(403, 404), 409: StaleOut},
-)
-def flow_import_version(request: HttpRequest, flow_id: Id, payload: ImportVersionIn) -> Any:
-    """A new version of the flow from a document, on top of `base_version`."""
-    flow = access.flow_for_editor(request.auth, flow_id)
-    try:
-        number = transfer.import_version(
-            flow, request.auth, payload.document, payload.base_version, payload.message or ""
-        )
-    except FlowInvalid as exc:
-        raise invalid(exc, "the document was not imported") from None
-    except services.StaleVersion as exc:
-        raise stale_base(payload.base_version, exc) from None
-    return Status(201, {"version": number})

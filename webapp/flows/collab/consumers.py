@@ -5,7 +5,7 @@ anyone else is refused exactly as for a flow that does not exist. The server sen
 
 - ``{"type": "hello", "version": N}`` once: the flow's version now, so a client that
   reconnects can tell it missed a save;
-- ``{"type": "presence", "html": ...}`` whenever who is here changes (flows/presence.py);
+- ``{"type": "presence", "html": ...}`` whenever who is here changes (collab/presence.py);
 - ``{"type": "saved", "version", "author", "message"}`` after each save commits;
 - ``{"type": "role", "role": ...}`` when the user's role on the flow changes.
 
@@ -27,8 +27,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from webapp.accounts import revocation
-from webapp.flows import presence
 from webapp.flows.access import role_on_flow
+from webapp.flows.collab import presence
 from webapp.flows.groups import access_group, flow_group
 from webapp.flows.models import Flow
 

@@ -22,7 +22,7 @@ from graphs.errors import FlowInvalid, Problem
 from webapp.api_schema import NUL_MESSAGE, unstorable
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
-from webapp.flows.versions import document_name
+from webapp.flows.versions.service import document_name
 from webapp.teams.models import Membership, Role, Team
 
 IMPORTED = "imported"

@@ -14,8 +14,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from webapp.api_schema import Id, PageQuery, page_model, paginate
 from webapp.auth_api import api_auth
-from webapp.flows import sharing
 from webapp.flows.models import FlowShare
+from webapp.flows.sharing import service as sharing
 from webapp.problems import responses
 
 router = Router(auth=api_auth, tags=["sharing"])

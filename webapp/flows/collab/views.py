@@ -19,9 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from graphs.diff import diff_graphs
 from graphs.errors import FlowInvalid
-from webapp.flows import services, versions
+from webapp.flows import services
 from webapp.flows.access import flow_for_editor, flow_for_viewer
-from webapp.flows.version_views import diff_rows
+from webapp.flows.versions import service as versions
+from webapp.flows.versions.views import diff_rows
 
 MAX_NAME_CHARS = 200  # Flow.name
 

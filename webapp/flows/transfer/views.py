@@ -1,5 +1,5 @@
 """Pages to export a flow or a version (a download) and to import a document, from a file
-or pasted, as a new flow or as a new version of a flow. See ``transfer.py``."""
+or pasted, as a new flow or as a new version of a flow. See ``service.py``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from graphs.errors import FlowInvalid, Problem
-from webapp.flows import services, transfer, versions
+from webapp.flows import services
 from webapp.flows.access import flow_for_editor, flow_for_viewer
 from webapp.flows.models import Flow
+from webapp.flows.transfer import service as transfer
+from webapp.flows.versions import service as versions
 
 PERSONAL = "personal"
 # Room for the form's other fields and the multipart framing around the document.

@@ -16,9 +16,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from graphs.nodes import NODE_TYPES
+from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
-from webapp.flows.editor_api import ports_for
 
 MAX_LABEL_CHARS = 200
 
@@ -45,26 +45,18 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         }
         for name, node_type in NODE_TYPES.items()
     ]
-    data = {
-        "flowId": flow.pk,
-        "name": flow.name,
-        "version": version.number,
-        "editable": editable,
-        "doc": doc,
-        "ports": {
-            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
-            for node in doc.get("nodes", [])
-        },
-        "palette": {
+    data = canvas_payload(
+        doc,
+        key=flow.pk,
+        name=flow.name,
+        version=version.number,
+        editable=editable,
+        save_to=flow.pk,
+        node_form_url=reverse("flow_node_form", args=[flow.pk]),
+        palette={
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
-        "urls": {
-            "flow": f"/api/flows/{flow.pk}",
-            "ports": "/api/editor/ports",
-            "layout": "/api/editor/layout",
-            "nodeForm": reverse("flow_node_form", args=[flow.pk]),
-        },
-    }
+    )
     context = {
         "flow": flow,
         "version": version.number,

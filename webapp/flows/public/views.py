@@ -19,12 +19,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from graphs.replan import final_states
-from webapp.flows import sharing
-from webapp.flows.editor_api import ports_for
+from webapp.core.canvas import canvas_payload
+from webapp.core.format import pretty
 from webapp.flows.models import ShareLink
+from webapp.flows.sharing import service as sharing
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
-from webapp.runs.views import canvas_data, graph_steps, pretty, seconds_between
+from webapp.runs.views import graph_steps, seconds_between
 
 MAX_EVENTS = 5000
 RUNS_SHOWN = 100
@@ -40,21 +41,10 @@ def _headers(response: HttpResponse) -> HttpResponse:
 def _flow_canvas(link: ShareLink) -> dict[str, Any]:
     """What canvas.js reads from #editor-data: the flow's current version, read-only."""
     version = link.flow.current()
-    graph = version.graph
-    return {
-        # Not the flow's id: canvas.js keeps unsaved drafts per flow id.
-        "flowId": f"share-{link.pk}",
-        "name": link.flow.name,
-        "version": version.number,
-        "editable": False,
-        "doc": graph,
-        "ports": {
-            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
-            for node in graph.get("nodes", [])
-        },
-        "palette": {},
-        "urls": {"flow": "", "ports": "", "layout": "", "nodeForm": ""},
-    }
+    key = f"share-{link.pk}"
+    return canvas_payload(
+        version.graph, key=key, name=link.flow.name, version=version.number, public=True
+    )
 
 
 @never_cache
@@ -77,10 +67,11 @@ def public_share(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _run_canvas(run: Run, link: ShareLink) -> dict[str, Any]:
-    data = canvas_data(run)
-    data["flowId"] = f"share-{link.pk}-run-{run.pk}"
-    data["urls"] = {"flow": "", "ports": "", "layout": "", "nodeForm": ""}
-    return data
+    """The graph the run ran, drawn read-only, as on the run page."""
+    key = f"share-{link.pk}-run-{run.pk}"
+    return canvas_payload(
+        run.graph, key=key, name=run.flow.name, version=run.flow_version.number, public=True
+    )
 
 
 def _final_states(run: Run) -> dict[str, str]:

@@ -1,0 +1,78 @@
+"""``/api/editor``: what the canvas asks the engine while you edit.
+
+``POST /api/editor/ports`` {type, config} -> the node's ports, computed by the engine's
+own node types so the canvas never re-implements port logic (``core.canvas.ports_for``, which
+also gives each page's canvas its first ports). ``POST /api/editor/layout`` {graph, sizes?}
+-> a left-to-right position for every node (see ``layout.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
+from pydantic import WithJsonSchema
+
+from graphs.errors import FlowInvalid
+from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
+from webapp.auth_api import api_auth
+from webapp.core.canvas import ports_for
+from webapp.flows.api import InvalidOut, invalid
+from webapp.flows.editor import layout
+
+router = Router(auth=api_auth, tags=["editor"])
+
+
+class PortsIn(BodyIn):
+    type: str = Field(description="A node type: input, output, template, llm, ...")
+    config: dict[str, Any] = Field({}, description="The node's config, valid or not yet.")
+
+
+class PortsOut(Schema):
+    inputs: list[str] | None
+    outputs: list[str]
+    problems: list[str]
+    # False when the ports cannot be told (say, a template that does not parse yet):
+    # the canvas then keeps the ports it shows.
+    known: bool
+
+
+class Size(BodyIn):
+    width: float
+    height: float
+
+
+class LayoutIn(BodyIn):
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+    sizes: dict[str, Size] = Field({}, description="Each node's drawn size, by node id.")
+
+
+class Position(Schema):
+    x: float
+    y: float
+
+
+class LayoutOut(Schema):
+    positions: dict[str, Position]
+
+
+@router.post("/ports", response=PortsOut)
+def editor_ports(request: HttpRequest, payload: PortsIn) -> Any:
+    """The ports of a node of this type and config, as the engine computes them.
+
+    Best effort while the config is being edited: ``problems`` says what is wrong, and
+    ``known`` is false when the ports cannot be told yet.
+    """
+    return ports_for(payload.type, payload.config)
+
+
+@router.post("/layout", response={200: LayoutOut, 400: InvalidOut})
+def editor_layout(request: HttpRequest, payload: LayoutIn) -> Any:
+    """A left-to-right position for every node of the document (400 when it has none)."""
+    sizes = {k: (v.width, v.height) for k, v in payload.sizes.items()}
+    try:
+        positions = layout.positions(payload.graph, sizes)
+    except FlowInvalid as exc:
+        raise invalid(exc, "the flow cannot be laid out") from None
+    return {"positions": positions}
