@@ -1,6 +1,7 @@
 """The executor: compile a flow once, then run it as many times as you like.
 
 >>> import asyncio
+>>> from graphs import compile_flow
 >>> flow = compile_flow({
 ...     "graph": {"name": "greet"},
 ...     "nodes": [
@@ -109,14 +110,13 @@ class InputSpec:
     default: Any
 
 
-def compile_flow(
-    flow: nx.MultiDiGraph | Mapping[str, Any], services: Services | None = None
-) -> CompiledFlow:
-    """Validate a flow (graph or document) and prepare it to run; raises FlowInvalid."""
-    if services is None:
-        from graphs.settings import services_from_env
+def compile_flow(flow: nx.MultiDiGraph | Mapping[str, Any], services: Services) -> CompiledFlow:
+    """Validate a flow (graph or document) and prepare it to run; raises FlowInvalid.
 
-        services = services_from_env()
+    The services are the caller's: this module sits below the registry of node types,
+    which a ``map`` node's inline flow compiles through. ``graphs.compile_flow`` is this
+    function with the services from the environment when none are given.
+    """
     graph = flow if isinstance(flow, nx.MultiDiGraph) else document.load(flow)
     checked, problems = validation.check(graph, services)
     if problems:
