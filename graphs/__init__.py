@@ -8,7 +8,7 @@ Pure Python: it never imports Django. The public API:
 
   These two take the ``Services`` to use (model, tools, node types) and default them
   here, from ``graphs.settings``: the modules that do the work (``graphs.validation``,
-  ``graphs.executor``) take them from the caller, so that they sit below the registry of
+  ``graphs.compile``) take them from the caller, so that they sit below the registry of
   node types, which the ``map`` node's inline flow is checked and compiled against.
 - ``graphs.schedule``: a run's scheduling as a state machine over JSON-safe state, stepped
   by the executor here and by any driver that runs nodes elsewhere (``graphs.runner``)
@@ -31,12 +31,15 @@ if TYPE_CHECKING:
 
     import networkx as nx
 
+    from graphs.compile import CompiledFlow
     from graphs.document import dump, load, parse
     from graphs.errors import FlowInvalid, ModelError, NodeError, Problem
     from graphs.events import Emitter, Event, EventSink
-    from graphs.executor import CompiledFlow, Recorded, Run, RunOptions, RunResult
+    from graphs.executor import Run
     from graphs.nodes import NODE_TYPES
     from graphs.nodes.base import Services
+    from graphs.schedule import Recorded, RunOptions
+    from graphs.spec import RunResult
 
 _HOMES = {
     "dump": "graphs.document",
@@ -49,11 +52,11 @@ _HOMES = {
     "Emitter": "graphs.events",
     "Event": "graphs.events",
     "EventSink": "graphs.events",
-    "CompiledFlow": "graphs.executor",
-    "Recorded": "graphs.executor",
+    "CompiledFlow": "graphs.compile",
+    "Recorded": "graphs.schedule",
     "Run": "graphs.executor",
-    "RunOptions": "graphs.executor",
-    "RunResult": "graphs.executor",
+    "RunOptions": "graphs.schedule",
+    "RunResult": "graphs.spec",
     "NODE_TYPES": "graphs.nodes",
 }
 
@@ -90,7 +93,7 @@ def compile_flow(
     >>> flow.name, flow.inputs
     ('empty', {})
     """
-    from graphs.executor import compile_flow as compile_with
+    from graphs.compile import compile_flow as compile_with
     from graphs.settings import services_from_env
 
     return compile_with(flow, services_from_env() if services is None else services)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from graphs import document
+from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
-from graphs.executor import compile_flow
 from graphs.settings import SettingsError, default_services, services_from_env
 from graphs.validation import validate
 

@@ -66,9 +66,10 @@ from graphs.schedule import (
     Ready,
     RunOptions,
 )
+from graphs.spec import NodeSpec, RunResult
 
 if TYPE_CHECKING:
-    from graphs.executor import CompiledFlow, NodeSpec, RunResult
+    from graphs.compile import CompiledFlow
 
 log = logging.getLogger(__name__)
 

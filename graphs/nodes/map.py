@@ -11,7 +11,7 @@ from graphs.document import load
 from graphs.errors import FlowInvalid, NodeError
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 
-# graphs.validation and graphs.executor are imported where used. They import neither this
+# graphs.validation and graphs.compile are imported where used. They import neither this
 # module nor the registry, but graphs.nodes.base, which runs graphs/nodes/__init__.py (the
 # registry) and so this module first: imported up here, whichever of them loads first would
 # still be half done.
@@ -56,7 +56,7 @@ class MapNode(NodeType):
         return found
 
     def prepare(self, config: MapConfig, services: Services) -> Any:
-        from graphs.executor import compile_flow
+        from graphs.compile import compile_flow
 
         return compile_flow(config.flow, services)
 
