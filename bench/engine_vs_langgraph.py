@@ -35,7 +35,7 @@ from pydantic import Field
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphs.executor import CompiledFlow, compile_flow
+from graphs import CompiledFlow, compile_flow
 from graphs.llm.offline import OfflineClient
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services

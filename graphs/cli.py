@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from graphs import document
+from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
-from graphs.executor import compile_flow
-from graphs.settings import SettingsError, services_from_env
+from graphs.settings import SettingsError, default_services, services_from_env
 from graphs.validation import validate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -70,7 +70,7 @@ def _read(path: str) -> Any:
 
 
 def _validate(path: str) -> int:
-    problems = validate(document.load(_read(path)))
+    problems = validate(document.load(_read(path)), default_services())
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -8,7 +8,7 @@ no state between calls, so the in-process executor and a worker that runs a sing
 node of a run somewhere else use it alike.
 
 >>> import asyncio
->>> from graphs.executor import compile_flow
+>>> from graphs import compile_flow
 >>> from graphs.events import Emitter
 >>> from graphs.schedule import Ready
 >>> flow = compile_flow({
@@ -66,9 +66,10 @@ from graphs.schedule import (
     Ready,
     RunOptions,
 )
+from graphs.spec import NodeSpec, RunResult
 
 if TYPE_CHECKING:
-    from graphs.executor import CompiledFlow, NodeSpec, RunResult
+    from graphs.compile import CompiledFlow
 
 log = logging.getLogger(__name__)
 

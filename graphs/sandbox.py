@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphs.sandbox_worker import READY
-
 log = logging.getLogger(__name__)
+
+# The first line a worker writes (graphs.sandbox_worker): it has started and imported its tasks.
+READY = b'{"ready": true}\n'
 
 # The directory holding the `graphs` package: the worker runs with it as its cwd.
 _ROOT = str(Path(__file__).resolve().parents[1])

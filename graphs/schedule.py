@@ -12,7 +12,7 @@ state and the same step always give the same result. Running the nodes, and
 stamping the events, is the caller's business (``graphs.executor`` does it in one
 process, with ``graphs.runner`` running each node).
 
->>> from graphs.executor import compile_flow
+>>> from graphs import compile_flow
 >>> flow = compile_flow({
 ...     "graph": {"name": "echo"},
 ...     "nodes": [
@@ -460,7 +460,7 @@ class Schedule:
     Each step changes ``state`` in place and returns what it did; keep a copy with
     ``state.to_json()`` when the state must outlive the step.
 
-    >>> from graphs.executor import compile_flow
+    >>> from graphs import compile_flow
     >>> flow = compile_flow({
     ...     "graph": {"name": "two"},
     ...     "nodes": [

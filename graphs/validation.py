@@ -1,6 +1,7 @@
 """Validation: every reason a flow graph cannot run, each naming its node or edge.
 
 >>> from graphs.document import load
+>>> from graphs.settings import default_services
 >>> G = load({
 ...     "graph": {"name": "loop"},
 ...     "nodes": [
@@ -12,8 +13,13 @@
 ...         {"source": "b", "target": "a", "source_port": "text", "target_port": "text"},
 ...     ],
 ... })
->>> [str(p) for p in validate(G)]
+>>> [str(p) for p in validate(G, default_services())]
 ["node 'a': unguarded cycle a -> b -> a: set max_iterations on one of its nodes"]
+
+Which node types and tools exist is the ``Services``' say (``services.registry``), so
+the caller passes them: this module sits below the registry, whose ``map`` validates its
+inline flow here. ``graphs.validate`` passes ``graphs.settings.default_services()`` when
+given none.
 """
 
 from __future__ import annotations
@@ -41,19 +47,15 @@ class CheckedNode:
     out_ports: frozenset[str]
 
 
-def validate(graph: nx.MultiDiGraph, services: Services | None = None) -> list[Problem]:
+def validate(graph: nx.MultiDiGraph, services: Services) -> list[Problem]:
     """Every problem of the flow graph; an empty list means it can run."""
     return check(graph, services)[1]
 
 
 def check(
-    graph: nx.MultiDiGraph, services: Services | None = None
+    graph: nx.MultiDiGraph, services: Services
 ) -> tuple[dict[str, CheckedNode], list[Problem]]:
     """The nodes that passed, and every problem; compile needs the problems empty."""
-    if services is None:
-        from graphs.settings import default_services
-
-        services = default_services()
     checked: dict[str, CheckedNode] = {}
     problems: list[Problem] = []
     for node_id, data in graph.nodes(data=True):

@@ -7,8 +7,14 @@ from typing import Any
 
 from pydantic import Field
 
+from graphs.document import load
 from graphs.errors import FlowInvalid, NodeError
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+
+# graphs.validation and graphs.compile are imported where used. They import neither this
+# module nor the registry, but graphs.nodes.base, which runs graphs/nodes/__init__.py (the
+# registry) and so this module first: imported up here, whichever of them loads first would
+# still be half done.
 
 MAX_ITEMS = 10_000
 
@@ -31,14 +37,17 @@ class MapNode(NodeType):
         return frozenset({"results"})
 
     def problems(self, config: MapConfig, services: Services | None) -> list[str]:
-        from graphs.document import load
         from graphs.validation import validate
 
         try:
             graph = load(config.flow)
         except FlowInvalid as exc:
             return [f"inline flow: {p}" for p in exc.problems]
-        found = [f"inline flow: {p}" for p in validate(graph, services)]
+        found = []
+        # Without services there is no registry to check the inline flow's nodes against
+        # (as an agent's tools go unchecked); its shape is checked all the same.
+        if services is not None:
+            found += [f"inline flow: {p}" for p in validate(graph, services)]
         inputs = {d["config"].get("name") for _, d in graph.nodes(data=True) if _is(d, "input")}
         if "item" not in inputs:
             found.append("inline flow needs an input node named 'item'")
@@ -47,7 +56,7 @@ class MapNode(NodeType):
         return found
 
     def prepare(self, config: MapConfig, services: Services) -> Any:
-        from graphs.executor import compile_flow
+        from graphs.compile import compile_flow
 
         return compile_flow(config.flow, services)
 

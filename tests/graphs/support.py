@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import NodeError
-from graphs.executor import CompiledFlow, RunOptions, compile_flow
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+from graphs.schedule import RunOptions
 from graphs.settings import default_services
 from graphs.tools import BUILTIN_TOOLS
 

@@ -8,9 +8,8 @@ import unicodedata
 
 import pytest
 
-from graphs import regex
+from graphs import regex, validate
 from graphs.document import load
-from graphs.validation import validate
 from tests.graphs.support import compiled, flow, node
 
 # Where Python's syntax and RE2's differ, the translation must keep Python's answer.

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from graphs import sandbox, templating
+from graphs import sandbox, templating, validate
 from graphs.document import load
 from graphs.sandbox import SandboxSettings
-from graphs.validation import validate
 from tests.graphs.support import compiled, flow, node
 
 ROOT = Path(__file__).parents[2]

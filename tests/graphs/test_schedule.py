@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from graphs.compile import CompiledFlow
 from graphs.events import Emitter
-from graphs.executor import CompiledFlow
 from graphs.runner import NodeRunner
 from graphs.schedule import (
     NodeCancelled,

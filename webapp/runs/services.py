@@ -14,8 +14,8 @@ from typing import Any
 
 from django.db import transaction
 
+from graphs import CompiledFlow
 from graphs.errors import FlowInvalid, Problem
-from graphs.executor import CompiledFlow
 from webapp.flows.models import Flow
 from webapp.runs import drivers, limits
 from webapp.runs.models import Run, RunEvent

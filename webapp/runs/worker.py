@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from graphs import CompiledFlow, RunOptions, RunResult
 from graphs.cache import CachedOutput
 from graphs.events import Emitter
-from graphs.executor import CompiledFlow, RunOptions, RunResult
 from graphs.llm.types import Usage
 from graphs.runner import NodeRunner
 from graphs.schedule import NodeFinished, Ready
