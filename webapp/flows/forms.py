@@ -332,8 +332,8 @@ def check(
             templating.check(source)
         except templating.TemplateProblem as exc:
             _add(errors, name, str(exc))
-    for message in node_type.problems(parsed, default_services()):
-        _add(errors, field_named(message, fields), message)
+    for problem in node_type.problems(parsed, default_services()):
+        _add(errors, problem.field, problem.message)
     if errors:
         return Checked(_without_defaults(node_type, config), errors, [], False)
     return Checked(parsed.model_dump(mode="json", exclude_defaults=True), {}, [], True)
