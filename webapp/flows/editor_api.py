@@ -16,11 +16,10 @@ from pydantic import ValidationError, WithJsonSchema
 
 from graphs import templating
 from graphs.errors import FlowInvalid
-from graphs.nodes import NODE_TYPES
 from graphs.validation import config_message
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
-from webapp.flows import layout
+from webapp.flows import forms, layout
 from webapp.flows.api import InvalidOut, invalid
 
 router = Router(auth=api_auth, tags=["editor"])
@@ -61,9 +60,9 @@ class LayoutOut(Schema):
 
 def ports_for(type_name: str, config: Any) -> dict[str, Any]:
     """The ports of a node of this type and config, best effort when the config is invalid."""
-    node_type = NODE_TYPES.get(type_name)
+    node_type = forms.node_type_named(type_name)
     if node_type is None:
-        known = ", ".join(sorted(NODE_TYPES))
+        known = ", ".join(sorted(forms.NODE_TYPES))
         problem = f"unknown node type {type_name!r} (known types: {known})"
         return {"inputs": [], "outputs": [], "problems": [problem], "known": False}
     if not isinstance(config, dict):
