@@ -55,6 +55,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "palette": {
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
+        "categories": forms.categories(),
         "urls": {
             "flow": f"/api/flows/{flow.pk}",
             "ports": "/api/editor/ports",

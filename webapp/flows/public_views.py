@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from graphs.replan import final_states
 from webapp.flows import sharing
 from webapp.flows.editor_api import ports_for
+from webapp.flows.forms import categories
 from webapp.flows.models import ShareLink
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
@@ -53,6 +54,7 @@ def _flow_canvas(link: ShareLink) -> dict[str, Any]:
             for node in graph.get("nodes", [])
         },
         "palette": {},
+        "categories": categories(),
         "urls": {"flow": "", "ports": "", "layout": "", "nodeForm": ""},
     }
 

@@ -19,6 +19,7 @@ from graphs.errors import FlowInvalid
 from webapp.flows import services, versions
 from webapp.flows.access import can_edit_flow, flow_for_editor, flow_for_viewer
 from webapp.flows.editor_api import ports_for
+from webapp.flows.forms import categories
 from webapp.flows.models import Flow
 
 VERSIONS_PER_PAGE = 50
@@ -40,6 +41,7 @@ def canvas_data(flow: Flow, doc: dict[str, Any], key: str, number: int) -> dict[
             for node in doc.get("nodes", [])
         },
         "palette": {},
+        "categories": categories(),
         "urls": {
             "flow": "",
             "ports": "/api/editor/ports",

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
 from webapp.flows.editor_api import ports_for
+from webapp.flows.forms import categories
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
@@ -111,6 +112,7 @@ def canvas_data(run: Run) -> dict[str, Any]:
             for node in graph.get("nodes", [])
         },
         "palette": {},
+        "categories": categories(),
         "urls": {
             "flow": "",
             "ports": "/api/editor/ports",
