@@ -145,12 +145,8 @@ class Spec:
     info: FieldInfo
     annotation: Any  # without ``| None``
     optional: bool
+    hints: dict[str, Any]  # the field's json_schema_extra: widget, rows
     kind: str
-
-    @property
-    def hints(self) -> dict[str, Any]:
-        extra = self.info.json_schema_extra
-        return extra if isinstance(extra, dict) else {}
 
 
 Fill = Callable[[FormField, Any, Spec, dict[str, Any]], None]
@@ -330,10 +326,10 @@ def specs(node_type: NodeType) -> tuple[Spec, ...]:
     result = []
     for name, info in node_type.Config.model_fields.items():
         annotation, optional = _unwrap(info.annotation)
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        widget = extra.get("widget")
+        hints = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        widget = hints.get("widget")
         kind = kind_of(annotation, optional, widget if isinstance(widget, str) else None)
-        result.append(Spec(node_type, name, info, annotation, optional, kind))
+        result.append(Spec(node_type, name, info, annotation, optional, hints, kind))
     return tuple(result)
 
 
