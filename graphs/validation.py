@@ -88,7 +88,7 @@ def _check_node(
             templating.check(source)
         except templating.TemplateProblem as exc:
             problems.append(Problem(f"{field} {exc}", node=node_id))
-    problems += [Problem(m, node=node_id) for m in node_type.problems(config, services)]
+    problems += [Problem(p.message, node=node_id) for p in node_type.problems(config, services)]
     if problems:
         return None, problems
     out_ports = node_type.output_ports(config)

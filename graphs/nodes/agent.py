@@ -14,21 +14,33 @@ from pydantic import Field, field_validator
 
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
-from graphs.nodes.llm import MODEL_NAME
+from graphs.nodes.base import (
+    CommonConfig,
+    FieldProblem,
+    NodeContext,
+    NodeType,
+    Services,
+    template_ports,
+)
+from graphs.nodes.llm import MODEL_NAME, MODEL_RETRIES, PROMPT, SYSTEM
 from graphs.tools.base import Tool, ToolError
 
 MAX_TOOL_RESULT_CHARS = 100_000
 
 
 class AgentConfig(CommonConfig):
-    prompt: str = Field(max_length=1_000_000)
-    system: str | None = Field(default=None, max_length=1_000_000)
+    prompt: str = PROMPT
+    system: str | None = SYSTEM
     model: str | None = MODEL_NAME
-    tools: list[str] = Field(default_factory=list, max_length=50)
+    tools: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Tools the agent may call.",
+        json_schema_extra={"widget": "tools"},
+    )
     max_turns: int = Field(default=10, ge=1, le=200)
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
-    retries: int = Field(default=2, ge=0, le=10)
+    retries: int = MODEL_RETRIES
 
     @field_validator("tools")
     @classmethod
@@ -40,10 +52,13 @@ class AgentConfig(CommonConfig):
 
 class AgentNode(NodeType):
     name = "agent"
+    label = "Agent"
     description = (
         "Calls the model with tools, runs the tools it asks for, repeats until it is done."
     )
+    category = "model"
     Config = AgentConfig
+    default_config = {"prompt": "", "tools": ["calculator"]}
 
     def templates(self, config: AgentConfig) -> dict[str, str]:
         return {"prompt": config.prompt, **({"system": config.system} if config.system else {})}
@@ -60,11 +75,12 @@ class AgentNode(NodeType):
             getattr(services.tools.get(name), "deterministic", False) for name in config.tools
         )
 
-    def problems(self, config: AgentConfig, services: Services | None) -> list[str]:
+    def problems(self, config: AgentConfig, services: Services | None) -> list[FieldProblem]:
         if services is None:
             return []
+        known = ", ".join(sorted(services.tools)) or "none"
         return [
-            f"unknown tool {name!r} (known: {', '.join(sorted(services.tools)) or 'none'})"
+            FieldProblem("tools", f"unknown tool {name!r} (known: {known})")
             for name in config.tools
             if name not in services.tools
         ]

@@ -3,6 +3,42 @@
 A node type is a stateless object; everything a run needs arrives in the
 ``NodeContext``. Config keys shared by every type (``CommonConfig``) are the
 executor's business; the rest belong to the type.
+
+A type also states the facts people need to use it, so that any host (the web app's
+palette and config form, a CLI) can show it without knowing it: a ``label``, a one-line
+``description``, a ``category``, the ``default_config`` a new node starts with, and for
+each config field its help (``Field(description=...)``), its label where the field name
+reads badly (``title``) and, where the annotation alone does not say how the value is
+written, a ``widget`` in ``json_schema_extra``:
+
+- ``template``: text in the template language (its variables are the node's ports);
+  ``templates()`` says which of these fields a given config uses
+- ``code``: a short identifier-like string (no spell checking)
+- ``tools``: names picked from the services' tools
+- ``cache``: yes, no, or unset (then ``cacheable()`` decides)
+
+with ``rows`` as a hint of how much text the field usually holds. Everything else follows
+the annotation: a ``Literal`` is a choice, ``bool`` a switch, numbers a number, ``str``
+a line of text, ``list[str]`` one item per line, any other type JSON.
+
+>>> from graphs.nodes import NODE_TYPES
+>>> llm = NODE_TYPES["llm"]
+>>> llm.label, llm.category, llm.default_config
+('LLM call', 'model', {'prompt': ''})
+>>> field = llm.Config.model_fields["prompt"]
+>>> field.json_schema_extra
+{'widget': 'template', 'rows': 8}
+>>> llm.Config.model_fields["model"].description
+"Empty: the server's default model."
+
+A type's own checks (``problems()``) each name the field they are about:
+
+>>> router = NODE_TYPES["router"]
+>>> config = router.Config.model_validate(
+...     {"routes": ["yes"], "rules": [{"route": "no", "pattern": "n"}]}
+... )
+>>> router.problems(config, None)
+[FieldProblem(field='rules', message="rule names route 'no', which is not in routes")]
 """
 
 from __future__ import annotations
@@ -10,7 +46,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,18 +55,56 @@ from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.tools.base import Tool, ToolSettings
 
+# What a node type is for, in five kinds a host can tell apart at a glance (the web app
+# gives each a colour): the flow's boundary, text work, model calls, the routing of values,
+# and nodes that run a whole flow inside.
+Category = Literal["io", "text", "model", "control", "container"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+
+RETRIES_HELP = "Retries after a transient failure, with backoff."
+
 
 class CommonConfig(BaseModel):
     """Keys every node type accepts, read by the executor rather than the node."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_iterations: int | None = Field(default=None, ge=1, le=100_000)
-    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
-    retries: int = Field(default=0, ge=0, le=10)
-    on_error: Literal["fail", "continue"] = "fail"
+    max_iterations: int | None = Field(
+        default=None, ge=1, le=100_000, description="Required on some node of every loop."
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        title="Timeout (s)",
+        description="Seconds before the node fails.",
+    )
+    retries: int = Field(default=0, ge=0, le=10, description=RETRIES_HELP)
+    on_error: Literal["fail", "continue"] = Field(
+        default="fail", description="continue: the error goes out on the port error."
+    )
     # None: the node type decides (NodeType.cacheable); True/False: this node's own choice.
-    cache: bool | None = None
+    cache: bool | None = Field(
+        default=None,
+        description="Reuse this node's output when an identical execution (same type, config, "
+        "model and inputs) succeeded before in this flow, instead of running it again.",
+        json_schema_extra={"widget": "cache"},
+    )
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with a node's config, on the field it is about.
+
+    The message reads on its own (the engine reports it after the node's id); a form
+    shows it under ``field``.
+    """
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -99,11 +173,21 @@ def _ignore(_: str) -> None:
 
 
 class NodeType(ABC):
-    """Base of every node type. Subclasses set ``name``, ``Config`` and ``run``."""
+    """Base of every node type.
+
+    Subclasses set ``name``, ``label``, ``description``, ``category``, ``Config`` (and
+    ``default_config`` when an empty config is not valid) and ``run``.
+    """
 
     name: ClassVar[str]
+    # For people: a short name, and one sentence on what it does (`port` marks a port).
+    label: ClassVar[str]
     description: ClassVar[str] = ""
+    category: ClassVar[Category]
     Config: ClassVar[type[CommonConfig]] = CommonConfig
+    # The config a node of this type starts with when someone adds one: valid, and the
+    # smallest useful. Read only; a host copies it.
+    default_config: ClassVar[dict[str, Any]] = {}
     # Bump when the same config and inputs would now give a different output: it is part
     # of the cache key, so entries made by the old behaviour stop matching.
     version: ClassVar[int] = 1
@@ -121,8 +205,12 @@ class NodeType(ABC):
         """Config fields holding templates, by field name; their variables are ports."""
         return {}
 
-    def problems(self, config: Any, services: Services | None) -> list[str]:
-        """Type-specific checks beyond the pydantic model, as messages."""
+    def problems(self, config: Any, services: Services | None) -> list[FieldProblem]:
+        """Type-specific checks beyond the pydantic model, each on the field it is about.
+
+        Checks that span fields live here rather than in a pydantic model validator, whose
+        errors belong to no field.
+        """
         return []
 
     def cacheable(self, config: Any, services: Services) -> bool:

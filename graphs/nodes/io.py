@@ -8,18 +8,32 @@ from pydantic import Field
 
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType
 
-_NAME = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+def _name(help_text: str) -> Any:
+    return Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=help_text,
+        json_schema_extra={"widget": "code"},
+    )
 
 
 class InputConfig(CommonConfig):
-    name: str = _NAME
-    default: Any = None
+    name: str = _name("The run input this node reads: letters, digits and _.")
+    default: Any = Field(
+        default=None,
+        description="Used when a run gives no value. JSON; plain text is taken as a string.",
+    )
 
 
 class InputNode(NodeType):
     name = "input"
+    label = "Input"
     description = "Emits the run input of this name on port `value`."
+    category = "io"
     Config = InputConfig
+    default_config = {"name": "input"}
 
     def output_ports(self, config: InputConfig) -> frozenset[str]:
         return frozenset({"value"})
@@ -29,13 +43,16 @@ class InputNode(NodeType):
 
 
 class OutputConfig(CommonConfig):
-    name: str = _NAME
+    name: str = _name("The run output this node writes: letters, digits and _.")
 
 
 class OutputNode(NodeType):
     name = "output"
+    label = "Output"
     description = "Its port `value` becomes the run output of this name."
+    category = "io"
     Config = OutputConfig
+    default_config = {"name": "output"}
 
     def input_ports(self, config: OutputConfig) -> frozenset[str]:
         return frozenset({"value"})

@@ -5,24 +5,39 @@ from __future__ import annotations
 from pydantic import Field
 
 from graphs.llm.types import ModelRequest
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
+from graphs.nodes.base import (
+    RETRIES_HELP,
+    CommonConfig,
+    NodeContext,
+    NodeType,
+    Services,
+    template_ports,
+)
 
-MODEL_NAME = Field(default=None, min_length=1, max_length=200)
+MODEL_NAME = Field(
+    default=None, min_length=1, max_length=200, description="Empty: the server's default model."
+)
+PROMPT = Field(max_length=1_000_000, json_schema_extra={"widget": "template", "rows": 8})
+SYSTEM = Field(default=None, max_length=1_000_000, json_schema_extra={"widget": "template"})
+# Model calls fail transiently (429, 529); retry them by default.
+MODEL_RETRIES = Field(default=2, ge=0, le=10, description=RETRIES_HELP)
 
 
 class LLMConfig(CommonConfig):
-    prompt: str = Field(max_length=1_000_000)
-    system: str | None = Field(default=None, max_length=1_000_000)
+    prompt: str = PROMPT
+    system: str | None = SYSTEM
     model: str | None = MODEL_NAME
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
-    # Model calls fail transiently (429, 529); retry them by default.
-    retries: int = Field(default=2, ge=0, le=10)
+    retries: int = MODEL_RETRIES
 
 
 class LLMNode(NodeType):
     name = "llm"
+    label = "LLM call"
     description = "One model call, streamed; emits `text` and records token usage."
+    category = "model"
     Config = LLMConfig
+    default_config = {"prompt": ""}
 
     def templates(self, config: LLMConfig) -> dict[str, str]:
         return {"prompt": config.prompt, **({"system": config.system} if config.system else {})}

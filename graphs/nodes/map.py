@@ -9,7 +9,7 @@ from pydantic import Field
 
 from graphs.document import load
 from graphs.errors import FlowInvalid, NodeError
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType, Services
 
 # graphs.validation and graphs.compile are imported where used. They import neither this
 # module nor the registry, but graphs.nodes.base, which runs graphs/nodes/__init__.py (the
@@ -18,16 +18,41 @@ from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 
 MAX_ITEMS = 10_000
 
+# A new map node's inline flow: its item straight to its result, the smallest that runs.
+EACH_ITEM = {
+    "directed": True,
+    "multigraph": True,
+    "graph": {"name": "each item", "description": ""},
+    "nodes": [
+        {"id": "item", "type": "input", "config": {"name": "item"}, "position": {"x": 0, "y": 100}},
+        {
+            "id": "result",
+            "type": "output",
+            "config": {"name": "result"},
+            "position": {"x": 300, "y": 100},
+        },
+    ],
+    "edges": [
+        {"source": "item", "target": "result", "source_port": "value", "target_port": "value"}
+    ],
+}
+
 
 class MapConfig(CommonConfig):
-    flow: dict[str, Any]
-    concurrency: int = Field(default=4, ge=1, le=100)
+    flow: dict[str, Any] = Field(
+        description="The inline flow run per item: a flow document with an input named item.",
+        json_schema_extra={"rows": 10},
+    )
+    concurrency: int = Field(default=4, ge=1, le=100, description="Items processed at once.")
 
 
 class MapNode(NodeType):
     name = "map"
+    label = "Map"
     description = "Runs an inline flow once per item of `items`; emits `results` in item order."
+    category = "container"
     Config = MapConfig
+    default_config = {"flow": EACH_ITEM}
     holds_slot = False
 
     def input_ports(self, config: MapConfig) -> frozenset[str]:
@@ -36,13 +61,13 @@ class MapNode(NodeType):
     def output_ports(self, config: MapConfig) -> frozenset[str]:
         return frozenset({"results"})
 
-    def problems(self, config: MapConfig, services: Services | None) -> list[str]:
+    def problems(self, config: MapConfig, services: Services | None) -> list[FieldProblem]:
         from graphs.validation import validate
 
         try:
             graph = load(config.flow)
         except FlowInvalid as exc:
-            return [f"inline flow: {p}" for p in exc.problems]
+            return [FieldProblem("flow", f"inline flow: {p}") for p in exc.problems]
         found = []
         # Without services there is no registry to check the inline flow's nodes against
         # (as an agent's tools go unchecked); its shape is checked all the same.
@@ -53,7 +78,7 @@ class MapNode(NodeType):
             found.append("inline flow needs an input node named 'item'")
         if not any(_is(d, "output") for _, d in graph.nodes(data=True)):
             found.append("inline flow needs at least one output node")
-        return found
+        return [FieldProblem("flow", message) for message in found]
 
     def prepare(self, config: MapConfig, services: Services) -> Any:
         from graphs.compile import compile_flow

@@ -7,6 +7,8 @@ from graphs.nodes.base import NodeContext, NodeType
 
 class MergeNode(NodeType):
     name = "merge"
+    label = "Merge"
+    category = "control"
     description = "Waits for all its connected input ports; emits `value`, an object port -> value."
 
     def input_ports(self, config: object) -> None:

@@ -11,12 +11,19 @@ import json
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graphs import regex
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
-from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services, template_ports
+from graphs.nodes.base import (
+    CommonConfig,
+    FieldProblem,
+    NodeContext,
+    NodeType,
+    Services,
+    template_ports,
+)
 from graphs.nodes.llm import MODEL_NAME
 
 ROUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -40,11 +47,26 @@ class Rule(BaseModel):
 
 
 class RouterConfig(CommonConfig):
-    routes: list[str] = Field(min_length=1, max_length=100)
+    routes: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="One route per line; each becomes an output port.",
+    )
     mode: Literal["llm", "match"] = "match"
-    prompt: str | None = Field(default=None, max_length=1_000_000)
-    rules: list[Rule] = Field(default_factory=list, max_length=100)
-    default: str | None = None
+    prompt: str | None = Field(
+        default=None,
+        max_length=1_000_000,
+        description="llm mode: what the model reads to choose (default: the input).",
+        json_schema_extra={"widget": "template", "rows": 8},
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        max_length=100,
+        description='match mode, JSON: [{"route": "…", "pattern": "regex"}]; the first match wins.',
+    )
+    default: str | None = Field(
+        default=None, description="The route taken when nothing else chooses one."
+    )
     model: str | None = MODEL_NAME
 
     @field_validator("routes")
@@ -59,25 +81,35 @@ class RouterConfig(CommonConfig):
             raise ValueError("route names must be unique")
         return routes
 
-    @model_validator(mode="after")
-    def _known_routes(self) -> RouterConfig:
-        for rule in self.rules:
-            if rule.route not in self.routes:
-                raise ValueError(f"rule names route {rule.route!r}, which is not in routes")
-        if self.default is not None and self.default not in self.routes:
-            raise ValueError(f"default route {self.default!r} is not in routes")
-        if self.mode == "match" and not self.rules and self.default is None:
-            raise ValueError("match mode needs rules or a default route")
-        return self
-
 
 class RouterNode(NodeType):
     name = "router"
+    label = "Router"
     description = "Sends its `input` down exactly one route, chosen by regex rules or by the model."
+    category = "control"
     Config = RouterConfig
+    default_config = {
+        "routes": ["yes", "no"],
+        "rules": [{"route": "yes", "pattern": "(?i)\\byes\\b"}],
+        "default": "no",
+    }
 
     def templates(self, config: RouterConfig) -> dict[str, str]:
         return {"prompt": config.prompt} if config.mode == "llm" and config.prompt else {}
+
+    def problems(self, config: RouterConfig, services: Services | None) -> list[FieldProblem]:
+        found = [
+            FieldProblem("rules", f"rule names route {rule.route!r}, which is not in routes")
+            for rule in config.rules
+            if rule.route not in config.routes
+        ]
+        if config.default is not None and config.default not in config.routes:
+            found.append(
+                FieldProblem("default", f"default route {config.default!r} is not in routes")
+            )
+        if config.mode == "match" and not config.rules and config.default is None:
+            found.append(FieldProblem("mode", "match mode needs rules or a default route"))
+        return found
 
     def input_ports(self, config: RouterConfig) -> frozenset[str]:
         return frozenset({"input"}) | template_ports(self.templates(config))

@@ -8,13 +8,16 @@ from graphs.nodes.base import CommonConfig, NodeContext, NodeType, template_port
 
 
 class TemplateConfig(CommonConfig):
-    template: str = Field(max_length=1_000_000)
+    template: str = Field(max_length=1_000_000, json_schema_extra={"widget": "template", "rows": 8})
 
 
 class TemplateNode(NodeType):
     name = "template"
+    label = "Template"
     description = "Renders its template over its inputs; emits `text`."
+    category = "text"
     Config = TemplateConfig
+    default_config = {"template": ""}
 
     def templates(self, config: TemplateConfig) -> dict[str, str]:
         return {"template": config.template}

@@ -59,6 +59,7 @@
   const dataElement = document.getElementById("editor-data");
   if (!X6 || !dataElement) return;
   const DATA = JSON.parse(dataElement.textContent);
+  const categoryOf = (type) => (DATA.categories || {})[type] || ""; // CSS colours by category
   const $ = (selector, root) => (root || document).querySelector(selector);
   const csrf = () => ($('meta[name="csrf-token"]') || {}).content || "";
 
@@ -486,7 +487,7 @@
     ].filter(Boolean);
     const progress = run.total ? Math.max(0, Math.min(1, run.done / run.total)) : 0;
     const attrs = {
-      frame: { class: classes.join(" ") },
+      frame: { class: classes.join(" "), "data-category": categoryOf(data.type) },
       title: { text: shortText(data.label || node.id, 22) },
       kind: { text: data.type || "?" },
       bar: { width: run.total ? Math.round(W * progress) : 40 },
@@ -577,7 +578,7 @@
       data: { type, config, label: doc.label || "", rows },
       ports: { items },
       attrs: {
-        frame: { class: `sy-node t-${type} st-idle` },
+        frame: { class: `sy-node t-${type} st-idle`, "data-category": categoryOf(type) },
         title: { text: shortText(doc.label || doc.id, 22) },
         kind: { text: type || "?" },
         stream: { y: baseHeight(rows) + 1 },

@@ -170,6 +170,44 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
     assert len(saved["edges"]) == 1
 
 
+def test_a_node_is_drawn_in_its_categorys_colour(
+    page: Page, server: Server, errors: list[str]
+) -> None:
+    username = new_user(server)
+    graph = {
+        "graph": {"name": "Colours"},
+        "nodes": [
+            {"id": "ask", "type": "llm", "config": {"prompt": "hi"}},
+            {"id": "helper", "type": "agent", "config": {"prompt": "hi"}},
+            {"id": "out", "type": "output", "config": {"name": "out"}},
+        ],
+        "edges": [
+            {"source": "ask", "target": "out", "source_port": "text", "target_port": "value"}
+        ],
+    }
+    flow_id = create_flow(server, username, graph)
+    log_in(page, server, username)
+    open_editor(page, server, flow_id)
+    token = page.evaluate(
+        """name => {
+            const probe = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+            probe.style.fill = `var(--cat-${name})`;
+            document.querySelector("#ed-canvas svg").appendChild(probe);
+            const fill = getComputedStyle(probe).fill;
+            probe.remove();
+            return fill;
+        }""",
+        "model",
+    )
+    dot = "id => getComputedStyle(document.querySelector(`[data-cell-id='${id}'] .sy-dot`)).fill"
+    # Both model nodes (an llm and an agent) take the model colour; an output another.
+    assert page.evaluate(dot, "ask") == page.evaluate(dot, "helper") == token
+    assert page.evaluate(dot, "out") != token
+    expect(page.locator('[data-cell-id="ask"] [data-category="model"]')).to_have_count(1)
+    chip = page.locator('[data-testid="palette-agent"] .ty-chip')
+    assert chip.evaluate("el => getComputedStyle(el, '::before').backgroundColor") == token
+
+
 def test_undo_redo_copy_paste_and_delete(page: Page, server: Server, errors: list[str]) -> None:
     username = new_user(server)
     flow_id = create_flow(server, username)

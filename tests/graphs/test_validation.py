@@ -140,7 +140,7 @@ def test_router_rules_must_name_known_routes():
         node("r", "router", routes=["a"], rules=[{"route": "b", "pattern": "x"}]),
         edges=[("q", "value", "r", "input")],
     )
-    assert problems(doc) == ["node 'r': config: rule names route 'b', which is not in routes"]
+    assert problems(doc) == ["node 'r': rule names route 'b', which is not in routes"]
 
 
 def test_router_regex_must_compile():

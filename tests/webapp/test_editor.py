@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from graphs.nodes import NODE_TYPES
-from webapp.flows import forms, services
+from webapp.flows import services
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -144,7 +144,7 @@ def test_the_form_has_a_field_for_every_config_key(alice, flow, node_type):
             "type": node_type,
             "node_id": f"{node_type}1",
             "label": "My node",
-            "config": json.dumps(forms.DEFAULT_CONFIGS[node_type]),
+            "config": json.dumps(NODE_TYPES[node_type].default_config),
         },
     )
     assert response.status_code == 200

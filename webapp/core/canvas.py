@@ -15,8 +15,8 @@ from django.urls import reverse
 from pydantic import ValidationError
 
 from graphs import templating
-from graphs.nodes import NODE_TYPES
 from graphs.validation import config_message
+from webapp.flows import forms
 
 
 def canvas_payload(
@@ -73,6 +73,8 @@ def canvas_payload(
             for node in doc.get("nodes", [])
         },
         "palette": palette or {},
+        # The canvas colours a node by its type's category (tokens --cat-*).
+        "categories": forms.categories(),
         "urls": urls,
     }
 
@@ -85,9 +87,9 @@ def ports_for(type_name: str, config: Any) -> dict[str, Any]:
     >>> ports_for("llm", {"prompt": "Hi {{ q"})["known"]
     False
     """
-    node_type = NODE_TYPES.get(type_name)
+    node_type = forms.node_type_named(type_name)
     if node_type is None:
-        known = ", ".join(sorted(NODE_TYPES))
+        known = ", ".join(sorted(forms.NODE_TYPES))
         problem = f"unknown node type {type_name!r} (known types: {known})"
         return {"inputs": [], "outputs": [], "problems": [problem], "known": False}
     if not isinstance(config, dict):

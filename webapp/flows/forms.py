@@ -1,9 +1,16 @@
-"""A node's configuration form, built from its type's pydantic ``Config`` model.
+"""A node's configuration form, generated from what its type says about itself.
 
-``fields_for`` turns the schema into form fields (text, template textarea, number,
-checkbox, select, list of lines, tool checkboxes, JSON) filled from a config;
-``read_form`` turns posted form data back into a config, and ``check`` validates it with
-the engine's own model and type checks, putting each message on the field it is about.
+The node type (``graphs.nodes``) states the facts: its ``Config`` model, each field's help
+(``description``), label (``title``) and ``widget``, its ``default_config`` and
+``category``, and ``problems()`` on the field they are about. This module only renders
+them: ``kind_of`` picks a field's kind (its widget, else what its annotation implies), and
+``KINDS`` holds, per kind, how a value is shown (``fill``) and how a post is read back
+(``read``). ``fields_for`` builds the form from a config, ``read_form`` turns posted form
+data back into a config, and ``check`` validates it with the engine's own model and type
+checks, putting each message on the field it is about.
+
+Every page reads the registry through this module (``NODE_TYPES``), so a node type added
+to it gets its palette entry, form, help and colour with no other change here.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
@@ -19,64 +27,29 @@ from django.http import QueryDict
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from graphs import templating
-from graphs.nodes import NODE_TYPES
+from graphs import nodes, templating
 from graphs.nodes.base import CommonConfig, NodeType
 from graphs.settings import default_services
 from graphs.validation import config_message
-from webapp.flows.services import starter_graph
+
+# The node types the web app offers.
+NODE_TYPES: Mapping[str, NodeType] = nodes.NODE_TYPES
 
 PREFIX = "f_"
 COMMON = tuple(CommonConfig.model_fields)
-TEMPLATE_FIELDS = frozenset({"prompt", "system", "template"})
 
-Kind = Literal["text", "template", "number", "checkbox", "select", "lines", "choices", "json"]
-
-HELP = {
-    "input.name": "The run input this node reads: letters, digits and _.",
-    "output.name": "The run output this node writes: letters, digits and _.",
-    "input.default": "Used when a run gives no value. JSON; plain text is taken as a string.",
-    "router.default": "The route taken when nothing else chooses one.",
-    "router.prompt": "llm mode: what the model reads to choose (default: the input).",
-    "routes": "One route per line; each becomes an output port.",
-    "rules": 'match mode, JSON: [{"route": "…", "pattern": "regex"}]; the first match wins.',
-    "flow": "The inline flow run per item: a flow document with an input named item.",
-    "model": "Empty: the server's default model.",
-    "max_iterations": "Required on some node of every loop.",
-    "timeout_s": "Seconds before the node fails.",
-    "retries": "Retries after a transient failure, with backoff.",
-    "on_error": "continue: the error goes out on the port error.",
-    "tools": "Tools the agent may call.",
-    "concurrency": "Items processed at once.",
-    "cache": "Reuse this node's output when an identical execution (same type, config, model "
-    "and inputs) succeeded before in this flow, instead of running it again.",
-}
+# The controls _editor_field.html draws.
+Html = Literal["text", "template", "number", "checkbox", "select", "lines", "choices", "json"]
 
 # A yes/no setting that may also be left to the node type (``bool | None``).
 TRISTATE = ("", "true", "false")
-
-# What a node starts with when dropped from the palette.
-DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
-    "input": {"name": "input"},
-    "output": {"name": "output"},
-    "template": {"template": ""},
-    "llm": {"prompt": ""},
-    "router": {
-        "routes": ["yes", "no"],
-        "rules": [{"route": "yes", "pattern": "(?i)\\byes\\b"}],
-        "default": "no",
-    },
-    "merge": {},
-    "map": {"flow": starter_graph("each item", "item", "result")},
-    "agent": {"prompt": "", "tools": ["calculator"]},
-}
 
 
 @dataclass
 class FormField:
     name: str
     label: str
-    kind: Kind
+    kind: Html
     value: str = ""
     required: bool = False
     help: str = ""
@@ -90,6 +63,7 @@ class FormField:
     variables: list[str] | None = None
     advanced: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    mono: bool = False  # identifiers: monospace, no spell checking
 
     @property
     def input_name(self) -> str:
@@ -115,19 +89,269 @@ class Checked:
     valid: bool
 
 
+# ---- The registry, as pages show it ------------------------------------------------------
+
+
+def node_type_named(name: str) -> NodeType | None:
+    return NODE_TYPES.get(name)
+
+
+def palette() -> list[dict[str, Any]]:
+    """One entry per node type: what the palette shows and what a dropped node starts with."""
+    return [
+        {
+            "type": name,
+            "label": node_type.label,
+            "description": node_type.description,
+            "category": node_type.category,
+            # A copy: the page may be changed before it is serialised, the type never.
+            "config": json.loads(json.dumps(node_type.default_config)),
+        }
+        for name, node_type in NODE_TYPES.items()
+    ]
+
+
+def categories() -> dict[str, str]:
+    """Node type -> its category, for the canvas (the CSS gives each category its colour)."""
+    return {name: node_type.category for name, node_type in NODE_TYPES.items()}
+
+
+def category_of(type_name: str) -> str:
+    node_type = NODE_TYPES.get(type_name)
+    return node_type.category if node_type is not None else ""
+
+
 @cache
 def available_tools() -> list[str]:
     return sorted(default_services().tools)
 
 
+# ---- Field kinds -------------------------------------------------------------------------
+
+
+class Unreadable(ValueError):
+    """A posted value that cannot become a config value; the node keeps its old one."""
+
+
+UNSET: Any = object()  # read: leave the key out (the model's default applies, or "required")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One config field of one node type, as the form needs it."""
+
+    node_type: NodeType
+    name: str
+    info: FieldInfo
+    annotation: Any  # without ``| None``
+    optional: bool
+    hints: dict[str, Any]  # the field's json_schema_extra: widget, rows
+    kind: str
+
+
+Fill = Callable[[FormField, Any, Spec, dict[str, Any]], None]
+Read = Callable[[QueryDict, Spec], Any]
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """How one kind of field is shown (``fill`` sets the value and options) and read back."""
+
+    html: Html
+    fill: Fill
+    read: Read
+
+
+def _fill_text(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.value = "" if value is None else str(value)
+    item.rows = spec.hints.get("rows", 3)
+
+
+def _fill_code(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    _fill_text(item, value, spec, config)
+    item.mono = True
+
+
+def _read_text(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    # A required text may be empty (the model says whether that is allowed); an optional
+    # one left blank is unset.
+    return raw if not spec.optional or raw.strip() else UNSET
+
+
+def _fill_select(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.choices = [str(c) for c in get_args(spec.annotation)]
+    if spec.optional:
+        item.choices.insert(0, "")
+    item.value = "" if value is None else str(value)
+
+
+def _read_choice(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    return raw if raw.strip() else UNSET
+
+
+def _fill_tristate(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    # Unset, yes or no: a checkbox could not say "leave it to the node type".
+    item.choices = list(TRISTATE)
+    item.labels = {"true": "Always", "false": "Never"}
+    item.value = "" if value is None else ("true" if value else "false")
+
+
+def _fill_cache(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    _fill_tristate(item, value, spec, config)
+    item.labels[""] = cache_default_label(spec.node_type, config)
+
+
+def _read_tristate(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    if raw in ("true", "false"):
+        return raw == "true"
+    if raw:
+        raise Unreadable("choose default, always or never")
+    return UNSET
+
+
+def _fill_checkbox(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.value = "on" if value else ""
+
+
+def _read_checkbox(data: QueryDict, spec: Spec) -> Any:
+    return PREFIX + spec.name in data
+
+
+LIMITS = (("ge", "minimum"), ("gt", "minimum"), ("le", "maximum"), ("lt", "maximum"))
+
+
+def _fill_number(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.step = "1" if spec.annotation is int else "any"
+    limits = {type(m).__name__: m for m in spec.info.metadata}
+    for attr, target in LIMITS:
+        if (meta := limits.get(attr.capitalize())) is not None:
+            setattr(item, target, str(getattr(meta, attr)))
+    item.value = "" if value is None else _number_text(value)
+
+
+def _read_number(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    if not raw.strip():
+        return UNSET
+    try:
+        number = float(raw)
+    except ValueError:
+        raise Unreadable("must be a number") from None
+    return int(number) if spec.annotation is int and number.is_integer() else number
+
+
+def _fill_lines(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.value = (
+        "\n".join(str(v) for v in value or []) if isinstance(value, list) else _json_text(value)
+    )
+    item.rows = spec.hints.get("rows", 3)
+
+
+def _read_lines(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    return [line.strip() for line in raw.splitlines() if line.strip()]
+
+
+def _fill_tools(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.choices = available_tools()
+    item.chosen = [str(v) for v in value or []]
+    item.choices += [c for c in item.chosen if c not in item.choices]
+
+
+def _read_tools(data: QueryDict, spec: Spec) -> Any:
+    return data.getlist(PREFIX + spec.name)
+
+
+def _fill_json(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.value = "" if value is None else _json_text(value)
+    item.rows = spec.hints.get("rows", 4)
+
+
+def _read_json(data: QueryDict, spec: Spec) -> Any:
+    raw = data.get(PREFIX + spec.name, "")
+    if not raw.strip():
+        return UNSET
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        if spec.annotation is Any:
+            return raw  # a field of any type takes plain text as a string
+        raise Unreadable(f"not valid JSON: {exc}") from None
+
+
+KINDS: dict[str, FieldKind] = {
+    "text": FieldKind("text", _fill_text, _read_text),
+    "code": FieldKind("text", _fill_code, _read_text),
+    "template": FieldKind("template", _fill_text, _read_text),
+    "select": FieldKind("select", _fill_select, _read_choice),
+    "tristate": FieldKind("select", _fill_tristate, _read_tristate),
+    "cache": FieldKind("select", _fill_cache, _read_tristate),
+    "checkbox": FieldKind("checkbox", _fill_checkbox, _read_checkbox),
+    "number": FieldKind("number", _fill_number, _read_number),
+    "lines": FieldKind("lines", _fill_lines, _read_lines),
+    "tools": FieldKind("choices", _fill_tools, _read_tools),
+    "json": FieldKind("json", _fill_json, _read_json),
+}
+
+
+def kind_of(annotation: Any, optional: bool, widget: str | None) -> str:
+    """The field's widget when its type names one, else the kind its annotation implies.
+
+    >>> kind_of(bool, True, None), kind_of(list[str], False, None), kind_of(dict, False, None)
+    ('tristate', 'lines', 'json')
+    >>> kind_of(str, True, "template")
+    'template'
+    """
+    if widget is not None:
+        return widget
+    if get_origin(annotation) is Literal:
+        return "select"
+    if annotation is bool:
+        return "tristate" if optional else "checkbox"
+    if annotation in (int, float):
+        return "number"
+    if annotation is str:
+        return "text"
+    if get_origin(annotation) is list and get_args(annotation) == (str,):
+        return "lines"
+    return "json"
+
+
+@cache
+def specs(node_type: NodeType) -> tuple[Spec, ...]:
+    """The form's fields for a node type, in its model's order."""
+    result = []
+    for name, info in node_type.Config.model_fields.items():
+        annotation, optional = _unwrap(info.annotation)
+        hints = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        widget = hints.get("widget")
+        kind = kind_of(annotation, optional, widget if isinstance(widget, str) else None)
+        result.append(Spec(node_type, name, info, annotation, optional, hints, kind))
+    return tuple(result)
+
+
+# ---- The form ----------------------------------------------------------------------------
+
+
 def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
     """The form fields of a node type, filled from ``config`` (defaults where unset)."""
     result = []
-    for name, info in node_type.Config.model_fields.items():
-        item = _field(name, info, config)
-        item.help = HELP.get(f"{node_type.name}.{name}", item.help)
-        if name == "cache":
-            item.labels[""] = cache_default_label(node_type, config)
+    for spec in specs(node_type):
+        info = spec.info
+        kind = KINDS[spec.kind]
+        item = FormField(
+            name=spec.name,
+            label=info.title or spec.name.replace("_", " ").capitalize(),
+            kind=kind.html,
+            required=info.is_required(),
+            help=info.description or "",
+            advanced=spec.name in COMMON,
+        )
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        kind.fill(item, config.get(spec.name, default), spec, config)
         result.append(item)
     main = [f for f in result if not f.advanced]
     advanced = [f for f in result if f.advanced]
@@ -165,71 +389,6 @@ def _first(source: str, name: str) -> int:
     return found.start() if found else len(source)
 
 
-def _field(name: str, info: FieldInfo, config: dict[str, Any]) -> FormField:
-    annotation, optional = _unwrap(info.annotation)
-    value = config.get(
-        name, None if info.is_required() else info.get_default(call_default_factory=True)
-    )
-    item = FormField(
-        name=name,
-        label=name.replace("_", " ").capitalize().replace("Timeout s", "Timeout (s)"),
-        kind="json",
-        required=info.is_required(),
-        help=HELP.get(name, info.description or ""),
-        advanced=name in COMMON,
-    )
-    limits = {type(m).__name__: m for m in info.metadata}
-    if get_origin(annotation) is Literal:
-        item.kind = "select"
-        item.choices = [str(c) for c in get_args(annotation)]
-        if optional:
-            item.choices.insert(0, "")
-        item.value = "" if value is None else str(value)
-    elif annotation is bool and optional:
-        # Unset, yes or no: a checkbox could not say "leave it to the node type".
-        item.kind = "select"
-        item.choices = list(TRISTATE)
-        item.labels = {"true": "Always", "false": "Never"}
-        item.value = "" if value is None else ("true" if value else "false")
-    elif annotation is bool:
-        item.kind = "checkbox"
-        item.value = "on" if value else ""
-    elif annotation in (int, float):
-        item.kind = "number"
-        item.step = "1" if annotation is int else "any"
-        for attr, target in (
-            ("ge", "minimum"),
-            ("gt", "minimum"),
-            ("le", "maximum"),
-            ("lt", "maximum"),
-        ):
-            if (meta := limits.get(attr.capitalize())) is not None:
-                setattr(item, target, str(getattr(meta, attr)))
-        item.value = "" if value is None else _number_text(value)
-    elif annotation is str:
-        item.kind = "template" if name in TEMPLATE_FIELDS else "text"
-        item.value = "" if value is None else str(value)
-        item.rows = 8 if name in ("prompt", "template") else 3
-    elif get_origin(annotation) is list and get_args(annotation) == (str,):
-        if name == "tools":
-            item.kind = "choices"
-            item.choices = available_tools()
-            item.chosen = [str(v) for v in value or []]
-            item.choices += [c for c in item.chosen if c not in item.choices]
-        else:
-            item.kind = "lines"
-            item.value = (
-                "\n".join(str(v) for v in value or [])
-                if isinstance(value, list)
-                else _json_text(value)
-            )
-            item.rows = 3
-    else:
-        item.value = "" if value is None else _json_text(value)
-        item.rows = 10 if name == "flow" else 4
-    return item
-
-
 def _number_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -261,45 +420,15 @@ def read_form(
     config: dict[str, Any] = {}
     errors: dict[str, str] = {}
     keep: list[str] = []
-    for name, info in node_type.Config.model_fields.items():
-        annotation, optional = _unwrap(info.annotation)
-        key = PREFIX + name
-        raw = data.get(key, "")
-        if annotation is bool and optional:
-            if raw in ("true", "false"):
-                config[name] = raw == "true"
-            elif raw:
-                errors[name] = "choose default, always or never"
-                keep.append(name)
-        elif annotation is bool:
-            config[name] = key in data
-        elif get_origin(annotation) is list and get_args(annotation) == (str,):
-            if name == "tools":
-                config[name] = data.getlist(key)
-            else:
-                config[name] = [line.strip() for line in raw.splitlines() if line.strip()]
-        elif annotation is str and not optional:
-            config[name] = raw
-        elif raw.strip() == "":
-            continue  # unset: the model's default applies, or "required" is reported
-        elif annotation in (int, float):
-            try:
-                number = float(raw)
-                config[name] = int(number) if annotation is int and number.is_integer() else number
-            except ValueError:
-                errors[name] = "must be a number"
-                keep.append(name)
-        elif annotation is str or get_origin(annotation) is Literal:
-            config[name] = raw
-        else:
-            try:
-                config[name] = json.loads(raw)
-            except ValueError as exc:
-                if annotation is Any:
-                    config[name] = raw
-                else:
-                    errors[name] = f"not valid JSON: {exc}"
-                    keep.append(name)
+    for spec in specs(node_type):
+        try:
+            value = KINDS[spec.kind].read(data, spec)
+        except Unreadable as exc:
+            errors[spec.name] = str(exc)
+            keep.append(spec.name)
+            continue
+        if value is not UNSET:
+            config[spec.name] = value
     return config, errors, keep
 
 
@@ -323,7 +452,8 @@ def check(
                 if err["type"] == "missing":
                     message = "required"
             else:
-                name = field_named(message, fields)
+                # About no field of the form: an unknown key, or a check of the whole model.
+                name = ""
                 message = message.removeprefix("config: ")
             _add(errors, name, message)
         return Checked(_without_defaults(node_type, config), errors, [], False)
@@ -332,8 +462,8 @@ def check(
             templating.check(source)
         except templating.TemplateProblem as exc:
             _add(errors, name, str(exc))
-    for message in node_type.problems(parsed, default_services()):
-        _add(errors, field_named(message, fields), message)
+    for problem in node_type.problems(parsed, default_services()):
+        _add(errors, problem.field, problem.message)
     if errors:
         return Checked(_without_defaults(node_type, config), errors, [], False)
     return Checked(parsed.model_dump(mode="json", exclude_defaults=True), {}, [], True)
@@ -351,21 +481,5 @@ def _without_defaults(node_type: NodeType, config: dict[str, Any]) -> dict[str, 
     }
 
 
-def field_named(message: str, fields: list[str]) -> str:
-    """The field a model-level message is about: the first one it names, else the form."""
-    best = ""
-    at = len(message) + 1
-    for name in fields:
-        for word in {name, name.rstrip("s")}:
-            found = re.search(r"\b" + re.escape(word) + r"\b", message)
-            if found and found.start() < at:
-                best, at = name, found.start()
-    return best
-
-
 def _add(errors: dict[str, str], name: str, message: str) -> None:
     errors[name] = f"{errors[name]}; {message}" if errors.get(name) else message
-
-
-def node_type_named(name: str) -> NodeType | None:
-    return NODE_TYPES.get(name)

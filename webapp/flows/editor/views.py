@@ -15,7 +15,6 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from graphs.nodes import NODE_TYPES
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
@@ -37,13 +36,11 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
     editable = can_edit_flow(request.user, flow.pk)
     palette = [
         {
-            "type": name,
-            "description": node_type.description,
-            "html": describe(node_type.description),
-            "config": forms.DEFAULT_CONFIGS.get(name, {}),
-            "ports": ports_for(name, forms.DEFAULT_CONFIGS.get(name, {})),
+            **item,
+            "html": describe(item["description"]),
+            "ports": ports_for(item["type"], item["config"]),
         }
-        for name, node_type in NODE_TYPES.items()
+        for item in forms.palette()
     ]
     data = canvas_payload(
         doc,
@@ -74,7 +71,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
 def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     """Open (``config`` posted as JSON) or re-check (form fields posted) one node's form."""
     flow = flow_for_viewer(request.user, flow_id)
-    node_type = NODE_TYPES.get(request.POST.get("type", ""))
+    node_type = forms.node_type_named(request.POST.get("type", ""))
     node_id = request.POST.get("node_id", "")
     if node_type is None or not node_id:
         return HttpResponseBadRequest("type and node_id are required")
