@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import PASSWORD, ROOT, log_in
 
-LIVE_JS = ROOT / "static" / "js" / "live.js"
+LIVE_JS = ROOT / "static" / "js" / "runs" / "view.js"
 TIMEOUT_MS = 20_000
 
 

@@ -36,7 +36,7 @@ from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LIVE_JS = ROOT / "static" / "js" / "live.js"
+LIVE_JS = ROOT / "static" / "js" / "runs" / "view.js"
 TIMEOUT_MS = 60_000
 WORDS = " ".join(f"w{i}" for i in range(1, 21))  # a reply streamed as 20 deltas
 
