@@ -19,7 +19,7 @@ from webapp.runs.timeline import build_timeline
 
 pytestmark = pytest.mark.django_db
 
-LIVE_JS = Path(__file__).parents[2] / "static" / "js" / "runs" / "view.js"
+RUN_MODEL_JS = Path(__file__).parents[2] / "static" / "js" / "runs" / "model.js"
 PRICES = {"claude-sonnet-4": {"input": 3.0, "output": 15.0}}
 
 
@@ -397,8 +397,8 @@ def test_check_replay_covers_each_case():
 
 
 def test_the_player_folds_exactly_the_event_types_the_server_calls_replayable():
-    source = LIVE_JS.read_text()
-    apply = source[source.index("    apply(event) {") : source.index("    takeChanges() {")]
+    source = RUN_MODEL_JS.read_text()
+    apply = source[source.index("  apply(event) {") : source.index("  takeChanges() {")]
     assert set(re.findall(r'case "(\w+)":', apply)) == REPLAYED_EVENTS
 
 
