@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from playwright.sync_api import Page, Route
 
-ROOT = Path(__file__).parents[2]
+STATIC = (Path(__file__).parents[2] / "static").resolve()
 ORIGIN = "http://stub.switchyard.test"
 TYPES = {".js": "text/javascript", ".json": "application/json", ".css": "text/css"}
 
@@ -25,8 +25,8 @@ def open_stub_page(page: Page, html: str, *modules: str) -> None:
         if path == "/":
             route.fulfill(body=html, content_type="text/html")
             return
-        file = (ROOT / path.lstrip("/")).resolve()
-        if path.startswith("/static/") and file.is_relative_to(ROOT / "static") and file.is_file():
+        file = (STATIC.parent / path.lstrip("/")).resolve()
+        if path.startswith("/static/") and file.is_relative_to(STATIC) and file.is_file():
             route.fulfill(path=file, content_type=TYPES.get(file.suffix, "text/plain"))
         else:
             route.fulfill(status=404, body="not found")
