@@ -14,79 +14,20 @@
  * Closing with 4401 means this tab's sign-in went (logged out elsewhere): it stops following.
  * After loading a teammate's version it dispatches "switchyard:collab-loaded" {detail: {version}}.
  */
-(function () {
-  "use strict";
+import { canvas } from "./canvas/editor.js";
+import { ReconnectingSocket, csrfToken, socketURL } from "./lib/net.js";
 
+function start() {
   const slot = document.getElementById("collab-presence");
-  const canvas = window.Switchyard && window.Switchyard.canvas;
   if (!slot || !canvas || !window.WebSocket) return;
 
-  const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
-  const PING_MS = 25000;
   const ACCESS_GONE = 4403;
   const SIGNED_OUT = 4401;
   const people = slot.querySelector("[data-collab-people]");
   const banners = document.getElementById("ed-banners");
-  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   const savedUrl = (n) => slot.dataset.savedUrl.replace(/\/0\/$/, `/${n}/`);
 
-  // ---- The socket ------------------------------------------------------------------------
-  let ws = null;
-  let retries = 0;
-  let stopped = false;
-  let pinger = 0;
-
-  function connect() {
-    if (stopped) return;
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    try {
-      ws = new WebSocket(`${scheme}//${location.host}${slot.dataset.socketPath}`);
-    } catch (err) {
-      retry();
-      return;
-    }
-    const socket = ws;
-    socket.onopen = () => {
-      retries = 0;
-      clearInterval(pinger);
-      pinger = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send('{"type":"ping"}'), PING_MS);
-    };
-    socket.onmessage = (message) => {
-      let data;
-      try {
-        data = JSON.parse(message.data);
-      } catch (err) {
-        return;
-      }
-      receive(data);
-    };
-    socket.onclose = (event) => {
-      if (ws !== socket) return;
-      ws = null;
-      clearInterval(pinger);
-      if (people) people.replaceChildren();
-      if (event.code === ACCESS_GONE) {
-        stopped = true;
-        canvas.setReadOnly(true);
-        notice("revoked");
-        return;
-      }
-      if (event.code === SIGNED_OUT) {
-        stopped = true;
-        notice("signed-out");
-        return;
-      }
-      retry();
-    };
-  }
-
-  function retry() {
-    if (stopped) return;
-    const delay = BACKOFF_MS[Math.min(retries, BACKOFF_MS.length - 1)];
-    retries += 1;
-    setTimeout(connect, delay);
-  }
-
+  // ---- What the socket says ----------------------------------------------------------------
   function receive(data) {
     if (data.type === "presence" && people) {
       people.innerHTML = data.html;
@@ -184,7 +125,7 @@
   function post(url, banner, values) {
     const result = banner.querySelector("[data-collab-result]");
     return window.htmx
-      .ajax("POST", url, { target: result, swap: "innerHTML", values, headers: { "X-CSRFToken": csrf() } })
+      .ajax("POST", url, { target: result, swap: "innerHTML", values, headers: { "X-CSRFToken": csrfToken() } })
       .then(() => result);
   }
 
@@ -220,5 +161,23 @@
     });
   }
 
-  connect();
-})();
+  // ---- The socket (lib/net.js: backoff, ping when quiet; 4403 and 4401 end it) ------
+  return new ReconnectingSocket(
+    () => socketURL(slot.dataset.socketPath),
+    {
+      message: receive,
+      close: (event) => {
+        if (people) people.replaceChildren();
+        if (event.code === ACCESS_GONE) {
+          canvas.setReadOnly(true);
+          notice("revoked");
+        } else if (event.code === SIGNED_OUT) {
+          notice("signed-out");
+        }
+      },
+    },
+    { backoffMs: [1000, 2000, 4000, 8000, 15000], jitter: false, pingMs: 25000, finalCodes: [ACCESS_GONE, SIGNED_OUT] },
+  );
+}
+
+start();

@@ -1,20 +1,18 @@
 /*
  * versions.js — the version diff page (templates/flows/versions_diff.html).
  *
- * The server works out the diff and renders the list; canvas.js draws the newer version
+ * The server works out the diff and renders the list; canvas/editor.js draws the newer version
  * with the removed nodes and edges put back. This file only marks them on the canvas,
  * from #version-marks: {nodes: {id: "added" | "changed" | "removed"},
  * edges: [{source, source_port, target, target_port, kind}]}, and links the list's
  * names to the canvas (click a name: the node is shown; click a node: its entry is).
  */
-(function () {
-  "use strict";
+import { canvas } from "./canvas/editor.js";
 
+function start() {
   const marksElement = document.getElementById("version-marks");
-  const Switchyard = window.Switchyard;
-  if (!marksElement || !Switchyard || !Switchyard.canvas) return;
+  if (!marksElement || !canvas) return;
   const MARKS = JSON.parse(marksElement.textContent);
-  const canvas = Switchyard.canvas;
   const edgeMarks = new Map(); // X6 edge id -> kind
 
   function edgeClass(kind) {
@@ -43,7 +41,7 @@
   canvas.ready.then(() => {
     for (const [id, kind] of Object.entries(MARKS.nodes || {})) canvas.markNode(id, kind);
     markEdges();
-    // canvas.js puts an edge's plain class back when it is unselected; the mark comes back too.
+    // The canvas puts an edge's plain class back when it is unselected; the mark comes back too.
     canvas.graph.on("edge:unselected", ({ edge }) => {
       const kind = edgeMarks.get(edge.id);
       if (kind && canvas.graph.getCellById(edge.id)) edge.attr("line/class", edgeClass(kind), { derived: true });
@@ -61,4 +59,6 @@
     const button = event.target.closest && event.target.closest("[data-focus-node]");
     if (button) canvas.focusNode(button.dataset.focusNode);
   });
-})();
+}
+
+start();

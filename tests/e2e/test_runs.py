@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD, ROOT, log_in
+from tests.e2e.conftest import PASSWORD, log_in
+from tests.e2e.stub_pages import open_stub_page
 
-LIVE_JS = ROOT / "static" / "js" / "live.js"
 TIMEOUT_MS = 20_000
 
 
@@ -80,13 +79,13 @@ def canvas_node(page: Page, node: str):
 
 
 def canvas_status(page: Page, node: str) -> str:
-    """The status canvas.js draws on a node: its frame's `st-<status>` class."""
+    """The status the canvas draws on a node: its frame's `st-<status>` class."""
     classes = page.locator(f'[data-cell-id="{node}"] .sy-node').first.get_attribute("class") or ""
     return next((c[3:] for c in classes.split() if c.startswith("st-")), "")
 
 
 def streamed_text(page: Page, node: str) -> str:
-    """Everything live.js applied to a node in the current visit, from its run model."""
+    """Everything the run view applied to a node in the current visit, from its run model."""
     return page.evaluate(
         """(node) => document.querySelector("[data-run-view]")
             .switchyardRunView.model.nodes.get(node).text""",
@@ -329,7 +328,7 @@ def test_the_run_form_is_keyboard_friendly(page, server, errors):
     expect(page.get_by_test_id("outputs")).to_contain_text("Short note on quoted.")
 
 
-# ---- live.js on its own: a stub canvas, no server ---------------------------------
+# ---- The run view on its own: a stub canvas, no server ---------------------------------
 
 
 STUB_PAGE = """<!doctype html><html><body>
@@ -356,8 +355,7 @@ STUB_PAGE = """<!doctype html><html><body>
 
 
 def test_ten_thousand_events_paint_in_a_few_frames_without_freezing(page, errors):
-    page.set_content(STUB_PAGE)
-    page.add_script_tag(content=Path(LIVE_JS).read_text())
+    open_stub_page(page, STUB_PAGE, "runs/view.js")
     result = page.evaluate(
         """async () => {
             const { RunModel } = Switchyard.live;
@@ -424,8 +422,7 @@ def test_ten_thousand_events_paint_in_a_few_frames_without_freezing(page, errors
 
 
 def test_form_values_are_json_or_text(page, errors):
-    page.set_content("<!doctype html><body></body>")
-    page.add_script_tag(content=Path(LIVE_JS).read_text())
+    open_stub_page(page, "<!doctype html><body></body>", "runs/view.js")
     values = page.evaluate(
         """() => ["42", "hello", "", "  ", '"42"', '{"a": [1]}', "null", "[1,"]
             .map((v) => Switchyard.live.parseValue(v))"""

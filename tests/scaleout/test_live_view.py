@@ -26,8 +26,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import CHROMIUM, log_in
+from tests.e2e.stub_pages import open_stub_page
 from tests.scaleout.conftest import finished, sound_log
-from tests.services import HOST, PASSWORD, ROOT, DaphneServer, free_port
+from tests.services import HOST, PASSWORD, DaphneServer, free_port
 from webapp.accounts.models import ApiToken
 from webapp.flows import services as flow_services
 from webapp.runs.groups import run_group
@@ -36,7 +37,6 @@ from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LIVE_JS = ROOT / "static" / "js" / "live.js"
 TIMEOUT_MS = 60_000
 WORDS = " ".join(f"w{i}" for i in range(1, 21))  # a reply streamed as 20 deltas
 
@@ -363,8 +363,7 @@ def test_the_follower_resumes_after_its_last_seq_pings_when_quiet_and_drops_repe
 ):
     page = browser_page
     page.clock.install()
-    page.set_content(STUB_PAGE)
-    page.add_script_tag(content=Path(LIVE_JS).read_text())
+    open_stub_page(page, STUB_PAGE, "runs/view.js")
     page.evaluate(
         """() => {
             window.passed = [];

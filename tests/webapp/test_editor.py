@@ -47,7 +47,7 @@ def test_the_owner_gets_the_editor(alice, flow):
     for testid in ("save", "version", "dirty", "problems", "flow-name"):
         assert f'data-testid="{testid}"' in html
     assert "vendor/x6.min.js" in html
-    assert html.index("js/canvas.js") < html.index("js/live.js")
+    assert html.index("js/canvas/editor.js") < html.index("js/runs/view.js")
     data = response.context["editor_data"]
     assert data["version"] == 1
     assert data["editable"] is True

@@ -19,7 +19,7 @@ from webapp.runs.timeline import build_timeline
 
 pytestmark = pytest.mark.django_db
 
-LIVE_JS = Path(__file__).parents[2] / "static" / "js" / "live.js"
+RUN_MODEL_JS = Path(__file__).parents[2] / "static" / "js" / "runs" / "model.js"
 PRICES = {"claude-sonnet-4": {"input": 3.0, "output": 15.0}}
 
 
@@ -292,7 +292,7 @@ def test_a_finished_run_gets_the_player(client, alice, flow):
     client.force_login(alice)
     html = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert 'data-replay-state="ready"' in html and 'data-testid="replay-play"' in html
-    assert 'max="8"' in html and "js/replay.js" in html
+    assert 'max="8"' in html and "js/runs/replay.js" in html
     assert reverse("run_timeline", args=[run.pk]) in html
     assert 'data-testid="replay-problem"' not in html
     assert "pauses longer than 2 s shortened to 2 s" in html
@@ -397,8 +397,8 @@ def test_check_replay_covers_each_case():
 
 
 def test_the_player_folds_exactly_the_event_types_the_server_calls_replayable():
-    source = LIVE_JS.read_text()
-    apply = source[source.index("    apply(event) {") : source.index("    takeChanges() {")]
+    source = RUN_MODEL_JS.read_text()
+    apply = source[source.index("  apply(event) {") : source.index("  takeChanges() {")]
     assert set(re.findall(r'case "(\w+)":', apply)) == REPLAYED_EVENTS
 
 

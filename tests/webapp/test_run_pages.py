@@ -165,7 +165,7 @@ def test_run_page_shows_the_run_to_its_owner(client, alice, flow):
     assert "12 in · 34 out" in html
     # The flow's name is escaped wherever it appears.
     assert "Greeter &lt;b&gt;" in html and "Greeter <b>" not in html
-    assert 'id="editor-data"' in html and "js/live.js" in html
+    assert 'id="editor-data"' in html and "js/runs/view.js" in html
 
 
 def test_run_page_shows_the_version_the_run_used(client, alice, flow):

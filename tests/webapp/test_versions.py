@@ -145,7 +145,7 @@ def test_a_version_opens_read_only_on_the_canvas_with_its_own_graph(history, car
     text = response.content.decode()
     assert "add a greeting" in text
     assert "latest is v3" in text
-    assert "js/canvas.js" in text
+    assert "js/canvas/editor.js" in text
 
 
 def test_a_missing_version_is_a_404(history, alice):

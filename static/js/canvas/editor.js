@@ -1,12 +1,18 @@
 /*
- * canvas.js — the flow editor's canvas: AntV X6 3.1.8 (static/vendor/x6.min.js, global X6).
+ * canvas/editor.js — the flow canvas, editable or read-only: AntV X6 3.1.8
+ * (static/vendor/x6.min.js, a classic script read through its global X6).
  *
  * The server renders every form, list and panel (the node form comes from
  * /flows/<id>/node-form/ through htmx); this file draws the graph, places that HTML, and
  * speaks JSON to /api/flows/<id> (save) and /api/editor/{ports,layout}. Ports always come
  * from the server, computed by the engine's node types; nothing here knows a node type.
  *
- * window.Switchyard.canvas — the interface other scripts (live.js, the run view) use:
+ * Beside it: shapes.js (how nodes and edges look), document.js (flow document <-> cells),
+ * runstate.js (a run painted on the canvas), panel.js (the node form), drafts.js (unsaved
+ * work in localStorage), banners.js.
+ *
+ * `canvas` (exported; also window.Switchyard.canvas, for runs/view.js and tests), null on a
+ * page without #editor-data — the interface other scripts use:
  *
  *   graph                      the X6 Graph
  *   ready                      a Promise, resolved once the flow is drawn
@@ -51,182 +57,40 @@
  * "switchyard:conflict" {detail: {version}} (a save refused with 409: `version` is the newest),
  * "switchyard:canvas-ready".
  */
-(function () {
-  "use strict";
+import { isTyping } from "../lib/keys.js";
+import { requestJSON } from "../lib/net.js";
+import { banner, clearBanner, toast } from "./banners.js";
+import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
+import { Drafts } from "./drafts.js";
+import { Panel } from "./panel.js";
+import { RunState } from "./runstate.js";
+import {
+  STREAM_H, W, baseHeight, connectedPorts, miniNodeView, portItems, portKey, registerShapes,
+  shortText, streamLines, tagAttrs,
+} from "./shapes.js";
 
-  performance.mark("switchyard:canvas-start");
-  const X6 = window.X6;
-  const dataElement = document.getElementById("editor-data");
-  if (!X6 || !dataElement) return;
-  const DATA = JSON.parse(dataElement.textContent);
-  const categoryOf = (type) => (DATA.categories || {})[type] || ""; // CSS colours by category
-  const $ = (selector, root) => (root || document).querySelector(selector);
-  const csrf = () => ($('meta[name="csrf-token"]') || {}).content || "";
+// Options marking changes that are not edits of the flow (ports, sizes, run state, styles):
+// history skips them and they never make the flow dirty. (X6 itself uses `ui` for user gestures.)
+const UI = { derived: true };
 
-  // ---- Geometry (px). Node width is fixed so nothing needs measuring. --------------------
-  const W = 210;
-  const HEAD = 34;
-  const ROW = 22;
-  const PAD = 10;
-  const STREAM_LINES = 6;
-  const LINE_H = 13;
-  const STREAM_CHARS = 30; // monospace 10.5px in W - 28px
-  const STREAM_H = STREAM_LINES * LINE_H + 10;
-  const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
-  // Options marking changes that are not edits of the flow (ports, sizes, run state, styles):
-  // history skips them and they never make the flow dirty. (X6 itself uses `ui` for user gestures.)
-  const UI = { derived: true };
+const $ = (selector, root) => (root || document).querySelector(selector);
 
-  // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
-  const TAG_SLOTS = 3;
-  const TAG_H = 15;
-  const TAG_CHAR = 6.1; // monospace 10px
-  function tagAttrs(badges) {
-    const attrs = {};
-    let x = 0;
-    for (let i = 0; i < TAG_SLOTS; i++) {
-      const badge = badges[i];
-      const text = badge ? String(badge.text) : "";
-      const width = badge ? Math.round(10 + text.length * TAG_CHAR) : 0;
-      attrs[`tag${i}`] = {
-        class: badge ? `sy-tag sy-tag-${badge.kind}` : "sy-tag is-empty",
-        transform: `translate(${x},${-TAG_H - 3})`,
-        title: badge ? badge.title || text : "",
-      };
-      attrs[`tag${i}Bg`] = { x: 0, y: 0, width, height: TAG_H, rx: 4 };
-      attrs[`tag${i}Text`] = { x: 5, y: TAG_H / 2 + 0.5, textVerticalAnchor: "middle", text };
-      if (badge) x += width + 4;
-    }
-    return attrs;
-  }
-
-  // ---- Shapes ----------------------------------------------------------------------------
-  const portLabel = { tagName: "text", selector: "text" };
-  X6.Graph.registerNode(
-    "sy-node",
-    {
-      width: W,
-      height: HEAD + ROW + PAD,
-      markup: [
-        {
-          tagName: "g",
-          selector: "frame",
-          children: [
-            { tagName: "rect", selector: "body" },
-            { tagName: "circle", selector: "dot" },
-            { tagName: "text", selector: "title" },
-            { tagName: "text", selector: "kind" },
-            { tagName: "rect", selector: "barBg" },
-            { tagName: "rect", selector: "bar" },
-            { tagName: "rect", selector: "streamBg" },
-            { tagName: "text", selector: "stream" },
-            {
-              tagName: "g",
-              selector: "badge",
-              children: [
-                { tagName: "rect", selector: "badgeBg" },
-                { tagName: "text", selector: "badgeText" },
-              ],
-            },
-            { tagName: "text", selector: "problem" },
-            ...[0, 1, 2].map((i) => ({
-              tagName: "g",
-              selector: `tag${i}`,
-              children: [
-                { tagName: "rect", selector: `tag${i}Bg` },
-                { tagName: "text", selector: `tag${i}Text` },
-              ],
-            })),
-          ],
-        },
-      ],
-      attrs: {
-        frame: { class: "sy-node" },
-        body: { refWidth: "100%", refHeight: "100%", rx: 8, ry: 8, class: "sy-body" },
-        dot: { cx: 15, cy: HEAD / 2, r: 4.5, class: "sy-dot" },
-        title: { x: 28, y: HEAD / 2, textVerticalAnchor: "middle", class: "sy-title", text: "" },
-        kind: {
-          x: W - 10, y: HEAD / 2, textAnchor: "end", textVerticalAnchor: "middle", class: "sy-kind", text: "",
-        },
-        barBg: { x: 0, y: HEAD - 1, width: W, height: 2, class: "sy-bar-bg" },
-        bar: { x: 0, y: HEAD - 1, width: 0, height: 2, class: "sy-bar" },
-        streamBg: { x: 8, y: 0, width: W - 16, height: STREAM_H, rx: 4, class: "sy-stream-bg" },
-        stream: { x: 14, y: 0, class: "sy-stream", text: "", lineHeight: LINE_H, textVerticalAnchor: "top" },
-        badge: { transform: `translate(${W - 4},0)`, class: "sy-badge" },
-        badgeBg: { x: -16, y: -9, width: 32, height: 18, rx: 9 },
-        badgeText: { x: 0, y: 0, textAnchor: "middle", textVerticalAnchor: "middle", text: "" },
-        problem: { x: 2, y: 0, class: "sy-problem-text", text: "" },
-        ...tagAttrs([]),
-      },
-      ports: {
-        groups: {
-          in: {
-            position: "absolute",
-            markup: [{ tagName: "circle", selector: "circle" }],
-            label: { position: { name: "right", args: { x: 10 } }, markup: portLabel },
-            attrs: {
-              circle: { r: 5, magnet: "passive", class: "sy-port sy-port-in" },
-              text: { class: "sy-port-label", fontSize: 11 },
-            },
-          },
-          out: {
-            position: "absolute",
-            markup: [{ tagName: "circle", selector: "circle" }],
-            label: { position: { name: "left", args: { x: -10 } }, markup: portLabel },
-            attrs: {
-              circle: { r: 5, magnet: true, class: "sy-port sy-port-out" },
-              text: { class: "sy-port-label", fontSize: 11 },
-            },
-          },
-        },
-      },
-    },
-    true,
+/** JSON to this server: {status, body}; status 0 when it cannot be reached. */
+function api(method, url, body) {
+  return requestJSON(method, url, body).then(
+    (result) => ({ status: result.status, body: result.data || { detail: result.statusText } }),
+    (err) => ({ status: 0, body: { detail: `the server could not be reached (${err.message})` } }),
   );
+}
 
-  // Edges leave an output to the right and enter an input from the left, also when they
-  // run backwards (a loop), as in most node editors.
-  X6.Graph.registerConnector(
-    "sy-curve",
-    (s, t, route, options) => {
-      const bend = Math.max(Math.abs(t.x - s.x) / 2, Math.min(Math.abs(t.y - s.y), 60), 40);
-      const d = `M ${s.x} ${s.y} C ${s.x + bend} ${s.y} ${t.x - bend} ${t.y} ${t.x} ${t.y}`;
-      return options && options.raw ? X6.Path.parse(d) : d;
-    },
-    true,
-  );
-
-  X6.Graph.registerEdge(
-    "sy-edge",
-    {
-      inherit: "edge",
-      zIndex: 1,
-      attrs: {
-        line: {
-          stroke: "#9aa3b2",
-          strokeWidth: 1.6,
-          class: "sy-edge-line",
-          targetMarker: { name: "block", width: 7, height: 6 },
-        },
-      },
-      connector: { name: "sy-curve" },
-    },
-    true,
-  );
-
-  // The minimap draws plain rectangles: cheap enough for thousands of nodes.
-  class MiniNodeView extends X6.NodeView {
-    renderMarkup() {
-      return this.renderJSONMarkup({ tagName: "rect", selector: "body" });
-    }
-    update() {
-      super.update({ body: { refWidth: "100%", refHeight: "100%", rx: 6, class: "sy-mini-node" } });
-    }
-    renderPorts() {}
-  }
+function createCanvas(X6, DATA) {
+  registerShapes(X6);
+  const MiniNodeView = miniNodeView(X6);
 
   // ---- State -----------------------------------------------------------------------------
   let readOnly = !DATA.editable;
+  // CSS colours a node by its type's category (data-category, tokens --cat-*).
+  const categoryOf = (type) => (DATA.categories || {})[type] || "";
   let version = DATA.version;
   let graphAttrs = {};
   let savedText = "";
@@ -235,15 +99,12 @@
   const portCache = new Map(); // type + config JSON -> {inputs, outputs}
   const lastPorts = new Map(); // node id -> the ports last drawn from the server
   const portRequests = new Map(); // node id -> sequence number of the latest request
-  const runState = new Map(); // node id -> {status, text, done, total, iteration, badges}
-  const tall = new Set(); // nodes that have shown streamed text since the run state was reset
-  const stale = new Set(); // nodes whose run state is newer than their drawing (out of view)
   const problems = new Map(); // node id -> message
   const diffMarks = new Map(); // node id -> added | changed | removed (a version diff)
   const clickCallbacks = [];
+  const drafts = new Drafts(DATA.flowId);
   let clipboard = null;
   let pasteCount = 0;
-  let panelNode = null;
   let pendingDrop = null;
   let loading = false; // while load() builds the graph, cell events need no handling
 
@@ -253,10 +114,7 @@
   const dirtyFlag = $('[data-testid="dirty"]');
   const saveButton = $('[data-testid="save"]');
   const messageInput = $('[data-testid="save-message"]');
-  const panel = document.getElementById("node-panel");
-  const panelPlaceholder = panel ? panel.innerHTML : "";
   const problemsBox = $('[data-testid="problems"]');
-  const banners = document.getElementById("ed-banners");
 
   const graph = new X6.Graph({
     container,
@@ -301,15 +159,15 @@
   });
 
   const selection = new X6.Selection({
-      enabled: true,
-      multiple: true,
-      rubberband: true,
-      modifiers: "shift",
-      multipleSelectionModifiers: ["shift", "ctrl", "meta"],
-      movable: true,
-      showNodeSelectionBox: false,
-      showEdgeSelectionBox: false,
-      pointerEvents: "none",
+    enabled: true,
+    multiple: true,
+    rubberband: true,
+    modifiers: "shift",
+    multipleSelectionModifiers: ["shift", "ctrl", "meta"],
+    movable: true,
+    showNodeSelectionBox: false,
+    showEdgeSelectionBox: false,
+    pointerEvents: "none",
   });
   graph.use(selection);
   graph.use(new X6.Snapline({ enabled: true, sharp: true }));
@@ -332,6 +190,8 @@
       return true;
     },
   });
+  const run = new RunState(graph, (node) => renderNode(node, true));
+  const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly);
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
@@ -356,59 +216,10 @@
   }
 
   // ---- Ports -----------------------------------------------------------------------------
-  const portKey = (type, config) => type + "\u0000" + JSON.stringify(config || {});
-  const portName = (id) => String(id || "").replace(/^(in|out):/, "");
-  const shortText = (text, max) => (text.length > max ? text.slice(0, max - 1) + "…" : text);
-
-  function connectedPorts(nodeId, edges) {
-    const ins = [];
-    const outs = [];
-    for (const e of edges) {
-      if (e.target === nodeId && !ins.includes(e.target_port)) ins.push(e.target_port);
-      if (e.source === nodeId && !outs.includes(e.source_port)) outs.push(e.source_port);
-    }
-    return { ins, outs };
-  }
-
   function edgeList(nodeId) {
     const node = graph.getCellById(nodeId);
     if (!node) return [];
     return graph.getConnectedEdges(node).map(edgeDoc).filter(Boolean);
-  }
-
-  // The port items of a node: the server's ports, plus any port an edge still uses (shown
-  // as stale: validation will name it), plus "+" on nodes that take any port name (merge).
-  function portItems(server, connected) {
-    const anyIn = server.inputs === null;
-    const ins = (server.inputs || []).map((name) => ({ name }));
-    for (const name of connected.ins) {
-      if (name !== "+" && !ins.some((p) => p.name === name)) ins.push({ name, stale: !anyIn });
-    }
-    if (anyIn) ins.push({ name: "+", add: true });
-    const outs = server.outputs.map((name) => ({ name }));
-    for (const name of connected.outs) {
-      if (!outs.some((p) => p.name === name)) outs.push({ name, stale: true });
-    }
-    const item = (group, p, i) => ({
-      id: `${group}:${p.name}`,
-      group,
-      args: { x: group === "in" ? 0 : W, y: HEAD + i * ROW + ROW / 2 + 2 },
-      attrs: {
-        circle: { class: `sy-port sy-port-${group}${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}` },
-        text: {
-          text: p.add ? "+ port" : shortText(p.name, 13),
-          class: `sy-port-label${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}`,
-        },
-      },
-    });
-    return {
-      items: [...ins.map((p, i) => item("in", p, i)), ...outs.map((p, i) => item("out", p, i))],
-      rows: Math.max(ins.length, outs.length, 1),
-    };
-  }
-
-  function baseHeight(rows) {
-    return HEAD + rows * ROW + PAD;
   }
 
   function serverPorts(nodeId, type, config) {
@@ -465,37 +276,37 @@
   // model takes the attrs silently and a drawn view redraws only them.
   function renderNode(node, quiet) {
     const data = node.getData() || {};
-    const run = runState.get(node.id) || {};
+    const state = run.get(node.id) || {};
     const rows = data.rows || 1;
     const problem = problems.get(node.id);
-    const hasStream = Boolean(run.text);
-    if (hasStream) tall.add(node.id);
+    const hasStream = Boolean(state.text);
+    if (hasStream) run.tall.add(node.id);
     const base = baseHeight(rows);
     // A node keeps its stream's room once it has streamed: seeking back and forth in a
     // replay then never resizes nodes (and re-routes their edges) again.
-    const height = hasStream || tall.has(node.id) ? base + STREAM_H + 4 : base;
+    const height = hasStream || run.tall.has(node.id) ? base + STREAM_H + 4 : base;
     const classes = [
       "sy-node",
       `t-${data.type}`,
-      `st-${run.status || "idle"}`,
+      `st-${state.status || "idle"}`,
       problem ? "has-problem" : "",
       diffMarks.has(node.id) ? `diff-${diffMarks.get(node.id)}` : "",
       hasStream ? "has-stream" : "",
-      run.total ? "has-progress" : "",
-      run.iteration > 1 ? "has-iteration" : "",
+      state.total ? "has-progress" : "",
+      state.iteration > 1 ? "has-iteration" : "",
       selection.isSelected(node) ? "is-selected" : "",
     ].filter(Boolean);
-    const progress = run.total ? Math.max(0, Math.min(1, run.done / run.total)) : 0;
+    const progress = state.total ? Math.max(0, Math.min(1, state.done / state.total)) : 0;
     const attrs = {
       frame: { class: classes.join(" "), "data-category": categoryOf(data.type) },
       title: { text: shortText(data.label || node.id, 22) },
       kind: { text: data.type || "?" },
-      bar: { width: run.total ? Math.round(W * progress) : 40 },
+      bar: { width: state.total ? Math.round(W * progress) : 40 },
       streamBg: { y: base - 4 },
-      stream: { y: base + 1, text: hasStream ? streamLines(run.text) : "" },
-      badgeText: { text: run.iteration > 1 ? `×${run.iteration}` : "" },
+      stream: { y: base + 1, text: hasStream ? streamLines(state.text) : "" },
+      badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
       problem: { y: height + 14, text: problem ? shortText(problem, 44) : "" },
-      ...tagAttrs(run.badges || []),
+      ...tagAttrs(state.badges || []),
     };
     const size = node.getSize();
     const resized = size.height !== height || size.width !== W;
@@ -519,90 +330,23 @@
     }
   }
 
-  function streamLines(text) {
-    const lines = [];
-    for (const raw of String(text).split("\n")) {
-      if (!raw) {
-        lines.push("");
-        continue;
-      }
-      for (let i = 0; i < raw.length; i += STREAM_CHARS) lines.push(raw.slice(i, i + STREAM_CHARS));
-    }
-    while (lines.length && lines[lines.length - 1] === "") lines.pop();
-    return lines.slice(-STREAM_LINES).join("\n") || " ";
-  }
-
   // ---- Document <-> graph ----------------------------------------------------------------
-  function edgeDoc(edge) {
-    const source = edge.getSourceCellId();
-    const target = edge.getTargetCellId();
-    const sourcePort = edge.getSourcePortId();
-    const targetPort = edge.getTargetPortId();
-    if (!source || !target || !sourcePort || !targetPort) return null;
-    return { source, target, source_port: portName(sourcePort), target_port: portName(targetPort) };
-  }
-
   function documentJSON() {
-    const nodes = graph.getNodes().map((node) => {
-      const data = node.getData() || {};
-      const at = node.getPosition();
-      const item = {
-        id: node.id,
-        type: data.type,
-        config: data.config || {},
-        position: { x: Math.round(at.x), y: Math.round(at.y) },
-      };
-      if (data.label) item.label = data.label;
-      return item;
-    });
-    const edges = graph.getEdges().map(edgeDoc).filter(Boolean);
     const name = (nameInput && nameInput.value.trim()) || graphAttrs.name || DATA.name;
-    return { directed: true, multigraph: true, graph: { ...graphAttrs, name }, nodes, edges };
+    return graphDocument(graph, graphAttrs, name);
   }
 
-  function nodeMeta(doc, edges) {
-    const type = doc.type;
-    const config = doc.config || {};
-    const server = serverPorts(doc.id, type, config);
+  function meta(doc, edges) {
+    const server = serverPorts(doc.id, doc.type, doc.config || {});
     lastPorts.set(doc.id, server);
-    const { items, rows } = portItems(server, connectedPorts(doc.id, edges));
-    const at = doc.position || { x: 0, y: 0 };
-    return {
-      id: doc.id,
-      shape: "sy-node",
-      x: at.x,
-      y: at.y,
-      width: W,
-      height: baseHeight(rows),
-      zIndex: 2,
-      data: { type, config, label: doc.label || "", rows },
-      ports: { items },
-      attrs: {
-        frame: { class: `sy-node t-${type} st-idle`, "data-category": categoryOf(type) },
-        title: { text: shortText(doc.label || doc.id, 22) },
-        kind: { text: type || "?" },
-        stream: { y: baseHeight(rows) + 1 },
-        streamBg: { y: baseHeight(rows) - 4 },
-        problem: { y: baseHeight(rows) + 14 },
-      },
-    };
-  }
-
-  function edgeMeta(e) {
-    return {
-      shape: "sy-edge",
-      source: { cell: e.source, port: `out:${e.source_port}` },
-      target: { cell: e.target, port: `in:${e.target_port}` },
-    };
+    return nodeMeta(doc, edges, server, categoryOf(doc.type));
   }
 
   function load(doc, options) {
     const opts = options || {};
     doc = doc || { graph: { name: DATA.name }, nodes: [], edges: [] };
     if (Number.isInteger(opts.version)) {
-      try {
-        localStorage.removeItem(draftKey());
-      } catch (err) { /* storage disabled */ }
+      drafts.drop(version);
       version = opts.version;
       if (versionLabel) versionLabel.textContent = `v${version}`;
       ["conflict", "draft", "old-draft"].forEach(clearBanner);
@@ -611,13 +355,11 @@
     if (nameInput && graphAttrs.name) nameInput.value = graphAttrs.name;
     const ids = new Set((doc.nodes || []).map((n) => n.id));
     const edges = (doc.edges || []).filter((e) => ids.has(e.source) && ids.has(e.target));
-    runState.clear();
-    tall.clear();
-    stale.clear();
+    run.clear();
     problems.clear();
     renderProblemList([]);
     lastPorts.clear();
-    const nodes = (doc.nodes || []).map((n) => nodeMeta(n, edges));
+    const nodes = (doc.nodes || []).map((n) => meta(n, edges));
     const cells = [...nodes, ...edges.map(edgeMeta)];
     // Frame the flow before drawing it, so the first render is already the visible area.
     if (!opts.keepView) fit(nodes);
@@ -643,44 +385,23 @@
     }
     if (opts.readOnly !== undefined) setReadOnly(opts.readOnly);
     if (!opts.keepSaved) savedText = JSON.stringify(documentJSON());
-    closePanel();
+    panel.close();
     checkDirty();
   }
 
   // Frame the flow: all of it when it fits at a readable zoom, else its start (left) at
   // that zoom. Press F or "Fit" to see everything however small.
-  const READABLE = 0.5;
   function fit(metas, options) {
-    const opts = options || {};
     const boxes = metas
       ? metas.map((m) => ({ x: m.x, y: m.y, width: m.width, height: m.height }))
       : graph.getNodes().map((n) => n.getBBox());
-    if (!boxes.length) {
-      graph.zoomTo(1);
-      graph.translate(40, 40);
-      return;
-    }
-    const x = Math.min(...boxes.map((b) => b.x));
-    const y = Math.min(...boxes.map((b) => b.y));
-    const right = Math.max(...boxes.map((b) => b.x + b.width));
-    const bottom = Math.max(...boxes.map((b) => b.y + b.height));
-    const rect = { x, y, width: right - x, height: bottom - y };
     const area = { width: container.clientWidth || 800, height: container.clientHeight || 600 };
-    const pad = 48;
-    let scale = Math.min(1, (area.width - 2 * pad) / rect.width, (area.height - 2 * pad) / rect.height);
-    if (!opts.all) scale = Math.max(scale, READABLE);
-    scale = Math.max(scale, 0.05);
+    const { scale, tx, ty } = framing(boxes, area, options);
     graph.zoomTo(scale);
-    const fitsX = rect.width * scale <= area.width - 2 * pad;
-    const fitsY = rect.height * scale <= area.height - 2 * pad;
-    const tx = fitsX ? (area.width - rect.width * scale) / 2 - x * scale : pad - x * scale;
-    const ty = fitsY ? (area.height - rect.height * scale) / 2 - y * scale : pad - y * scale;
     graph.translate(tx, ty);
   }
 
   // ---- Dirty flag and the local draft ----------------------------------------------------
-  const draftPrefix = `switchyard:draft:${DATA.flowId}:`;
-  const draftKey = () => draftPrefix + version;
   let dirtyTimer = null;
 
   const emptyHint = $("[data-empty-hint]");
@@ -698,16 +419,10 @@
     updateEmptyHint();
     const text = JSON.stringify(documentJSON());
     const now = text !== savedText;
-    try {
-      if (!DATA.editable) {
-        /* a read-only view keeps no drafts */
-      } else if (now) {
-        localStorage.setItem(draftKey(), JSON.stringify({ doc: JSON.parse(text), savedAt: Date.now() }));
-      } else {
-        localStorage.removeItem(draftKey());
-      }
-    } catch (err) {
-      /* storage full or disabled: the flag still shows */
+    // A read-only view keeps no drafts.
+    if (DATA.editable) {
+      if (now) drafts.keep(version, JSON.parse(text));
+      else drafts.drop(version);
     }
     if (now !== dirty) {
       dirty = now;
@@ -717,84 +432,7 @@
     return dirty;
   }
 
-  // Read before the first load(): a clean load clears the draft of its version.
-  function readDrafts() {
-    let draft = null;
-    const others = [];
-    try {
-      draft = JSON.parse(localStorage.getItem(draftKey()) || "null");
-      for (let i = 0; i < localStorage.length; i++) {
-        const key = localStorage.key(i);
-        if (key && key.startsWith(draftPrefix) && key !== draftKey()) others.push(key);
-      }
-    } catch (err) {
-      /* storage disabled */
-    }
-    return { draft, others };
-  }
-
-  function restoreDraft({ draft, others }) {
-    if (!DATA.editable) return;
-    if (draft && draft.doc) {
-      const serverDoc = DATA.doc;
-      load(draft.doc, { keepSaved: true });
-      const when = new Date(draft.savedAt || Date.now()).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      banner("draft", `Restored your unsaved changes from ${when}.`, [
-        ["Discard them", () => { localStorage.removeItem(draftKey()); load(serverDoc); clearBanner("draft"); }],
-      ], "info");
-    } else if (others.length) {
-      const versionOf = (k) => Number(k.slice(draftPrefix.length)) || 0;
-      const key = others.sort((a, b) => versionOf(a) - versionOf(b)).pop();
-      const base = key.slice(draftPrefix.length);
-      banner("old-draft", `You have unsaved changes made on version ${base}; the flow is now at version ${version}.`, [
-        ["Restore them", () => {
-          const old = JSON.parse(localStorage.getItem(key) || "null");
-          localStorage.removeItem(key);
-          if (old && old.doc) load(old.doc, { keepSaved: true });
-          checkDirty();
-          clearBanner("old-draft");
-        }],
-        ["Discard", () => { others.forEach((k) => localStorage.removeItem(k)); clearBanner("old-draft"); }],
-      ], "warn");
-    }
-  }
-
-  // ---- Banners, problems -----------------------------------------------------------------
-  function banner(id, text, actions, kind) {
-    if (!banners) return;
-    clearBanner(id);
-    const box = document.createElement("div");
-    box.className = `ed-banner ${kind || "info"}`;
-    box.dataset.banner = id;
-    box.setAttribute("role", kind === "err" || kind === "warn" ? "alert" : "status");
-    const p = document.createElement("span");
-    p.textContent = text;
-    box.appendChild(p);
-    for (const [label, action, testid] of actions || []) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "button small";
-      b.textContent = label;
-      if (testid) b.dataset.testid = testid;
-      b.addEventListener("click", action);
-      box.appendChild(b);
-    }
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "ed-banner-close";
-    close.setAttribute("aria-label", "Dismiss");
-    close.textContent = "×";
-    close.addEventListener("click", () => box.remove());
-    box.appendChild(close);
-    banners.appendChild(box);
-    return box;
-  }
-
-  function clearBanner(id) {
-    if (!banners) return;
-    banners.querySelectorAll(`[data-banner="${id}"]`).forEach((el) => el.remove());
-  }
-
+  // ---- Problems --------------------------------------------------------------------------
   function showProblems(list) {
     const previous = [...problems.keys()];
     problems.clear();
@@ -803,7 +441,7 @@
     for (const p of items) {
       if (p.node && !problems.has(p.node)) problems.set(p.node, p.message);
       if (p.edge) {
-        const edge = findEdge(p.edge);
+        const edge = findEdge(graph, p.edge);
         if (edge) edge.attr("line/class", "sy-edge-line is-problem", UI);
       }
     }
@@ -816,13 +454,6 @@
 
   function clearProblems() {
     showProblems([]);
-  }
-
-  // networkx numbers parallel edges 0, 1, … per (source, target) in document order.
-  function findEdge(where) {
-    const [source, target, key] = where;
-    const between = graph.getEdges().filter((e) => e.getSourceCellId() === source && e.getTargetCellId() === target);
-    return between[Number(key)] || between[0] || null;
   }
 
   function renderProblemList(items) {
@@ -863,7 +494,7 @@
     if (saving) return saving;
     if (readOnly) return Promise.reject(Object.assign(new Error("read only"), { status: 403 }));
     if (saveButton) saveButton.setAttribute("aria-busy", "true");
-    saving = flushForm().then(saveNow);
+    saving = panel.flush().then(saveNow);
     return saving;
   }
 
@@ -882,9 +513,7 @@
     return api("PUT", DATA.urls.flow, body)
       .then(({ status, body: out }) => {
         if (status === 200) {
-          try {
-            localStorage.removeItem(draftPrefix + base);
-          } catch (err) { /* ignore */ }
+          drafts.drop(base);
           version = out.version;
           graphAttrs = { ...doc.graph };
           savedText = JSON.stringify(doc);
@@ -920,123 +549,12 @@
       });
   }
 
-  function toast(text) {
-    const box = banner("toast", text, [], "ok");
-    if (box) setTimeout(() => box.remove(), 2500);
-  }
-
-  function api(method, url, body) {
-    return fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then(
-      (response) =>
-        response
-          .json()
-          .catch(() => ({ detail: response.statusText }))
-          .then((out) => ({ status: response.status, body: out })),
-      (err) => ({ status: 0, body: { detail: `the server could not be reached (${err.message})` } }),
-    );
-  }
-
-  // ---- The node form panel (server-rendered, htmx) ---------------------------------------
-  function openPanel(node) {
-    if (!panel || !window.htmx) return;
-    const data = node.getData() || {};
-    panelNode = node.id;
-    window.htmx.ajax("POST", DATA.urls.nodeForm, {
-      target: panel,
-      swap: "innerHTML",
-      headers: { "X-CSRFToken": csrf() },
-      values: {
-        type: data.type,
-        node_id: node.id,
-        label: data.label || "",
-        config: JSON.stringify(data.config || {}),
-        readonly: readOnly ? "1" : "0",
-      },
-    });
-  }
-
-  function closePanel() {
-    panelNode = null;
-    if (panel) panel.innerHTML = panelPlaceholder;
-  }
-
-  // Once htmx has wired the newly placed form, mark it (tests and scripts wait for this).
-  document.body.addEventListener("htmx:afterSettle", (event) => {
-    const form = event.detail && event.detail.target === panel && panel.querySelector("form.nf");
-    if (form) form.dataset.ready = "true";
-  });
-
-  // Edits typed in the form reach the node after a short debounce; save() waits for them.
-  let formEdits = 0;
-  let formApplied = 0;
-  let formWaiters = [];
-  if (panel) {
-    panel.addEventListener("input", (event) => {
-      if (event.target.closest && event.target.closest("form.nf")) formEdits += 1;
-    });
-  }
-  document.body.addEventListener("htmx:beforeRequest", (event) => {
-    const elt = event.detail && event.detail.elt;
-    if (elt && elt.matches && elt.matches("form.nf")) elt.dataset.edits = String(formEdits);
-  });
-
-  function formSettled(elt) {
-    formApplied = Math.max(formApplied, Number(elt.dataset.edits || 0));
-    const waiting = formWaiters;
-    formWaiters = [];
-    waiting.forEach((resolve) => resolve());
-  }
-
-  function flushForm() {
-    const form = panel && panel.querySelector("form.nf[hx-post]");
-    if (!form || formEdits <= formApplied || !window.htmx) return Promise.resolve();
-    const pending = new Promise((resolve) => {
-      formWaiters.push(resolve);
-      setTimeout(resolve, 3000);
-    });
-    window.htmx.trigger(form, "switchyard:flush");
-    return pending;
-  }
-
-  // A form response carries the config it checked; the node takes it (as typed when invalid).
-  document.body.addEventListener("htmx:afterRequest", (event) => {
-    const elt = event.detail && event.detail.elt;
-    if (!elt || !elt.matches || !elt.matches("form.nf")) return;
-    try {
-      if (event.detail.successful) applyFormResponse(event);
-    } finally {
-      formSettled(elt);
-    }
-  });
-
-  function applyFormResponse(event) {
-    const html = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
-    const script = html.querySelector("[data-node-config] script");
-    if (!script) return;
-    const payload = JSON.parse(script.textContent);
-    const node = graph.getCellById(payload.node);
-    if (!node || readOnly) return;
-    const data = node.getData() || {};
-    const config = { ...payload.config };
-    for (const key of payload.keep || []) {
-      if (data.config && key in data.config) config[key] = data.config[key];
-    }
-    const label = payload.label || "";
-    if (JSON.stringify(config) === JSON.stringify(data.config || {}) && label === (data.label || "")) return;
-    node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
-  }
-
   // ---- Graph events ----------------------------------------------------------------------
   graph.on("node:change:data", ({ node, options }) => {
     if (options && options.derived) return;
     requestPorts(node);
     renderNode(node);
-    if (panelNode === node.id && !(options && options.source === "form")) openPanel(node);
+    if (panel.nodeId === node.id && !(options && options.source === "form")) panel.open(node);
   });
 
   graph.on("cell:added", ({ cell, options }) => {
@@ -1049,7 +567,7 @@
       requestPorts(cell);
       selection.clean();
       selection.select(cell);
-      openPanel(cell);
+      panel.open(cell);
     }
     if (!(options && options.derived)) scheduleDirtyCheck();
   });
@@ -1062,8 +580,8 @@
         if (node) syncPorts(node);
       }
     } else {
-      runState.delete(cell.id);
-      if (panelNode === cell.id) closePanel();
+      run.delete(cell.id);
+      if (panel.nodeId === cell.id) panel.close();
     }
     if (!(options && options.derived)) scheduleDirtyCheck();
   });
@@ -1104,7 +622,7 @@
   }
 
   graph.on("node:click", ({ node, e }) => {
-    openPanel(node);
+    panel.open(node);
     for (const callback of clickCallbacks) {
       try {
         callback(node.id, e);
@@ -1114,7 +632,7 @@
     }
   });
 
-  graph.on("blank:click", () => closePanel());
+  graph.on("blank:click", () => panel.close());
 
   graph.on("node:selected", ({ node }) => renderNode(node));
   graph.on("node:unselected", ({ node }) => {
@@ -1139,31 +657,20 @@
   });
 
   // ---- Palette: drag a node type onto the canvas -----------------------------------------
-  function nextId(type) {
-    const stem = String(type).replace(/[^A-Za-z0-9_]/g, "") || "node";
-    const re = new RegExp(`^${stem}(\\d+)$`);
-    let max = 0;
-    for (const node of graph.getNodes()) {
-      const m = re.exec(node.id);
-      if (m) max = Math.max(max, Number(m[1]));
-    }
-    return `${stem}${max + 1}`;
-  }
+  const nodeIds = () => graph.getNodes().map((n) => n.id);
 
-  function uniqueName(type, wanted) {
-    const used = new Set(
+  /** The config names taken by nodes of this type (inputs and outputs are named). */
+  function usedNames(type) {
+    return new Set(
       graph.getNodes().filter((n) => (n.getData() || {}).type === type).map((n) => ((n.getData() || {}).config || {}).name),
     );
-    let name = wanted;
-    for (let i = 2; used.has(name); i++) name = `${wanted}_${i}`;
-    return name;
   }
 
   function newNodeDoc(type, at) {
     const palette = DATA.palette[type] || { config: {}, ports: { inputs: [], outputs: [] } };
-    const id = nextId(type);
+    const id = nextId(type, nodeIds());
     const config = JSON.parse(JSON.stringify(palette.config || {}));
-    if ("name" in config) config.name = uniqueName(type, id);
+    if ("name" in config) config.name = uniqueName(id, usedNames(type));
     portCache.set(portKey(type, config), palette.ports);
     return { id, type, config, position: at || { x: 0, y: 0 } };
   }
@@ -1172,7 +679,7 @@
     item.addEventListener("mousedown", (e) => {
       if (readOnly || e.button !== 0) return;
       e.preventDefault();
-      const node = graph.createNode(nodeMeta(newNodeDoc(item.dataset.paletteType), []));
+      const node = graph.createNode(meta(newNodeDoc(item.dataset.paletteType), []));
       dnd.start(node, e);
     });
     // Keyboard and click: add it in the middle of the view.
@@ -1188,7 +695,7 @@
     const area = graph.getGraphArea();
     const doc = newNodeDoc(type, { x: Math.round(area.center.x - W / 2), y: Math.round(area.center.y - 30) });
     pendingDrop = doc.id;
-    graph.addNode(nodeMeta(doc, []));
+    graph.addNode(meta(doc, []));
   }
 
   // ---- Editing commands ------------------------------------------------------------------
@@ -1220,15 +727,15 @@
     const nodes = [];
     graph.startBatch("paste");
     for (const n of clipboard.nodes) {
-      const id = nextId(n.type);
+      const id = nextId(n.type, nodeIds());
       rename.set(n.id, id);
       const config = JSON.parse(JSON.stringify(n.config || {}));
       if ((n.type === "input" || n.type === "output") && typeof config.name === "string") {
-        config.name = uniqueName(n.type, config.name);
+        config.name = uniqueName(config.name, usedNames(n.type));
       }
       const at = n.position || { x: 0, y: 0 };
       const doc = { ...n, id, config, position: { x: at.x + 30 * pasteCount, y: at.y + 30 * pasteCount } };
-      nodes.push(graph.addNode(nodeMeta(doc, [])));
+      nodes.push(graph.addNode(meta(doc, [])));
     }
     const edges = clipboard.edges.map((e) => ({ ...e, source: rename.get(e.source), target: rename.get(e.target) }));
     for (const e of edges) graph.addEdge(edgeMeta(e));
@@ -1263,12 +770,6 @@
       graph.stopBatch("layout");
       fit(null, { all: true });
     });
-  }
-
-  function isTyping(target) {
-    if (!target || target === document.body) return false;
-    const tag = target.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
   }
 
   const help = document.getElementById("ed-help");
@@ -1337,7 +838,7 @@
     if (help && !help.hidden && !help.contains(e.target) && !(helpButton && helpButton.contains(e.target))) toggleHelp(false);
   });
 
-  // ---- Read-only and run state -----------------------------------------------------------
+  // ---- Read-only -------------------------------------------------------------------------
   function setReadOnly(value) {
     readOnly = Boolean(value) || !DATA.editable;
     document.body.classList.toggle("ed-readonly", readOnly);
@@ -1347,124 +848,9 @@
       if (b) b.disabled = readOnly;
     }
     document.querySelectorAll("[data-palette-type]").forEach((el) => el.setAttribute("aria-disabled", String(readOnly)));
-    if (panelNode) {
-      const node = graph.getCellById(panelNode);
-      if (node) openPanel(node);
-    }
-  }
-
-  function state(nodeId) {
-    if (!runState.has(nodeId)) runState.set(nodeId, {});
-    return runState.get(nodeId);
-  }
-
-  function touch(nodeId) {
-    const node = graph.getCellById(nodeId);
-    if (node && node.isNode()) renderNode(node, true);
-  }
-
-  function setStatus(nodeId, status) {
-    state(nodeId).status = STATUSES.includes(status) ? status : "idle";
-    touch(nodeId);
-  }
-
-  function setText(nodeId, text) {
-    state(nodeId).text = String(text || "").slice(-4000);
-    touch(nodeId);
-  }
-
-  function appendText(nodeId, text) {
-    const s = state(nodeId);
-    s.text = ((s.text || "") + String(text || "")).slice(-4000);
-    touch(nodeId);
-  }
-
-  function setProgress(nodeId, done, total) {
-    const s = state(nodeId);
-    s.done = Number(done) || 0;
-    s.total = Number(total) || 0;
-    touch(nodeId);
-  }
-
-  function setIteration(nodeId, n) {
-    state(nodeId).iteration = Number(n) || 0;
-    touch(nodeId);
-  }
-
-  // A node out of view has no mounted view: redrawing its model costs as much as a drawn
-  // one's, for nothing. paintRunState marks such nodes stale and draws them when they
-  // come into view ("view:mounted").
-  function touchWhenDrawn(nodeId) {
-    const node = graph.getCellById(nodeId);
-    if (!node || !node.isNode()) return;
-    const view = graph.findViewByCell(node);
-    if (view && graph.renderer.isViewMounted(view)) {
-      stale.delete(nodeId);
-      renderNode(node, true);
-    } else {
-      stale.add(nodeId);
-    }
-  }
-
-  graph.on("view:mounted", ({ view }) => {
-    const cell = view && view.cell;
-    if (cell && stale.delete(cell.id) && cell.isNode()) renderNode(cell, true);
-  });
-
-  function setNodeBadges(nodeId, badges) {
-    state(nodeId).badges = Array.isArray(badges) ? badges.slice(0, TAG_SLOTS) : [];
-    touch(nodeId);
-  }
-
-  // What a node shows for its run state; equal keys mean nothing to redraw.
-  function runKey(s) {
-    if (!s) return "";
-    const badges = (s.badges || []).map((b) => `${b.kind}:${b.text}:${b.title || ""}`).join("|");
-    return [s.status || "idle", s.text || "", `${s.done || 0}/${s.total || 0}`, s.iteration || 0, badges].join("\u0000");
-  }
-
-  function paintRunState(states, carried) {
-    const before = new Map([...runState].map(([id, s]) => [id, runKey(s)]));
-    runState.clear();
-    for (const [id, s] of states || []) {
-      runState.set(id, {
-        status: STATUSES.includes(s.status) ? s.status : "idle",
-        text: String(s.text || "").slice(-4000),
-        done: Number(s.done) || 0,
-        total: Number(s.total) || 0,
-        iteration: Number(s.iteration) || 0,
-        badges: Array.isArray(s.badges) ? s.badges.slice(0, TAG_SLOTS) : [],
-      });
-    }
-    for (const id of new Set([...before.keys(), ...runState.keys()])) {
-      if (before.get(id) !== runKey(runState.get(id))) touchWhenDrawn(id);
-    }
-    const want = new Set((carried || []).map(([node, port]) => `${node}\u0000${port}`));
-    for (const e of graph.getEdges()) {
-      const current = String(e.attr("line/class") || "");
-      if (current !== "sy-edge-line" && current !== "sy-edge-line is-carried") continue;
-      const key = `${e.getSourceCellId()}\u0000${portName(e.getSourcePortId())}`;
-      const next = want.has(key) ? "sy-edge-line is-carried" : "sy-edge-line";
-      if (current !== next) setEdgeClass(e, next);
-    }
-  }
-
-  // Run marks on edges, like renderNode's quiet mode: the model quietly, a drawn line's class
-  // directly (an edge's attrs change would re-route it).
-  function setEdgeClass(edge, cls) {
-    edge.attr("line/class", cls, { ...UI, silent: true });
-    const view = graph.findViewByCell(edge);
-    if (!view || !graph.renderer.isViewMounted(view)) return;
-    const line = view.selectors && view.selectors.line;
-    if (line) line.setAttribute("class", cls);
-    else view.update();
-  }
-
-  function markEdges(sourceNodeId, sourcePort) {
-    for (const e of graph.getEdges()) {
-      if (e.getSourceCellId() === sourceNodeId && (!sourcePort || e.getSourcePortId() === `out:${sourcePort}`)) {
-        setEdgeClass(e, "sy-edge-line is-carried");
-      }
+    if (panel.nodeId) {
+      const node = graph.getCellById(panel.nodeId);
+      if (node) panel.open(node);
     }
   }
 
@@ -1472,18 +858,7 @@
   function markNode(nodeId, kind) {
     if (kind) diffMarks.set(nodeId, kind);
     else diffMarks.delete(nodeId);
-    touch(nodeId);
-  }
-
-  function resetRunState() {
-    const ids = [...runState.keys()];
-    runState.clear();
-    tall.clear();
-    stale.clear();
-    ids.forEach(touch);
-    for (const e of graph.getEdges()) {
-      if (String(e.attr("line/class") || "").includes("is-carried")) setEdgeClass(e, "sy-edge-line");
-    }
+    run.touch(nodeId);
   }
 
   // ---- Start -----------------------------------------------------------------------------
@@ -1500,23 +875,23 @@
     resolveReady = resolve;
   });
 
-  const api_ = {
+  const canvas = {
     graph,
     ready,
     documentJSON,
     load,
     setReadOnly,
     isReadOnly: () => readOnly,
-    setStatus,
-    appendText,
-    setText,
-    setProgress,
-    setIteration,
-    setNodeBadges,
-    paintRunState,
-    markEdges,
+    setStatus: (id, status) => run.setStatus(id, status),
+    appendText: (id, text) => run.appendText(id, text),
+    setText: (id, text) => run.setText(id, text),
+    setProgress: (id, done, total) => run.setProgress(id, done, total),
+    setIteration: (id, n) => run.setIteration(id, n),
+    setNodeBadges: (id, badges) => run.setNodeBadges(id, badges),
+    paintRunState: (states, carried) => run.paint(states, carried),
+    markEdges: (id, port) => run.markEdges(id, port),
     markNode,
-    resetRunState,
+    resetRunState: () => run.reset(),
     showProblems,
     clearProblems,
     isDirty: () => checkDirty(),
@@ -1531,18 +906,16 @@
       return version;
     },
   };
-  window.Switchyard = window.Switchyard || {};
-  window.Switchyard.canvas = api_;
 
-  const drafts = readDrafts();
+  const found = drafts.read(version);
   load(DATA.doc, { readOnly });
-  restoreDraft(drafts);
+  if (DATA.editable) drafts.restore(found, { load, checkDirty, get version() { return version; } }, DATA.doc);
   performance.mark("switchyard:canvas-loaded");
   const finish = () => {
     performance.mark("switchyard:canvas-ready");
-    window.Switchyard.canvas.readyAt = performance.now();
+    canvas.readyAt = performance.now();
     document.documentElement.dataset.canvas = "ready";
-    resolveReady(api_);
+    resolveReady(canvas);
     document.dispatchEvent(new CustomEvent("switchyard:canvas-ready"));
     setTimeout(addMinimap, 0);
   };
@@ -1559,4 +932,16 @@
   } else {
     requestAnimationFrame(finish);
   }
-})();
+  return canvas;
+}
+
+performance.mark("switchyard:canvas-start");
+const dataElement = document.getElementById("editor-data");
+
+/** The page's canvas (see above), or null on a page without one. */
+export const canvas = window.X6 && dataElement ? createCanvas(window.X6, JSON.parse(dataElement.textContent)) : null;
+
+if (canvas) {
+  window.Switchyard = window.Switchyard || {};
+  window.Switchyard.canvas = canvas;
+}

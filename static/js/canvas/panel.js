@@ -1,0 +1,108 @@
+/* panel.js — the node form beside the canvas (#node-panel): the server renders it
+   (POST urls.nodeForm through htmx) and checks every edit; this file opens it for a node
+   and hands each checked config back to the node. Edits typed in the form reach the node
+   after a short debounce (the form's own hx-trigger); save() waits for them: flush(). */
+import { csrfToken } from "../lib/net.js";
+
+export class Panel {
+  /** isReadOnly(): whether the form opens read-only and its answers are ignored. */
+  constructor(graph, nodeFormUrl, isReadOnly) {
+    this.graph = graph;
+    this.url = nodeFormUrl;
+    this.isReadOnly = isReadOnly;
+    this.element = document.getElementById("node-panel");
+    this.placeholder = this.element ? this.element.innerHTML : "";
+    this.nodeId = null; // the node whose form is open
+    this.edits = 0; // input events in the form so far
+    this.applied = 0; // the edits whose answer has come back
+    this.waiters = [];
+    this.listen();
+  }
+
+  open(node) {
+    if (!this.element || !window.htmx) return;
+    const data = node.getData() || {};
+    this.nodeId = node.id;
+    window.htmx.ajax("POST", this.url, {
+      target: this.element,
+      swap: "innerHTML",
+      headers: { "X-CSRFToken": csrfToken() },
+      values: {
+        type: data.type,
+        node_id: node.id,
+        label: data.label || "",
+        config: JSON.stringify(data.config || {}),
+        readonly: this.isReadOnly() ? "1" : "0",
+      },
+    });
+  }
+
+  close() {
+    this.nodeId = null;
+    if (this.element) this.element.innerHTML = this.placeholder;
+  }
+
+  /** Resolves once the form's pending edits have reached the node (at most 3 s). */
+  flush() {
+    const form = this.element && this.element.querySelector("form.nf[hx-post]");
+    if (!form || this.edits <= this.applied || !window.htmx) return Promise.resolve();
+    const pending = new Promise((resolve) => {
+      this.waiters.push(resolve);
+      setTimeout(resolve, 3000);
+    });
+    window.htmx.trigger(form, "switchyard:flush");
+    return pending;
+  }
+
+  listen() {
+    const panel = this.element;
+    // Once htmx has wired the newly placed form, mark it (tests and scripts wait for this).
+    document.body.addEventListener("htmx:afterSettle", (event) => {
+      const form = event.detail && event.detail.target === panel && panel.querySelector("form.nf");
+      if (form) form.dataset.ready = "true";
+    });
+    if (panel) {
+      panel.addEventListener("input", (event) => {
+        if (event.target.closest && event.target.closest("form.nf")) this.edits += 1;
+      });
+    }
+    document.body.addEventListener("htmx:beforeRequest", (event) => {
+      const elt = event.detail && event.detail.elt;
+      if (elt && elt.matches && elt.matches("form.nf")) elt.dataset.edits = String(this.edits);
+    });
+    // A form response carries the config it checked; the node takes it (as typed when invalid).
+    document.body.addEventListener("htmx:afterRequest", (event) => {
+      const elt = event.detail && event.detail.elt;
+      if (!elt || !elt.matches || !elt.matches("form.nf")) return;
+      try {
+        if (event.detail.successful) this.applyResponse(event);
+      } finally {
+        this.settled(elt);
+      }
+    });
+  }
+
+  settled(elt) {
+    this.applied = Math.max(this.applied, Number(elt.dataset.edits || 0));
+    const waiting = this.waiters;
+    this.waiters = [];
+    waiting.forEach((resolve) => resolve());
+  }
+
+  applyResponse(event) {
+    const html = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
+    const script = html.querySelector("[data-node-config] script");
+    if (!script) return;
+    const payload = JSON.parse(script.textContent);
+    const node = this.graph.getCellById(payload.node);
+    if (!node || this.isReadOnly()) return;
+    const data = node.getData() || {};
+    const config = { ...payload.config };
+    for (const key of payload.keep || []) {
+      if (data.config && key in data.config) config[key] = data.config[key];
+    }
+    const label = payload.label || "";
+    if (JSON.stringify(config) === JSON.stringify(data.config || {}) && label === (data.label || "")) return;
+    node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
+  }
+}

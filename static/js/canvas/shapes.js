@@ -1,0 +1,233 @@
+/* shapes.js — how a flow looks on the canvas: the geometry, the X6 node, edge and
+   connector shapes, and the pure helpers that turn a node's ports and run state into
+   drawing attributes. Only registerShapes() and miniNodeView() touch X6 (passed in), so
+   Node can import the rest (shapes.test.js). */
+
+// Geometry (px). Node width is fixed so nothing needs measuring.
+export const W = 210;
+export const HEAD = 34;
+export const ROW = 22;
+export const PAD = 10;
+export const STREAM_LINES = 6;
+export const LINE_H = 13;
+export const STREAM_CHARS = 30; // monospace 10.5px in W - 28px
+export const STREAM_H = STREAM_LINES * LINE_H + 10;
+export const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
+
+// Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
+export const TAG_SLOTS = 3;
+const TAG_H = 15;
+const TAG_CHAR = 6.1; // monospace 10px
+
+/** The attrs of a node's tag slots for these badges ([{kind, text, title}]); empty slots hide. */
+export function tagAttrs(badges) {
+  const attrs = {};
+  let x = 0;
+  for (let i = 0; i < TAG_SLOTS; i++) {
+    const badge = badges[i];
+    const text = badge ? String(badge.text) : "";
+    const width = badge ? Math.round(10 + text.length * TAG_CHAR) : 0;
+    attrs[`tag${i}`] = {
+      class: badge ? `sy-tag sy-tag-${badge.kind}` : "sy-tag is-empty",
+      transform: `translate(${x},${-TAG_H - 3})`,
+      title: badge ? badge.title || text : "",
+    };
+    attrs[`tag${i}Bg`] = { x: 0, y: 0, width, height: TAG_H, rx: 4 };
+    attrs[`tag${i}Text`] = { x: 5, y: TAG_H / 2 + 0.5, textVerticalAnchor: "middle", text };
+    if (badge) x += width + 4;
+  }
+  return attrs;
+}
+
+export const portKey = (type, config) => type + "\u0000" + JSON.stringify(config || {});
+export const portName = (id) => String(id || "").replace(/^(in|out):/, "");
+export const shortText = (text, max) => (text.length > max ? text.slice(0, max - 1) + "…" : text);
+
+export function baseHeight(rows) {
+  return HEAD + rows * ROW + PAD;
+}
+
+/** The ports of `nodeId` that edges (document edges) use: {ins, outs}, each once. */
+export function connectedPorts(nodeId, edges) {
+  const ins = [];
+  const outs = [];
+  for (const e of edges) {
+    if (e.target === nodeId && !ins.includes(e.target_port)) ins.push(e.target_port);
+    if (e.source === nodeId && !outs.includes(e.source_port)) outs.push(e.source_port);
+  }
+  return { ins, outs };
+}
+
+/** The port items of a node: the server's ports, plus any port an edge still uses (shown
+    as stale: validation will name it), plus "+" on nodes that take any port name (merge). */
+export function portItems(server, connected) {
+  const anyIn = server.inputs === null;
+  const ins = (server.inputs || []).map((name) => ({ name }));
+  for (const name of connected.ins) {
+    if (name !== "+" && !ins.some((p) => p.name === name)) ins.push({ name, stale: !anyIn });
+  }
+  if (anyIn) ins.push({ name: "+", add: true });
+  const outs = server.outputs.map((name) => ({ name }));
+  for (const name of connected.outs) {
+    if (!outs.some((p) => p.name === name)) outs.push({ name, stale: true });
+  }
+  const item = (group, p, i) => ({
+    id: `${group}:${p.name}`,
+    group,
+    args: { x: group === "in" ? 0 : W, y: HEAD + i * ROW + ROW / 2 + 2 },
+    attrs: {
+      circle: { class: `sy-port sy-port-${group}${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}` },
+      text: {
+        text: p.add ? "+ port" : shortText(p.name, 13),
+        class: `sy-port-label${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}`,
+      },
+    },
+  });
+  return {
+    items: [...ins.map((p, i) => item("in", p, i)), ...outs.map((p, i) => item("out", p, i))],
+    rows: Math.max(ins.length, outs.length, 1),
+  };
+}
+
+/** Streamed text as the node shows it: wrapped at STREAM_CHARS, the last STREAM_LINES lines. */
+export function streamLines(text) {
+  const lines = [];
+  for (const raw of String(text).split("\n")) {
+    if (!raw) {
+      lines.push("");
+      continue;
+    }
+    for (let i = 0; i < raw.length; i += STREAM_CHARS) lines.push(raw.slice(i, i + STREAM_CHARS));
+  }
+  while (lines.length && lines[lines.length - 1] === "") lines.pop();
+  return lines.slice(-STREAM_LINES).join("\n") || " ";
+}
+
+/** Registers the "sy-node" and "sy-edge" shapes and the "sy-curve" connector with X6. */
+export function registerShapes(X6) {
+  const portLabel = { tagName: "text", selector: "text" };
+  X6.Graph.registerNode(
+    "sy-node",
+    {
+      width: W,
+      height: HEAD + ROW + PAD,
+      markup: [
+        {
+          tagName: "g",
+          selector: "frame",
+          children: [
+            { tagName: "rect", selector: "body" },
+            { tagName: "circle", selector: "dot" },
+            { tagName: "text", selector: "title" },
+            { tagName: "text", selector: "kind" },
+            { tagName: "rect", selector: "barBg" },
+            { tagName: "rect", selector: "bar" },
+            { tagName: "rect", selector: "streamBg" },
+            { tagName: "text", selector: "stream" },
+            {
+              tagName: "g",
+              selector: "badge",
+              children: [
+                { tagName: "rect", selector: "badgeBg" },
+                { tagName: "text", selector: "badgeText" },
+              ],
+            },
+            { tagName: "text", selector: "problem" },
+            ...[0, 1, 2].map((i) => ({
+              tagName: "g",
+              selector: `tag${i}`,
+              children: [
+                { tagName: "rect", selector: `tag${i}Bg` },
+                { tagName: "text", selector: `tag${i}Text` },
+              ],
+            })),
+          ],
+        },
+      ],
+      attrs: {
+        frame: { class: "sy-node" },
+        body: { refWidth: "100%", refHeight: "100%", rx: 8, ry: 8, class: "sy-body" },
+        dot: { cx: 15, cy: HEAD / 2, r: 4.5, class: "sy-dot" },
+        title: { x: 28, y: HEAD / 2, textVerticalAnchor: "middle", class: "sy-title", text: "" },
+        kind: {
+          x: W - 10, y: HEAD / 2, textAnchor: "end", textVerticalAnchor: "middle", class: "sy-kind", text: "",
+        },
+        barBg: { x: 0, y: HEAD - 1, width: W, height: 2, class: "sy-bar-bg" },
+        bar: { x: 0, y: HEAD - 1, width: 0, height: 2, class: "sy-bar" },
+        streamBg: { x: 8, y: 0, width: W - 16, height: STREAM_H, rx: 4, class: "sy-stream-bg" },
+        stream: { x: 14, y: 0, class: "sy-stream", text: "", lineHeight: LINE_H, textVerticalAnchor: "top" },
+        badge: { transform: `translate(${W - 4},0)`, class: "sy-badge" },
+        badgeBg: { x: -16, y: -9, width: 32, height: 18, rx: 9 },
+        badgeText: { x: 0, y: 0, textAnchor: "middle", textVerticalAnchor: "middle", text: "" },
+        problem: { x: 2, y: 0, class: "sy-problem-text", text: "" },
+        ...tagAttrs([]),
+      },
+      ports: {
+        groups: {
+          in: {
+            position: "absolute",
+            markup: [{ tagName: "circle", selector: "circle" }],
+            label: { position: { name: "right", args: { x: 10 } }, markup: portLabel },
+            attrs: {
+              circle: { r: 5, magnet: "passive", class: "sy-port sy-port-in" },
+              text: { class: "sy-port-label", fontSize: 11 },
+            },
+          },
+          out: {
+            position: "absolute",
+            markup: [{ tagName: "circle", selector: "circle" }],
+            label: { position: { name: "left", args: { x: -10 } }, markup: portLabel },
+            attrs: {
+              circle: { r: 5, magnet: true, class: "sy-port sy-port-out" },
+              text: { class: "sy-port-label", fontSize: 11 },
+            },
+          },
+        },
+      },
+    },
+    true,
+  );
+
+  // Edges leave an output to the right and enter an input from the left, also when they
+  // run backwards (a loop), as in most node editors.
+  X6.Graph.registerConnector(
+    "sy-curve",
+    (s, t, route, options) => {
+      const bend = Math.max(Math.abs(t.x - s.x) / 2, Math.min(Math.abs(t.y - s.y), 60), 40);
+      const d = `M ${s.x} ${s.y} C ${s.x + bend} ${s.y} ${t.x - bend} ${t.y} ${t.x} ${t.y}`;
+      return options && options.raw ? X6.Path.parse(d) : d;
+    },
+    true,
+  );
+
+  X6.Graph.registerEdge(
+    "sy-edge",
+    {
+      inherit: "edge",
+      zIndex: 1,
+      attrs: {
+        line: {
+          stroke: "#9aa3b2",
+          strokeWidth: 1.6,
+          class: "sy-edge-line",
+          targetMarker: { name: "block", width: 7, height: 6 },
+        },
+      },
+      connector: { name: "sy-curve" },
+    },
+    true,
+  );
+}
+
+/** The minimap's node view: plain rectangles, cheap enough for thousands of nodes. */
+export function miniNodeView(X6) {
+  return class MiniNodeView extends X6.NodeView {
+    renderMarkup() {
+      return this.renderJSONMarkup({ tagName: "rect", selector: "body" });
+    }
+    update() {
+      super.update({ body: { refWidth: "100%", refHeight: "100%", rx: 6, class: "sy-mini-node" } });
+    }
+    renderPorts() {}
+  };
+}

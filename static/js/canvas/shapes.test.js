@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { HEAD, ROW, W, connectedPorts, portItems, shortText, streamLines, tagAttrs } from "./shapes.js";
+
+test("a node's ports are the server's, plus stale ones edges still use", () => {
+  const server = { inputs: ["question"], outputs: ["text"] };
+  const { items, rows } = portItems(server, { ins: ["question", "old"], outs: ["gone"] });
+  assert.deepEqual(items.map((p) => p.id), ["in:question", "in:old", "out:text", "out:gone"]);
+  assert.equal(rows, 2);
+  assert.match(items[1].attrs.circle.class, /is-stale/);
+  assert.doesNotMatch(items[0].attrs.circle.class, /is-stale/);
+  assert.deepEqual(items[2].args, { x: W, y: HEAD + ROW / 2 + 2 });
+});
+
+test("a node that takes any input port shows its edges' ports and a '+ port'", () => {
+  const { items } = portItems({ inputs: null, outputs: ["value"] }, { ins: ["a", "+"], outs: [] });
+  assert.deepEqual(items.map((p) => p.id), ["in:a", "in:+", "out:value"]);
+  assert.doesNotMatch(items[0].attrs.circle.class, /is-stale/);
+  assert.equal(items[1].attrs.text.text, "+ port");
+});
+
+test("the ports a node's edges use are listed once each", () => {
+  const edges = [
+    { source: "a", target: "b", source_port: "text", target_port: "x" },
+    { source: "a", target: "b", source_port: "text", target_port: "x" },
+    { source: "b", target: "a", source_port: "out", target_port: "loop" },
+  ];
+  assert.deepEqual(connectedPorts("a", edges), { ins: ["loop"], outs: ["text"] });
+});
+
+test("streamed text shows its last six wrapped lines", () => {
+  assert.equal(streamLines(""), " ");
+  assert.equal(streamLines("a\n\n"), "a");
+  const long = "x".repeat(65);
+  assert.equal(streamLines(long), ["x".repeat(30), "x".repeat(30), "x".repeat(5)].join("\n"));
+  const many = Array.from({ length: 9 }, (_, i) => `line ${i}`).join("\n");
+  assert.equal(streamLines(many).split("\n")[0], "line 3");
+});
+
+test("long names are cut with an ellipsis", () => {
+  assert.equal(shortText("abcdef", 4), "abc…");
+  assert.equal(shortText("abc", 4), "abc");
+});
+
+test("badges fill the tag slots left to right; empty slots hide", () => {
+  const attrs = tagAttrs([{ kind: "cost", text: "$0.5" }, { kind: "cached", text: "cached", title: "Cached" }]);
+  assert.equal(attrs.tag0.class, "sy-tag sy-tag-cost");
+  assert.equal(attrs.tag0.title, "$0.5");
+  assert.equal(attrs.tag1.title, "Cached");
+  assert.equal(attrs.tag1.transform, `translate(${attrs.tag0Bg.width + 4},-18)`);
+  assert.equal(attrs.tag2.class, "sy-tag is-empty");
+});

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { collectInputs, parseValue } from "./inputs.js";
+
+test("form values are JSON when they parse, else text, and blank ones are left out", () => {
+  const values = ["42", "hello", "", "  ", '"42"', '{"a": [1]}', "null", "[1,"].map(parseValue);
+  assert.deepEqual(values, [42, "hello", undefined, undefined, "42", { a: [1] }, null, "[1,"]);
+});
+
+test("a form's inputs are collected by name, blank ones left to their defaults", () => {
+  const field = (name, value) => ({ value, dataset: { inputName: name } });
+  const form = { querySelectorAll: () => [field("topic", "queues"), field("n", "3"), field("skip", "")] };
+  assert.deepEqual(collectInputs(form), { topic: "queues", n: 3 });
+});

@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { RunModel, nodeBadges, preview } from "./model.js";
+
+let seq = 0;
+const ev = (e) => ({ seq: ++seq, ts: 1000 + seq, ...e });
+
+function shortRun() {
+  seq = 0;
+  return [
+    ev({ type: "run_started", schema: 1 }),
+    ev({ type: "node_started", node: "a", iteration: 1, inputs: {} }),
+    ev({ type: "node_delta", node: "a", iteration: 1, text: "Hello " }),
+    ev({ type: "node_delta", node: "a", iteration: 1, text: "world" }),
+    ev({
+      type: "node_finished", node: "a", iteration: 1, output: { text: "Hello world" }, duration_s: 1.5,
+      usage: { input_tokens: 5, output_tokens: 2 }, cost_usd: 0.0042,
+    }),
+    ev({ type: "node_started", node: "b", iteration: 2, inputs: {} }),
+    ev({ type: "node_finished", node: "b", iteration: 2, output: { value: [1, 2] }, cached: { source: "run 7" }, saved_usd: 0.5 }),
+    ev({ type: "node_skipped", node: "c", iteration: 1 }),
+    ev({ type: "run_finished", status: "succeeded", outputs: {}, usage: { input_tokens: 5, output_tokens: 2 } }),
+  ];
+}
+
+test("a short run folds into the run's and each node's state", () => {
+  const model = new RunModel(() => ["a", "b", "c", "d"]);
+  for (const event of shortRun()) assert.equal(model.apply(event), true);
+  assert.equal(model.status, "succeeded");
+  assert.equal(model.finished, true);
+  assert.equal(model.lastSeq, 9);
+  assert.equal(model.startTs, 1001);
+  assert.equal(model.endTs, 1009);
+  assert.deepEqual(model.usage, { input_tokens: 5, output_tokens: 2 });
+  assert.equal(model.cost, 0.0042);
+  const a = model.nodes.get("a");
+  assert.equal(a.status, "done");
+  assert.equal(a.text, "Hello world"); // streamed: the output does not replace it
+  assert.equal(a.duration, 1.5);
+  assert.equal(a.iteration, 1);
+  const b = model.nodes.get("b");
+  assert.equal(b.text, "[\n 1,\n 2\n]"); // not streamed: a preview of its output
+  assert.equal(b.iteration, 2);
+  assert.deepEqual(b.cached, { source: "run 7", saved: 0.5 });
+  assert.equal(model.nodes.get("c").status, "skipped");
+  // Queued when the run started, never reached: idle again once it finished.
+  assert.equal(model.nodes.get("d").status, "idle");
+  assert.deepEqual([...model.carried.values()], [["a", "text"], ["b", "value"]]);
+});
+
+test("an event at or below the last seq is not applied again", () => {
+  const model = new RunModel(() => ["a"]);
+  const events = shortRun();
+  for (const event of events.slice(0, 4)) model.apply(event);
+  assert.equal(model.apply({ ...events[2] }), false);
+  assert.equal(model.nodes.get("a").text, "Hello world");
+});
+
+test("changes name each node once per paint, with only its new text", () => {
+  const model = new RunModel(() => ["a"]);
+  const events = shortRun();
+  for (const event of events.slice(0, 2)) model.apply(event);
+  const first = model.takeChanges();
+  assert.equal(first.reset, true);
+  assert.equal(first.run, true);
+  assert.deepEqual(first.nodes.map(([id]) => id), ["a"]);
+  for (const event of events.slice(2, 4)) model.apply(event);
+  const second = model.takeChanges();
+  assert.equal(second.reset, false);
+  assert.equal(second.nodes.length, 1);
+  assert.equal(second.nodes[0][1].append, "Hello world");
+  assert.equal(second.nodes[0][1].statusChanged, false);
+  model.apply(events[4]);
+  const third = model.takeChanges();
+  assert.deepEqual(third.marks, [["a", "text"]]);
+  assert.deepEqual(third.nodes[0][1].badges.map((b) => b.text), ["$0.0042"]);
+  assert.deepEqual(model.takeChanges().nodes, []);
+});
+
+test("a failed node keeps its error; a cancelled one shows none", () => {
+  const model = new RunModel(() => ["a", "b"]);
+  model.apply({ seq: 1, type: "run_started" });
+  model.apply({ seq: 2, type: "node_started", node: "a", iteration: 1 });
+  model.apply({ seq: 3, type: "node_failed", node: "a", iteration: 1, error: "boom" });
+  model.apply({ seq: 4, type: "node_started", node: "b", iteration: 1 });
+  model.apply({ seq: 5, type: "node_failed", node: "b", iteration: 1, error: "stop", cancelled: true });
+  model.apply({ seq: 6, type: "run_finished", status: "failed", error: "a failed" });
+  assert.deepEqual([model.nodes.get("a").status, model.nodes.get("a").note], ["failed", "boom"]);
+  assert.deepEqual([model.nodes.get("b").status, model.nodes.get("b").note], ["cancelled", ""]);
+  assert.equal(model.error, "a failed");
+});
+
+test("a node still running when the run finishes is cancelled", () => {
+  const model = new RunModel(() => ["a"]);
+  model.apply({ seq: 1, type: "run_started" });
+  model.apply({ seq: 2, type: "node_started", node: "a", iteration: 1 });
+  model.apply({ seq: 3, type: "run_finished", status: "cancelled" });
+  assert.equal(model.nodes.get("a").status, "cancelled");
+});
+
+test("a retry clears the streamed text and says why", () => {
+  const model = new RunModel(() => ["a"]);
+  model.apply({ seq: 1, type: "run_started" });
+  model.apply({ seq: 2, type: "node_started", node: "a", iteration: 1 });
+  model.apply({ seq: 3, type: "node_delta", node: "a", iteration: 1, text: "half" });
+  model.apply({ seq: 4, type: "node_retrying", node: "a", iteration: 1, attempt: 1, error: "overloaded" });
+  const a = model.nodes.get("a");
+  assert.equal(a.text, "");
+  assert.equal(a.note, "retrying: attempt 1 failed (overloaded)");
+});
+
+test("a restored snapshot folds on as the model it was taken from", () => {
+  const events = shortRun();
+  const model = new RunModel(() => ["a", "b"]);
+  for (const event of events.slice(0, 3)) model.apply(event);
+  const restored = RunModel.restore(model.snapshot(), () => ["a", "b"]);
+  for (const event of events.slice(3)) {
+    model.apply(event);
+    restored.apply(event);
+  }
+  assert.deepEqual(restored.fullChanges(), model.fullChanges());
+  assert.equal(restored.status, model.status);
+});
+
+test("an output preview is its one value, or the JSON of them all, cut at 4000 characters", () => {
+  assert.equal(preview({ text: "hi" }), "hi");
+  assert.equal(preview({ a: 1, b: 2 }), '{\n "a": 1,\n "b": 2\n}');
+  assert.equal(preview(null), "");
+  assert.equal(preview({ text: "x".repeat(5000) }).length, 4001);
+});
+
+test("badges say what a node cost and where its output came from", () => {
+  const badges = nodeBadges({ cost: 0.5, iteration: 2, cached: null, reused: { source: "run 3", saved: null } });
+  assert.deepEqual(badges, [
+    { kind: "cost", text: "$0.5", title: "Model cost of this node, all iterations" },
+    { kind: "reused", text: "reused", title: "Output reused from run 3; the node did not run" },
+  ]);
+});
