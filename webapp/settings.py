@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "webapp.teams",
     "webapp.flows",
     "webapp.runs",
+    "webapp.execution",
 ]
 
 MIDDLEWARE = [

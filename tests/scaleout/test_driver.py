@@ -13,8 +13,8 @@ from websockets.sync.client import connect
 from tests.scaleout import flows
 from tests.scaleout.conftest import finished, sound_log
 from webapp.accounts.models import ApiToken
+from webapp.execution.inprocess import CeleryDriver
 from webapp.flows import services as flow_services
-from webapp.runs.drivers import CeleryDriver
 from webapp.runs.models import NodeTask, Run
 from webapp.runs.services import create_from_node
 

@@ -13,9 +13,9 @@ from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
 
 from webapp.asgi import application
+from webapp.execution import inprocess as drivers
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
-from webapp.runs import drivers
 from webapp.runs.models import Run
 from webapp.runs.recorder import write_batch
 

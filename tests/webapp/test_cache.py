@@ -14,9 +14,9 @@ from django.test import Client
 from graphs.cache import CachedOutput
 from graphs.llm.types import Usage
 from graphs.nodes import NODE_TYPES
+from webapp.execution import inprocess as drivers
+from webapp.execution.cache import DbNodeCache
 from webapp.flows import forms, services
-from webapp.runs import drivers
-from webapp.runs.cache import DbNodeCache
 from webapp.runs.models import CacheEntry, Run, RunEvent
 
 JSON = "application/json"

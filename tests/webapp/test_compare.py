@@ -14,8 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from webapp.execution import inprocess as drivers
 from webapp.flows import services
-from webapp.runs import drivers
 from webapp.runs.compare import compare_runs, text_diff
 from webapp.runs.models import Run, RunEvent
 

@@ -9,8 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.scaleout.flows import echo_loop
+from webapp.execution import inprocess as drivers
 from webapp.flows import services as flow_services
-from webapp.runs import drivers, limits, services
+from webapp.runs import limits, services
 from webapp.runs.models import Run, RunEvent, UserStorage
 from webapp.runs.recorder import RunRecorder
 

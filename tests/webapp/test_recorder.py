@@ -11,9 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
+from webapp.execution import inprocess as drivers
+from webapp.execution.management.commands.recover_runs import INTERRUPTED
 from webapp.flows import services
-from webapp.runs import drivers
-from webapp.runs.management.commands.recover_runs import INTERRUPTED
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.recorder import RunRecorder, write_batch
 

@@ -14,8 +14,9 @@ from django.test import AsyncClient, Client
 
 from graphs.errors import FlowInvalid
 from webapp.accounts.models import ApiToken
+from webapp.execution import inprocess as drivers
 from webapp.flows import services as flows
-from webapp.runs import drivers, services
+from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

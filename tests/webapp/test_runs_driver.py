@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from webapp.execution import inprocess as drivers
 from webapp.flows import services
-from webapp.runs import drivers
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 

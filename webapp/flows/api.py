@@ -25,9 +25,9 @@ from webapp.api_schema import (
     paginate,
 )
 from webapp.auth_api import api_auth
+from webapp.execution import inprocess as drivers
 from webapp.flows import access, services
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs import drivers
 from webapp.runs.services import create_run
 from webapp.teams.models import Role
 from webapp.teams.services import team_for

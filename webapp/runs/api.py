@@ -26,9 +26,10 @@ from webapp.api_schema import (
     paginate,
 )
 from webapp.auth_api import api_auth
+from webapp.execution import inprocess as drivers
 from webapp.flows.api import InvalidOut, invalid
 from webapp.problems import ProblemError, responses
-from webapp.runs import drivers, services
+from webapp.runs import services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds

@@ -29,7 +29,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from webapp.runs import dbthreads, limits
+from webapp.execution import dbthreads
+from webapp.runs import limits
 from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd

@@ -21,8 +21,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from graphs.errors import FlowInvalid
+from webapp.execution import inprocess as drivers
 from webapp.flows.access import can_edit_flow
-from webapp.runs import drivers, limits, services
+from webapp.runs import limits, services
 from webapp.runs.access import run_for_editor
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.views import field_text, input_fields

@@ -1,4 +1,4 @@
-"""Creating runs. Starting them is the driver's job (webapp.runs.drivers.start_run).
+"""Creating runs. Starting them is the driver's job (webapp.execution.inprocess.start_run).
 
 Every function here checks everything it can before storing a run: a request that
 cannot run raises FlowInvalid (the engine's problems) or ValueError (what is wrong, in
@@ -16,8 +16,9 @@ from django.db import transaction
 
 from graphs.errors import FlowInvalid, Problem
 from graphs.executor import CompiledFlow
+from webapp.execution import inprocess as drivers
 from webapp.flows.models import Flow
-from webapp.runs import drivers, limits
+from webapp.runs import limits
 from webapp.runs.models import Run, RunEvent
 
 

@@ -17,14 +17,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from graphs.executor import Run as EngineRun
-from webapp.runs import coordinator
-from webapp.runs.models import Run
-from webapp.runs.plans import (  # noqa: F401 (engine_services and the compilers: the web layer's)
+from webapp.execution import coordinator
+from webapp.execution.plans import (  # noqa: F401 (engine_services and the compilers: the web layer's)
     compiled_graph,
     compiled_version,
     engine_services,
     run_options,
 )
+from webapp.runs.models import Run
 from webapp.runs.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _cancel_orphan(run_id: int) -> bool:
 
 
 class CeleryDriver:
-    """Runs execute on Celery workers, node by node (webapp.runs.coordinator).
+    """Runs execute on Celery workers, node by node (webapp.execution.coordinator).
 
     Starting only hands the run to the broker: a worker begins it. When the broker is
     unreachable the run stays queued, and a worker's sweeper begins it once it is back.
@@ -134,7 +134,7 @@ class CeleryDriver:
 
     @staticmethod
     def send_begin(run_id: int) -> str | None:
-        from webapp.runs.tasks import begin_run
+        from webapp.execution.tasks import begin_run
 
         try:
             begin_run.apply_async((run_id,), retry=False)

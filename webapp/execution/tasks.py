@@ -1,6 +1,6 @@
 """Celery tasks of the runs app (executed by ``celery -A webapp worker``).
 
-``run_node`` executes one task of the celery driver (webapp.runs.worker); ``begin_run``
+``run_node`` executes one task of the celery driver (webapp.execution.worker); ``begin_run``
 begins a queued run. Every worker also runs the coordinator's sweeper on a thread of
 its own, so lapsed leases are taken over and unsent tasks sent while any worker lives.
 """
@@ -18,8 +18,8 @@ from django.db import connection
 
 from graphs.nodes.base import Services
 from webapp.celery import app
-from webapp.runs import coordinator, worker
-from webapp.runs.plans import engine_services
+from webapp.execution import coordinator, worker
+from webapp.execution.plans import engine_services
 
 log = logging.getLogger(__name__)
 

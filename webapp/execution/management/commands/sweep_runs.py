@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.runs import coordinator
+from webapp.execution import coordinator
 
 
 class Command(BaseCommand):

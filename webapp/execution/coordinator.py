@@ -44,9 +44,9 @@ from django.utils import timezone
 
 from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
+from webapp.execution.plans import compiled_run, options_for
 from webapp.runs import limits
 from webapp.runs.models import NodeTask, Run, RunEvent, Slot
-from webapp.runs.plans import compiled_run, options_for
 from webapp.runs.recorder import Tally, broadcast, run_changes
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Dispatch:
 
 def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
     """Hand tasks to the broker; those it cannot take stay unsent for the sweeper."""
-    from webapp.runs.tasks import run_node
+    from webapp.execution.tasks import run_node
 
     sent = []
     for task_id, epoch in tasks:
@@ -419,7 +419,7 @@ def lease() -> dt.timedelta:
 def sweep() -> dict[str, int]:
     """Take over lapsed leases, send what never reached the broker, begin stranded runs.
 
-    Every worker runs this every second or so (webapp.runs.tasks); ``manage.py
+    Every worker runs this every second or so (webapp.execution.tasks); ``manage.py
     sweep_runs`` runs it once. Safe to run anywhere, any number of times at once.
     """
     now = timezone.now()
