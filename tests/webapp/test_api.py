@@ -16,8 +16,8 @@ from webapp.asgi import application
 from webapp.execution import inprocess as drivers
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 JSON = "application/json"

@@ -12,8 +12,8 @@ from tests.scaleout.flows import echo_loop
 from webapp.execution import inprocess as drivers
 from webapp.flows import services as flow_services
 from webapp.runs import limits, services
+from webapp.runs.eventlog import RunRecorder
 from webapp.runs.models import Run, RunEvent, UserStorage
-from webapp.runs.recorder import RunRecorder
 
 PROBLEM = "application/problem+json"
 

@@ -40,8 +40,8 @@ from webapp.accounts.models import ApiToken
 from webapp.asgi import application
 from webapp.flows import services, sharing
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 from webapp.teams import services as team_services
 from webapp.teams.models import Invite, Membership, Role, Team
 

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from webapp.execution import inprocess as drivers
 from webapp.execution.management.commands.recover_runs import INTERRUPTED
 from webapp.flows import services
+from webapp.runs.eventlog import RunRecorder, write_batch
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.recorder import RunRecorder, write_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # Dollars per million tokens for the offline model, which costs nothing by default.

@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 
 from webapp.execution import inprocess as drivers
 from webapp.flows import services
-from webapp.runs.groups import run_group
+from webapp.runs.eventlog import run_group
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,8 +20,8 @@ from django.utils import timezone
 import graphs
 from webapp.flows import access, services, share_views, sharing
 from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 from webapp.runs.services import create_run
 from webapp.teams.models import Membership, Role, Team
 

@@ -46,8 +46,8 @@ from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.execution.plans import compiled_run, options_for
 from webapp.runs import limits
+from webapp.runs.eventlog import Tally, broadcast, run_changes
 from webapp.runs.models import NodeTask, Run, RunEvent, Slot
-from webapp.runs.recorder import Tally, broadcast, run_changes
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from webapp.execution.plans import (  # noqa: F401 (engine_services and the comp
     engine_services,
     run_options,
 )
+from webapp.runs.eventlog import RunRecorder
 from webapp.runs.models import Run
-from webapp.runs.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 

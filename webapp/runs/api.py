@@ -57,7 +57,7 @@ class RunOut(Schema):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     usage: UsageOut
-    # Set when the run finishes (webapp.runs.recorder); null while it is queued or running.
+    # Set when the run finishes (webapp.runs.eventlog); null while it is queued or running.
     cost_usd: float | None
     saved_usd: float | None
     cache_hits: int | None

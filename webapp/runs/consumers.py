@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from webapp.accounts import revocation
 from webapp.flows.groups import access_group
 from webapp.runs.access import can_view_run
-from webapp.runs.groups import run_group
+from webapp.runs.eventlog import run_group
 from webapp.runs.models import Run, RunEvent
 
 BACKLOG_CHUNK = 1000

@@ -7,7 +7,7 @@ server (celery's workers) the command does nothing.
 The event log stays the single source: each such run gets what the engine would have
 written had it stopped cleanly, a `node_failed` for every node visit left open and a
 `run_finished` (status failed), appended after its last event and written with the row in
-one transaction (webapp.runs.recorder.write_batch).
+one transaction (webapp.runs.eventlog.write_batch).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Max
 
+from webapp.runs.eventlog import Tally, write_batch
 from webapp.runs.limits import logged_open_visits
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.recorder import Tally, write_batch
 
 INTERRUPTED = "interrupted: the server stopped while this run was in progress"
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)

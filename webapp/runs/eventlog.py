@@ -31,7 +31,6 @@ from django.db import transaction
 
 from webapp.execution import dbthreads
 from webapp.runs import limits
-from webapp.runs.groups import run_group
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd
 
@@ -260,6 +259,11 @@ def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
         async_to_sync(layer.group_send)(run_group(run_id), batch_message(batch))
     except Exception:  # redis-py raises its own ConnectionError, OSError, TimeoutError...
         log.warning("run %s: events %s-%s not broadcast", run_id, batch[0]["seq"], batch[-1]["seq"])
+
+
+def run_group(run_id: int) -> str:
+    """The channel-layer group that live events of a run are broadcast to."""
+    return f"run.{run_id}"
 
 
 def _time(event: dict[str, Any]) -> dt.datetime:
