@@ -365,7 +365,7 @@ class Bench:
             time.sleep(0.1)
 
     def celery_submit(self, ids: list[int]) -> float:
-        from webapp.execution.inprocess import CeleryDriver
+        from webapp.execution.distributed import CeleryDriver
 
         t0 = time.time()
         for run_id in ids:
@@ -895,15 +895,15 @@ def child_inprocess(plan_path: str, cap: int | None) -> None:
     async def main() -> dict[str, Any]:
         driver = drivers.InProcessDriver()
         for run_id in plan["warm"]:
-            await driver.start(run_id)
+            driver.start(run_id)
         await driver.wait_idle()
         for run_id in plan["alone"]:
-            await driver.start(run_id)
+            driver.start(run_id)
             await driver.wait_idle()
         print("burst", flush=True)
         t0 = time.time()
         for run_id in plan["burst"]:
-            await driver.start(run_id)
+            driver.start(run_id)
         await driver.wait_idle()
         return {"t0": t0}
 

@@ -10,7 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from webapp.execution import inprocess as drivers
+from webapp import execution
+from webapp.execution import plans
 from webapp.flows import services
 from webapp.runs.eventlog import run_group
 from webapp.runs.models import Run, RunEvent
@@ -22,9 +23,9 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 @sync_to_async
@@ -38,8 +39,8 @@ def new_run(owner, example: str, inputs: dict | None = None) -> Run:
 
 async def test_a_run_records_every_event_and_its_result(alice):
     run = await new_run(alice, "fanout")
-    await drivers.start_run(run.pk)
-    await drivers.driver().wait_idle()
+    execution.start(run.pk)
+    await execution.driver().wait_idle()
     await run.arefresh_from_db()
     assert run.status == "succeeded"
     assert run.started_at and run.finished_at and run.finished_at >= run.started_at
@@ -56,7 +57,7 @@ async def test_events_are_committed_before_they_are_broadcast(alice):
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(run_group(run.pk), channel)
-    await drivers.start_run(run.pk)
+    execution.start(run.pk)
     seen = 0
     while True:
         message = await layer.receive(channel)
@@ -66,35 +67,35 @@ async def test_events_are_committed_before_they_are_broadcast(alice):
         seen = top
         if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
             break
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     assert seen == await RunEvent.objects.filter(run=run).acount()
 
 
 async def test_cancel_reaches_a_running_run(alice, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_OFFLINE_DELAY_MS", "200")
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     run = await new_run(alice, "chain")
-    await drivers.start_run(run.pk)
+    execution.start(run.pk)
     while not await RunEvent.objects.filter(run=run, type="node_delta").aexists():
         await asyncio.sleep(0.02)
-    assert await drivers.cancel_run(run.pk) is True
-    await drivers.driver().wait_idle()
+    assert await sync_to_async(execution.cancel)(run.pk) is True
+    await execution.driver().wait_idle()
     await run.arefresh_from_db()
     assert run.status == "cancelled"
 
 
 async def test_cancelling_a_run_no_process_holds_marks_it_cancelled(alice):
     run = await new_run(alice, "chain")
-    assert await drivers.cancel_run(run.pk) is True
+    assert await sync_to_async(execution.cancel)(run.pk) is True
     await run.arefresh_from_db()
     assert run.status == "cancelled"
-    assert await drivers.cancel_run(run.pk) is False
+    assert await sync_to_async(execution.cancel)(run.pk) is False
 
 
 async def test_a_cancel_right_after_start_wins_over_the_start(alice):
     run = await new_run(alice, "chain")
-    await drivers.start_run(run.pk)
-    assert await drivers.cancel_run(run.pk) is True
-    await drivers.driver().wait_idle()
+    execution.start(run.pk)
+    assert await sync_to_async(execution.cancel)(run.pk) is True
+    await execution.driver().wait_idle()
     await run.arefresh_from_db()
     assert run.status == "cancelled"

@@ -22,6 +22,7 @@ from graphs.replan import final_states
 from webapp.flows import sharing
 from webapp.flows.editor_api import ports_for
 from webapp.flows.models import ShareLink
+from webapp.runs import eventlog
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.views import canvas_data, graph_steps, pretty, seconds_between
@@ -146,9 +147,5 @@ def public_run_events(request: HttpRequest, token: str, run_id: int) -> HttpResp
         limit = _number(request, "limit", MAX_EVENTS, 1, MAX_EVENTS)
     except ValueError as exc:
         return _headers(JsonResponse({"detail": str(exc)}, status=400))
-    rows = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
-    events = [
-        sharing.public_event(link, payload)
-        for payload in rows.values_list("payload", flat=True)[:limit]
-    ]
+    events = [sharing.public_event(link, event) for event in eventlog.events(run.pk, after, limit)]
     return _headers(JsonResponse(events, safe=False))

@@ -1,90 +1,182 @@
-"""The executor's sink for one run: commit events to the database, then broadcast them.
+"""A run's event log: its one writer and its one reader, whichever driver runs the run.
 
-The executor calls the sink synchronously and must never wait on it, so events are
-queued here and written by one task in batches: whatever arrived while the previous
-batch was being written goes in the next one. A batch is committed before it is
-broadcast, so the database log is always at least as far along as any browser.
+Writing (``Appender``): inside the caller's transaction, the events a driver produced are
+stamped (``ts``, when the engine gave none), priced (``Tally``: a node's cost and a cache
+hit's saving go into its ``node_finished``, the run's totals into ``run_finished`` and the
+run row), numbered on from the run's ``last_seq`` and held to the run's byte limits
+(webapp.runs.limits.EventGate) in one pass; ``save`` stores them with the run row's
+changes, and once the transaction commits they are broadcast to the run's watchers. So
+the database log is always at least as far along as any browser, and has no gaps
+whichever process wrote which event. Prices change; what a run cost is fixed when it is
+recorded.
 
-Before that, each batch is priced (webapp.runs.pricing): a node's cost and a cache hit's
-saving go into its `node_finished`, the run's totals into `run_finished` and the run row.
-Prices change; what a run cost is fixed when it is recorded.
+The writers: the in-process driver (a batch at a time, webapp.execution.inprocess), the
+celery driver's coordinator steps (webapp.execution.coordinator, holding the run's row
+lock) and ``recover_runs`` (closing the log of a run a stopped server left open).
 
-Each batch also passes the run's byte limits (webapp.runs.limits.EventGate) in the
-transaction that writes it: when the log would grow past one, the recorder closes the log,
-stores nothing more but its `run_finished`, and stops the run (`stop_run`).
+Reading (``events``): the stored events after a seq, for the API, the public share link
+and the socket's backlog.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from webapp.execution import dbthreads
 from webapp.runs import limits
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.pricing import cost_usd
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 500
-# Event writes get a thread (and so a database connection) of their own: on the shared
-# thread they would queue behind every request and consumer, and reopen the connection
-# each time.
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
+Event = dict[str, Any]
+
+# What an Appender reads of its run's row.
+ROW = (
+    "last_seq",
+    "event_bytes",
+    "limit_error",
+    "started_by",
+    "cost_usd",
+    "saved_usd",
+    "cache_hits",
+    "started_at",
+)
 
 
-class RunRecorder:
-    def __init__(self, run_id: int):
-        self.run_id = run_id
-        self.pending: list[dict[str, Any]] = []
-        self.wake = asyncio.Event()
-        self.closed = False
+class Appender:
+    """Appends events to one run's log, in the caller's transaction.
+
+    Made from the run's row as read in that transaction (with ``user_bytes``: see
+    limits.with_user_bytes), so that two writers never number from the same seq: the
+    coordinator holds the row's lock, the in-process driver is its run's only writer.
+    `limited`: held to the run's byte limits (recover_runs closes a log whatever its size).
+    """
+
+    def __init__(self, run: Run, *, limited: bool = True) -> None:
+        self.run_id = run.pk
+        self.user_id = run.started_by_id
+        # The run's money so far, kept on its row by every save: whoever writes next
+        # prices on from there.
         self.tally = Tally()
-        # Stops the engine's run when a limit is reached (the driver sets it to the run's
-        # cancel: the log's run_finished says failed, and why, whatever the engine says).
-        self.stop_run: Callable[[], None] | None = None
-        self.writer = asyncio.ensure_future(self.write_loop())
+        self.tally.cost = Decimal(run.cost_usd)
+        self.tally.saved = Decimal(run.saved_usd)
+        self.tally.cache_hits = run.cache_hits
+        if run.started_at is not None:
+            self.tally.started = run.started_at.timestamp()
+        user_bytes = getattr(run, "user_bytes", None)
+        self.gate = limits.EventGate(
+            run.last_seq,
+            limits.run_limits(run.event_bytes, user_bytes) if limited else [],
+            stopped=run.limit_error if limited else "",
+            open_visits=lambda: limits.logged_open_visits(run.pk),
+        )
+        self.events: list[Event] = []
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.pending.append(event)
-        self.wake.set()
+    @classmethod
+    def open(cls, run_id: int, *, limited: bool = True) -> Appender:
+        """An appender for the run, its row read now."""
+        runs = limits.with_user_bytes(Run.objects.filter(pk=run_id))
+        return cls(runs.only(*ROW).get(), limited=limited)
 
-    async def close(self) -> None:
-        """Write everything still queued, then stop."""
-        self.closed = True
-        self.wake.set()
-        await self.writer
+    @property
+    def tripped(self) -> bool:
+        """A limit stopped the run in this write."""
+        return self.gate.tripped
 
-    async def write_loop(self) -> None:
-        layer = get_channel_layer()
-        group = run_group(self.run_id)
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.pending:
-                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                batch = [self.tally.annotate(event) for event in batch]
-                batch, tripped = await dbthreads.on(_writer, write_gated, self.run_id, batch)
-                if tripped and self.stop_run is not None:
-                    self.stop_run()
-                if batch and layer is not None:
-                    # A slow consumer may lose this message; it refills from the database.
-                    try:
-                        await layer.group_send(group, batch_message(batch))
-                    except Exception:  # Redis unreachable: the database has the events
-                        log.warning("run %s: events not broadcast", self.run_id, exc_info=True)
-            if self.closed and not self.pending:
-                return
+    @property
+    def stopped(self) -> str:
+        """The error a limit stopped the run with, in this write or before ("" if none)."""
+        return self.gate.stopped
+
+    def record(self, events: Iterable[Event]) -> list[Event]:
+        """Stamp, price, number and gate `events`; returns what of them will be stored."""
+        now = time.time()
+        kept = []
+        for event in events:
+            if "ts" not in event:
+                event = {"ts": now, **event}
+            kept += self.gate.admit(self.tally.annotate(event))
+        self.events += kept
+        return kept
+
+    def save(self, **fields: Any) -> list[Event]:
+        """Store what was recorded, with `fields` of the run's row; broadcast after the commit.
+
+        Returns the stored events. The user's storage row is written last: it is shared by
+        all of their runs' writers, so held for least time.
+        """
+        events, self.events = self.events, []
+        changes = dict(fields)
+        if self.gate.tripped:
+            changes["limit_error"] = self.gate.stopped
+        stored = 0
+        if events:
+            RunEvent.objects.bulk_create(
+                RunEvent(run_id=self.run_id, seq=e["seq"], type=e["type"], payload=e)
+                for e in events
+            )
+            changes.update(
+                cost_usd=self.tally.cost,
+                saved_usd=self.tally.saved,
+                cache_hits=self.tally.cache_hits,
+            )
+            changes.update(run_changes(events))
+            counted, stored = limits.written(events, self.gate.bytes)
+            changes.update(counted)
+        if changes:
+            Run.objects.filter(pk=self.run_id).update(**changes)
+        limits.charge(self.user_id, stored)
+        if events:
+            transaction.on_commit(partial(broadcast, self.run_id, events))
+        return events
+
+
+def append(
+    run_id: int, events: Iterable[Event], *, limited: bool = True
+) -> tuple[list[Event], bool]:
+    """Append `events` to the run's log in a transaction of their own (see Appender).
+
+    Returns what was stored, and whether a limit stopped the run just now.
+    """
+    with transaction.atomic():
+        appender = Appender.open(run_id, limited=limited)
+        appender.record(events)
+        stored = appender.save()
+    return stored, appender.tripped
+
+
+def events(
+    run_id: int, after: int = 0, limit: int | None = None, *, upto: int | None = None
+) -> list[Event]:
+    """The run's stored events with `after` < seq <= `upto`, in order, at most `limit`."""
+    rows = RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    payloads = rows.values_list("payload", flat=True)
+    return list(payloads if limit is None else payloads[:limit])
+
+
+def write_batch(run_id: int, batch: list[Event]) -> None:
+    """Store events numbered by the caller, as they are (a log made by a test or imported):
+    no pricing, no limits, no broadcast; their bytes count for the run and its user."""
+    with transaction.atomic():
+        RunEvent.objects.bulk_create(
+            RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
+        )
+        changes, stored = limits.written(batch, sum(limits.size_of(e) for e in batch))
+        Run.objects.filter(pk=run_id).update(**run_changes(batch), **changes)
+        limits.charge_run(run_id, stored)
 
 
 class Tally:
@@ -178,49 +270,6 @@ def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_batch(run_id: int, batch: list[dict[str, Any]]) -> None:
-    """Store events numbered by the caller, as they are (no limits: recover_runs closing a
-    log), counting their bytes for the run and its user."""
-    with transaction.atomic():
-        RunEvent.objects.bulk_create(
-            RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
-        )
-        changes, stored = limits.written(batch, sum(limits.size_of(e) for e in batch))
-        Run.objects.filter(pk=run_id).update(**run_changes(batch), **changes)
-        limits.charge_run(run_id, stored)
-
-
-def write_gated(run_id: int, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
-    """Store what the run's limits let through of a batch (limits.EventGate), numbered on
-    from the log's last event; returns it, and whether a limit stopped the run just now."""
-    with transaction.atomic():
-        run = limits.with_user_bytes(Run.objects.filter(pk=run_id)).values(
-            "last_seq", "event_bytes", "limit_error", "started_by", "user_bytes"
-        )[0]
-        gate = limits.EventGate(
-            run["last_seq"],
-            limits.run_limits(run["event_bytes"], run["user_bytes"]),
-            stopped=run["limit_error"],
-            open_visits=lambda: limits.logged_open_visits(run_id),
-        )
-        stored = [e for event in batch for e in gate.admit(event)]
-        changes: dict[str, Any] = {}
-        if gate.tripped:
-            changes["limit_error"] = gate.stopped
-        if stored:
-            RunEvent.objects.bulk_create(
-                RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in stored
-            )
-            counted, count = limits.written(stored, gate.bytes)
-            changes.update(run_changes(stored), **counted)
-        if changes:
-            Run.objects.filter(pk=run_id).update(**changes)
-        if stored:
-            # The run's row before its user's, as coordinator steps lock them.
-            limits.charge(run["started_by"], count)
-    return stored, gate.tripped
-
-
 def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """What a batch of events changes on its run's row: status, times, totals, last_seq."""
     changes: dict[str, Any] = {"last_seq": batch[-1]["seq"]}
@@ -247,7 +296,10 @@ def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
-    """Send committed events to the run's watchers from synchronous code (a worker).
+    """Send committed events to the run's watchers (Appender.save, once they commit).
+
+    From synchronous code: a worker, or a database thread of the in-process driver, where
+    asgiref runs the send on the server's loop.
 
     Best effort: when the channel layer (Redis) is unreachable the events are already in
     the database, and browsers refill from there.
