@@ -52,6 +52,9 @@ from webapp.runs.models import NodeTask, Run, Slot
 log = logging.getLogger(__name__)
 
 # The workers' tasks (webapp.execution.tasks), sent by name: the tasks call this module.
+# Sent with ignore_result=True, as the tasks declare: a name carries none of its task's
+# options, and a send expecting a result subscribes to the result backend first (retrying
+# for a long while when Redis is away, where a send must fail at once).
 RUN_NODE = "webapp.execution.tasks.run_node"
 BEGIN_RUN = "webapp.execution.tasks.begin_run"
 
@@ -83,7 +86,7 @@ def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
     sent = []
     for task_id, epoch in tasks:
         try:
-            app.send_task(RUN_NODE, (task_id, epoch), retry=False)
+            app.send_task(RUN_NODE, (task_id, epoch), retry=False, ignore_result=True)
         except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
             log.warning("task %s not sent: the broker is unreachable", task_id)
             break  # the rest would fail the same way; the sweeper sends them later

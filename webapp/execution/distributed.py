@@ -31,7 +31,7 @@ class CeleryDriver:
     @staticmethod
     def send_begin(run_id: int) -> str | None:
         try:
-            app.send_task(coordinator.BEGIN_RUN, (run_id,), retry=False)
+            app.send_task(coordinator.BEGIN_RUN, (run_id,), retry=False, ignore_result=True)
         except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
             log.warning("run %s: the broker is unreachable; it stays queued", run_id)
             return QUEUED_NOTICE
