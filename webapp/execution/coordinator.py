@@ -386,7 +386,7 @@ def lease() -> dt.timedelta:
 def sweep() -> dict[str, int]:
     """Take over lapsed leases, send what never reached the broker, begin stranded runs.
 
-    Every worker runs this every second or so (webapp.execution.tasks); ``manage.py
+    Every worker runs this every second or so (webapp.execution.sweeper); ``manage.py
     sweep_runs`` runs it once. Safe to run anywhere, any number of times at once.
     """
     now = timezone.now()

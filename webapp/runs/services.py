@@ -1,10 +1,14 @@
-"""Creating runs. Starting them is the driver's job (webapp.execution.inprocess.start_run).
+"""Creating runs, and the rules of a run's life that every driver follows.
 
-Every function here checks everything it can before storing a run: a request that
+Every ``create_*`` checks everything it can before storing a run: a request that
 cannot run raises FlowInvalid (the engine's problems) or ValueError (what is wrong, in
 words) and leaves nothing behind. A user at one of the deployment's limits (runs in
 flight, stored bytes: webapp.runs.limits) gets RunRefused instead, from ``_store``, the
-one place runs are made.
+one place runs are made. A stored run is handed to the driver (webapp.execution.start)
+once the transaction that stored it commits; ``start_notice`` says what the driver said.
+
+``fail``, ``cancel_queued`` and ``cancel_orphan`` are how a run ends when no engine closes
+its event log: both drivers use them.
 """
 
 from __future__ import annotations
