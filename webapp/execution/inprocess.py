@@ -123,9 +123,11 @@ class InProcessDriver:
             loop.call_soon_threadsafe(handle.cancel)
             return True
         if starting:
-            # Still queued: cancel it outright, and the start will see that.
-            services.cancel_orphan(run_id)
+            # Still queued: cancel it outright, and the claim will see that. Claimed already:
+            # the start sees cancel_requested and stops the engine's run.
+            services.cancel_queued(run_id)
             return True
+        # Not this process's (say, started before a restart): nothing executes it.
         return services.cancel_orphan(run_id)
 
     async def wait_idle(self) -> None:
