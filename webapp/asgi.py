@@ -4,6 +4,7 @@ import asyncio
 import os
 import sys
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.asgi import get_asgi_application
 
 from webapp import daphne_patches
@@ -39,7 +40,7 @@ router = ProtocolTypeRouter(
 )
 
 
-async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     # The in-process driver starts runs on this loop from any thread (sync views among
     # them). Recorded on every call: cheap, and a test's server gets its own loop.
     serve_on(asyncio.get_running_loop())
