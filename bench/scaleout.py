@@ -365,7 +365,7 @@ class Bench:
             time.sleep(0.1)
 
     def celery_submit(self, ids: list[int]) -> float:
-        from webapp.runs.drivers import CeleryDriver
+        from webapp.execution.distributed import CeleryDriver
 
         t0 = time.time()
         for run_id in ids:
@@ -775,7 +775,7 @@ class Bench:
             f"our database's PostgreSQL backends, the Redis server (shared with other "
             f"sessions); machine busy: all {os.cpu_count()} cores, every session included. "
             "PG columns: mean number of our database's backends, sampled every 0.1 s, running "
-            "a statement, waiting on an advisory lock (a slot scope's, webapp.runs.slots), "
+            "a statement, waiting on an advisory lock (a slot scope's, webapp.execution.slots), "
             "waiting on a row lock (a run's row in a coordinator step, a task's), idle in a "
             f"transaction. TCP listen overflows during the benchmark, host-wide: {overflows})"
         )
@@ -874,7 +874,7 @@ def child_inprocess(plan_path: str, cap: int | None) -> None:
     import django
 
     django.setup()
-    import webapp.runs.drivers as drivers
+    import webapp.execution.inprocess as drivers
 
     plan = json.loads(Path(plan_path).read_text())
     if cap:
@@ -895,15 +895,15 @@ def child_inprocess(plan_path: str, cap: int | None) -> None:
     async def main() -> dict[str, Any]:
         driver = drivers.InProcessDriver()
         for run_id in plan["warm"]:
-            await driver.start(run_id)
+            driver.start(run_id)
         await driver.wait_idle()
         for run_id in plan["alone"]:
-            await driver.start(run_id)
+            driver.start(run_id)
             await driver.wait_idle()
         print("burst", flush=True)
         t0 = time.time()
         for run_id in plan["burst"]:
-            await driver.start(run_id)
+            driver.start(run_id)
         await driver.wait_idle()
         return {"t0": t0}
 

@@ -1,13 +1,15 @@
 """The ASGI application: Django for HTTP, Channels for the run and flow websockets."""
 
+import asyncio
 import os
 import sys
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.asgi import get_asgi_application
 
 from webapp import daphne_patches
 
-# The run recorder writes from its own thread while the event loop streams tokens. With
+# The run's event log is written from a thread of its own while the event loop streams tokens. With
 # the default 5 ms GIL switch interval each of the writer's hand-offs inside SQLite waits
 # up to 5 ms behind a busy loop; 0.5 ms keeps live events flowing (bench/event_path.py).
 sys.setswitchinterval(0.0005)
@@ -23,11 +25,12 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
 from webapp.bodylimit import BodyLimit  # noqa: E402
+from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": BodyLimit(http),
         "websocket": SameOriginValidator(
@@ -35,3 +38,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    # The in-process driver starts runs on this loop from any thread (sync views among
+    # them). Recorded on every call: cheap, and a test's server gets its own loop.
+    serve_on(asyncio.get_running_loop())
+    return await router(scope, receive, send)

@@ -23,7 +23,7 @@ def _require_the_celery_driver(**_) -> None:
     # amqp://localhost, forever; with it the settings have checked broker and database.
     from django.conf import settings
 
-    if settings.RUN_DRIVER != "celery":
+    if settings.RUN_DRIVERS["celery"] != settings.RUN_DRIVER:
         # SystemExit: Celery logs any Exception a signal handler raises, and carries on.
         raise SystemExit(
             "a worker needs SWITCHYARD_RUN_DRIVER=celery, like the web processes it serves"

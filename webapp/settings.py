@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "webapp.teams",
     "webapp.flows",
     "webapp.runs",
+    "webapp.execution",
 ]
 
 MIDDLEWARE = [
@@ -154,9 +155,16 @@ MAX_RUNS_IN_FLIGHT = env.integer("SWITCHYARD_MAX_RUNS_IN_FLIGHT", 20, minimum=0)
 MAX_STORED_BYTES_PER_USER = env.integer(
     "SWITCHYARD_MAX_STORED_BYTES_PER_USER", 5_000_000_000, minimum=0
 )
-# inprocess: runs execute in the web server's event loop (the embedded default). celery:
-# nodes execute on Celery workers, on any number of machines (README, "Scale-out").
-RUN_DRIVER = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", ("inprocess", "celery"))
+# What executes runs: a driver class by dotted path, resolved by webapp.execution as Django
+# resolves EMAIL_BACKEND. SWITCHYARD_RUN_DRIVER names one of these. inprocess: runs execute
+# in the web server's event loop (the embedded default). celery: nodes execute on Celery
+# workers, on any number of machines (README, "Scale-out").
+RUN_DRIVERS = {
+    "inprocess": "webapp.execution.inprocess.InProcessDriver",
+    "celery": "webapp.execution.distributed.CeleryDriver",
+}
+run_driver = env.choice("SWITCHYARD_RUN_DRIVER", "inprocess", tuple(RUN_DRIVERS))
+RUN_DRIVER = RUN_DRIVERS[run_driver]
 EXAMPLES_DIR = BASE_DIR / "examples"
 
 # Celery (webapp/celery.py reads every CELERY_* setting). Only the celery driver uses it.
@@ -192,7 +200,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT", 3600),
 }
-# The celery driver (webapp/runs/coordinator.py). A worker holds each node it runs by a
+# The celery driver (webapp/execution/coordinator.py). A worker holds each node it runs by a
 # lease it renews every NODE_HEARTBEAT_S; a lease not renewed for NODE_LEASE_S (its worker
 # killed, frozen or cut off) is taken over by another worker. A cancel reaches a running
 # node at its next heartbeat.
@@ -204,7 +212,7 @@ NODE_REDISPATCH_S = env.number("SWITCHYARD_NODE_REDISPATCH_S", 60.0)
 # Concurrent calls to a model provider across all workers, by model client name, so a
 # burst of runs queues for the provider instead of meeting a storm of 429s.
 MODEL_CONCURRENCY = {"anthropic": env.integer("SWITCHYARD_ANTHROPIC_CONCURRENCY", 16)}
-if RUN_DRIVER == "celery":
+if run_driver == "celery":
     if CELERY_BROKER_URL is None:
         raise ImproperlyConfigured(
             "SWITCHYARD_RUN_DRIVER=celery needs a broker: set REDIS_URL "

@@ -78,7 +78,7 @@ class Cluster:
 
     def start(self, graph: dict, inputs: dict | None = None, *, owner=None) -> Run:
         """A run of `graph` (as a new flow of alice's), handed to the broker."""
-        from webapp.runs.drivers import CeleryDriver
+        from webapp.execution.distributed import CeleryDriver
 
         owner = owner or get_user_model().objects.get_or_create(username="alice")[0]
         flow = flow_services.create(owner, graph["graph"]["name"], graph)

@@ -14,7 +14,6 @@ from tests.scaleout import flows
 from tests.scaleout.conftest import finished, sound_log
 from webapp.accounts.models import ApiToken
 from webapp.flows import services as flow_services
-from webapp.runs.drivers import CeleryDriver
 from webapp.runs.models import NodeTask, Run
 from webapp.runs.services import create_from_node
 
@@ -77,8 +76,8 @@ def test_a_re_run_from_a_node_on_workers_calls_only_that_node_and_what_follows(c
     assert first.status == Run.Status.SUCCEEDED, first.error
     calls_before = len(cluster.calls())
     alice = first.started_by
+    # Handed to the broker once stored (services.create_from_node).
     second = create_from_node(first, alice, "s2", ignore_cache=True)
-    CeleryDriver.send_begin(second.pk)
     second = finished(second)
     assert second.status == Run.Status.SUCCEEDED, second.error
     assert [c.split(" #")[0] for c in cluster.calls()[calls_before:]] == ["step s2", "step s3"]

@@ -25,12 +25,12 @@ from tests.scaleout import flows
 from tests.scaleout.conftest import finished, sound_log, wait_for
 from tests.services import HOST, Process, Worker, answers, free_port, wait_for_port
 from webapp.accounts.models import ApiToken
+from webapp.execution import coordinator
+from webapp.execution.distributed import QUEUED_NOTICE, CeleryDriver
+from webapp.execution.tasks import begin_run, run_node
+from webapp.execution.worker import Holder
 from webapp.flows import services as flow_services
-from webapp.runs import coordinator
-from webapp.runs.drivers import QUEUED_NOTICE, CeleryDriver
 from webapp.runs.models import CacheEntry, NodeTask, Run, RunEvent
-from webapp.runs.tasks import begin_run, run_node
-from webapp.runs.worker import Holder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

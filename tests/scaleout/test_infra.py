@@ -16,11 +16,10 @@ from websockets.sync.client import connect
 
 from tests.services import Worker
 from webapp.accounts.models import ApiToken
+from webapp.execution.tasks import ping
 from webapp.flows import services
-from webapp.runs.groups import run_group
+from webapp.runs.eventlog import batch_message, run_group
 from webapp.runs.models import Run
-from webapp.runs.recorder import batch_message
-from webapp.runs.tasks import ping
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

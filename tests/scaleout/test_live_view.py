@@ -31,9 +31,8 @@ from tests.scaleout.conftest import finished, sound_log
 from tests.services import HOST, PASSWORD, DaphneServer, free_port
 from webapp.accounts.models import ApiToken
 from webapp.flows import services as flow_services
-from webapp.runs.groups import run_group
+from webapp.runs.eventlog import batch_message, run_group, write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

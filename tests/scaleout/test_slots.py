@@ -1,4 +1,4 @@
-"""Concurrency caps across workers (webapp.runs.slots), against the session's PostgreSQL.
+"""Concurrency caps across workers (webapp.execution.slots), against the session's PostgreSQL.
 
 Threads stand in for worker processes: each has its own database connection, so the caps
 are held by the database alone, as they are between machines.
@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
+from webapp.execution import slots
+from webapp.execution.slots import Slots, acquire, held, release, scopes_for
 from webapp.flows import services
-from webapp.runs import slots
 from webapp.runs.models import NodeTask, Run, Slot
-from webapp.runs.slots import Slots, acquire, held, release, scopes_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

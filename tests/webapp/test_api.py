@@ -12,12 +12,13 @@ from channels.testing import HttpCommunicator
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
 
+from webapp import execution
 from webapp.asgi import application
+from webapp.execution import plans
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
-from webapp.runs import drivers
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 JSON = "application/json"
@@ -74,9 +75,9 @@ def offline(monkeypatch):
     """Runs use the offline model, built afresh from this test's environment."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("SWITCHYARD_OFFLINE_DELAY_MS", raising=False)
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 def auth(token: str) -> dict[str, str]:
@@ -519,7 +520,7 @@ async def test_starting_a_run_executes_it_and_records_every_event(
     )
     assert response.status_code == 201
     run_id = response.json()["id"]
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
 
     run = await Run.objects.select_related("flow_version").aget(pk=run_id)
     assert run.started_by_id == alice.pk and run.flow_version.number == 1
@@ -547,7 +548,7 @@ async def test_a_run_is_pinned_to_the_version_current_when_it_started(
     response = await async_client.post(
         f"/api/flows/{echo.pk}/runs", {"inputs": {"q": "hi"}}, content_type=JSON, headers=headers
     )
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     saved = await async_client.put(
         f"/api/flows/{echo.pk}",
         {"graph": example("chain"), "base_version": 1},
@@ -563,7 +564,7 @@ async def test_a_run_is_pinned_to_the_version_current_when_it_started(
 async def test_cancel_stops_a_running_run(async_client, alice_token, chain, monkeypatch):
     # Slow words keep the run busy long enough to cancel it mid-way.
     monkeypatch.setenv("SWITCHYARD_OFFLINE_DELAY_MS", "200")
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     headers = auth(alice_token)
     response = await async_client.post(
         f"/api/flows/{chain.pk}/runs", {"inputs": {}}, content_type=JSON, headers=headers
@@ -576,7 +577,7 @@ async def test_cancel_stops_a_running_run(async_client, alice_token, chain, monk
         assert cancelled.status_code == 202
         assert cancelled.json()["status"] in ("running", "cancelled")
     finally:
-        await drivers.driver().wait_idle()
+        await execution.driver().wait_idle()
 
     body = (await async_client.get(f"/api/runs/{run_id}", headers=headers)).json()
     assert body["status"] == "cancelled" and body["finished_at"]
@@ -593,7 +594,7 @@ async def test_a_run_started_through_the_asgi_server_outlives_its_request(
     # The real server wraps each request in its own thread context; a run that
     # inherited it would stall as soon as the response went out.
     monkeypatch.setenv("SWITCHYARD_OFFLINE_DELAY_MS", "10")
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     request = HttpCommunicator(
         application,
         "POST",
@@ -607,6 +608,6 @@ async def test_a_run_started_through_the_asgi_server_outlives_its_request(
     )
     response = await request.get_response()
     assert response["status"] == 201
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     run = await Run.objects.aget(pk=json.loads(response["body"])["id"])
     assert run.status == "succeeded" and run.outputs["text"]

@@ -355,7 +355,7 @@ def test_the_flow_document_is_typed_in_requests_and_answers():
 
 
 def test_event_pages_carry_events_as_recorded(api, run):
-    from webapp.runs.recorder import write_batch
+    from webapp.runs.eventlog import write_batch
 
     write_batch(run.pk, [{"seq": 1, "ts": 1.5, "type": "run_started", "inputs": {}}])
     page = api("alice").get(f"/api/runs/{run.pk}/events").json()

@@ -14,9 +14,10 @@ from django.test import Client
 from graphs.cache import CachedOutput
 from graphs.llm.types import Usage
 from graphs.nodes import NODE_TYPES
+from webapp import execution
+from webapp.execution import plans
+from webapp.execution.cache import DbNodeCache
 from webapp.flows import forms, services
-from webapp.runs import drivers
-from webapp.runs.cache import DbNodeCache
 from webapp.runs.models import CacheEntry, Run, RunEvent
 
 JSON = "application/json"
@@ -57,7 +58,7 @@ async def run_flow(async_client, token: str, flow_id: int, **body) -> Run:
         f"/api/flows/{flow_id}/runs", body, content_type=JSON, headers=auth(token)
     )
     assert response.status_code == 201, response.content
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     return await Run.objects.aget(pk=response.json()["id"])
 
 
@@ -160,9 +161,9 @@ async def test_a_store_replaces_the_entry_for_the_same_key(alice, flow):
 
 @pytest.fixture
 def model(anthropic_env):
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield anthropic_env
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 @pytestmark_db

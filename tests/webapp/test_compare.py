@@ -14,8 +14,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from webapp import execution
+from webapp.execution import plans
 from webapp.flows import services
-from webapp.runs import drivers
 from webapp.runs.compare import compare_runs, text_diff
 from webapp.runs.models import Run, RunEvent
 
@@ -460,9 +461,9 @@ def test_the_api_refuses_other_flows_hides_from_strangers_and_validates(
 @pytest.fixture
 def offline(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -475,8 +476,8 @@ async def test_two_real_runs_of_an_example_compare_node_by_node(alice, offline):
         run = await Run.objects.acreate(
             flow=flow, flow_version=version, started_by=alice, inputs={"topic": topic}
         )
-        await drivers.start_run(run.pk)
-        await drivers.driver().wait_idle()
+        execution.start(run.pk)
+        await execution.driver().wait_idle()
         await run.arefresh_from_db()
         assert run.status == "succeeded"
         runs.append(run)

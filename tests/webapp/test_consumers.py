@@ -14,9 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from webapp.asgi import application
 from webapp.flows import services
-from webapp.runs.groups import run_group
+from webapp.runs.eventlog import batch_message, run_group, write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import batch_message, write_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

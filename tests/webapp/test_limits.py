@@ -9,10 +9,12 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.scaleout.flows import echo_loop
+from webapp import execution
+from webapp.execution import plans
+from webapp.execution.inprocess import Sink
 from webapp.flows import services as flow_services
-from webapp.runs import drivers, limits, services
+from webapp.runs import limits, services
 from webapp.runs.models import Run, RunEvent, UserStorage
-from webapp.runs.recorder import RunRecorder
 
 PROBLEM = "application/problem+json"
 
@@ -21,9 +23,9 @@ PROBLEM = "application/problem+json"
 def offline(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("SWITCHYARD_OFFLINE_DELAY_MS", raising=False)
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 def new_flow(owner, graph: dict | None = None):
@@ -33,9 +35,9 @@ def new_flow(owner, graph: dict | None = None):
 
 async def run_to_the_end(owner, text: str, graph: dict | None = None) -> Run:
     flow = await sync_to_async(new_flow)(owner, graph)
+    # Started as soon as it is stored (services.create_run), on this test's loop.
     run = await sync_to_async(services.create_run)(flow, owner, {"text": text})
-    await drivers.start_run(run.pk)
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     await run.arefresh_from_db()
     return run
 
@@ -117,8 +119,11 @@ async def test_a_node_whose_output_does_not_fit_is_closed_as_failed(alice, setti
     and the run goes on emitting while it stops."""
     settings.MAX_RUN_EVENT_BYTES = 5_000
     flow = await sync_to_async(new_flow)(alice)
-    run = await sync_to_async(services.create_run)(flow, alice, {"text": "hi"})
-    recorder = RunRecorder(run.pk)
+    # Made, not created by services: those would start it, and here the events are fed.
+    run = await Run.objects.acreate(
+        flow=flow, flow_version=await sync_to_async(flow.current)(), started_by=alice
+    )
+    recorder = Sink(run.pk)
     stops = []
     recorder.stop_run = lambda: stops.append(True)
     emitted = [

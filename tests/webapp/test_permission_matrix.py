@@ -41,8 +41,8 @@ from webapp.asgi import application
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare, ShareLink
 from webapp.flows.sharing import service as sharing
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 from webapp.teams import services as team_services
 from webapp.teams.models import Invite, Membership, Role, Team
 

@@ -1,4 +1,4 @@
-"""The recorder prices what it records, and recover_runs closes runs a stopped server left open."""
+"""The event log prices what it records, and recover_runs closes runs a stopped server left open."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
+from webapp import execution
+from webapp.execution import plans
+from webapp.execution.inprocess import Sink
+from webapp.execution.management.commands.recover_runs import INTERRUPTED
 from webapp.flows import services
-from webapp.runs import drivers
-from webapp.runs.management.commands.recover_runs import INTERRUPTED
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.recorder import RunRecorder, write_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "logs"
@@ -28,9 +30,9 @@ def offline(monkeypatch, settings):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("SWITCHYARD_OFFLINE_DELAY_MS", raising=False)
     settings.MODEL_PRICES = PRICES
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 def dollars(usage: dict, price: dict) -> Decimal:
@@ -53,8 +55,8 @@ def payloads(run: Run, kind: str) -> list[dict]:
 @pytest.mark.django_db(transaction=True)
 async def test_a_run_records_each_nodes_cost_and_the_runs_totals(alice):
     run = await sync_to_async(new_run)(alice, "chain")
-    await drivers.start_run(run.pk)
-    await drivers.driver().wait_idle()
+    execution.start(run.pk)
+    await execution.driver().wait_idle()
     await run.arefresh_from_db()
     assert run.status == "succeeded"
 
@@ -80,7 +82,7 @@ async def test_cache_hits_record_their_saving_and_usage_by_model_prices_the_run(
     run = await sync_to_async(new_run)(alice)
     used = {"input_tokens": 2000, "output_tokens": 400}
     saved = {"input_tokens": 1000, "output_tokens": 100}
-    recorder = RunRecorder(run.pk)
+    recorder = Sink(run.pk)
     events = [
         {"type": "run_started", "ts": 1000.0, "schema": 1},
         {"type": "node_finished", "node": "draft", "model": "claude-x", "usage": used},

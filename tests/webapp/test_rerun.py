@@ -13,9 +13,11 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
 from graphs.errors import FlowInvalid
+from webapp import execution
 from webapp.accounts.models import ApiToken
+from webapp.execution import plans
 from webapp.flows import services as flows
-from webapp.runs import drivers, services
+from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,9 +63,9 @@ def called(server) -> list[str]:
 
 @pytest.fixture
 def model(anthropic_env):
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
     yield anthropic_env
-    drivers.engine_services.cache_clear()
+    plans.engine_services.cache_clear()
 
 
 @pytest.fixture
@@ -85,13 +87,13 @@ def api(async_client, alice_token):
 async def start(api, flow_id: int, **body) -> Run:
     response = await api.post(f"/api/flows/{flow_id}/runs", body)
     assert response.status_code == 201, response.content
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     return await Run.objects.aget(pk=response.json()["id"])
 
 
 async def started(response) -> Run:
     assert response.status_code == 201, response.content
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     return await Run.objects.aget(pk=response.json()["id"])
 
 
@@ -243,7 +245,7 @@ async def test_resume_of_a_cancelled_run_runs_only_what_did_not_finish(api, mode
         while len(model.message_requests) < 3:
             await asyncio.sleep(0.02)
     assert (await api.post(f"/api/runs/{parent_id}/cancel")).status_code == 202
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     parent = await Run.objects.aget(pk=parent_id)
     assert parent.status == "cancelled"
     child = await started(await api.post(f"/api/runs/{parent_id}/resume"))
@@ -361,7 +363,7 @@ async def test_editors_see_the_actions_and_both_pages_show_the_relation(
         f"/runs/{parent.pk}/rerun-from/critique/",
         {"config": '{"prompt": "critique: short please {{ draft }}"}', "ignore_cache": "on"},
     )
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     child = await Run.objects.order_by("-pk").afirst()
     assert response.status_code == 302 and response.url == f"/runs/{child.pk}/"
     assert child.status == "succeeded" and child.ignore_cache
@@ -416,7 +418,7 @@ async def test_unchanged_fields_in_the_form_are_not_overrides(async_client, api,
         },
     )
     assert response.status_code == 302
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     child = await Run.objects.order_by("-pk").afirst()
     assert child.graph_override is None
     assert child.input_overrides == {"revise": {"critique": "better critique"}}
@@ -466,7 +468,7 @@ async def test_the_edit_inputs_form_starts_a_run_with_those_inputs(
         f"/runs/{parent.pk}/rerun/", {"edit": "1", "in_topic": "streams", "version": "run"}
     )
     assert response.status_code == 302
-    await drivers.driver().wait_idle()
+    await execution.driver().wait_idle()
     child = await Run.objects.order_by("-pk").afirst()
     assert child.inputs == {"topic": "streams"} and child.status == "succeeded"
 

@@ -42,7 +42,7 @@ def load(monkeypatch):
 
 def test_the_embedded_default_is_unchanged(load):
     settings = load()
-    assert settings["RUN_DRIVER"] == "inprocess"
+    assert settings["RUN_DRIVER"] == "webapp.execution.inprocess.InProcessDriver"
     assert settings["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert settings["CHANNEL_LAYERS"]["default"]["BACKEND"].endswith("InMemoryChannelLayer")
     assert settings["CELERY_BROKER_URL"] is None
@@ -50,7 +50,7 @@ def test_the_embedded_default_is_unchanged(load):
 
 def test_the_celery_driver_on_postgresql_and_redis(load):
     settings = load(SWITCHYARD_RUN_DRIVER="celery", DATABASE_URL=POSTGRES, REDIS_URL=REDIS)
-    assert settings["RUN_DRIVER"] == "celery"
+    assert settings["RUN_DRIVER"] == "webapp.execution.distributed.CeleryDriver"
     assert settings["CELERY_BROKER_URL"] == REDIS
     [host] = settings["CHANNEL_LAYERS"]["default"]["CONFIG"]["hosts"]
     # Longer than channels_redis' 5 s blocking read, or every idle socket breaks (redis-py 8).
@@ -121,7 +121,7 @@ def test_a_url_with_the_wrong_scheme_is_refused_without_echoing_it(monkeypatch):
 
 @pytest.mark.django_db
 def test_recover_runs_leaves_the_runs_of_workers_alone(alice, settings):
-    settings.RUN_DRIVER = "celery"
+    settings.RUN_DRIVER = "webapp.execution.distributed.CeleryDriver"
     flow = services.create(alice, "Chain", services.starter_graph("Chain"))
     run = Run.objects.create(
         flow=flow, flow_version=flow.current(), started_by=alice, status=Run.Status.RUNNING

@@ -22,8 +22,8 @@ from webapp.flows import access, services
 from webapp.flows.models import Flow, FlowShare, ShareLink
 from webapp.flows.sharing import service as sharing
 from webapp.flows.sharing import views as share_views
+from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
-from webapp.runs.recorder import write_batch
 from webapp.runs.services import create_run
 from webapp.teams.models import Membership, Role, Team
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints, WithJsonSchema
@@ -27,8 +26,7 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs import drivers
-from webapp.runs.services import create_run
+from webapp.runs.services import create_run, start_notice
 from webapp.teams.models import Role
 from webapp.teams.services import team_for
 
@@ -214,18 +212,15 @@ def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
 
 
 @router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, **responses(403)})
-async def run_create(request: HttpRequest, flow_id: Id, payload: RunIn) -> Any:
+def run_create(request: HttpRequest, flow_id: Id, payload: RunIn) -> Any:
     """Start a run of the flow's current version (editors); it begins queued.
 
     400 (``invalid_flow``) when the inputs do not fit the flow.
     """
-    flow = await sync_to_async(access.flow_for_editor)(request.auth, flow_id)
+    flow = access.flow_for_editor(request.auth, flow_id)
     try:
-        run = await sync_to_async(create_run)(
-            flow, request.auth, payload.inputs, ignore_cache=payload.ignore_cache
-        )
+        run = create_run(flow, request.auth, payload.inputs, ignore_cache=payload.ignore_cache)
     except FlowInvalid as exc:
         raise invalid(exc, "the run cannot start") from None
-    # The driver schedules the run in the server's own event loop, in a fresh context.
-    notice = await drivers.start_run(run.id)
+    notice = start_notice(run)
     return Status(201, {"id": run.id, "status": run.status, "notice": notice})

@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
 from graphs.errors import FlowInvalid, Problem
+from webapp import execution
 from webapp.api_schema import (
     MAX_INT64,
     BodyIn,
@@ -28,12 +28,11 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows.api import InvalidOut, invalid
 from webapp.problems import ProblemError, responses
-from webapp.runs import drivers, services
+from webapp.runs import eventlog, services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.services import recorded_events
 
 router = Router(auth=api_auth, tags=["runs"])
 
@@ -56,7 +55,7 @@ class RunOut(Schema):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     usage: UsageOut
-    # Set when the run finishes (webapp.runs.recorder); null while it is queued or running.
+    # Set when the run finishes (webapp.runs.eventlog); null while it is queued or running.
     cost_usd: float | None
     saved_usd: float | None
     cache_hits: int | None
@@ -263,7 +262,7 @@ def run_events(request: HttpRequest, run_id: Id, query: Query[EventsQuery]) -> A
     of a live run grows: read it again from the last seq you have.
     """
     run = run_for_viewer(request.auth, run_id)
-    events = recorded_events(run, query.after, query.limit)
+    events = eventlog.events(run.pk, query.after, query.limit)
     count = RunEvent.objects.filter(run=run, seq__gt=query.after).count()
     more = len(events) < count
     return {
@@ -274,12 +273,11 @@ def run_events(request: HttpRequest, run_id: Id, query: Query[EventsQuery]) -> A
 
 
 @router.post("/{run_id}/cancel", response={202: StatusOut, **responses(403)})
-async def run_cancel(request: HttpRequest, run_id: Id) -> Any:
+def run_cancel(request: HttpRequest, run_id: Id) -> Any:
     """Cancel a queued or running run (editors); the answer says its status now."""
-    run = await sync_to_async(run_for_editor)(request.auth, run_id)
-    # Awaited here: the driver reaches the run through the server's own event loop.
-    await drivers.cancel_run(run.id)
-    status = await Run.objects.values_list("status", flat=True).aget(pk=run.id)
+    run = run_for_editor(request.auth, run_id)
+    execution.cancel(run.id)
+    status = Run.objects.values_list("status", flat=True).get(pk=run.id)
     return Status(202, {"status": status})
 
 
@@ -316,7 +314,7 @@ class RunStartedOut(Schema):
     )
 
 
-def started(run: Run, notice: str | None = None) -> Status:
+def started(run: Run) -> Status:
     return Status(
         201,
         {
@@ -324,7 +322,7 @@ def started(run: Run, notice: str | None = None) -> Status:
             "kind": run.kind,
             "parent": run.parent_id,
             "status": run.status,
-            "notice": notice,
+            "notice": services.start_notice(run),
             "url": f"/runs/{run.id}/",
             "api_url": f"/api/runs/{run.id}",
             "events_url": f"/api/runs/{run.id}/events",
@@ -342,12 +340,12 @@ STARTS = {201: RunStartedOut, 400: InvalidOut, **responses(403, 404)}
 
 
 @router.post("/{run_id}/rerun", response=STARTS)
-async def run_rerun(request: HttpRequest, run_id: Id, payload: RerunIn | None = None) -> Any:
+def run_rerun(request: HttpRequest, run_id: Id, payload: RerunIn | None = None) -> Any:
     """Run again with the same inputs (or ``inputs``), on this run's graph or the current one."""
     payload = payload or RerunIn()
-    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    run = run_for_editor(request.auth, run_id)
     try:
-        new = await sync_to_async(services.create_rerun)(
+        new = services.create_rerun(
             run,
             request.auth,
             inputs=payload.inputs,
@@ -356,16 +354,15 @@ async def run_rerun(request: HttpRequest, run_id: Id, payload: RerunIn | None = 
         )
     except ValueError as exc:
         raise refused(exc) from None
-    notice = await drivers.start_run(new.id)
-    return started(new, notice)
+    return started(new)
 
 
 @router.post("/{run_id}/rerun-from", response=STARTS)
-async def run_rerun_from(request: HttpRequest, run_id: Id, payload: RerunFromIn) -> Any:
+def run_rerun_from(request: HttpRequest, run_id: Id, payload: RerunFromIn) -> Any:
     """Keep the outputs recorded upstream of ``node``; run it (maybe edited) and what follows."""
-    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    run = run_for_editor(request.auth, run_id)
     try:
-        new = await sync_to_async(services.create_from_node)(
+        new = services.create_from_node(
             run,
             request.auth,
             payload.node,
@@ -375,19 +372,17 @@ async def run_rerun_from(request: HttpRequest, run_id: Id, payload: RerunFromIn)
         )
     except ValueError as exc:
         raise refused(exc) from None
-    notice = await drivers.start_run(new.id)
-    return started(new, notice)
+    return started(new)
 
 
 @router.post("/{run_id}/resume", response={**STARTS, **responses(409)})
-async def run_resume(request: HttpRequest, run_id: Id) -> Any:
+def run_resume(request: HttpRequest, run_id: Id) -> Any:
     """Continue a failed or cancelled run: what finished is kept, the rest runs (409 otherwise)."""
-    run = await sync_to_async(run_for_editor)(request.auth, run_id)
+    run = run_for_editor(request.auth, run_id)
     try:
-        new = await sync_to_async(services.create_resume)(run, request.auth)
+        new = services.create_resume(run, request.auth)
     except services.NotResumable as exc:
         raise ProblemError(409, "not_resumable", str(exc)) from None
     except ValueError as exc:
         raise refused(exc) from None
-    notice = await drivers.start_run(new.id)
-    return started(new, notice)
+    return started(new)

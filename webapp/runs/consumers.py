@@ -41,9 +41,10 @@ from redis.exceptions import RedisError
 
 from webapp.accounts import revocation
 from webapp.flows.groups import access_group
+from webapp.runs import eventlog
 from webapp.runs.access import can_view_run
-from webapp.runs.groups import run_group
-from webapp.runs.models import Run, RunEvent
+from webapp.runs.eventlog import run_group
+from webapp.runs.models import Run
 
 BACKLOG_CHUNK = 1000
 CLOSE_TOO_BIG = 1009
@@ -165,7 +166,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "seq": self.sent})
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        """A live batch (see recorder.batch_message): forwarded as encoded when it follows on."""
+        """A live batch (see eventlog.batch_message): forwarded as encoded when it follows on."""
         first, last = message["first"], message["last"]
         if last <= self.sent:
             return
@@ -209,7 +210,4 @@ def _last_seq(run_id: int) -> int:
 
 @database_sync_to_async
 def _recorded(run_id: int, after: int, upto: int | None, limit: int) -> list[dict[str, Any]]:
-    events = RunEvent.objects.filter(run_id=run_id, seq__gt=after)
-    if upto is not None:
-        events = events.filter(seq__lte=upto)
-    return list(events.order_by("seq").values_list("payload", flat=True)[:limit])
+    return eventlog.events(run_id, after, limit, upto=upto)

@@ -200,11 +200,11 @@ def run_limits(event_bytes: int, user_bytes: int | None) -> list[tuple[int, str]
 class EventGate:
     """Numbers a run's events for its log and holds the log to the run's limits.
 
-    One gate per write (a batch of the recorder's, a coordinator step), made from the run's
-    row: its last seq, the room ``run_limits`` leaves, and ``stopped``, the error a limit
-    stopped the run with earlier. ``admit`` says what to store for each event, in order.
-    While the events fit they are stored as they are. The first one that does not fit
-    stops the run (``tripped``): the visits the log leaves open are closed
+    One gate per write of webapp.runs.eventlog (an in-process batch, a coordinator step),
+    made from the run's row: its last seq, the room ``run_limits`` leaves, and ``stopped``,
+    the error a limit stopped the run with earlier. ``admit`` says what to store for each
+    event, in order. While the events fit they are stored as they are. The first one that
+    does not fit stops the run (``tripped``): the visits the log leaves open are closed
     (``open_visits`` gives those of what was stored before this gate) and from then on
     only the ``run_finished`` is stored, failed with the limit's error and no outputs.
 

@@ -215,7 +215,7 @@ class NodeTask(models.Model):
 
 
 class Slot(models.Model):
-    """A held concurrency slot (webapp.runs.slots): per run, per model provider.
+    """A held concurrency slot (webapp.execution.slots): per run, per model provider.
 
     A slot lives as long as its task's lease in the epoch that took it, so a worker
     that dies holding slots gives them back when its lease runs out.

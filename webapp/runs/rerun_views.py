@@ -1,12 +1,10 @@
 """Run again, re-run from a node, resume: the run page's forms, each starting a new run.
 
 Plain HTML forms (POST + CSRF). Each view asks for the editor role, lets
-webapp.runs.services validate (nothing is stored when the engine says no), starts the
-new run with the driver and redirects to its page. A refused request gets its form
-back, filled as posted, with the problems on the fields they are about.
-
-The views are async because the driver schedules runs in the server's own event loop;
-everything touching the database or rendering runs in one sync step before that.
+webapp.runs.services validate and store the new run (nothing is stored when the engine
+says no; a stored run starts once it commits) and redirects to its page. A refused
+request gets its form back, filled as posted, with the problems on the fields they are
+about.
 """
 
 from __future__ import annotations
@@ -14,15 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from graphs.errors import FlowInvalid
+from webapp.execution.plans import compiled_graph
 from webapp.flows.access import can_edit_flow
-from webapp.runs import drivers, limits, services
+from webapp.runs import limits, services
 from webapp.runs.access import run_for_editor
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.views import field_text, input_fields
@@ -120,7 +118,7 @@ def node_actions_context(user, run: Run, node_id: str) -> dict[str, Any]:
 
 
 def node_ports(run: Run, node_id: str) -> set[str]:
-    compiled = drivers.compiled_graph(run.flow_version, run.graph_override)
+    compiled = compiled_graph(run.flow_version, run.graph_override)
     return services.input_ports(compiled, node_id)
 
 
@@ -153,39 +151,8 @@ def port_fields(
 
 @login_required
 @require_POST
-async def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     """Run again: the same inputs or those posted (``edit``), on its version or the current one."""
-    response, new_id = await sync_to_async(_rerun)(request, run_id)
-    return await _started(response, new_id)
-
-
-@login_required
-@require_POST
-async def run_rerun_from(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse:
-    """Re-run from a node, with its config or input port values edited (only changes count)."""
-    response, new_id = await sync_to_async(_rerun_from)(request, run_id, node_id)
-    return await _started(response, new_id)
-
-
-@login_required
-@require_POST
-async def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
-    """Resume a failed or cancelled run: only what did not finish runs again."""
-    response, new_id = await sync_to_async(_resume)(request, run_id)
-    return await _started(response, new_id)
-
-
-async def _started(response: HttpResponse, new_id: int | None) -> HttpResponse:
-    if new_id is not None:
-        # Here, in the server's loop: the driver's task must outlive this request.
-        await drivers.start_run(new_id)
-    return response
-
-
-Outcome = tuple[HttpResponse, int | None]
-
-
-def _rerun(request: HttpRequest, run_id: int) -> Outcome:
     run = run_for_editor(request.user, run_id)
     on_current = request.POST.get("version") == "current"
     ignore_cache = "ignore_cache" in request.POST
@@ -226,11 +193,14 @@ def _rerun(request: HttpRequest, run_id: int) -> Outcome:
             "version": "current" if on_current else "run",
             "ignore_cache": ignore_cache,
         }
-        return render(request, "runs/_rerun_page.html", context, status=400), None
-    return redirect("run_detail", new.pk), new.pk
+        return render(request, "runs/_rerun_page.html", context, status=400)
+    return redirect("run_detail", new.pk)
 
 
-def _rerun_from(request: HttpRequest, run_id: int, node_id: str) -> Outcome:
+@login_required
+@require_POST
+def run_rerun_from(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse:
+    """Re-run from a node, with its config or input port values edited (only changes count)."""
     run = run_for_editor(request.user, run_id)
     node = services.node_of(run.graph, node_id)
     if node is None:
@@ -283,7 +253,7 @@ def _rerun_from(request: HttpRequest, run_id: int, node_id: str) -> Outcome:
         except ValueError as exc:
             form_errors.append(str(exc))
         else:
-            return redirect("run_detail", new.pk), new.pk
+            return redirect("run_detail", new.pk)
     try:
         ports = node_ports(run, node_id)
     except FlowInvalid:
@@ -301,10 +271,13 @@ def _rerun_from(request: HttpRequest, run_id: int, node_id: str) -> Outcome:
         "form_errors": form_errors,
         "ignore_cache": ignore_cache,
     }
-    return render(request, "runs/_rerun_page.html", context, status=400), None
+    return render(request, "runs/_rerun_page.html", context, status=400)
 
 
-def _resume(request: HttpRequest, run_id: int) -> Outcome:
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Resume a failed or cancelled run: only what did not finish runs again."""
     run = run_for_editor(request.user, run_id)
     try:
         new = services.create_resume(run, request.user)
@@ -315,12 +288,12 @@ def _resume(request: HttpRequest, run_id: int) -> Outcome:
     except limits.RunRefused as exc:
         return _refused(request, run, f"Resume run #{run.pk}", exc)
     else:
-        return redirect("run_detail", new.pk), new.pk
+        return redirect("run_detail", new.pk)
     context = {"run": run, "title": f"Resume run #{run.pk}", "message": message}
-    return render(request, "runs/_rerun_page.html", context, status=status), None
+    return render(request, "runs/_rerun_page.html", context, status=status)
 
 
-def _refused(request: HttpRequest, run: Run, title: str, exc: limits.RunRefused) -> Outcome:
+def _refused(request: HttpRequest, run: Run, title: str, exc: limits.RunRefused) -> HttpResponse:
     """The user is at a limit (runs in flight, storage): no form to fix, just why."""
     context = {"run": run, "title": title, "message": f"The run cannot start: {exc}."}
-    return render(request, "runs/_rerun_page.html", context, status=exc.status), None
+    return render(request, "runs/_rerun_page.html", context, status=exc.status)

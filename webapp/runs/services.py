@@ -1,10 +1,14 @@
-"""Creating runs. Starting them is the driver's job (webapp.runs.drivers.start_run).
+"""Creating runs, and the rules of a run's life that every driver follows.
 
-Every function here checks everything it can before storing a run: a request that
+Every ``create_*`` checks everything it can before storing a run: a request that
 cannot run raises FlowInvalid (the engine's problems) or ValueError (what is wrong, in
 words) and leaves nothing behind. A user at one of the deployment's limits (runs in
 flight, stored bytes: webapp.runs.limits) gets RunRefused instead, from ``_store``, the
-one place runs are made.
+one place runs are made. A stored run is handed to the driver (webapp.execution.start)
+once the transaction that stored it commits; ``start_notice`` says what the driver said.
+
+``fail``, ``cancel_queued`` and ``cancel_orphan`` are how a run ends when no engine closes
+its event log: both drivers use them.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ import copy
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from graphs import CompiledFlow
 from graphs.errors import FlowInvalid, Problem
+from webapp import execution
+from webapp.execution.plans import compiled_graph, compiled_version
 from webapp.flows.models import Flow
-from webapp.runs import drivers, limits
-from webapp.runs.models import Run, RunEvent
+from webapp.runs import limits
+from webapp.runs.models import Run
 
 
 def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool = False) -> Run:
@@ -28,7 +36,7 @@ def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool =
     leaves a run behind that could only fail.
     """
     version = flow.current()
-    compiled = drivers.compiled_version(version)
+    compiled = compiled_version(version)
     resolved = compiled.resolve_inputs(inputs)
     return _store(
         flow=flow, flow_version=version, started_by=user, inputs=resolved, ignore_cache=ignore_cache
@@ -43,13 +51,47 @@ def _store(**fields: Any) -> Run:
         run.stored_bytes = limits.start_bytes(run)
         run.save()
         limits.charge(run.started_by_id, run.stored_bytes)
+        transaction.on_commit(lambda: _start(run))
     return run
 
 
-def recorded_events(run: Run, after: int, limit: int) -> list[dict[str, Any]]:
-    """The run's events with seq > after, in order, at most `limit` of them."""
-    events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
-    return list(events.values_list("payload", flat=True)[:limit])
+def _start(run: Run) -> None:
+    run._start_notice = execution.start(run.pk)  # type: ignore[attr-defined]
+
+
+def start_notice(run: Run) -> str | None:
+    """Why the run cannot start yet (the celery driver's queue is unreachable), or None."""
+    return getattr(run, "_start_notice", None)
+
+
+# How a run ends when no engine closes its log
+
+
+def fail(run_id: int, error: str) -> None:
+    """The run could not be executed (its flow no longer compiles, the engine crashed)."""
+    Run.objects.filter(pk=run_id).update(
+        status=Run.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+def cancel_queued(run_id: int) -> bool:
+    """Cancel a run no driver has begun; False when it is no longer queued."""
+    return _cancel(Run.objects.filter(pk=run_id, status=Run.Status.QUEUED))
+
+
+def cancel_orphan(run_id: int) -> bool:
+    """Cancel a run left queued or running that nothing executes (say, after a restart);
+    False when it has ended."""
+    return _cancel(
+        Run.objects.filter(pk=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+    )
+
+
+def _cancel(runs: QuerySet[Run]) -> bool:
+    updated = runs.update(
+        status=Run.Status.CANCELLED, error="cancelled", finished_at=timezone.now()
+    )
+    return bool(updated)
 
 
 class NotResumable(ValueError):
@@ -72,11 +114,11 @@ def create_rerun(
     if on_current:
         version = run.flow.current()
         override = None
-        compiled = drivers.compiled_version(version)
+        compiled = compiled_version(version)
     else:
         version = run.flow_version
         override = run.graph_override
-        compiled = drivers.compiled_graph(version, override)
+        compiled = compiled_graph(version, override)
     resolved = compiled.resolve_inputs(run.inputs if inputs is None else inputs)
     return _store(
         flow=run.flow,
@@ -115,7 +157,7 @@ def create_from_node(
             raise FlowInvalid([Problem("config must be a JSON object", node)])
         graph = with_config(graph, node, config)
         override = graph
-    compiled = drivers.compiled_graph(run.flow_version, override)
+    compiled = compiled_graph(run.flow_version, override)
     overrides: dict[str, dict[str, Any]] = {}
     if port_values:
         if not isinstance(port_values, dict):
@@ -152,7 +194,7 @@ def create_resume(run: Run, user) -> Run:
             f"run {run.pk} is {run.status}: only a failed or cancelled run can be resumed"
         )
     # Checked now so that a graph the engine no longer accepts fails here, not in the run.
-    drivers.compiled_graph(run.flow_version, run.graph_override)
+    compiled_graph(run.flow_version, run.graph_override)
     return _store(
         flow=run.flow,
         flow_version=run.flow_version,

@@ -23,6 +23,7 @@ from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
 from webapp.flows.models import ShareLink
 from webapp.flows.sharing import service as sharing
+from webapp.runs import eventlog
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.views import graph_steps, seconds_between
@@ -137,9 +138,5 @@ def public_run_events(request: HttpRequest, token: str, run_id: int) -> HttpResp
         limit = _number(request, "limit", MAX_EVENTS, 1, MAX_EVENTS)
     except ValueError as exc:
         return _headers(JsonResponse({"detail": str(exc)}, status=400))
-    rows = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
-    events = [
-        sharing.public_event(link, payload)
-        for payload in rows.values_list("payload", flat=True)[:limit]
-    ]
+    events = [sharing.public_event(link, event) for event in eventlog.events(run.pk, after, limit)]
     return _headers(JsonResponse(events, safe=False))

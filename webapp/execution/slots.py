@@ -38,7 +38,7 @@ from typing import Any, Self, TypeVar
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from webapp.runs import dbthreads
+from webapp.execution import dbthreads
 from webapp.runs.models import NodeTask
 
 log = logging.getLogger(__name__)

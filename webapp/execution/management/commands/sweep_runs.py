@@ -8,14 +8,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.runs import coordinator
+from webapp.execution import coordinator
 
 
 class Command(BaseCommand):
     help = "Take over lapsed node leases and send what the broker missed (celery driver)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.RUN_DRIVER != "celery":
+        if settings.RUN_DRIVERS["celery"] != settings.RUN_DRIVER:
             raise CommandError("sweep_runs is for SWITCHYARD_RUN_DRIVER=celery")
         counts = coordinator.sweep()
         self.stdout.write(", ".join(f"{what}: {n}" for what, n in counts.items()))

@@ -18,8 +18,8 @@ from graphs.executor import RunOptions
 from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
+from webapp.execution.cache import DbNodeCache
 from webapp.flows.models import FlowVersion
-from webapp.runs.cache import DbNodeCache
 from webapp.runs.models import Run, RunEvent
 
 

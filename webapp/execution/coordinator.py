@@ -6,15 +6,16 @@ the run row's lock (``SELECT ... FOR UPDATE``) for one transaction, in which it:
 
 - loads the run's ``graphs.schedule.RunState`` (``Run.state``) and applies the step:
   ``begin``, a node's outcome (``finish``), ``cancel``, a takeover (``reap``);
-- numbers the events it records from ``Run.last_seq``, so the log has no gaps and
-  commits in seq order, whichever worker wrote which event, and holds them to the run's
-  byte limits (webapp.runs.limits.EventGate): a step whose events would take the log past
-  one closes the log and stops the run, failed, as a cancel would stop it;
+- records its events through the run's event log (webapp.runs.eventlog.Appender), which
+  numbers them from ``Run.last_seq``, so the log has no gaps and commits in seq order
+  whichever worker wrote which event, and holds them to the run's byte limits: a step
+  whose events would take the log past one closes the log and stops the run, failed, as a
+  cancel would stop it;
 - creates a ``NodeTask`` for each node the step made ready;
 - saves the state.
 
-After the commit, a step's ``Dispatch`` hands the new tasks to the broker and
-broadcasts the events; both are best effort (``sweep`` re-sends what did not reach
+After the commit, a step's ``Dispatch`` hands the new tasks to the broker, and the event
+log broadcasts the events; both are best effort (``sweep`` re-sends what did not reach
 the broker, browsers refill from the database).
 
 Leases and fencing. A worker ``claim``s a queued task for the task's current
@@ -31,10 +32,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -44,12 +43,20 @@ from django.utils import timezone
 
 from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
-from webapp.runs import limits
-from webapp.runs.models import NodeTask, Run, RunEvent, Slot
-from webapp.runs.plans import compiled_run, options_for
-from webapp.runs.recorder import Tally, broadcast, run_changes
+from webapp.celery import app
+from webapp.execution.plans import compiled_run, options_for
+from webapp.runs import limits, services
+from webapp.runs.eventlog import Appender
+from webapp.runs.models import NodeTask, Run, Slot
 
 log = logging.getLogger(__name__)
+
+# The workers' tasks (webapp.execution.tasks), sent by name: the tasks call this module.
+# Sent with ignore_result=True, as the tasks declare: a name carries none of its task's
+# options, and a send expecting a result subscribes to the result backend first (retrying
+# for a long while when Redis is away, where a send must fail at once).
+RUN_NODE = "webapp.execution.tasks.run_node"
+BEGIN_RUN = "webapp.execution.tasks.begin_run"
 
 # A run queued this long and never handed to the broker (it was down) is begun by the
 # sweeper itself.
@@ -62,7 +69,8 @@ class Fenced(Exception):
 
 @dataclass
 class Dispatch:
-    """What a committed step leaves to do: tasks to send to the broker, events to broadcast."""
+    """What a committed step leaves to do: tasks to send to the broker. (`events`: what the
+    step stored, which the event log broadcasts once committed.)"""
 
     run_id: int
     tasks: list[tuple[int, int]] = field(default_factory=list)  # (task id, epoch)
@@ -71,17 +79,14 @@ class Dispatch:
     def send(self) -> None:
         if self.tasks:
             send_tasks(self.tasks)
-        broadcast(self.run_id, self.events)
 
 
 def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
     """Hand tasks to the broker; those it cannot take stay unsent for the sweeper."""
-    from webapp.runs.tasks import run_node
-
     sent = []
     for task_id, epoch in tasks:
         try:
-            run_node.apply_async((task_id, epoch), retry=False)
+            app.send_task(RUN_NODE, (task_id, epoch), retry=False, ignore_result=True)
         except Exception:  # kombu's OperationalError, redis' ConnectionError, OSError...
             log.warning("task %s not sent: the broker is unreachable", task_id)
             break  # the rest would fail the same way; the sweeper sends them later
@@ -100,19 +105,8 @@ class Step:
     def __init__(self, run: Run):
         self.run = run
         self.dispatch = Dispatch(run.pk)
-        self.tally = Tally()
-        self.tally.cost = Decimal(run.cost_usd)
-        self.tally.saved = Decimal(run.saved_usd)
-        self.tally.cache_hits = run.cache_hits
-        if run.started_at is not None:
-            self.tally.started = run.started_at.timestamp()
+        self.log = Appender(run)
         self.schedule: Schedule | None = None
-        self.gate = limits.EventGate(
-            run.last_seq,
-            limits.run_limits(run.event_bytes, getattr(run, "user_bytes", None)),
-            stopped=run.limit_error,
-            open_visits=lambda: limits.logged_open_visits(run.pk),
-        )
         self.stopping = False
 
     @classmethod
@@ -127,7 +121,7 @@ class Step:
     @property
     def limited(self) -> bool:
         """A limit has stopped the run: its running nodes should stop."""
-        return bool(self.gate.stopped)
+        return bool(self.log.stopped)
 
     def load(self) -> Schedule:
         # Compiled already (see compile_first): no compiling while the lock is held.
@@ -136,14 +130,11 @@ class Step:
         return self.schedule
 
     def record(self, events: Iterable[dict[str, Any]]) -> None:
-        """Price the events, number them on from the run's last seq through the run's limits
-        (self.gate), and keep what they let through for the commit."""
-        for event in events:
-            self.dispatch.events += self.gate.admit(self.tally.annotate(event))
+        """Record events in the run's log (stored by ``save``)."""
+        self.log.record(events)
 
     def record_step(self, step: StepResult) -> None:
-        now = time.time()
-        self.record({"ts": now, "type": type_, **fields} for type_, fields in step.events)
+        self.record({"type": type_, **fields} for type_, fields in step.events)
 
     def apply(self, step: StepResult) -> None:
         """Record a schedule step's events and act on it: start, stop, finish."""
@@ -176,34 +167,15 @@ class Step:
                 self.apply(self.schedule.node_cancelled(task.node, task.iteration, started=began))
 
     def save(self) -> Dispatch:
-        changes: dict[str, Any] = {}
-        if self.gate.tripped and not self.stopping:
+        if self.log.tripped and not self.stopping:
             # Here, at the step's end, so that the tasks it made are there to stop too.
             self.stopping = True
             schedule = self.schedule or self.load()
-            self.apply(schedule.stop("failed", self.gate.stopped))
-            changes["limit_error"] = self.gate.stopped
-        events = self.dispatch.events
-        stored = 0
-        if events:
-            RunEvent.objects.bulk_create(
-                RunEvent(run_id=self.run.pk, seq=e["seq"], type=e["type"], payload=e)
-                for e in events
-            )
-            changes.update(
-                cost_usd=self.tally.cost,
-                saved_usd=self.tally.saved,
-                cache_hits=self.tally.cache_hits,
-            )
-            changes.update(run_changes(events))
-            counted, stored = limits.written(events, self.gate.bytes)
-            changes.update(counted)
+            self.apply(schedule.stop("failed", self.log.stopped))
+        fields = {}
         if self.schedule is not None:
-            changes["state"] = self.schedule.state.to_json()
-        if changes:
-            Run.objects.filter(pk=self.run.pk).update(**changes)
-        # Last: the user's row is shared by all their runs' steps, so held for least time.
-        limits.charge(self.run.started_by_id, stored)
+            fields["state"] = self.schedule.state.to_json()
+        self.dispatch.events = self.log.save(**fields)
         return self.dispatch
 
 
@@ -233,9 +205,7 @@ def begin(run_id: int) -> Dispatch | None:
             if problems := flow.option_problems(options):
                 raise FlowInvalid(problems)
         except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
-            Run.objects.filter(pk=run_id).update(
-                status=Run.Status.FAILED, error=str(exc), finished_at=timezone.now()
-            )
+            services.fail(run_id, str(exc))
             return None
         step.schedule = Schedule(flow.plan)
         step.apply(step.schedule.begin(inputs, options))
@@ -251,9 +221,7 @@ def cancel(run_id: int) -> bool:
         if run.finished:
             return False
         if run.state is None:  # still queued: no worker has begun it
-            Run.objects.filter(pk=run_id).update(
-                status=Run.Status.CANCELLED, error="cancelled", finished_at=timezone.now()
-            )
+            services.cancel_queued(run_id)
             return True
         step.apply(step.load().stop("cancelled"))
         dispatch = step.save()
@@ -310,8 +278,7 @@ def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
         task.lease_until = timezone.now() + lease()
         task.save(update_fields=["lease_until"])
         step.record(events)
-        dispatch = step.save()
-    broadcast(run_id, dispatch.events)
+        step.save()
     return task.cancel or step.limited
 
 
@@ -419,7 +386,7 @@ def lease() -> dt.timedelta:
 def sweep() -> dict[str, int]:
     """Take over lapsed leases, send what never reached the broker, begin stranded runs.
 
-    Every worker runs this every second or so (webapp.runs.tasks); ``manage.py
+    Every worker runs this every second or so (webapp.execution.sweeper); ``manage.py
     sweep_runs`` runs it once. Safe to run anywhere, any number of times at once.
     """
     now = timezone.now()
@@ -471,7 +438,6 @@ def take_over(task_id: int, run_id: int) -> int:
             step.record(
                 [
                     {
-                        "ts": time.time(),
                         "type": "node_retrying",
                         "node": task.node,
                         "iteration": task.iteration,

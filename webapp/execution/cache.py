@@ -20,7 +20,7 @@ from django.db.models import F
 
 from graphs.cache import CachedOutput
 from graphs.llm.types import Usage
-from webapp.runs import dbthreads
+from webapp.execution import dbthreads
 from webapp.runs.models import CacheEntry
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """What a Celery worker does with one task of the celery driver: one node of a run, or one
 item of a map node's list.
 
-``execute`` claims the task (webapp.runs.coordinator), runs it on an event loop of its
+``execute`` claims the task (webapp.execution.coordinator), runs it on an event loop of its
 own with graphs.runner's ``NodeRunner``, as the in-process executor does, and holds it
 meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and at least
 every ``settings.NODE_HEARTBEAT_S`` it renews the lease. A renewal also tells it that
@@ -31,12 +31,12 @@ from graphs.events import Emitter
 from graphs.llm.types import Usage
 from graphs.runner import NodeRunner
 from graphs.schedule import NodeFinished, Ready
-from webapp.runs import cache as node_cache
-from webapp.runs import coordinator, dbthreads
-from webapp.runs.coordinator import Fenced
+from webapp.execution import cache as node_cache
+from webapp.execution import coordinator, dbthreads
+from webapp.execution.coordinator import Fenced
+from webapp.execution.plans import compiled_run
+from webapp.execution.slots import Slots, scopes_for
 from webapp.runs.models import NodeTask
-from webapp.runs.plans import compiled_run
-from webapp.runs.slots import Slots, scopes_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

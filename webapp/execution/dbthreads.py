@@ -1,8 +1,9 @@
 """Database work of async code, on threads of its own with long-lived connections.
 
-The recorder, the node cache, the worker and the concurrency slots each keep a small
-thread pool for their queries: on the shared thread (``sync_to_async``'s default) they
-would queue behind every request and consumer, and reopen a connection each time.
+The in-process driver's event writes, the node cache, the worker and the concurrency slots
+each keep a small thread pool for their queries: on the shared thread (``sync_to_async``'s
+default) they would queue behind every request and consumer, and reopen a connection each
+time.
 """
 
 from __future__ import annotations

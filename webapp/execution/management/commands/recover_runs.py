@@ -6,8 +6,8 @@ server (celery's workers) the command does nothing.
 
 The event log stays the single source: each such run gets what the engine would have
 written had it stopped cleanly, a `node_failed` for every node visit left open and a
-`run_finished` (status failed), appended after its last event and written with the row in
-one transaction (webapp.runs.recorder.write_batch).
+`run_finished` (status failed), appended after its last event, priced and written with the
+row in one transaction by the run's event log (webapp.runs.eventlog.append).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from django.db import transaction
 from django.db.models import Max
 
 from graphs.log import fold
+from webapp import execution
+from webapp.runs import eventlog
 from webapp.runs.limits import logged_open_visits
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.recorder import Tally, write_batch
 
+DRIVER_NAMES = {path: name for name, path in settings.RUN_DRIVERS.items()}
 INTERRUPTED = "interrupted: the server stopped while this run was in progress"
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
 
@@ -33,9 +35,9 @@ class Command(BaseCommand):
     help = "Mark runs left queued or running by a stopped server as failed (in-process driver)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if settings.RUN_DRIVER != "inprocess":
+        if execution.driver().runs_outlive_the_server:
             # Workers outlive the web server: a run left running may well still be running.
-            driver = settings.RUN_DRIVER
+            driver = DRIVER_NAMES.get(settings.RUN_DRIVER, settings.RUN_DRIVER)
             self.stdout.write(f"skipped: runs of the {driver} driver outlive the server")
             return
         recovered = recover_runs()
@@ -52,13 +54,13 @@ def recover_runs() -> list[int]:
         with transaction.atomic():
             # Checked again inside the write transaction: a run may have ended meanwhile.
             if Run.objects.filter(pk=run_id, status__in=UNFINISHED).exists():
-                write_batch(run_id, closing_events(run_id))
+                eventlog.append(run_id, closing_events(run_id), limited=False)
                 recovered.append(run_id)
     return recovered
 
 
 def closing_events(run_id: int) -> list[dict[str, Any]]:
-    """The events that end an interrupted run, numbered on from its last one."""
+    """The events that end an interrupted run (the event log numbers and prices them)."""
     events = RunEvent.objects.filter(run_id=run_id)
     last_seq = events.aggregate(last=Max("seq"))["last"] or 0
     # Stamped with the last sign of life, not with now: the server may have been down for
@@ -67,13 +69,9 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
     ts = last if last is not None else time.time()
 
     open_visits = logged_open_visits(run_id)
-    tally = Tally()
     priced = events.filter(type__in=["run_started", "node_finished"]).order_by("seq")
-    payloads = list(priced.values_list("payload", flat=True))
-    for payload in payloads:
-        tally.annotate(payload)
     # The run's usage as far as its log goes (graphs.log adds up its finished nodes).
-    log = fold(payloads)
+    log = fold(priced.values_list("payload", flat=True))
     usage, usage_by_model = log.usage, log.usage_by_model
 
     closing = [
@@ -90,7 +88,4 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
             "error": INTERRUPTED,
         }
     )
-    numbered = [
-        {"seq": last_seq + i, "ts": ts, **event} for i, event in enumerate(closing, start=1)
-    ]
-    return [tally.annotate(event) for event in numbered]
+    return [{"ts": ts, **event} for event in closing]

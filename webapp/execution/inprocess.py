@@ -1,0 +1,236 @@
+"""The in-process driver: runs execute as tasks on the web server's own event loop.
+
+``start`` and ``cancel`` are sync and may be called from any thread: a sync view, the
+on_commit of the transaction that stored the run, a management command. The run goes to
+the first of these loops that is running:
+
+- the caller's own, when it is on one (a consumer, an async test);
+- the server's, recorded by webapp.asgi each time it serves (``serve_on``);
+- the loop that asgiref's ``sync_to_async`` runs the calling thread for (Django's async
+  test client, which bypasses webapp.asgi);
+- a loop of the driver's own on a daemon thread, for callers no loop serves (the sync
+  test client, a management command, a shell). Its runs end with the process, like the
+  server's: ``recover_runs`` closes what they left open.
+
+The engine's events go to the run's event log (webapp.runs.eventlog) in batches, from a
+thread of their own (see ``Sink``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import SyncToAsync
+from channels.db import database_sync_to_async
+
+from graphs.executor import Run as EngineRun
+from webapp.execution import dbthreads
+from webapp.execution.plans import compiled_graph, run_options
+from webapp.runs import eventlog, services
+from webapp.runs.models import Run
+
+log = logging.getLogger(__name__)
+
+
+class InProcessDriver:
+    """Runs execute as tasks of an event loop in this process; cancel reaches them directly."""
+
+    runs_outlive_the_server = False
+
+    def __init__(self) -> None:
+        self.active: dict[int, tuple[EngineRun, asyncio.AbstractEventLoop]] = {}
+        self.starting: set[int] = set()
+        self.cancel_requested: set[int] = set()
+        # One per run started here, done when the run's task ends (wait_idle waits on them
+        # from any loop).
+        self.running: set[concurrent.futures.Future[None]] = set()
+        # Guards the three sets above: start and cancel come from any thread.
+        self.lock = threading.Lock()
+
+    def start(self, run_id: int) -> None:
+        loop = _loop_for_caller()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self.lock:
+            self.starting.add(run_id)
+            self.running.add(done)
+        done.add_done_callback(self._ended)
+
+        def spawn() -> None:
+            # A fresh context: the request's (asgiref's thread executor among it) ends with
+            # the response, and the run must outlive it.
+            task = loop.create_task(self.execute(run_id), context=contextvars.Context())
+            task.add_done_callback(lambda _: done.set_result(None))
+
+        loop.call_soon_threadsafe(spawn)
+
+    def _ended(self, done: concurrent.futures.Future[None]) -> None:
+        with self.lock:
+            self.running.discard(done)
+
+    async def execute(self, run_id: int) -> None:
+        cancelled = False
+        try:
+            if not await claim(run_id):
+                return  # cancelled before it started
+            run = await Run.objects.select_related("flow_version").aget(pk=run_id)
+            sink = Sink(run_id)
+            try:
+                flow = compiled_graph(run.flow_version, run.graph_override)
+                options = await run_options(run)
+                handle = flow.start(run.inputs, sink, options=options)
+                sink.stop_run = handle.cancel
+            except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
+                await sink.close()
+                await database_sync_to_async(services.fail)(run_id, str(exc))
+                return
+            with self.lock:
+                self.active[run_id] = (handle, asyncio.get_running_loop())
+        finally:
+            with self.lock:
+                self.starting.discard(run_id)
+                if run_id in self.cancel_requested:
+                    self.cancel_requested.discard(run_id)
+                    cancelled = True
+        if cancelled:
+            handle.cancel()
+        try:
+            await handle.wait()
+        except Exception:
+            log.exception("run %s crashed", run_id)
+            await database_sync_to_async(services.fail)(
+                run_id, "the engine crashed; see the server log"
+            )
+        finally:
+            with self.lock:
+                self.active.pop(run_id, None)
+            await sink.close()
+
+    def cancel(self, run_id: int) -> bool:
+        with self.lock:
+            active = self.active.get(run_id)
+            starting = active is None and run_id in self.starting
+            if starting:
+                self.cancel_requested.add(run_id)
+        if active is not None:
+            handle, loop = active
+            loop.call_soon_threadsafe(handle.cancel)
+            return True
+        if starting:
+            # Still queued: cancel it outright, and the claim will see that. Claimed already:
+            # the start sees cancel_requested and stops the engine's run.
+            services.cancel_queued(run_id)
+            return True
+        # Not this process's (say, started before a restart): nothing executes it.
+        return services.cancel_orphan(run_id)
+
+    async def wait_idle(self) -> None:
+        """Wait for every run this process started (tests and shutdown), whatever its loop."""
+        while True:
+            with self.lock:
+                running = list(self.running)
+            if not running:
+                return
+            await asyncio.wait([asyncio.wrap_future(done) for done in running])
+
+
+@database_sync_to_async
+def claim(run_id: int) -> bool:
+    """Move a queued run to running; False when someone (a cancel) got there first."""
+    return bool(
+        Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING)
+    )
+
+
+# Which loop runs a run ---------------------------------------------------------------
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+_own_loop: asyncio.AbstractEventLoop | None = None
+_own_loop_lock = threading.Lock()
+
+
+def serve_on(loop: asyncio.AbstractEventLoop) -> None:
+    """Record the loop the ASGI server serves on (webapp.asgi calls this as it serves)."""
+    global _server_loop
+    _server_loop = loop
+
+
+def _loop_for_caller() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # a sync caller
+    if _server_loop is not None and _server_loop.is_running():
+        return _server_loop
+    # asgiref keeps it for async_to_sync; a loop closed since (an earlier test's) is skipped.
+    caller = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if caller is not None and caller.is_running():
+        return caller
+    return own_loop()
+
+
+def own_loop() -> asyncio.AbstractEventLoop:
+    """The driver's own loop, on a daemon thread, started on first use."""
+    global _own_loop
+    with _own_loop_lock:
+        if _own_loop is None:
+            _own_loop = asyncio.new_event_loop()
+            threading.Thread(target=_own_loop.run_forever, name="run-loop", daemon=True).start()
+        return _own_loop
+
+
+# The engine's sink -------------------------------------------------------------------
+
+MAX_BATCH = 500
+# Event writes get a thread (and so a database connection) of their own: on the shared
+# thread they would queue behind every request and consumer, and reopen the connection
+# each time.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
+
+
+class Sink:
+    """The executor's sink for one run: queues events, appends them to the log in batches.
+
+    The executor calls the sink synchronously and must never wait on it, so events are
+    queued here and written by one task: whatever arrived while the previous batch was
+    being written goes in the next one. When a batch takes the log past one of the run's
+    limits, the log is closed and the run stopped (``stop_run``).
+    """
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.pending: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.closed = False
+        # Stops the engine's run when a limit is reached (the driver sets it to the run's
+        # cancel: the log's run_finished says failed, and why, whatever the engine says).
+        self.stop_run: Callable[[], None] | None = None
+        self.writer = asyncio.ensure_future(self.write_loop())
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        self.wake.set()
+
+    async def close(self) -> None:
+        """Write everything still queued, then stop."""
+        self.closed = True
+        self.wake.set()
+        await self.writer
+
+    async def write_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.pending:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                _, tripped = await dbthreads.on(_writer, eventlog.append, self.run_id, batch)
+                if tripped and self.stop_run is not None:
+                    self.stop_run()
+            if self.closed and not self.pending:
+                return

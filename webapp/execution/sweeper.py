@@ -1,0 +1,66 @@
+"""The sweeper every Celery worker runs on a thread of its own: coordinator.sweep every
+second or so, so lapsed leases are taken over and unsent tasks sent while any worker lives
+(``manage.py sweep_runs`` runs one sweep by hand)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import connection
+
+from graphs.nodes.base import Services
+from webapp.execution import coordinator
+from webapp.execution.plans import engine_services
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper(threading.Thread):
+    """Runs coordinator.sweep every `interval` seconds until stopped."""
+
+    def __init__(self, interval: float):
+        super().__init__(name="run-sweeper", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        # The model SDK's import and client, built here rather than on the node loop, where
+        # a first call would stall every node's lease renewal for as long as it takes.
+        warm_up(engine_services())
+        while not self.stopped.wait(self.interval):
+            try:
+                counts = coordinator.sweep()
+            except Exception:
+                log.exception("sweep failed; trying again")
+                connection.close()
+                continue
+            if any(counts.values()):
+                log.info("sweep: %s", counts)
+        connection.close()
+
+
+def warm_up(services: Services) -> None:
+    warm = getattr(services.model_client, "warm_up", None)  # the offline model has none
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # no key, say: the node that needs it reports that
+            log.info("model client not warmed up", exc_info=True)
+
+
+_sweeper: Sweeper | None = None
+
+
+def start() -> None:
+    """Start this worker's sweeper (when the worker is ready)."""
+    global _sweeper
+    # A lapsed lease is noticed within a quarter of the lease, at most a second late.
+    _sweeper = Sweeper(min(1.0, settings.NODE_LEASE_S / 4))
+    _sweeper.start()
+
+
+def stop() -> None:
+    if _sweeper is not None:
+        _sweeper.stopped.set()

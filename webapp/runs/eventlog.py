@@ -1,0 +1,322 @@
+"""A run's event log: its one writer and its one reader, whichever driver runs the run.
+
+Writing (``Appender``): inside the caller's transaction, the events a driver produced are
+stamped (``ts``, when the engine gave none), priced (``Tally``: a node's cost and a cache
+hit's saving go into its ``node_finished``, the run's totals into ``run_finished`` and the
+run row), numbered on from the run's ``last_seq`` and held to the run's byte limits
+(webapp.runs.limits.EventGate) in one pass; ``save`` stores them with the run row's
+changes, and once the transaction commits they are broadcast to the run's watchers. So
+the database log is always at least as far along as any browser, and has no gaps
+whichever process wrote which event. Prices change; what a run cost is fixed when it is
+recorded.
+
+The writers: the in-process driver (a batch at a time, webapp.execution.inprocess), the
+celery driver's coordinator steps (webapp.execution.coordinator, holding the run's row
+lock) and ``recover_runs`` (closing the log of a run a stopped server left open).
+
+Reading (``events``): the stored events after a seq, for the API, the public share link
+and the socket's backlog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from webapp.runs import limits
+from webapp.runs.models import Run, RunEvent
+from webapp.runs.pricing import cost_usd
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+# What an Appender reads of its run's row.
+ROW = (
+    "last_seq",
+    "event_bytes",
+    "limit_error",
+    "started_by",
+    "cost_usd",
+    "saved_usd",
+    "cache_hits",
+    "started_at",
+)
+
+
+class Appender:
+    """Appends events to one run's log, in the caller's transaction.
+
+    Made from the run's row as read in that transaction (with ``user_bytes``: see
+    limits.with_user_bytes), so that two writers never number from the same seq: the
+    coordinator holds the row's lock, the in-process driver is its run's only writer.
+    `limited`: held to the run's byte limits (recover_runs closes a log whatever its size).
+    """
+
+    def __init__(self, run: Run, *, limited: bool = True) -> None:
+        self.run_id = run.pk
+        self.user_id = run.started_by_id
+        # The run's money so far, kept on its row by every save: whoever writes next
+        # prices on from there.
+        self.tally = Tally()
+        self.tally.cost = Decimal(run.cost_usd)
+        self.tally.saved = Decimal(run.saved_usd)
+        self.tally.cache_hits = run.cache_hits
+        if run.started_at is not None:
+            self.tally.started = run.started_at.timestamp()
+        user_bytes = getattr(run, "user_bytes", None)
+        self.gate = limits.EventGate(
+            run.last_seq,
+            limits.run_limits(run.event_bytes, user_bytes) if limited else [],
+            stopped=run.limit_error if limited else "",
+            open_visits=lambda: limits.logged_open_visits(run.pk),
+        )
+        self.events: list[Event] = []
+
+    @classmethod
+    def open(cls, run_id: int, *, limited: bool = True) -> Appender:
+        """An appender for the run, its row read now."""
+        runs = limits.with_user_bytes(Run.objects.filter(pk=run_id))
+        return cls(runs.only(*ROW).get(), limited=limited)
+
+    @property
+    def tripped(self) -> bool:
+        """A limit stopped the run in this write."""
+        return self.gate.tripped
+
+    @property
+    def stopped(self) -> str:
+        """The error a limit stopped the run with, in this write or before ("" if none)."""
+        return self.gate.stopped
+
+    def record(self, events: Iterable[Event]) -> list[Event]:
+        """Stamp, price, number and gate `events`; returns what of them will be stored."""
+        now = time.time()
+        kept = []
+        for event in events:
+            if "ts" not in event:
+                event = {"ts": now, **event}
+            kept += self.gate.admit(self.tally.annotate(event))
+        self.events += kept
+        return kept
+
+    def save(self, **fields: Any) -> list[Event]:
+        """Store what was recorded, with `fields` of the run's row; broadcast after the commit.
+
+        Returns the stored events. The user's storage row is written last: it is shared by
+        all of their runs' writers, so held for least time.
+        """
+        events, self.events = self.events, []
+        changes = dict(fields)
+        if self.gate.tripped:
+            changes["limit_error"] = self.gate.stopped
+        stored = 0
+        if events:
+            RunEvent.objects.bulk_create(
+                RunEvent(run_id=self.run_id, seq=e["seq"], type=e["type"], payload=e)
+                for e in events
+            )
+            changes.update(
+                cost_usd=self.tally.cost,
+                saved_usd=self.tally.saved,
+                cache_hits=self.tally.cache_hits,
+            )
+            changes.update(run_changes(events))
+            counted, stored = limits.written(events, self.gate.bytes)
+            changes.update(counted)
+        if changes:
+            Run.objects.filter(pk=self.run_id).update(**changes)
+        limits.charge(self.user_id, stored)
+        if events:
+            transaction.on_commit(partial(broadcast, self.run_id, events))
+        return events
+
+
+def append(
+    run_id: int, events: Iterable[Event], *, limited: bool = True
+) -> tuple[list[Event], bool]:
+    """Append `events` to the run's log in a transaction of their own (see Appender).
+
+    Returns what was stored, and whether a limit stopped the run just now.
+    """
+    with transaction.atomic():
+        appender = Appender.open(run_id, limited=limited)
+        appender.record(events)
+        stored = appender.save()
+    return stored, appender.tripped
+
+
+def events(
+    run_id: int, after: int = 0, limit: int | None = None, *, upto: int | None = None
+) -> list[Event]:
+    """The run's stored events with `after` < seq <= `upto`, in order, at most `limit`."""
+    rows = RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    payloads = rows.values_list("payload", flat=True)
+    return list(payloads if limit is None else payloads[:limit])
+
+
+def write_batch(run_id: int, batch: list[Event]) -> None:
+    """Store events numbered by the caller, as they are (a log made by a test or imported):
+    no pricing, no limits, no broadcast; their bytes count for the run and its user."""
+    with transaction.atomic():
+        RunEvent.objects.bulk_create(
+            RunEvent(run_id=run_id, seq=e["seq"], type=e["type"], payload=e) for e in batch
+        )
+        changes, stored = limits.written(batch, sum(limits.size_of(e) for e in batch))
+        Run.objects.filter(pk=run_id).update(**run_changes(batch), **changes)
+        limits.charge_run(run_id, stored)
+
+
+class Tally:
+    """A run's money so far: prices each event as it passes, keeps the totals for the row.
+
+    >>> tally = Tally({"m": {"input": 2.0, "output": 10.0}})
+    >>> start = tally.annotate({"type": "run_started", "ts": 100.0})
+    >>> usage = {"input_tokens": 1000, "output_tokens": 100}
+    >>> tally.annotate({"type": "node_finished", "model": "m", "usage": usage})["cost_usd"]
+    0.003
+    >>> hit = {"type": "node_finished", "model": "m", "usage": {}, "cached": {"usage": usage}}
+    >>> tally.annotate(hit)["saved_usd"]
+    0.003
+    >>> tally.annotate({"type": "node_finished", "model": "gpt", "usage": usage})["cost_usd"]
+    >>> end = tally.annotate({"type": "run_finished", "ts": 102.5})
+    >>> end["cost_usd"], end["saved_usd"], end["cache_hits"], end["duration_s"]
+    (0.003, 0.003, 1, 2.5)
+    >>> Tally({"m": {"input": 2.0}}).annotate(
+    ...     {"type": "run_finished", "usage_by_model": {"m": usage, "gpt": usage}})["cost_usd"]
+    0.002
+    """
+
+    def __init__(self, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        self.prices = prices  # None: settings.MODEL_PRICES, read when the event is priced
+        self.cost = Decimal(0)
+        self.saved = Decimal(0)
+        self.cache_hits = 0
+        self.started: float | None = None
+
+    def annotate(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with its figures added (a copy: the engine keeps its own)."""
+        kind = event["type"]
+        if kind == "node_finished":
+            figures = self.node_figures(event)
+            if figures:
+                event = {**event, **figures}
+        elif kind == "run_started":
+            self.started = event.get("ts")
+        elif kind == "run_finished":
+            event = {**event, **self.run_figures(event)}
+        return event
+
+    def node_figures(self, event: dict[str, Any]) -> dict[str, float | None]:
+        figures: dict[str, float | None] = {}
+        model = event.get("model")
+        if model is not None and "usage" in event:
+            cost = self.price(model, event["usage"])
+            self.cost += cost or 0
+            figures["cost_usd"] = _float(cost)
+        cached = event.get("cached")
+        if cached is not None:
+            self.cache_hits += 1
+            if model is not None:
+                saved = self.price(model, cached.get("usage"))
+                self.saved += saved or 0
+                figures["saved_usd"] = _float(saved)
+        return figures
+
+    def run_figures(self, event: dict[str, Any]) -> dict[str, Any]:
+        # usage_by_model also counts what node events cannot show: a map's items and
+        # failed attempts. Runs of an engine without it have only the nodes' costs.
+        by_model = event.get("usage_by_model")
+        cost = self.cost
+        if by_model is not None:
+            # pricing.usage_cost_usd, on this tally's table
+            cost = sum((self.price(m, u) or Decimal(0) for m, u in by_model.items()), Decimal(0))
+        started, finished = self.started, event.get("ts")
+        duration = None if started is None or finished is None else round(finished - started, 6)
+        return {
+            "cost_usd": float(cost),
+            "saved_usd": float(self.saved),
+            "cache_hits": self.cache_hits,
+            "duration_s": duration,
+        }
+
+    def price(self, model: str, usage: Mapping[str, Any] | None) -> Decimal | None:
+        return cost_usd(model, usage, self.prices)
+
+
+def _float(amount: Decimal | None) -> float | None:
+    return None if amount is None else float(amount)
+
+
+def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """A channel-layer message carrying a batch, encoded once for every watching socket."""
+    return {
+        "type": "run.events",
+        "first": batch[0]["seq"],
+        "last": batch[-1]["seq"],
+        "text": json.dumps({"events": batch}, ensure_ascii=False),
+    }
+
+
+def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a batch of events changes on its run's row: status, times, totals, last_seq."""
+    changes: dict[str, Any] = {"last_seq": batch[-1]["seq"]}
+    for event in batch:
+        if event["type"] == "run_started":
+            changes.update(status=Run.Status.RUNNING, started_at=_time(event))
+        elif event["type"] == "run_finished":
+            usage = event.get("usage", {})
+            changes.update(
+                status=event["status"],
+                outputs=event.get("outputs", {}),
+                error=event.get("error", ""),
+                finished_at=_time(event),
+                input_tokens=usage.get("input_tokens", 0),
+                output_tokens=usage.get("output_tokens", 0),
+            )
+            # Figures the Tally added; a batch written without one (tests) keeps the defaults.
+            changes.update(
+                (field, event[field])
+                for field in ("cost_usd", "saved_usd", "cache_hits", "duration_s")
+                if event.get(field) is not None
+            )
+    return changes
+
+
+def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
+    """Send committed events to the run's watchers (Appender.save, once they commit).
+
+    From synchronous code: a worker, or a database thread of the in-process driver, where
+    asgiref runs the send on the server's loop.
+
+    Best effort: when the channel layer (Redis) is unreachable the events are already in
+    the database, and browsers refill from there.
+    """
+    layer = get_channel_layer()
+    if layer is None or not batch:
+        return
+    try:
+        async_to_sync(layer.group_send)(run_group(run_id), batch_message(batch))
+    except Exception:  # redis-py raises its own ConnectionError, OSError, TimeoutError...
+        log.warning("run %s: events %s-%s not broadcast", run_id, batch[0]["seq"], batch[-1]["seq"])
+
+
+def run_group(run_id: int) -> str:
+    """The channel-layer group that live events of a run are broadcast to."""
+    return f"run.{run_id}"
+
+
+def _time(event: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromtimestamp(event["ts"], tz=dt.UTC)
