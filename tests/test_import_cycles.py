@@ -135,7 +135,7 @@ def describe(graph: nx.DiGraph, found: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("package", ["graphs"])
+@pytest.mark.parametrize("package", ["graphs", "webapp"])
 def test_package_has_no_import_cycles(package):
     graph = import_graph(ROOT, package)
     found = cycles(graph)
