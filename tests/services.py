@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -36,6 +35,8 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).parents[1]
 PASSWORD = "correct horse battery"
@@ -69,11 +70,7 @@ def answers(port: int) -> bool:
 
 
 def wait_for_port(port: int, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not answers(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start listening on {HOST}:{port}")
-        time.sleep(0.1)
+    wait_for(lambda: answers(port), timeout, 0.1, f"{what} to listen on {HOST}:{port}")
 
 
 @contextlib.contextmanager
@@ -322,6 +319,8 @@ class Process:
 
     def __init__(self, command: list[str], env: dict[str, str], log_path: Path):
         self.command, self.env, self.log_path = command, env, log_path
+        # What failures call it: "daphne" for python -m daphne ...
+        self.name = command[2] if command[1:2] == ["-m"] else Path(command[0]).name
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -346,6 +345,19 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until `ready()`; fails with the process's log if it exits or the time runs out."""
+
+        def ready_or_exited() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+            return ready()
+
+        try:
+            wait_for(ready_or_exited, timeout, 0.1, f"{self.name} {what}")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.log()}") from None
 
     def signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -374,11 +386,10 @@ class Process:
 
     def wait_state(self, reached: Callable[[str], bool], timeout: float = 5) -> None:
         # A signal is delivered when the kernel next schedules the process, not at once.
-        deadline = time.monotonic() + timeout
-        while not reached(self.state()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"process {self.pid} stuck in state {self.state()}")
-            time.sleep(0.01)
+        try:
+            wait_for(lambda: reached(self.state()), timeout, 0.01, f"process {self.pid} to react")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}: stuck in state {self.state()}") from None
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM (a warm shutdown: the running task may finish), then SIGKILL."""
@@ -408,15 +419,10 @@ class Worker(Process):
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         super().__init__(command, env, log_path)
+        self.name = f"worker {self.hostname}"
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while f"{self.hostname} ready." not in self.log():
-            if not self.alive():
-                raise RuntimeError(f"worker {self.hostname} exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker {self.hostname} not ready in {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+        self.wait_until(lambda: f"{self.hostname} ready." in self.log(), "to be ready", timeout)
 
 
 class Workers:
@@ -517,13 +523,7 @@ class DaphneServer(Server):
 
     def start(self, timeout: float = 30) -> None:
         self.process.start()
-        deadline = time.monotonic() + timeout
-        while not answers(self.port):
-            if not self.process.alive():
-                raise RuntimeError(f"daphne exited:\n{self.process.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daphne not listening in {timeout}s:\n{self.process.log()}")
-            time.sleep(0.1)
+        self.process.wait_until(lambda: answers(self.port), f"to listen on {self.url}", timeout)
 
     def stop(self) -> None:
         self.process.stop()

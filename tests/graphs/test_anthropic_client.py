@@ -20,6 +20,7 @@ from graphs.errors import ModelError
 from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.types import ModelRequest
 from tests.fakes.anthropic_server import FakeAnthropic, FakeResponse
+from tests.support.wait import wait_for_async
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "claude-sonnet-4-6"
@@ -259,8 +260,7 @@ async def test_a_hanging_request_is_cancelled_promptly(fake_anthropic: FakeAnthr
 
 async def test_server_stops_promptly_with_a_hanging_request_open(fake_anthropic: FakeAnthropic):
     task = asyncio.create_task(client_for(fake_anthropic).complete(ask("#fake:hang"), print))
-    while not fake_anthropic.requests:
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: fake_anthropic.requests, message="the request to arrive")
 
     stopping = time.monotonic()
     await asyncio.to_thread(fake_anthropic.stop)

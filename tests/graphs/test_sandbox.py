@@ -22,6 +22,7 @@ from graphs.document import load
 from graphs.sandbox import SandboxSettings
 from graphs.validation import validate
 from tests.graphs.support import compiled, flow, node
+from tests.support.wait import wait_for_async
 
 ROOT = Path(__file__).parents[2]
 QUICK = SandboxSettings(workers=2, timeout_s=0.5, memory_mib=256)
@@ -100,11 +101,7 @@ async def test_a_killed_worker_is_replaced_and_the_next_render_works():
     os.kill(first, signal.SIGKILL)
     assert await templating.render_async(LOOP, {"q": "xy"}, QUICK) == "[x][y]"
     # The dead one is gone, reaped rather than left a zombie.
-    for _ in range(100):
-        if not alive(first):
-            break
-        await asyncio.sleep(0.05)
-    assert not alive(first)
+    await wait_for_async(lambda: not alive(first), timeout=5, message="the dead worker reaped")
     assert first not in pool.pids
 
 
@@ -114,11 +111,7 @@ async def test_a_timed_out_worker_is_killed_and_replaced():
     with pytest.raises(templating.TemplateProblem, match=r"^template exceeded 0.5 s$"):
         await templating.render_async(NESTED_FOR, {"q": "x" * 10_000}, QUICK)
     assert await templating.render_async(LOOP, {"q": "z"}, QUICK) == "[z]"
-    for _ in range(100):
-        if not alive(first):
-            break
-        await asyncio.sleep(0.05)
-    assert not alive(first)
+    await wait_for_async(lambda: not alive(first), timeout=5, message="the timed-out worker gone")
 
 
 async def test_concurrent_renders_share_the_pool_and_each_gets_its_own_answer():
@@ -139,11 +132,7 @@ async def test_a_node_timeout_stops_a_sandboxed_render_by_killing_its_worker():
     result = await compiled(doc, sandbox=slow).run({"q": "x" * 10_000})
     assert time.monotonic() - began < 2.0
     assert result.error == "node 't' failed: timed out after 0.3s"
-    for _ in range(100):
-        if not alive(worker):
-            break
-        await asyncio.sleep(0.05)
-    assert not alive(worker)
+    await wait_for_async(lambda: not alive(worker), timeout=5, message="the worker killed")
 
 
 def test_workers_end_with_their_loop():
