@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from tests.support.wait import wait_for_async
 from webapp.flows import services
 from webapp.runs import drivers
 from webapp.runs.groups import run_group
@@ -58,14 +59,15 @@ async def test_events_are_committed_before_they_are_broadcast(alice):
     await layer.group_add(run_group(run.pk), channel)
     await drivers.start_run(run.pk)
     seen = 0
-    while True:
-        message = await layer.receive(channel)
-        top = message["last"]
-        stored = await RunEvent.objects.filter(run=run, seq__lte=top).acount()
-        assert stored == top, "a broadcast arrived before its events were committed"
-        seen = top
-        if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
-            break
+    async with asyncio.timeout(30):  # the run's last broadcast, or a failure naming this line
+        while True:
+            message = await layer.receive(channel)
+            top = message["last"]
+            stored = await RunEvent.objects.filter(run=run, seq__lte=top).acount()
+            assert stored == top, "a broadcast arrived before its events were committed"
+            seen = top
+            if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
+                break
     await drivers.driver().wait_idle()
     assert seen == await RunEvent.objects.filter(run=run).acount()
 
@@ -75,8 +77,9 @@ async def test_cancel_reaches_a_running_run(alice, monkeypatch):
     drivers.engine_services.cache_clear()
     run = await new_run(alice, "chain")
     await drivers.start_run(run.pk)
-    while not await RunEvent.objects.filter(run=run, type="node_delta").aexists():
-        await asyncio.sleep(0.02)
+    await wait_for_async(
+        RunEvent.objects.filter(run=run, type="node_delta").aexists, message="a node_delta"
+    )
     assert await drivers.cancel_run(run.pk) is True
     await drivers.driver().wait_idle()
     await run.arefresh_from_db()
