@@ -26,15 +26,22 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
+import dj_database_url
 import psycopg
 import pytest
 import redis
-from django.conf import settings
-from django.db import connection
+from django.conf import global_settings, settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.utils import load_backend
+from django.test import override_settings
 
 from tests.support.wait import wait_for
 
@@ -48,6 +55,7 @@ POSTGRES_ADMIN_URL = f"postgres://postgres@{HOST}:{POSTGRES_PORT}/postgres"
 DATABASE_PREFIXES = ("test_switchyard_", "switchyard_test_")
 # Marks a Redis database as taken by a session (value: "host:pid").
 REDIS_OWNER_KEY = "switchyard:test-session-owner"
+T = TypeVar("T")
 # Sessions starting at once must not both start a server.
 SERVICES_LOCK = Path(tempfile.gettempdir()) / "switchyard-test-services.lock"
 
@@ -478,11 +486,15 @@ def celery_app(redis_url: str):
 
 
 class Server:
-    """A web server under test, and manage.py commands against its database."""
+    """A web server under test: manage.py commands against its database, and ``orm()``,
+    this process's ORM on that database, to build a test's world and to read it."""
 
-    def __init__(self, url: str, env: dict[str, str]):
+    def __init__(self, url: str, env: dict[str, str], db_blocker=None):
         self.url = url
         self.env = env
+        # pytest-django's guard: a test with no database of its own may still use the
+        # server's, and only through orm().
+        self.db_blocker = db_blocker
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
@@ -496,24 +508,66 @@ class Server:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def orm(self, build: Callable[[], T]) -> T:
+        """``build()``'s result, with Django's default database the server's (its
+        ``DATABASE_URL``) while it runs: models, managers and services read and write what
+        the server serves.
+
+        It runs on a thread of its own: Playwright's sync API keeps an event loop on the
+        test's thread, where Django refuses to run the ORM. Its connection closes at the
+        end, so the server never waits on it.
+        """
+        from django.contrib.contenttypes.models import ContentType  # once apps are ready
+
+        config = dj_database_url.parse(self.env["DATABASE_URL"])
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            # As webapp/settings.py opens it: wait for the server's writes, never upgrade locks.
+            config["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        config = connections.configure_settings({DEFAULT_DB_ALIAS: config})[DEFAULT_DB_ALIAS]
+
+        def on_server_database() -> T:
+            ours = load_backend(config["ENGINE"]).DatabaseWrapper(config, DEFAULT_DB_ALIAS)
+            connections[DEFAULT_DB_ALIAS] = ours  # this thread's connection only
+            try:
+                return build()
+            finally:
+                ours.close()
+                del connections[DEFAULT_DB_ALIAS]
+
+        unblocked = self.db_blocker.unblock() if self.db_blocker else contextlib.nullcontext()
+        # Cached rows (content types) belong to the database they were read from.
+        ContentType.objects.clear_cache()
+        try:
+            with unblocked, ThreadPoolExecutor(1, thread_name_prefix="server-orm") as thread:
+                return thread.submit(on_server_database).result(timeout=120)
+        finally:
+            ContentType.objects.clear_cache()
+
     def create_user(self, username: str) -> str:
-        code = (
-            "from django.contrib.auth import get_user_model;"
-            f"get_user_model().objects.create_user({username!r}, password={PASSWORD!r})"
-        )
-        self.manage("shell", "-c", code)
+        """A user who signs in with PASSWORD (hashed as the server checks it)."""
+        password = server_password_hash()
+        self.orm(lambda: get_user_model().objects.create(username=username, password=password))
         return username
 
-    def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code)
+
+@cache
+def server_password_hash() -> str:
+    """PASSWORD hashed by the server's first hasher. This session hashes with a fast one
+    (tests/conftest.py) that the servers it starts do not know; hashing once here keeps
+    their real one's cost to the sign-ins that check it."""
+    import webapp.settings as served  # the servers' settings module
+
+    hashers = getattr(served, "PASSWORD_HASHERS", global_settings.PASSWORD_HASHERS)
+    with override_settings(PASSWORD_HASHERS=hashers):
+        return make_password(PASSWORD)
 
 
 class DaphneServer(Server):
     """Daphne in a subprocess; restartable on the same port (a browser reconnects to it)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, db_blocker=None):
         self.port = free_port()
-        super().__init__(f"http://{HOST}:{self.port}", env)
+        super().__init__(f"http://{HOST}:{self.port}", env, db_blocker)
         command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port)]
         self.process = Process([*command, "webapp.asgi:application"], env, log_path)
 

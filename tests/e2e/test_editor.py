@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, log_in
+from webapp.flows import services
+from webapp.flows.models import Flow
 
 READY = "() => document.documentElement.dataset.canvas === 'ready'"
 
@@ -29,26 +31,24 @@ def new_user(server: Server) -> str:
 
 def create_flow(server: Server, username: str, graph: dict | None = None) -> int:
     graph = graph or {"graph": {"name": "Editor test"}, "nodes": [], "edges": []}
-    code = (
-        "import json;"
-        "from django.contrib.auth import get_user_model;"
-        "from webapp.flows import services;"
-        f"u = get_user_model().objects.get(username={username!r});"
-        f"f = services.create(u, {graph['graph']['name']!r}, json.loads({json.dumps(graph)!r}));"
-        "print('FLOW', f.pk)"
-    )
-    out = server.shell(code)
-    return int(next(line for line in out.splitlines() if line.startswith("FLOW")).split()[1])
+
+    def create() -> int:
+        user = get_user_model().objects.get(username=username)
+        return services.create(user, graph["graph"]["name"], graph).pk
+
+    return server.orm(create)
 
 
 def save_from_elsewhere(server: Server, flow_id: int, base: int) -> None:
     """Someone else saves the flow (same owner, another tab or an API client)."""
-    server.shell(
-        "from webapp.flows.models import Flow; from webapp.flows import services;"
-        f"f = Flow.objects.get(pk={flow_id}); g = f.current().graph;"
-        "g['graph']['description'] = 'saved elsewhere';"
-        f"print(services.save(f, f.owner, g, base_version={base}))"
-    )
+
+    def save() -> None:
+        flow = Flow.objects.get(pk=flow_id)
+        graph = flow.current().graph
+        graph["graph"]["description"] = "saved elsewhere"
+        services.save(flow, flow.owner, graph, base_version=base)
+
+    server.orm(save)
 
 
 def open_editor(page: Page, server: Server, flow_id: int) -> None:
@@ -270,12 +270,13 @@ def test_stale_save_shows_the_conflict_banner(
     expect(banner).to_contain_text("Someone saved version 2 while you were editing")
     expect(page.get_by_test_id("version")).to_have_text("v1")
     expect(page.get_by_test_id("dirty")).to_be_visible()
+
     # Nothing was overwritten: version 2 is the other save.
-    out = server.shell(
-        f"from webapp.flows.models import Flow; f = Flow.objects.get(pk={flow_id});"
-        "print('STATE', f.version, len(f.current().graph['nodes']))"
-    )
-    assert "STATE 2 0" in out
+    def stored() -> tuple[int, int]:
+        flow = Flow.objects.get(pk=flow_id)
+        return flow.version, len(flow.current().graph["nodes"])
+
+    assert server.orm(stored) == (2, 0)
 
     banner.get_by_test_id("reload").click()
     page.wait_for_function(READY)
