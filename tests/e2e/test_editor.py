@@ -284,7 +284,9 @@ def test_stale_save_shows_the_conflict_banner(
     expect(page.locator(".ed-banner")).to_contain_text("made on version 1")
 
 
-def test_a_300_node_flow_opens_quickly(page: Page, server: Server, errors: list[str]) -> None:
+def test_a_300_node_flow_opens_whole_for_the_requests_of_a_small_one(
+    page: Page, server: Server, errors: list[str]
+) -> None:
     chains, length = 30, 9
     nodes = [{"id": "q", "type": "input", "config": {"name": "q"}, "position": {"x": 0, "y": 0}}]
     edges = []
@@ -332,17 +334,20 @@ def test_a_300_node_flow_opens_quickly(page: Page, server: Server, errors: list[
         server, username, {"graph": {"name": "Big"}, "nodes": nodes, "edges": edges}
     )
     log_in(page, server, username)
-    open_editor(page, server, flow_id)  # warm the caches once
-    # The best of three opens: other processes on a shared CI box only ever add time.
-    times = []
-    for _ in range(3):
-        page.reload()
-        page.wait_for_function(READY)
-        times.append(page.evaluate("Switchyard.canvas.readyAt"))
-    ready_ms = min(times)
-    print(f"300-node flow ready {ready_ms:.0f} ms after navigation start (runs: {times})")
-    # About 0.5-0.8 s here on a busy 2-core box; the bound leaves room for a slower machine.
-    assert ready_ms < 2000
+    # How long it takes is bench/editor_open.py's figure; what it costs is counted here: the
+    # same requests to the server (the page and its API calls) as a two-node flow's.
+    small = create_flow(server, username, services.starter_graph("Small"))
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+
+    def requests_to_open(flow: int) -> list[str]:
+        asked.clear()
+        open_editor(page, server, flow)
+        page.wait_for_load_state("networkidle")
+        flow_path = f"/flows/{flow}/"
+        return sorted(u.replace(flow_path, "/flows/ID/") for u in asked if "/static/" not in u)
+
+    assert requests_to_open(small) == requests_to_open(flow_id)
     assert page.evaluate("Switchyard.canvas.graph.getNodes().length") == 300
     # Only what is in view is drawn; the rest appears as you pan (X6 virtual rendering).
     assert 0 < page.locator("#ed-canvas .x6-node").count() <= 300
