@@ -11,6 +11,12 @@ environment a worker or web process of this session runs with), ``celery_worker`
 real ``celery -A webapp worker`` processes) and ``celery_server`` (Daphne with the celery
 driver and ``channels_redis``). Processes see only committed rows, so the process fixtures
 bring ``transactional_db`` with them.
+
+``DaphneServer`` also serves tests/e2e and the Daphne edge tests, each on a SQLite file of
+its own: ``server.orm(build)`` runs ``build`` with this process's ORM on the server's
+database, which is how those tests make their users, flows and runs and read what the
+server stored. Every process started here is stopped within bounded time at teardown
+(SIGTERM, then SIGKILL), and dies with the session if the session dies first.
 """
 
 from __future__ import annotations
