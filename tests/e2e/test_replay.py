@@ -93,7 +93,9 @@ def test_replay_plays_steps_and_scrubs_without_calling_the_model(
     model_server,
     errors,  # noqa: F811
 ):
-    open_flow(page, server, 0.03)
+    # A word every 0.1 s: at 4x a node streams for a quarter second or so, time for the page
+    # to paint it running even when frames come late on a loaded machine.
+    open_flow(page, server, 0.1)
     run_id = start_run(page)
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=TIMEOUT_MS
