@@ -11,6 +11,12 @@ environment a worker or web process of this session runs with), ``celery_worker`
 real ``celery -A webapp worker`` processes) and ``celery_server`` (Daphne with the celery
 driver and ``channels_redis``). Processes see only committed rows, so the process fixtures
 bring ``transactional_db`` with them.
+
+``DaphneServer`` also serves tests/e2e and the Daphne edge tests, each on a SQLite file of
+its own: ``server.orm(build)`` runs ``build`` with this process's ORM on the server's
+database, which is how those tests make their users, flows and runs and read what the
+server stored. Every process started here is stopped within bounded time at teardown
+(SIGTERM, then SIGKILL), and dies with the session if the session dies first.
 """
 
 from __future__ import annotations
@@ -25,17 +31,25 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
+import dj_database_url
 import psycopg
 import pytest
 import redis
-from django.conf import settings
-from django.db import connection
+from django.conf import global_settings, settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.utils import load_backend
+from django.test import override_settings
+
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).parents[1]
 PASSWORD = "correct horse battery"
@@ -47,6 +61,7 @@ POSTGRES_ADMIN_URL = f"postgres://postgres@{HOST}:{POSTGRES_PORT}/postgres"
 DATABASE_PREFIXES = ("test_switchyard_", "switchyard_test_")
 # Marks a Redis database as taken by a session (value: "host:pid").
 REDIS_OWNER_KEY = "switchyard:test-session-owner"
+T = TypeVar("T")
 # Sessions starting at once must not both start a server.
 SERVICES_LOCK = Path(tempfile.gettempdir()) / "switchyard-test-services.lock"
 
@@ -69,11 +84,7 @@ def answers(port: int) -> bool:
 
 
 def wait_for_port(port: int, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not answers(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start listening on {HOST}:{port}")
-        time.sleep(0.1)
+    wait_for(lambda: answers(port), timeout, 0.1, f"{what} to listen on {HOST}:{port}")
 
 
 @contextlib.contextmanager
@@ -322,6 +333,8 @@ class Process:
 
     def __init__(self, command: list[str], env: dict[str, str], log_path: Path):
         self.command, self.env, self.log_path = command, env, log_path
+        # What failures call it: "daphne" for python -m daphne ...
+        self.name = command[2] if command[1:2] == ["-m"] else Path(command[0]).name
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -346,6 +359,19 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until `ready()`; fails with the process's log if it exits or the time runs out."""
+
+        def ready_or_exited() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+            return ready()
+
+        try:
+            wait_for(ready_or_exited, timeout, 0.1, f"{self.name} {what}")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.log()}") from None
 
     def signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -374,11 +400,10 @@ class Process:
 
     def wait_state(self, reached: Callable[[str], bool], timeout: float = 5) -> None:
         # A signal is delivered when the kernel next schedules the process, not at once.
-        deadline = time.monotonic() + timeout
-        while not reached(self.state()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"process {self.pid} stuck in state {self.state()}")
-            time.sleep(0.01)
+        try:
+            wait_for(lambda: reached(self.state()), timeout, 0.01, f"process {self.pid} to react")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}: stuck in state {self.state()}") from None
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM (a warm shutdown: the running task may finish), then SIGKILL."""
@@ -408,15 +433,10 @@ class Worker(Process):
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         super().__init__(command, env, log_path)
+        self.name = f"worker {self.hostname}"
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while f"{self.hostname} ready." not in self.log():
-            if not self.alive():
-                raise RuntimeError(f"worker {self.hostname} exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker {self.hostname} not ready in {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
+        self.wait_until(lambda: f"{self.hostname} ready." in self.log(), "to be ready", timeout)
 
 
 class Workers:
@@ -472,11 +492,15 @@ def celery_app(redis_url: str):
 
 
 class Server:
-    """A web server under test, and manage.py commands against its database."""
+    """A web server under test: manage.py commands against its database, and ``orm()``,
+    this process's ORM on that database, to build a test's world and to read it."""
 
-    def __init__(self, url: str, env: dict[str, str]):
+    def __init__(self, url: str, env: dict[str, str], db_blocker=None):
         self.url = url
         self.env = env
+        # pytest-django's guard: a test with no database of its own may still use the
+        # server's, and only through orm().
+        self.db_blocker = db_blocker
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
@@ -490,24 +514,66 @@ class Server:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def orm(self, build: Callable[[], T]) -> T:
+        """``build()``'s result, with Django's default database the server's (its
+        ``DATABASE_URL``) while it runs: models, managers and services read and write what
+        the server serves.
+
+        It runs on a thread of its own: Playwright's sync API keeps an event loop on the
+        test's thread, where Django refuses to run the ORM. Its connection closes at the
+        end, so the server never waits on it.
+        """
+        from django.contrib.contenttypes.models import ContentType  # once apps are ready
+
+        config = dj_database_url.parse(self.env["DATABASE_URL"])
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            # As webapp/settings.py opens it: wait for the server's writes, never upgrade locks.
+            config["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        config = connections.configure_settings({DEFAULT_DB_ALIAS: config})[DEFAULT_DB_ALIAS]
+
+        def on_server_database() -> T:
+            ours = load_backend(config["ENGINE"]).DatabaseWrapper(config, DEFAULT_DB_ALIAS)
+            connections[DEFAULT_DB_ALIAS] = ours  # this thread's connection only
+            try:
+                return build()
+            finally:
+                ours.close()
+                del connections[DEFAULT_DB_ALIAS]
+
+        unblocked = self.db_blocker.unblock() if self.db_blocker else contextlib.nullcontext()
+        # Cached rows (content types) belong to the database they were read from.
+        ContentType.objects.clear_cache()
+        try:
+            with unblocked, ThreadPoolExecutor(1, thread_name_prefix="server-orm") as thread:
+                return thread.submit(on_server_database).result(timeout=120)
+        finally:
+            ContentType.objects.clear_cache()
+
     def create_user(self, username: str) -> str:
-        code = (
-            "from django.contrib.auth import get_user_model;"
-            f"get_user_model().objects.create_user({username!r}, password={PASSWORD!r})"
-        )
-        self.manage("shell", "-c", code)
+        """A user who signs in with PASSWORD (hashed as the server checks it)."""
+        password = server_password_hash()
+        self.orm(lambda: get_user_model().objects.create(username=username, password=password))
         return username
 
-    def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code)
+
+@cache
+def server_password_hash() -> str:
+    """PASSWORD hashed by the server's first hasher. This session hashes with a fast one
+    (tests/conftest.py) that the servers it starts do not know; hashing once here keeps
+    their real one's cost to the sign-ins that check it."""
+    import webapp.settings as served  # the servers' settings module
+
+    hashers = getattr(served, "PASSWORD_HASHERS", global_settings.PASSWORD_HASHERS)
+    with override_settings(PASSWORD_HASHERS=hashers):
+        return make_password(PASSWORD)
 
 
 class DaphneServer(Server):
     """Daphne in a subprocess; restartable on the same port (a browser reconnects to it)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, db_blocker=None):
         self.port = free_port()
-        super().__init__(f"http://{HOST}:{self.port}", env)
+        super().__init__(f"http://{HOST}:{self.port}", env, db_blocker)
         command = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(self.port)]
         self.process = Process([*command, "webapp.asgi:application"], env, log_path)
 
@@ -517,13 +583,7 @@ class DaphneServer(Server):
 
     def start(self, timeout: float = 30) -> None:
         self.process.start()
-        deadline = time.monotonic() + timeout
-        while not answers(self.port):
-            if not self.process.alive():
-                raise RuntimeError(f"daphne exited:\n{self.process.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daphne not listening in {timeout}s:\n{self.process.log()}")
-            time.sleep(0.1)
+        self.process.wait_until(lambda: answers(self.port), f"to listen on {self.url}", timeout)
 
     def stop(self) -> None:
         self.process.stop()

@@ -1,5 +1,7 @@
-"""End-to-end fixtures: the real Daphne server in a subprocess on its own SQLite file,
-the fake Anthropic API on loopback, and Debian's Chromium driven by Playwright.
+"""End-to-end fixtures: the real Daphne server in a subprocess on its own SQLite file
+(tests/services.py's DaphneServer; tests build their world in that file through the ORM,
+``server.orm()``), the fake Anthropic API on loopback, and Debian's Chromium driven by
+Playwright.
 
 Every browser context reports Content-Security-Policy violations (the page's
 ``securitypolicyviolation`` events, and the console's CSP errors); a test during which
@@ -9,18 +11,14 @@ any page broke the policy fails at teardown, with what was refused and where.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.services import PASSWORD, Server, free_port
+from tests.services import PASSWORD, DaphneServer, Server
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
@@ -75,51 +73,25 @@ def model_server() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, model_server) -> Iterator[Server]:
-    port = free_port()
-    database = tmp_path_factory.mktemp("e2e") / "e2e.sqlite3"
+def server(tmp_path_factory, model_server, django_db_blocker) -> Iterator[DaphneServer]:
+    """Daphne on a SQLite file of its own, calling the fake model server. Tests build
+    their world in it with ``server.orm()`` (and ``server.create_user``)."""
+    folder = tmp_path_factory.mktemp("e2e")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DJANGO_"))},
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": f"sqlite:///{folder / 'e2e.sqlite3'}",
         "ANTHROPIC_API_KEY": "test-key",
         "ANTHROPIC_BASE_URL": model_server.url,
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "NO_PROXY": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
     }
-    url = f"http://127.0.0.1:{port}"
-    server = Server(url, env)
+    server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
-    log = open(database.with_suffix(".log"), "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "webapp.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(database.with_suffix(".log").read_text()) from None
-            time.sleep(0.1)
+    server.start()
     yield server
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +130,12 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def pause(page: Page) -> Callable[[float], None]:
+    """wait_for's sleep in a browser test: Playwright's sync API delivers the page's events
+    (console messages, the CSP binding) only while one of its calls runs."""
+    return lambda seconds: page.wait_for_timeout(seconds * 1000)
 
 
 def log_in(page: Page, server: Server, username: str) -> None:

@@ -7,29 +7,31 @@ dirty one gets the banner, where "Save mine as a copy" makes a new flow.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, log_in
+from tests.e2e.conftest import Server, log_in, pause
 from tests.e2e.test_runs import TIMEOUT_MS, flow_document, start_run, streamed_text
+from tests.support.wait import wait_for
+from webapp.flows import services
+from webapp.flows.models import Flow
+from webapp.teams.models import Membership, Role, Team
 
 READY = "() => document.documentElement.dataset.canvas === 'ready'"
 
 
 def flow_state(server: Server, flow_id: int) -> tuple[int, int, str]:
     """(version, number of versions, the newest version's flow name) from the database."""
-    out = server.shell(
-        "from webapp.flows.models import Flow;"
-        f"f = Flow.objects.get(pk={flow_id});"
-        "print('STATE', f.version, f.versions.count(), f.current().graph['graph']['name'])"
-    )
-    line = next(line for line in out.splitlines() if line.startswith("STATE"))
-    _, version, count, name = line.split(" ", 3)
-    return int(version), int(count), name
+
+    def state() -> tuple[int, int, str]:
+        flow = Flow.objects.get(pk=flow_id)
+        return flow.version, flow.versions.count(), flow.current().graph["graph"]["name"]
+
+    return server.orm(state)
 
 
 @pytest.fixture
@@ -38,20 +40,17 @@ def team_flow(server: Server) -> tuple[str, str, int]:
     suffix = uuid.uuid4().hex[:6]
     alice = server.create_user(f"alice_{suffix}")
     bob = server.create_user(f"bob_{suffix}")
-    out = server.shell(
-        "from django.contrib.auth import get_user_model;"
-        "from webapp.flows import services;"
-        "from webapp.teams.models import Membership, Role, Team;"
-        "User = get_user_model();"
-        f"a = User.objects.get(username={alice!r}); b = User.objects.get(username={bob!r});"
-        "t = Team.objects.create(name='Research');"
-        "Membership.objects.create(team=t, user=a, role=Role.OWNER);"
-        "Membership.objects.create(team=t, user=b, role=Role.EDITOR);"
-        "f = services.create(a, 'Team flow', services.starter_graph('Team flow'), team=t);"
-        "print('FLOW', f.pk)"
-    )
-    flow_id = int(next(line for line in out.splitlines() if line.startswith("FLOW")).split()[1])
-    return alice, bob, flow_id
+
+    def create() -> int:
+        users = get_user_model().objects
+        owner, editor = users.get(username=alice), users.get(username=bob)
+        team = Team.objects.create(name="Research")
+        Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        Membership.objects.create(team=team, user=editor, role=Role.EDITOR)
+        graph = services.starter_graph("Team flow")
+        return services.create(owner, "Team flow", graph, team=team).pk
+
+    return alice, bob, server.orm(create)
 
 
 @pytest.fixture
@@ -101,14 +100,14 @@ def test_two_browsers_edit_one_flow_without_overwriting_each_other(
     alice_page.get_by_test_id("save").click()
     bob_page.get_by_test_id("save").click()
     banner = "[data-testid='collab-banner']"
-    for _ in range(100):
-        shown = [page for page in (alice_page, bob_page) if page.locator(banner).count()]
-        if shown:
-            break
-        alice_page.wait_for_timeout(100)
+
+    def banners() -> list[Page]:
+        return [page for page in (alice_page, bob_page) if page.locator(banner).count()]
+
+    wait_for(banners, timeout=10, interval=0.1, message="a banner", sleep=pause(alice_page))
     # Give a second banner, were there one, the time to show up.
     alice_page.wait_for_timeout(500)
-    shown = [page for page in (alice_page, bob_page) if page.locator(banner).count()]
+    shown = banners()
     assert len(shown) == 1, "exactly one of the two saves is refused with the banner"
     loser = shown[0]
     winner = bob_page if loser is alice_page else alice_page
@@ -170,12 +169,12 @@ def test_two_browsers_edit_one_flow_without_overwriting_each_other(
     expect(bob_page.get_by_test_id("version")).to_have_text("v4")
     expect(bob_page.get_by_test_id("flow-name")).to_have_value("Alice once more")
     expect(bob_page.get_by_test_id("dirty")).to_be_hidden()
-    out = server.shell(
-        "from webapp.flows.models import Flow;"
-        'f = Flow.objects.get(name="Bob\'s idea (my copy)");'
-        "print('COPY', f.owner.username, f.team_id, f.version)"
-    )
-    assert f"COPY {bob} None 1" in out
+
+    def copy() -> tuple[str, int | None, int]:
+        flow = Flow.objects.get(name="Bob's idea (my copy)")
+        return flow.owner.username, flow.team_id, flow.version
+
+    assert server.orm(copy) == (bob, None, 1)
     assert flow_state(server, flow_id) == (4, 4, "Alice once more")
 
     # Bob leaves: alice no longer sees him.
@@ -188,15 +187,13 @@ def test_a_teammate_watches_a_run_live_as_its_starter_does(
 ) -> None:
     alice, bob, flow_id = team_flow
     prompt = "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.25"
-    server.shell(
-        "import json;"
-        "from django.contrib.auth import get_user_model;"
-        "from webapp.flows import services;"
-        "from webapp.flows.models import Flow;"
-        f"f = Flow.objects.get(pk={flow_id});"
-        f"a = get_user_model().objects.get(username={alice!r});"
-        f"services.save(f, a, json.loads({json.dumps(flow_document(prompt))!r}), f.version)"
-    )
+
+    def save() -> None:
+        flow = Flow.objects.get(pk=flow_id)
+        author = get_user_model().objects.get(username=alice)
+        services.save(flow, author, flow_document(prompt), flow.version)
+
+    server.orm(save)
     alice_page, bob_page, _ = two_pages
     open_editor(alice_page, server, alice, flow_id)
     run_id = start_run(alice_page)

@@ -5,12 +5,12 @@ were inline) and the API docs."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import CspWatch, Server, log_in
+from tests.e2e.conftest import CspWatch, Server, log_in, pause
+from tests.support.wait import wait_for
 
 
 def test_the_watch_hears_what_the_policy_refuses(page: Page, server: Server, csp_watch: CspWatch):
@@ -22,10 +22,12 @@ def test_the_watch_hears_what_the_policy_refuses(page: Page, server: Server, csp
             document.head.append(script);
         }"""
     )
-    deadline = time.monotonic() + 5
-    while not csp_watch.violations and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    assert any("script-src" in violation for violation in csp_watch.violations)
+    wait_for(
+        lambda: any("script-src" in violation for violation in csp_watch.violations),
+        timeout=5,
+        message="the script-src violation",
+        sleep=pause(page),
+    )
     assert page.evaluate("() => window.inlineRan") is None
     csp_watch.violations.clear()  # heard, as it should be: not this test's failure
 

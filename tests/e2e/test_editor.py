@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, log_in
+from webapp.flows import services
+from webapp.flows.models import Flow
 
 READY = "() => document.documentElement.dataset.canvas === 'ready'"
 
@@ -29,26 +31,24 @@ def new_user(server: Server) -> str:
 
 def create_flow(server: Server, username: str, graph: dict | None = None) -> int:
     graph = graph or {"graph": {"name": "Editor test"}, "nodes": [], "edges": []}
-    code = (
-        "import json;"
-        "from django.contrib.auth import get_user_model;"
-        "from webapp.flows import services;"
-        f"u = get_user_model().objects.get(username={username!r});"
-        f"f = services.create(u, {graph['graph']['name']!r}, json.loads({json.dumps(graph)!r}));"
-        "print('FLOW', f.pk)"
-    )
-    out = server.shell(code)
-    return int(next(line for line in out.splitlines() if line.startswith("FLOW")).split()[1])
+
+    def create() -> int:
+        user = get_user_model().objects.get(username=username)
+        return services.create(user, graph["graph"]["name"], graph).pk
+
+    return server.orm(create)
 
 
 def save_from_elsewhere(server: Server, flow_id: int, base: int) -> None:
     """Someone else saves the flow (same owner, another tab or an API client)."""
-    server.shell(
-        "from webapp.flows.models import Flow; from webapp.flows import services;"
-        f"f = Flow.objects.get(pk={flow_id}); g = f.current().graph;"
-        "g['graph']['description'] = 'saved elsewhere';"
-        f"print(services.save(f, f.owner, g, base_version={base}))"
-    )
+
+    def save() -> None:
+        flow = Flow.objects.get(pk=flow_id)
+        graph = flow.current().graph
+        graph["graph"]["description"] = "saved elsewhere"
+        services.save(flow, flow.owner, graph, base_version=base)
+
+    server.orm(save)
 
 
 def open_editor(page: Page, server: Server, flow_id: int) -> None:
@@ -308,12 +308,13 @@ def test_stale_save_shows_the_conflict_banner(
     expect(banner).to_contain_text("Someone saved version 2 while you were editing")
     expect(page.get_by_test_id("version")).to_have_text("v1")
     expect(page.get_by_test_id("dirty")).to_be_visible()
+
     # Nothing was overwritten: version 2 is the other save.
-    out = server.shell(
-        f"from webapp.flows.models import Flow; f = Flow.objects.get(pk={flow_id});"
-        "print('STATE', f.version, len(f.current().graph['nodes']))"
-    )
-    assert "STATE 2 0" in out
+    def stored() -> tuple[int, int]:
+        flow = Flow.objects.get(pk=flow_id)
+        return flow.version, len(flow.current().graph["nodes"])
+
+    assert server.orm(stored) == (2, 0)
 
     banner.get_by_test_id("reload").click()
     page.wait_for_function(READY)
@@ -321,7 +322,9 @@ def test_stale_save_shows_the_conflict_banner(
     expect(page.locator(".ed-banner")).to_contain_text("made on version 1")
 
 
-def test_a_300_node_flow_opens_quickly(page: Page, server: Server, errors: list[str]) -> None:
+def test_a_300_node_flow_opens_whole_for_the_requests_of_a_small_one(
+    page: Page, server: Server, errors: list[str]
+) -> None:
     chains, length = 30, 9
     nodes = [{"id": "q", "type": "input", "config": {"name": "q"}, "position": {"x": 0, "y": 0}}]
     edges = []
@@ -369,17 +372,20 @@ def test_a_300_node_flow_opens_quickly(page: Page, server: Server, errors: list[
         server, username, {"graph": {"name": "Big"}, "nodes": nodes, "edges": edges}
     )
     log_in(page, server, username)
-    open_editor(page, server, flow_id)  # warm the caches once
-    # The best of three opens: other processes on a shared CI box only ever add time.
-    times = []
-    for _ in range(3):
-        page.reload()
-        page.wait_for_function(READY)
-        times.append(page.evaluate("Switchyard.canvas.readyAt"))
-    ready_ms = min(times)
-    print(f"300-node flow ready {ready_ms:.0f} ms after navigation start (runs: {times})")
-    # About 0.5-0.8 s here on a busy 2-core box; the bound leaves room for a slower machine.
-    assert ready_ms < 2000
+    # How long it takes is bench/editor_open.py's figure; what it costs is counted here: the
+    # same requests to the server (the page and its API calls) as a two-node flow's.
+    small = create_flow(server, username, services.starter_graph("Small"))
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+
+    def requests_to_open(flow: int) -> list[str]:
+        asked.clear()
+        open_editor(page, server, flow)
+        page.wait_for_load_state("networkidle")
+        flow_path = f"/flows/{flow}/"
+        return sorted(u.replace(flow_path, "/flows/ID/") for u in asked if "/static/" not in u)
+
+    assert requests_to_open(small) == requests_to_open(flow_id)
     assert page.evaluate("Switchyard.canvas.graph.getNodes().length") == 300
     # Only what is in view is drawn; the rest appears as you pan (X6 virtual rendering).
     assert 0 < page.locator("#ed-canvas .x6-node").count() <= 300

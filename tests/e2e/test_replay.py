@@ -6,12 +6,12 @@ reads /api/runs/<id>/events only, which the fake server's request log proves.
 
 from __future__ import annotations
 
-import json
 import uuid
 
+from django.contrib.auth import get_user_model
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD
 from tests.e2e.test_runs import (
     TIMEOUT_MS,
     canvas_status,
@@ -21,6 +21,8 @@ from tests.e2e.test_runs import (
     start_run,
     step,
 )
+from webapp.flows import services
+from webapp.runs.models import Run, RunEvent
 
 NODES = ("topic", "draft", "polish", "out")
 PLAYER = "document.querySelector('[data-replay-slot]').switchyardReplay"
@@ -91,7 +93,9 @@ def test_replay_plays_steps_and_scrubs_without_calling_the_model(
     model_server,
     errors,  # noqa: F811
 ):
-    open_flow(page, server, 0.03)
+    # A word every 0.1 s: at 4x a node streams for a quarter second or so, time for the page
+    # to paint it running even when frames come late on a loaded machine.
+    open_flow(page, server, 0.1)
     run_id = start_run(page)
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=TIMEOUT_MS
@@ -233,25 +237,26 @@ def test_a_live_run_page_enables_replay_when_the_run_ends(
 
 def crafted_run(server, events: list[dict], status: str = "succeeded") -> tuple[str, int]:
     """A user and a finished run of replay_flow written straight through the ORM."""
-    username = f"crafted{uuid.uuid4().hex[:8]}"
-    code = (
-        "import json\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from django.utils import timezone\n"
-        "from webapp.flows import services\n"
-        "from webapp.runs.models import Run, RunEvent\n"
-        f"user = get_user_model().objects.create_user({username!r}, password={PASSWORD!r})\n"
-        f"flow = services.create(user, 'Crafted', json.loads({json.dumps(replay_flow(0))!r}))\n"
-        f"events = json.loads({json.dumps(events)!r})\n"
-        "run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user,\n"
-        f"    status={status!r}, started_at=timezone.now(), finished_at=timezone.now(),\n"
-        "    last_seq=len(events))\n"
-        "for seq, event in enumerate(events, 1):\n"
-        "    payload = {'seq': seq, 'ts': 1700000000.0 + seq / 10, **event}\n"
-        "    RunEvent.objects.create(run=run, seq=seq, type=event['type'], payload=payload)\n"
-        "print('RUN', run.pk)\n"
-    )
-    return username, int(server.shell(code).split("RUN")[-1].split()[0])
+    username = server.create_user(f"crafted{uuid.uuid4().hex[:8]}")
+
+    def craft() -> int:
+        user = get_user_model().objects.get(username=username)
+        flow = services.create(user, "Crafted", replay_flow(0))
+        run = Run.objects.create(
+            flow=flow,
+            flow_version=flow.current(),
+            started_by=user,
+            status=status,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+            last_seq=len(events),
+        )
+        for seq, event in enumerate(events, 1):
+            payload = {"seq": seq, "ts": 1700000000.0 + seq / 10, **event}
+            RunEvent.objects.create(run=run, seq=seq, type=event["type"], payload=payload)
+        return run.pk
+
+    return username, server.orm(craft)
 
 
 def old_events() -> list[dict]:

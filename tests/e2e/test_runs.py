@@ -10,10 +10,13 @@ import json
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD, log_in
+from tests.e2e.conftest import log_in
 from tests.e2e.stub_pages import open_stub_page
+from webapp.flows import services
 
 TIMEOUT_MS = 20_000
 
@@ -46,19 +49,15 @@ def flow_document(prompt: str, default: str | None = "queues", retries: int = 0)
 
 
 def create_flow(server, document: dict) -> tuple[str, int, str]:
-    """A new user owning a new flow of `document`, in one shell: (username, flow id, editor URL)."""
-    username = f"runner{uuid.uuid4().hex[:8]}"
-    code = (
-        "import json\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from django.urls import reverse\n"
-        "from webapp.flows import services\n"
-        f"user = get_user_model().objects.create_user({username!r}, password={PASSWORD!r})\n"
-        f"flow = services.create(user, 'Streaming', json.loads({json.dumps(document)!r}))\n"
-        "print('FLOW', flow.pk, reverse('flow_editor', args=[flow.pk]))\n"
-    )
-    flow_id, path = server.shell(code).split("FLOW")[-1].split()[:2]
-    return username, int(flow_id), server.url + path
+    """A new user owning a new flow of `document`: (username, flow id, editor URL)."""
+    username = server.create_user(f"runner{uuid.uuid4().hex[:8]}")
+
+    def create() -> int:
+        user = get_user_model().objects.get(username=username)
+        return services.create(user, "Streaming", document).pk
+
+    flow_id = server.orm(create)
+    return username, flow_id, server.url + reverse("flow_editor", args=[flow_id])
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from tests.graphs.support import (
     of_type,
     run_with,
 )
+from tests.support.wait import wait_for_async
 
 
 def ask(**config) -> dict:
@@ -200,8 +201,7 @@ async def test_a_cache_lookup_does_not_hold_a_concurrency_slot():
     task = asyncio.ensure_future(
         compiled(doc, probe, max_concurrency=1).run({}, options=RunOptions(cache=cache))
     )
-    while "other" not in probe.calls:
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: "other" in probe.calls, interval=0.001, message="'other' to run")
     cache.release.set()
     result = await asyncio.wait_for(task, 2)
     assert result.status == "succeeded" and probe.calls == {"other": 1, "cached": 1}

@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
@@ -160,13 +161,18 @@ def test_ctrl_c_cancels_the_run_cleanly(tmp_path):
         text=True,
         env=environment | {"SWITCHYARD_OFFLINE_DELAY_MS": "200"},
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if events.exists() and "node_delta" in events.read_text():
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=10)
+    try:
+        wait_for(
+            lambda: events.exists() and "node_delta" in events.read_text(),
+            timeout=30,
+            message="the run's first node_delta in its event file",
+        )
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:  # a failure above: leave no run behind
+            process.kill()
+            process.wait(timeout=10)
     assert process.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert json.loads(stdout.splitlines()[-1])["status"] == "cancelled"

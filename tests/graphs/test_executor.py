@@ -17,6 +17,7 @@ from tests.graphs.support import (
     run,
     statuses,
 )
+from tests.support.wait import wait_for_async
 
 
 def chain(length: int) -> dict:
@@ -315,8 +316,7 @@ async def test_cancel_stops_in_flight_nodes_promptly():
     probe = Probe()
     events: list[dict] = []
     handle = compiled(flow(node("slow", "sleep", seconds=30)), probe).start({}, events.append)
-    while not probe.running:
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: probe.running, interval=0.001, message="the node to run")
     handle.cancel()
     result = await asyncio.wait_for(handle.wait(), timeout=2)
     assert result.status == "cancelled"
@@ -328,8 +328,7 @@ async def test_cancel_interrupts_a_backoff_sleep():
     events: list[dict] = []
     doc = flow(node("s", "sleep", fail_times=1, retries=1, retry_after=30))
     handle = compiled(doc).start({}, events.append)
-    while not of_type(events, "node_retrying"):
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: of_type(events, "node_retrying"), message="node_retrying")
     handle.cancel()
     result = await asyncio.wait_for(handle.wait(), timeout=2)
     assert result.status == "cancelled"
@@ -341,8 +340,7 @@ async def test_cancelling_the_awaiting_task_cancels_the_run_and_records_it():
     task = asyncio.ensure_future(
         compiled(flow(node("slow", "sleep", seconds=30)), probe).run({}, events.append)
     )
-    while not probe.running:
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: probe.running, interval=0.001, message="the node to run")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -11,6 +11,7 @@ from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.offline import OfflineClient
 from graphs.settings import model_client_from_env
 from tests.graphs.support import compiled, flow, node, of_type, run
+from tests.support.wait import wait_for_async
 
 
 def ask(prompt: str = "{{ q }}", **config) -> dict:
@@ -84,8 +85,7 @@ async def test_cancel_stops_an_in_flight_model_call(anthropic_env):
     handle = compiled(ask(), model_client=AnthropicClient()).start(
         {"q": "#fake:hang"}, events.append
     )
-    while not anthropic_env.message_requests:
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: anthropic_env.message_requests, message="the model call")
     handle.cancel()
     result = await asyncio.wait_for(handle.wait(), timeout=2)
     assert result.status == "cancelled"

@@ -22,6 +22,7 @@ from tests.graphs.support import (
     statuses,
 )
 from tests.graphs.test_executor import loop, routed
+from tests.support.wait import wait_for_async
 
 
 def story() -> dict:
@@ -260,8 +261,7 @@ async def test_resume_after_a_cancel_runs_the_cancelled_node_and_what_follows():
     probe = Probe()
     first_events: list[dict] = []
     handle = compiled(doc(30), probe).start({"q": "v"}, first_events.append)
-    while "slow" not in probe.calls:
-        await asyncio.sleep(0.001)
+    await wait_for_async(lambda: "slow" in probe.calls, interval=0.001, message="'slow' to run")
     handle.cancel()
     assert (await asyncio.wait_for(handle.wait(), 2)).status == "cancelled"
     assert final_states(first_events) == {"q": "done", "fast": "done", "slow": "cancelled"}

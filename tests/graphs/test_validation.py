@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -11,6 +10,7 @@ from graphs import document
 from graphs.errors import FlowInvalid
 from graphs.validation import validate
 from tests.graphs.support import flow, node, services
+from tests.support.work import calls_made
 
 
 def problems(doc: dict) -> list[str]:
@@ -230,19 +230,22 @@ async def test_a_dynamic_private_attribute_is_stopped_by_the_sandbox_at_run_time
     assert result.error.startswith("node 't' failed: template: sandbox refused the template:")
 
 
-def timed(action):
-    began = time.monotonic()
-    try:
-        action()
-    except FlowInvalid as exc:
-        return time.monotonic() - began, [str(p) for p in exc.problems]
-    raise AssertionError("expected FlowInvalid")
+def refusal(action) -> tuple[int, list[str]]:
+    """The function calls it took `action` to raise FlowInvalid, and its problems."""
+    found: list[str] = []
+
+    def refused() -> None:
+        with pytest.raises(FlowInvalid) as caught:
+            action()
+        found.extend(str(p) for p in caught.value.problems)
+
+    return calls_made(refused), found
 
 
-def test_json_nested_100000_deep_is_refused_quickly():
-    elapsed, found = timed(lambda: document.parse("[" * 100_000 + "]" * 100_000))
+def test_json_nested_100000_deep_is_refused_without_walking_it():
+    calls, found = refusal(lambda: document.parse("[" * 100_000 + "]" * 100_000))
     assert found == ["the JSON is nested too deeply"]
-    assert elapsed < 1
+    assert calls < 1_000  # about 40: the parser gives up at Python's recursion limit
 
 
 def test_a_document_nested_deep_inside_config_is_refused():
@@ -254,33 +257,36 @@ def test_a_document_nested_deep_inside_config_is_refused():
     assert "nested more than 64 levels deep" in problems(doc)[0]
 
 
-def test_100000_nodes_are_refused_quickly():
+def test_100000_nodes_are_refused_before_any_node_is_checked():
     doc = flow(*(node(f"n{i}", "template", template="x") for i in range(100_000)))
-    elapsed, found = timed(lambda: document.load(doc))
+    calls, found = refusal(lambda: document.load(doc))
     assert found == ["100,000 nodes; the limit is 10,000"]
-    assert elapsed < 1
+    # One walk over the values (about 36 calls a node); checking each node would add
+    # about 70 a node.
+    assert calls < 50 * 100_000
 
 
 def test_a_10_mb_prompt_is_refused_naming_the_node():
+    short = calls_made(lambda: problems(simple(prompt="x" * 10)))
     doc = simple(prompt="x" * 10_000_000)
-    began = time.monotonic()
-    found = problems(doc)
-    assert time.monotonic() - began < 1
+    found: list[str] = []
+    # Fewer calls than a short prompt takes: refused before its template is parsed.
+    assert calls_made(lambda: found.extend(problems(doc))) < short
     assert found == ["node 'ask': config.prompt: String should have at most 1000000 characters"]
 
 
 def test_a_lone_surrogate_is_refused():
     text = json.dumps(simple(prompt="bad \ud800 text"))
     assert "\\ud800" in text
-    elapsed, found = timed(lambda: document.load(document.parse(text)))
+    calls, found = refusal(lambda: document.load(document.parse(text)))
     where = "the document['nodes'][1]['config']['prompt']"
     assert found == [f"{where} holds a lone surrogate, which is not valid Unicode text"]
-    assert elapsed < 1
+    assert calls < 1_000  # about 150: one look at each value
 
 
 def test_not_json_and_not_an_object_are_refused():
-    assert timed(lambda: document.parse("{nope"))[1][0].startswith("not valid JSON:")
-    assert timed(lambda: document.parse("[1, 2]"))[1] == ["a flow document is a JSON object"]
+    assert refusal(lambda: document.parse("{nope"))[1][0].startswith("not valid JSON:")
+    assert refusal(lambda: document.parse("[1, 2]"))[1] == ["a flow document is a JSON object"]
 
 
 def test_document_round_trips_through_node_link_data():

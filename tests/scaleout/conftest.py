@@ -4,7 +4,6 @@ PostgreSQL database and Redis database (tests/services.py)."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from django.contrib.auth import get_user_model
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import session_database
+from tests.support.wait import wait_for
 from webapp.flows import services as flow_services
 from webapp.runs.models import Run, RunEvent
 from webapp.settings import redis_channel_layer
@@ -98,17 +98,6 @@ class Cluster:
         ]
 
 
-def wait_for(condition, timeout: float = 60, every: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
-
-
 def finished(run: Run, timeout: float = 60) -> Run:
     """The run once it has finished (its row re-read)."""
 
@@ -116,7 +105,7 @@ def finished(run: Run, timeout: float = 60) -> Run:
         run.refresh_from_db()
         return run if run.finished else None
 
-    return wait_for(done, timeout, what=f"run {run.pk} to finish")
+    return wait_for(done, timeout, message=f"run {run.pk} to finish")
 
 
 def sound_log(run: Run) -> list[dict]:

@@ -22,8 +22,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from tests.scaleout import flows
-from tests.scaleout.conftest import finished, sound_log, wait_for
+from tests.scaleout.conftest import finished, sound_log
 from tests.services import HOST, Process, Worker, answers, free_port, wait_for_port
+from tests.support.wait import wait_for
 from webapp.accounts.models import ApiToken
 from webapp.execution import coordinator
 from webapp.execution.distributed import QUEUED_NOTICE, CeleryDriver
@@ -64,7 +65,7 @@ def calling(cluster, run: Run, *nodes: str, prefix: str = "step") -> dict[str, N
             return tasks
         return None
 
-    return wait_for(ready, what=f"{nodes} to be calling the model")
+    return wait_for(ready, message=f"{nodes} to be calling the model")
 
 
 def task_exists(run: Run, node: str) -> bool:
@@ -146,7 +147,7 @@ def test_a_crash_during_a_fan_out_runs_only_the_branches_that_had_not_finished(c
         done = NodeTask.objects.filter(run=run, node__in=["b1", "b2", "b3"], status="done")
         return done.count() == 3
 
-    wait_for(fast_ones_done, what="b1-b3 to finish")
+    wait_for(fast_ones_done, message="b1-b3 to finish")
     assert set(
         NodeTask.objects.filter(run=run, node__in=["b4", "b5"]).values_list("status", flat=True)
     ) == {"running"}
@@ -230,8 +231,10 @@ def test_a_node_task_delivered_again_after_its_run_finished_is_a_no_op(cluster):
         run_node.apply_async((t.pk, t.epoch))
     again = begin_run.apply_async((run.pk,))  # the run's first message, too
     for t in tasks:
-        wait_for(lambda t=t: log_line(worker, t, t.epoch, NOT_CLAIMED), what=f"task {t.pk} again")
-    wait_for(lambda: f"begin_run[{again.id}] succeeded" in worker.log(), what="begin_run again")
+        wait_for(
+            lambda t=t: log_line(worker, t, t.epoch, NOT_CLAIMED), message=f"task {t.pk} again"
+        )
+    wait_for(lambda: f"begin_run[{again.id}] succeeded" in worker.log(), message="begin_run again")
 
     assert rows(run) == before
     assert prompts(cluster) == calls == {"step s1": 1, "step s2": 1}
@@ -247,7 +250,7 @@ def test_a_node_task_delivered_twice_while_it_runs_runs_once(cluster):
     def refused() -> bool:
         return any(log_line(w, s1, 1, NOT_CLAIMED) for w in workers)
 
-    wait_for(refused, what="the second delivery to be refused")
+    wait_for(refused, message="the second delivery to be refused")
     s1.refresh_from_db()
     assert (s1.status, s1.epoch) == ("running", 1)  # the first delivery still holds it
 
@@ -282,7 +285,7 @@ def test_a_frozen_worker_is_taken_over_and_writes_nothing_when_it_wakes(cluster)
 
     frozen.thaw()
     # It carries on where it stopped, learns that its lease was taken, and gives up.
-    wait_for(lambda: log_line(frozen, s2, 1, TAKEN_OVER), what="the thawed worker to give up")
+    wait_for(lambda: log_line(frozen, s2, 1, TAKEN_OVER), message="the thawed worker to give up")
     time.sleep(2)  # time for any stray write to land
     assert rows(run) == before
     assert prompts(cluster) == {"step s1": 1, "step s2": 2, "step s3": 1}
@@ -293,9 +296,10 @@ def test_a_frozen_worker_is_taken_over_and_writes_nothing_when_it_wakes(cluster)
 # Cancel ----------------------------------------------------------------------------------
 
 
-def test_a_cancel_stops_branches_on_two_workers_within_a_second(cluster):
+def test_a_cancel_stops_branches_on_two_workers_at_their_next_heartbeat(cluster):
     workers = cluster.workers(2, pool="threads", size=2, **STEADY)
-    run = cluster.start(flows.fan_out(branches=4, delay_s=10))
+    # The model answers in two minutes: only nodes that heard the cancel stop before that.
+    run = cluster.start(flows.fan_out(branches=4, delay_s=120))
     branches = calling(cluster, run, "b1", "b2", "b3", "b4", prefix="branch")
     # Two task threads per worker: the four branches run on both.
     assert {t.worker for t in branches.values()} == {w.hostname for w in workers}
@@ -307,11 +311,11 @@ def test_a_cancel_stops_branches_on_two_workers_within_a_second(cluster):
         open_tasks = NodeTask.objects.filter(run=run).exclude(status=NodeTask.Status.DONE)
         return run.status == Run.Status.CANCELLED and not open_tasks.exists()
 
-    started = time.monotonic()
     assert coordinator.cancel(run.pk) is True
-    wait_for(all_stopped, timeout=30, every=0.01, what="the run to stop")
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"the cancel took {elapsed:.2f}s to stop both workers' nodes"
+    # Heartbeats come every 0.2 s (conftest.Cluster): a quarter of the model's two minutes
+    # leaves a loaded machine all the room it needs, and still fails a node that waits for
+    # its answer.
+    wait_for(all_stopped, timeout=30, interval=0.01, message="the run to stop")
 
     events = sound_log(run)
     failed = {e["node"]: e for e in events if e["type"] == "node_failed"}
@@ -368,7 +372,7 @@ class PrivateRedis:
 
     def stop(self) -> None:
         self.process.kill()
-        wait_for(lambda: not answers(self.port), timeout=10, what="Redis to stop")
+        wait_for(lambda: not answers(self.port), timeout=10, message="Redis to stop")
 
 
 def point_at(url: str) -> None:
@@ -414,9 +418,9 @@ def test_a_run_started_while_redis_is_down_is_queued_and_runs_when_it_returns(
     private_redis.stop()
 
     run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=alice)
-    started = time.monotonic()
+    # One attempt, refused at once (retry=False): the caller is not kept waiting for Redis,
+    # which would hang here until pytest-timeout.
     assert CeleryDriver.send_begin(run.pk) == QUEUED_NOTICE
-    assert time.monotonic() - started < 5  # the caller is not kept waiting
     run.refresh_from_db()
     assert run.status == Run.Status.QUEUED
 
@@ -461,9 +465,9 @@ def test_a_run_keeps_its_events_through_redis_going_down_mid_run_and_completes(
         s2.refresh_from_db()
         return s2.status == NodeTask.Status.DONE
 
-    wait_for(s2_done, what="s2 to finish")
+    wait_for(s2_done, message="s2 to finish")
     assert s2.epoch == 1
-    s3 = wait_for(lambda: NodeTask.objects.filter(run=run, node="s3").first(), what="s3's task")
+    s3 = wait_for(lambda: NodeTask.objects.filter(run=run, node="s3").first(), message="s3's task")
     assert s3.enqueued_at is None  # the broker could not take it: the sweeper sends it later
     events = sound_log(run)
     assert [e["node"] for e in events if e["type"] == "node_finished"] == ["topic", "s1", "s2"]
@@ -478,7 +482,7 @@ def test_a_run_keeps_its_events_through_redis_going_down_mid_run_and_completes(
         since_lost = worker.log().rpartition("Connection to broker lost")[2]
         return not worker.alive() or "Connected to" in since_lost
 
-    wait_for(reconnected_or_gone, what="the worker to reconnect to Redis")
+    wait_for(reconnected_or_gone, message="the worker to reconnect to Redis")
     assert worker.alive(), f"the worker died when Redis went away:\n{worker.log()[-3000:]}"
     run = finished(run)
     assert run.status == Run.Status.SUCCEEDED, run.error

@@ -50,7 +50,7 @@ def test_starts_at_the_same_moment_take_turns_for_the_places_in_flight(settings)
     settings.MAX_RUNS_IN_FLIGHT = 3
     alice = get_user_model().objects.create_user("alice")
     flow = flow_services.create(alice, "Echo loop", flows.echo_loop())
-    gate = threading.Barrier(8)
+    gate = threading.Barrier(8, timeout=30)
     outcomes: list[str] = []
 
     def start() -> None:
@@ -67,7 +67,7 @@ def test_starts_at_the_same_moment_take_turns_for_the_places_in_flight(settings)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
 
     assert sorted(outcomes) == ["refused"] * 5 + ["started"] * 3
     runs = Run.objects.filter(started_by=alice)

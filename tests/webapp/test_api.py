@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
@@ -12,6 +11,7 @@ from channels.testing import HttpCommunicator
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
 
+from tests.support.wait import wait_for_async
 from webapp import execution
 from webapp.asgi import application
 from webapp.execution import plans
@@ -497,14 +497,11 @@ def test_cancelling_a_run_no_one_is_executing_marks_it_cancelled(api, alice_run)
 
 
 async def wait_for_event(async_client, token: str, run_id: int, type_: str) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            events = (
-                await async_client.get(f"/api/runs/{run_id}/events", headers=auth(token))
-            ).json()["items"]
-            if any(e["type"] == type_ for e in events):
-                return
-            await asyncio.sleep(0.02)
+    async def recorded() -> bool:
+        answer = await async_client.get(f"/api/runs/{run_id}/events", headers=auth(token))
+        return any(e["type"] == type_ for e in answer.json()["items"])
+
+    await wait_for_async(recorded, timeout=10, interval=0.02, message=f"a {type_} event")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,11 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth import get_user_model
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.services import HOST, DaphneServer
+from webapp.accounts.models import ApiToken
+from webapp.flows import services
 from webapp.flows.services import starter_graph
+from webapp.runs.models import Run
 
 API_CAP = 100_000
 
@@ -37,7 +41,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("daphne")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DJANGO_"))},
@@ -48,21 +52,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
     }
-    server = DaphneServer(env, folder / "daphne.log")
+    server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
-    made = server.shell(
-        "import json\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from webapp.accounts.models import ApiToken\n"
-        "from webapp.flows import services\n"
-        "from webapp.runs.models import Run\n"
-        "user = get_user_model().objects.create_user('alice', password='x')\n"
-        "flow = services.create(user, 'Edges', services.starter_graph('Edges'))\n"
-        "run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)\n"
-        "print(json.dumps({'token': ApiToken.issue(user, 't')[1], 'flow': flow.pk, "
-        "'run': run.pk}))\n"
-    )
-    ids = json.loads(made.strip().splitlines()[-1])
+
+    def world() -> dict:
+        user = get_user_model().objects.create_user("alice", password="x")
+        flow = services.create(user, "Edges", starter_graph("Edges"))
+        run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)
+        return {"token": ApiToken.issue(user, "t")[1], "flow": flow.pk, "run": run.pk}
+
+    ids = server.orm(world)
     paths = {"run": f"/ws/runs/{ids['run']}/", "flow": f"/ws/flows/{ids['flow']}/"}
     server.start()
     yield Live(server, ids["token"], paths)

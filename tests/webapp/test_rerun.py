@@ -6,13 +6,12 @@ which nodes called the model. Each node's prompt starts with its name ("draft: .
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
 from graphs.errors import FlowInvalid
+from tests.support.wait import wait_for_async
 from webapp import execution
 from webapp.accounts.models import ApiToken
 from webapp.execution import plans
@@ -241,9 +240,9 @@ async def test_resume_of_a_cancelled_run_runs_only_what_did_not_finish(api, mode
     flow = await sync_to_async(flows.create)(alice, "Hangs once", chain(revise))
     response = await api.post(f"/api/flows/{flow.pk}/runs", {})
     parent_id = response.json()["id"]
-    async with asyncio.timeout(10):
-        while len(model.message_requests) < 3:
-            await asyncio.sleep(0.02)
+    await wait_for_async(
+        lambda: len(model.message_requests) >= 3, timeout=10, message="the third model call"
+    )
     assert (await api.post(f"/api/runs/{parent_id}/cancel")).status_code == 202
     await execution.driver().wait_idle()
     parent = await Run.objects.aget(pk=parent_id)

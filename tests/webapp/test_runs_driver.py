@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from tests.support.wait import wait_for_async
 from webapp import execution
 from webapp.execution import plans
 from webapp.flows import services
@@ -62,14 +63,15 @@ async def test_events_are_committed_before_they_are_broadcast(alice):
     await layer.group_add(run_group(run.pk), channel)
     execution.start(run.pk)
     seen = 0
-    while True:
-        message = await layer.receive(channel)
-        top = message["last"]
-        stored = await RunEvent.objects.filter(run=run, seq__lte=top).acount()
-        assert stored == top, "a broadcast arrived before its events were committed"
-        seen = top
-        if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
-            break
+    async with asyncio.timeout(30):  # the run's last broadcast, or a failure naming this line
+        while True:
+            message = await layer.receive(channel)
+            top = message["last"]
+            stored = await RunEvent.objects.filter(run=run, seq__lte=top).acount()
+            assert stored == top, "a broadcast arrived before its events were committed"
+            seen = top
+            if json.loads(message["text"])["events"][-1]["type"] == "run_finished":
+                break
     await execution.driver().wait_idle()
     assert seen == await RunEvent.objects.filter(run=run).acount()
 
@@ -79,8 +81,9 @@ async def test_cancel_reaches_a_running_run(alice, monkeypatch):
     plans.engine_services.cache_clear()
     run = await new_run(alice, "chain")
     execution.start(run.pk)
-    while not await RunEvent.objects.filter(run=run, type="node_delta").aexists():
-        await asyncio.sleep(0.02)
+    await wait_for_async(
+        RunEvent.objects.filter(run=run, type="node_delta").aexists, message="a node_delta"
+    )
     assert await sync_to_async(execution.cancel)(run.pk) is True
     await execution.driver().wait_idle()
     await run.arefresh_from_db()

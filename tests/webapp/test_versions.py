@@ -276,7 +276,7 @@ def test_a_save_then_a_restore_from_the_same_base_gives_one_version_and_one_409(
 @pytest.mark.django_db(transaction=True)
 def test_a_restore_racing_a_save_in_two_threads_leaves_one_winner(team, alice, bob):
     flow = services.create(alice, "Race", services.starter_graph("Race"), team=team)
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=30)
     results: dict[str, int] = {}
     as_alice, as_bob = Api(alice), Api(bob)
 
