@@ -280,7 +280,8 @@ def report(args: argparse.Namespace, flows: dict[str, Any], results: dict[str, l
     )
     print(
         "(ms from navigation start, medians. ready = all nodes and edges in the X6 graph and "
-        "the editor's first render done; ttfb = first byte of the page; js start = canvas/editor.js "
+        "the editor's first render done; ttfb = first byte of the page; js start = "
+        "canvas/editor.js "
         "begins; dcl = DOMContentLoaded done; model = all nodes and edges in the graph; "
         "drawn = node views in the DOM (virtual rendering draws the visible area only); "
         "click = a click on a drawn node until the editor's onNodeClick callback runs)"
