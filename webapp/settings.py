@@ -252,8 +252,8 @@ MODEL_PRICES = {
     "offline": {"input": 0.00, "output": 0.00},
 }
 # The stylesheets the vendored X6 (static/vendor/x6.min.js) writes into <style> elements for
-# what canvas.js uses of it: allowed by hash, since X6 takes no nonce. tests/webapp/test_csp.py
-# checks them against the vendored file.
+# what static/js/canvas/ uses of it: allowed by hash, since X6 takes no nonce.
+# tests/webapp/test_csp.py checks them against the vendored file.
 X6_STYLESHEETS = {
     "core": "'sha256-gJ1D2aPO2W/RQzYB8532Lu3TzwRamxRlorOk0ZhcH48='",
     "dnd": "'sha256-mEq+xeHCjmedi47a/W6AVZwT53tRgxuYTn8UvJJ8zkk='",

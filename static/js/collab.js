@@ -1,7 +1,7 @@
 /*
  * collab.js — editing together, in the flow editor (templates/flows/_collab_slot.html).
  *
- * Follows /ws/flows/<id>/ (webapp/flows/consumers.py) and places what the server renders:
+ * Follows /ws/flows/<id>/ (webapp/flows/collab/consumers.py) and places what the server renders:
  *   - presence: the list of everyone else with the flow open, replaced whenever it changes;
  *   - a save by anyone: when this tab has no unsaved changes its canvas loads the new
  *     version in place (GET /api/flows/<id>, then canvas.load with the version); when it

@@ -1,4 +1,4 @@
-"""What the canvas (``static/js/canvas.js``) starts from: the ``#editor-data`` JSON.
+"""What the canvas (``static/js/canvas/editor.js``) starts from: the ``#editor-data`` JSON.
 
 Every page that draws a flow (the editor, a version, the diff of two, a run, a share
 link's flow and run) builds it with ``canvas_payload``, so the keys the script reads are

@@ -51,7 +51,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_ACCESS_GONE = 4403
 CLOSE_SIGNED_OUT = revocation.CLOSE_SIGNED_OUT
-CLOSE_LAYER_DOWN = 4503  # live.js reconnects after its last seq, without a backoff reset
+CLOSE_LAYER_DOWN = 4503  # runs/follower.js reconnects after its last seq, without a backoff reset
 PING = '{"type":"ping"}'
 # Joining a group waits no longer than this for the channel layer (an unreachable Redis
 # host can take minutes to time out a connection).

@@ -1,8 +1,9 @@
 """Whether a recorded run can be replayed in the browser, and if not, exactly why.
 
-The player (static/js/replay.js, folding events with live.js's RunModel) understands the
-event types in REPLAYED_EVENTS, written by engines up to graphs.events.SCHEMA. A run
-recorded before event schemas existed has no `schema` on its run_started: it is schema 1.
+The player (static/js/runs/replay.js, folding events with runs/model.js's RunModel)
+understands the event types in REPLAYED_EVENTS, written by engines up to
+graphs.events.SCHEMA. A run recorded before event schemas existed has no `schema` on its
+run_started: it is schema 1.
 
 >>> check_replay("succeeded", {"schema": 1}, [], []).state
 'ready'
@@ -24,7 +25,8 @@ from graphs.events import SCHEMA
 from graphs.nodes import NODE_TYPES
 from webapp.runs.models import Run, RunEvent
 
-# Every event type static/js/live.js's RunModel.apply folds in (tests keep the two in step).
+# Every event type the player folds in, through static/js/runs/log.js's RunLog.apply (tests
+# keep the two in step).
 REPLAYED_EVENTS = frozenset(
     {
         "run_started",

@@ -181,7 +181,7 @@ def build_timeline(
         "t0": t0,
         "duration": duration,
         "scale": scale,
-        # Exact, for replay.js (the template's own numbers are rounded for drawing).
+        # Exact, for static/js/runs/replay.js (the template's own numbers are rounded for drawing).
         "data": {"t0": repr(float(t0)), "x0": repr(x0), "scale": repr(scale)},
         "rows": row_list,
         "row_h": row_h,

@@ -1,5 +1,5 @@
-"""Run pages and the run panel's partials. The server renders; live.js and replay.js
-only place what it renders (plus the canvas)."""
+"""Run pages and the run panel's partials. The server renders; static/js/runs/view.js and
+replay.js only place what it renders (plus the canvas)."""
 
 from __future__ import annotations
 

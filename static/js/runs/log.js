@@ -17,6 +17,9 @@
      log.lastVisit(node)   -> the visit of node its latest event was about, or null
      log.openVisits()      -> [[node, iteration], ...] begun and not ended
      log.finalStates()     -> {node: done|failed|cancelled|skipped|running}
+     log.copy()            -> a RunLog in the same state, cheaply (a replay's seek
+                              points): neither's later events change the other
+                              (the browser's own; Python has no need of it)
      fold(events)          -> a RunLog with every event applied
      origin(value)         -> a cached/reused field as the fold keeps it ({source, run})
 */
@@ -72,7 +75,7 @@ export function origin(value) {
 }
 
 class Visit {
-  constructor(node, iteration) {
+  constructor(node, iteration, epoch) {
     Object.assign(this, {
       node: node, iteration: iteration, status: "queued", inputs: null, output: null,
       detail: null, model: null, usage: null, usage_by_model: null, cost_usd: null,
@@ -82,6 +85,8 @@ class Visit {
     });
     // Streamed pieces, joined when read.
     Object.defineProperty(this, "parts", { value: [], writable: true });
+    // The RunLog copy that may change this visit in place (see RunLog.copy).
+    Object.defineProperty(this, "epoch", { value: epoch });
   }
 
   get text() {
@@ -91,6 +96,15 @@ class Visit {
 
   get settled() {
     return SETTLED.has(this.status);
+  }
+
+  /** The same visit, to change instead of this one, which a copied RunLog shares. */
+  copy(epoch) {
+    const visit = Object.assign(new Visit(this.node, this.iteration, epoch), this);
+    // Retries are appended, never changed; the streamed pieces likewise.
+    visit.retries = this.retries.slice();
+    visit.parts = this.parts.slice();
+    return visit;
   }
 
   toJSON() {
@@ -131,6 +145,7 @@ export class RunLog {
     this.byKey = new Map(); // "node\0iteration" -> visit, in the order first seen
     this.byNode = new Map(); // node -> Map(iteration -> visit)
     this.last = new Map(); // node -> the visit its latest event was about
+    this.epoch = {}; // what this log's own visits carry (see copy())
   }
 
   // Reading -------------------------------------------------------------------------
@@ -158,6 +173,23 @@ export class RunLog {
     const states = {};
     for (const [node, visit] of this.last) states[node] = visit.settled ? visit.status : "running";
     return states;
+  }
+
+  /** The same state, for the browser's replay to seek to: the two logs share their visits,
+      and each changes a visit by replacing it with a copy, so taking one costs a few maps. */
+  copy() {
+    const log = Object.assign(Object.create(RunLog.prototype), this);
+    log.usage = { ...this.usage };
+    log.usageByModel = {};
+    for (const [model, usage] of Object.entries(this.usageByModel)) log.usageByModel[model] = { ...usage };
+    log.byKey = new Map(this.byKey);
+    log.byNode = new Map();
+    for (const [node, byIteration] of this.byNode) log.byNode.set(node, new Map(byIteration));
+    log.last = new Map(this.last);
+    // Neither owns the visits it has now.
+    this.epoch = {};
+    log.epoch = {};
+    return log;
   }
 
   toJSON() {
@@ -231,9 +263,14 @@ export class RunLog {
     const key = node + "\u0000" + iteration;
     let visit = this.byKey.get(key);
     if (!visit) {
-      visit = new Visit(node, iteration);
+      visit = new Visit(node, iteration, this.epoch);
       this.byKey.set(key, visit);
       if (!this.byNode.has(node)) this.byNode.set(node, new Map());
+      this.byNode.get(node).set(iteration, visit);
+    } else if (visit.epoch !== this.epoch) {
+      // Shared with a copy: change one of this log's own.
+      visit = visit.copy(this.epoch);
+      this.byKey.set(key, visit);
       this.byNode.get(node).set(iteration, visit);
     }
     this.last.set(node, visit);

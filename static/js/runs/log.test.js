@@ -59,3 +59,19 @@ test("a source given as text or as a run id reads as both", () => {
   assert.deepStrictEqual(origin({ run: 7 }), { source: "run 7", run: 7 });
   assert.equal(origin(null), null);
 });
+
+for (const name of NAMES) {
+  test(`the ${name} log copied at any event folds on apart from its copy`, () => {
+    const { events, fold: expected } = golden(name);
+    events.forEach((_, i) => {
+      const log = fold(events.slice(0, i));
+      const copy = log.copy();
+      const before = log.toJSON();
+      for (const event of events.slice(i)) copy.apply(event);
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(copy)), expected);
+      assert.deepStrictEqual(log.toJSON(), before, "the copy changed the log at " + i);
+      for (const event of events.slice(i)) log.apply(event);
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(log)), expected);
+    });
+  });
+}

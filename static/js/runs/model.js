@@ -1,15 +1,24 @@
-/* model.js — a run's events folded into what the pages paint: the run's status, clock,
-   usage and cost, and per node its status, text, progress, iteration, badges.
+/* model.js — what the pages paint of a run: its status, clock, usage and cost, and per
+   node its status, text, progress, iteration, badges.
 
-   Pure: no DOM, no timers (Node imports it: model.test.js). It records what changed since
-   the last takeChanges(), so a frame paints each node once however many events it got (a
-   10k-event replay costs a few frames, not 10k repaints); snapshot() and restore() give
-   the replay its seek points. runs/view.js paints it, runs/replay.js drives it from a log.
+   What an event means is written once in the browser, in log.js: RunModel applies each
+   event to a RunLog (the fold held to graphs/log.py by the golden logs) and derives the
+   paint from the fold's state. What is left here is display: the output's preview when
+   nothing streamed, nodes still queued or running once the run finished shown as idle or
+   cancelled, the retry note, and which nodes changed since the last takeChanges(), so a
+   frame paints each node once however many events it got (a 10k-event replay costs a few
+   frames, not 10k repaints). snapshot() and restore() give the replay its seek points.
+
+   Pure: no DOM, no timers (Node imports it: model.test.js). runs/view.js paints it,
+   runs/replay.js drives it from a log.
 */
 import { formatUsd } from "../lib/format.js";
+import { RunLog } from "./log.js";
 
 export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const PREVIEW_CHARS = 4000;
+// A node as painted before anything was: every first look at it is a change.
+const UNPAINTED = { status: null, text: "", progress: null, iteration: 0, badges: [] };
 
 /** A node's output as its canvas text: the one value, or the JSON of them all, cut short. */
 export function preview(output) {
@@ -44,67 +53,139 @@ export function nodeBadges(n) {
   return badges;
 }
 
-function origin(value, saved) {
-  if (!value) return null;
-  return { source: (value && value.source) || "", saved: saved == null ? null : Number(saved) };
+function sameBadges(a, b) {
+  return a.length === b.length && a.every((x, i) => x.kind === b[i].kind && x.text === b[i].text && x.title === b[i].title);
+}
+
+function sameProgress(a, b) {
+  return a === b || (a !== null && b !== null && a[0] === b[0] && a[1] === b[1]);
+}
+
+/** What the pages paint of one node, from its visits in the fold. `waiting`: the run
+    started with the node in its flow; `finished`: the run is over. */
+function look(log, id, waiting, finished) {
+  const last = log.lastVisit(id);
+  let status = last ? last.status : waiting ? "queued" : "idle";
+  // Nodes the run never reached are not waiting any more; a visit left open was stopped.
+  if (finished && status === "queued") status = "idle";
+  else if (finished && status === "running") status = "cancelled";
+  let cost = null;
+  let done = null; // the latest visit that finished: its duration and badges stay shown
+  for (const visit of log.visits(id)) {
+    if (typeof visit.cost_usd === "number") cost = (cost || 0) + visit.cost_usd;
+    if (visit.status === "done") done = visit;
+  }
+  let text = last ? last.text : "";
+  if (last && last.status === "done" && !text) text = preview(last.output);
+  let note = "";
+  if (status === "failed") note = last.error;
+  else if (status === "running" && last.retries.length) {
+    const retry = last.retries[last.retries.length - 1];
+    note = "retrying: attempt " + retry.attempt + " failed (" + (retry.error || "error") + ")";
+  }
+  const n = {
+    id: id, status: status, text: text, note: note,
+    duration: done ? done.duration_s : null,
+    iteration: last ? last.iteration : 0,
+    progress: last && last.progress ? [last.progress.done, last.progress.total] : null,
+    error: last ? last.error : "",
+    cost: cost,
+    cached: done && done.cached ? { source: done.cached.source, saved: done.saved_usd } : null,
+    reused: done && done.reused ? { source: done.reused.source, saved: null } : null,
+  };
+  n.badges = nodeBadges(n);
+  return n;
 }
 
 export class RunModel {
   /** nodeIds(): the ids of the flow's nodes, asked when the run starts. */
   constructor(nodeIds) {
     this.nodeIds = nodeIds || (() => []);
-    this.status = "queued";
-    this.lastSeq = 0;
-    this.startTs = null;
-    this.endTs = null;
-    this.lastTs = null;
-    this.usage = { input_tokens: 0, output_tokens: 0 };
-    this.cost = null;
-    this.error = "";
-    this.nodes = new Map();
+    this.log = new RunLog();
+    this.waiting = new Set(); // the flow's nodes as the run started
+    this.looks = new Map(); // node id -> its look (see look()), replaced, never changed
+    this.stale = new Set(); // nodes whose look the fold has moved past
+    this.painted = new Map(); // node id -> its look as the last changes handed it out
     // Every (node, port) that has carried a value: what a whole-state paint marks.
     this.carried = new Map();
+    this.dirty = new Set();
     this.clearChanges();
+  }
+
+  // The run, as the fold has it.
+  get status() {
+    return this.log.status;
+  }
+  get lastSeq() {
+    return this.log.lastSeq;
+  }
+  get startTs() {
+    return this.log.startedTs;
+  }
+  get endTs() {
+    return this.log.finishedTs;
+  }
+  get lastTs() {
+    return this.log.lastTs;
+  }
+  get usage() {
+    return this.log.usage;
+  }
+  get cost() {
+    return this.log.costUsd;
+  }
+  get error() {
+    return this.log.error;
+  }
+  get finished() {
+    return FINISHED.has(this.log.status);
+  }
+
+  /** Each node's look, as of every event applied. */
+  get nodes() {
+    for (const id of this.stale) this.looks.set(id, look(this.log, id, this.waiting.has(id), this.finished));
+    this.stale.clear();
+    return this.looks;
   }
 
   /** The state as it is now, for restoring later (the replay's seek points). */
   snapshot() {
-    const nodes = new Map();
-    for (const [id, n] of this.nodes) nodes.set(id, { ...n });
     return {
-      status: this.status, lastSeq: this.lastSeq, startTs: this.startTs, endTs: this.endTs,
-      lastTs: this.lastTs, usage: { ...this.usage }, cost: this.cost, error: this.error,
-      nodes: nodes, carried: new Map(this.carried),
+      log: this.log.copy(), waiting: this.waiting, looks: new Map(this.nodes),
+      carried: new Map(this.carried),
     };
   }
 
-  /** A model in the state of a snapshot; the snapshot itself stays as it was. */
+  /** A model in the state of a snapshot, taken as painted; the snapshot stays as it was. */
   static restore(snapshot, nodeIds) {
     const model = new RunModel(nodeIds);
-    Object.assign(model, {
-      status: snapshot.status, lastSeq: snapshot.lastSeq, startTs: snapshot.startTs,
-      endTs: snapshot.endTs, lastTs: snapshot.lastTs, usage: { ...snapshot.usage },
-      cost: snapshot.cost, error: snapshot.error, carried: new Map(snapshot.carried),
-    });
-    for (const [id, n] of snapshot.nodes) {
-      model.nodes.set(id, { ...n, pending: "", textReset: false, statusDirty: false,
-        progressDirty: false, iterationDirty: false, badgesDirty: false });
-    }
+    model.log = snapshot.log.copy();
+    model.waiting = snapshot.waiting;
+    model.looks = new Map(snapshot.looks);
+    model.painted = new Map(snapshot.looks);
+    model.carried = new Map(snapshot.carried);
     return model;
   }
 
   /** Every node's whole state, to paint at once (after a seek); clears the changes. */
   fullChanges() {
+    const looks = this.nodes;
     this.clearChanges();
+    this.painted = new Map(looks);
     const nodes = [];
-    for (const n of this.nodes.values()) {
+    for (const n of looks.values()) {
       nodes.push([n.id, { status: n.status, note: n.note, duration: n.duration, iteration: n.iteration,
-        progress: n.progress, error: n.error, text: n.text, badges: nodeBadges(n) }]);
+        progress: n.progress, error: n.error, text: n.text, badges: n.badges }]);
     }
     return { reset: true, full: true, nodes: nodes, marks: [...this.carried.values()], run: true, finished: false };
   }
 
+  /** Take everything as painted. */
   clearChanges() {
+    if (this.dirty.size) {
+      const looks = this.nodes;
+      for (const id of this.dirty) this.painted.set(id, looks.get(id));
+    }
     this.dirty = new Set();
     this.marks = [];
     this.reset = false;
@@ -112,172 +193,85 @@ export class RunModel {
     this.finishedNow = false;
   }
 
-  node(id) {
-    let n = this.nodes.get(id);
-    if (!n) {
-      n = {
-        id: id, status: "idle", text: "", pending: "", textReset: false, streamed: false,
-        progress: null, iteration: 0, duration: null, note: "", error: "",
-        cost: null, cached: null, reused: null,
-        statusDirty: false, progressDirty: false, iterationDirty: false, badgesDirty: false,
-      };
-      this.nodes.set(id, n);
-    }
-    return n;
-  }
-
-  touch(n) {
-    this.dirty.add(n.id);
-    return n;
-  }
-
-  setStatus(n, status) {
-    if (n.status !== status) {
-      n.status = status;
-      n.statusDirty = true;
-      this.touch(n);
-    }
-  }
-
-  setText(n, text) {
-    n.text = text;
-    n.pending = text;
-    n.textReset = true;
-    this.touch(n);
-  }
-
-  get finished() {
-    return FINISHED.has(this.status);
-  }
-
   /** Fold one event in; false when it was already applied (seq at or below the last). */
   apply(event) {
-    if (typeof event.seq === "number") {
-      if (event.seq <= this.lastSeq) return false;
-      this.lastSeq = event.seq;
+    const log = this.log;
+    const node = typeof event.node === "string" ? event.node : null;
+    const before = node === null ? null : log.lastVisit(node);
+    const wasDone = before !== null && before.status === "done";
+    const { status, startedTs, finishedTs, costUsd, error } = log;
+    const { input_tokens: input, output_tokens: output } = log.usage;
+    if (!log.apply(event)) return false;
+    // The fold began afresh: a new run on a clean canvas.
+    if (log.status === "running" && (status !== "running" || log.startedTs !== startedTs)) this.begin();
+    if (node !== null && log.lastVisit(node) !== null) {
+      this.changed(node);
+      const visit = log.lastVisit(node);
+      if (visit.status === "done" && (visit !== before || !wasDone)) this.carry(node, visit.output);
     }
-    if (typeof event.ts === "number") this.lastTs = event.ts;
-    this.fold(event);
+    if (this.finished && !FINISHED.has(status)) {
+      this.finishedNow = true;
+      for (const id of this.looks.keys()) this.changed(id);
+    }
+    if (log.status !== status || log.startedTs !== startedTs || log.finishedTs !== finishedTs ||
+        log.costUsd !== costUsd || log.error !== error || log.usage.input_tokens !== input ||
+        log.usage.output_tokens !== output) {
+      this.runChanged = true;
+    }
     return true;
   }
 
-  /** What each event type means: the only place it is written in the browser (runs/log.js,
-      the fold shared with the server's tests, can take the state part over from here). */
-  fold(event) {
-    const n = event.node != null ? this.node(event.node) : null;
-    switch (event.type) {
-      case "run_started":
-        this.status = "running";
-        this.startTs = event.ts;
-        this.runChanged = true;
-        this.reset = true;
-        this.marks = [];
-        this.carried = new Map();
-        this.cost = null;
-        for (const node of this.nodes.values()) {
-          Object.assign(node, { status: "idle", text: "", pending: "", textReset: false, streamed: false,
-            progress: null, iteration: 0, duration: null, note: "", error: "",
-            cost: null, cached: null, reused: null, badgesDirty: true });
-        }
-        for (const id of this.nodeIds()) this.setStatus(this.node(id), "queued");
-        break;
-      case "node_started":
-        this.setStatus(n, "running");
-        n.note = "";
-        n.streamed = false;
-        this.setText(n, "");
-        if (event.iteration !== n.iteration) {
-          n.iteration = event.iteration || 1;
-          n.iterationDirty = true;
-        }
-        break;
-      case "node_delta":
-        n.text += event.text || "";
-        n.pending += event.text || "";
-        n.streamed = true;
-        this.touch(n);
-        break;
-      case "node_progress":
-        n.progress = [event.done, event.total];
-        n.progressDirty = true;
-        this.touch(n);
-        break;
-      case "node_retrying":
-        n.note = "retrying: attempt " + event.attempt + " failed (" + (event.error || "error") + ")";
-        n.streamed = false;
-        this.setText(n, "");
-        break;
-      case "node_finished":
-        this.setStatus(n, "done");
-        n.note = "";
-        n.duration = event.duration_s;
-        if (!n.streamed) this.setText(n, preview(event.output));
-        for (const port of Object.keys(event.output || {})) {
-          this.marks.push([event.node, port]);
-          this.carried.set(event.node + "\u0000" + port, [event.node, port]);
-        }
-        if (typeof event.cost_usd === "number") {
-          n.cost = (n.cost || 0) + event.cost_usd;
-          this.cost = (this.cost || 0) + event.cost_usd;
-          this.runChanged = true;
-        }
-        n.cached = origin(event.cached, event.saved_usd);
-        n.reused = origin(event.reused);
-        n.badgesDirty = true;
-        if (event.usage) {
-          this.usage = {
-            input_tokens: this.usage.input_tokens + (event.usage.input_tokens || 0),
-            output_tokens: this.usage.output_tokens + (event.usage.output_tokens || 0),
-          };
-          this.runChanged = true;
-        }
-        this.touch(n);
-        break;
-      case "node_skipped":
-        this.setStatus(n, "skipped");
-        break;
-      case "node_failed":
-        n.error = event.error || "";
-        n.note = event.cancelled ? "" : n.error;
-        this.setStatus(n, event.cancelled ? "cancelled" : "failed");
-        this.touch(n);
-        break;
-      case "run_finished":
-        this.status = event.status || "failed";
-        this.endTs = event.ts;
-        this.error = event.error || "";
-        if (event.usage) this.usage = { ...this.usage, ...event.usage };
-        // Nodes the run never reached are not waiting any more.
-        for (const node of this.nodes.values()) {
-          if (node.status === "queued" || node.status === "running") {
-            this.setStatus(node, node.status === "running" ? "cancelled" : "idle");
-          }
-        }
-        this.runChanged = true;
-        this.finishedNow = true;
-        break;
-      default:
-        break;
+  begin() {
+    this.reset = true;
+    this.runChanged = true;
+    this.marks = [];
+    this.carried = new Map();
+    this.looks = new Map();
+    this.stale = new Set();
+    this.painted = new Map();
+    this.dirty = new Set();
+    this.waiting = new Set(this.nodeIds());
+    for (const id of this.waiting) this.changed(id);
+  }
+
+  changed(id) {
+    if (!this.looks.has(id)) this.looks.set(id, null);
+    this.stale.add(id);
+    this.dirty.add(id);
+  }
+
+  /** The edges out of a node's output ports carried a value; marked once a run. */
+  carry(node, output) {
+    for (const port of Object.keys(output || {})) {
+      const key = node + "\u0000" + port;
+      if (this.carried.has(key)) continue;
+      this.carried.set(key, [node, port]);
+      this.marks.push([node, port]);
     }
   }
 
   /** What to paint since the last call: {reset, nodes: [[id, change]], marks, run, finished}. */
   takeChanges() {
+    const looks = this.nodes;
     const nodes = [];
     for (const id of this.dirty) {
-      const n = this.nodes.get(id);
+      const n = looks.get(id);
+      const was = this.painted.get(id) || UNPAINTED;
       const change = { status: n.status, note: n.note, duration: n.duration, iteration: n.iteration,
         progress: n.progress, error: n.error };
-      change.statusChanged = n.statusDirty;
-      if (n.textReset) change.setText = n.pending;
-      else if (n.pending) change.append = n.pending;
-      if (n.progressDirty) change.progressChanged = true;
-      if (n.iterationDirty) change.iterationChanged = true;
-      if (n.badgesDirty) change.badges = nodeBadges(n);
-      n.pending = "";
-      n.textReset = n.statusDirty = n.progressDirty = n.iterationDirty = n.badgesDirty = false;
+      change.statusChanged = n.status !== was.status;
+      // Streamed text goes on where the canvas has it; anything else replaces it.
+      if (n.text !== was.text) {
+        if (n.text.startsWith(was.text)) change.append = n.text.slice(was.text.length);
+        else change.setText = n.text;
+      }
+      if (!sameProgress(n.progress, was.progress)) change.progressChanged = true;
+      if (n.iteration !== was.iteration) change.iterationChanged = true;
+      if (!sameBadges(n.badges, was.badges)) change.badges = n.badges;
+      this.painted.set(id, n);
       nodes.push([id, change]);
     }
+    this.dirty = new Set();
     const changes = {
       reset: this.reset, nodes: nodes, marks: this.marks,
       run: this.runChanged, finished: this.finishedNow,

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
 import { test } from "node:test";
 
 import { RunModel, nodeBadges, preview } from "./model.js";
+
+const LOGS = new URL("../../../tests/fixtures/logs/", import.meta.url);
+const GOLDEN = readdirSync(LOGS)
+  .filter((file) => file.endsWith(".json"))
+  .sort()
+  .map((file) => [file.slice(0, -".json".length), JSON.parse(readFileSync(new URL(file, LOGS), "utf8"))]);
 
 let seq = 0;
 const ev = (e) => ({ seq: ++seq, ts: 1000 + seq, ...e });
@@ -137,3 +144,95 @@ test("badges say what a node cost and where its output came from", () => {
     { kind: "reused", text: "reused", title: "Output reused from run 3; the node did not run" },
   ]);
 });
+
+// The golden logs (tests/fixtures/logs) hold graphs/log.py and log.js to one fold; what the
+// pages paint must say what that fold says.
+
+/** A canvas that keeps what it is told, as view.js tells the real one. */
+function paintInto(canvas, changes) {
+  if (changes.reset) canvas.clear();
+  for (const [id, change] of changes.nodes) {
+    const node = canvas.get(id) || { text: "", badges: [] };
+    if (changes.full || change.setText !== undefined) node.text = changes.full ? change.text : change.setText;
+    else if (change.append) node.text += change.append;
+    node.status = change.status;
+    node.iteration = change.iteration;
+    if (changes.full || change.badges) node.badges = change.badges;
+    canvas.set(id, node);
+  }
+}
+
+/** The look the fold's expectation asks for: a node's last visit, its cost over all visits. */
+function expectedLooks(events, expected) {
+  const lastIteration = new Map();
+  for (const event of events) if (event.node) lastIteration.set(event.node, event.iteration || 1);
+  const looks = {};
+  for (const [id, visits] of Object.entries(expected.nodes)) {
+    const last = visits.find((visit) => visit.iteration === lastIteration.get(id));
+    const done = visits.filter((visit) => visit.status === "done").pop();
+    const costs = visits.map((visit) => visit.cost_usd).filter((cost) => typeof cost === "number");
+    const kinds = [];
+    if (costs.length) kinds.push("cost");
+    if (done && done.cached) kinds.push("cached");
+    if (done && done.reused) kinds.push("reused");
+    // The run is over: a visit it left open was stopped.
+    const status = last.status === "running" ? "cancelled" : last.status;
+    looks[id] = {
+      status: status, iteration: last.iteration, badges: kinds,
+      cost: costs.length ? costs.reduce((a, b) => a + b, 0) : null,
+      source: done && (done.cached || done.reused) ? (done.cached || done.reused).source : null,
+    };
+  }
+  // In the flow, never reached: idle once the run is over.
+  looks.never = { status: "idle", iteration: 0, badges: [], cost: null, source: null };
+  return looks;
+}
+
+for (const [name, { events, fold: expected }] of GOLDEN) {
+  test(`the ${name} log is painted as the shared fold has it`, () => {
+    const model = new RunModel(() => [...Object.keys(expected.nodes), "never"]);
+    const canvas = new Map();
+    events.forEach((event, i) => {
+      assert.equal(model.apply(event), true);
+      if (i % 3 === 0) paintInto(canvas, model.takeChanges());
+    });
+    paintInto(canvas, model.takeChanges());
+
+    assert.equal(model.status, expected.status);
+    assert.equal(model.cost, expected.cost_usd);
+    assert.deepEqual(model.usage, expected.usage);
+    assert.equal(model.startTs, expected.started_ts);
+    assert.equal(model.endTs, expected.finished_ts);
+    assert.equal(model.lastSeq, expected.last_seq);
+    const looks = expectedLooks(events, expected);
+    assert.deepEqual(new Set(model.nodes.keys()), new Set(Object.keys(looks)));
+    for (const [id, want] of Object.entries(looks)) {
+      const n = model.nodes.get(id);
+      const badges = nodeBadges(n);
+      const got = {
+        status: n.status, iteration: n.iteration, badges: badges.map((b) => b.kind), cost: n.cost,
+        source: (n.cached || n.reused || { source: null }).source,
+      };
+      assert.deepEqual(got, want, id);
+      // Painted a few events at a time, the canvas ends as a whole paint would draw it.
+      const painted = canvas.get(id) || { text: "", status: "idle", iteration: 0, badges: [] };
+      assert.deepEqual(painted, { text: n.text, status: n.status, iteration: n.iteration, badges: badges }, id);
+    }
+  });
+
+  test(`the ${name} log restored at any event paints as if folded through`, () => {
+    const nodeIds = () => Object.keys(expected.nodes);
+    const model = new RunModel(nodeIds);
+    const snapshots = [model.snapshot()];
+    for (const event of events) {
+      model.apply(event);
+      snapshots.push(model.snapshot());
+    }
+    const end = model.fullChanges();
+    snapshots.forEach((snapshot, i) => {
+      const restored = RunModel.restore(snapshot, nodeIds);
+      for (const event of events.slice(i)) restored.apply(event);
+      assert.deepEqual(restored.fullChanges(), end, "restored at " + i);
+    });
+  });
+}

@@ -159,7 +159,7 @@ export class RunView {
   // -- the run page
 
   startRunPage(runId) {
-    // The page embeds the run's version for canvas.js (#editor-data); draw it read-only.
+    // The page embeds the run's version for canvas/editor.js (#editor-data); draw it read-only.
     const data = document.getElementById("editor-data");
     const doc = data ? JSON.parse(data.textContent).doc || {} : {};
     const started = Date.now();

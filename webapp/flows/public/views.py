@@ -40,7 +40,7 @@ def _headers(response: HttpResponse) -> HttpResponse:
 
 
 def _flow_canvas(link: ShareLink) -> dict[str, Any]:
-    """What canvas.js reads from #editor-data: the flow's current version, read-only."""
+    """What canvas/editor.js reads from #editor-data: the flow's current version, read-only."""
     version = link.flow.current()
     key = f"share-{link.pk}"
     return canvas_payload(
