@@ -136,7 +136,7 @@ def test_its_problems_land_on_their_fields(alice, flow, registered):
 def test_its_category_has_a_colour_every_page_uses(registered):
     assert node_category("shout") == "text"  # the version diff's chips
     assert forms.categories()["shout"] == "text"  # every canvas: editor, versions, runs
-    tokens = (ROOT / "static/css/app.css").read_text()
+    tokens = (ROOT / "static/css/tokens.css").read_text()
     rules = (ROOT / "static/css/editor.css").read_text()
     for category in CATEGORIES:
         assert re.search(rf"--cat-{category}: #[0-9a-f]{{6}};", tokens), category
