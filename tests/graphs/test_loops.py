@@ -4,10 +4,15 @@ found the bugs (issue 13, B1 and B2)."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
+from graphs.compile import CompiledFlow
+from graphs.schedule import NodeFailed, NodeFinished, Outcome, Ready, Schedule
 from tests.graphs.support import compiled, finished, flow, node, run, statuses
-from tests.graphs.test_schedule import StepDriver, stable
+from tests.graphs.test_schedule import StepDriver, stable, through_json
 
 
 def evaluator_optimizer(evaluator: str = "llm_call_evaluator") -> dict:
@@ -122,3 +127,113 @@ async def test_loops_step_by_step_through_json_match_the_in_process_run(doc, inp
     stepped = await StepDriver(compiled(doc)).run(inputs)
     assert stable(stepped) == stable(in_process)
     assert stepped[-1]["status"] == "succeeded"
+
+
+# Step by step, and in any completion order -------------------------------------------
+
+
+def test_the_loop_starts_at_the_generator_with_its_feedback_port_empty():
+    schedule = Schedule(compiled(evaluator_optimizer()).plan)
+    schedule.begin({"topic": "cats"})
+    schedule = Schedule(schedule.plan, through_json(schedule.state))
+    step = schedule.node_finished("topic", 1, {"value": "cats"})
+    assert step.ready == [Ready("llm_call_generator", 1, {"topic": "cats"})]
+    step = schedule.node_finished("llm_call_generator", 1, {"text": "a joke"})
+    assert step.ready == [Ready("llm_call_evaluator", 1, {"joke": "a joke", "topic": "cats"})]
+
+
+def test_a_loop_that_exits_at_once_ends_with_its_leftover_outside_values_unused():
+    schedule = Schedule(compiled(generate_check_fix(passes="draft")).plan)
+    schedule.begin({"task": "t"})
+    schedule.node_finished("task", 1, {"value": "t"})
+    schedule.node_finished("generate", 1, {"text": "draft for t"})
+    schedule = Schedule(schedule.plan, through_json(schedule.state))
+    step = schedule.node_finished("check", 1, {"pass": "draft for t"})
+    assert step.ready == [Ready("out", 1, {"value": "draft for t"})]
+    assert ("node_skipped", {"node": "fix", "iteration": 1}) in step.events
+    assert schedule.state.entered == set()  # the activation is over
+    assert schedule.state.kept["fix"] == {"task": "t"}  # held, not fired
+    step = schedule.node_finished("out", 1, {"value": "draft for t"})
+    assert step.done and step.events[-1][1]["status"] == "succeeded"
+
+
+def twin_loops() -> dict:
+    """Two evaluator-optimizer loops side by side, joined: a and b."""
+    nodes = [node("topic", "input", name="topic")]
+    edges = []
+    for side in ("a", "b"):
+        gen, grade, route = f"{side}_generator", f"{side}_evaluator", f"{side}_route"
+        nodes += [
+            node(
+                gen,
+                "template",
+                template="{{ topic }}{{ feedback | default('') }}",
+                max_iterations=3,
+            ),
+            node(grade, "template", template="{{ joke }} {{ topic }}"),
+            node(
+                route,
+                "router",
+                mode="match",
+                routes=["accepted", "rejected"],
+                rules=[{"route": "accepted", "pattern": "again"}],
+                default="rejected",
+            ),
+        ]
+        edges += [
+            ("topic", "value", gen, "topic"),
+            ("topic", "value", grade, "topic"),
+            (gen, "text", grade, "joke"),
+            (grade, "text", route, "input"),
+            (route, "rejected", gen, "feedback"),
+            (route, "accepted", "join", side),
+        ]
+    nodes += [node("join", "merge"), node("out", "output", name="jokes")]
+    edges.append(("join", "value", "out", "value"))
+    return flow(*nodes, edges=edges)
+
+
+def fake(ready: Ready) -> Outcome:
+    """What each node of `twin_loops` computes; a node fired without an input fails."""
+    name, inputs = ready.node, ready.inputs
+    if name == "topic":
+        return NodeFinished({"value": "cats"})
+    if name.endswith("_generator"):
+        return NodeFinished({"text": f"joke about {inputs['topic']}: {inputs.get('feedback')}"})
+    if name.endswith("_evaluator"):
+        if "joke" not in inputs:
+            return NodeFailed("no joke to grade")
+        return NodeFinished({"text": f"{inputs['joke']} ({ready.iteration})"})
+    if name.endswith("_route"):
+        text = inputs["input"]
+        return NodeFinished({"accepted": text} if "again" in text else {"rejected": "again"})
+    return NodeFinished({"value": inputs if name == "join" else inputs["value"]})
+
+
+def drive(flow_: CompiledFlow, rng: random.Random | None) -> tuple[dict, list[tuple[str, Any]]]:
+    """Run on the schedule alone, completing ready nodes in a random order, sometimes
+    through JSON."""
+    schedule = Schedule(flow_.plan)
+    step = schedule.begin({"topic": "cats"})
+    pool, seen = list(step.ready), list(step.events)
+    while pool:
+        ready = pool.pop(rng.randrange(len(pool)) if rng else 0)
+        if rng and rng.random() < 0.5:
+            schedule = Schedule(flow_.plan, through_json(schedule.state))
+        outcome = fake(ready)
+        step = schedule.apply(ready, outcome)
+        pool += step.ready
+        seen += step.events
+    assert step.done
+    return seen[-1][1], sorted((t, f.get("node"), f.get("iteration")) for t, f in seen)
+
+
+def test_any_completion_order_of_two_loops_gives_the_same_outputs_and_events():
+    flow_ = compiled(twin_loops())
+    expected, expected_events = drive(flow_, None)
+    assert expected["status"] == "succeeded", expected
+    assert expected["outputs"]["jokes"] == {
+        side: "joke about cats: again (2)" for side in ("a", "b")
+    }
+    for seed in range(40):
+        assert drive(flow_, random.Random(seed)) == (expected, expected_events), seed
