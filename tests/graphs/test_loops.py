@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from graphs.compile import CompiledFlow
+from graphs.document import dump, load
+from graphs.errors import FlowInvalid
 from graphs.schedule import NodeFailed, NodeFinished, Outcome, Ready, Schedule
+from graphs.settings import default_services
+from graphs.validation import validate, warnings
 from tests.graphs.support import compiled, finished, flow, node, run, statuses
 from tests.graphs.test_schedule import StepDriver, stable, through_json
 
@@ -237,3 +241,104 @@ def test_any_completion_order_of_two_loops_gives_the_same_outputs_and_events():
     }
     for seed in range(40):
         assert drive(flow_, random.Random(seed)) == (expected, expected_events), seed
+
+
+# What a loop-back port holds on the first pass ----------------------------------------
+
+
+def with_edge(doc: dict, source: str, target: str, **attrs: Any) -> dict:
+    """The document with extra attributes on its edge from source to target."""
+    for edge in doc["edges"]:
+        if (edge["source"], edge["target"]) == (source, target):
+            edge.update(attrs)
+    return doc
+
+
+def generate_fix_loop() -> dict:
+    """task -> generate -> check -> fix -> generate: `generate` and `fix` both read the
+    task, and nothing in the wiring says which starts (the shape of B2, mirrored)."""
+    return flow(
+        node("task", "input", name="task"),
+        node("generate", "template", template="draft for {{ task }}{{ revised }}"),
+        node(
+            "check",
+            "router",
+            mode="match",
+            routes=["pass", "fix"],
+            rules=[{"route": "pass", "pattern": "fixed"}],
+            default="fix",
+        ),
+        node("fix", "template", template=" fixed ({{ draft }}; {{ task }})", max_iterations=3),
+        node("out", "output", name="answer"),
+        edges=[
+            ("task", "value", "generate", "task"),
+            ("task", "value", "fix", "task"),
+            ("generate", "text", "check", "input"),
+            ("check", "fix", "fix", "draft"),
+            ("fix", "text", "generate", "revised"),
+            ("check", "pass", "out", "value"),
+        ],
+    )
+
+
+async def test_an_initial_value_on_the_loop_back_edge_says_where_the_loop_starts():
+    doc = with_edge(generate_fix_loop(), "fix", "generate", initial="")
+    result, events = await run(doc, {"task": "t"})
+    assert result.status == "succeeded", result.error
+    assert result.outputs == {"answer": "draft for t fixed (draft for t; t)"}
+    started = [(e["node"], e["inputs"]) for e in events if e["type"] == "node_started"]
+    assert started[1] == ("generate", {"task": "t", "revised": ""})
+    # Round the loop, what came back replaces the initial value.
+    assert started[4] == ("generate", {"task": "t", "revised": " fixed (draft for t; t)"})
+
+
+async def test_without_it_the_rule_starts_the_mirrored_loop_at_fix_and_validate_says_so():
+    result, _ = await run(generate_fix_loop(), {"task": "t"})
+    assert result.failed_node == "fix"  # started without a draft: the flow must say
+    [warning] = warnings(load(generate_fix_loop()))
+    assert warning.node == "fix"
+    assert "2 nodes that take inputs from outside it (fix, generate)" in warning.message
+    assert "set 'initial' on a loop-back edge" in warning.message
+    assert warnings(load(with_edge(generate_fix_loop(), "fix", "generate", initial=""))) == []
+
+
+async def test_append_collects_every_round_of_feedback_for_the_generator():
+    doc = with_edge(evaluator_optimizer(), "route_joke", "llm_call_generator", append=True)
+    doc["nodes"][1]["config"].update(
+        prompt="Write a joke about {{ topic }}; feedback so far: {{ feedback | length }}",
+        max_iterations=4,
+    )
+    doc["nodes"][3]["config"]["rules"] = [{"route": "accepted", "pattern": "so far: 2"}]
+    result, events = await run(doc, {"topic": "cats"})
+    assert result.status == "succeeded", result.error
+    fed = [
+        e["inputs"]["feedback"]
+        for e in events
+        if e["type"] == "node_started" and e["node"] == "llm_call_generator"
+    ]
+    assert [len(f) for f in fed] == [0, 1, 2]
+    assert fed[2][0] == fed[1][0] and fed[2][1] != fed[2][0]
+    stepped = await StepDriver(compiled(doc)).run({"topic": "cats"})
+    assert stable(stepped) == stable(events)
+
+
+def test_initial_and_append_are_refused_off_a_loop_or_beside_another_edge():
+    doc = with_edge(generate_check_fix(passes="x"), "task", "generate", initial="")
+    doc = with_edge(doc, "fix", "check", append=True, initial="not a list")
+    found = sorted(str(p) for p in validate(load(doc), default_services()))
+    assert found == [
+        "edge 'fix' -> 'check' (0): 'append' needs 'initial' to be a list (leave it out for [])",
+        "edge 'fix' -> 'check' (0): an edge with 'initial' or 'append' must be the only edge "
+        "into 'check' port 'input'",
+        "edge 'task' -> 'generate' (0): 'initial' and 'append' are for an edge that goes "
+        "round a loop; this one is on none",
+    ]
+    with pytest.raises(FlowInvalid, match="'append' must be true or false"):
+        load(with_edge(generate_check_fix(passes="x"), "fix", "check", append="yes"))
+
+
+def test_initial_and_append_survive_the_document_round_trip():
+    doc = with_edge(evaluator_optimizer(), "route_joke", "llm_call_generator", initial=["a"])
+    doc = with_edge(doc, "route_joke", "llm_call_generator", append=True)
+    [edge] = [e for e in dump(load(doc))["edges"] if e["target_port"] == "feedback"]
+    assert (edge["initial"], edge["append"]) == (["a"], True)
