@@ -50,7 +50,10 @@ everything only it reaches, in time linear in the size of the flow.
 Loops. Inside a loop a port fed from the loop counts as live, so every loop node
 waits on what goes round. A loop runs in *activations*: one begins when a loop
 node fires, and ends when the loop is idle and nothing outside can reach it any
-more (it *quiesces*). At that moment:
+more (it *quiesces*). Each activation takes one round of outside values: a
+node takes its outside values when it first runs in the activation, and later
+ones (a loop fed by another loop gets one per iteration of it) wait for the
+next activation. When the loop quiesces:
 
 - while an activation is on, a node holding a value that came round the loop
   fires with its other loop ports empty (a join inside the loop whose other
@@ -58,11 +61,11 @@ more (it *quiesces*). At that moment:
   not run in it lets go of its outside values of that round: they stay what its
   ports hold, but do not fire it. So an evaluator-optimizer whose ``fix`` also
   reads the task ends when the first draft passes (issue 13, B1).
-- with no activation on, the loop starts at one node holding an outside value,
-  its loop ports empty: not one that waits on another such node to fill a port
-  (the evaluator, that also reads the topic, waits for the generator's joke:
-  issue 13, B2), and of the rest the first in the loop's stable topological
-  order (``graphs.loops``), never the first by id.
+- with no activation on (none yet, or one just ended), the loop starts at one
+  node holding an outside value, its loop ports empty: not one that waits on
+  another such node to fill a port (the evaluator, that also reads the topic,
+  waits for the generator's joke: issue 13, B2), and of the rest the first in
+  the loop's stable topological order (``graphs.loops``), never the first by id.
 
 A loop-back edge may say what its port holds before anything comes round
 (``initial``): a node whose other ports are all filled from outside then fires
@@ -78,9 +81,11 @@ recorded (``node_started``, then ``node_finished`` with ``reused`` and no usage)
 and hands that output on as if it had computed it; it is never ready, so it
 takes no worker and no concurrency slot. Later firings of a reused node do
 nothing, so a loop whose nodes are all reused passes on its final values once
-and then falls idle, and a reused router sends its recorded route only, so the
-route not taken is skipped again. ``overrides`` replace the values arriving on
-a node's ports, every time it fires.
+and then falls idle (a reused loop node that did not get to fire in the
+activation reports when the loop quiesces, rather than being skipped), and a
+reused router sends its recorded route only, so the route not taken is skipped
+again. ``overrides`` replace the values arriving on a node's ports, every time it
+fires.
 
 Ending. A failed node (one that does not ``continue``), a node past its
 ``max_iterations`` or ``stop`` end the run early: nothing fires any more, the
@@ -514,6 +519,14 @@ class RunState:
         return state
 
 
+def _next(queue: deque[tuple[Any, bool]], loop_only: bool) -> int | None:
+    """Where the value a node takes from a port's queue is, if any: the first, or with
+    ``loop_only`` the first that came round the loop."""
+    if not loop_only:
+        return 0 if queue else None
+    return next((at for at, (_, internal) in enumerate(queue) if internal), None)
+
+
 def _nest(pairs: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
     nested: dict[str, dict[str, int]] = {}
     for (node, port), count in pairs.items():
@@ -783,9 +796,12 @@ class Schedule:
         spec = self.plan.nodes[node]
         fresh, kept = state.fresh[node], state.kept[node]
         held = state.held.get(node, {})
+        # Within its loop's activation a node took its outside values when it first ran;
+        # those that came later are for the loop's next activation.
+        loop_only = node in state.entered
         has_fresh = False
         for port in spec.in_ports:
-            if fresh[port]:
+            if _next(fresh[port], loop_only) is not None:
                 has_fresh = True
             elif port not in kept and port not in held and self._port_live(spec, port):
                 return
@@ -793,8 +809,11 @@ class Schedule:
             return
         inputs = {}
         for port in spec.in_ports:
-            if fresh[port]:
-                value, internal = fresh[port].popleft()
+            queue = fresh[port]
+            at = _next(queue, loop_only)
+            if at is not None:
+                value, internal = queue[at]
+                del queue[at]
                 if not internal:
                     kept[port] = value
                 elif port in held and not self.plan.initial[node, port].append:

@@ -342,3 +342,68 @@ def test_initial_and_append_survive_the_document_round_trip():
     doc = with_edge(doc, "route_joke", "llm_call_generator", append=True)
     [edge] = [e for e in dump(load(doc))["edges"] if e["target_port"] == "feedback"]
     assert (edge["initial"], edge["append"]) == (["a"], True)
+
+
+# A loop fed several rounds ------------------------------------------------------------
+
+
+def loop_after_loop() -> dict:
+    """A counting loop that hands each count to a second loop, which polishes each once
+    ("1" -> "1!") before passing it on: the second loop runs once per count."""
+    return flow(
+        node("start", "input", name="start"),
+        node("count", "count", max_iterations=5),
+        node(
+            "enough",
+            "router",
+            mode="match",
+            routes=["done", "again"],
+            rules=[{"route": "done", "pattern": "^3$"}],
+            default="again",
+        ),
+        node(
+            "polish",
+            "template",
+            template="{{ n }}{% if rough is defined %}!{% endif %}",
+            max_iterations=9,
+        ),
+        node(
+            "polished",
+            "router",
+            mode="match",
+            routes=["yes", "no"],
+            rules=[{"route": "yes", "pattern": "!"}],
+            default="no",
+        ),
+        node("out", "output", name="last"),
+        node("total", "output", name="total"),
+        edges=[
+            ("start", "value", "count", "value"),
+            ("enough", "done", "total", "value"),
+            ("count", "value", "enough", "input"),
+            ("enough", "again", "count", "value"),
+            ("count", "value", "polish", "n"),
+            ("polish", "text", "polished", "input"),
+            ("polished", "no", "polish", "rough"),
+            ("polished", "yes", "out", "value"),
+        ],
+    )
+
+
+async def test_a_loop_fed_several_values_runs_once_for_each_taking_one_per_round():
+    result, events = await run(loop_after_loop(), {"start": 0})
+    assert result.status == "succeeded", result.error
+    polished = [
+        e["inputs"] for e in events if e["type"] == "node_started" and e["node"] == "polish"
+    ]
+    assert polished == [
+        {"n": 1},
+        {"n": 1, "rough": "1"},
+        {"n": 2},
+        {"n": 2, "rough": "2"},
+        {"n": 3},
+        {"n": 3, "rough": "3"},
+    ]
+    assert [e["output"]["value"] for e in finished(events, "out")] == ["1!", "2!", "3!"]
+    stepped = await StepDriver(compiled(loop_after_loop())).run({"start": 0})
+    assert stable(stepped) == stable(events)
