@@ -12,7 +12,7 @@ import pytest
 from graphs.compile import CompiledFlow
 from graphs.document import dump, load
 from graphs.errors import FlowInvalid
-from graphs.schedule import NodeFailed, NodeFinished, Outcome, Ready, Schedule
+from graphs.schedule import NodeFailed, NodeFinished, Outcome, Ready, RunState, Schedule
 from graphs.settings import default_services
 from graphs.validation import validate, warnings
 from tests.graphs.support import compiled, finished, flow, node, run, statuses
@@ -407,3 +407,13 @@ async def test_a_loop_fed_several_values_runs_once_for_each_taking_one_per_round
     assert [e["output"]["value"] for e in finished(events, "out")] == ["1!", "2!", "3!"]
     stepped = await StepDriver(compiled(loop_after_loop())).run({"start": 0})
     assert stable(stepped) == stable(events)
+
+
+def test_a_state_stored_before_loops_had_activations_still_loads():
+    schedule = Schedule(compiled(evaluator_optimizer()).plan)
+    schedule.begin({"topic": "cats"})
+    schedule.node_finished("topic", 1, {"value": "cats"})
+    saved = schedule.state.to_json()
+    assert saved["entered"] == ["llm_call_generator"]
+    old = {k: v for k, v in saved.items() if k not in ("entered", "held")}
+    assert RunState.from_json(old).to_json() == {**saved, "entered": [], "held": {}}
