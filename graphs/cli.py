@@ -18,7 +18,7 @@ from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
 from graphs.settings import SettingsError, default_services, services_from_env
-from graphs.validation import validate
+from graphs.validation import validate, warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -70,9 +70,13 @@ def _read(path: str) -> Any:
 
 
 def _validate(path: str) -> int:
-    problems = validate(document.load(_read(path)), default_services())
+    graph = document.load(_read(path))
+    problems = validate(graph, default_services())
     for problem in problems:
         print(problem, file=sys.stderr)
+    # Warnings do not make a flow invalid: the exit status is the problems' alone.
+    for warning in warnings(graph):
+        print(f"warning: {warning}", file=sys.stderr)
     if problems:
         return EXIT_USAGE
     print("valid")

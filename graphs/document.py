@@ -45,7 +45,10 @@ IDENTIFIER_RULE = (
 )
 MAX_DEPTH = 64
 NODE_KEYS = frozenset({"id", "type", "config", "position", "label"})
-EDGE_KEYS = frozenset({"source", "target", "key", "source_port", "target_port"})
+# ``initial`` and ``append`` say what a loop-back port holds (graphs.schedule, "Loops").
+EDGE_KEYS = frozenset(
+    {"source", "target", "key", "source_port", "target_port", "initial", "append"}
+)
 DOCUMENT_KEYS = frozenset({"directed", "multigraph", "graph", "nodes", "edges"})
 
 
@@ -173,6 +176,8 @@ def _edge_problems(index: int, edge: Any, ids: set[str]) -> list[Problem]:
         if not is_identifier(value):
             shown = repr(value)[:60]
             problems.append(Problem(f"'{port}' {shown} must be {IDENTIFIER_RULE}", edge=where))
+    if not isinstance(edge.get("append", False), bool):
+        problems.append(Problem("'append' must be true or false", edge=where))
     return problems
 
 

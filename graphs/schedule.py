@@ -47,15 +47,45 @@ or a loop), it is done: its nodes that never ran are skipped, and the edges
 that leave it can carry nothing more. That is how a route not taken skips
 everything only it reaches, in time linear in the size of the flow.
 
+Loops. Inside a loop a port fed from the loop counts as live, so every loop node
+waits on what goes round. A loop runs in *activations*: one begins when a loop
+node fires, and ends when the loop is idle and nothing outside can reach it any
+more (it *quiesces*). Each activation takes one round of outside values: a
+node takes its outside values when it first runs in the activation, and later
+ones (a loop fed by another loop gets one per iteration of it) wait for the
+next activation. When the loop quiesces:
+
+- while an activation is on, a node holding a value that came round the loop
+  fires with its other loop ports empty (a join inside the loop whose other
+  branch was not taken); when there is none, the activation ends. A node that did
+  not run in it lets go of its outside values of that round: they stay what its
+  ports hold, but do not fire it. So an evaluator-optimizer whose ``fix`` also
+  reads the task ends when the first draft passes (issue 13, B1).
+- with no activation on (none yet, or one just ended), the loop starts at one
+  node holding an outside value, its loop ports empty: not one that waits on
+  another such node to fill a port (the evaluator, that also reads the topic,
+  waits for the generator's joke: issue 13, B2), and of the rest the first in
+  the loop's stable topological order (``graphs.loops``), never the first by id.
+
+A loop-back edge may say what its port holds before anything comes round
+(``initial``): a node whose other ports are all filled from outside then fires
+as soon as they are, without waiting for the loop to quiesce, which is how an
+author says where a loop starts. With ``append`` the port holds a list
+(``initial`` or ``[]``) and each value that comes round is added to it, so a
+generator sees every attempt's feedback. Both start again with each activation.
+An initial value alone fires nothing.
+
 Reuse and overrides (``RunOptions``). A node named in ``reuse`` does not run:
 the first time it fires, the step itself reports the output an earlier run
 recorded (``node_started``, then ``node_finished`` with ``reused`` and no usage)
 and hands that output on as if it had computed it; it is never ready, so it
 takes no worker and no concurrency slot. Later firings of a reused node do
 nothing, so a loop whose nodes are all reused passes on its final values once
-and then falls idle, and a reused router sends its recorded route only, so the
-route not taken is skipped again. ``overrides`` replace the values arriving on
-a node's ports, every time it fires.
+and then falls idle (a reused loop node that did not get to fire in the
+activation reports when the loop quiesces, rather than being skipped), and a
+reused router sends its recorded route only, so the route not taken is skipped
+again. ``overrides`` replace the values arriving on a node's ports, every time it
+fires.
 
 Ending. A failed node (one that does not ``continue``), a node past its
 ``max_iterations`` or ``stop`` end the run early: nothing fires any more, the
@@ -70,7 +100,7 @@ the same result is caught.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
@@ -79,6 +109,7 @@ import networkx as nx
 from graphs.cache import NodeCache
 from graphs.events import SCHEMA
 from graphs.llm.types import Usage
+from graphs.loops import loop_order, pick_entry
 
 Status = Literal["succeeded", "failed", "cancelled"]
 Phase = Literal["new", "running", "finished"]
@@ -130,6 +161,8 @@ class Target:
     port: str
     # True when the edge stays inside one cycle: its value is used once, not kept.
     internal: bool
+    # The port collects what comes round the loop (``Initial.append``).
+    append: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +185,20 @@ class Component:
     cyclic: bool
     external_in: int
     leaving: tuple[tuple[str, str], ...]
+    # A loop's nodes in a stable topological order (graphs.loops); else ``nodes``.
+    order: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Initial:
+    """What a loop-back port holds before anything comes round the loop to it.
+
+    With ``append``, each value that comes round is added to the end of the list the
+    port holds, and the node sees the whole list.
+    """
+
+    value: Any
+    append: bool = False
 
 
 class Plan:
@@ -185,6 +232,9 @@ class Plan:
                 component_of[node] = index
         self.port_external: dict[tuple[str, str], int] = defaultdict(int)
         self.port_internal: dict[tuple[str, str], int] = defaultdict(int)
+        # (node, port) -> the nodes of its own loop that feed it.
+        self.loop_sources: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.initial: dict[tuple[str, str], Initial] = {}
         out_edges: dict[str, dict[str, list[Target]]] = defaultdict(lambda: defaultdict(list))
         in_ports: dict[str, set[str]] = defaultdict(set)
         external_in = [0] * len(members)
@@ -192,24 +242,33 @@ class Plan:
         for source, target, data in graph.edges(data=True):
             port = data["target_port"]
             internal = component_of[source] == component_of[target]
-            out_edges[source][data["source_port"]].append(Target(target, port, internal))
+            append = internal and bool(data.get("append"))
+            out_edges[source][data["source_port"]].append(Target(target, port, internal, append))
             in_ports[target].add(port)
             if internal:
                 self.port_internal[target, port] += 1
+                feeding = self.loop_sources.get((target, port), ())
+                self.loop_sources[target, port] = (*feeding, source)
+                if "initial" in data or append:
+                    value = data.get("initial", [] if append else None)
+                    self.initial[target, port] = Initial(value, append)
             else:
                 self.port_external[target, port] += 1
                 external_in[component_of[target]] += 1
                 leaving[component_of[source]].append((target, port))
         self.external_in = tuple(external_in)
-        self.components = [
-            Component(
-                nodes=tuple(sorted(nodes)),
-                cyclic=len(nodes) > 1 or graph.has_edge(next(iter(nodes)), next(iter(nodes))),
-                external_in=external_in[i],
-                leaving=tuple(leaving[i]),
+        self.components = []
+        for i, nodes in enumerate(members):
+            cyclic = len(nodes) > 1 or graph.has_edge(next(iter(nodes)), next(iter(nodes)))
+            self.components.append(
+                Component(
+                    nodes=tuple(sorted(nodes)),
+                    cyclic=cyclic,
+                    external_in=external_in[i],
+                    leaving=tuple(leaving[i]),
+                    order=loop_order(graph, nodes) if cyclic else tuple(sorted(nodes)),
+                )
             )
-            for i, nodes in enumerate(members)
-        ]
         self.nodes: dict[str, NodePlan] = {
             node: NodePlan(
                 id=node,
@@ -319,7 +378,9 @@ class RunState:
         "component_done",
         "component_unresolved",
         "ending",
+        "entered",
         "fresh",
+        "held",
         "inputs",
         "iterations",
         "kept",
@@ -348,6 +409,11 @@ class RunState:
             _fresh_ports
         )
         self.kept: defaultdict[str, dict[str, Any]] = defaultdict(dict)
+        # Loop-back ports' initial values (or, with append, the list so far): held until
+        # something comes round the loop to them.
+        self.held: defaultdict[str, dict[str, Any]] = defaultdict(dict)
+        # The loop nodes that started in their loop's current activation.
+        self.entered: set[str] = set()
         # node -> the inputs it runs on: enough to run it again should its worker die.
         self.running: dict[str, dict[str, Any]] = {}
         self.started: set[str] = set()
@@ -359,10 +425,13 @@ class RunState:
     @classmethod
     def initial(cls, plan: Plan) -> RunState:
         """The state of a run of ``plan`` that has not begun."""
-        return cls(
+        state = cls(
             unresolved=dict(plan.port_external),
             component_unresolved=list(plan.external_in),
         )
+        for (node, port), initial in plan.initial.items():
+            state.held[node][port] = initial.value
+        return state
 
     @property
     def usage(self) -> Usage:
@@ -390,6 +459,8 @@ class RunState:
                 if any(ports.values())
             },
             "kept": {node: dict(ports) for node, ports in self.kept.items() if ports},
+            "held": {node: dict(ports) for node, ports in self.held.items() if ports},
+            "entered": sorted(self.entered),
             "unresolved": _nest(self.unresolved),
             "component_unresolved": self.component_unresolved,
             "component_active": self.component_active,
@@ -438,10 +509,22 @@ class RunState:
         state.iterations.update(data["iterations"])
         for node, ports in data["kept"].items():
             state.kept[node].update(ports)
+        # States stored before loops had activations have neither (nor any initial value).
+        for node, ports in data.get("held", {}).items():
+            state.held[node].update(ports)
+        state.entered = set(data.get("entered", ()))
         for node, ports in data["fresh"].items():
             for port, queue in ports.items():
                 state.fresh[node][port].extend((value, internal) for value, internal in queue)
         return state
+
+
+def _next(queue: deque[tuple[Any, bool]], loop_only: bool) -> int | None:
+    """Where the value a node takes from a port's queue is, if any: the first, or with
+    ``loop_only`` the first that came round the loop."""
+    if not loop_only:
+        return 0 if queue else None
+    return next((at for at, (_, internal) in enumerate(queue) if internal), None)
 
 
 def _nest(pairs: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
@@ -712,23 +795,34 @@ class Schedule:
             return
         spec = self.plan.nodes[node]
         fresh, kept = state.fresh[node], state.kept[node]
+        held = state.held.get(node, {})
+        # Within its loop's activation a node took its outside values when it first ran;
+        # those that came later are for the loop's next activation.
+        loop_only = node in state.entered
         has_fresh = False
         for port in spec.in_ports:
-            if fresh[port]:
+            if _next(fresh[port], loop_only) is not None:
                 has_fresh = True
-            elif port not in kept and self._port_live(spec, port):
+            elif port not in kept and port not in held and self._port_live(spec, port):
                 return
         if not has_fresh:
             return
         inputs = {}
         for port in spec.in_ports:
-            if fresh[port]:
-                value, internal = fresh[port].popleft()
+            queue = fresh[port]
+            at = _next(queue, loop_only)
+            if at is not None:
+                value, internal = queue[at]
+                del queue[at]
                 if not internal:
                     kept[port] = value
+                elif port in held and not self.plan.initial[node, port].append:
+                    del held[port]  # what came round the loop replaces the initial value
                 inputs[port] = value
             elif port in kept:
                 inputs[port] = kept[port]
+            elif port in held:
+                inputs[port] = held[port]
         self._fire(node, inputs)
 
     def _port_live(self, spec: NodePlan, port: str) -> bool:
@@ -760,6 +854,8 @@ class Schedule:
             return
         state.running[node] = inputs
         state.started.add(node)
+        if self.plan.components[spec.component].cyclic:
+            state.entered.add(node)
         state.component_active[spec.component] += 1
         # A reused node is reported at the end of the step, as if it had run.
         (self._reused if reused else self._ready).append(Ready(node, iteration, inputs))
@@ -786,7 +882,7 @@ class Schedule:
             ):
                 continue
             component = plan.components[index]
-            if component.cyclic and not self._quiesce(index, component.nodes):
+            if component.cyclic and not self._quiesce(index, component):
                 continue
             state.component_done[index] = True
             for node in component.nodes:
@@ -799,17 +895,70 @@ class Schedule:
                 self._try_fire(target)
                 queue.append(downstream)
 
-    def _quiesce(self, index: int, nodes: Iterable[str]) -> bool:
-        """Fire what an idle loop still holds; True when it stays idle (so it is done)."""
+    def _quiesce(self, index: int, component: Component) -> bool:
+        """Go on with an idle loop that nothing more can reach (see "Loops" in the module
+        docstring); True when it stays idle, so it is done."""
+        state, active = self.state, self.state.component_active
         # Inside a loop, ports fed only from the loop are dead once it is idle.
-        active = self.state.component_active
         self._quiescing = index
-        for node in nodes:
-            self._try_fire(node)
-            if active[index]:
-                break
-        self._quiescing = -1
-        return not active[index]
+        try:
+            if any(node in state.entered for node in component.nodes):
+                for node in component.order:
+                    if self._holds_loop_value(node) or self._unreported(node):
+                        self._try_fire(node)
+                        if active[index]:
+                            return False
+                self._end_activation(index, component)
+            entry = self._entry(component)
+            if entry is not None:
+                self._try_fire(entry)
+            return not active[index]
+        finally:
+            self._quiescing = -1
+
+    def _holds_loop_value(self, node: str) -> bool:
+        ports = self.state.fresh.get(node)
+        return ports is not None and any(internal for q in ports.values() for _, internal in q)
+
+    def _unreported(self, node: str) -> bool:
+        # A reused node that has not reported yet ran in the recorded run: it reports its
+        # output (its last) instead of being skipped, and that changes nothing downstream
+        # that has reported already.
+        state = self.state
+        return node in state.reuse and node not in state.started
+
+    def _end_activation(self, index: int, component: Component) -> None:
+        """The loop's activation is over. A node that did not run in it lets go of its
+        outside values of this round (they stay what its ports hold), and loop-back ports
+        hold their initial values again."""
+        state = self.state
+        for node in component.nodes:
+            if node in state.entered:
+                state.entered.discard(node)
+                continue
+            for port, queue in state.fresh.get(node, {}).items():
+                if queue and not queue[0][1]:
+                    state.kept[node][port] = queue.popleft()[0]
+        for (node, port), initial in self.plan.initial.items():
+            if self.plan.nodes[node].component == index:
+                state.held[node][port] = initial.value
+
+    def _entry(self, component: Component) -> str | None:
+        """The node an idle loop starts at, if any holds an outside value (graphs.loops)."""
+        state, plan = self.state, self.plan
+        waiting_on: dict[str, set[str]] = {}
+        for node in component.order:
+            ports = state.fresh.get(node)
+            if not ports or not any(ports.values()):
+                continue
+            kept, held = state.kept.get(node, {}), state.held.get(node, {})
+            waiting_on[node] = {
+                source
+                for port in plan.nodes[node].in_ports
+                if not ports.get(port) and port not in kept and port not in held
+                for source in plan.loop_sources.get((node, port), ())
+            }
+        return pick_entry(component.order, waiting_on)
 
     def _hand_on(self, spec: NodePlan, outputs: dict[str, Any]) -> None:
         """What a node produced (or reproduced) becomes run output and flows on."""
@@ -819,10 +968,14 @@ class Schedule:
 
     def _deliver(self, spec: NodePlan, outputs: dict[str, Any]) -> None:
         out_edges = spec.out_edges
-        fresh = self.state.fresh
+        fresh, held = self.state.fresh, self.state.held
         for port, value in outputs.items():
             for target in out_edges.get(port, ()):
-                fresh[target.node][target.port].append((value, target.internal))
+                carried = value
+                if target.append:
+                    carried = [*held[target.node][target.port], value]
+                    held[target.node][target.port] = carried
+                fresh[target.node][target.port].append((carried, target.internal))
                 self._try_fire(target.node)
 
     def _report_reused(self, ready: Ready) -> None:

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from graphs import templating
 from graphs.errors import Problem
+from graphs.loops import loop_order, pick_entry
 from graphs.nodes.base import CommonConfig, NodeType, Services, template_ports
 
 
@@ -66,7 +67,60 @@ def check(
     problems += _check_edges(graph, checked)
     problems += _check_names(graph, checked)
     problems += _check_cycles(graph, checked)
+    problems += _check_loop_edges(graph)
     return checked, problems
+
+
+def warnings(graph: nx.MultiDiGraph) -> list[Problem]:
+    """What may not do what its author meant, though the flow can run.
+
+    A loop where several nodes take inputs from outside starts at the one the rule in
+    ``graphs.loops`` picks; unless a loop-back edge says where (``initial``), say which.
+
+    >>> from graphs.document import load
+    >>> edges = [("topic", "gen", "value", "topic"), ("topic", "grade", "value", "topic"),
+    ...          ("gen", "grade", "text", "joke"), ("grade", "gen", "text", "feedback")]
+    >>> G = load({"graph": {"name": "w"}, "nodes": [
+    ...     {"id": n, "type": "template"} for n in ("topic", "gen", "grade")], "edges": [
+    ...     {"source": s, "target": t, "source_port": sp, "target_port": tp}
+    ...     for s, t, sp, tp in edges]})
+    >>> [str(w) for w in warnings(G)]  # doctest: +NORMALIZE_WHITESPACE
+    ["node 'gen': the loop gen -> grade has 2 nodes that take inputs from outside it
+    (gen, grade); it starts at 'gen', the one not waiting for another's output: set
+    'initial' on a loop-back edge to say where it starts"]
+    """
+    found = []
+    for members in nx.strongly_connected_components(graph):
+        if len(members) < 2:
+            continue
+        inner = [(s, t, d) for s, t, d in graph.in_edges(members, data=True) if s in members]
+        if any("initial" in d or d.get("append") for _, _, d in inner):
+            continue
+        outside_ports: dict[str, set[str]] = defaultdict(set)
+        for source, target, data in graph.in_edges(members, data=True):
+            if source not in members:
+                outside_ports[target].add(data["target_port"])
+        if len(outside_ports) < 2:
+            continue
+        waiting_on = {
+            node: {
+                s for s, t, d in inner if t == node and d["target_port"] not in outside_ports[node]
+            }
+            for node in outside_ports
+        }
+        order = loop_order(graph, members)
+        start = pick_entry(order, waiting_on)
+        names = ", ".join(sorted(outside_ports))
+        found.append(
+            Problem(
+                f"the loop {' -> '.join(order)} has {len(outside_ports)} nodes that take "
+                f"inputs from outside it ({names}); it starts at {start!r}, the one not "
+                "waiting for another's output: set 'initial' on a loop-back edge to say "
+                "where it starts",
+                node=start,
+            )
+        )
+    return found
 
 
 def _check_node(
@@ -178,6 +232,41 @@ def _check_names(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
                 Problem(f"{kind} name {name!r} is also used by {seen[kind, name]!r}", node=node_id)
             )
         seen.setdefault((kind, name), node_id)
+    return problems
+
+
+def _check_loop_edges(graph: nx.MultiDiGraph) -> list[Problem]:
+    """``initial`` and ``append`` belong on an edge that goes round a loop, alone on its port."""
+    component: dict[str, int] = {}
+    for index, members in enumerate(nx.strongly_connected_components(graph)):
+        component.update(dict.fromkeys(members, index))
+    problems = []
+    for source, target, key, data in graph.edges(keys=True, data=True):
+        if "initial" not in data and not data.get("append"):
+            continue
+        where = (source, target, key)
+        port = data["target_port"]
+        if component[source] != component[target]:
+            problems.append(
+                Problem(
+                    "'initial' and 'append' are for an edge that goes round a loop; "
+                    "this one is on none",
+                    edge=where,
+                )
+            )
+        others = [s for s, _, d in graph.in_edges(target, data=True) if d["target_port"] == port]
+        if len(others) > 1:
+            problems.append(
+                Problem(
+                    f"an edge with 'initial' or 'append' must be the only edge into "
+                    f"{target!r} port {port!r}",
+                    edge=where,
+                )
+            )
+        if data.get("append") and not isinstance(data.get("initial", []), list):
+            problems.append(
+                Problem("'append' needs 'initial' to be a list (leave it out for [])", edge=where)
+            )
     return problems
 
 

@@ -57,6 +57,16 @@ def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     assert "Traceback" not in cli("validate", write(tmp_path, doc)).stderr
 
 
+def test_validate_prints_warnings_but_a_flow_with_only_warnings_is_valid(tmp_path):
+    from tests.graphs.test_loops import evaluator_optimizer
+
+    done = cli("validate", write(tmp_path, evaluator_optimizer()))
+    assert (done.returncode, done.stdout.strip()) == (0, "valid")
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("warning: node 'llm_call_generator': the loop ")
+    assert "it starts at 'llm_call_generator'" in line
+
+
 def test_validate_refuses_bad_json_without_a_traceback(tmp_path):
     for text in ("[" * 100_000, "{not json", '"\\ud800"'):
         done = cli("validate", write(tmp_path, text))

@@ -10,8 +10,13 @@ export function edgeDoc(edge) {
   const sourcePort = edge.getSourcePortId();
   const targetPort = edge.getTargetPortId();
   if (!source || !target || !sourcePort || !targetPort) return null;
-  return { source, target, source_port: portName(sourcePort), target_port: portName(targetPort) };
+  const kept = (edge.getData() || {}).kept || {};
+  return { ...kept, source, target, source_port: portName(sourcePort), target_port: portName(targetPort) };
 }
+
+// What an edge is drawn from; the rest of a document edge (a loop-back edge's `initial`
+// and `append`) is kept on the X6 edge and written back untouched.
+const EDGE_ENDS = new Set(["source", "target", "source_port", "target_port", "key"]);
 
 /** The graph as a flow document, with these graph attributes and name. */
 export function graphDocument(graph, graphAttrs, name) {
@@ -60,11 +65,14 @@ export function nodeMeta(doc, edges, server, category = "") {
 
 /** The X6 edge for a document edge. */
 export function edgeMeta(e) {
-  return {
+  const meta = {
     shape: "sy-edge",
     source: { cell: e.source, port: `out:${e.source_port}` },
     target: { cell: e.target, port: `in:${e.target_port}` },
   };
+  const kept = Object.fromEntries(Object.entries(e).filter(([k]) => !EDGE_ENDS.has(k)));
+  if (Object.keys(kept).length) meta.data = { kept };
+  return meta;
 }
 
 /** The edge a problem names: networkx numbers parallel edges 0, 1, … per (source, target)

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { edgeMeta, framing, nextId, nodeMeta, uniqueName } from "./document.js";
+import { edgeDoc, edgeMeta, framing, nextId, nodeMeta, uniqueName } from "./document.js";
 import { baseHeight } from "./shapes.js";
 
 test("a document node becomes an sy-node with its ports and rows", () => {
@@ -22,6 +22,20 @@ test("a document edge joins an output port to an input port", () => {
     source: { cell: "a", port: "out:text" },
     target: { cell: "b", port: "in:q" },
   });
+});
+
+test("a loop-back edge's initial and append go through the canvas untouched", () => {
+  const doc = { source: "route", target: "gen", source_port: "rejected", target_port: "feedback", key: 0, initial: [], append: true };
+  const meta = edgeMeta(doc);
+  assert.deepEqual(meta.data, { kept: { initial: [], append: true } });
+  const drawn = {
+    getSourceCellId: () => meta.source.cell,
+    getTargetCellId: () => meta.target.cell,
+    getSourcePortId: () => meta.source.port,
+    getTargetPortId: () => meta.target.port,
+    getData: () => meta.data,
+  };
+  assert.deepEqual(edgeDoc(drawn), { source: "route", target: "gen", source_port: "rejected", target_port: "feedback", initial: [], append: true });
 });
 
 test("a new node's id takes the next number of its type", () => {
