@@ -258,9 +258,10 @@ def regex_values(pattern: str, text: str, *, every: bool) -> Any:
     """
     check_size(text)
     compiled = regex.compile(pattern)
+    named = bool(compiled.group_names)
     found: list[Any] = []
     for match in compiled.finditer(text):
-        found.append(match.groups if compiled.group_names else match.text)
+        found.append(match.groups if named else match.text)
         if not every:
             return found[0]
         if len(found) > MAX_MATCHES:

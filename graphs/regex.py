@@ -110,11 +110,14 @@ class Pattern:
         """
         if isinstance(text, str):
             text = encode(text)
-        names = self.group_names
+        index: dict[str, int] = self._compiled.groupindex
+        # Looked up once: the bindings' group(name) rebuilds the name table on every call.
+        named = [(name, index[name] - 1) for name in self.group_names]
         for found in self._compiled.finditer(text):
             # Matching runs on UTF-8 with Unicode classes, so groups end on whole characters.
-            groups = {name: _decode(found.group(name)) for name in names}
-            yield Match(_decode(found.group(0)) or "", groups)
+            values = found.groups()
+            groups = {name: _decode(values[position]) for name, position in named}
+            yield Match(_decode(found.group()) or "", groups)
 
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"

@@ -23,11 +23,6 @@ from graphs import parsing, regex
 from graphs.errors import NodeError
 from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType, Services
 
-# Shorter texts are read inline (well under a millisecond); a longer one, up to
-# parsing.MAX_CHARS, can take a tenth of a second, so it is read on a thread while the
-# event loop serves everyone else.
-INLINE_CHARS = 20_000
-
 
 class ParseConfig(CommonConfig):
     mode: Literal["json", "xml", "regex", "lines"] = Field(
@@ -108,10 +103,11 @@ class ParseNode(NodeType):
                 return {"value": text}  # already a JSON value
             raise NodeError(f"port 'text' needs text, got {type(text).__name__}")
         try:
-            if len(text) <= INLINE_CHARS:
-                value = read(config, text)
-            else:
-                value = await asyncio.to_thread(read, config, text)
+            # Reading is bounded (parsing.MAX_CHARS, MAX_MATCHES) but not small: a megabyte
+            # of reply takes some tenths of a second, and 20,000 characters of one-letter
+            # regex matches a tenth (bench/parse_worst.py). A thread keeps that off the event
+            # loop every run shares; the hop costs far less than the model call before it.
+            value = await asyncio.to_thread(read, config, text)
         except parsing.ParseProblem as exc:
             raise NodeError(str(exc)) from None
         return {"value": value}
