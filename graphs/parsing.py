@@ -5,9 +5,10 @@ XML arrives unescaped, half-closed, wrapped in prose. So each reader here looks 
 structure it was asked for and ignores the rest, and each says plainly what it expected
 when it finds nothing (``ParseProblem``).
 
-Every reader does work bounded by its input, which ``MAX_CHARS`` caps: they run inline on
-the event loop every user shares. None of them runs an XML parser (entity expansion turns
-a few hundred bytes into gigabytes): tags are found by a linear scan.
+Every reader does work bounded by its input, which ``MAX_CHARS`` and ``MAX_MATCHES`` cap
+(``bench/parse_worst.py`` times the worst texts we know). None of them runs an XML parser
+(entity expansion turns a few hundred bytes into gigabytes): tags are found by a linear
+scan.
 
 >>> first_json('Sure! ```json\n{"tasks": ["a", "b"]}\n``` Anything else?')
 {'tasks': ['a', 'b']}
@@ -38,6 +39,8 @@ MAX_JSON_STARTS = 200
 MAX_MATCHES = 10_000
 
 XML_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+# Elements nested deeper than this inside a match are read as their text.
+MAX_XML_DEPTH = 50
 
 
 class ParseProblem(ValueError):
@@ -66,12 +69,35 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
+# What a JSON escape can spell but a stored value cannot hold: PostgreSQL refuses NUL, and a
+# lone surrogate has no UTF-8 (the API refuses both in what it is sent, for the same reason).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _loads(text: str, start: int = 0) -> tuple[Any, int]:
     """The JSON value starting at ``start`` and where it ends, or ValueError saying why not."""
     try:
-        return _DECODER.raw_decode(text, start)
+        value, end = _DECODER.raw_decode(text, start)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    if _UNSTORABLE.search(text, start, end) or any(map(_UNSTORABLE.search, _strings(value))):
+        raise ValueError("a string in it holds NUL (\\u0000) or a lone surrogate")
+    return value, end
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value, keys included (no recursion: nesting may be deep)."""
+    found, pending = [], [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, list):
+            pending += item
+        elif isinstance(item, dict):
+            found += item
+            pending += item.values()
+    return found
 
 
 def fenced_blocks(text: str) -> list[str]:
@@ -191,11 +217,12 @@ def _drop(stack: list[_Element], open_names: Counter[str]) -> None:
     stack[-1].children += unclosed.children
 
 
-def _value(text: str, element: _Element) -> Any:
+def _value(text: str, element: _Element, depth: int = 0) -> Any:
     """An element holding only elements (and spaces) is an object of them, a name that
-    repeats giving a list; any other element is its text, stripped, as written."""
+    repeats giving a list; any other element is its text, stripped, as written (as is one
+    nested deeper than ``MAX_XML_DEPTH``, which bounds the recursion)."""
     content = text[element.open_end : element.close_start]
-    if not element.children:
+    if not element.children or depth >= MAX_XML_DEPTH:
         return content.strip()
     position, between = element.open_end, []
     for child in element.children:
@@ -206,18 +233,20 @@ def _value(text: str, element: _Element) -> Any:
         return content.strip()  # mixed text and tags: the text as written
     values: dict[str, list[Any]] = {}
     for child in element.children:
-        values.setdefault(child.name, []).append(_value(text, child))
+        values.setdefault(child.name, []).append(_value(text, child, depth + 1))
     return {name: items[0] if len(items) == 1 else items for name, items in values.items()}
 
 
 def _named(elements: list[_Element], name: str) -> list[_Element]:
     """The elements of that name, in order, not looking inside one that matched."""
     found: list[_Element] = []
-    for element in elements:
+    pending = elements[::-1]  # a stack, not recursion: tags may nest thousands deep
+    while pending:
+        element = pending.pop()
         if element.name == name:
             found.append(element)
         else:
-            found += _named(element.children, name)
+            pending += element.children[::-1]
     return found
 
 

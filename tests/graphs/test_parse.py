@@ -103,6 +103,13 @@ async def test_json_mode_refuses_numbers_json_cannot_hold():
     assert "no JSON value found" in error and "NaN is not a JSON number" in error
 
 
+@pytest.mark.parametrize("escape", ["\\u0000", "\\ud800"])
+async def test_json_mode_refuses_strings_a_stored_value_cannot_hold(escape):
+    error = await failure('{"a": "x' + escape + '"}', mode="json")
+    assert "a string in it holds NUL (\\u0000) or a lone surrogate" in error
+    assert await parsed('["\\ud83d\\ude00"]', mode="json") == ["\U0001f600"]
+
+
 async def test_json_mode_survives_nesting_deeper_than_the_recursion_limit():
     error = await failure("[" * 100_000, mode="json")
     assert "no JSON value found" in error and "nested too deeply" in error
@@ -179,6 +186,16 @@ async def test_xml_mode_tolerates_what_models_actually_write():
 async def test_xml_mode_never_expands_entities():
     text = '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><task>&a;&a;&amp;</task>'
     assert await parsed(text, mode="xml", tags=["task"]) == "&a;&a;&amp;"
+
+
+async def test_xml_mode_reads_tags_nested_thousands_deep_without_recursing_into_them():
+    deep = "<a>" * 5_000 + "<b>x</b>" + "</a>" * 5_000
+    assert await parsed(deep, mode="xml", tags=["b"]) == "x"
+    value = await parsed(deep, mode="xml", tags=["a"])
+    for _ in range(parsing.MAX_XML_DEPTH):
+        value = value["a"]
+    # Past the depth bound, an element is read as its text: the rest of the nest.
+    assert value.count("<a>") == 5_000 - parsing.MAX_XML_DEPTH - 1 and "<b>x</b>" in value
 
 
 async def test_xml_mode_names_the_missing_tag():
