@@ -1,5 +1,5 @@
 """The ``parse`` node in a real browser: from the palette, through its generated form, to a
-run whose output is the value it read."""
+run whose output is the value it read, live and replayed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.e2e.test_runs import TIMEOUT_MS, start_run, step
 PATTERN = r"(?P<name>\w+): (?P<score>\d+)"
 
 
-def test_a_parse_node_from_the_palette_reads_a_value_in_a_run(
+def test_a_parse_node_from_the_palette_reads_a_value_live_and_in_replay(
     page: Page,
     server: Server,
     errors: list[str],  # noqa: F811
@@ -66,7 +66,7 @@ def test_a_parse_node_from_the_palette_reads_a_value_in_a_run(
     saved = next(n for n in doc(page)["nodes"] if n["id"] == "parse1")["config"]
     assert saved == {"mode": "regex", "pattern": PATTERN, "matches": "all"}
 
-    start_run(page, {"input1": "Scores so far:\nalice: 7\nbob: 9"})
+    run_id = start_run(page, {"input1": "Scores so far:\nalice: 7\nbob: 9"})
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=TIMEOUT_MS
     )
@@ -74,3 +74,19 @@ def test_a_parse_node_from_the_palette_reads_a_value_in_a_run(
     outputs = page.get_by_test_id("outputs")
     expect(outputs.locator("pre.output-json")).to_contain_text('"name": "bob"')
     expect(outputs.locator("pre.output-json")).to_contain_text('"score": "9"')
+
+    # Replay: from the start the node has not run; played to the end, the inspector shows
+    # the value it read.
+    page.goto(f"{server.url}/runs/{run_id}/")
+    page.wait_for_selector("html[data-replay=ready]", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-cell-id] .sy-node.st-done').length === 3"
+    )
+    page.get_by_test_id("replay-scrub").fill("0")
+    expect(step(page, "parse1")).not_to_have_attribute("data-status", "done")
+    page.get_by_test_id("replay-speed").select_option("0")
+    page.get_by_test_id("replay-play").click()
+    expect(step(page, "parse1")).to_have_attribute("data-status", "done")
+    page.locator('[data-cell-id="parse1"]').first.click()
+    card = page.get_by_test_id("inspector")
+    expect(card).to_contain_text('"name": "bob"')
