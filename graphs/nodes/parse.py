@@ -103,10 +103,10 @@ class ParseNode(NodeType):
                 return {"value": text}  # already a JSON value
             raise NodeError(f"port 'text' needs text, got {type(text).__name__}")
         try:
-            # Reading is bounded (parsing.MAX_CHARS, MAX_MATCHES) but not small: a megabyte
-            # of reply takes some tenths of a second, and 20,000 characters of one-letter
-            # regex matches a tenth (bench/parse_worst.py). A thread keeps that off the event
-            # loop every run shares; the hop costs far less than the model call before it.
+            # Reading is bounded (parsing.MAX_CHARS, MAX_MATCHES) but not small: the worst
+            # megabyte takes some tenths of a second, the worst 20,000 characters tens of
+            # milliseconds (bench/parse_worst.py). A thread keeps that off the event loop
+            # every run shares; the hop costs far less than the model call before it.
             value = await asyncio.to_thread(read, config, text)
         except parsing.ParseProblem as exc:
             raise NodeError(str(exc)) from None
