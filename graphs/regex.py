@@ -30,6 +30,8 @@ graphs.regex.RegexProblem: regex '(\\w+) \\1' cannot be used: backreferences ...
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -94,8 +96,43 @@ class Pattern:
             text = encode(text)
         return self._compiled.search(text) is not None
 
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """The pattern's named groups, in the order they open."""
+        index: dict[str, int] = self._compiled.groupindex
+        return tuple(sorted(index, key=index.__getitem__))
+
+    def finditer(self, text: str | bytes) -> Iterator[Match]:
+        """Each non-overlapping match, left to right, as ``re.finditer`` finds them.
+
+        >>> [m.groups for m in compile(r"(?P<k>\\w+)=(?P<v>\\d+)?").finditer("a=1 é=")]
+        [{'k': 'a', 'v': '1'}, {'k': 'é', 'v': None}]
+        """
+        if isinstance(text, str):
+            text = encode(text)
+        index: dict[str, int] = self._compiled.groupindex
+        # Looked up once: the bindings' group(name) rebuilds the name table on every call.
+        named = [(name, index[name] - 1) for name in self.group_names]
+        for found in self._compiled.finditer(text):
+            # Matching runs on UTF-8 with Unicode classes, so groups end on whole characters.
+            values = found.groups()
+            groups = {name: _decode(values[position]) for name, position in named}
+            yield Match(_decode(found.group()) or "", groups)
+
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One match: the text it covers, and each named group's text (None: it took no part)."""
+
+    text: str
+    groups: dict[str, str | None]
+
+
+def _decode(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogatepass")
 
 
 def encode(text: str) -> bytes:

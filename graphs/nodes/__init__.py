@@ -6,6 +6,7 @@ from graphs.nodes.io import InputNode, OutputNode
 from graphs.nodes.llm import LLMNode
 from graphs.nodes.map import MapNode
 from graphs.nodes.merge import MergeNode
+from graphs.nodes.parse import ParseNode
 from graphs.nodes.router import RouterNode
 from graphs.nodes.template import TemplateNode
 
@@ -18,6 +19,7 @@ NODE_TYPES: dict[str, NodeType] = {
     "merge": MergeNode(),
     "map": MapNode(),
     "agent": AgentNode(),
+    "parse": ParseNode(),
 }
 
 __all__ = ["NODE_TYPES", "CommonConfig", "NodeContext", "NodeType", "Services"]

@@ -188,3 +188,29 @@ def test_ctrl_c_cancels_the_run_cleanly(tmp_path):
     assert json.loads(stdout.splitlines()[-1])["status"] == "cancelled"
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["type"] == "run_finished" and last["status"] == "cancelled"
+
+
+def test_run_parses_the_planners_reply_into_the_workers(tmp_path):
+    events = tmp_path / "events.jsonl"
+    done = cli("run", str(EXAMPLES / "orchestrator.json"), "--events", str(events))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r.split("Style: ")[1].split()[0] for r in result["outputs"]["results"]] == [
+        "formal",
+        "friendly",
+    ]
+    parsed = [
+        e
+        for e in map(json.loads, events.read_text().splitlines())
+        if e["type"] == "node_finished" and e["node"] == "subtasks"
+    ]
+    assert [t["type"] for t in parsed[0]["output"]["value"]] == ["formal", "friendly"]
+
+
+def test_a_reply_parse_cannot_read_fails_the_run_naming_what_it_expected(tmp_path):
+    doc = json.loads((EXAMPLES / "orchestrator.json").read_text())
+    doc["nodes"][2]["config"] = {"mode": "xml", "tags": ["step"]}
+    done = cli("run", write(tmp_path, doc))
+    assert done.returncode == 1
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["error"].startswith("node 'subtasks' failed: no <step>...</step> element found")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from graphs.errors import NodeError
+from graphs.llm.anthropic import AnthropicClient
+from graphs.llm.offline import OfflineClient
+from graphs.llm.types import ModelRequest, ModelResponse, Usage
+from tests.fakes.anthropic_server import FakeResponse
 from tests.graphs.support import of_type, run, statuses
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -18,7 +24,16 @@ def example(name: str) -> dict:
 
 def test_there_is_one_example_per_pattern():
     names = {p.stem for p in EXAMPLES.glob("*.json")}
-    assert names == {"chain", "router", "fanout", "map", "agent", "loop", "pipeline"}
+    assert names == {
+        "chain",
+        "router",
+        "fanout",
+        "map",
+        "agent",
+        "loop",
+        "pipeline",
+        "orchestrator",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
@@ -74,3 +89,65 @@ async def test_pipeline_example_uses_a_different_model_per_stage():
     sent = {e["node"]: e for e in of_type(events, "node_finished")}
     assert "99.8" in sent["compute"]["output"]["text"]
     assert sent["format"]["output"]["text"].startswith("Subject: About your order")
+
+
+def plan_of(count: int) -> str:
+    """A planner's reply as a model writes it: prose, then one <task> per subtask."""
+    tasks = "\n".join(
+        f"  <task>\n    <type>style{i}</type>\n    <description>Part {i}</description>\n  </task>"
+        for i in range(1, count + 1)
+    )
+    return f"Here is my plan.\n<tasks>\n{tasks}\n</tasks>"
+
+
+async def test_orchestrator_example_offline_runs_one_worker_per_task_of_the_echoed_format():
+    # The offline model echoes the planner's prompt, whose format shows two tasks.
+    result, events = await run(example("orchestrator"))
+    finished = next(e for e in of_type(events, "node_finished") if e["node"] == "subtasks")
+    assert [t["type"] for t in finished["output"]["value"]] == ["formal", "friendly"]
+    assert [r.split("Style: ")[1][:6] for r in result.outputs["results"]] == ["formal", "friend"]
+
+
+@pytest.mark.parametrize("count", [4, 6])
+async def test_orchestrator_example_runs_as_many_workers_as_the_planner_decides(
+    anthropic_env, count
+):
+    anthropic_env.enqueue(FakeResponse(text=plan_of(count)))
+    result, _ = await run(example("orchestrator"), model_client=AnthropicClient())
+    assert result.status == "succeeded", result.error
+    workers = [r["messages"][0]["content"] for r in anthropic_env.message_requests[1:]]
+    assert sorted(w.split("Subtask: ")[1] for w in workers) == sorted(
+        f"Part {i}" for i in range(1, count + 1)
+    )
+    assert [r.split("Subtask: ")[1] for r in result.outputs["results"]] == [
+        f"Part {i}" for i in range(1, count + 1)
+    ]
+
+
+class Planner(OfflineClient):
+    """Answers the planner with a scripted plan; each worker waits until all are running."""
+
+    def __init__(self, plan: str, workers: int):
+        super().__init__()
+        self.plan = plan
+        self.together = asyncio.Barrier(workers)
+
+    async def complete(self, request: ModelRequest, on_text) -> ModelResponse:
+        if request.messages[-1]["content"].startswith("Plan how"):
+            on_text(self.plan)
+            content = [{"type": "text", "text": self.plan}]
+            return ModelResponse("offline", content, "end_turn", Usage(1, 1))
+        # Only workers running at the same time get past this; one at a time never would.
+        try:
+            async with asyncio.timeout(10):
+                await self.together.wait()
+        except TimeoutError:
+            raise NodeError("the workers did not all run at once") from None
+        return await super().complete(request, on_text)
+
+
+@pytest.mark.parametrize("count", [4, 6])
+async def test_orchestrator_example_runs_its_workers_concurrently(count):
+    result, _ = await run(example("orchestrator"), model_client=Planner(plan_of(count), count))
+    assert result.status == "succeeded", result.error
+    assert len(result.outputs["results"]) == count
