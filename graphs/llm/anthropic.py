@@ -206,11 +206,19 @@ class AnthropicClient:
 
 def _optional_params(request: ModelRequest) -> dict[str, Any]:
     """The request's optional settings as the API spells them; unset ones are not sent."""
-    params: dict[str, Any] = {
+    params: dict[str, Any] = {}
+    if request.tool_choice is not None:
+        params["tool_choice"] = request.tool_choice
+    # SDK 2.12.0 has no temperature, top_p or top_k parameters (nowhere in its types); the
+    # Messages API reads them at the top level of the body, which is where extra_body puts
+    # them. A model that does not take one answers 400, which names it.
+    sampling = {
         name: value
-        for name in ("tool_choice", "temperature", "top_p", "top_k")
+        for name in ("temperature", "top_p", "top_k")
         if (value := getattr(request, name)) is not None
     }
+    if sampling:
+        params["extra_body"] = sampling
     if request.stop_sequences:
         params["stop_sequences"] = request.stop_sequences
     if request.output_schema is not None:
