@@ -37,7 +37,7 @@ class LLMConfig(CommonConfig):
     temperature: float | None = modelcall.TEMPERATURE
     top_p: float | None = modelcall.TOP_P
     top_k: int | None = modelcall.TOP_K
-    stop_sequences: list[modelcall.StopSequence] = modelcall.STOP_SEQUENCES
+    stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     retries: int = MODEL_RETRIES
 
 

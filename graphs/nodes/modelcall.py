@@ -22,19 +22,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Protocol
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field
 
 from graphs import structured
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes.base import FieldProblem, NodeContext
 
+# Sampling is for the few nodes that need it: a host shows it with the common keys.
+ADVANCED: dict[str, Any] = {"advanced": True}
 TEMPERATURE = Field(
     default=None,
     ge=0,
     le=1,
     description="Randomness, 0 to 1: lower for analysis and choices, higher for creative "
     "work. Empty: the API's default (1).",
+    json_schema_extra=ADVANCED,
 )
 TOP_P = Field(
     default=None,
@@ -43,6 +46,7 @@ TOP_P = Field(
     title="Top p",
     description="Nucleus sampling, 0 to 1: sample only from the likeliest tokens whose "
     "probabilities add up to this. Set it or temperature, not both.",
+    json_schema_extra=ADVANCED,
 )
 TOP_K = Field(
     default=None,
@@ -50,12 +54,27 @@ TOP_K = Field(
     le=1_000_000,
     title="Top k",
     description="Sample only from the k likeliest tokens. Rarely needed.",
+    json_schema_extra=ADVANCED,
 )
-StopSequence = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"\S")]
+
+
+def _stop_sequences(stops: list[str]) -> list[str]:
+    # The API refuses whitespace-only ones; its own message would not name the node.
+    for stop in stops:
+        if not stop.strip():
+            raise ValueError("a stop sequence must contain something other than whitespace")
+        if len(stop) > 1000:
+            raise ValueError("a stop sequence is at most 1000 characters")
+    return stops
+
+
+# On the list, not its items: a host sees list[str] (one per line) with the check attached.
+StopSequences = Annotated[list[str], AfterValidator(_stop_sequences)]
 STOP_SEQUENCES: Any = Field(
     default_factory=list,
     max_length=16,
     description="One per line: the reply ends just before the first of these it writes.",
+    json_schema_extra=ADVANCED,
 )
 OUTPUT_SCHEMA = Field(
     default=None,

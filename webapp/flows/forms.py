@@ -348,7 +348,7 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
             kind=kind.html,
             required=info.is_required(),
             help=info.description or "",
-            advanced=spec.name in COMMON,
+            advanced=spec.name in COMMON or spec.hints.get("advanced") is True,
         )
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         kind.fill(item, config.get(spec.name, default), spec, config)
