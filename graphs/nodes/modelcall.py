@@ -84,7 +84,7 @@ OUTPUT_SCHEMA = Field(
     '"feedback": {"type": "string"}}, "required": ["verdict"]}. Each property becomes an '
     "output port, and value holds the whole object; a reply that does not fit is retried "
     "once, then the node fails. Empty: the reply is text, on the port text.",
-    json_schema_extra={"rows": 10},
+    json_schema_extra={"widget": "schema", "rows": 10},
 )
 
 

@@ -57,6 +57,7 @@ def test_the_schema_is_a_json_field_with_its_help_and_sampling_sits_in_advanced(
     assert 'name="f_output_schema"' in html
     assert "Output schema" in html
     assert "Each property becomes an output port" in html
+    assert "data-schema-table" in html and "<summary>Raw JSON</summary>" in html
     advanced = html.split("<summary>Advanced</summary>")[1]
     for name in ("temperature", "top_p", "top_k", "stop_sequences"):
         assert f'name="f_{name}"' in advanced, name
@@ -69,7 +70,7 @@ def test_sampling_fields_are_numbers_with_their_ranges_and_lines():
     assert fields["temperature"].maximum == "1"
     assert fields["top_k"].kind == "number" and fields["top_k"].minimum == "1"
     assert fields["stop_sequences"].kind == "lines"
-    assert fields["output_schema"].kind == "json" and not fields["output_schema"].advanced
+    assert fields["output_schema"].kind == "schema" and not fields["output_schema"].advanced
     router = {f.name: f for f in forms.fields_for(NODE_TYPES["router"], {"routes": ["a"]})}
     assert router["temperature"].advanced
 
