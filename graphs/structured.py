@@ -75,7 +75,10 @@ def schema_problems(schema: Mapping[str, Any]) -> list[str]:
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         return ["needs at least one property under properties; each becomes an output port"]
-    problems = []
+    problems = [
+        f"{where} needs a type (or enum, const, anyOf): the API constrains replies field by field"
+        for where in _untyped(schema, "")
+    ]
     for name in properties:
         if not is_identifier(name):
             problems.append(f"property {name!r} cannot name a port: it must be {IDENTIFIER_RULE}")
@@ -158,6 +161,28 @@ def example(schema: Any, pick: Callable[[list[Any]], Any] | None = None) -> Any:
     if kind == "string":
         return _string(schema)
     return None
+
+
+_TYPED_BY = ("type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref")
+
+
+def _untyped(schema: Any, path: str) -> Iterator[str]:
+    """Where a (sub)schema says nothing of its type, which the API's structured outputs
+    refuse (``anthropic.transform_schema`` raises on it): reported before a run, not in it.
+    ``path`` reads like ``a.b[]`` (``[]``: the items of a list)."""
+    if not isinstance(schema, dict):
+        return
+    if not any(key in schema for key in _TYPED_BY):
+        yield f"property {path!r}" if path else "the schema"
+    for name, sub in (schema.get("properties") or {}).items():
+        yield from _untyped(sub, f"{path}.{name}" if path else name)
+    if isinstance(schema.get("items"), dict):
+        yield from _untyped(schema["items"], f"{path}[]")
+    for key in ("anyOf", "oneOf", "allOf"):
+        for number, sub in enumerate(schema.get(key) or [], start=1):
+            yield from _untyped(sub, f"{path} ({key} {number})")
+    for name, sub in (schema.get("$defs") or {}).items():
+        yield from _untyped(sub, f"$defs.{name}")
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:

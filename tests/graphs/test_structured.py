@@ -25,6 +25,7 @@ from tests.graphs.support import (
     run_with,
 )
 
+TEXT = {"type": "string"}
 VERDICT = {
     "type": "object",
     "properties": {
@@ -89,9 +90,13 @@ def test_a_structured_node_has_no_text_port():
     [
         ({"type": "string"}, 'must be an object schema ("type": "object")'),
         ({"type": "object"}, "needs at least one property"),
-        ({"type": "object", "properties": {"value": {}}}, "property 'value' is taken"),
-        ({"type": "object", "properties": {"error": {}}}, "property 'error' is taken"),
-        ({"type": "object", "properties": {"two words": {}}}, "cannot name a port"),
+        ({"type": "object", "properties": {"value": TEXT}}, "property 'value' is taken"),
+        ({"type": "object", "properties": {"error": TEXT}}, "property 'error' is taken"),
+        ({"type": "object", "properties": {"two words": TEXT}}, "cannot name a port"),
+        (
+            {"type": "object", "properties": {"a": {"type": "array", "items": {"minimum": 1}}}},
+            "property 'a[]' needs a type (or enum, const, anyOf)",
+        ),
         ({"type": "strng"}, "not a valid JSON Schema"),
         (
             {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=a)b"}}},
