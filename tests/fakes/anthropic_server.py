@@ -152,6 +152,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or the raw text when it was not JSON
+    raw: str = ""  # the body as sent, for tests that hold the SDK's bytes
 
 
 class DirectiveError(ValueError):
@@ -410,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
                 path=self.path,
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                raw=raw.decode(errors="replace"),
             )
         )
         if self.path.split("?")[0] != "/v1/messages":

@@ -167,3 +167,28 @@ async def test_offline_honours_stop_sequences():
     )
     assert response.text.endswith("alpha ") and response.stop_sequence == "beta"
     assert response.stop_reason == "stop_sequence"
+
+
+async def test_the_request_body_the_sdk_sends_byte_for_byte(fake_anthropic):
+    request = ModelRequest(
+        model="m",
+        messages=[{"role": "user", "content": "Judge: x"}],
+        max_tokens=300,
+        system="S",
+        output_schema={
+            "type": "object",
+            "properties": {"v": {"enum": ["A", "B"]}, "n": {"type": "integer", "minimum": 0}},
+            "required": ["v"],
+        },
+        temperature=0.0,
+        top_k=40,
+        stop_sequences=["END"],
+    )
+    await client_for(fake_anthropic).complete(request, lambda _t: None)
+    assert fake_anthropic.requests[-1].raw == (
+        '{"max_tokens":300,"messages":[{"role":"user","content":"Judge: x"}],"model":"m",'
+        '"output_config":{"format":{"type":"json_schema","schema":{"type":"object",'
+        '"properties":{"v":{"enum":["A","B"]},"n":{"type":"integer",'
+        '"description":"{minimum: 0}"}},"additionalProperties":false,"required":["v"]}}},'
+        '"stop_sequences":["END"],"stream":true,"system":"S","temperature":0.0,"top_k":40}'
+    )
