@@ -141,6 +141,10 @@ def mismatch(response: ModelResponse, max_tokens: int, shape: structured.Shape) 
     except structured.ReplyMismatch as exc:
         if response.stop_reason == "max_tokens":
             return f"the reply was cut off at max_tokens={max_tokens} ({exc})"
+        if response.stop_reason == "refusal":
+            return f"the model declined to answer ({exc})"
+        if response.stop_reason == "stop_sequence":
+            return f"a stop sequence ({response.stop_sequence!r}) cut the reply short ({exc})"
         return str(exc)
     return None
 

@@ -381,3 +381,11 @@ async def test_a_stop_sequence_ends_the_text_reply(anthropic_env):
     result, events = await real(doc, {})
     assert result.outputs == {"a": "one two "}
     assert "".join(e["text"] for e in of_type(events, "node_delta")) == "one two "
+
+
+async def test_a_reply_cut_by_a_stop_sequence_says_so(anthropic_env):
+    reply = '{"verdict": "PASS", "feedback": "the END"}'
+    anthropic_env.enqueue(FakeResponse(text=reply), FakeResponse(text=reply))
+    result, _ = await real(judge(retries=0, stop_sequences=["END"]), {"q": "x"})
+    assert result.status == "failed"
+    assert "a stop sequence ('END') cut the reply short (the reply is not JSON" in result.error
