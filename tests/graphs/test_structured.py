@@ -77,6 +77,18 @@ async def test_each_property_gets_a_port_and_value_holds_the_whole_object_offlin
     assert value["score"] == 0
 
 
+async def test_an_offline_agent_calls_its_tool_then_answers_in_the_schema():
+    schema = {"type": "object", "properties": {"answer": {"type": "number"}}}
+    doc = flow(
+        node("ask", "agent", prompt="What is 17*23?", tools=["calculator"], output_schema=schema),
+        node("out", "output", name="answer"),
+        edges=[("ask", "answer", "out", "value")],
+    )
+    result, events = await run(doc)
+    assert result.outputs == {"answer": 0}  # offline: it fits, it does not think
+    assert finished(events, "ask")[0]["detail"]["turns"] == 2  # the calculator ran first
+
+
 def test_a_structured_node_has_no_text_port():
     doc = judge()
     doc["edges"].append(
