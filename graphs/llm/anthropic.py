@@ -106,6 +106,7 @@ class AnthropicClient:
             params["system"] = request.system
         if request.tools:
             params["tools"] = request.tools
+        params.update(_optional_params(request))
 
         sdk = self._sdk()
         streaming = False
@@ -203,6 +204,37 @@ class AnthropicClient:
         return ModelError(text, status=status, retryable=retryable, retry_after=retry_after)
 
 
+def _optional_params(request: ModelRequest) -> dict[str, Any]:
+    """The request's optional settings as the API spells them; unset ones are not sent."""
+    params: dict[str, Any] = {}
+    if request.tool_choice is not None:
+        params["tool_choice"] = request.tool_choice
+    # SDK 2.12.0 has no temperature, top_p or top_k parameters (nowhere in its types); the
+    # Messages API reads them at the top level of the body, which is where extra_body puts
+    # them. A model that does not take one answers 400, which names it.
+    sampling = {
+        name: value
+        for name in ("temperature", "top_p", "top_k")
+        if (value := getattr(request, name)) is not None
+    }
+    if sampling:
+        params["extra_body"] = sampling
+    if request.stop_sequences:
+        params["stop_sequences"] = request.stop_sequences
+    if request.output_schema is not None:
+        try:
+            # The API constrains replies to a subset of JSON Schema; the SDK's own helper
+            # moves what it cannot enforce (minimum, pattern, ...) into descriptions. The
+            # caller still validates the reply against the whole schema.
+            schema = anthropic.transform_schema(request.output_schema)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(
+                f"the output schema cannot be sent to the Anthropic API: {exc}", retryable=False
+            ) from exc
+        params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    return params
+
+
 def _hint(status: int | None, request: ModelRequest) -> str | None:
     if status == 401:
         return "check ANTHROPIC_API_KEY"
@@ -257,6 +289,7 @@ class _Accumulator:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.partial_json: dict[int, list[str]] = {}
         self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
         self.finished = False
@@ -288,6 +321,7 @@ class _Accumulator:
             self.output_tokens = event.message.usage.output_tokens or 0
         elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason
+            self.stop_sequence = event.delta.stop_sequence
             self.output_tokens = event.usage.output_tokens or self.output_tokens
             self.input_tokens = getattr(event.usage, "input_tokens", None) or self.input_tokens
         elif kind == "message_stop":
@@ -299,6 +333,7 @@ class _Accumulator:
             content=[self.blocks[index] for index in sorted(self.blocks)],
             stop_reason=self.stop_reason,
             usage=Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens),
+            stop_sequence=self.stop_sequence,
         )
 
 

@@ -3,7 +3,10 @@
 It is deterministic and says plainly that it is offline, in its model name
 (``offline``) and at the start of every reply. It is a stand-in for demos and
 tests, not an imitation of Claude: it echoes, picks a listed choice by word
-overlap, and hands arithmetic to a ``calculator`` tool when one is offered.
+overlap, and hands arithmetic to a ``calculator`` tool when one is offered. Asked for a
+shape (a forced tool, or an ``output_schema``) it answers with a value fitting that schema
+whose strings say it is offline, choosing among an ``enum``'s options by word overlap.
+A stop sequence in its reply ends the reply there, as the API's do.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from graphs import structured
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 
 NAME = "offline"
@@ -38,13 +42,21 @@ class OfflineClient:
         content = self._tool_call(request, prompt) or [
             {"type": "text", "text": self._reply(request, prompt)}
         ]
-        if content[0]["type"] == "text":
-            await self._stream(content[0]["text"], on_text)
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
+        stop_sequence = None
+        if content[0]["type"] == "text":
+            text, stop_sequence = _cut(content[0]["text"], request.stop_sequences)
+            content[0]["text"] = text
+            stop = "stop_sequence" if stop_sequence is not None else stop
+            await self._stream(text, on_text)
         usage = Usage(_tokens(request.system or "") + _tokens(prompt), _tokens(str(content)))
-        return ModelResponse(model=NAME, content=content, stop_reason=stop, usage=usage)
+        return ModelResponse(
+            model=NAME, content=content, stop_reason=stop, usage=usage, stop_sequence=stop_sequence
+        )
 
     def _reply(self, request: ModelRequest, prompt: str) -> str:
+        if request.output_schema is not None:
+            return json.dumps(_shaped(request.output_schema, prompt), ensure_ascii=False)
         if request.system and (found := _CHOICES.search(request.system)):
             return _closest(prompt, [c.strip() for c in found.group(1).split(",")])
         if results := _tool_results(request.messages):
@@ -54,6 +66,18 @@ class OfflineClient:
         return f"{PREFIX}I cannot think without an API key; here is your prompt back: {summary}"
 
     def _tool_call(self, request: ModelRequest, prompt: str) -> list[dict[str, Any]] | None:
+        forced = _forced_tool(request)
+        if forced is not None:
+            shaped = _shaped(forced.get("input_schema", {}), prompt)
+            key = f"{forced['name']}:{json.dumps(shaped, sort_keys=True)}"
+            return [
+                {
+                    "type": "tool_use",
+                    "id": f"offline_{zlib.crc32(key.encode()):08x}",
+                    "name": forced["name"],
+                    "input": shaped,
+                }
+            ]
         offered = {tool["name"] for tool in request.tools}
         if "calculator" not in offered or _tool_results(request.messages):
             return None
@@ -75,6 +99,26 @@ class OfflineClient:
             on_text(chunk)
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
+
+
+def _forced_tool(request: ModelRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice or {}
+    if choice.get("type") != "tool":
+        return None
+    return next((t for t in request.tools if t.get("name") == choice.get("name")), None)
+
+
+def _shaped(schema: dict[str, Any], prompt: str) -> Any:
+    return structured.example(schema, pick=lambda options: _closest(prompt, options))
+
+
+def _cut(text: str, stops: list[str]) -> tuple[str, str | None]:
+    """``text`` up to the earliest stop sequence in it, and which one that was."""
+    found = [(text.find(stop), stop) for stop in stops if stop in text]
+    if not found:
+        return text, None
+    at, stop = min(found)
+    return text[:at], stop
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -101,11 +145,11 @@ def _tool_results(messages: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _closest(text: str, choices: list[str]) -> str:
+def _closest(text: str, choices: list[Any]) -> Any:
     words = set(re.findall(r"[a-z0-9]+", text.lower()))
 
-    def overlap(choice: str) -> int:
-        return len(words & set(re.findall(r"[a-z0-9]+", choice.lower())))
+    def overlap(choice: Any) -> int:
+        return len(words & set(re.findall(r"[a-z0-9]+", str(choice).lower())))
 
     return max(choices, key=overlap)
 

@@ -14,11 +14,24 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class ModelRequest:
+    """One Messages call. Fields left at None are not sent (the API's defaults apply).
+
+    ``tool_choice`` is the API's (``{"type": "tool", "name": ...}`` forces that tool);
+    ``output_schema`` asks for a reply that is one JSON value fitting this JSON Schema,
+    as the reply's text (the API's structured outputs, ``output_config.format``).
+    """
+
     model: str
     messages: list[dict[str, Any]]
     max_tokens: int = 1024
     system: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,8 @@ class ModelResponse:
     content: list[dict[str, Any]]
     stop_reason: str | None
     usage: Usage
+    # Which of the request's stop_sequences ended the reply, when one did.
+    stop_sequence: str | None = None
 
     @property
     def text(self) -> str:

@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from graphs import structured
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
+from graphs.nodes import modelcall
 from graphs.nodes.base import (
     CommonConfig,
     FieldProblem,
@@ -26,6 +28,8 @@ from graphs.nodes.llm import MODEL_NAME, MODEL_RETRIES, PROMPT, SYSTEM
 from graphs.tools.base import Tool, ToolError
 
 MAX_TOOL_RESULT_CHARS = 100_000
+# The API refuses an assistant turn with no content (a reply cut at once by max_tokens).
+_NO_REPLY = [{"type": "text", "text": "(no reply)"}]
 
 
 class AgentConfig(CommonConfig):
@@ -40,6 +44,11 @@ class AgentConfig(CommonConfig):
     )
     max_turns: int = Field(default=10, ge=1, le=200)
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
+    output_schema: dict[str, Any] | None = modelcall.OUTPUT_SCHEMA
+    temperature: float | None = modelcall.TEMPERATURE
+    top_p: float | None = modelcall.TOP_P
+    top_k: int | None = modelcall.TOP_K
+    stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     retries: int = MODEL_RETRIES
 
     @field_validator("tools")
@@ -67,7 +76,10 @@ class AgentNode(NodeType):
         return template_ports(self.templates(config))
 
     def output_ports(self, config: AgentConfig) -> frozenset[str]:
-        return frozenset({"text"})
+        return modelcall.output_ports(config)
+
+    def prepare(self, config: AgentConfig, services: Services) -> structured.Shape | None:
+        return modelcall.shape_of(config)
 
     def cacheable(self, config: AgentConfig, services: Services) -> bool:
         # A tool that does not say it is deterministic might answer differently next time.
@@ -76,10 +88,11 @@ class AgentNode(NodeType):
         )
 
     def problems(self, config: AgentConfig, services: Services | None) -> list[FieldProblem]:
+        found = modelcall.schema_problems(config) + modelcall.sampling_problems(config)
         if services is None:
-            return []
+            return found
         known = ", ".join(sorted(services.tools)) or "none"
-        return [
+        return found + [
             FieldProblem("tools", f"unknown tool {name!r} (known: {known})")
             for name in config.tools
             if name not in services.tools
@@ -91,6 +104,8 @@ class AgentNode(NodeType):
         tools = {name: ctx.services.tools[name] for name in config.tools}
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)
+        shape: structured.Shape | None = ctx.prepared
+        retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
                 ctx.emit_text("\n")
@@ -101,12 +116,25 @@ class AgentNode(NodeType):
                     system=system,
                     max_tokens=config.max_tokens,
                     tools=[_schema(tool) for tool in tools.values()],
+                    output_schema=config.output_schema,
+                    **modelcall.sampling(config),
                 )
             )
-            messages.append({"role": "assistant", "content": response.content})
+            messages.append({"role": "assistant", "content": response.content or _NO_REPLY})
             if response.stop_reason != "tool_use" or not response.tool_uses:
                 ctx.detail["turns"] = turn
-                return {"text": response.text}
+                if config.output_schema is None or shape is None:
+                    return {"text": response.text}
+                reason = modelcall.mismatch(response, config.max_tokens, shape)
+                if reason is None:
+                    return shape.outputs(shape.parse(response.text))
+                if retried:
+                    raise modelcall.failed(reason)
+                # The final answer did not fit: one more turn, with the reason.
+                retried = True
+                ctx.detail["output_schema_retry"] = reason
+                messages.append(modelcall.correction(reason))
+                continue
             results = await asyncio.gather(
                 *(_call_tool(ctx, tools, use) for use in response.tool_uses)
             )

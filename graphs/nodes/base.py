@@ -16,8 +16,10 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``code``: a short identifier-like string (no spell checking)
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
+- ``schema``: a JSON Schema object whose top-level properties a host may show as a table
 
-with ``rows`` as a hint of how much text the field usually holds. Everything else follows
+with ``rows`` as a hint of how much text the field usually holds, and ``advanced: True`` for
+a setting few nodes need (a host may tuck it away with the common keys). Everything else follows
 the annotation: a ``Literal`` is a choice, ``bool`` a switch, numbers a number, ``str``
 a line of text, ``list[str]`` one item per line, any other type JSON.
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
+from graphs import structured
 from graphs.llm.types import ModelRequest
+from graphs.nodes import modelcall
 from graphs.nodes.base import (
     RETRIES_HELP,
     CommonConfig,
+    FieldProblem,
     NodeContext,
     NodeType,
     Services,
@@ -28,13 +33,21 @@ class LLMConfig(CommonConfig):
     system: str | None = SYSTEM
     model: str | None = MODEL_NAME
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
+    output_schema: dict[str, Any] | None = modelcall.OUTPUT_SCHEMA
+    temperature: float | None = modelcall.TEMPERATURE
+    top_p: float | None = modelcall.TOP_P
+    top_k: int | None = modelcall.TOP_K
+    stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     retries: int = MODEL_RETRIES
 
 
 class LLMNode(NodeType):
     name = "llm"
     label = "LLM call"
-    description = "One model call, streamed; emits `text` and records token usage."
+    description = (
+        "One model call, streamed; emits `text`, or with an output schema `value` and one "
+        "port per property, and records token usage."
+    )
     category = "model"
     Config = LLMConfig
     default_config = {"prompt": ""}
@@ -46,21 +59,30 @@ class LLMNode(NodeType):
         return template_ports(self.templates(config))
 
     def output_ports(self, config: LLMConfig) -> frozenset[str]:
-        return frozenset({"text"})
+        return modelcall.output_ports(config)
+
+    def problems(self, config: LLMConfig, services: Services | None) -> list[FieldProblem]:
+        return modelcall.schema_problems(config) + modelcall.sampling_problems(config)
 
     def cacheable(self, config: LLMConfig, services: Services) -> bool:
         return True
+
+    def prepare(self, config: LLMConfig, services: Services) -> structured.Shape | None:
+        return modelcall.shape_of(config)
 
     async def run(self, ctx: NodeContext, config: LLMConfig, inputs: dict) -> dict:
         prompt = await ctx.render("prompt", config.prompt, inputs)
         system = await ctx.render("system", config.system, inputs) if config.system else None
         ctx.detail.update(prompt=prompt, system=system)
-        response = await ctx.call_model(
-            ModelRequest(
-                model=config.model or ctx.services.default_model,
-                messages=[{"role": "user", "content": prompt}],
-                system=system,
-                max_tokens=config.max_tokens,
-            )
+        request = ModelRequest(
+            model=config.model or ctx.services.default_model,
+            messages=[{"role": "user", "content": prompt}],
+            system=system,
+            max_tokens=config.max_tokens,
+            output_schema=config.output_schema,
+            **modelcall.sampling(config),
         )
-        return {"text": response.text}
+        response = await ctx.call_model(request)
+        if config.output_schema is None:
+            return {"text": response.text}
+        return await modelcall.shaped_reply(ctx, request, response, ctx.prepared)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from graphs import regex
 from graphs.errors import NodeError
 from graphs.llm.types import ModelRequest
+from graphs.nodes import modelcall
 from graphs.nodes.base import (
     CommonConfig,
     FieldProblem,
@@ -68,6 +69,11 @@ class RouterConfig(CommonConfig):
         default=None, description="The route taken when nothing else chooses one."
     )
     model: str | None = MODEL_NAME
+    # llm mode's sampling; a choice among routes usually wants temperature 0.
+    temperature: float | None = modelcall.TEMPERATURE
+    top_p: float | None = modelcall.TOP_P
+    top_k: int | None = modelcall.TOP_K
+    stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
 
     @field_validator("routes")
     @classmethod
@@ -167,6 +173,7 @@ async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> st
             messages=[{"role": "user", "content": question}],
             system=system,
             max_tokens=20,
+            **modelcall.sampling(config),
         )
     )
     return _route_named(response.text, config.routes) or config.default

@@ -37,6 +37,16 @@ server object drive it through the prompt alone:
                                truncate_after, stream_error) to the first N requests with the
                                same last user text only; later ones answer normally
 
+The request's optional fields are checked as the API checks them (a 400 names the field):
+``temperature`` and ``top_p`` in [0, 1], ``top_k`` a non-negative integer, ``stop_sequences``
+strings that are not all whitespace, ``tool_choice`` (``auto``/``any``/``tool``/``none``; a
+``tool`` choice must name an offered tool) and ``output_config.format`` (``json_schema`` with
+an object ``schema``). A forced tool (``tool_choice`` ``tool``) is always answered with a
+tool_use of that tool: a scripted ``tool`` of that name, else a value made up from its
+``input_schema``. With ``output_config.format`` and no ``reply``, the reply is JSON made up
+from the schema (first ``enum`` option, ``"fake"`` strings, zeros). A ``stop_sequences``
+entry found in a reply's text ends it there (``stop_reason: stop_sequence``).
+
 Directive values other than ``reply`` and ``tool`` are one whitespace-free token, so several
 can share a line: ``#fake:status=429 #fake:retry_after=2 #fake:times=1``. An unknown
 directive is answered with a 400 so that typos show up.
@@ -142,6 +152,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or the raw text when it was not JSON
+    raw: str = ""  # the body as sent, for tests that hold the SDK's bytes
 
 
 class DirectiveError(ValueError):
@@ -400,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
                 path=self.path,
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                raw=raw.decode(errors="replace"),
             )
         )
         if self.path.split("?")[0] != "/v1/messages":
@@ -411,6 +423,10 @@ class _Handler(BaseHTTPRequestHandler):
         missing = [k for k in ("model", "max_tokens", "messages") if k not in body]
         if missing:
             self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
+            return
+        invalid = _invalid_settings(body)
+        if invalid is not None:
+            self._send_error(400, f"fake server: {invalid}")
             return
         try:
             spec = self._fake._spec_for(body)
@@ -437,14 +453,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         content, stop_reason = self._fake._content_for(body, spec)
+        stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
         message = {
             "id": self._fake._message_id(),
             "type": "message",
             "role": "assistant",
             "model": body.get("model"),
             "content": content,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
+            "stop_reason": "stop_sequence" if stop_sequence is not None else stop_reason,
+            "stop_sequence": stop_sequence,
             "usage": {
                 "input_tokens": _request_words(body),
                 "output_tokens": sum(
@@ -575,7 +592,8 @@ class _Handler(BaseHTTPRequestHandler):
         yield _sse(
             "message_delta",
             {"type": "message_delta",
-             "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+             "delta": {"stop_reason": message["stop_reason"],
+                       "stop_sequence": message["stop_sequence"]},
              "usage": {"output_tokens": message["usage"]["output_tokens"]}},
         )  # fmt: skip
         yield _sse("message_stop", {"type": "message_stop"})
@@ -708,6 +726,12 @@ class FakeAnthropic:
                     setattr(spec, name, False if name == "hang" else None)
         if not body.get("tools"):
             spec.tool_uses = []  # directive tool calls only make sense when tools were offered
+        forced = _forced_tool(body)
+        if forced is not None:
+            # The API always answers a forced tool with that tool, and only that one.
+            scripted = [u for u in spec.tool_uses if _use_name(u) == forced["name"]]
+            made_up = {"name": forced["name"], "input": _made_up(forced.get("input_schema"))}
+            spec.tool_uses = scripted[:1] or [made_up]
         return spec
 
     def _content_for(
@@ -735,7 +759,96 @@ class FakeAnthropic:
                 )
             return content, "tool_use"
         text = spec.text if spec.text is not None else "fake reply: " + _user_text(last)[:200]
+        output_format = (body.get("output_config") or {}).get("format")
+        if spec.text is None and output_format is not None:
+            text = json.dumps(_made_up(output_format["schema"]))
         return [{"type": "text", "text": text}], "end_turn"
+
+
+def _use_name(use: Any) -> str:
+    return use["name"] if isinstance(use, dict) else use[0]
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") != "tool":
+        return None
+    return next((t for t in body.get("tools") or [] if t.get("name") == choice.get("name")), None)
+
+
+def _made_up(schema: Any) -> Any:
+    """A value in the shape of a (simple) JSON Schema: enough for tests to script around."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _made_up(schema[key][0])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {name: _made_up(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_made_up(schema.get("items"))] * max(int(schema.get("minItems", 1)), 0)
+    return {"string": "fake", "integer": 0, "number": 0, "boolean": True}.get(kind or "")
+
+
+def _apply_stop_sequences(content: list[dict[str, Any]], stops: list[str]) -> str | None:
+    """Cuts the first text block holding a stop sequence there; returns that sequence."""
+    for block in content:
+        if block["type"] != "text":
+            continue
+        found = [(block["text"].find(stop), stop) for stop in stops if stop in block["text"]]
+        if found:
+            at, stop = min(found)
+            block["text"] = block["text"][:at]
+            return stop
+    return None
+
+
+def _invalid_settings(body: dict[str, Any]) -> str | None:
+    """What the API would refuse in the request's optional settings, or None."""
+    for name in ("temperature", "top_p"):
+        value = body.get(name)
+        if value is not None and not (_is_number(value) and 0 <= value <= 1):
+            return f"{name}: must be a number from 0 to 1, got {value!r}"
+    top_k = body.get("top_k")
+    if top_k is not None and not (isinstance(top_k, int) and not isinstance(top_k, bool)
+                                  and top_k >= 0):  # fmt: skip
+        return f"top_k: must be a non-negative integer, got {top_k!r}"
+    stops = body.get("stop_sequences")
+    if stops is not None and not (
+        isinstance(stops, list) and all(isinstance(s, str) and s.strip() for s in stops)
+    ):
+        return "stop_sequences: each stop sequence must contain non-whitespace"
+    choice = body.get("tool_choice")
+    if choice is not None:
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind not in ("auto", "any", "tool", "none"):
+            return f"tool_choice.type: must be auto, any, tool or none, got {kind!r}"
+        names = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        if kind == "tool" and choice.get("name") not in names:
+            return f"tool_choice.name: {choice.get('name')!r} is not one of the tools offered"
+        if kind == "any" and not names:
+            return "tool_choice: any needs tools"
+    config = body.get("output_config")
+    if config is not None:
+        output_format = config.get("format") if isinstance(config, dict) else None
+        if not (
+            isinstance(output_format, dict)
+            and output_format.get("type") == "json_schema"
+            and isinstance(output_format.get("schema"), dict)
+        ):
+            return "output_config.format: must be {type: json_schema, schema: {...}}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def main(argv: list[str] | None = None) -> None:

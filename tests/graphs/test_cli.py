@@ -41,7 +41,7 @@ def test_validate_accepts_a_good_flow():
 def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     doc = json.loads((EXAMPLES / "chain.json").read_text())
     doc["nodes"][1]["type"] = "nope"
-    doc["nodes"][2]["config"]["temperature"] = 1
+    doc["nodes"][2]["config"]["temprature"] = 1
     doc["edges"].append(
         {"source": "final", "target": "ghost", "source_port": "x", "target_port": "y"}
     )
@@ -53,7 +53,7 @@ def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     doc["edges"].pop()
     lines = cli("validate", write(tmp_path, doc)).stderr.strip().splitlines()
     assert lines[0].startswith("node 'draft': unknown node type 'nope'")
-    assert "node 'critique': unknown config key 'temperature'" in lines
+    assert "node 'critique': unknown config key 'temprature'" in lines
     assert "Traceback" not in cli("validate", write(tmp_path, doc)).stderr
 
 

@@ -47,7 +47,7 @@ def test_node_type_named_like_a_python_builtin_is_just_unknown():
 
 
 def test_bad_config_key_is_refused():
-    assert problems(simple(temperature=0.2)) == ["node 'ask': unknown config key 'temperature'"]
+    assert problems(simple(temprature=0.2)) == ["node 'ask': unknown config key 'temprature'"]
 
 
 def test_missing_and_mistyped_config_values_are_named():

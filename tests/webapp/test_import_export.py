@@ -58,7 +58,7 @@ def bad_documents() -> dict[str, tuple[str, str]]:
             changed(simple(), lambda d: d["nodes"][1].update(type="__import__")),
             "unknown node type '__import__'",
         ),
-        "bad config key": (simple(temperature=0.2), "unknown config key 'temperature'"),
+        "bad config key": (simple(temprature=0.2), "unknown config key 'temprature'"),
         "missing and mistyped config": (
             changed(simple(), lambda d: d["nodes"][1].update(config={"max_tokens": "many"})),
             "config.prompt is required",

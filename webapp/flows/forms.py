@@ -39,7 +39,9 @@ PREFIX = "f_"
 COMMON = tuple(CommonConfig.model_fields)
 
 # The controls _editor_field.html draws.
-Html = Literal["text", "template", "number", "checkbox", "select", "lines", "choices", "json"]
+Html = Literal[
+    "text", "template", "number", "checkbox", "select", "lines", "choices", "json", "schema"
+]
 
 # A yes/no setting that may also be left to the node type (``bool | None``).
 TRISTATE = ("", "true", "false")
@@ -294,6 +296,8 @@ KINDS: dict[str, FieldKind] = {
     "lines": FieldKind("lines", _fill_lines, _read_lines),
     "tools": FieldKind("choices", _fill_tools, _read_tools),
     "json": FieldKind("json", _fill_json, _read_json),
+    # JSON too; the page adds a table of its fields over the raw text (canvas/schematable.js).
+    "schema": FieldKind("schema", _fill_json, _read_json),
 }
 
 
@@ -348,7 +352,7 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
             kind=kind.html,
             required=info.is_required(),
             help=info.description or "",
-            advanced=spec.name in COMMON,
+            advanced=spec.name in COMMON or spec.hints.get("advanced") is True,
         )
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         kind.fill(item, config.get(spec.name, default), spec, config)

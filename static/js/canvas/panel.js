@@ -3,6 +3,7 @@
    and hands each checked config back to the node. Edits typed in the form reach the node
    after a short debounce (the form's own hx-trigger); save() waits for them: flush(). */
 import { csrfToken } from "../lib/net.js";
+import { mountSchemaTables } from "./schematable.js";
 
 export class Panel {
   /** isReadOnly(): whether the form opens read-only and its answers are ignored. */
@@ -59,7 +60,9 @@ export class Panel {
     // Once htmx has wired the newly placed form, mark it (tests and scripts wait for this).
     document.body.addEventListener("htmx:afterSettle", (event) => {
       const form = event.detail && event.detail.target === panel && panel.querySelector("form.nf");
-      if (form) form.dataset.ready = "true";
+      if (!form) return;
+      mountSchemaTables(form);
+      form.dataset.ready = "true";
     });
     if (panel) {
       panel.addEventListener("input", (event) => {
