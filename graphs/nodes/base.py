@@ -17,7 +17,9 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
 
-with ``rows`` as a hint of how much text the field usually holds. Everything else follows
+with ``rows`` as a hint of how much text the field usually holds, and ``when``,
+``{"mode": ["llm"]}``, where a field only matters while another field holds one of the
+values listed (a host may hide it otherwise). Everything else follows
 the annotation: a ``Literal`` is a choice, ``bool`` a switch, numbers a number, ``str``
 a line of text, ``list[str]`` one item per line, any other type JSON.
 

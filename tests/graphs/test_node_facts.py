@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -49,6 +50,16 @@ def test_fields_name_only_widgets_a_host_knows(name):
         assert isinstance(extra.get("rows", 1), int), field
 
 
+@pytest.mark.parametrize("name", list(NODE_TYPES))
+def test_a_field_shown_only_when_another_holds_a_value_names_a_choice_of_that_field(name):
+    fields = NODE_TYPES[name].Config.model_fields
+    for field, info in fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        for other, values in (extra.get("when") or {}).items():
+            assert other in fields and other != field, field
+            assert set(values) <= set(get_args(fields[other].annotation)), field
+
+
 def test_the_fields_a_config_uses_as_templates_are_marked_as_templates():
     configs = [(node["type"], node["config"]) for node in example_nodes()]
     configs += [
@@ -87,6 +98,14 @@ def test_a_router_reports_each_inconsistency_on_the_field_to_fix():
     bare = router.Config.model_validate({"routes": ["a"]})
     assert router.problems(bare, None) == [
         FieldProblem("mode", "match mode needs rules or a default route")
+    ]
+    conditions = router.Config.model_validate(
+        {"routes": ["a"], "mode": "condition", "conditions": [{"route": "a", "expression": "x >"}]}
+    )
+    assert router.problems(conditions, None) == [
+        FieldProblem(
+            "conditions", "rule 1 (route 'a'): syntax error: unexpected end of the expression"
+        )
     ]
 
 
