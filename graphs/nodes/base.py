@@ -16,8 +16,11 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``code``: a short identifier-like string (no spell checking)
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
+- ``rows``: a list of small records (a model whose fields are ``str``), edited as a table
+  with one column per field, headed by its ``title``, a ``placeholder`` in its own
+  ``json_schema_extra``; every value is stored exactly as typed
 
-with ``rows`` as a hint of how much text the field usually holds, and ``when``,
+with ``rows`` (a number) as a hint of how much text the field usually holds, and ``when``,
 ``{"mode": ["llm"]}``, where a field only matters while another field holds one of the
 values listed (a host may hide it otherwise). Everything else follows
 the annotation: a ``Literal`` is a choice, ``bool`` a switch, numbers a number, ``str``

@@ -105,14 +105,14 @@ class RouterConfig(CommonConfig):
         default_factory=list,
         max_length=100,
         description="match mode: the first rule whose pattern occurs in the input wins.",
-        json_schema_extra={"when": {"mode": ["match"]}},
+        json_schema_extra={"widget": "rows", "when": {"mode": ["match"]}},
     )
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=100,
         description="condition mode: the first rule whose expression holds wins, e.g. "
         'verdict == "PASS", value.score >= 7, "code" in labels. Its names are the ports.',
-        json_schema_extra={"when": {"mode": ["condition"]}},
+        json_schema_extra={"widget": "rows", "when": {"mode": ["condition"]}},
     )
     default: str | None = Field(
         default=None, description="The route taken when nothing else chooses one."

@@ -15,7 +15,7 @@ from graphs.settings import default_services
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # The widgets a host is promised to understand (graphs.nodes.base says what each means).
-WIDGETS = {"template", "code", "tools", "cache"}
+WIDGETS = {"template", "code", "tools", "cache", "rows"}
 
 
 def example_nodes() -> list[dict]:
@@ -58,6 +58,19 @@ def test_a_field_shown_only_when_another_holds_a_value_names_a_choice_of_that_fi
         for other, values in (extra.get("when") or {}).items():
             assert other in fields and other != field, field
             assert set(values) <= set(get_args(fields[other].annotation)), field
+
+
+def test_rows_fields_hold_records_of_text_columns():
+    seen = []
+    for node_type in NODE_TYPES.values():
+        for field, info in node_type.Config.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("widget") != "rows":
+                continue
+            [record] = get_args(info.annotation)
+            assert all(c.annotation is str for c in record.model_fields.values()), field
+            seen.append((node_type.name, field))
+    assert {("router", "rules"), ("router", "conditions")} <= set(seen)
 
 
 def test_the_fields_a_config_uses_as_templates_are_marked_as_templates():
