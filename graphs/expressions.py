@@ -147,7 +147,9 @@ async def holds_async(
     """Inline when the work is provably small, else in the sandbox (module doc)."""
     if runs_inline(source, values):
         return holds(source, values)
-    args = {"source": source, "values": dict(values)}
+    # Only what it reads crosses into the worker: a router's other ports may hold megabytes.
+    read = {name: values[name] for name in variables(source) if name in values}
+    args = {"source": source, "values": read}
     try:
         result = await sandbox.run("expression", args, settings)
     except sandbox.SandboxJobFailed as exc:
