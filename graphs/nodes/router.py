@@ -21,7 +21,6 @@ always one, and it is what goes down the route chosen:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import Literal
@@ -229,11 +228,11 @@ def _rule_name(number: int, condition: Condition) -> str:
 
 
 def _condition_ports(conditions: list[Condition]) -> frozenset[str]:
+    # A broken expression raises ExpressionProblem: its ports cannot be told yet (an editor
+    # keeps the ones it had while someone types), and problems() reports it.
     ports: set[str] = set()
     for condition in conditions:
-        # A broken expression has no ports yet; problems() reports it.
-        with contextlib.suppress(expressions.ExpressionProblem):
-            ports |= expressions.variables(condition.expression)
+        ports |= expressions.variables(condition.expression)
     return frozenset(ports)
 
 

@@ -185,3 +185,26 @@ def test_a_hidden_field_with_an_error_is_still_in_the_form(alice, flow):
     assert re.search(r'class="[^"]*\bnf-off\b[^"]*" data-field="rules"', html)
     # The stylesheet shows an off field that holds an error (.nf-off:not(:has(.error))).
     assert 'data-testid="error-rules">rule names route &#x27;zz&#x27;' in html
+
+
+def test_the_canvas_ports_are_input_plus_what_the_conditions_read(alice):
+    config = {
+        "routes": ["pass", "fail"],
+        "mode": "condition",
+        "conditions": [{"route": "pass", "expression": 'verdict == "PASS" and score >= 7'}],
+        "default": "fail",
+    }
+    body = ports(alice, config)
+    assert body["known"] is True
+    assert sorted(body["inputs"]) == ["input", "score", "verdict"]
+    assert body["outputs"] == ["pass", "fail"]
+    # Half typed, the expression tells no ports yet: the canvas keeps those it had.
+    config["conditions"][0]["expression"] = 'verdict == "PASS" and score >='
+    assert ports(alice, config)["known"] is False
+
+
+def ports(user, config: dict) -> dict:
+    client = Client()
+    client.force_login(user)
+    body = json.dumps({"type": "router", "config": config})
+    return client.post("/api/editor/ports", body, content_type="application/json").json()
