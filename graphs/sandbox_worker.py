@@ -33,6 +33,12 @@ def _render_template(args: dict[str, Any]) -> str:
     return templating.render(args["source"], args["values"])
 
 
+def _test_expression(args: dict[str, Any]) -> bool:
+    from graphs import expressions
+
+    return expressions.holds(args["source"], args["values"])
+
+
 def _echo(args: dict[str, Any]) -> Any:
     return args
 
@@ -40,6 +46,7 @@ def _echo(args: dict[str, Any]) -> Any:
 # A task takes the request's args and returns JSON; what it raises is reported by name.
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "template": _render_template,
+    "expression": _test_expression,
     "echo": _echo,
 }
 

@@ -17,9 +17,14 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
 - ``schema``: a JSON Schema object whose top-level properties a host may show as a table
+- ``rows``: a list of small records (a model whose fields are ``str``), edited as a table
+  with one column per field, headed by its ``title``, a ``placeholder`` in its own
+  ``json_schema_extra``; every value is stored exactly as typed
 
-with ``rows`` as a hint of how much text the field usually holds, and ``advanced: True`` for
-a setting few nodes need (a host may tuck it away with the common keys). Everything else follows
+with ``rows`` (a number) as a hint of how much text the field usually holds, ``advanced:
+True`` for a setting few nodes need (a host may tuck it away with the common keys), and
+``when``, ``{"mode": ["llm"]}``, where a field only matters while another field holds one
+of the values listed (a host may hide it otherwise). Everything else follows
 the annotation: a ``Literal`` is a choice, ``bool`` a switch, numbers a number, ``str``
 a line of text, ``list[str]`` one item per line, any other type JSON.
 

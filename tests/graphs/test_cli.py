@@ -117,6 +117,28 @@ def test_events_go_to_a_file_as_json_lines(tmp_path):
     assert {"node_skipped"} <= {e["type"] for e in lines}
 
 
+def test_the_evaluate_example_runs_its_condition_router_from_the_command_line(tmp_path):
+    assert cli("validate", str(EXAMPLES / "evaluate.json")).stdout.strip() == "valid"
+    events = tmp_path / "events.jsonl"
+    done = cli("run", str(EXAMPLES / "evaluate.json"), "--events", str(events))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["status"] == "succeeded"
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    gate = [e for e in lines if e["type"] == "node_finished" and e["node"] == "gate"]
+    assert [list(e["output"]) for e in gate] == [["revise"], ["accept"]]
+
+
+def test_a_broken_condition_is_refused_by_validate_naming_node_rule_and_route(tmp_path):
+    doc = json.loads((EXAMPLES / "evaluate.json").read_text())
+    gate = next(n for n in doc["nodes"] if n["id"] == "gate")
+    gate["config"]["conditions"][0]["expression"] = 'verdict = "PASS"'
+    done = cli("validate", write(tmp_path, doc))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "node 'gate': rule 1 (route 'accept'): syntax error: unexpected '=' after the expression"
+    )
+
+
 def test_events_to_stdout_keep_the_result_last():
     done = cli("run", str(EXAMPLES / "chain.json"), "--events", "-")
     lines = done.stdout.strip().splitlines()

@@ -13,7 +13,7 @@ from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from tests.fakes.anthropic_server import FakeResponse
-from tests.graphs.support import of_type, run, statuses
+from tests.graphs.support import finished, of_type, run, statuses
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -33,6 +33,7 @@ def test_there_is_one_example_per_pattern():
         "loop",
         "pipeline",
         "orchestrator",
+        "evaluate",
     }
 
 
@@ -82,6 +83,23 @@ async def test_loop_example_fixes_until_the_check_passes():
     assert result.outputs["result"].endswith("DONE")
     checks = [e for e in of_type(events, "node_finished") if e["node"] == "check"]
     assert [e["iteration"] for e in checks] == [1, 2]
+
+
+async def test_evaluate_example_revises_until_the_evaluators_verdict_passes_the_condition():
+    result, events = await run(example("evaluate"))
+    verdicts = [e["output"]["text"] for e in finished(events, "evaluate")]
+    assert verdicts == ["FAIL: end it with the word DONE", "PASS"]
+    routes = [list(e["output"]) for e in finished(events, "gate")]
+    assert routes == [["revise"], ["accept"]]
+    [revised] = finished(events, "revise")
+    assert result.outputs == {"result": revised["output"]["text"]}
+
+
+async def test_evaluate_example_accepts_a_first_draft_that_passes():
+    result, events = await run(example("evaluate"), {"task": "a poem that says DONE"})
+    assert [list(e["output"]) for e in finished(events, "gate")] == [["accept"]]
+    assert statuses(events)["revise"] == "skipped"
+    assert "DONE" in result.outputs["result"]
 
 
 async def test_pipeline_example_uses_a_different_model_per_stage():

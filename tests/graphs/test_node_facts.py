@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -14,7 +15,7 @@ from graphs.settings import default_services
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # The widgets a host is promised to understand (graphs.nodes.base says what each means).
-WIDGETS = {"template", "code", "tools", "cache", "schema"}
+WIDGETS = {"template", "code", "tools", "cache", "schema", "rows"}
 
 
 def example_nodes() -> list[dict]:
@@ -47,6 +48,29 @@ def test_fields_name_only_widgets_a_host_knows(name):
         assert isinstance(extra, dict)
         assert extra.get("widget", "template") in WIDGETS, field
         assert isinstance(extra.get("rows", 1), int), field
+
+
+@pytest.mark.parametrize("name", list(NODE_TYPES))
+def test_a_field_shown_only_when_another_holds_a_value_names_a_choice_of_that_field(name):
+    fields = NODE_TYPES[name].Config.model_fields
+    for field, info in fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        for other, values in (extra.get("when") or {}).items():
+            assert other in fields and other != field, field
+            assert set(values) <= set(get_args(fields[other].annotation)), field
+
+
+def test_rows_fields_hold_records_of_text_columns():
+    seen = []
+    for node_type in NODE_TYPES.values():
+        for field, info in node_type.Config.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("widget") != "rows":
+                continue
+            [record] = get_args(info.annotation)
+            assert all(c.annotation is str for c in record.model_fields.values()), field
+            seen.append((node_type.name, field))
+    assert {("router", "rules"), ("router", "conditions")} <= set(seen)
 
 
 def test_the_fields_a_config_uses_as_templates_are_marked_as_templates():
@@ -87,6 +111,14 @@ def test_a_router_reports_each_inconsistency_on_the_field_to_fix():
     bare = router.Config.model_validate({"routes": ["a"]})
     assert router.problems(bare, None) == [
         FieldProblem("mode", "match mode needs rules or a default route")
+    ]
+    conditions = router.Config.model_validate(
+        {"routes": ["a"], "mode": "condition", "conditions": [{"route": "a", "expression": "x >"}]}
+    )
+    assert router.problems(conditions, None) == [
+        FieldProblem(
+            "conditions", "rule 1 (route 'a'): syntax error: unexpected end of the expression"
+        )
     ]
 
 

@@ -212,7 +212,9 @@ def test_a_rule_naming_an_unknown_route_is_reported_on_rules(alice, flow):
                 "form_key": "k1",
                 "f_routes": "code\ndocs",
                 "f_mode": "match",
-                "f_rules": json.dumps([{"route": "nope", "pattern": "x"}]),
+                "f_rules": "rows",
+                "f_rules.route": "nope",
+                "f_rules.pattern": "x",
                 "f_default": "docs",
                 "f_retries": "0",
                 "f_on_error": "fail",
@@ -228,21 +230,14 @@ def test_bad_json_keeps_the_previous_value(alice, flow):
         client_for(alice)
         .post(
             f"/flows/{flow.pk}/node-form/",
-            {
-                "type": "router",
-                "node_id": "route",
-                "form_key": "k1",
-                "f_routes": "a",
-                "f_rules": "[{",
-                "f_default": "a",
-            },
+            {"type": "map", "node_id": "each", "form_key": "k1", "f_flow": "[{"},
         )
         .content.decode()
     )
-    assert 'data-testid="error-rules">not valid JSON' in html
+    assert 'data-testid="error-flow">not valid JSON' in html
     payload = json.loads(html.split('<script type="application/json">')[1].split("</script>")[0])
-    assert payload["keep"] == ["rules"]
-    assert "rules" not in payload["config"]
+    assert payload["keep"] == ["flow"]
+    assert "flow" not in payload["config"]
 
 
 def test_a_valid_edit_returns_the_normalized_config(alice, flow):

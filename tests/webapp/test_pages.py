@@ -7,8 +7,12 @@ from django.urls import reverse
 
 import graphs
 from webapp.flows import services
+from webapp.flows.examples import example_documents
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs.models import Run
+
+# Every user starts with one flow per file in examples/.
+EXAMPLE_COUNT = len(example_documents())
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ def test_anonymous_is_redirected_to_login(client, alice):
         response = getattr(client, method)(url)
         assert response.status_code == 302, url
         assert response.url == f"{reverse('login')}?next={url}"
-    assert Flow.objects.filter(owner=alice).count() == 7
+    assert Flow.objects.filter(owner=alice).count() == EXAMPLE_COUNT
 
 
 def test_a_stranger_gets_404_for_duplicate_and_delete(client, alice, charlie):
@@ -65,7 +69,7 @@ def test_a_stranger_gets_404_for_duplicate_and_delete(client, alice, charlie):
     assert client.get(reverse("flow_delete", args=[flow.pk])).status_code == 404
     assert client.post(reverse("flow_delete", args=[flow.pk])).status_code == 404
     assert Flow.objects.filter(pk=flow.pk).exists()
-    assert Flow.objects.filter(owner=charlie).count() == 7
+    assert Flow.objects.filter(owner=charlie).count() == EXAMPLE_COUNT
     assert not Flow.objects.filter(name="Copy of Calculator agent").exists()
 
 
@@ -82,7 +86,7 @@ def test_list_shows_only_my_flows(alice_client, alice, charlie):
     assert "Calculator agent" in html
     assert "Charlie&#x27;s private flow" not in html
     assert {flow.owner_id for flow in response.context["flows"]} == {alice.pk}
-    assert len(response.context["flows"]) == 7
+    assert len(response.context["flows"]) == EXAMPLE_COUNT
 
 
 def test_each_row_links_to_the_editor_and_shows_version_runs_and_owner(alice_client, alice):
@@ -171,7 +175,7 @@ def test_new_flow_is_valid_and_opens_in_the_editor(alice_client, alice):
 
 def test_new_flow_is_a_post(alice_client, alice):
     assert alice_client.get(reverse("flow_new")).status_code == 405
-    assert Flow.objects.filter(owner=alice).count() == 7
+    assert Flow.objects.filter(owner=alice).count() == EXAMPLE_COUNT
 
 
 def test_duplicate_copies_the_current_version(alice_client, alice):
@@ -227,7 +231,7 @@ def test_delete_removes_the_flow_its_versions_and_runs(alice_client, alice):
     assert not Flow.objects.filter(pk=flow.pk).exists()
     assert not FlowVersion.objects.filter(flow_id=flow.pk).exists()
     assert not Run.objects.filter(flow_id=flow.pk).exists()
-    assert Flow.objects.filter(owner=alice).count() == 6
+    assert Flow.objects.filter(owner=alice).count() == EXAMPLE_COUNT - 1
     assert (
         "Deleted “Generate, check, fix”" in alice_client.get(reverse("flow_list")).content.decode()
     )

@@ -40,7 +40,16 @@ COMMON = tuple(CommonConfig.model_fields)
 
 # The controls _editor_field.html draws.
 Html = Literal[
-    "text", "template", "number", "checkbox", "select", "lines", "choices", "json", "schema"
+    "text",
+    "template",
+    "number",
+    "checkbox",
+    "select",
+    "lines",
+    "choices",
+    "json",
+    "schema",
+    "rows",
 ]
 
 # A yes/no setting that may also be left to the node type (``bool | None``).
@@ -66,6 +75,16 @@ class FormField:
     advanced: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     mono: bool = False  # identifiers: monospace, no spell checking
+    # rows: one list of cells per record, and the cells of a new, empty one.
+    records: list[list[Cell]] = field(default_factory=list)
+    blank: list[Cell] = field(default_factory=list)
+    # Shown only while another field holds one of these values (its input name -> values).
+    when: tuple[str, str] | None = None
+    off: bool = False  # hidden now: the other field holds none of those values
+
+    @property
+    def when_input(self) -> str:
+        return PREFIX + self.when[0] if self.when else ""
 
     @property
     def input_name(self) -> str:
@@ -79,6 +98,16 @@ class FormField:
     def options(self) -> list[tuple[str, str]]:
         """A select's (value, text) pairs."""
         return [(c, self.labels.get(c) or c or "—") for c in self.choices]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One value of a ``rows`` field's record: a column of its model."""
+
+    name: str
+    title: str
+    placeholder: str
+    value: str
 
 
 @dataclass
@@ -284,6 +313,50 @@ def _read_json(data: QueryDict, spec: Spec) -> Any:
         raise Unreadable(f"not valid JSON: {exc}") from None
 
 
+def _columns(spec: Spec) -> dict[str, FieldInfo]:
+    """A rows field's columns: the fields of the model its list holds."""
+    (record,) = get_args(spec.annotation)
+    return dict(record.model_fields)
+
+
+def _cells(spec: Spec, record: Any) -> list[Cell]:
+    values = record if isinstance(record, dict) else {}
+    cells = []
+    for name, info in _columns(spec).items():
+        hints = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        value = values.get(name)
+        cells.append(
+            Cell(
+                name=name,
+                title=info.title or name.capitalize(),
+                placeholder=str(hints.get("placeholder", "")),
+                value="" if value is None else str(value),
+            )
+        )
+    return cells
+
+
+def _fill_rows(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    records = value if isinstance(value, list) else []
+    item.records = [_cells(spec, record) for record in records]
+    item.blank = _cells(spec, {})
+    if not item.records:
+        item.records = [item.blank]  # the columns show from the start; blank rows are dropped
+
+
+def _read_rows(data: QueryDict, spec: Spec) -> Any:
+    # Each column is posted as a list, one value per row, in the order of the rows. Values
+    # are kept exactly as typed: a pattern's backslashes are the pattern's.
+    if PREFIX + spec.name not in data:
+        return UNSET  # the form had no such table
+    columns = {name: data.getlist(f"{PREFIX}{spec.name}.{name}") for name in _columns(spec)}
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise Unreadable("every row needs a value for each column")
+    records = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return [record for record in records if any(v.strip() for v in record.values())]
+
+
 KINDS: dict[str, FieldKind] = {
     "text": FieldKind("text", _fill_text, _read_text),
     "code": FieldKind("text", _fill_code, _read_text),
@@ -298,6 +371,7 @@ KINDS: dict[str, FieldKind] = {
     "json": FieldKind("json", _fill_json, _read_json),
     # JSON too; the page adds a table of its fields over the raw text (canvas/schematable.js).
     "schema": FieldKind("schema", _fill_json, _read_json),
+    "rows": FieldKind("rows", _fill_rows, _read_rows),
 }
 
 
@@ -356,6 +430,7 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
         )
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         kind.fill(item, config.get(spec.name, default), spec, config)
+        item.when, item.off = _when(spec, config)
         result.append(item)
     main = [f for f in result if not f.advanced]
     advanced = [f for f in result if f.advanced]
@@ -364,6 +439,19 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
             item.variables, problem = template_variables(item.value)
             item.error = item.error or problem
     return main + advanced
+
+
+def _when(spec: Spec, config: dict[str, Any]) -> tuple[tuple[str, str] | None, bool]:
+    """The field the hint ``when`` names, with its values; and whether they rule it out now."""
+    when = spec.hints.get("when")
+    if not isinstance(when, dict) or len(when) != 1:
+        return None, False
+    ((other, values),) = when.items()
+    fields = spec.node_type.Config.model_fields
+    if other not in fields:
+        return None, False
+    current = config.get(other, fields[other].get_default(call_default_factory=True))
+    return (other, " ".join(str(v) for v in values)), str(current) not in map(str, values)
 
 
 def cache_default_label(node_type: NodeType, config: dict[str, Any]) -> str:

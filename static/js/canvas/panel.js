@@ -68,6 +68,8 @@ export class Panel {
       panel.addEventListener("input", (event) => {
         if (event.target.closest && event.target.closest("form.nf")) this.edits += 1;
       });
+      panel.addEventListener("click", (event) => editRows(event));
+      panel.addEventListener("change", (event) => showFieldsInUse(event.target));
     }
     document.body.addEventListener("htmx:beforeRequest", (event) => {
       const elt = event.detail && event.detail.elt;
@@ -107,5 +109,38 @@ export class Panel {
     const label = payload.label || "";
     if (JSON.stringify(config) === JSON.stringify(data.config || {}) && label === (data.label || "")) return;
     node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
+  }
+}
+
+/* A rows field (a table of records): add and remove rows. The change is posted as any
+   edit is, by an input event from the form, which the form's hx-trigger hears. */
+function editRows(event) {
+  const button = event.target.closest && event.target.closest("[data-row-add], [data-row-remove]");
+  const form = button && button.closest("form.nf");
+  if (!form || button.closest("fieldset[disabled]")) return;
+  const field = button.closest(".nf-field");
+  const body = field && field.querySelector("tbody[data-rows]");
+  if (!body) return;
+  if (button.matches("[data-row-add]")) {
+    const row = field.querySelector("template[data-row-template]").content.firstElementChild.cloneNode(true);
+    body.appendChild(row);
+    row.querySelector("input").focus();
+  } else {
+    button.closest("tr").remove();
+    if (!body.querySelector("tr")) {
+      body.appendChild(field.querySelector("template[data-row-template]").content.firstElementChild.cloneNode(true));
+    }
+  }
+  body.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+/* Fields that only matter for some values of another (a router's mode): hide the rest. */
+function showFieldsInUse(control) {
+  const form = control && control.closest && control.closest("form.nf");
+  if (!form || !control.name) return;
+  for (const field of form.querySelectorAll("[data-when-field]")) {
+    if (field.dataset.whenField !== control.name) continue;
+    const values = field.dataset.whenValues.split(" ");
+    field.classList.toggle("nf-off", !values.includes(control.value));
   }
 }

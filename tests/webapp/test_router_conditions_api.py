@@ -1,0 +1,71 @@
+"""A condition router through the web API: refused when an expression is broken, and run
+by the web app's executor like any other node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from webapp import execution
+from webapp.execution import plans
+from webapp.flows.models import Flow
+
+JSON = "application/json"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def evaluate() -> dict:
+    return json.loads((EXAMPLES / "evaluate.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    plans.engine_services.cache_clear()
+    yield
+    plans.engine_services.cache_clear()
+
+
+def test_a_broken_condition_is_refused_naming_node_rule_and_route(client, alice_token):
+    doc = evaluate()
+    gate = next(n for n in doc["nodes"] if n["id"] == "gate")
+    gate["config"]["conditions"][0]["expression"] = "verdict =="
+    response = client.post(
+        "/api/flows",
+        {"name": "broken", "graph": doc},
+        content_type=JSON,
+        headers={"Authorization": f"Bearer {alice_token}"},
+    )
+    assert response.status_code == 400
+    assert [(p["node"], p["text"]) for p in response.json()["problems"]] == [
+        (
+            "gate",
+            "node 'gate': rule 1 (route 'accept'): syntax error: unexpected end of the expression",
+        )
+    ]
+    assert not Flow.objects.filter(name="broken").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_follows_the_route_its_condition_chooses(async_client, alice_token):
+    headers = {"Authorization": f"Bearer {alice_token}"}
+    created = await async_client.post(
+        "/api/flows", {"name": "evaluate", "graph": evaluate()}, content_type=JSON, headers=headers
+    )
+    assert created.status_code == 201
+    response = await async_client.post(
+        f"/api/flows/{created.json()['id']}/runs", {}, content_type=JSON, headers=headers
+    )
+    assert response.status_code == 201
+    run_id = response.json()["id"]
+    await execution.driver().wait_idle()
+
+    body = (await async_client.get(f"/api/runs/{run_id}", headers=headers)).json()
+    assert body["status"] == "succeeded", body["error"]
+    events = (await async_client.get(f"/api/runs/{run_id}/events", headers=headers)).json()
+    gate = [e for e in events["items"] if e["type"] == "node_finished" and e["node"] == "gate"]
+    assert [list(e["output"]) for e in gate] == [["revise"], ["accept"]]
+    assert [e["detail"].get("rule") for e in gate] == [None, 1]
+    assert body["outputs"]["result"] == gate[-1]["output"]["accept"]
