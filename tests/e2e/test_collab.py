@@ -186,7 +186,7 @@ def test_a_teammate_watches_a_run_live_as_its_starter_does(
     server: Server, two_pages: tuple[Page, Page, list[str]], team_flow
 ) -> None:
     alice, bob, flow_id = team_flow
-    prompt = "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.25"
+    prompt = "Go slowly through {{ topic }}, word by word. #fake:chunk_delay=0.5"
 
     def save() -> None:
         flow = Flow.objects.get(pk=flow_id)
@@ -195,9 +195,11 @@ def test_a_teammate_watches_a_run_live_as_its_starter_does(
 
     server.orm(save)
     alice_page, bob_page, _ = two_pages
+    # Bob signs in first, so that only opening the run page stands between the start and
+    # his joining (the run streams for about four seconds).
+    log_in(bob_page, server, bob)
     open_editor(alice_page, server, alice, flow_id)
     run_id = start_run(alice_page)
-    log_in(bob_page, server, bob)
     bob_page.goto(f"{server.url}/runs/{run_id}/")
     # Bob joined while it ran: he follows it live, token by token, like alice.
     expect(bob_page.get_by_test_id("run-status")).to_have_attribute(
@@ -209,5 +211,5 @@ def test_a_teammate_watches_a_run_live_as_its_starter_does(
             "data-status", "succeeded", timeout=TIMEOUT_MS
         )
         expect(page.get_by_test_id("outputs")).to_contain_text(expected)
-    full = expected + " #fake:chunk_delay=0.25"
+    full = expected + " #fake:chunk_delay=0.5"
     assert [streamed_text(page, "write") for page in (alice_page, bob_page)] == [full, full]

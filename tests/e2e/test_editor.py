@@ -57,6 +57,8 @@ def open_editor(page: Page, server: Server, flow_id: int) -> None:
 
 
 def centre(page: Page, selector: str) -> tuple[float, float]:
+    # The palette scrolls when it is taller than the window: bring the chip into view first.
+    page.locator(selector).first.scroll_into_view_if_needed()
     box = page.locator(selector).first.bounding_box()
     assert box is not None, selector
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
