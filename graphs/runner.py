@@ -39,6 +39,14 @@ map's items share the run's cache, not its reuse or overrides.
 
 Usage. Every attempt's tokens count, failed ones included, and a map's node
 reports those of its items; the outcome carries them, by model.
+
+Failures. Whatever a node raises fails that node, never the run silently. Only
+its own deadline (``timeout_s``) is reported as its timeout; a ``TimeoutError``
+from inside it (a client's) fails it under that name and is retried as
+transient, as a ``NodeError(retryable=True)`` is; a ``CancelledError`` is a stop
+only when the node's own task was cancelled; anything else is an internal error
+of its type. Should the runner itself break, its node still fails (and the
+schedule fails a run whose node ends with no result while the run goes on).
 """
 
 from __future__ import annotations

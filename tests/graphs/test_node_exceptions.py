@@ -170,3 +170,22 @@ async def test_a_runner_that_breaks_fails_its_node_and_the_run(monkeypatch):
     assert result.status == "failed" and result.failed_node == "boom"
     assert result.error == "node 'boom' failed: stopped without a result"
     assert of_type(events, "node_skipped") == []
+
+
+async def test_a_sink_that_breaks_on_a_nodes_start_fails_that_node_and_the_run():
+    from graphs.compile import compile_flow
+
+    events: list[dict] = []
+
+    def sink(event: dict) -> None:
+        if event["type"] == "node_started" and event["node"] == "boom":
+            raise RuntimeError("the log is full")
+        events.append(event)
+
+    doc = raising_then_output(fail_times=0)
+    result = await compile_flow(doc, with_raise()).run({}, sink)
+    assert result.status == "failed" and result.failed_node == "boom"
+    assert result.error == (
+        "node 'boom' failed: internal error running the node: RuntimeError: the log is full"
+    )
+    assert result.outputs == {}
