@@ -36,6 +36,7 @@ model.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from graphs.events import Emitter
@@ -55,6 +56,8 @@ from graphs.spec import RunResult
 
 if TYPE_CHECKING:
     from graphs.compile import CompiledFlow
+
+log = logging.getLogger(__name__)
 
 # Run is this module's own; the rest were importable from here before graphs.compile and
 # graphs.spec existed, and still are.
@@ -156,9 +159,13 @@ class Execution:
         outcome: Outcome | None = None
         try:
             outcome = await self.runner.run(ready)
+        except Exception:
+            # The runner reports a node's own failures; this is the runner breaking.
+            log.exception("the runner of node %r broke", ready.node)
         finally:
             del self.tasks[asyncio.current_task()]  # type: ignore[arg-type]
-            # Should the runner itself break, its node still ends, silently, so the run can.
+            # Should the runner itself break, its node still ends so the run can: failed,
+            # unless the run is ending anyway (the schedule's rule for a cancelled node).
             self.apply(self.schedule.apply(ready, _BROKEN if outcome is None else outcome))
 
     def cancel_all(self) -> None:

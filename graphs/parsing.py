@@ -120,6 +120,35 @@ def fenced_blocks(text: str) -> list[str]:
     return blocks
 
 
+def whole_json(text: str) -> Any:
+    """The text as one JSON value, nothing but whitespace around it: what a template that
+    says it renders JSON must render (no fences or prose are looked past, unlike
+    ``first_json``).
+
+    >>> whole_json(' {"n": [1, 2.5, true, null]}\\n')
+    {'n': [1, 2.5, True, None]}
+    >>> whole_json('{"a": 1} and more')
+    Traceback (most recent call last):
+    ...
+    graphs.parsing.ParseProblem: extra text after the value at line 1 column 10
+    """
+    check_size(text)
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = _loads(text, start)
+    except json.JSONDecodeError as exc:
+        raise ParseProblem(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise ParseProblem(str(exc)) from None
+    rest = text[end:]
+    if rest.strip():
+        at = end + len(rest) - len(rest.lstrip())
+        line = text.count("\n", 0, at) + 1
+        column = at - text.rfind("\n", 0, at)
+        raise ParseProblem(f"extra text after the value at line {line} column {column}")
+    return value
+
+
 def first_json(text: str) -> Any:
     """The first JSON value in a text: the whole text, else a fenced block, else the first
     object or array that starts somewhere in it (prose before and after is ignored; of the

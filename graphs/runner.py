@@ -39,6 +39,14 @@ map's items share the run's cache, not its reuse or overrides.
 
 Usage. Every attempt's tokens count, failed ones included, and a map's node
 reports those of its items; the outcome carries them, by model.
+
+Failures. Whatever a node raises fails that node, never the run silently. Only
+its own deadline (``timeout_s``) is reported as its timeout; a ``TimeoutError``
+from inside it (a client's) fails it under that name and is retried as
+transient, as a ``NodeError(retryable=True)`` is; a ``CancelledError`` is a stop
+only when the node's own task was cancelled; anything else is an internal error
+of its type. Should the runner itself break, its node still fails (and the
+schedule fails a run whose node ends with no result while the run goes on).
 """
 
 from __future__ import annotations
@@ -132,6 +140,12 @@ class NodeRunner:
             return NodeCancelled(True, usage)
         except _Failed as failure:
             return self.report_failed(spec, iteration, failure, usage)
+        except Exception as exc:
+            # The runner's own bug (a cache or an emitter that breaks, say) still ends its
+            # node as failed, never as a node that silently produced nothing.
+            log.exception("running node %r failed", spec.id)
+            broke = _Failed(f"internal error running the node: {_described(exc)}")
+            return self.report_failed(spec, iteration, broke, usage)
         self.report_finished(spec, iteration, success, began)
         if usage:  # failed attempts came first
             _add_usage(usage, success.ctx.usage_by_model)
@@ -311,22 +325,30 @@ class NodeRunner:
         if ctx.attempt == 1:
             self.emitter.emit("node_started", node=spec.id, iteration=ctx.iteration, inputs=inputs)
         timeout = spec.config.timeout_s
+        deadline: asyncio.Timeout | None = None
         try:
             if timeout is None:
                 return await spec.type.run(ctx, spec.config, inputs)
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as deadline:
                 return await spec.type.run(ctx, spec.config, inputs)
-        except TimeoutError:
-            raise NodeError(f"timed out after {spec.config.timeout_s:g}s", retryable=True) from None
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                raise NodeError(f"timed out after {timeout:g}s", retryable=True) from None
+            # Not our deadline but one inside the node (a client's read timeout, say):
+            # as transient as ours, so retried the same way, under its own name.
+            raise NodeError(_described(exc), retryable=True) from exc
         except templating.TemplateProblem as problem:
             raise NodeError(str(problem)) from None
-        except (NodeError, asyncio.CancelledError):
+        except NodeError:
             raise
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise
+            # Something the node awaited was cancelled, not the node: that is its failure.
+            raise NodeError(f"internal error in {spec.type.name}: {_described(exc)}") from exc
         except Exception as exc:
             # A bug in a node type must fail its node, not the whole engine.
-            raise NodeError(
-                f"internal error in {spec.type.name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise NodeError(f"internal error in {spec.type.name}: {_described(exc)}") from exc
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -339,6 +361,17 @@ class NodeRunner:
         # A map's items share the cache; what to reuse or override names this flow's nodes.
         options = RunOptions(cache=self.cache, read_cache=self.read_cache)
         return await flow.run(inputs, slots=self.slots, options=options)
+
+
+def _described(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _being_cancelled() -> bool:
+    """Whether this task has been asked to stop (a ``CancelledError`` may be another's)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def _add_usage(totals: dict[str, Usage], usage: Mapping[str, Usage]) -> None:

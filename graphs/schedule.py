@@ -665,12 +665,23 @@ class Schedule:
         started: bool = True,
         usage: Mapping[str, Usage] | None = None,
     ) -> StepResult:
-        """A node stopped because the run is ending; reported as failed, with why, if it began."""
+        """A node stopped because the run is ending; reported as failed, with why, if it began.
+
+        Only an ending run cancels its nodes. A node that stopped while the run goes on
+        (its runner broke, say) has no result to hand on, so it fails the run rather than
+        let it succeed with the outputs downstream of it missing.
+        """
         self._check_running(node, iteration)
         self._open()
         if usage:
             self._count(usage)
-        if started:
+        if self.state.ending is None:
+            error = "stopped without a result"
+            self._events.append(
+                ("node_failed", {"node": node, "iteration": iteration, "error": error})
+            )
+            self._stop(Ending("failed", f"node {node!r} failed: {error}", node))
+        elif started:
             self._events.append(
                 (
                     "node_failed",

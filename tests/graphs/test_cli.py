@@ -237,3 +237,34 @@ def test_a_reply_parse_cannot_read_fails_the_run_naming_what_it_expected(tmp_pat
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["error"].startswith("node 'subtasks' failed: no <step>...</step> element found")
+
+
+def json_template_flow(template: str) -> dict:
+    return {
+        "graph": {"name": "plan"},
+        "nodes": [
+            {"id": "topic", "type": "input", "config": {"name": "topic"}},
+            {"id": "plan", "type": "template", "config": {"output": "json", "template": template}},
+            {"id": "out", "type": "output", "config": {"name": "plan"}},
+        ],
+        "edges": [
+            {"source": "topic", "target": "plan", "source_port": "value", "target_port": "topic"},
+            {"source": "plan", "target": "out", "source_port": "value", "target_port": "value"},
+        ],
+    }
+
+
+def test_run_prints_a_templates_json_output_as_json_not_as_a_string(tmp_path):
+    doc = json_template_flow('{"topic": {{ topic | tojson }}, "steps": [1, 2.5, null]}')
+    done = cli("run", write(tmp_path, doc), "--input", 'topic=é "q"')
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["outputs"] == {"plan": {"topic": 'é "q"', "steps": [1, 2.5, None]}}
+
+
+def test_a_template_whose_json_output_is_not_json_exits_1_naming_the_node(tmp_path):
+    done = cli("run", write(tmp_path, json_template_flow("{{ topic }}")), "--input", "topic=hi")
+    assert done.returncode == 1
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "failed"
+    assert result["error"].startswith("node 'plan' failed: output is json, but the rendered")

@@ -338,3 +338,27 @@ def test_the_stored_state_says_which_nodes_to_run_again_after_a_worker_is_lost()
         reloaded.apply(ready, fake(ready))  # run again elsewhere, with the same inputs
     with pytest.raises(StepRefused, match="duplicate"):
         reloaded.apply(lost[0], fake(lost[0]))  # the first worker wakes up: refused
+
+
+def test_a_node_that_stops_without_a_result_while_the_run_goes_on_fails_the_run():
+    # Only an ending run cancels its nodes; a node that ends with nothing otherwise
+    # (its runner broke) must not let the run succeed with what is downstream missing.
+    doc = flow(
+        node("a", "sleep"),
+        node("out", "output", name="out"),
+        edges=[("a", "value", "out", "value")],
+    )
+    for started in (False, True):
+        schedule = Schedule(compiled(doc).plan)
+        schedule.begin({})
+        step = Schedule(schedule.plan, through_json(schedule.state)).node_cancelled(
+            "a", 1, started=started
+        )
+        assert step.done and step.ready == []
+        assert step.events[0] == (
+            "node_failed",
+            {"node": "a", "iteration": 1, "error": "stopped without a result"},
+        )
+        assert step.events[-1][0] == "run_finished"
+        assert step.events[-1][1]["status"] == "failed"
+        assert step.events[-1][1]["error"] == "node 'a' failed: stopped without a result"

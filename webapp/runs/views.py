@@ -237,7 +237,12 @@ def _upto(value: str | None) -> int | None:
 
 
 def _outputs(run: Run) -> list[tuple[str, str, bool]]:
-    return [(name, pretty(value), isinstance(value, str)) for name, value in run.outputs.items()]
+    return _shown(run.outputs)
+
+
+def _shown(values: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(name, text, whether it is text): strings as they are, other JSON values pretty."""
+    return [(name, pretty(value), isinstance(value, str)) for name, value in values.items()]
 
 
 def _run_links(user):
@@ -346,7 +351,7 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
     cost = _cost(visit)
     section.update(
         duration_s=visit.duration_s,
-        output=[(k, pretty(v)) for k, v in (visit.output or {}).items()],
+        output=_shown(visit.output or {}),
         usage=visit.usage,
         model=visit.model,
         cost=cost,
