@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from graphs.llm.anthropic import AnthropicClient
-from tests.fakes.anthropic_server import FakeResponse
-from tests.graphs.support import finished, flow, node, of_type, run, statuses
 from graphs.document import load
+from graphs.llm.anthropic import AnthropicClient
 from graphs.settings import default_services
 from graphs.validation import validate
+from tests.fakes.anthropic_server import FakeResponse
+from tests.graphs.support import finished, flow, node, of_type, run, statuses
 
 
 def story_or_joke(**config) -> dict:
