@@ -180,6 +180,8 @@ class RouterNode(NodeType):
     )
     category = "control"
     Config = RouterConfig
+    # 2: llm mode chooses by a forced tool call and adds the port `route`.
+    version = 2
     default_config = {
         "routes": ["yes", "no"],
         "rules": [{"route": "yes", "pattern": "(?i)\\byes\\b"}],
