@@ -23,7 +23,6 @@ from graphs.llm.types import ModelRequest, ModelResponse, Usage
 
 NAME = "offline"
 PREFIX = "[offline model] "
-_CHOICES = re.compile(r"answer with exactly one of these route names and nothing else: (.+)\.$")
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d\s.+\-*/()%^]*[\d)]")
 
 
@@ -57,8 +56,6 @@ class OfflineClient:
     def _reply(self, request: ModelRequest, prompt: str) -> str:
         if request.output_schema is not None:
             return json.dumps(_shaped(request.output_schema, prompt), ensure_ascii=False)
-        if request.system and (found := _CHOICES.search(request.system)):
-            return _closest(prompt, [c.strip() for c in found.group(1).split(",")])
         if results := _tool_results(request.messages):
             return f"{PREFIX}The tools returned: {'; '.join(results)}."
         words = prompt.split()

@@ -3,8 +3,10 @@
 In ``match`` mode the first rule whose regex occurs in the input wins (``re.search``
 semantics, matched by RE2 in linear time: see ``graphs.regex``); in ``condition`` mode the
 first rule whose expression holds (``graphs.expressions``: Jinja2, in the templates'
-sandbox) over the input and the node's other ports; in ``llm`` mode the model is asked to
-name a route. Each falls back to ``default``.
+sandbox) over the input and the node's other ports; in ``llm`` mode the model must call a
+tool whose one argument is an ``enum`` of the route names (a forced choice: a reply that
+merely mentions a route cannot be misread as choosing it). Each falls back to ``default``.
+A route with no edge leaving it ends that branch of the run.
 
 A condition's names are the node's ports, as a template's variables are; ``input`` is
 always one, and it is what goes down the route chosen:
@@ -17,19 +19,28 @@ always one, and it is what goes down the route chosen:
 ... })
 >>> sorted(router.input_ports(config))
 ['input', 'verdict']
+
+In ``llm`` mode the choice itself is a value too, on the port ``route``:
+
+>>> sorted(router.output_ports(router.Config.model_validate(
+...     {"routes": ["story", "joke"], "mode": "llm"}
+... )))
+['joke', 'route', 'story']
+>>> choice_tool(["story", "joke"])["input_schema"]["properties"]["route"]["enum"]
+['story', 'joke']
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graphs import expressions, regex
 from graphs.errors import NodeError
-from graphs.llm.types import ModelRequest
+from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes import modelcall
 from graphs.nodes.base import (
     CommonConfig,
@@ -41,6 +52,15 @@ from graphs.nodes.base import (
 )
 
 ROUTE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+# llm mode: the tool the model is made to call, and the port that carries its choice.
+CHOICE_TOOL = "choose_route"
+CHOICE_PORT = "route"
+DEFAULT_SYSTEM = (
+    "You are a router. Read the user's message and choose the one route it belongs on, "
+    f"by calling the {CHOICE_TOOL} tool."
+)
+# The tool call is a few tokens ({"route": "..."}); route names are at most 100 characters.
+CHOICE_MAX_TOKENS = 256
 # Matching is linear in the text and runs inline on the event loop: the cap bounds it.
 MAX_MATCH_CHARS = 100_000
 
@@ -101,6 +121,13 @@ class RouterConfig(CommonConfig):
         description="llm mode: what the model reads to choose (default: the input).",
         json_schema_extra={"widget": "template", "rows": 8, "when": {"mode": ["llm"]}},
     )
+    system: str | None = Field(
+        default=None,
+        max_length=1_000_000,
+        description="llm mode: the system prompt, e.g. what each route is for (default: "
+        "a router's instructions). The route names reach the model as the choices it has.",
+        json_schema_extra={"widget": "template", "when": {"mode": ["llm"]}},
+    )
     rules: list[Rule] = Field(
         default_factory=list,
         max_length=100,
@@ -153,6 +180,8 @@ class RouterNode(NodeType):
     )
     category = "control"
     Config = RouterConfig
+    # 2: llm mode chooses by a forced tool call and adds the port `route`.
+    version = 2
     default_config = {
         "routes": ["yes", "no"],
         "rules": [{"route": "yes", "pattern": "(?i)\\byes\\b"}],
@@ -160,7 +189,10 @@ class RouterNode(NodeType):
     }
 
     def templates(self, config: RouterConfig) -> dict[str, str]:
-        return {"prompt": config.prompt} if config.mode == "llm" and config.prompt else {}
+        if config.mode != "llm":
+            return {}
+        named = {"prompt": config.prompt, "system": config.system}
+        return {field: text for field, text in named.items() if text}
 
     def problems(self, config: RouterConfig, services: Services | None) -> list[FieldProblem]:
         found = [
@@ -174,6 +206,14 @@ class RouterNode(NodeType):
                 expressions.check(condition.expression)
             except expressions.ExpressionProblem as exc:
                 found.append(FieldProblem("conditions", f"{_rule_name(number, condition)}: {exc}"))
+        if config.mode == "llm" and CHOICE_PORT in config.routes:
+            found.append(
+                FieldProblem(
+                    "routes",
+                    f"in llm mode {CHOICE_PORT!r} is the port that carries the chosen route's "
+                    "name: call the route something else",
+                )
+            )
         if config.default is not None and config.default not in config.routes:
             found.append(
                 FieldProblem("default", f"default route {config.default!r} is not in routes")
@@ -191,6 +231,8 @@ class RouterNode(NodeType):
         return ports
 
     def output_ports(self, config: RouterConfig) -> frozenset[str]:
+        if config.mode == "llm":
+            return frozenset(config.routes) | {CHOICE_PORT}
         return frozenset(config.routes)
 
     def cacheable(self, config: RouterConfig, services: Services) -> bool:
@@ -214,6 +256,8 @@ class RouterNode(NodeType):
                 f"no route matched and there is no default (routes: {', '.join(config.routes)})"
             )
         ctx.detail["route"] = route
+        if config.mode == "llm":
+            return {route: value, CHOICE_PORT: route}
         return {route: value}
 
 
@@ -256,33 +300,56 @@ async def _first_holding(ctx: NodeContext, config: RouterConfig, inputs: dict) -
     return config.default
 
 
+def choice_tool(routes: list[str]) -> dict[str, Any]:
+    """The tool the model is made to call in llm mode: its one argument is the route."""
+    return {
+        "name": CHOICE_TOOL,
+        "description": f"Send the message down one of these routes: {', '.join(routes)}.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "route": {"type": "string", "enum": list(routes), "description": "The route."}
+            },
+            "required": ["route"],
+        },
+    }
+
+
 async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> str | None:
     question = (
         await ctx.render("prompt", config.prompt, inputs)
         if config.prompt
         else _as_text(inputs["input"])
     )
-    system = (
-        "You are a router. Read the user's message and answer with exactly one of these "
-        f"route names and nothing else: {', '.join(config.routes)}."
-    )
+    system = await ctx.render("system", config.system, inputs) if config.system else DEFAULT_SYSTEM
     ctx.detail.update(prompt=question, system=system)
     response = await ctx.call_model(
         ModelRequest(
             model=config.model or ctx.services.default_model,
             messages=[{"role": "user", "content": question}],
             system=system,
-            max_tokens=20,
+            max_tokens=CHOICE_MAX_TOKENS,
+            tools=[choice_tool(config.routes)],
+            tool_choice={"type": "tool", "name": CHOICE_TOOL},
             **modelcall.sampling(config),
         )
     )
-    return _route_named(response.text, config.routes) or config.default
+    return _chosen(response, config)
 
 
-def _route_named(reply: str, routes: list[str]) -> str | None:
-    words = re.findall(r"[A-Za-z0-9_-]+", reply.lower())
-    by_lower = {route.lower(): route for route in routes}
-    for word in words:
-        if word in by_lower:
-            return by_lower[word]
-    return None
+def _chosen(response: ModelResponse, config: RouterConfig) -> str | None:
+    """The route the model's tool call names; else ``default``, else a node error."""
+    calls = [use for use in response.tool_uses if use.get("name") == CHOICE_TOOL]
+    arguments = calls[0].get("input") if calls else None
+    answer = arguments.get("route") if isinstance(arguments, dict) else None
+    if answer in config.routes:
+        return answer
+    if config.default is not None:
+        return config.default
+    if not calls:
+        raise NodeError(
+            f"the model did not call {CHOICE_TOOL} (stop reason: {response.stop_reason})"
+        )
+    raise NodeError(
+        f"the model chose {answer!r}, which is not a route (routes: {', '.join(config.routes)})"
+    )

@@ -75,6 +75,7 @@ def test_rules_are_rows_stored_as_typed_and_the_mode_shows_its_own_fields(
     wait_for_config(page, "conditions", [{"route": "code", "expression": '"bug" in input'}])
     form.locator('select[name="f_mode"]').select_option("llm")
     expect(form.locator('[data-field="prompt"]')).to_be_visible()
+    expect(form.locator('[data-field="system"]')).to_be_visible()
     expect(conditions).to_be_hidden()
     form.locator('select[name="f_mode"]').select_option("condition")
     wait_for_config(page, "mode", "condition")

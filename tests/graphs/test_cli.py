@@ -119,8 +119,15 @@ def test_events_go_to_a_file_as_json_lines(tmp_path):
 
 def test_the_evaluate_example_runs_its_condition_router_from_the_command_line(tmp_path):
     assert cli("validate", str(EXAMPLES / "evaluate.json")).stdout.strip() == "valid"
+    # Offline the evaluator passes every draft: this condition also wants one written
+    # with feedback in view, so the first goes back round the loop.
+    doc = json.loads((EXAMPLES / "evaluate.json").read_text())
+    gate = next(n for n in doc["nodes"] if n["id"] == "gate")
+    gate["config"]["conditions"][0]["expression"] = (
+        'verdict == "PASS" and "earlier attempts" in input.draft'
+    )
     events = tmp_path / "events.jsonl"
-    done = cli("run", str(EXAMPLES / "evaluate.json"), "--events", str(events))
+    done = cli("run", write(tmp_path, doc), "--events", str(events))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["status"] == "succeeded"
     lines = [json.loads(line) for line in events.read_text().splitlines()]

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from graphs.document import load
 from graphs.errors import NodeError
 from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
+from graphs.validation import warnings
 from tests.fakes.anthropic_server import FakeResponse
 from tests.graphs.support import finished, of_type, run, statuses
 
@@ -34,6 +36,7 @@ def test_there_is_one_example_per_pattern():
         "pipeline",
         "orchestrator",
         "evaluate",
+        "classify",
     }
 
 
@@ -85,21 +88,118 @@ async def test_loop_example_fixes_until_the_check_passes():
     assert [e["iteration"] for e in checks] == [1, 2]
 
 
-async def test_evaluate_example_revises_until_the_evaluators_verdict_passes_the_condition():
-    result, events = await run(example("evaluate"))
-    verdicts = [e["output"]["text"] for e in finished(events, "evaluate")]
-    assert verdicts == ["FAIL: end it with the word DONE", "PASS"]
-    routes = [list(e["output"]) for e in finished(events, "gate")]
-    assert routes == [["revise"], ["accept"]]
-    [revised] = finished(events, "revise")
-    assert result.outputs == {"result": revised["output"]["text"]}
+def verdict(verdict: str, feedback: str) -> FakeResponse:
+    return FakeResponse(text=json.dumps({"verdict": verdict, "feedback": feedback}))
 
 
-async def test_evaluate_example_accepts_a_first_draft_that_passes():
-    result, events = await run(example("evaluate"), {"task": "a poem that says DONE"})
+async def test_evaluate_example_revises_with_every_attempt_and_its_feedback_in_view(
+    anthropic_env,
+):
+    anthropic_env.enqueue(
+        FakeResponse(text="Queues wait"),
+        verdict("FAIL", "A haiku has three lines."),
+        FakeResponse(text="Queues wait\nin line"),
+        verdict("FAIL", "Count 5, 7, 5 syllables."),
+        FakeResponse(
+            text="Tasks wait in a row\nworkers take them one by one\nthe queue empties out"
+        ),
+        verdict("PASS", ""),
+    )
+    result, events = await run(example("evaluate"), model_client=AnthropicClient())
+    assert result.status == "succeeded", result.error
+    assert result.outputs == {
+        "result": "Tasks wait in a row\nworkers take them one by one\nthe queue empties out"
+    }
+    assert [list(e["output"]) for e in finished(events, "gate")] == [
+        ["revise"],
+        ["revise"],
+        ["accept"],
+    ]
+    sent = anthropic_env.message_requests
+    generator = [r["messages"][0]["content"] for r in sent[0::2]]
+    assert "earlier attempts" not in generator[0]
+    # Each generation sees every attempt so far, with its feedback, in order.
+    assert (
+        "<attempt>\nQueues wait\n</attempt>\n<feedback>\nA haiku has three lines.\n</feedback>"
+        in generator[1]
+    )
+    assert "Count 5, 7, 5" not in generator[1]
+    third = generator[2]
+    assert third.index("A haiku has three lines.") < third.index("<attempt>\nQueues wait\nin line")
+    assert third.index("in line\n</attempt>") < third.index("Count 5, 7, 5 syllables.")
+    # The evaluator answers in its schema (structured outputs), which the router reads.
+    schema = sent[1]["output_config"]["format"]["schema"]
+    assert schema["properties"]["verdict"]["enum"] == ["PASS", "FAIL"]
+    assert [
+        e["inputs"]["verdict"] for e in of_type(events, "node_started") if e["node"] == "gate"
+    ] == [
+        "FAIL",
+        "FAIL",
+        "PASS",
+    ]
+
+
+async def test_evaluate_example_starts_at_the_generator_and_accepts_a_first_draft_that_passes():
+    assert warnings(load(example("evaluate"))) == []
+    result, events = await run(example("evaluate"), {"task": "a limerick"})
     assert [list(e["output"]) for e in finished(events, "gate")] == [["accept"]]
-    assert statuses(events)["revise"] == "skipped"
-    assert "DONE" in result.outputs["result"]
+    [draft] = finished(events, "generate")
+    assert result.outputs == {"result": draft["output"]["text"]}
+    [started] = [e for e in of_type(events, "node_started") if e["node"] == "generate"]
+    assert started["inputs"] == {"task": "a limerick", "attempts": []}
+
+
+async def test_evaluate_example_stops_after_four_drafts_that_all_fail(anthropic_env):
+    for n in range(4):
+        anthropic_env.enqueue(FakeResponse(text=f"draft {n}"), verdict("FAIL", f"no {n}"))
+    result, _ = await run(example("evaluate"), model_client=AnthropicClient())
+    assert result.status == "failed"
+    assert result.error == "node 'generate' failed: exceeded max_iterations=4"
+
+
+@pytest.mark.parametrize(
+    ("ticket", "team"),
+    [
+        ("My invoice shows a billing error", "billing"),
+        ("The app crashes: a technical fault", "technical"),
+        ("What are your opening hours?", "general"),
+    ],
+)
+async def test_classify_example_offline_sends_the_ticket_to_the_team_its_category_names(
+    ticket, team
+):
+    result, events = await run(example("classify"), {"ticket": ticket})
+    assert result.status == "succeeded", result.error
+    [routed] = finished(events, "route")
+    assert routed["output"] == {team: ticket}
+    seen = statuses(events)
+    assert [t for t in ("billing", "technical", "general") if seen[t] == "finished"] == [team]
+
+
+async def test_classify_example_routes_on_the_models_structured_category(anthropic_env):
+    # The reason mentions billing; only the category field decides.
+    anthropic_env.enqueue(
+        FakeResponse(
+            text=json.dumps(
+                {"category": "technical", "reason": "Not billing: the app fails to start."}
+            )
+        ),
+        FakeResponse(text="Reinstall the app."),
+    )
+    ticket = "I paid, and now the app will not start"
+    result, events = await run(
+        example("classify"), {"ticket": ticket}, model_client=AnthropicClient()
+    )
+    assert result.outputs == {
+        "answer": "Reinstall the app.",
+        "reason": "Not billing: the app fails to start.",
+    }
+    classify, handler = anthropic_env.message_requests
+    category = classify["output_config"]["format"]["schema"]["properties"]["category"]
+    assert category["enum"] == ["general", "billing", "technical"]
+    assert handler["system"] == "You are a support engineer on a customer support team."
+    assert ticket in handler["messages"][0]["content"]
+    assert statuses(events)["billing"] == "skipped"
 
 
 async def test_pipeline_example_uses_a_different_model_per_stage():

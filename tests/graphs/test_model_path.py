@@ -100,7 +100,7 @@ async def test_router_in_llm_mode_follows_the_model_reply(anthropic_env):
             "router",
             mode="llm",
             routes=["code", "docs"],
-            prompt="{{ input }} #fake:reply=Docs.",
+            prompt='{{ input }} #fake:tool=choose_route {"route": "docs"}',
         ),
         node("c", "output", name="code"),
         node("d", "output", name="docs"),
@@ -112,7 +112,10 @@ async def test_router_in_llm_mode_follows_the_model_reply(anthropic_env):
     )
     result, events = await real(doc, {"q": "where is the manual?"})
     assert result.outputs == {"docs": "where is the manual?"}
-    assert "code, docs" in anthropic_env.message_requests[0]["system"]
+    assert anthropic_env.message_requests[0]["tool_choice"] == {
+        "type": "tool",
+        "name": "choose_route",
+    }
     assert [e["node"] for e in of_type(events, "node_skipped")] == ["c"]
 
 

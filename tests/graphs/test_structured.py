@@ -367,7 +367,7 @@ async def test_router_in_llm_mode_sends_its_sampling_settings(anthropic_env):
             temperature=0,
             top_p=None,
             stop_sequences=["\nUser:"],
-            prompt="{{ input }} #fake:reply=docs",
+            prompt='{{ input }} #fake:tool=choose_route {"route": "docs"}',
         ),
         node("c", "output", name="code"),
         node("d", "output", name="docs"),

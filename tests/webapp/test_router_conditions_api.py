@@ -17,7 +17,14 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def evaluate() -> dict:
-    return json.loads((EXAMPLES / "evaluate.json").read_text())
+    """The evaluate example; offline its evaluator passes every draft, so the condition
+    here sends the first draft back and accepts the one written with its feedback."""
+    doc = json.loads((EXAMPLES / "evaluate.json").read_text())
+    gate = next(n for n in doc["nodes"] if n["id"] == "gate")
+    gate["config"]["conditions"][0]["expression"] = (
+        'verdict == "PASS" and "earlier attempts" in input.draft'
+    )
+    return doc
 
 
 @pytest.fixture(autouse=True)
@@ -68,4 +75,4 @@ async def test_a_run_follows_the_route_its_condition_chooses(async_client, alice
     gate = [e for e in events["items"] if e["type"] == "node_finished" and e["node"] == "gate"]
     assert [list(e["output"]) for e in gate] == [["revise"], ["accept"]]
     assert [e["detail"].get("rule") for e in gate] == [None, 1]
-    assert body["outputs"]["result"] == gate[-1]["output"]["accept"]
+    assert body["outputs"]["result"] == gate[-1]["output"]["accept"]["draft"]

@@ -163,9 +163,9 @@ def test_an_expression_error_names_its_rule_and_route_under_conditions(alice, fl
 @pytest.mark.parametrize(
     ("mode", "shown", "hidden"),
     [
-        ("match", {"rules"}, {"conditions", "prompt", "model"}),
-        ("condition", {"conditions"}, {"rules", "prompt", "model"}),
-        ("llm", {"prompt", "model"}, {"rules", "conditions"}),
+        ("match", {"rules"}, {"conditions", "prompt", "system", "model"}),
+        ("condition", {"conditions"}, {"rules", "prompt", "system", "model"}),
+        ("llm", {"prompt", "system", "model"}, {"rules", "conditions"}),
     ],
 )
 def test_only_the_fields_the_chosen_mode_uses_are_shown(alice, flow, mode, shown, hidden):
