@@ -201,7 +201,7 @@ def _item_sink(ctx: NodeContext, index: int, boundary: frozenset[str]) -> Callab
             fields["status"] = event.get("status")
             if event.get("error"):
                 fields["error"] = event["error"]
-        else:
+        elif kind != "run_started":
             fields["inner"] = event.get("node")
             if kind == "node_delta":
                 fields["text"] = event.get("text", "")
