@@ -185,3 +185,19 @@ async def test_the_fold_shows_each_items_progress_and_text():
         "0": {"status": "done", "node": "t", "text": "", "error": "", "usage": ZERO},
         "1": {"status": "done", "node": "t", "text": "", "error": "", "usage": ZERO},
     }
+
+
+def test_a_retried_or_restarted_map_starts_its_items_afresh_in_the_fold():
+    item = {"type": "node_item", "node": "m", "iteration": 1, "item": 0}
+    log = fold(
+        [
+            {"type": "node_started", "node": "m"},
+            {**item, "event": "node_delta", "inner": "ask", "text": "first try"},
+            {"type": "node_retrying", "node": "m", "attempt": 1, "error": "x"},
+        ]
+    )
+    assert log.last_visit("m").items is None
+    log.apply({**item, "event": "node_delta", "inner": "ask", "text": "again"})
+    assert log.last_visit("m").items["0"]["text"] == "again"
+    log.apply({"type": "node_started", "node": "m"})  # a takeover runs it anew
+    assert log.to_json()["nodes"]["m"][0]["items"] is None
