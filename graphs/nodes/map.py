@@ -65,7 +65,10 @@ EACH_ITEM = {
 
 class MapConfig(CommonConfig):
     flow: dict[str, Any] = Field(
-        description="The inline flow run per item: a flow document with an input named item.",
+        description=(
+            "The inline flow run per item: a flow document with an input named item. Its "
+            "other inputs become ports of this map, and every item gets their values."
+        ),
         json_schema_extra={"rows": 10},
     )
     concurrency: int = Field(default=4, ge=1, le=100, description="Items processed at once.")
