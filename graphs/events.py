@@ -1,8 +1,9 @@
 """Run events: numbered, time-stamped JSON objects handed to a sink.
 
 Event types: ``run_started``, ``node_started``, ``node_delta`` (streamed text,
-coalesced), ``node_progress`` (done/total of a map), ``node_retrying``,
-``node_finished``, ``node_skipped``, ``node_failed``, ``run_finished``.
+coalesced), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
+own event), ``node_retrying``, ``node_finished``, ``node_skipped``, ``node_failed``,
+``run_finished``.
 Node events carry ``node`` and ``iteration``.
 
 Fields beyond those, by event (keys are only ever added, so old recordings still
@@ -19,6 +20,12 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
   stored text arrives as one ``node_delta`` before it.
 - ``node_failed``: ``error``; ``cancelled: true`` when the run stopped it,
   ``continued: true`` when its error went on down the ``error`` port.
+- ``node_item``: ``item`` (its index in the map's list) and ``event``, the item's own
+  event it stands for: ``run_started``; ``node_started``, ``node_delta`` (``text``,
+  coalesced in the item as here), ``node_finished`` (``usage`` when it used a model) or
+  ``node_failed`` (``error``), each with ``inner``, the item's node; ``run_finished``
+  (``status``, ``error`` when it failed). Only a map's first ``item_events`` items send
+  them; inputs and outputs stay out (the map's ``node_finished`` has the results).
 - ``node_retrying``: ``attempt``, ``error``, ``delay_s``; ``takeover: true`` when a
   distributed driver runs the node again because the worker running it stopped answering.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
@@ -52,7 +59,7 @@ MAX_DELTA_CHARS = 4096
 
 
 def discard(_: Event) -> None:
-    """A sink for runs nobody watches (a map's items)."""
+    """A sink for runs nobody watches (a map's items past its ``item_events``)."""
 
 
 class Emitter:

@@ -27,7 +27,12 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   names one, ``attempts``, ``retries`` (``[{attempt, error, delay_s, takeover}]``),
   ``error``, ``cancelled``, ``continued`` (``on_error: continue`` sent the error on),
   ``started_ts``, ``ended_ts``, ``duration_s`` (the engine's own measure),
-  ``progress`` (``{done, total}``).
+  ``progress`` (``{done, total}``), ``items`` (a map's items that sent ``node_item``
+  events, null until one does: item index as text -> ``{status, node, text, error,
+  usage}``, ``status`` being ``running``, ``done``, ``failed`` or ``cancelled``, ``node``
+  the inner node its latest event was about, ``text`` what it streamed since its latest
+  node started, ``usage``
+  the item's tokens so far).
 
 Old logs read the same: no ``schema`` is schema 1, ``reused``/``cached`` may carry only a
 ``source`` text ("run 42") or only a ``run`` id, an event without ``iteration`` is of
@@ -81,6 +86,10 @@ DEFAULT_SCHEMA = 1
 # How old logs name a source run: the text Recorded.source and the web app write.
 _SOURCE_RUN = re.compile(r"^run (\d+)$")
 _SETTLED = frozenset({"done", "failed", "cancelled", "skipped"})
+# Events that show a visit has begun even when its node_started is not in the log.
+_RUNNING = frozenset({"node_delta", "node_progress", "node_item", "node_retrying"})
+# An item's run_finished status as the item's status (a visit's words).
+_ITEM_ENDED = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled"}
 
 
 def _zero() -> dict[str, int]:
@@ -170,6 +179,7 @@ class Visit:
     ended_ts: float | None = None
     duration_s: float | None = None
     progress: dict[str, Any] | None = None
+    items: dict[str, dict[str, Any]] | None = None
     # Streamed pieces, joined when read: a long stream must not cost quadratic copying.
     _parts: list[str] = field(default_factory=list, repr=False)
 
@@ -214,6 +224,14 @@ class Visit:
             "ended_ts": self.ended_ts,
             "duration_s": self.duration_s,
             "progress": self.progress,
+            "items": (
+                None
+                if self.items is None
+                else {
+                    index: {**item, "usage": dict(item["usage"])}
+                    for index, item in self.items.items()
+                }
+            ),
         }
 
 
@@ -383,12 +401,16 @@ class RunLog:
             visit.started_ts = ts
             visit.ended_ts = None
             visit._parts.clear()
+            visit.items = None
         elif kind == "node_delta":
             visit._parts.append(str(event.get("text") or ""))
         elif kind == "node_progress":
             visit.progress = {"done": event.get("done"), "total": event.get("total")}
+        elif kind == "node_item":
+            _item_event(visit, event)
         elif kind == "node_retrying":
             visit._parts.clear()
+            visit.items = None
             visit.retries.append(
                 {
                     "attempt": event.get("attempt"),
@@ -409,7 +431,7 @@ class RunLog:
         elif kind == "node_skipped":
             visit.status = "skipped"
             visit.ended_ts = ts
-        if kind in ("node_delta", "node_progress", "node_retrying") and visit.status == "queued":
+        if kind in _RUNNING and visit.status == "queued":
             visit.status = "running"
 
     def _node_finished(self, visit: Visit, event: Event, ts: float | None) -> None:
@@ -443,6 +465,50 @@ class RunLog:
         self.saved_usd = _plus(self.saved_usd, event.get("saved_usd"))
         if visit.cached is not None:
             self.cache_hits += 1
+
+
+def _item_event(visit: Visit, event: Event) -> None:
+    """Fold a map's ``node_item`` event into its item's state.
+
+    >>> visit = Visit("m", 1)
+    >>> for e in [{"item": 0, "event": "run_started"},
+    ...           {"item": 0, "event": "node_started", "inner": "ask"},
+    ...           {"item": 0, "event": "node_delta", "inner": "ask", "text": "hi"},
+    ...           {"item": 0, "event": "run_finished", "status": "succeeded"}]:
+    ...     _item_event(visit, e)
+    >>> visit.items["0"]["status"], visit.items["0"]["text"]
+    ('done', 'hi')
+    """
+    index = event.get("item")
+    if isinstance(index, bool) or not isinstance(index, int):
+        return
+    items = visit.items if visit.items is not None else {}
+    visit.items = items
+    item = items.get(str(index))
+    if item is None:
+        item = items[str(index)] = {
+            "status": "running",
+            "node": None,
+            "text": "",
+            "error": "",
+            "usage": _zero(),
+        }
+    kind = event.get("event")
+    inner = event.get("inner")
+    if isinstance(inner, str):
+        item["node"] = inner
+    if kind == "node_started":
+        item["text"] = ""
+    if kind == "node_delta":
+        item["text"] += str(event.get("text") or "")
+    elif kind == "node_finished":
+        _add_usage(item["usage"], event.get("usage"))
+    elif kind == "node_failed":
+        item["error"] = str(event.get("error") or "")
+    elif kind == "run_finished":
+        item["status"] = _ITEM_ENDED.get(str(event.get("status")), "failed")
+        if event.get("error"):
+            item["error"] = str(event["error"])
 
 
 def fold(events: Iterable[Event]) -> RunLog:

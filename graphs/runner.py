@@ -9,7 +9,7 @@ node of a run somewhere else use it alike.
 
 >>> import asyncio
 >>> from graphs import compile_flow
->>> from graphs.events import Emitter
+>>> from graphs.events import Emitter, EventSink
 >>> from graphs.schedule import Ready
 >>> flow = compile_flow({
 ...     "graph": {"name": "greet"},
@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 from graphs import templating
 from graphs.cache import CachedOutput, cache_key
 from graphs.errors import NodeError
-from graphs.events import Emitter
+from graphs.events import Emitter, EventSink
 from graphs.llm.types import Usage
 from graphs.nodes.base import NodeContext
 from graphs.schedule import (
@@ -282,6 +282,9 @@ class NodeRunner:
                     "node_progress", node=spec.id, iteration=iteration, done=done, total=total
                 ),
                 run_subflow=self.run_subflow,
+                emit_item=lambda fields: self.emitter.emit(
+                    "node_item", node=spec.id, iteration=iteration, **fields
+                ),
             )
             try:
                 if spec.type.holds_slot:
@@ -357,10 +360,13 @@ class NodeRunner:
         # Jitter spreads out retries of the many nodes a burst of 429s hits at once.
         return min(ceiling, self.services.backoff_max_s) * random.uniform(0.5, 1.0)  # noqa: S311
 
-    async def run_subflow(self, flow: CompiledFlow, inputs: Mapping[str, Any]) -> RunResult:
+    async def run_subflow(
+        self, flow: CompiledFlow, inputs: Mapping[str, Any], sink: EventSink | None = None
+    ) -> RunResult:
+        """Run a map's item; its events go to ``sink`` (numbered there afresh), else nowhere."""
         # A map's items share the cache; what to reuse or override names this flow's nodes.
         options = RunOptions(cache=self.cache, read_cache=self.read_cache)
-        return await flow.run(inputs, slots=self.slots, options=options)
+        return await flow.run(inputs, sink, slots=self.slots, options=options)
 
 
 def _described(exc: BaseException) -> str:

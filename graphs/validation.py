@@ -199,6 +199,11 @@ def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
                 message = (
                     f"template variable {{{{ {port} }}}} has no port: connect an edge into {port!r}"
                 )
+            elif node.type.name == "map" and port != "items":
+                message = (
+                    f"the inline flow's input {port!r} has no value: connect an edge into "
+                    f"the map's port {port!r} (every item gets it)"
+                )
             else:
                 message = f"input port {port!r} is not connected"
             problems.append(Problem(message, node=node_id))

@@ -149,6 +149,8 @@ class NodeContext:
     emit_text: Callable[[str], None]
     emit_progress: Callable[[int, int], object]
     run_subflow: Callable[..., Any]
+    # A map's items' events, as fields of a ``node_item`` event of this node's visit.
+    emit_item: Callable[[dict[str, Any]], object] = field(default=lambda _: None)
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     usage_by_model: dict[str, Usage] = field(default_factory=dict)

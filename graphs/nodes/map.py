@@ -1,14 +1,32 @@
-"""``map``: runs an inline flow once per item of a list, concurrently, results in item order."""
+"""``map``: runs an inline flow once per item of a list, concurrently, results in item order.
+
+Shared context: every input node of the inline flow besides ``item`` is an input port
+of the map of the same name, and each item's run gets that port's value.
+
+>>> config = MapConfig(flow={"nodes": [
+...     {"id": "i", "type": "input", "config": {"name": "item"}},
+...     {"id": "t", "type": "input", "config": {"name": "task"}},
+... ]})
+>>> sorted(MapNode().input_ports(config))
+['items', 'task']
+
+Item events: the first ``item_events`` items (by index) stream their inner events into
+the run's one log as ``node_item`` events of the map's visit (see ``graphs.events``);
+the rest show only in the map's ``node_progress``, so 10,000 items cost 10,000 progress
+events, not 10,000 times their nodes' events.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
 from graphs.document import load
 from graphs.errors import FlowInvalid, NodeError
+from graphs.events import Event
 from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType, Services
 
 # graphs.validation and graphs.compile are imported where used. They import neither this
@@ -17,6 +35,13 @@ from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType,
 # still be half done.
 
 MAX_ITEMS = 10_000
+# The map's own port; an inline input of this name could never be told apart from it.
+LIST_PORT = "items"
+# Inner events forwarded as node_item: enough to draw each item's progress and tokens.
+# Inputs and outputs stay out (the map's node_finished holds the results once).
+_FORWARDED = frozenset(
+    {"run_started", "node_started", "node_delta", "node_finished", "node_failed", "run_finished"}
+)
 
 # A new map node's inline flow: its item straight to its result, the smallest that runs.
 EACH_ITEM = {
@@ -40,10 +65,22 @@ EACH_ITEM = {
 
 class MapConfig(CommonConfig):
     flow: dict[str, Any] = Field(
-        description="The inline flow run per item: a flow document with an input named item.",
+        description=(
+            "The inline flow run per item: a flow document with an input named item. Its "
+            "other inputs become ports of this map, and every item gets their values."
+        ),
         json_schema_extra={"rows": 10},
     )
     concurrency: int = Field(default=4, ge=1, le=100, description="Items processed at once.")
+    item_events: int = Field(
+        default=20,
+        ge=0,
+        le=MAX_ITEMS,
+        description=(
+            "How many items (the first ones) stream their nodes' progress and text to the "
+            "run's log; the others show only in the map's count. 0 streams none."
+        ),
+    )
 
 
 class MapNode(NodeType):
@@ -56,7 +93,7 @@ class MapNode(NodeType):
     holds_slot = False
 
     def input_ports(self, config: MapConfig) -> frozenset[str]:
-        return frozenset({"items"})
+        return frozenset({LIST_PORT}) | (inline_inputs(config.flow) - {"item", LIST_PORT})
 
     def output_ports(self, config: MapConfig) -> frozenset[str]:
         return frozenset({"results"})
@@ -76,6 +113,11 @@ class MapNode(NodeType):
         inputs = {d["config"].get("name") for _, d in graph.nodes(data=True) if _is(d, "input")}
         if "item" not in inputs:
             found.append("inline flow needs an input node named 'item'")
+        if LIST_PORT in inputs:
+            found.append(
+                f"inline flow input {LIST_PORT!r} clashes with the map's list port: rename it "
+                "(each item arrives as 'item'; other inputs come from the map's ports)"
+            )
         if not any(_is(d, "output") for _, d in graph.nodes(data=True)):
             found.append("inline flow needs at least one output node")
         return [FieldProblem("flow", message) for message in found]
@@ -92,13 +134,18 @@ class MapNode(NodeType):
         if len(items) > MAX_ITEMS:
             raise NodeError(f"{len(items):,} items; the limit is {MAX_ITEMS:,}")
         flow = ctx.prepared
+        context = {port: value for port, value in inputs.items() if port != LIST_PORT}
+        boundary = frozenset(
+            node_id for node_id, spec in flow.nodes.items() if spec.type.name in ("input", "output")
+        )
         gate = asyncio.Semaphore(config.concurrency)
         done = 0
 
         async def one(index: int, item: Any) -> Any:
             nonlocal done
+            sink = _item_sink(ctx, index, boundary) if index < config.item_events else None
             async with gate:
-                result = await ctx.run_subflow(flow, {"item": item})
+                result = await ctx.run_subflow(flow, {**context, "item": item}, sink)
             for model, usage in result.usage_by_model.items():
                 ctx.add_usage(model, usage)
             if result.status != "succeeded":
@@ -116,6 +163,58 @@ class MapNode(NodeType):
         except* NodeError as failed:
             raise failed.exceptions[0] from None
         return {"results": [task.result() for task in tasks]}
+
+
+def inline_inputs(flow: Any) -> frozenset[str]:
+    """The names of an inline flow document's input nodes (none when it is malformed).
+
+    >>> sorted(inline_inputs({"nodes": [{"type": "input", "config": {"name": "a"}}]}))
+    ['a']
+    >>> inline_inputs({"nodes": "?"})
+    frozenset()
+    """
+    nodes = flow.get("nodes") if isinstance(flow, dict) else None
+    if not isinstance(nodes, list):
+        return frozenset()
+    return frozenset(
+        name
+        for node in nodes
+        if isinstance(node, dict)
+        and _is(node, "input")
+        and isinstance(name := node["config"].get("name"), str)
+    )
+
+
+def _item_sink(ctx: NodeContext, index: int, boundary: frozenset[str]) -> Callable[[Event], None]:
+    """Forwards one item's events as the map's ``node_item`` events.
+
+    Its input and output nodes are left out: they only pass values on, and would double
+    what every item writes.
+
+    The item's own emitter has already coalesced its text; its numbering is dropped, the
+    run's emitter numbers what is forwarded, so the log stays one gap-free sequence.
+    """
+
+    def sink(event: Event) -> None:
+        kind = event["type"]
+        if kind not in _FORWARDED or event.get("node") in boundary:
+            return
+        fields: dict[str, Any] = {"item": index, "event": kind}
+        if kind == "run_finished":
+            fields["status"] = event.get("status")
+            if event.get("error"):
+                fields["error"] = event["error"]
+        elif kind != "run_started":
+            fields["inner"] = event.get("node")
+            if kind == "node_delta":
+                fields["text"] = event.get("text", "")
+            elif kind == "node_finished" and event.get("usage"):
+                fields["usage"] = event["usage"]
+            elif kind == "node_failed":
+                fields["error"] = event.get("error", "")
+        ctx.emit_item(fields)
+
+    return sink
 
 
 def _is(data: dict, kind: str) -> bool:

@@ -18,6 +18,7 @@ from tests.e2e.test_runs import (
     create_flow,
     errors,  # noqa: F401 - the fixture
     log_in,
+    map_document,
     start_run,
     step,
 )
@@ -203,6 +204,39 @@ def test_replay_plays_steps_and_scrubs_without_calling_the_model(
 
     # None of this asked the model anything.
     assert len(model_server.message_requests) == calls
+
+
+def test_replay_shows_a_maps_items_as_they_went(
+    page,
+    server,
+    errors,  # noqa: F811
+):
+    username, _, url = create_flow(server, map_document())
+    log_in(page, server, username)
+    page.goto(url)
+    run_id = start_run(page)
+    expect(page.get_by_test_id("run-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=TIMEOUT_MS
+    )
+    page.goto(f"{server.url}/runs/{run_id}/")
+    page.wait_for_selector("html[data-replay=ready]", timeout=TIMEOUT_MS)
+    # Just after item 1 streamed its first text: the map runs, item 1 shows its stream.
+    moment = page.evaluate(
+        f"""() => {PLAYER}.events.findIndex(
+            (e) => e.type === "node_item" && e.item === 1 && e.event === "node_delta") + 1"""
+    )
+    assert moment > 0
+    page.get_by_test_id("replay-scrub").fill(str(moment))
+    wait_painted(page)
+    assert canvas_status(page, "each") == "running"
+    shown = " ".join((page.locator('[data-cell-id="each"]').text_content() or "").split())
+    assert "items: 2 running" in shown and "#1 call: fake" in shown, shown
+    expect(page.get_by_test_id("replay-now")).to_contain_text("node_item")
+    # At the end, the map's results again.
+    page.get_by_test_id("replay-scrub").fill(str(page.evaluate(f"() => {PLAYER}.total")))
+    wait_painted(page)
+    assert canvas_status(page, "each") == "done"
+    expect(page.locator('[data-cell-id="each"]')).to_contain_text("fake reply: calm bee")
 
 
 def test_a_live_run_page_enables_replay_when_the_run_ends(

@@ -427,3 +427,69 @@ def test_form_values_are_json_or_text(page, errors):
             .map((v) => Switchyard.live.parseValue(v))"""
     )
     assert values == [42, "hello", None, None, "42", {"a": [1]}, None, "[1,"]
+
+
+def map_document() -> dict:
+    """A map over two words whose items stream slowly, each also given a shared `tone`."""
+
+    def at(x: int) -> dict:
+        return {"x": x, "y": 120}
+
+    inner = {
+        "graph": {"name": "one item"},
+        "nodes": [
+            {"id": "item", "type": "input", "config": {"name": "item"}, "position": at(0)},
+            {"id": "tone", "type": "input", "config": {"name": "tone"}, "position": at(0)},
+            {
+                "id": "call",
+                "type": "llm",
+                "config": {"prompt": "{{ tone }} {{ item }} #fake:chunk_delay=0.3"},
+                "position": at(250),
+            },
+            {"id": "r", "type": "output", "config": {"name": "r"}, "position": at(500)},
+        ],
+        "edges": [
+            {"source": "item", "target": "call", "source_port": "value", "target_port": "item"},
+            {"source": "tone", "target": "call", "source_port": "value", "target_port": "tone"},
+            {"source": "call", "target": "r", "source_port": "text", "target_port": "value"},
+        ],
+    }
+    words = {"name": "words", "default": ["ant", "bee"]}
+    return {
+        "graph": {"name": "Map"},
+        "nodes": [
+            {"id": "words", "type": "input", "config": words, "position": at(40)},
+            {"id": "tone", "type": "input", "config": {"name": "tone", "default": "calm"},
+             "position": {"x": 40, "y": 260}},
+            {"id": "each", "type": "map", "config": {"flow": inner, "concurrency": 2},
+             "position": at(320)},
+            {"id": "out", "type": "output", "config": {"name": "results"}, "position": at(620)},
+        ],
+        "edges": [
+            {"source": "words", "target": "each", "source_port": "value", "target_port": "items"},
+            {"source": "tone", "target": "each", "source_port": "value", "target_port": "tone"},
+            {"source": "each", "target": "out", "source_port": "results", "target_port": "value"},
+        ],
+    }  # fmt: skip
+
+
+def test_a_maps_items_stream_into_its_node_on_the_canvas(page, server, errors):
+    username, _, url = create_flow(server, map_document())
+    log_in(page, server, username)
+    page.goto(url)
+    expect(page.get_by_test_id("run")).to_be_visible()
+    start_run(page)
+    # While the map runs, its node shows each item's inner node and the text it streams.
+    page.wait_for_function(
+        """() => {
+            const node = document.querySelector('[data-cell-id="each"]');
+            const text = node ? node.textContent.replace(/\\s+/g, " ") : "";
+            return text.includes("items: 2 running") && text.includes("#0 call: fake reply")
+                && text.includes("#1 call: fake reply");
+        }""",
+        timeout=TIMEOUT_MS,
+    )
+    expect(step(page, "each")).to_have_attribute("data-status", "done", timeout=TIMEOUT_MS)
+    outputs = page.get_by_test_id("outputs")
+    expect(outputs).to_contain_text("fake reply: calm ant")
+    expect(outputs).to_contain_text("fake reply: calm bee")

@@ -242,6 +242,16 @@ async def test_orchestrator_example_runs_as_many_workers_as_the_planner_decides(
     ]
 
 
+async def test_orchestrator_example_gives_every_worker_the_original_task(anthropic_env):
+    anthropic_env.enqueue(FakeResponse(text=plan_of(3)))
+    task = "Describe a bicycle bell"
+    result, _ = await run(example("orchestrator"), {"task": task}, model_client=AnthropicClient())
+    assert result.status == "succeeded", result.error
+    workers = [r["messages"][0]["content"] for r in anthropic_env.message_requests[1:]]
+    assert len(workers) == 3
+    assert all(f"Task: {task}\nStyle: style" in w for w in workers)
+
+
 class Planner(OfflineClient):
     """Answers the planner with a scripted plan; each worker waits until all are running."""
 

@@ -344,7 +344,14 @@ def test_a_maps_items_spread_over_workers_and_come_back_in_order(cluster):
     assert set(items.values_list("status", flat=True)) == {"done"}
     assert {t.worker for t in items} == {w.hostname for w in workers}
     assert sorted(prompts(cluster)) == ["item a", "item b", "item c", "item d"]
-    sound_log(run)
+    events = sound_log(run)
+    # Items run on other workers: the map's log gets each one's start and end, in its visit.
+    ended = [
+        (e["item"], e["status"])
+        for e in events
+        if e["type"] == "node_item" and e["event"] == "run_finished"
+    ]
+    assert sorted(ended) == [(i, "succeeded") for i in range(4)]
 
 
 # Redis down ----------------------------------------------------------------------------------

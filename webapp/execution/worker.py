@@ -27,7 +27,7 @@ from django.db import DatabaseError, transaction
 
 from graphs import CompiledFlow, RunOptions, RunResult
 from graphs.cache import CachedOutput
-from graphs.events import Emitter
+from graphs.events import Emitter, EventSink
 from graphs.llm.types import Usage
 from graphs.runner import NodeRunner
 from graphs.schedule import NodeFinished, Ready
@@ -208,17 +208,26 @@ class DistributedRunner(NodeRunner):
         self.holder = holder
         self.items = 0
 
-    async def run_subflow(self, flow: CompiledFlow, inputs: Mapping[str, Any]) -> RunResult:
+    async def run_subflow(
+        self, flow: CompiledFlow, inputs: Mapping[str, Any], sink: EventSink | None = None
+    ) -> RunResult:
         # The map node asks for its items in item order (see graphs.nodes.map), so the
         # n-th call is item n: a takeover after a crash finds the same items in place.
         index = self.items
         self.items += 1
         holder = self.holder
         task = await db(coordinator.item_task, holder.task_id, holder.epoch, index, dict(inputs))
+        # The item runs on another worker, whose events are not this run's log: the map
+        # reports each streamed item's start and end (node_item), not its inner nodes.
+        if sink is not None:
+            sink({"type": "run_started"})
         while True:
             results = await db(coordinator.item_results, [task.pk])
             if task.pk in results:
-                return result_from_json(results[task.pk])
+                result = result_from_json(results[task.pk])
+                if sink is not None:
+                    sink({"type": "run_finished", "status": result.status, "error": result.error})
+                return result
             await asyncio.sleep(ITEM_POLL_S)
 
 

@@ -33,6 +33,7 @@ REPLAYED_EVENTS = frozenset(
         "node_started",
         "node_delta",
         "node_progress",
+        "node_item",
         "node_retrying",
         "node_finished",
         "node_skipped",

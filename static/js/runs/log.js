@@ -27,6 +27,10 @@
 const DEFAULT_SCHEMA = 1;
 const SOURCE_RUN = /^run (\d+)$/;
 const SETTLED = new Set(["done", "failed", "cancelled", "skipped"]);
+// Events that show a visit has begun even when its node_started is not in the log.
+const RUNNING = new Set(["node_delta", "node_progress", "node_item", "node_retrying"]);
+// An item's run_finished status as the item's status (a visit's words).
+const ITEM_ENDED = { succeeded: "done", failed: "failed", cancelled: "cancelled" };
 
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 const isInt = (value) => Number.isInteger(value);
@@ -74,6 +78,41 @@ export function origin(value) {
   return kept;
 }
 
+function copyItems(items) {
+  if (items === null) return null;
+  const copied = {};
+  for (const [index, item] of Object.entries(items)) {
+    copied[index] = { ...item, usage: { ...item.usage } };
+  }
+  return copied;
+}
+
+/** Fold a map's node_item event into its item's state (graphs/log.py _item_event). */
+function itemEvent(visit, event) {
+  const index = event.item;
+  if (!isInt(index)) return;
+  if (visit.items === null) visit.items = {};
+  const key = String(index);
+  let item = visit.items[key];
+  if (item === undefined) {
+    item = visit.items[key] = { status: "running", node: null, text: "", error: "", usage: zero() };
+  }
+  const kind = event.event;
+  if (typeof event.inner === "string") item.node = event.inner;
+  if (kind === "node_started") item.text = "";
+  if (kind === "node_delta") {
+    item.text += String(event.text || "");
+  } else if (kind === "node_finished") {
+    addUsage(item.usage, event.usage);
+  } else if (kind === "node_failed") {
+    item.error = String(event.error || "");
+  } else if (kind === "run_finished") {
+    const status = String(event.status);
+    item.status = Object.hasOwn(ITEM_ENDED, status) ? ITEM_ENDED[status] : "failed";
+    if (event.error) item.error = String(event.error);
+  }
+}
+
 class Visit {
   constructor(node, iteration, epoch) {
     Object.assign(this, {
@@ -81,7 +120,7 @@ class Visit {
       detail: null, model: null, usage: null, usage_by_model: null, cost_usd: null,
       saved_usd: null, priced: false, cached: null, reused: null, attempts: 1, retries: [],
       error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
-      duration_s: null, progress: null,
+      duration_s: null, progress: null, items: null,
     });
     // Streamed pieces, joined when read.
     Object.defineProperty(this, "parts", { value: [], writable: true });
@@ -104,6 +143,8 @@ class Visit {
     // Retries are appended, never changed; the streamed pieces likewise.
     visit.retries = this.retries.slice();
     visit.parts = this.parts.slice();
+    // A map's items change in place (itemEvent), so each gets its own copy.
+    visit.items = copyItems(this.items);
     return visit;
   }
 
@@ -116,7 +157,7 @@ class Visit {
       attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
       error: this.error, cancelled: this.cancelled, continued: this.continued,
       started_ts: this.started_ts, ended_ts: this.ended_ts, duration_s: this.duration_s,
-      progress: this.progress,
+      progress: this.progress, items: copyItems(this.items),
     };
   }
 }
@@ -288,12 +329,16 @@ export class RunLog {
       visit.started_ts = ts;
       visit.ended_ts = null;
       visit.parts = [];
+      visit.items = null;
     } else if (kind === "node_delta") {
       visit.parts.push(String(event.text || ""));
     } else if (kind === "node_progress") {
       visit.progress = { done: field(event, "done"), total: field(event, "total") };
+    } else if (kind === "node_item") {
+      itemEvent(visit, event);
     } else if (kind === "node_retrying") {
       visit.parts = [];
+      visit.items = null;
       visit.retries.push({
         attempt: field(event, "attempt"),
         error: String(event.error || ""),
@@ -313,7 +358,7 @@ export class RunLog {
       visit.status = "skipped";
       visit.ended_ts = ts;
     }
-    if ((kind === "node_delta" || kind === "node_progress" || kind === "node_retrying") && visit.status === "queued") {
+    if (RUNNING.has(kind) && visit.status === "queued") {
       visit.status = "running";
     }
   }

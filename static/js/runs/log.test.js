@@ -75,3 +75,17 @@ for (const name of NAMES) {
     });
   });
 }
+
+test("a retried or restarted map starts its items afresh, as in Python", () => {
+  const item = { type: "node_item", node: "m", iteration: 1, item: 0 };
+  const log = fold([
+    { type: "node_started", node: "m" },
+    { ...item, event: "node_delta", inner: "ask", text: "first try" },
+    { type: "node_retrying", node: "m", attempt: 1, error: "x" },
+  ]);
+  assert.equal(log.lastVisit("m").items, null);
+  log.apply({ ...item, event: "node_delta", inner: "ask", text: "again" });
+  assert.equal(log.lastVisit("m").items["0"].text, "again");
+  log.apply({ type: "node_started", node: "m" });
+  assert.equal(log.toJSON().nodes.m[0].items, null);
+});

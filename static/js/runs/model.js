@@ -37,6 +37,33 @@ export function preview(output) {
   return text.length > PREVIEW_CHARS ? text.slice(0, PREVIEW_CHARS) + "…" : text;
 }
 
+const ITEM_TAIL_CHARS = 48;
+const ITEM_ERROR_CHARS = 80;
+const oneLine = (text) => String(text).replace(/\s+/g, " ").trim();
+
+/** A map's items as its canvas text while it runs: a count by state, then a line per
+    running item (its inner node and the tail of what it streams), then each failure.
+    Only items that streamed events (the map's item_events) are in `items`. */
+export function itemsText(items) {
+  if (!items) return "";
+  const entries = Object.entries(items).sort((a, b) => Number(a[0]) - Number(b[0]));
+  const counts = { done: 0, failed: 0, cancelled: 0, running: 0 };
+  const running = [];
+  const failed = [];
+  for (const [index, item] of entries) {
+    if (Object.hasOwn(counts, item.status)) counts[item.status] += 1;
+    const where = item.node ? " " + item.node : "";
+    if (item.status === "running") {
+      const tail = oneLine(item.text).slice(-ITEM_TAIL_CHARS);
+      running.push("#" + index + where + (tail ? ": " + tail : ""));
+    } else if (item.status === "failed") {
+      failed.push("#" + index + " failed: " + oneLine(item.error).slice(0, ITEM_ERROR_CHARS));
+    }
+  }
+  const summary = Object.entries(counts).filter(([, count]) => count).map(([state, count]) => count + " " + state);
+  return ["items: " + summary.join(", "), ...running, ...failed].join("\n");
+}
+
 /** A node's tags on the canvas: its cost, and whether its output was cached or reused. */
 export function nodeBadges(n) {
   const badges = [];
@@ -76,6 +103,8 @@ function look(log, id, waiting, finished) {
     if (visit.status === "done") done = visit;
   }
   let text = last ? last.text : "";
+  // A map streams nothing of its own: while it runs (or once it failed), its items show.
+  if (last && last.items && !text && last.status !== "done") text = itemsText(last.items);
   if (last && last.status === "done" && !text) text = preview(last.output);
   let note = "";
   if (status === "failed") note = last.error;

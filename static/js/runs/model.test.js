@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { test } from "node:test";
 
-import { RunModel, nodeBadges, preview } from "./model.js";
+import { RunModel, itemsText, nodeBadges, preview } from "./model.js";
 
 const LOGS = new URL("../../../tests/fixtures/logs/", import.meta.url);
 const GOLDEN = readdirSync(LOGS)
@@ -236,3 +236,48 @@ for (const [name, { events, fold: expected }] of GOLDEN) {
     });
   });
 }
+
+const goldenLog = (name) => GOLDEN.find(([n]) => n === name)[1].events;
+
+test("a map shows its items as they go: the count, then each running item's node and text", () => {
+  const events = goldenLog("map_items");
+  const model = new RunModel(() => ["words", "task", "each", "out"]);
+  // The map's text as the canvas paints it, after each change.
+  const seen = [];
+  let painted = "";
+  for (const event of events) {
+    model.apply(event);
+    for (const [id, change] of model.takeChanges().nodes) {
+      if (id !== "each") continue;
+      if (change.setText !== undefined) painted = change.setText;
+      else if (change.append) painted += change.append;
+      seen.push(painted);
+    }
+  }
+  const streaming = seen.find((text) => text.includes("#0 work: ") && text.includes("Define: alpha"));
+  assert.ok(streaming, seen.join("\n---\n"));
+  assert.ok(streaming.startsWith("items: 1 running"), streaming);
+  assert.ok(seen.some((text) => text.startsWith("items: 1 done, 1 running\n#1 work")), seen.join("\n---\n"));
+  // Once done, the map shows its results, as before.
+  assert.ok(model.nodes.get("each").text.includes("Define: gamma"));
+});
+
+test("a map that failed keeps its items on show, the failed one with its error", () => {
+  const model = new RunModel(() => ["things", "each", "out"]);
+  for (const event of goldenLog("map_item_failure")) model.apply(event);
+  const each = model.nodes.get("each");
+  assert.equal(each.status, "failed");
+  assert.equal(each.text.split("\n")[0], "items: 1 done, 1 failed");
+  assert.match(each.text, /^#1 failed: node 't' failed: template/m);
+});
+
+test("items text puts running items after the count, in index order, on one line each", () => {
+  const usage = { input_tokens: 0, output_tokens: 0 };
+  const text = itemsText({
+    10: { status: "running", node: "ask", text: "line one\nline two", error: "", usage },
+    2: { status: "running", node: null, text: "", error: "", usage },
+    3: { status: "done", node: "ask", text: "x", error: "", usage },
+  });
+  assert.equal(text, "items: 1 done, 2 running\n#2\n#10 ask: line one line two");
+  assert.equal(itemsText(null), "");
+});

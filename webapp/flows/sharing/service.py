@@ -352,6 +352,8 @@ HIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
     "run_started": ("inputs",),
     "node_started": ("inputs",),
     "node_delta": ("text",),
+    # A map's item's streamed text (its error goes as every error does).
+    "node_item": ("text",),
     "node_finished": ("output", "detail"),
     "run_finished": ("outputs",),
 }
@@ -365,6 +367,8 @@ def without_io(event: dict[str, Any]) -> dict[str, Any]:
     {'type': 'node_finished', 'node': 'a', 'duration_s': 1.5}
     >>> without_io({"type": "run_finished", "status": "succeeded", "outputs": {"a": 1}})
     {'type': 'run_finished', 'status': 'succeeded'}
+    >>> without_io({"type": "node_item", "item": 0, "event": "node_delta", "text": "secret"})
+    {'type': 'node_item', 'item': 0, 'event': 'node_delta'}
     >>> without_io({"type": "node_failed", "node": "a", "error": "bad input 'my secret'"})["error"]
     'failed (this link hides error details, which can quote inputs and outputs)'
     """
