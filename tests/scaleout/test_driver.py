@@ -22,15 +22,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_a_fan_out_runs_node_by_node_on_two_workers(cluster):
     cluster.workers(2, pool="threads", size=4)
-    run = cluster.start(flows.fan_out(branches=3, delay_s=0.3))
+    # Long enough that the branches overlap even when a loaded machine is slow to hand the
+    # second and third tasks to a thread.
+    run = cluster.start(flows.fan_out(branches=3, delay_s=1.0, final_delay_s=0.3))
     run = finished(run)
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert run.outputs["answer"].startswith("fake reply: final")
     events = sound_log(run)
     done = {e["node"] for e in events if e["type"] == "node_finished"}
     assert done == {"topic", "b1", "b2", "b3", "join", "final", "out"}
-    assert sorted(cluster.calls()) == ["branch b1 on scale-out #fake:delay=0.3",
-        "branch b2 on scale-out #fake:delay=0.3", "branch b3 on scale-out #fake:delay=0.3",
+    assert sorted(cluster.calls()) == ["branch b1 on scale-out #fake:delay=1.0",
+        "branch b2 on scale-out #fake:delay=1.0", "branch b3 on scale-out #fake:delay=1.0",
         "final #fake:delay=0.3"]  # fmt: skip
     tasks = NodeTask.objects.filter(run=run)
     assert tasks.count() == 7 and set(tasks.values_list("status", flat=True)) == {"done"}
