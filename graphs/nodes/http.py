@@ -167,12 +167,17 @@ class HttpNode(NodeType):
             found.append(FieldProblem("form", "a form body needs at least one field"))
         if config.body_type != "none" and config.method in ("GET", "HEAD"):
             found.append(FieldProblem("body_type", f"a {config.method} request sends no body"))
-        if "{" not in config.url:  # a URL with no template can be checked now
-            try:
-                # Its address is checked when it runs, against the running server's allow-list.
+        # Its address is checked when it runs, against the running server's allow-list;
+        # its shape now, as far as the text before any template shows it.
+        literal, templated, _ = config.url.partition("{")
+        scheme, sep, _ = literal.partition("://")
+        try:
+            if not templated:
                 net.check_url_shape(config.url)
-            except net.NetError as exc:
-                found.append(FieldProblem("url", f"url: {exc}"))
+            elif sep and scheme.lower() not in ("http", "https"):
+                net.check_url_shape(f"{scheme}://example.com/")
+        except net.NetError as exc:
+            found.append(FieldProblem("url", f"url: {exc}"))
         return found
 
     async def run(self, ctx: NodeContext, config: HttpConfig, inputs: dict) -> dict:

@@ -379,6 +379,7 @@ async def test_it_is_not_cached_by_default(api: Server) -> None:
     ("config", "message"),
     [
         ({"url": "ftp://example.com/"}, "url: refused: scheme 'ftp' is not allowed"),
+        ({"url": "gopher://x/{{ a }}"}, "url: refused: scheme 'gopher' is not allowed"),
         (
             {"url": "https://x.example/", "headers": [{"name": "Host", "value": "a"}]},
             "header 'Host' is set by the server",
