@@ -16,7 +16,6 @@ from graphs.tools.http_get import HttpGet
 from tests.support.http_server import Reply, Server, redirect, serve
 
 
-
 @pytest.mark.parametrize(
     ("entries", "host", "ip", "port", "permitted"),
     [
