@@ -63,7 +63,7 @@ class Pair(BaseModel):
         default="",
         max_length=_TEMPLATE_CHARS,
         title="Value (template)",
-        json_schema_extra={"placeholder": "{{ token }}"},
+        json_schema_extra={"widget": "template", "placeholder": "{{ token }}"},
     )
 
 
@@ -132,15 +132,17 @@ class HttpNode(NodeType):
     default_config = {"method": "GET", "url": "https://example.com/"}
 
     def templates(self, config: HttpConfig) -> dict[str, str]:
+        # By field, as a form shows a problem: a rows field's values, one per line. Each
+        # value is a whole template, so joined they parse exactly when each of them does
+        # (a value's own problem shows again when it renders, naming its row).
         found = {"url": config.url}
         if config.body_type in ("json", "text") and config.body:
             found["body"] = config.body
-        for field in ("headers", "query", "form"):
-            if field == "form" and config.body_type != "form":
-                continue
-            for pair in getattr(config, field):
-                if pair.value:
-                    found[f"{field}.{pair.name}"] = pair.value
+        fields = ["headers", "query"] + (["form"] if config.body_type == "form" else [])
+        for field in fields:
+            values = [pair.value for pair in getattr(config, field) if pair.value]
+            if values:
+                found[field] = "\n".join(values)
         return found
 
     def input_ports(self, config: HttpConfig) -> frozenset[str]:

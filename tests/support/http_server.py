@@ -97,3 +97,26 @@ def serve(routes: dict[str, Route]) -> Iterator[Server]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+REPOSITORY = {
+    "full_name": "python/cpython",
+    "stargazers_count": 65000,
+    "language": "Python",
+    "description": "The Python programming language",
+    "forks_count": 31000,
+    "owner": {"login": "python", "id": 1525981},
+}
+
+
+@contextmanager
+def github_stand_in() -> Iterator[Server]:
+    """A stand-in for the part of the GitHub API ``examples/http.json`` calls."""
+
+    def repository(seen: Seen) -> Reply:
+        if seen.headers.get("accept") != "application/vnd.github+json":
+            return json_reply({"message": "send Accept: application/vnd.github+json"}, 415)
+        return json_reply(REPOSITORY)
+
+    with serve({"/repos/python/cpython": repository}) as server:
+        yield server
