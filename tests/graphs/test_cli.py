@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.http_server import github_stand_in
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -236,3 +237,24 @@ def test_a_reply_parse_cannot_read_fails_the_run_naming_what_it_expected(tmp_pat
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["error"].startswith("node 'subtasks' failed: no <step>...</step> element found")
+
+
+def test_run_calls_an_allow_listed_api_from_the_command_line():
+    with github_stand_in() as api:
+        env = {
+            "SWITCHYARD_HTTP_NODE_ENABLED": "1",
+            "SWITCHYARD_HTTP_ALLOW_HOSTS": f"127.0.0.1:{api.port}",
+        }
+        done = cli(
+            "run", "examples/http.json", "--input", f"api=http://127.0.0.1:{api.port}", env=env
+        )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["outputs"]["summary"]["stars"] == 65000
+
+
+def test_a_malformed_allow_list_stops_the_cli_naming_the_setting():
+    env = {"SWITCHYARD_HTTP_ALLOW_HOSTS": "https://api.internal/"}
+    done = cli("run", "examples/http.json", env=env)
+    assert done.returncode == 2
+    assert "SWITCHYARD_HTTP_ALLOW_HOSTS: 'https://api.internal/' is not a host" in done.stderr
