@@ -1,6 +1,6 @@
 """The ``http`` node in a real browser: from the palette, through its generated form (a
 templated URL, a header row), to a run that calls a local stand-in for the GitHub API,
-which the server allow-lists, and shows the JSON it got."""
+which the server allow-lists, and shows the JSON it got, live and replayed."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_an_http_node_from_the_palette_calls_an_allow_listed_api(
     saved = next(n for n in doc(page)["nodes"] if n["id"] == "http1")["config"]
     assert saved["headers"] == [{"name": "Accept", "value": "application/vnd.github+json"}]
 
-    start_run(page, {"input1": "python/cpython"})
+    run_id = start_run(page, {"input1": "python/cpython"})
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=TIMEOUT_MS
     )
@@ -80,3 +80,21 @@ def test_an_http_node_from_the_palette_calls_an_allow_listed_api(
     shown = page.get_by_test_id("outputs").locator("pre.output-json")
     expect(shown).to_contain_text('"stargazers_count": 65000')
     assert "/repos/python/cpython" in http_api.paths
+
+    # Replay: from the start the node has not run; played to the end, the inspector shows
+    # the status and the decoded body it got.
+    page.goto(f"{server.url}/runs/{run_id}/")
+    page.wait_for_selector("html[data-replay=ready]", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-cell-id] .sy-node.st-done').length === 3"
+    )
+    page.get_by_test_id("replay-scrub").fill("0")
+    expect(step(page, "http1")).not_to_have_attribute("data-status", "done")
+    page.get_by_test_id("replay-speed").select_option("0")
+    page.get_by_test_id("replay-play").click()
+    expect(step(page, "http1")).to_have_attribute("data-status", "done")
+    page.locator('[data-cell-id="http1"]').first.click()
+    card = page.get_by_test_id("inspector")
+    expect(card).to_contain_text('"content-type": "application/json"')
+    expect(card.get_by_text("200", exact=True)).to_be_visible()
+    expect(card).to_contain_text('"full_name": "python/cpython"')
