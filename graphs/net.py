@@ -70,6 +70,10 @@ class NetTimeout(NetError):
     """The whole request (lookups, every hop, the body) took longer than its budget."""
 
 
+class Unreachable(NetError):
+    """No connection, or it broke: worth another try later, unlike a refusal."""
+
+
 class TooLarge(NetError):
     """A body was larger than its cap."""
 
@@ -374,7 +378,7 @@ async def request(
     except (TimeoutError, httpx.TimeoutException):
         raise NetTimeout(f"timed out after {limits.timeout_s:g}s") from None
     except httpx.HTTPError as exc:
-        raise NetError(f"request failed: {type(exc).__name__}: {exc}") from None
+        raise Unreachable(f"request failed: {type(exc).__name__}: {exc}") from None
 
 
 async def _request(
@@ -467,7 +471,7 @@ async def _send(
             return await client.send(request, stream=True)
         except httpx.ConnectError as exc:
             failure = exc
-    raise NetError(f"could not connect to {host}: {failure}")
+    raise Unreachable(f"could not connect to {host}: {failure}")
 
 
 async def _read(

@@ -216,11 +216,10 @@ class HttpNode(NodeType):
                 allow=settings.http_allow,
                 limits=limits,
             )
-        except net.NetTimeout as exc:
+        except (net.NetTimeout, net.Unreachable) as exc:
             raise NodeError(str(exc), retryable=True) from None
-        except net.NetError as exc:
-            retryable = str(exc).startswith(("could not connect", "request failed"))
-            raise NodeError(str(exc), retryable=retryable) from None
+        except net.NetError as exc:  # refused, too large, malformed: the same again would be
+            raise NodeError(str(exc)) from None
         out_headers = net.header_dict(response)
         if config.fail_on_status and response.status >= 400:
             raise _status_error(response, out_headers)

@@ -8,6 +8,7 @@ same requests are refused before any connection.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -228,6 +229,22 @@ async def test_a_server_error_is_retried_and_then_fails_after_its_attempts(api: 
     assert result.status == "failed"
     assert "HTTP 503" in result.error
     assert "(after 2 attempts)" in result.error
+
+
+async def test_a_connection_refused_is_retried_and_a_refusal_is_not(api: Server) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    allow = AllowList.parse(f"127.0.0.1:{port}")
+    settings = settings_for(http_allow=allow)
+    result, events = await run(
+        call(url=f"http://127.0.0.1:{port}/", retries=1), tool_settings=settings
+    )
+    assert result.error.startswith("node 'call' failed: could not connect to 127.0.0.1")
+    assert result.error.endswith("(after 2 attempts)")
+    result, events = await run(call(url=api.url("/items/7"), retries=1), tool_settings=settings)
+    assert "refused: 127.0.0.1 is a loopback address" in result.error
+    assert of_type(events, "node_retrying") == []
 
 
 async def test_a_client_error_is_not_retried(api: Server) -> None:
