@@ -5,6 +5,11 @@
 ``ANTHROPIC_BASE_URL``             read by the Anthropic SDK itself
 ``SWITCHYARD_MAX_CONCURRENCY``     nodes running at once in one run (default 64)
 ``SWITCHYARD_HTTP_GET_ENABLED``    allow the agent tool ``http_get`` (default off)
+``SWITCHYARD_HTTP_NODE_ENABLED``   allow the ``http`` node (default off)
+``SWITCHYARD_HTTP_ALLOW_HOSTS``    internal hosts both may reach, comma-separated (default none)
+``SWITCHYARD_HTTP_TIMEOUT_S``      the http node's budget when it sets no timeout_s (default 30)
+``SWITCHYARD_HTTP_MAX_REQUEST_BYTES``   the http node's request body cap (default 1000000)
+``SWITCHYARD_HTTP_MAX_RESPONSE_BYTES``  the http node's response body cap (default 10000000)
 ``SWITCHYARD_OFFLINE_DELAY_MS``    pause between the offline model's streamed words (default 0)
 ``SWITCHYARD_SANDBOX_WORKERS``     template sandbox processes per event loop (default 2)
 ``SWITCHYARD_SANDBOX_TIMEOUT_S``   wall-clock budget of one sandboxed render (default 2)
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelClient
+from graphs.net import AllowList
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
 from graphs.sandbox import SandboxSettings
@@ -95,12 +101,44 @@ def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
         default_model=env_str("SWITCHYARD_MODEL", DEFAULT_MODEL, env=env),
         tools=dict(BUILTIN_TOOLS),
         registry=NODE_TYPES,
-        tool_settings=ToolSettings(
-            http_get_enabled=env_bool("SWITCHYARD_HTTP_GET_ENABLED", False, env=env)
-        ),
+        tool_settings=tool_settings_from_env(env),
         max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
         sandbox=sandbox_from_env(env),
     )
+
+
+def tool_settings_from_env(env: Mapping[str, str] = os.environ) -> ToolSettings:
+    default = ToolSettings()
+    return ToolSettings(
+        http_get_enabled=env_bool("SWITCHYARD_HTTP_GET_ENABLED", False, env=env),
+        http_node_enabled=env_bool("SWITCHYARD_HTTP_NODE_ENABLED", False, env=env),
+        http_allow=allow_list_from_env(env),
+        http_timeout_s=env_float(
+            "SWITCHYARD_HTTP_TIMEOUT_S", default.http_timeout_s, minimum=0.01, env=env
+        ),
+        http_max_request_bytes=env_int(
+            "SWITCHYARD_HTTP_MAX_REQUEST_BYTES", default.http_max_request_bytes, env=env
+        ),
+        http_max_response_bytes=env_int(
+            "SWITCHYARD_HTTP_MAX_RESPONSE_BYTES", default.http_max_response_bytes, env=env
+        ),
+    )
+
+
+def allow_list_from_env(env: Mapping[str, str] = os.environ) -> AllowList:
+    """``SWITCHYARD_HTTP_ALLOW_HOSTS``; a malformed entry stops start-up, naming it.
+
+    >>> allow_list_from_env({"SWITCHYARD_HTTP_ALLOW_HOSTS": "api.internal:8443, 10.1.0.0/16"})
+    AllowList(names=(('api.internal', 8443),), addresses=((IPv4Network('10.1.0.0/16'), None),))
+    >>> allow_list_from_env({"SWITCHYARD_HTTP_ALLOW_HOSTS": "10.1.0.0/33"})
+    Traceback (most recent call last):
+    ...
+    graphs.settings.SettingsError: SWITCHYARD_HTTP_ALLOW_HOSTS: '10.1.0.0/33' is not a network: ...
+    """
+    try:
+        return AllowList.parse(env.get("SWITCHYARD_HTTP_ALLOW_HOSTS", ""))
+    except ValueError as exc:
+        raise SettingsError(f"SWITCHYARD_HTTP_ALLOW_HOSTS: {exc}") from None
 
 
 def sandbox_from_env(env: Mapping[str, str] = os.environ) -> SandboxSettings:

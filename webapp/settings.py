@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from graphs.settings import SettingsError, tool_settings_from_env
 from webapp import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -155,6 +156,12 @@ MAX_RUNS_IN_FLIGHT = env.integer("SWITCHYARD_MAX_RUNS_IN_FLIGHT", 20, minimum=0)
 MAX_STORED_BYTES_PER_USER = env.integer(
     "SWITCHYARD_MAX_STORED_BYTES_PER_USER", 5_000_000_000, minimum=0
 )
+# The engine reads its network settings (the http node, http_get, the allow-list of internal
+# hosts) when the first run starts; they are read once now too, so a typo stops start-up.
+try:
+    tool_settings_from_env()
+except SettingsError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # What executes runs: a driver class by dotted path, resolved by webapp.execution as Django
 # resolves EMAIL_BACKEND. SWITCHYARD_RUN_DRIVER names one of these. inprocess: runs execute
 # in the web server's event loop (the embedded default). celery: nodes execute on Celery

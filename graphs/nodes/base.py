@@ -19,7 +19,8 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``schema``: a JSON Schema object whose top-level properties a host may show as a table
 - ``rows``: a list of small records (a model whose fields are ``str``), edited as a table
   with one column per field, headed by its ``title``, a ``placeholder`` in its own
-  ``json_schema_extra``; every value is stored exactly as typed
+  ``json_schema_extra``; every value is stored exactly as typed. A column may be a
+  ``template``; ``templates()`` then gives the field's values, one per line
 
 with ``rows`` (a number) as a hint of how much text the field usually holds, ``advanced:
 True`` for a setting few nodes need (a host may tuck it away with the common keys), and

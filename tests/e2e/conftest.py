@@ -19,6 +19,8 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import PASSWORD, DaphneServer, Server
+from tests.support.http_server import Server as HttpServer
+from tests.support.http_server import github_stand_in
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
@@ -73,9 +75,17 @@ def model_server() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, model_server, django_db_blocker) -> Iterator[DaphneServer]:
-    """Daphne on a SQLite file of its own, calling the fake model server. Tests build
-    their world in it with ``server.orm()`` (and ``server.create_user``)."""
+def http_api() -> Iterator[HttpServer]:
+    """A stand-in for the GitHub API on 127.0.0.1, which the server allow-lists."""
+    with github_stand_in() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, model_server, http_api, django_db_blocker) -> Iterator[DaphneServer]:
+    """Daphne on a SQLite file of its own, calling the fake model server, its http node on
+    and allowed to reach ``http_api`` alone. Tests build their world in it with
+    ``server.orm()`` (and ``server.create_user``)."""
     folder = tmp_path_factory.mktemp("e2e")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DJANGO_"))},
@@ -86,6 +96,8 @@ def server(tmp_path_factory, model_server, django_db_blocker) -> Iterator[Daphne
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
+        "SWITCHYARD_HTTP_NODE_ENABLED": "1",
+        "SWITCHYARD_HTTP_ALLOW_HOSTS": f"127.0.0.1:{http_api.port}",
     }
     server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")

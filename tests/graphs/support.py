@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -11,11 +12,30 @@ from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import NodeError
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse
+from graphs.net import AllowList
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 from graphs.schedule import RunOptions
 from graphs.settings import default_services
-from graphs.tools import BUILTIN_TOOLS
+from graphs.tools import BUILTIN_TOOLS, ToolSettings
+from tests.support.http_server import github_stand_in
+
+
+@contextmanager
+def example_world(name: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """What example ``name`` needs to run with no network: its run inputs and services.
+
+    The http example calls the GitHub API; here it calls a stand-in on 127.0.0.1, which
+    the services allow-list as a deployment would an internal API.
+    """
+    if name != "http":
+        yield {}, {}
+        return
+    with github_stand_in() as server:
+        settings = ToolSettings(
+            http_node_enabled=True, http_allow=AllowList.parse(f"127.0.0.1:{server.port}")
+        )
+        yield {"api": server.url("").rstrip("/")}, {"tool_settings": settings}
 
 
 def flow(*nodes: dict, edges: list[tuple[str, str, str, str]] = (), name: str = "test") -> dict:

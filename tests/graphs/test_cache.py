@@ -303,6 +303,7 @@ def test_the_cache_key_covers_type_version_config_model_and_inputs_only():
         ("merge", {}, False),
         ("input", {"name": "x"}, False),
         ("map", {"flow": {}}, False),
+        ("http", {"url": "https://example.com/"}, False),
     ],
 )
 def test_which_node_types_are_cached_by_default(type_name, config, expected):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.http_server import github_stand_in
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -275,3 +276,24 @@ def test_a_template_whose_json_output_is_not_json_exits_1_naming_the_node(tmp_pa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "failed"
     assert result["error"].startswith("node 'plan' failed: output is json, but the rendered")
+
+
+def test_run_calls_an_allow_listed_api_from_the_command_line():
+    with github_stand_in() as api:
+        env = {
+            "SWITCHYARD_HTTP_NODE_ENABLED": "1",
+            "SWITCHYARD_HTTP_ALLOW_HOSTS": f"127.0.0.1:{api.port}",
+        }
+        done = cli(
+            "run", "examples/http.json", "--input", f"api=http://127.0.0.1:{api.port}", env=env
+        )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["outputs"]["summary"]["stars"] == 65000
+
+
+def test_a_malformed_allow_list_stops_the_cli_naming_the_setting():
+    env = {"SWITCHYARD_HTTP_ALLOW_HOSTS": "https://api.internal/"}
+    done = cli("run", "examples/http.json", env=env)
+    assert done.returncode == 2
+    assert "SWITCHYARD_HTTP_ALLOW_HOSTS: 'https://api.internal/' is not a host" in done.stderr

@@ -15,7 +15,7 @@ from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from graphs.validation import warnings
 from tests.fakes.anthropic_server import FakeResponse
-from tests.graphs.support import finished, of_type, run, statuses
+from tests.graphs.support import example_world, finished, of_type, run, statuses
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -37,12 +37,14 @@ def test_there_is_one_example_per_pattern():
         "orchestrator",
         "evaluate",
         "classify",
+        "http",
     }
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
 async def test_each_example_runs_offline_and_succeeds(name):
-    result, events = await run(example(name))
+    with example_world(name) as (inputs, services):
+        result, events = await run(example(name), inputs, **services)
     assert result.status == "succeeded", result.error
     assert result.outputs
     assert events[-1]["type"] == "run_finished"
@@ -279,3 +281,23 @@ async def test_orchestrator_example_runs_its_workers_concurrently(count):
     result, _ = await run(example("orchestrator"), model_client=Planner(plan_of(count), count))
     assert result.status == "succeeded", result.error
     assert len(result.outputs["results"]) == count
+
+
+async def test_http_example_calls_the_api_and_reshapes_its_json_into_a_value():
+    with example_world("http") as (inputs, services):
+        result, events = await run(example("http"), inputs, **services)
+    assert result.outputs["summary"] == {
+        "name": "python/cpython",
+        "stars": 65000,
+        "language": "Python",
+        "about": "The Python programming language",
+    }
+    [fetched] = finished(events, "fetch")
+    assert fetched["output"]["status"] == 200
+    assert fetched["output"]["body"]["owner"] == {"login": "python", "id": 1525981}
+
+
+async def test_http_example_is_refused_where_the_node_is_not_enabled():
+    result, _ = await run(example("http"))
+    assert result.status == "failed"
+    assert "SWITCHYARD_HTTP_NODE_ENABLED=1" in result.error

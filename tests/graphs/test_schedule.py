@@ -27,7 +27,7 @@ from graphs.schedule import (
     StepRefused,
     StepResult,
 )
-from tests.graphs.support import compiled, flow, node, run, run_with
+from tests.graphs.support import compiled, example_world, flow, node, run, run_with
 from tests.graphs.test_examples import EXAMPLES, example
 from tests.graphs.test_executor import loop, routed
 
@@ -85,8 +85,9 @@ class StepDriver:
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
 async def test_each_example_driven_step_by_step_through_json_matches_the_in_process_run(name):
-    _, in_process = await run(example(name))
-    stepped = await StepDriver(compiled(example(name))).run({})
+    with example_world(name) as (inputs, services):
+        _, in_process = await run(example(name), inputs, **services)
+        stepped = await StepDriver(compiled(example(name), **services)).run(inputs)
     assert stable(stepped) == stable(in_process)
     assert stepped[-1]["type"] == "run_finished" and stepped[-1]["status"] == "succeeded"
 

@@ -6,6 +6,7 @@ connection is attempted, and the fetch tests talk to stdlib HTTP servers on 127.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import threading
@@ -17,16 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from graphs import net
+from graphs.net import AllowList, NetError, address_problem, check_url, resolve_and_check
 from graphs.tools import BUILTIN_TOOLS, Tool, ToolError, ToolSettings
-from graphs.tools import http_get as http_get_module
 from graphs.tools.calculator import Calculator, evaluate, format_number
-from graphs.tools.http_get import (
-    DISABLED_MESSAGE,
-    HttpGet,
-    address_problem,
-    check_url,
-    resolve_and_check,
-)
+from graphs.tools.http_get import DISABLED_MESSAGE, HttpGet
 from tests.support.work import peak_bytes
 
 ENABLED = ToolSettings(http_get_enabled=True, http_get_timeout_s=5.0, http_get_max_bytes=10_000)
@@ -283,7 +279,7 @@ async def test_http_get_is_disabled_by_default() -> None:
 async def test_http_get_refuses_non_public_targets_naming_the_address(
     url: str, message: str
 ) -> None:
-    with pytest.raises(ToolError, match=re.escape(message)):
+    with pytest.raises(NetError, match=re.escape(message)):
         check_url(url)
     # The tool itself refuses the same way, before any connection is attempted.
     with pytest.raises(ToolError, match=re.escape(message)):
@@ -316,7 +312,7 @@ def test_address_problem_classifies_addresses(address: str, problem: str | None)
 
 @pytest.mark.parametrize("host", ["localhost", "2130706433", "0x7f.1", "127.1", "127.0.0.1"])
 async def test_resolve_and_check_refuses_names_that_resolve_to_loopback(host: str) -> None:
-    with pytest.raises(ToolError, match=r"refused: 127\.0\.0\.1 is a loopback address"):
+    with pytest.raises(NetError, match=r"refused: 127\.0\.0\.1 is a loopback address"):
         await resolve_and_check(host, 80)
 
 
@@ -326,20 +322,20 @@ async def test_resolve_and_check_refuses_if_any_resolved_address_is_private(
     async def fake_getaddrinfo(host: str, port: int) -> list[str]:
         return ["127.0.0.1", "10.0.0.7"]
 
-    monkeypatch.setattr(http_get_module, "_getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net, "_getaddrinfo", fake_getaddrinfo)
     allow_loopback = _allow_only(port=80)
-    with pytest.raises(ToolError, match=r"refused: 10\.0\.0\.7 is a private address"):
+    with pytest.raises(NetError, match=r"refused: 10\.0\.0\.7 is a private address"):
         await resolve_and_check("mixed.invalid", 80, allow=allow_loopback)
 
 
 async def test_resolve_and_check_returns_addresses_the_policy_allows() -> None:
     assert await resolve_and_check("localhost", 8080, allow=_allow_only(port=8080)) == ["127.0.0.1"]
-    with pytest.raises(ToolError, match="loopback"):
+    with pytest.raises(NetError, match="loopback"):
         await resolve_and_check("localhost", 8081, allow=_allow_only(port=8080))
 
 
 async def test_resolve_and_check_reports_unresolvable_names() -> None:
-    with pytest.raises(ToolError, match=r"could not resolve 'no-such-host\.invalid'"):
+    with pytest.raises(NetError, match=r"could not resolve 'no-such-host\.invalid'"):
         await resolve_and_check("no-such-host.invalid", 80)
 
 
@@ -356,11 +352,10 @@ async def test_https_request_is_pinned_to_the_checked_ip_with_sni_for_the_name(
         sent.append(request)
         raise httpx.ConnectError("nothing listens here", request=request)
 
-    monkeypatch.setattr(http_get_module, "_getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net, "_getaddrinfo", fake_getaddrinfo)
     monkeypatch.setattr(httpx.AsyncClient, "send", fake_send)
-    tool = HttpGet(allow=_allow_only(port=443))
     with pytest.raises(ToolError, match=r"could not connect to pinned\.invalid"):
-        await tool.call({"url": "https://pinned.invalid/path?q=1"}, ENABLED)
+        await HttpGet().call({"url": "https://pinned.invalid/path?q=1"}, allowing(port=443))
     [request] = sent
     assert request.url == httpx.URL("https://127.0.0.1/path?q=1")
     assert request.headers["host"] == "pinned.invalid"
@@ -438,9 +433,14 @@ def _redirect(location: str | Callable[[], str]) -> Route:
     return route
 
 
-def _allow_only(port: int) -> Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address, int], bool]:
+def _allow_only(port: int) -> AllowList:
     """Relax the policy for exactly one destination: 127.0.0.1 on `port`."""
-    return lambda ip, p: ip == LOOPBACK and p == port
+    return AllowList.parse(f"127.0.0.1:{port}")
+
+
+def allowing(port: int, **changes: object) -> ToolSettings:
+    """ENABLED, with 127.0.0.1 on `port` allow-listed as a deployment would."""
+    return dataclasses.replace(ENABLED, http_allow=_allow_only(port), **changes)  # type: ignore[arg-type]
 
 
 # /slow answers once a test lets it (or after half a minute).
@@ -479,12 +479,13 @@ def site(internal: LocalServer) -> Iterator[LocalServer]:
         yield server
 
 
-def _tool_for(server: LocalServer) -> HttpGet:
-    return HttpGet(allow=_allow_only(server.port))
+async def _get(server: LocalServer, path: str, **changes: object) -> str:
+    """http_get through the tool, with `server` allow-listed."""
+    return await HttpGet().call({"url": server.url(path)}, allowing(server.port, **changes))
 
 
 async def test_http_get_fetches_a_page_from_an_allowed_server(site: LocalServer) -> None:
-    result = await _tool_for(site).call({"url": site.url("/hello")}, ENABLED)
+    result = await _get(site, "/hello")
     assert result.splitlines()[0] == "HTTP 200 OK"
     assert "content-type: text/plain; charset=utf-8" in result
     assert result.endswith("héllo, world")
@@ -493,19 +494,18 @@ async def test_http_get_fetches_a_page_from_an_allowed_server(site: LocalServer)
 
 
 async def test_http_get_decodes_with_the_declared_charset(site: LocalServer) -> None:
-    result = await _tool_for(site).call({"url": site.url("/latin1")}, ENABLED)
+    result = await _get(site, "/latin1")
     assert result.endswith("café")
 
 
 async def test_http_get_returns_error_statuses_as_text(site: LocalServer) -> None:
-    result = await _tool_for(site).call({"url": site.url("/teapot")}, ENABLED)
+    result = await _get(site, "/teapot")
     assert result.startswith("HTTP 418")
     assert result.endswith("short and stout")
 
 
 async def test_http_get_truncates_the_body_at_max_bytes(site: LocalServer) -> None:
-    settings = ToolSettings(http_get_enabled=True, http_get_max_bytes=1000)
-    result = await _tool_for(site).call({"url": site.url("/big")}, settings)
+    result = await _get(site, "/big", http_get_max_bytes=1000)
     body = result.split("\n\n", 1)[1]
     assert body.startswith("x" * 1000 + "\n")
     assert "x" * 1001 not in result
@@ -515,14 +515,13 @@ async def test_http_get_truncates_the_body_at_max_bytes(site: LocalServer) -> No
 async def test_http_get_does_not_mark_a_body_of_exactly_max_bytes_truncated(
     site: LocalServer,
 ) -> None:
-    settings = ToolSettings(http_get_enabled=True, http_get_max_bytes=5000)
-    result = await _tool_for(site).call({"url": site.url("/big")}, settings)
+    result = await _get(site, "/big", http_get_max_bytes=5000)
     assert result.endswith("x" * 5000)
     assert "truncated" not in result
 
 
 async def test_http_get_follows_a_redirect_to_an_allowed_target(site: LocalServer) -> None:
-    result = await _tool_for(site).call({"url": site.url("/to-hello")}, ENABLED)
+    result = await _get(site, "/to-hello")
     assert result.startswith("HTTP 200 OK")
     assert f"url: {site.url('/hello')}" in result
     assert site.hits == ["/to-hello", "/hello"]
@@ -541,14 +540,14 @@ async def test_http_get_refuses_a_redirect_into_a_non_public_target(
     site: LocalServer, internal: LocalServer, path: str, message: str
 ) -> None:
     with pytest.raises(ToolError, match=message):
-        await _tool_for(site).call({"url": site.url(path)}, ENABLED)
+        await _get(site, path)
     assert site.hits == [path]  # the first hop was permitted and answered
     assert internal.hits == []  # the second hop never happened
 
 
 async def test_http_get_stops_after_too_many_redirects(site: LocalServer) -> None:
     with pytest.raises(ToolError, match="too many redirects"):
-        await _tool_for(site).call({"url": site.url("/loop")}, ENABLED)
+        await _get(site, "/loop")
     assert site.hits == ["/loop"] * 6
 
 
@@ -560,9 +559,9 @@ async def test_http_get_connects_to_the_checked_address_and_sends_the_original_h
         assert host == "rebind.invalid"
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(http_get_module, "_getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net, "_getaddrinfo", fake_getaddrinfo)
     url = f"http://rebind.invalid:{site.port}/hello"
-    result = await _tool_for(site).call({"url": url}, ENABLED)
+    result = await HttpGet().call({"url": url}, allowing(site.port))
     assert result.startswith("HTTP 200 OK")
     assert site.hosts == [f"rebind.invalid:{site.port}"]
 
@@ -576,12 +575,11 @@ async def test_http_get_refuses_the_local_server_without_an_explicit_exception(
 
 
 async def test_http_get_enforces_the_total_timeout(site: LocalServer) -> None:
-    settings = ToolSettings(http_get_enabled=True, http_get_timeout_s=0.2)
     slow_may_answer.clear()
     try:
         # The server has not answered when the tool gives up: it answers only after.
         with pytest.raises(ToolError, match=r"timed out after 0\.2s"):
-            await _tool_for(site).call({"url": site.url("/slow")}, settings)
+            await _get(site, "/slow", http_get_timeout_s=0.2)
     finally:
         slow_may_answer.set()
 
