@@ -74,8 +74,6 @@ def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> No
 
 
 def add_node(page: Page, node_type: str, at: tuple[float, float], node_id: str) -> None:
-    # The palette is taller than the test's window: the later types are below its fold.
-    page.get_by_test_id(f"palette-{node_type}").scroll_into_view_if_needed()
     drag(page, centre(page, f'[data-testid="palette-{node_type}"]'), at)
     page.wait_for_selector(f'[data-cell-id="{node_id}"]')
 
