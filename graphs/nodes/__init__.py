@@ -2,6 +2,7 @@
 
 from graphs.nodes.agent import AgentNode
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+from graphs.nodes.code import CodeNode
 from graphs.nodes.io import InputNode, OutputNode
 from graphs.nodes.llm import LLMNode
 from graphs.nodes.map import MapNode
@@ -20,6 +21,7 @@ NODE_TYPES: dict[str, NodeType] = {
     "map": MapNode(),
     "agent": AgentNode(),
     "parse": ParseNode(),
+    "code": CodeNode(),
 }
 
 __all__ = ["NODE_TYPES", "CommonConfig", "NodeContext", "NodeType", "Services"]

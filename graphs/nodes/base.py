@@ -58,6 +58,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
+from graphs.codebox import CodeSettings
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.tools.base import Tool, ToolSettings
@@ -134,6 +135,8 @@ class Services:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    # The limits of ``code`` nodes (``graphs.codebox``).
+    code: CodeSettings = field(default_factory=CodeSettings)
 
 
 @dataclass
