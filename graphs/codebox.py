@@ -141,6 +141,7 @@ def command(settings: CodeSettings, seccomp_fd: int) -> list[str]:
         "cpu_s": settings.cpu_s,
         "file_bytes": settings.scratch_mib * 1024 * 1024,
         "stdout_chars": settings.stdout_chars,
+        "reply_bytes": settings.max_reply_bytes,
     }
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--ro-bind", "/usr/lib", "/usr/lib", "--ro-bind-try", "/usr/lib64", "/usr/lib64"]
@@ -164,6 +165,10 @@ class _Worker:
         self.proc = proc
 
     def kill(self) -> None:
+        # Closing stdin as well lets the loop close the process's transport once it exits
+        # (a transport left open warns, late, from its __del__).
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         if self.proc.returncode is None:
             # Its own session: the group is bwrap and everything inside.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -221,7 +226,7 @@ class CodePool:
                 line = await stdout.readline()
         except TimeoutError:
             raise SandboxTimeout(budget) from None
-        except (ValueError, asyncio.LimitOverrunError):
+        except (ValueError, asyncio.LimitOverrunError):  # the worker checks; this is a backstop
             raise SandboxError(
                 f"answered more than {self.settings.max_reply_bytes} bytes"
             ) from None

@@ -66,7 +66,9 @@ def main(argv: list[str]) -> int:
     os.dup2(null, 2)
     _limit(resource.RLIMIT_AS, limits["memory_mib"] * 1024 * 1024)
     # CPU seconds: past the soft limit the kernel sends SIGXCPU, which ends the process.
-    _limit(resource.RLIMIT_CPU, limits["cpu_s"])
+    # The hard limit a second later: at the soft one the kernel sends SIGXCPU (which says
+    # why the job ended), at the hard one SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
     _limit(resource.RLIMIT_FSIZE, limits["file_bytes"])
     _limit(resource.RLIMIT_CORE, 0)
     out.write(READY)
@@ -74,14 +76,22 @@ def main(argv: list[str]) -> int:
     job = json.loads(sys.stdin.buffer.readline())
     answer = _run(job, limits["stdout_chars"])
     try:
-        line = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        line = json.dumps(
-            {"ok": False, "error": "failed", "message": f"main returned a non-JSON value: {exc}"}
+        line = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogatepass"
         )
-    out.write(line.encode("utf-8", "surrogatepass") + b"\n")
+    except (TypeError, ValueError) as exc:
+        line = _failure(f"main returned a non-JSON value: {exc}")
+    except MemoryError:
+        line = b'{"ok": false, "error": "memory"}'
+    if len(line) >= limits["reply_bytes"]:
+        line = _failure(f"main's outputs and stdout take more than {limits['reply_bytes']} bytes")
+    out.write(line + b"\n")
     out.flush()
     return 0
+
+
+def _failure(message: str) -> bytes:
+    return json.dumps({"ok": False, "error": "failed", "message": message}).encode()
 
 
 def _run(job: dict[str, Any], stdout_chars: int) -> dict[str, Any]:
