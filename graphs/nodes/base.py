@@ -14,6 +14,7 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``template``: text in the template language (its variables are the node's ports);
   ``templates()`` says which of these fields a given config uses
 - ``code``: a short identifier-like string (no spell checking)
+- ``source``: program text, several lines (a ``code`` node's Python)
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
 - ``schema``: a JSON Schema object whose top-level properties a host may show as a table

@@ -44,7 +44,7 @@ class CodeConfig(CommonConfig):
         description="Python defining main(...): its parameters are the input ports, and it "
         "returns a dict with a value for each output. Runs sandboxed: standard library only, "
         "no network, no files beyond its working directory, no processes.",
-        json_schema_extra={"widget": "code", "rows": 12},
+        json_schema_extra={"widget": "source", "rows": 12},
     )
     outputs: list[str] = Field(
         default_factory=lambda: ["words", "count"],
