@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -273,3 +276,18 @@ def test_the_sandbox_is_available_here():
     # CI installs bubblewrap (scripts/test.sh); without it the node refuses, never runs bare.
     assert codebox.available() is None
     assert os.path.exists("/usr/bin/bwrap")
+
+
+def test_the_cli_runs_a_code_node_and_exits_cleanly(tmp_path):
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(code_flow(CODE.default_config["code"], ["count"])))
+    done = subprocess.run(
+        [sys.executable, "-m", "graphs", "run", str(path), "--input", "text=a b c"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(done.stdout) == {"status": "succeeded", "outputs": {"value": 3}}
