@@ -18,6 +18,7 @@ from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType
 from tests.graphs.support import Probe, flow, node, of_type, run, services
+from tests.support.wait import wait_for_async
 
 
 class RaiseConfig(CommonConfig):
@@ -153,7 +154,9 @@ async def test_a_run_whose_node_is_cancelled_from_outside_is_still_cancelled():
 
     doc = flow(node("slow", "sleep", seconds=30))
     handle = compile_flow(doc, with_raise()).start({}, events.append)
-    await asyncio.sleep(0.05)
+    await wait_for_async(
+        lambda: any(e["type"] == "node_started" for e in events), message="the node starting"
+    )
     handle.cancel()
     result = await handle.wait()
     assert result.status == "cancelled"

@@ -3,6 +3,7 @@ the run event socket and the flow socket, with code 4403. Access that stays keep
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -58,12 +59,13 @@ async def closed(ws: WebsocketCommunicator) -> dict:
 async def still_open(ws: WebsocketCommunicator) -> bool:
     """Open: it answers a ping (the run socket with a pong, the flow socket too)."""
     await ws.send_to(text_data='{"type":"ping"}')
-    while True:
-        output = await ws.receive_output(timeout=3)
-        if output["type"] == "websocket.close":
-            return False
-        if json.loads(output["text"]).get("type") == "pong":
-            return True
+    async with asyncio.timeout(30):  # other messages forever fail here
+        while True:
+            output = await ws.receive_output(timeout=3)
+            if output["type"] == "websocket.close":
+                return False
+            if json.loads(output["text"]).get("type") == "pong":
+                return True
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ while it arrives, whether its length is declared or not, and the rest is never r
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -39,11 +40,12 @@ async def response_of(communicator: ApplicationCommunicator) -> tuple[int, dict,
     start = await communicator.receive_output(timeout=5)
     assert start["type"] == "http.response.start"
     body = b""
-    while True:
-        message = await communicator.receive_output(timeout=5)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    async with asyncio.timeout(30):  # a body that never ends fails here, not at pytest-timeout
+        while True:
+            message = await communicator.receive_output(timeout=5)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
     return start["status"], dict(start["headers"]), body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -41,10 +42,11 @@ async def open_flow(flow_id: int, user=None, *headers) -> tuple[WebsocketCommuni
 
 async def until(ws: WebsocketCommunicator, kind: str, test=lambda m: True) -> dict[str, Any]:
     """The next message of this type that passes `test`, skipping the others."""
-    while True:
-        message = json.loads(await ws.receive_from(timeout=3))
-        if message["type"] == kind and test(message):
-            return message
+    async with asyncio.timeout(30):  # other messages forever fail here
+        while True:
+            message = json.loads(await ws.receive_from(timeout=3))
+            if message["type"] == kind and test(message):
+                return message
 
 
 def names(message: dict[str, Any]) -> list[str]:

@@ -175,11 +175,12 @@ async def test_flooding_messages_close_the_socket(alice):
     for _ in range(25):
         await ws.send_to(text_data='{"type":"ping"}')
     outputs = []
-    while True:
-        output = await ws.receive_output(timeout=2)
-        outputs.append(output)
-        if output["type"] == "websocket.close":
-            break
+    async with asyncio.timeout(30):  # a socket that never closes fails here
+        while True:
+            output = await ws.receive_output(timeout=2)
+            outputs.append(output)
+            if output["type"] == "websocket.close":
+                break
     assert outputs[-1]["code"] == 1008
     assert sum(o["type"] == "websocket.send" for o in outputs) == 20
 
