@@ -16,6 +16,12 @@ class Flow(models.Model):
     name = models.CharField(max_length=200)
     # The number of the newest FlowVersion; saves compare-and-set it (see services.save).
     version = models.PositiveIntegerField(default=0)
+    # What runs from outside the editor (the API, and later webhooks, schedules, chat, MCP)
+    # run when they name no version; None: the newest. Saving never changes it; publishing
+    # does (webapp.flows.versions.service.publish), and each change is a Publication.
+    published = models.ForeignKey(
+        "FlowVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -47,6 +53,22 @@ class FlowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow} v{self.number}"
+
+
+class Publication(models.Model):
+    """One change of a flow's published version: ``version`` None when it was unpublished."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="publications")
+    version = models.ForeignKey(
+        FlowVersion, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
 
 
 class FlowShare(models.Model):
