@@ -285,14 +285,25 @@ class StreamQuery(Schema):
     )
 
 
-# What an event stream's 200 is: text, one event a message (see run_stream).
+# What an event stream's 200 is: one message an event (see run_stream), each with these
+# fields as text.
 STREAM_200 = {
     "description": "OK",
     "content": {
         "text/event-stream": {
             "schema": {
-                "type": "string",
-                "description": "id: the event's seq; event: its type; data: the event as JSON",
+                "type": "object",
+                "description": "One Server-Sent Events message: one event of the run.",
+                "properties": {
+                    "id": {"type": "string", "description": "The event's seq."},
+                    "event": {"type": "string", "description": "The event's type."},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "description": "The event as JSON (as in /events).",
+                    },
+                },
+                "required": ["id", "event", "data"],
             }
         }
     },
