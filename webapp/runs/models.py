@@ -26,6 +26,10 @@ class Run(models.Model):
         UNKNOWN = "", "unknown"  # runs made before triggers were recorded
         EDITOR = "editor"
         API = "api", "API"
+        WEBHOOK = "webhook"
+        SCHEDULE = "schedule"
+        CHAT = "chat"
+        MCP = "mcp", "MCP"
         RERUN = "rerun", "re-run"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
