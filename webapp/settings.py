@@ -161,6 +161,8 @@ MAX_STORED_BYTES_PER_USER = env.integer(
 # (`GET /api/runs/{id}/stream`) stays open before the client resumes with Last-Event-ID.
 RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
 RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
+# A webhook delivery's body above this many bytes is refused with 413 as it arrives.
+WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:
