@@ -282,3 +282,8 @@ FLOW_DOCUMENT_SCHEMA = {**inline_schema(FlowDocument), "examples": [FLOW_DOCUMEN
 # typed in the schema, passed through as they are.
 FlowDocumentOut = Annotated[dict[str, Any], WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
 EventOut = Annotated[dict[str, Any], WithJsonSchema(inline_schema(RunEventOut))]
+
+
+class UsageOut(Schema):
+    input_tokens: int
+    output_tokens: int

@@ -156,6 +156,13 @@ MAX_RUNS_IN_FLIGHT = env.integer("SWITCHYARD_MAX_RUNS_IN_FLIGHT", 20, minimum=0)
 MAX_STORED_BYTES_PER_USER = env.integer(
     "SWITCHYARD_MAX_STORED_BYTES_PER_USER", 5_000_000_000, minimum=0
 )
+# The run API: how long `POST /api/flows/{id}/runs` may wait for a run to end (`wait`, at
+# most 300 s in the API; a deployment may lower it), and how long one event stream
+# (`GET /api/runs/{id}/stream`) stays open before the client resumes with Last-Event-ID.
+RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
+RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
+# A webhook delivery's body above this many bytes is refused with 413 as it arrives.
+WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:

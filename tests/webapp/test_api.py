@@ -445,6 +445,7 @@ def test_run_detail_shows_state_version_and_usage(api, alice_run):
         "cache_hits": None,
         "duration_s": None,
         "kind": "run",
+        "trigger": "editor",
         "parent": None,
         "from_node": "",
     }

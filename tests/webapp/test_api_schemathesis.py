@@ -25,6 +25,9 @@ schema = load_schema()
 def world(transactional_db: None, settings: Any) -> Any:
     """A fresh world for each operation, committed (see contract_world)."""
     settings.LOGIN_ADDRESS_FAILURES = NEVER_LOCKED
+    # Runs of the world may stay queued (nothing executes them): a wait or an event stream
+    # on one ends after a second rather than the deployment's minutes.
+    settings.RUN_WAIT_MAX_S = settings.RUN_STREAM_MAX_S = 1
     return contract_world()
 
 

@@ -236,6 +236,7 @@ def test_the_api_lists_runs_with_the_pages_figures(client, alice, alice_token, a
         "cache_hits": 3,
         "duration_s": 1.5,
         "kind": "run",
+        "trigger": "editor",
         "parent": None,
         "from_node": "",
     }

@@ -7,7 +7,7 @@ the first of these loops that is running:
 - the caller's own, when it is on one (a consumer, an async test);
 - the server's, recorded by webapp.asgi each time it serves (``serve_on``);
 - the loop that asgiref's ``sync_to_async`` runs the calling thread for (Django's async
-  test client, which bypasses webapp.asgi);
+  test client, which bypasses webapp.asgi), unless ``async_to_sync`` made it for one call;
 - a loop of the driver's own on a daemon thread, for callers no loop serves (the sync
   test client, a management command, a shell). Its runs end with the process, like the
   server's: ``recover_runs`` closes what they left open.
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import SyncToAsync
+from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 
 from graphs.executor import Run as EngineRun
@@ -168,9 +168,15 @@ def _loop_for_caller() -> asyncio.AbstractEventLoop:
         pass  # a sync caller
     if _server_loop is not None and _server_loop.is_running():
         return _server_loop
-    # asgiref keeps it for async_to_sync; a loop closed since (an earlier test's) is skipped.
+    # asgiref keeps it for async_to_sync; a loop closed since (an earlier test's) is skipped,
+    # and so is a loop async_to_sync made for one call (the sync test client calling an async
+    # view): it closes when the call returns, cancelling whatever still runs on it.
     caller = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if caller is not None and caller.is_running():
+    if (
+        caller is not None
+        and caller.is_running()
+        and caller not in AsyncToSync.loop_thread_executors
+    ):
         return caller
     return own_loop()
 

@@ -7,26 +7,34 @@ version it was based on and is refused with 409 when someone saved since.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from django.http import HttpRequest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints, WithJsonSchema
 
 from graphs.errors import FlowInvalid
+from webapp.accounts.tokens import bearer
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
     BodyIn,
     FlowDocumentOut,
     Id,
     PageQuery,
+    UsageOut,
+    VersionNumber,
     page_model,
     paginate,
 )
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
+from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs.services import create_run, start_notice
+from webapp.runs import answers, follow, idempotency
+from webapp.runs.models import Run
+from webapp.runs.services import create_run, version_for_outside
 from webapp.teams.models import Role
 from webapp.teams.services import team_for
 
@@ -61,6 +69,18 @@ class RunIn(BodyIn):
     ignore_cache: bool = Field(
         False, description="Run every node, even those with a cached output (and refresh it)."
     )
+    version: VersionNumber | Literal["current"] | None = Field(
+        None,
+        description='The version to run, or "current" for the newest; default: the '
+        "published version, else the newest.",
+    )
+    wait: float | None = Field(
+        None,
+        ge=0,
+        le=300,
+        description="Seconds to wait for the run to end: 200 with its outputs when it does, "
+        "else 202. Absent: answer at once (201).",
+    )
 
 
 class FlowCreatedOut(Schema):
@@ -72,6 +92,9 @@ class FlowOut(Schema):
     id: int
     name: str
     version: int
+    published_version: int | None = Field(
+        description="What runs from outside the editor run; null: the newest version."
+    )
     graph: FlowDocumentOut
 
 
@@ -89,8 +112,19 @@ class SavedOut(Schema):
 class RunCreatedOut(Schema):
     id: int
     status: str = "queued"
+    version: int = Field(description="The version of the flow the run runs.")
     # Set when the run cannot start yet, and says why (the task queue is unreachable).
     notice: str | None = None
+
+
+class RunWaitedOut(RunCreatedOut):
+    """The run ended while the request waited."""
+
+    outputs: dict[str, Any]
+    error: str
+    usage: UsageOut
+    cost_usd: float
+    duration_s: float | None
 
 
 FlowPageOut = page_model("FlowPageOut", FlowSummaryOut)
@@ -168,7 +202,14 @@ def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
     """The flow's current version: its number and document."""
     flow = access.flow_for_viewer(request.auth, flow_id)
     version = flow.current()
-    return {"id": flow.id, "name": flow.name, "version": version.number, "graph": version.graph}
+    published = flow.published.number if flow.published else None
+    return {
+        "id": flow.id,
+        "name": flow.name,
+        "version": version.number,
+        "published_version": published,
+        "graph": version.graph,
+    }
 
 
 @router.put(
@@ -211,16 +252,78 @@ def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
     return {"version": number}
 
 
-@router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, **responses(403)})
-def run_create(request: HttpRequest, flow_id: Id, payload: RunIn) -> Any:
-    """Start a run of the flow's current version (editors); it begins queued.
+RUN_STARTS = {
+    200: RunWaitedOut,
+    201: RunCreatedOut,
+    202: RunCreatedOut,
+    400: InvalidOut,
+    **responses(403, 404, 409, 429),
+}
+
+
+@router.post("/{flow_id}/runs", response=RUN_STARTS)
+async def run_create(
+    request: HttpRequest, response: HttpResponse, flow_id: Id, payload: RunIn
+) -> Any:
+    """Start a run (editors): of the published version, else the newest, unless ``version``
+    names one. It begins queued: 201 with its id.
+
+    With ``wait`` (seconds) the answer waits for the run: 200 with its status and outputs
+    when it ends within that time, else 202 as without. A client that goes away while
+    waiting does not stop the run.
+
+    ``Idempotency-Key`` (1-255 visible ASCII characters): the same key with the same body
+    within 24 hours answers with the first run (header ``Idempotent-Replayed: true``) and
+    starts nothing; with another body, 409 ``idempotency_key_reused``.
 
     400 (``invalid_flow``) when the inputs do not fit the flow.
     """
+    run, replayed = await sync_to_async(_start)(request, flow_id, payload)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    if payload.wait is None:
+        return Status(201, await sync_to_async(answers.started)(run))
+    if await follow.until_finished(run.pk, min(payload.wait, settings.RUN_WAIT_MAX_S)):
+        return Status(200, await sync_to_async(answers.ended)(run.pk))
+    return Status(202, await sync_to_async(answers.started)(run))
+
+
+def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, bool]:
     flow = access.flow_for_editor(request.auth, flow_id)
+    if payload.version == "current":
+        version = flow.current()
+    elif payload.version is not None:
+        version = versions.get(flow, payload.version)
+    else:
+        version = version_for_outside(flow)
+    # A browser's session is the editor; a token is a program calling the API.
+    from_api = bearer(request.headers.get("Authorization")) is not None
+    trigger = Run.Trigger.API if from_api else Run.Trigger.EDITOR
+
+    def start() -> Run:
+        try:
+            return create_run(
+                flow,
+                request.auth,
+                payload.inputs,
+                version=version,
+                trigger=trigger,
+                ignore_cache=payload.ignore_cache,
+            )
+        except FlowInvalid as exc:
+            raise invalid(exc, "the run cannot start") from None
+
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return start(), False
+    if not idempotency.valid_key(key):
+        raise ProblemError(
+            400,
+            "bad_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (! to ~)",
+        )
+    asked = idempotency.digest(str(flow.pk).encode(), payload.model_dump_json().encode())
     try:
-        run = create_run(flow, request.auth, payload.inputs, ignore_cache=payload.ignore_cache)
-    except FlowInvalid as exc:
-        raise invalid(exc, "the run cannot start") from None
-    notice = start_notice(run)
-    return Status(201, {"id": run.id, "status": run.status, "notice": notice})
+        return idempotency.start_once(request.auth, key, asked, start)
+    except idempotency.KeyReused as exc:
+        raise ProblemError(409, "idempotency_key_reused", str(exc)) from None

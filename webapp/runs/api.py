@@ -6,10 +6,15 @@ Runs are started from their flow (``POST /api/flows/{flow_id}/runs``). A strange
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from django.http import HttpRequest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
 from graphs.errors import FlowInvalid, Problem
@@ -21,6 +26,7 @@ from webapp.api_schema import (
     GraphDiffOut,
     Id,
     PageQuery,
+    UsageOut,
     next_url,
     page_model,
     paginate,
@@ -28,7 +34,7 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows.api import InvalidOut, invalid
 from webapp.problems import ProblemError, responses
-from webapp.runs import eventlog, services
+from webapp.runs import eventlog, follow, services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds
@@ -37,11 +43,6 @@ from webapp.runs.models import Run, RunEvent
 router = Router(auth=api_auth, tags=["runs"])
 
 MAX_EVENTS = 5000
-
-
-class UsageOut(Schema):
-    input_tokens: int
-    output_tokens: int
 
 
 class RunOut(Schema):
@@ -61,6 +62,10 @@ class RunOut(Schema):
     cache_hits: int | None
     duration_s: float | None
     kind: str = Field(description="run, rerun, from_node or resume")
+    trigger: str = Field(
+        description="What started it: editor, api or rerun; empty for runs from before this "
+        "was recorded."
+    )
     parent: int | None = Field(description="The run this one was started from.")
     from_node: str = Field(description="Where a from_node re-run began; empty otherwise.")
 
@@ -81,6 +86,7 @@ class RunSummaryOut(Schema):
     cache_hits: int | None
     duration_s: float | None
     kind: str
+    trigger: str
     parent: int | None
     from_node: str
 
@@ -114,6 +120,7 @@ def run_figures(run: Run) -> dict[str, Any]:
         "cache_hits": run.cache_hits if done else None,
         "duration_s": run_seconds(run),
         "kind": run.kind,
+        "trigger": run.trigger,
         "parent": run.parent_id,
         "from_node": run.from_node,
     }
@@ -270,6 +277,91 @@ def run_events(request: HttpRequest, run_id: Id, query: Query[EventsQuery]) -> A
         "count": count,
         "next": next_url(request, after=events[-1]["seq"], limit=query.limit) if more else None,
     }
+
+
+class StreamQuery(Schema):
+    after: int = Field(
+        0, ge=0, le=MAX_INT64, description="Only events with a larger seq (Last-Event-ID wins)."
+    )
+
+
+# What an event stream's 200 is: one message an event (see run_stream), each with these
+# fields as text.
+STREAM_200 = {
+    "description": "OK",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "description": "One Server-Sent Events message: one event of the run.",
+                "properties": {
+                    "id": {"type": "string", "description": "The event's seq."},
+                    "event": {"type": "string", "description": "The event's type."},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "description": "The event as JSON (as in /events).",
+                    },
+                },
+                "required": ["id", "event", "data"],
+            }
+        }
+    },
+}
+# A comment line now and then keeps proxies from closing a quiet stream.
+KEEPALIVE_S = 15.0
+
+
+@router.get(
+    "/{run_id}/stream",
+    response={200: None, **responses(400, 404)},
+    openapi_extra={"responses": {200: STREAM_200}},
+)
+async def run_stream(request: HttpRequest, run_id: Id, query: Query[StreamQuery]) -> Any:
+    """The run's events as Server-Sent Events: what is recorded first, then each as it is
+    recorded, ending after ``run_finished``.
+
+    Each message is ``id:`` the event's seq, ``event:`` its type, ``data:`` the event as
+    JSON, the same events as ``/events`` and the run socket. To resume, send
+    ``Last-Event-ID`` (an EventSource does by itself) or ``?after=``. A stream open longer
+    than the deployment's ``SWITCHYARD_RUN_STREAM_MAX_S`` ends without ``run_finished``:
+    reconnect to read on.
+    """
+    await sync_to_async(run_for_viewer)(request.auth, run_id)
+    after = _last_event_id(request.headers.get("Last-Event-ID"), query.after)
+    response = StreamingHttpResponse(_sse(run_id, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _last_event_id(header: str | None, after: int) -> int:
+    if header is None or not header.strip():
+        return after
+    value = header.strip()
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_INT64:
+        raise ProblemError(
+            400, "bad_last_event_id", "Last-Event-ID must be the seq of an event: a whole number"
+        )
+    return int(value)
+
+
+async def _sse(run_id: int, after: int) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    opened = quiet_since = loop.time()
+    async for chunk in follow.events(run_id, after):
+        now = loop.time()
+        if chunk:
+            yield "".join(
+                f"id: {e['seq']}\nevent: {e['type']}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n"
+                for e in chunk
+            )
+            quiet_since = now
+        elif now - quiet_since >= KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            quiet_since = now
+        if now - opened >= settings.RUN_STREAM_MAX_S:
+            return
 
 
 @router.post("/{run_id}/cancel", response={202: StatusOut, **responses(403)})

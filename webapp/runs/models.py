@@ -20,6 +20,18 @@ class Run(models.Model):
         FROM_NODE = "from_node", "re-run from a node"
         RESUME = "resume", "resume"
 
+    class Trigger(models.TextChoices):
+        """Who or what started the run (a re-run's own ``kind`` says which sort)."""
+
+        UNKNOWN = "", "unknown"  # runs made before triggers were recorded
+        EDITOR = "editor"
+        API = "api", "API"
+        WEBHOOK = "webhook"
+        SCHEDULE = "schedule"
+        CHAT = "chat"
+        MCP = "mcp", "MCP"
+        RERUN = "rerun", "re-run"
+
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
     IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
     RESUMABLE = (Status.FAILED, Status.CANCELLED)
@@ -49,6 +61,7 @@ class Run(models.Model):
     # How this run came to be. A re-run, a re-run from a node and a resume link to the run
     # they started from; `from_node` is where a re-run from a node began.
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RUN)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.EDITOR)
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
@@ -105,6 +118,23 @@ class Run(models.Model):
     @property
     def usage(self) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` a user started a run with: the same key and body again within
+    ``IDEMPOTENCY_TTL`` give that run back instead of a new one (webapp.runs.idempotency)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of what the request asked for (its flow and body), hex.
+    digest = models.CharField(max_length=64)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="one_run_per_idempotency_key")
+        ]
 
 
 class UserStorage(models.Model):

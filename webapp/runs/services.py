@@ -24,27 +24,49 @@ from graphs import CompiledFlow
 from graphs.errors import FlowInvalid, Problem
 from webapp import execution
 from webapp.execution.plans import compiled_graph, compiled_version
-from webapp.flows.models import Flow
+from webapp.flows.models import Flow, FlowVersion
 from webapp.runs import limits
 from webapp.runs.models import Run
 
 
-def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool = False) -> Run:
-    """A queued run of the flow's current version; FlowInvalid (nothing stored) if it cannot run.
+def create_run(
+    flow: Flow,
+    user,
+    inputs: dict[str, Any],
+    *,
+    version: FlowVersion | None = None,
+    trigger: str = Run.Trigger.EDITOR,
+    ignore_cache: bool = False,
+) -> Run:
+    """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
+    stored) if it cannot run.
 
     The flow is compiled and the inputs resolved here so that a bad request never
     leaves a run behind that could only fail.
     """
-    version = flow.current()
+    version = version or flow.current()
     compiled = compiled_version(version)
     resolved = compiled.resolve_inputs(inputs)
     return _store(
-        flow=flow, flow_version=version, started_by=user, inputs=resolved, ignore_cache=ignore_cache
+        flow=flow,
+        flow_version=version,
+        started_by=user,
+        inputs=resolved,
+        trigger=trigger,
+        ignore_cache=ignore_cache,
     )
+
+
+def version_for_outside(flow: Flow) -> FlowVersion:
+    """What a run from outside the editor runs when it names no version: the published
+    version, else the newest."""
+    return flow.published or flow.current()
 
 
 def _store(**fields: Any) -> Run:
     """A new queued run, if its user is within their limits (else limits.RunRefused)."""
+    if fields.get("parent") is not None:
+        fields.setdefault("trigger", Run.Trigger.RERUN)
     with transaction.atomic():
         limits.check_start(fields["started_by"])
         run = Run(**fields)

@@ -611,6 +611,8 @@ export class RunView {
       this.showMessage("Starting the run…");
       const ignoreCache = form.querySelector("[data-ignore-cache]");
       const result = await postJSON("/api/flows/" + flowId + "/runs", {
+        // The editor runs what it shows, which may be newer than the published version.
+        version: "current",
         inputs: collectInputs(form),
         ignore_cache: Boolean(ignoreCache && ignoreCache.checked),
       });

@@ -27,7 +27,7 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
 from webapp.flows.api import InvalidOut, SavedOut, StaleOut, invalid, stale_base
-from webapp.flows.models import FlowVersion
+from webapp.flows.models import Flow, FlowVersion, Publication
 from webapp.flows.versions import service as versions
 from webapp.problems import responses
 
@@ -40,6 +40,7 @@ class VersionOut(Schema):
     created: dt.datetime
     message: str
     current: bool
+    published: bool = Field(description="Runs from outside the editor run this version.")
 
 
 class VersionDetailOut(VersionOut):
@@ -63,13 +64,14 @@ class RestoreIn(BodyIn):
     base_version: int = Field(..., ge=1, le=MAX_INT64, description="The version you last saw.")
 
 
-def version_out(version: FlowVersion, current: int, graph: bool = False) -> dict[str, Any]:
+def version_out(version: FlowVersion, flow: Flow, graph: bool = False) -> dict[str, Any]:
     out = {
         "number": version.number,
         "author": version.author.username if version.author else None,
         "created": version.created,
         "message": version.message,
-        "current": version.number == current,
+        "current": version.number == flow.version,
+        "published": version.pk == flow.published_id,
     }
     if graph:
         out["graph"] = version.graph
@@ -81,7 +83,7 @@ def version_list(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> A
     """The flow's versions, newest first."""
     flow = access.flow_for_viewer(request.auth, flow_id)
     return paginate(
-        request, versions.history(flow), page, lambda version: version_out(version, flow.version)
+        request, versions.history(flow), page, lambda version: version_out(version, flow)
     )
 
 
@@ -101,7 +103,7 @@ def version_diff(request: HttpRequest, flow_id: Id, query: Query[DiffQuery]) -> 
 def version_detail(request: HttpRequest, flow_id: Id, number: VersionNumber) -> Any:
     """One version: who saved it, when and why, and its document."""
     flow = access.flow_for_viewer(request.auth, flow_id)
-    return version_out(versions.get(flow, number), flow.version, graph=True)
+    return version_out(versions.get(flow, number), flow, graph=True)
 
 
 @router.post(
@@ -120,3 +122,60 @@ def version_restore(
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
     return Status(201, {"version": saved})
+
+
+class PublishIn(BodyIn):
+    version: VersionNumber = Field(..., description="The version to publish.")
+
+
+class PublishedOut(Schema):
+    version: int | None = Field(description="The published version; null: none is.")
+
+
+class PublicationOut(Schema):
+    version: int | None = Field(description="What was published; null: it was unpublished.")
+    by: str | None
+    at: dt.datetime
+
+
+PublicationPageOut = page_model("PublicationPageOut", PublicationOut)
+
+
+@router.put(
+    "/{flow_id}/published",
+    response={200: PublishedOut, 400: InvalidOut, **responses(403, 404)},
+)
+def flow_publish(request: HttpRequest, flow_id: Id, payload: PublishIn) -> Any:
+    """Publish a version (editors): runs from outside the editor (the API when it names no
+    version) run it from now on. Saving never changes what is published."""
+    flow = access.flow_for_editor(request.auth, flow_id)
+    try:
+        version = versions.publish(flow, request.auth, payload.version)
+    except FlowInvalid as exc:
+        msg = f"version {payload.version} cannot run, so it cannot be published"
+        raise invalid(exc, msg) from None
+    return {"version": version.number}
+
+
+@router.delete("/{flow_id}/published", response={204: None, **responses(403, 404)})
+def flow_unpublish(request: HttpRequest, flow_id: Id) -> Any:
+    """Unpublish (editors): runs from outside run the newest version again."""
+    flow = access.flow_for_editor(request.auth, flow_id)
+    versions.unpublish(flow, request.auth)
+    return Status(204, None)
+
+
+@router.get("/{flow_id}/publications", response={200: PublicationPageOut, **responses(404)})
+def flow_publications(request: HttpRequest, flow_id: Id, page: Query[PageQuery]) -> Any:
+    """Who published or unpublished which version when, newest first."""
+    flow = access.flow_for_viewer(request.auth, flow_id)
+    return paginate(request, versions.publications(flow), page, publication_out)
+
+
+def publication_out(publication: Publication) -> dict[str, Any]:
+    version = publication.version
+    return {
+        "version": version.number if version is not None else None,
+        "by": publication.by.username if publication.by else None,
+        "at": publication.at,
+    }

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 
 from graphs.diff import Edge, GraphDiff, diff_graphs
+from webapp.execution.plans import compiled_version
 from webapp.flows import services
-from webapp.flows.models import Flow, FlowVersion
+from webapp.flows.models import Flow, FlowVersion, Publication
 
 
 def history(flow: Flow) -> QuerySet[FlowVersion]:
@@ -98,3 +100,38 @@ def _edge_doc(edge: Edge) -> dict[str, str]:
         "source_port": edge.source_port,
         "target_port": edge.target_port,
     }
+
+
+# Publishing: which version runs from outside the editor
+
+
+def publish(flow: Flow, user, number: int) -> FlowVersion:
+    """Make version `number` the one API runs (and later hooks, schedules, chat) use.
+
+    Http404 for a version the flow does not have; FlowInvalid when it cannot run (nothing
+    changes). Publishing the published version again records nothing.
+    """
+    version = get(flow, number)
+    compiled_version(version)
+    with transaction.atomic():
+        locked = Flow.objects.select_for_update().get(pk=flow.pk)
+        if locked.published_id != version.pk:
+            Flow.objects.filter(pk=flow.pk).update(published=version)
+            Publication.objects.create(flow=flow, version=version, by=user)
+    flow.published = version
+    return version
+
+
+def unpublish(flow: Flow, user) -> bool:
+    """Runs from outside go back to the newest version; False when none was published."""
+    with transaction.atomic():
+        changed = Flow.objects.filter(pk=flow.pk, published__isnull=False).update(published=None)
+        if changed:
+            Publication.objects.create(flow=flow, version=None, by=user)
+    flow.published = None
+    return bool(changed)
+
+
+def publications(flow: Flow) -> QuerySet[Publication]:
+    """Who published what and when, newest first."""
+    return flow.publications.select_related("version", "by")

@@ -22,6 +22,7 @@ from webapp.flows.access import can_edit_flow, flow_for_editor, flow_for_viewer
 from webapp.flows.models import Flow
 from webapp.flows.versions import service as versions
 
+PUBLICATIONS_SHOWN = 10
 VERSIONS_PER_PAGE = 50
 # A changed value longer than this is cut on the diff list (the canvas and export have it all).
 MAX_VALUE_CHARS = 4_000
@@ -45,6 +46,7 @@ def version_list(request: HttpRequest, flow_id: int) -> HttpResponse:
         # The pair the diff picker starts with: the newest version and the one before.
         "pick_a": max(flow.version - 1, 1),
         "pick_b": flow.version,
+        "publications": versions.publications(flow)[:PUBLICATIONS_SHOWN],
     }
     return render(request, "flows/versions.html", context)
 
@@ -154,6 +156,31 @@ def version_restore(request: HttpRequest, flow_id: int, number: int) -> HttpResp
         return redirect(history_url)
     messages.success(request, f"Restored version {number} as version {saved}.")
     return redirect(history_url)
+
+
+@login_required
+@require_POST
+def version_publish(request: HttpRequest, flow_id: int, number: int) -> HttpResponse:
+    """Make version `number` the one runs from outside the editor run."""
+    flow = flow_for_editor(request.user, flow_id)
+    try:
+        versions.publish(flow, request.user, number)
+    except FlowInvalid as exc:
+        messages.error(request, f"Version {number} can't be published: {exc}")
+    else:
+        messages.success(
+            request, f"Published version {number}: API runs use it until you publish another."
+        )
+    return redirect(reverse("flow_versions", args=[flow.pk]))
+
+
+@login_required
+@require_POST
+def version_unpublish(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = flow_for_editor(request.user, flow_id)
+    if versions.unpublish(flow, request.user):
+        messages.success(request, "Unpublished: API runs use the newest version again.")
+    return redirect(reverse("flow_versions", args=[flow.pk]))
 
 
 @login_required
