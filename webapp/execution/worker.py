@@ -268,7 +268,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
 
 
 def result_from_json(data: Mapping[str, Any]) -> RunResult:
-    by_model = {m: Usage(**u) for m, u in (data.get("usage_by_model") or {}).items()}
+    by_model = {m: Usage.from_dict(u) for m, u in (data.get("usage_by_model") or {}).items()}
     total = sum(by_model.values(), Usage())
     return RunResult(
         data["status"],
