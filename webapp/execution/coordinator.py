@@ -341,11 +341,25 @@ def item_results(task_ids: list[int]) -> dict[int, dict[str, Any]]:
     return dict(done.values_list("pk", "result"))
 
 
-def item_finished(task_id: int, epoch: int, result: dict[str, Any]) -> None:
+def item_finished(
+    task_id: int, epoch: int, result: dict[str, Any], events: list[dict[str, Any]] | None = None
+) -> None:
+    """A map item's result, with its last events (node_item events of its map)."""
+    if not events:
+        with transaction.atomic():
+            task = held(task_id, epoch)
+            task.result = result
+            _close(task)
+        return
+    run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
     with transaction.atomic():
+        # The run's row first, then the task's, as node_events takes them.
+        step = Step.locked(run_id)
         task = held(task_id, epoch)
+        step.record(events)
         task.result = result
         _close(task)
+        step.save()
 
 
 def stop_items(parent_id: int) -> None:
