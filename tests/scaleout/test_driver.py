@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 from graphs.log import fold
 from tests.scaleout import flows
 from tests.scaleout.conftest import finished, sound_log
+from tests.support.wait import wait_for
 from webapp.accounts.models import ApiToken
 from webapp.flows import services as flow_services
 from webapp.runs.models import NodeTask, Run
@@ -120,3 +121,24 @@ def test_a_maps_streamed_items_write_their_own_events_from_the_workers_running_t
     assert set(state) == {"0", "1"}
     assert all(item["status"] == "done" and item["node"] == "call" for item in state.values())
     assert state["1"]["text"] == "fake reply: item b #fake:delay=0.5"
+
+
+def test_items_a_failed_map_stopped_write_nothing_after_the_map_ended(cluster):
+    cluster.workers(2, pool="threads", size=3)
+    graph = flows.mapped(["a #fake:status=400", "b #fake:delay=3"], item_events=2)
+    inner = graph["nodes"][1]["config"]["flow"]
+    inner["nodes"][1]["config"]["prompt"] = "item {{ item }}"  # each item's own directives
+    run = finished(cluster.start(graph))
+    assert run.status == Run.Status.FAILED
+    # Item 1 was stopped mid-call, after its map had failed: let its worker end it.
+    item = NodeTask.objects.filter(run=run, item=1, status=NodeTask.Status.DONE)
+    stopped = wait_for(lambda: item.first(), 30, message="item 1 to end")
+    assert stopped.result["status"] == "cancelled" and stopped.cancel
+    events = sound_log(run)
+    [failed] = [e for e in events if e["type"] == "node_failed" and e["node"] == "each"]
+    assert "item 0 failed" in failed["error"]
+    items = [e for e in events if e["type"] == "node_item"]
+    assert {e["item"] for e in items} == {0, 1}  # both began while the map ran
+    # Its end was not written into a visit, and a log, that had closed.
+    assert all(e["seq"] < failed["seq"] for e in items)
+    assert events[-1]["type"] == "run_finished"
