@@ -1,7 +1,8 @@
 """Run events: numbered, time-stamped JSON objects handed to a sink.
 
 Event types: ``run_started``, ``node_started``, ``node_delta`` (streamed text,
-coalesced), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
+coalesced), ``node_thinking`` (the model's streamed thinking, coalesced the same way and
+kept apart from the text), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
 own event), ``node_retrying``, ``node_finished``, ``node_skipped``, ``node_failed``,
 ``run_finished``.
 Node events carry ``node`` and ``iteration``.
@@ -11,8 +12,10 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
 
 - ``run_started``: ``flow``, ``inputs``, ``schema``.
 - ``node_started``: ``inputs``, the values the node ran on (overrides applied).
+- ``node_delta``, ``node_thinking``: ``text``.
 - ``node_finished``: ``output`` (port -> value), ``duration_s``; ``attempts`` when
-  retried; ``usage`` ({input_tokens, output_tokens}) and ``model`` when it used a
+  retried; ``usage`` ({input_tokens, output_tokens}, and ``thinking_tokens``, the part of
+  the output tokens spent thinking, when there was thinking) and ``model`` when it used a
   model (a map: its items' tokens), with ``usage_by_model`` when that was several
   models; ``detail`` (rendered prompt, route, ...). A node reused from an earlier
   run has ``reused: {source}``, ``duration_s: 0`` and no usage. A node cache hit
@@ -63,7 +66,11 @@ def discard(_: Event) -> None:
 
 
 class Emitter:
-    """Numbers events from 1 without gaps and coalesces streamed text per node visit."""
+    """Numbers events from 1 without gaps and coalesces streamed text per node visit.
+
+    Thinking and text of one visit coalesce apart (``kind``); a piece of the other kind
+    flushes what is pending first, so the log keeps the order they streamed in.
+    """
 
     def __init__(
         self,
@@ -77,6 +84,7 @@ class Emitter:
         self._coalesce_s = coalesce_s
         self._seq = 0
         self._pending: dict[tuple[str, int], list[str]] = {}
+        self._kinds: dict[tuple[str, int], str] = {}
         self._sizes: dict[tuple[str, int], int] = {}
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
 
@@ -90,12 +98,16 @@ class Emitter:
         self._sink(event)
         return event
 
-    def delta(self, node: str, iteration: int, text: str) -> None:
+    def delta(self, node: str, iteration: int, text: str, kind: str = "node_delta") -> None:
         if not text:
             return
         key = (node, iteration)
         buffer = self._pending.get(key)
+        if buffer is not None and self._kinds[key] != kind:
+            self.flush(node, iteration)
+            buffer = None
         if buffer is None:
+            self._kinds[key] = kind
             buffer = self._pending[key] = []
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(self._coalesce_s, self.flush, node, iteration)
@@ -112,8 +124,9 @@ class Emitter:
             timer.cancel()
         buffer = self._pending.pop(key, None)
         self._sizes.pop(key, None)
+        kind = self._kinds.pop(key, "node_delta")
         if buffer:
-            self.emit("node_delta", node=node, iteration=iteration, text="".join(buffer))
+            self.emit(kind, node=node, iteration=iteration, text="".join(buffer))
 
     def flush_all(self) -> None:
         for node, iteration in list(self._pending):

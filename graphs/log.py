@@ -13,13 +13,14 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
 - run: ``status`` (``queued`` until ``run_started``, ``running``, then the
   ``run_finished`` status: ``succeeded``, ``failed`` or ``cancelled``), ``schema`` (1
   when the log predates it), ``inputs``, ``outputs``, ``error``, ``usage``
-  (``{input_tokens, output_tokens}``: the nodes' sum while running, the run's own figure
-  once finished), ``usage_by_model``, ``cost_usd`` and ``saved_usd`` (null until an event
-  carries a figure), ``cache_hits``, ``started_ts``, ``finished_ts``, ``duration_s``,
-  ``last_seq``, ``last_ts``;
+  (``{input_tokens, output_tokens}``, with ``thinking_tokens`` once an event counts
+  some: the nodes' sum while running, the run's own figure once finished),
+  ``usage_by_model``, ``cost_usd`` and ``saved_usd`` (null until an event carries a figure),
+  ``cache_hits``, ``started_ts``, ``finished_ts``, ``duration_s``, ``last_seq``, ``last_ts``;
 - ``nodes``: node id -> its visits, by iteration, each with ``node``, ``iteration``,
   ``status`` (``queued``, ``running``, ``done``, ``failed``, ``cancelled`` or
   ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
+  ``thinking`` (the model's thinking that streamed in it, kept apart from ``text``),
   ``output``, ``detail``, ``model``, ``usage``, ``usage_by_model``, ``cost_usd``,
   ``saved_usd``, ``priced`` (the event was priced when recorded: a null ``cost_usd`` then
   means "no price", not "priced before costs were"), ``cached`` (``{source, run, usage}``)
@@ -87,7 +88,7 @@ DEFAULT_SCHEMA = 1
 _SOURCE_RUN = re.compile(r"^run (\d+)$")
 _SETTLED = frozenset({"done", "failed", "cancelled", "skipped"})
 # Events that show a visit has begun even when its node_started is not in the log.
-_RUNNING = frozenset({"node_delta", "node_progress", "node_item", "node_retrying"})
+_RUNNING = frozenset({"node_delta", "node_thinking", "node_progress", "node_item", "node_retrying"})
 # An item's run_finished status as the item's status (a visit's words).
 _ITEM_ENDED = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled"}
 
@@ -97,9 +98,21 @@ def _zero() -> dict[str, int]:
 
 
 def _add_usage(total: dict[str, int], usage: Any) -> None:
+    """Adds a usage record in; ``thinking_tokens`` joins the totals with the first that has
+    some, so a log without thinking folds to the two figures it always had.
+
+    >>> total = _zero()
+    >>> _add_usage(total, {"input_tokens": 2, "output_tokens": 9, "thinking_tokens": 5})
+    >>> _add_usage(total, {"input_tokens": 1, "output_tokens": 1})
+    >>> total
+    {'input_tokens': 3, 'output_tokens': 10, 'thinking_tokens': 5}
+    """
     if isinstance(usage, Mapping):
         for key in total:
             total[key] += int(usage.get(key) or 0)
+        thinking = int(usage.get("thinking_tokens") or 0)
+        if thinking and "thinking_tokens" not in total:
+            total["thinking_tokens"] = thinking
 
 
 def _number(value: Any) -> float | None:
@@ -182,6 +195,7 @@ class Visit:
     items: dict[str, dict[str, Any]] | None = None
     # Streamed pieces, joined when read: a long stream must not cost quadratic copying.
     _parts: list[str] = field(default_factory=list, repr=False)
+    _thought: list[str] = field(default_factory=list, repr=False)
 
     @property
     def key(self) -> VisitKey:
@@ -195,6 +209,13 @@ class Visit:
         return self._parts[0] if self._parts else ""
 
     @property
+    def thinking(self) -> str:
+        """The model's thinking streamed in the attempt that counted."""
+        if len(self._thought) > 1:
+            self._thought[:] = ["".join(self._thought)]
+        return self._thought[0] if self._thought else ""
+
+    @property
     def settled(self) -> bool:
         return self.status in _SETTLED
 
@@ -205,6 +226,7 @@ class Visit:
             "status": self.status,
             "inputs": self.inputs,
             "text": self.text,
+            "thinking": self.thinking,
             "output": self.output,
             "detail": self.detail,
             "model": self.model,
@@ -401,15 +423,19 @@ class RunLog:
             visit.started_ts = ts
             visit.ended_ts = None
             visit._parts.clear()
+            visit._thought.clear()
             visit.items = None
         elif kind == "node_delta":
             visit._parts.append(str(event.get("text") or ""))
+        elif kind == "node_thinking":
+            visit._thought.append(str(event.get("text") or ""))
         elif kind == "node_progress":
             visit.progress = {"done": event.get("done"), "total": event.get("total")}
         elif kind == "node_item":
             _item_event(visit, event)
         elif kind == "node_retrying":
             visit._parts.clear()
+            visit._thought.clear()
             visit.items = None
             visit.retries.append(
                 {

@@ -285,6 +285,9 @@ class NodeRunner:
                 emit_item=lambda fields: self.emitter.emit(
                     "node_item", node=spec.id, iteration=iteration, **fields
                 ),
+                emit_thinking=lambda text: self.emitter.delta(
+                    spec.id, iteration, text, "node_thinking"
+                ),
             )
             try:
                 if spec.type.holds_slot:

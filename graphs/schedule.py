@@ -501,10 +501,7 @@ class RunState:
         state.running = dict(data["running"])
         state.started = set(data["started"])
         state.outputs = dict(data["outputs"])
-        state.usage_by_model = {
-            m: Usage(u["input_tokens"], u["output_tokens"])
-            for m, u in data["usage_by_model"].items()
-        }
+        state.usage_by_model = {m: Usage.from_dict(u) for m, u in data["usage_by_model"].items()}
         state.ending = None if data["ending"] is None else Ending(**data["ending"])
         state.iterations.update(data["iterations"])
         for node, ports in data["kept"].items():

@@ -185,7 +185,8 @@ class RunEventOut(Schema):
     ts: float = Field(description="When, in seconds since the epoch (the engine's clock).")
     # A string, not an enum: a log recorded by a newer engine still reads.
     type: str = Field(
-        description="run_started, node_started, node_delta, node_progress, node_item (a "
+        description="run_started, node_started, node_delta, node_thinking (the model's "
+        "streamed thinking, apart from its text), node_progress, node_item (a "
         "map's item's own event), node_retrying, node_finished, node_skipped, node_failed or "
         "run_finished."
     )

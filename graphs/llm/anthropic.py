@@ -95,7 +95,11 @@ class AnthropicClient:
         return self._client
 
     async def complete(
-        self, request: ModelRequest, on_text: Callable[[str], None]
+        self,
+        request: ModelRequest,
+        on_text: Callable[[str], None],
+        *,
+        on_thinking: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         params: dict[str, Any] = {
             "model": request.model,
@@ -115,7 +119,7 @@ class AnthropicClient:
             # the whole message on every event, which doubled the CPU of each call.
             async with await sdk.messages.create(**params, stream=True) as stream:
                 streaming = True
-                message = _Accumulator(on_text)
+                message = _Accumulator(on_text, on_thinking)
                 async for event in stream:
                     message.apply(event)
                 if not message.finished:
@@ -221,6 +225,8 @@ def _optional_params(request: ModelRequest) -> dict[str, Any]:
         params["extra_body"] = sampling
     if request.stop_sequences:
         params["stop_sequences"] = request.stop_sequences
+    if request.thinking is not None:
+        params["thinking"] = request.thinking
     if request.output_schema is not None:
         try:
             # The API constrains replies to a subset of JSON Schema; the SDK's own helper
@@ -281,10 +287,15 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class _Accumulator:
-    """Builds the final message from raw stream events, passing text deltas on as they come."""
+    """Builds the final message from raw stream events, passing text (and thinking) deltas
+    on as they come. Thinking blocks keep their text and signature exactly as streamed: a
+    tool-use loop sends them back, and the API refuses any that changed."""
 
-    def __init__(self, on_text: Callable[[str], None]):
+    def __init__(
+        self, on_text: Callable[[str], None], on_thinking: Callable[[str], None] | None = None
+    ):
         self.on_text = on_text
+        self.on_thinking = on_thinking
         self.model = ""
         self.blocks: dict[int, dict[str, Any]] = {}
         self.partial_json: dict[int, list[str]] = {}
@@ -292,6 +303,7 @@ class _Accumulator:
         self.stop_sequence: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
+        self.thinking_tokens = 0
         self.finished = False
 
     def apply(self, event: Any) -> None:
@@ -306,10 +318,21 @@ class _Accumulator:
                     raise _OnTextFailed(exc) from exc
             elif delta.type == "input_json_delta":
                 self.partial_json.setdefault(event.index, []).append(delta.partial_json)
+            elif delta.type == "thinking_delta":
+                self.blocks[event.index]["thinking"] += delta.thinking
+                if self.on_thinking is not None:
+                    try:
+                        self.on_thinking(delta.thinking)
+                    except Exception as exc:
+                        raise _OnTextFailed(exc) from exc
+            elif delta.type == "signature_delta":
+                self.blocks[event.index]["signature"] = delta.signature
         elif kind == "content_block_start":
             block = _block_to_dict(event.content_block)
             if block["type"] == "text":
                 block["text"] = ""
+            elif block["type"] == "thinking":
+                block = {"type": "thinking", "thinking": "", "signature": ""}
             self.blocks[event.index] = block
         elif kind == "content_block_stop":
             parts = self.partial_json.pop(event.index, None)
@@ -324,6 +347,9 @@ class _Accumulator:
             self.stop_sequence = event.delta.stop_sequence
             self.output_tokens = event.usage.output_tokens or self.output_tokens
             self.input_tokens = getattr(event.usage, "input_tokens", None) or self.input_tokens
+            details = getattr(event.usage, "output_tokens_details", None)
+            if details is not None:
+                self.thinking_tokens = details.thinking_tokens or self.thinking_tokens
         elif kind == "message_stop":
             self.finished = True
 
@@ -332,7 +358,7 @@ class _Accumulator:
             model=self.model,
             content=[self.blocks[index] for index in sorted(self.blocks)],
             stop_reason=self.stop_reason,
-            usage=Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens),
+            usage=Usage(self.input_tokens, self.output_tokens, self.thinking_tokens),
             stop_sequence=self.stop_sequence,
         )
 

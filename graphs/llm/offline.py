@@ -6,7 +6,9 @@ tests, not an imitation of Claude: it echoes, picks a listed choice by word
 overlap, and hands arithmetic to a ``calculator`` tool when one is offered. Asked for a
 shape (a forced tool, or an ``output_schema``) it answers with a value fitting that schema
 whose strings say it is offline, choosing among an ``enum``'s options by word overlap.
-A stop sequence in its reply ends the reply there, as the API's do.
+A stop sequence in its reply ends the reply there, as the API's do. Asked to think, it
+begins with one short thinking block saying that it does not think (streamed as thinking,
+counted as thinking tokens), so a flow with thinking on runs offline as it would online.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from graphs.llm.types import ModelRequest, ModelResponse, Usage
 
 NAME = "offline"
 PREFIX = "[offline model] "
+THOUGHT = f"{PREFIX}I do not think without an API key; the answer below is all there is."
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d\s.+\-*/()%^]*[\d)]")
 
 
@@ -35,7 +38,11 @@ class OfflineClient:
         self.chunk_delay_s = chunk_delay_s
 
     async def complete(
-        self, request: ModelRequest, on_text: Callable[[str], None]
+        self,
+        request: ModelRequest,
+        on_text: Callable[[str], None],
+        *,
+        on_thinking: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         prompt = _last_user_text(request.messages)
         content = self._tool_call(request, prompt) or [
@@ -43,14 +50,27 @@ class OfflineClient:
         ]
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
         stop_sequence = None
+        thought = []
+        if request.thinking is not None:
+            thought = [{"type": "thinking", "thinking": THOUGHT, "signature": NAME}]
+            await self._stream(THOUGHT, on_thinking or _ignore)
         if content[0]["type"] == "text":
             text, stop_sequence = _cut(content[0]["text"], request.stop_sequences)
             content[0]["text"] = text
             stop = "stop_sequence" if stop_sequence is not None else stop
             await self._stream(text, on_text)
-        usage = Usage(_tokens(request.system or "") + _tokens(prompt), _tokens(str(content)))
+        thinking_tokens = _tokens(THOUGHT) if thought else 0
+        usage = Usage(
+            _tokens(request.system or "") + _tokens(prompt),
+            _tokens(str(content)) + thinking_tokens,
+            thinking_tokens,
+        )
         return ModelResponse(
-            model=NAME, content=content, stop_reason=stop, usage=usage, stop_sequence=stop_sequence
+            model=NAME,
+            content=thought + content,
+            stop_reason=stop,
+            usage=usage,
+            stop_sequence=stop_sequence,
         )
 
     def _reply(self, request: ModelRequest, prompt: str) -> str:
@@ -96,6 +116,10 @@ class OfflineClient:
             on_text(chunk)
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
+
+
+def _ignore(_: str) -> None:
+    pass
 
 
 def _forced_tool(request: ModelRequest) -> dict[str, Any] | None:

@@ -49,6 +49,8 @@ class AgentConfig(CommonConfig):
     top_p: float | None = modelcall.TOP_P
     top_k: int | None = modelcall.TOP_K
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
+    thinking: modelcall.ThinkingMode = modelcall.THINKING
+    thinking_budget: int | None = modelcall.THINKING_BUDGET
     retries: int = MODEL_RETRIES
 
     @field_validator("tools")
@@ -88,7 +90,11 @@ class AgentNode(NodeType):
         )
 
     def problems(self, config: AgentConfig, services: Services | None) -> list[FieldProblem]:
-        found = modelcall.schema_problems(config) + modelcall.sampling_problems(config)
+        found = (
+            modelcall.schema_problems(config)
+            + modelcall.sampling_problems(config)
+            + modelcall.thinking_problems(config, config.max_tokens)
+        )
         if services is None:
             return found
         known = ", ".join(sorted(services.tools)) or "none"

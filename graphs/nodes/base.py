@@ -137,6 +137,10 @@ class Services:
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
 
+def _ignore(_: str) -> None:
+    pass
+
+
 @dataclass
 class NodeContext:
     """One execution of one node: what it may read, and how it reports."""
@@ -152,6 +156,8 @@ class NodeContext:
     run_subflow: Callable[..., Any]
     # A map's items' events, as fields of a ``node_item`` event of this node's visit.
     emit_item: Callable[[dict[str, Any]], object] = field(default=lambda _: None)
+    # The model's thinking, streamed apart from its text (node_thinking events).
+    emit_thinking: Callable[[str], None] = _ignore
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
@@ -160,7 +166,13 @@ class NodeContext:
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total."""
         on_text = self.emit_text if stream else _ignore
-        response = await self.services.model_client.complete(request, on_text)
+        if request.thinking is None:
+            response = await self.services.model_client.complete(request, on_text)
+        else:
+            on_thinking = self.emit_thinking if stream else _ignore
+            response = await self.services.model_client.complete(
+                request, on_text, on_thinking=on_thinking
+            )
         self.add_usage(response.model, response.usage)
         return response
 
@@ -176,10 +188,6 @@ class NodeContext:
             return await templating.render_async(source, values, self.services.sandbox)
         except templating.TemplateProblem as exc:
             raise templating.TemplateProblem(f"{field_name}: {exc}") from None
-
-
-def _ignore(_: str) -> None:
-    pass
 
 
 class NodeType(ABC):

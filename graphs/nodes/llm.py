@@ -38,6 +38,8 @@ class LLMConfig(CommonConfig):
     top_p: float | None = modelcall.TOP_P
     top_k: int | None = modelcall.TOP_K
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
+    thinking: modelcall.ThinkingMode = modelcall.THINKING
+    thinking_budget: int | None = modelcall.THINKING_BUDGET
     retries: int = MODEL_RETRIES
 
 
@@ -62,7 +64,11 @@ class LLMNode(NodeType):
         return modelcall.output_ports(config)
 
     def problems(self, config: LLMConfig, services: Services | None) -> list[FieldProblem]:
-        return modelcall.schema_problems(config) + modelcall.sampling_problems(config)
+        return (
+            modelcall.schema_problems(config)
+            + modelcall.sampling_problems(config)
+            + modelcall.thinking_problems(config, config.max_tokens)
+        )
 
     def cacheable(self, config: LLMConfig, services: Services) -> bool:
         return True

@@ -135,9 +135,7 @@ class MapNode(NodeType):
             raise NodeError(f"{len(items):,} items; the limit is {MAX_ITEMS:,}")
         flow = ctx.prepared
         context = {port: value for port, value in inputs.items() if port != LIST_PORT}
-        boundary = frozenset(
-            node_id for node_id, spec in flow.nodes.items() if spec.type.name in ("input", "output")
-        )
+        boundary = boundary_of(flow)
         gate = asyncio.Semaphore(config.concurrency)
         done = 0
 
@@ -185,34 +183,56 @@ def inline_inputs(flow: Any) -> frozenset[str]:
     )
 
 
-def _item_sink(ctx: NodeContext, index: int, boundary: frozenset[str]) -> Callable[[Event], None]:
-    """Forwards one item's events as the map's ``node_item`` events.
+def boundary_of(flow: Any) -> frozenset[str]:
+    """The inline flow's input and output nodes, whose events items do not forward."""
+    return frozenset(
+        node_id for node_id, spec in flow.nodes.items() if spec.type.name in ("input", "output")
+    )
+
+
+def item_fields(event: Event, index: int, boundary: frozenset[str]) -> dict[str, Any] | None:
+    """What one of item ``index``'s own events says as a ``node_item`` of the map; None for
+    the events items do not forward.
 
     Its input and output nodes are left out: they only pass values on, and would double
-    what every item writes.
+    what every item writes. The celery driver's workers, which run items apart from their
+    map, forward them through this too.
+
+    >>> item_fields({"type": "node_delta", "node": "ask", "text": "hi"}, 2, frozenset())
+    {'item': 2, 'event': 'node_delta', 'inner': 'ask', 'text': 'hi'}
+    >>> item_fields({"type": "node_started", "node": "item"}, 2, frozenset({"item"})) is None
+    True
+    """
+    kind = event["type"]
+    if kind not in _FORWARDED or event.get("node") in boundary:
+        return None
+    fields: dict[str, Any] = {"item": index, "event": kind}
+    if kind == "run_finished":
+        fields["status"] = event.get("status")
+        if event.get("error"):
+            fields["error"] = event["error"]
+    elif kind != "run_started":
+        fields["inner"] = event.get("node")
+        if kind == "node_delta":
+            fields["text"] = event.get("text", "")
+        elif kind == "node_finished" and event.get("usage"):
+            fields["usage"] = event["usage"]
+        elif kind == "node_failed":
+            fields["error"] = event.get("error", "")
+    return fields
+
+
+def _item_sink(ctx: NodeContext, index: int, boundary: frozenset[str]) -> Callable[[Event], None]:
+    """Forwards one item's events as the map's ``node_item`` events.
 
     The item's own emitter has already coalesced its text; its numbering is dropped, the
     run's emitter numbers what is forwarded, so the log stays one gap-free sequence.
     """
 
     def sink(event: Event) -> None:
-        kind = event["type"]
-        if kind not in _FORWARDED or event.get("node") in boundary:
-            return
-        fields: dict[str, Any] = {"item": index, "event": kind}
-        if kind == "run_finished":
-            fields["status"] = event.get("status")
-            if event.get("error"):
-                fields["error"] = event["error"]
-        elif kind != "run_started":
-            fields["inner"] = event.get("node")
-            if kind == "node_delta":
-                fields["text"] = event.get("text", "")
-            elif kind == "node_finished" and event.get("usage"):
-                fields["usage"] = event["usage"]
-            elif kind == "node_failed":
-                fields["error"] = event.get("error", "")
-        ctx.emit_item(fields)
+        fields = item_fields(event, index, boundary)
+        if fields is not None:
+            ctx.emit_item(fields)
 
     return sink
 

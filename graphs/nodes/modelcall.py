@@ -1,4 +1,5 @@
-"""What the model-calling node types share: sampling settings and answers in a schema.
+"""What the model-calling node types share: sampling and thinking settings, and answers in
+a schema.
 
 Sampling fields are declared once here and listed in each type's config, where they read in
 the form's order. Unset, a setting is not sent and the API's default applies.
@@ -9,7 +10,23 @@ the form's order. Unset, a setting is not sent and the API's default applies.
 ...     {"prompt": "Hi", "temperature": 0.2, "stop_sequences": ["END"]}
 ... )
 >>> sampling(config)
-{'temperature': 0.2, 'top_p': None, 'top_k': None, 'stop_sequences': ['END']}
+{'temperature': 0.2, 'top_p': None, 'top_k': None, 'stop_sequences': ['END'], 'thinking': None}
+
+Thinking (``thinking``: ``off``, ``enabled`` with a ``thinking_budget``, or ``adaptive``,
+where the model decides how much to think) goes to the API as its ``thinking`` parameter.
+The API takes it with neither temperature nor top_k, top_p only from 0.95, and a budget
+of at least 1024 tokens that fits inside max_tokens; ``thinking_problems`` says so on the
+field at fault before anything is sent:
+
+>>> thinking = llm.Config.model_validate(
+...     {"prompt": "Hi", "thinking": "enabled", "thinking_budget": 2048, "temperature": 0.5}
+... )
+>>> [(p.field, p.message) for p in llm.problems(thinking, None)]  # doctest: +NORMALIZE_WHITESPACE
+[('thinking_budget', 'must be less than max_tokens (1024): thinking counts toward max_tokens;
+  raise max_tokens or lower the budget'),
+ ('temperature', 'thinking does not take a temperature: leave it empty')]
+>>> thinking_param(thinking)
+{'type': 'enabled', 'budget_tokens': 2048}
 >>> llm.output_ports(llm.Config.model_validate({
 ...     "prompt": "Rate {{ text }}",
 ...     "output_schema": {"type": "object", "properties": {"score": {"type": "integer"}}},
@@ -20,7 +37,7 @@ True
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, Field
 
@@ -76,6 +93,24 @@ STOP_SEQUENCES: Any = Field(
     description="One per line: the reply ends just before the first of these it writes.",
     json_schema_extra=ADVANCED,
 )
+ThinkingMode = Literal["off", "enabled", "adaptive"]
+THINKING_HELP = (
+    "Let the model think before it answers: enabled, up to a budget of tokens; adaptive, "
+    "as much as the model sees fit (models that support it). Its thinking streams apart "
+    "from the answer and is billed as output tokens. Thinking takes no temperature or top k."
+)
+THINKING: Any = Field(default="off", description=THINKING_HELP, json_schema_extra=ADVANCED)
+# The API's floor for an enabled budget.
+MIN_THINKING_BUDGET = 1024
+THINKING_BUDGET = Field(
+    default=None,
+    ge=MIN_THINKING_BUDGET,
+    le=127_999,
+    title="Thinking budget",
+    description="enabled: the most tokens the model may think for, at least 1024 and less "
+    "than max_tokens (thinking counts toward it).",
+    json_schema_extra={"advanced": True, "when": {"thinking": ["enabled"]}},
+)
 OUTPUT_SCHEMA = Field(
     default=None,
     title="Output schema",
@@ -95,22 +130,76 @@ class Sampled(Protocol):
     stop_sequences: list[str]
 
 
+class Thinks(Sampled, Protocol):
+    thinking: ThinkingMode
+    thinking_budget: int | None
+
+
 class Shaped(Protocol):
     output_schema: dict[str, Any] | None
 
 
-def sampling(config: Sampled) -> dict[str, Any]:
-    """The config's sampling settings, as ``ModelRequest`` keywords."""
+def sampling(config: Thinks) -> dict[str, Any]:
+    """The config's sampling and thinking settings, as ``ModelRequest`` keywords."""
     return {
         "temperature": config.temperature,
         "top_p": config.top_p,
         "top_k": config.top_k,
         "stop_sequences": list(config.stop_sequences),
+        "thinking": thinking_param(config),
     }
+
+
+def thinking_param(config: Thinks) -> dict[str, Any] | None:
+    """The API's ``thinking`` parameter for the config; None when thinking is off."""
+    if config.thinking == "enabled" and config.thinking_budget is not None:
+        return {"type": "enabled", "budget_tokens": config.thinking_budget}
+    if config.thinking == "adaptive":
+        return {"type": "adaptive"}
+    return None
+
+
+def thinking_problems(config: Thinks, max_tokens: int | None) -> list[FieldProblem]:
+    """What the API would refuse in this thinking set-up, on the field to change.
+
+    ``max_tokens`` None: the node sizes its own (a router's choice).
+    """
+    if config.thinking == "off":
+        return []
+    found = []
+    budget = config.thinking_budget
+    if config.thinking == "enabled":
+        if budget is None:
+            found.append(
+                FieldProblem(
+                    "thinking_budget",
+                    f"thinking enabled needs a budget: at least {MIN_THINKING_BUDGET} tokens, "
+                    "less than max_tokens",
+                )
+            )
+        elif max_tokens is not None and budget >= max_tokens:
+            found.append(
+                FieldProblem(
+                    "thinking_budget",
+                    f"must be less than max_tokens ({max_tokens}): thinking counts toward "
+                    "max_tokens; raise max_tokens or lower the budget",
+                )
+            )
+    if config.temperature is not None:
+        found.append(
+            FieldProblem("temperature", "thinking does not take a temperature: leave it empty")
+        )
+    if config.top_k is not None:
+        found.append(FieldProblem("top_k", "thinking does not take top k: leave it empty"))
+    if config.top_p is not None and config.top_p < 0.95:
+        found.append(FieldProblem("top_p", "with thinking, top p must be from 0.95 to 1"))
+    return found
 
 
 def sampling_problems(config: Sampled) -> list[FieldProblem]:
     # Current models refuse both at once; older ones allowed it, to no one's benefit.
+    if getattr(config, "thinking", "off") != "off":
+        return []  # thinking_problems says what thinking allows of these
     if config.temperature is not None and config.top_p is not None:
         return [FieldProblem("top_p", "set temperature or top_p, not both")]
     return []

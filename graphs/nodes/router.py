@@ -5,7 +5,9 @@ semantics, matched by RE2 in linear time: see ``graphs.regex``); in ``condition`
 first rule whose expression holds (``graphs.expressions``: Jinja2, in the templates'
 sandbox) over the input and the node's other ports; in ``llm`` mode the model must call a
 tool whose one argument is an ``enum`` of the route names (a forced choice: a reply that
-merely mentions a route cannot be misread as choosing it). Each falls back to ``default``.
+merely mentions a route cannot be misread as choosing it). The API forces no tool while
+the model thinks, so with ``thinking`` on the choice is a structured answer instead, JSON
+whose one property ``route`` is that same ``enum``. Each falls back to ``default``.
 A route with no edge leaving it ends that branch of the run.
 
 A condition's names are the node's ports, as a template's variables are; ``input`` is
@@ -61,6 +63,8 @@ DEFAULT_SYSTEM = (
 )
 # The tool call is a few tokens ({"route": "..."}); route names are at most 100 characters.
 CHOICE_MAX_TOKENS = 256
+# Adaptive thinking has no budget of its own: room for it, before the choice.
+ADAPTIVE_THINKING_TOKENS = 16_000
 # Matching is linear in the text and runs inline on the event loop: the cap bounds it.
 MAX_MATCH_CHARS = 100_000
 
@@ -157,6 +161,12 @@ class RouterConfig(CommonConfig):
     top_p: float | None = modelcall.TOP_P
     top_k: int | None = modelcall.TOP_K
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
+    thinking: modelcall.ThinkingMode = Field(
+        default="off",
+        description=modelcall.THINKING_HELP,
+        json_schema_extra={"when": {"mode": ["llm"]}},
+    )
+    thinking_budget: int | None = modelcall.THINKING_BUDGET
 
     @field_validator("routes")
     @classmethod
@@ -218,6 +228,9 @@ class RouterNode(NodeType):
             found.append(
                 FieldProblem("default", f"default route {config.default!r} is not in routes")
             )
+        if config.mode == "llm":
+            # The node sizes max_tokens itself: the budget plus room for the choice.
+            found += modelcall.sampling_problems(config) + modelcall.thinking_problems(config, None)
         if config.mode == "match" and not config.rules and config.default is None:
             found.append(FieldProblem("mode", "match mode needs rules or a default route"))
         if config.mode == "condition" and not config.conditions and config.default is None:
@@ -323,18 +336,64 @@ async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> st
     )
     system = await ctx.render("system", config.system, inputs) if config.system else DEFAULT_SYSTEM
     ctx.detail.update(prompt=question, system=system)
+    sampling = modelcall.sampling(config)
+    model = config.model or ctx.services.default_model
+    messages = [{"role": "user", "content": question}]
+    if sampling["thinking"] is None:
+        response = await ctx.call_model(
+            ModelRequest(
+                model=model,
+                messages=messages,
+                system=system,
+                max_tokens=CHOICE_MAX_TOKENS,
+                tools=[choice_tool(config.routes)],
+                tool_choice={"type": "tool", "name": CHOICE_TOOL},
+                **sampling,
+            )
+        )
+        return _chosen(response, config)
+    # Thinking: no forced tool (the API refuses one), a structured answer instead.
+    budget = config.thinking_budget or ADAPTIVE_THINKING_TOKENS
     response = await ctx.call_model(
         ModelRequest(
-            model=config.model or ctx.services.default_model,
-            messages=[{"role": "user", "content": question}],
-            system=system,
-            max_tokens=CHOICE_MAX_TOKENS,
-            tools=[choice_tool(config.routes)],
-            tool_choice={"type": "tool", "name": CHOICE_TOOL},
-            **modelcall.sampling(config),
+            model=model,
+            messages=messages,
+            system=system if config.system else THINKING_SYSTEM,
+            max_tokens=budget + CHOICE_MAX_TOKENS,
+            output_schema=choice_schema(config.routes),
+            **sampling,
         )
     )
-    return _chosen(response, config)
+    return _answered(response, config)
+
+
+THINKING_SYSTEM = (
+    "You are a router. Read the user's message and choose the one route it belongs on; "
+    'answer with JSON: {"route": "<one of the routes>"}.'
+)
+
+
+def choice_schema(routes: list[str]) -> dict[str, Any]:
+    """With thinking on, the answer's shape: an object whose one property is the route."""
+    tool = choice_tool(routes)
+    return {**tool["input_schema"], "additionalProperties": False}
+
+
+def _answered(response: ModelResponse, config: RouterConfig) -> str | None:
+    """The route a structured answer names; else ``default``, else a node error."""
+    try:
+        answer = json.loads(response.text)
+    except ValueError:
+        answer = None
+    route = answer.get("route") if isinstance(answer, dict) else None
+    if route in config.routes:
+        return route
+    if config.default is not None:
+        return config.default
+    raise NodeError(
+        f"the model answered {response.text[:200]!r}, which names no route "
+        f"(routes: {', '.join(config.routes)}; stop reason: {response.stop_reason})"
+    )
 
 
 def _chosen(response: ModelResponse, config: RouterConfig) -> str | None:

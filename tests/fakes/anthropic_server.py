@@ -33,6 +33,7 @@ server object drive it through the prompt alone:
 ``#fake:truncate_after=N``     stream N text deltas, then close cleanly without message_stop
 ``#fake:stream_error=TYPE``    stream one text delta, then an SSE ``error`` event of TYPE
                                (e.g. overloaded_error), as the real API does mid-stream
+``#fake:redacted_thinking``    with thinking on: a ``redacted_thinking`` block after the thinking
 ``#fake:times=N``              apply the failure directives above (status, hang, break_after,
                                truncate_after, stream_error) to the first N requests with the
                                same last user text only; later ones answer normally
@@ -57,6 +58,18 @@ the last user message holds tool_result blocks the reply is ``"tool results: "``
 contents joined by ``"; "``. Usage: input_tokens = words in system + all message text,
 output_tokens = words in the reply (text, plus tool inputs as JSON).
 
+Thinking. A request with ``thinking`` (``enabled`` with ``budget_tokens`` of at least 1024
+and less than ``max_tokens``, or ``adaptive``) is answered with a ``thinking`` block first,
+``"fake thinking about: "`` + the last user text (first 100 chars), signed: its
+``signature`` is a digest of its text that only this server makes. Streamed, it arrives as
+``thinking_delta`` events, one word each, then a ``signature_delta``. Its words count in
+``output_tokens`` and, alone, in ``usage.output_tokens_details.thinking_tokens``. As the
+API, it answers tool results without thinking again, and refuses (400) with thinking on:
+a ``temperature`` other than 1, any ``top_k``, ``top_p`` below 0.95, a ``tool_choice`` that
+forces a tool (``any``, ``tool``), a thinking or redacted block sent back changed (its
+signature or data no longer its own), and a tool-use loop whose last assistant turn does
+not start with the thinking it came with.
+
 A few control endpoints help other processes: ``GET /_fake/requests``,
 ``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
 """
@@ -64,8 +77,11 @@ A few control endpoints help other processes: ``GET /_fake/requests``,
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import dataclasses
+import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -119,6 +135,7 @@ _KNOWN_DIRECTIVES = {
     "truncate_after",
     "stream_error",
     "times",
+    "redacted_thinking",
 }
 _DIRECTIVE = re.compile(r"#fake:([a-z_]+)")
 
@@ -144,6 +161,7 @@ class FakeResponse:
     break_after: int | None = None
     truncate_after: int | None = None
     stream_error: str | None = None
+    redacted_thinking: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,6 +263,8 @@ def _spec_from_directives(
             spec.tool_uses.append({"name": tool_name, "input": tool_input})
         elif name == "hang":
             spec.hang = True
+        elif name == "redacted_thinking":
+            spec.redacted_thinking = True
         elif name == "stream_error":
             spec.stream_error = value or "overloaded_error"
         elif name == "times":
@@ -454,6 +474,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         content, stop_reason = self._fake._content_for(body, spec)
         stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
+        last = _last_user_message(body)
+        if _thinking_on(body) and not _tool_results(last):
+            content[:0] = _thought(_user_text(last), redacted=spec.redacted_thinking)
+        thinking_words = sum(_words(b["thinking"]) for b in content if b["type"] == "thinking")
         message = {
             "id": self._fake._message_id(),
             "type": "message",
@@ -464,12 +488,16 @@ class _Handler(BaseHTTPRequestHandler):
             "stop_sequence": stop_sequence,
             "usage": {
                 "input_tokens": _request_words(body),
-                "output_tokens": sum(
+                "output_tokens": thinking_words
+                + sum(
                     _words(b["text"]) if b["type"] == "text" else _words(json.dumps(b["input"]))
                     for b in content
+                    if b["type"] in ("text", "tool_use")
                 ),
             },
         }
+        if thinking_words:
+            message["usage"]["output_tokens_details"] = {"thinking_tokens": thinking_words}
         if body.get("stream"):
             self._stream(message, spec)
         elif spec.break_after is not None or spec.truncate_after is not None:
@@ -574,6 +602,30 @@ class _Handler(BaseHTTPRequestHandler):
                         {"type": "content_block_delta", "index": index,
                          "delta": {"type": "text_delta", "text": piece}},
                     )  # fmt: skip
+            elif block["type"] == "thinking":
+                yield _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index,
+                     "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                )  # fmt: skip
+                for piece in _text_chunks(block["thinking"]):
+                    if not self._sleep(chunk_delay):
+                        return
+                    yield _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "thinking_delta", "thinking": piece}},
+                    )  # fmt: skip
+                yield _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index,
+                     "delta": {"type": "signature_delta", "signature": block["signature"]}},
+                )  # fmt: skip
+            elif block["type"] == "redacted_thinking":
+                yield _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                )
             else:
                 yield _sse(
                     "content_block_start",
@@ -594,7 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
             {"type": "message_delta",
              "delta": {"stop_reason": message["stop_reason"],
                        "stop_sequence": message["stop_sequence"]},
-             "usage": {"output_tokens": message["usage"]["output_tokens"]}},
+             "usage": {k: v for k, v in message["usage"].items() if k != "input_tokens"}},
         )  # fmt: skip
         yield _sse("message_stop", {"type": "message_stop"})
 
@@ -810,8 +862,87 @@ def _apply_stop_sequences(content: list[dict[str, Any]], stops: list[str]) -> st
     return None
 
 
+_SIGNING_KEY = b"fake-anthropic thinking"
+
+
+def _signed(text: str) -> str:
+    return hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _thought(prompt: str, *, redacted: bool) -> list[dict[str, Any]]:
+    thinking = "fake thinking about: " + prompt[:100]
+    blocks: list[dict[str, Any]] = [
+        {"type": "thinking", "thinking": thinking, "signature": _signed(thinking)}
+    ]
+    if redacted:
+        data = base64.b64encode(f"redacted thought on {prompt[:50]}".encode()).decode()
+        blocks.append({"type": "redacted_thinking", "data": data + "." + _signed(data)})
+    return blocks
+
+
+def _thinking_on(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _invalid_thinking(body: dict[str, Any]) -> str | None:
+    """What the API would refuse about thinking in the request, or None."""
+    for number, message in enumerate(body.get("messages") or []):
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "thinking" and block.get("signature") != _signed(str(block.get("thinking"))):
+                return f"messages.{number}.content: Invalid `signature` in `thinking` block"
+            if kind == "redacted_thinking":
+                data, _, signature = str(block.get("data")).rpartition(".")
+                if signature != _signed(data):
+                    return f"messages.{number}.content: Invalid `data` in `redacted_thinking` block"
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "adaptive", "disabled"):
+        return f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}"
+    if kind == "disabled":
+        return None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
+            return f"thinking.enabled.budget_tokens: Input should be >= 1024, got {budget!r}"
+        if budget >= body.get("max_tokens", 0):
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        return "`temperature` may only be set to 1 when thinking is enabled"
+    if body.get("top_k") is not None:
+        return "`top_k` must be unset when thinking is enabled"
+    top_p = body.get("top_p")
+    if top_p is not None and top_p < 0.95:
+        return "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled"
+    choice = body.get("tool_choice") or {}
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    messages = body.get("messages") or []
+    if len(messages) >= 2 and _tool_results(messages[-1]):
+        answered = messages[-2].get("content") if isinstance(messages[-2], dict) else None
+        first = answered[0].get("type") if isinstance(answered, list) and answered else None
+        if first not in ("thinking", "redacted_thinking"):
+            return (
+                f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                f"`redacted_thinking`, but found `{first}`. When `thinking` is enabled, a "
+                "final `assistant` message must start with a thinking block"
+            )
+    return None
+
+
 def _invalid_settings(body: dict[str, Any]) -> str | None:
     """What the API would refuse in the request's optional settings, or None."""
+    if (invalid := _invalid_thinking(body)) is not None:
+        return invalid
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None and not (_is_number(value) and 0 <= value <= 1):

@@ -22,6 +22,7 @@ def test_the_golden_logs_cover_every_scenario_the_readers_meet():
     assert names >= {
         "chain", "router", "loop", "fanout", "map", "failure", "on_error_continue",
         "retries", "cancel", "cache_hit", "reused", "interrupted", "old_schemaless",
+        "thinking",
     }  # fmt: skip
 
 
@@ -170,3 +171,41 @@ def test_run_totals_add_up_the_nodes_until_the_run_gives_its_own():
 def test_events_before_run_started_belong_to_no_run():
     log = fold([{"type": "node_started", "node": "a"}, {"type": "run_started", "ts": 1.0}])
     assert log.nodes() == [] and log.status == "running"
+
+
+def test_thinking_reads_apart_from_the_text_and_its_tokens_are_counted_and_priced():
+    document = golden("thinking")
+    solve = document["fold"]["nodes"]["solve"][0]
+    assert solve["thinking"].startswith("fake thinking about: What is 17*23?")
+    assert "thinking" not in solve["text"] and solve["text"].endswith("tool results: 391")
+    usage = solve["usage"]
+    assert 0 < usage["thinking_tokens"] < usage["output_tokens"]
+    # Billed as output: the cost is the output tokens (thinking included) at output price.
+    dollars = (usage["input_tokens"] * 3 + usage["output_tokens"] * 15) / 1e6
+    assert solve["cost_usd"] == round(dollars, 6)
+    assert document["fold"]["usage"]["thinking_tokens"] == usage["thinking_tokens"]
+    # Logs without thinking keep the two figures they always had.
+    assert set(golden("chain")["fold"]["usage"]) == {"input_tokens", "output_tokens"}
+
+
+def test_a_retry_starts_the_thinking_over_and_thinking_tokens_join_the_totals():
+    log = fold(
+        [
+            {"type": "run_started", "ts": 1.0},
+            {"type": "node_started", "node": "a"},
+            {"type": "node_thinking", "node": "a", "text": "first "},
+            {"type": "node_retrying", "node": "a", "attempt": 1},
+            {"type": "node_thinking", "node": "a", "text": "second "},
+            {"type": "node_thinking", "node": "a", "text": "try"},
+            {"type": "node_delta", "node": "a", "text": "answer"},
+            {"type": "node_finished", "node": "b", "usage": {"input_tokens": 1}},
+            {
+                "type": "node_finished",
+                "node": "a",
+                "usage": {"input_tokens": 1, "output_tokens": 9, "thinking_tokens": 7},
+            },
+        ]
+    )
+    (visit,) = log.visits("a")
+    assert (visit.thinking, visit.text) == ("second try", "answer")
+    assert log.usage == {"input_tokens": 2, "output_tokens": 9, "thinking_tokens": 7}

@@ -73,8 +73,10 @@ def chain(delays: list[float]) -> dict:
             "edges": edges}  # fmt: skip
 
 
-def mapped(items: list[str], delay_s: float = 0.3, concurrency: int = 4) -> dict:
-    """A map over `items`, one model call per item."""
+def mapped(
+    items: list[str], delay_s: float = 0.3, concurrency: int = 4, item_events: int = 20
+) -> dict:
+    """A map over `items`, one model call per item; the first `item_events` stream theirs."""
     inner = {
         "directed": True,
         "multigraph": True,
@@ -88,7 +90,7 @@ def mapped(items: list[str], delay_s: float = 0.3, concurrency: int = 4) -> dict
     }
     nodes = [
         _node("items", "input", name="items", default=items),
-        _node("each", "map", flow=inner, concurrency=concurrency),
+        _node("each", "map", flow=inner, concurrency=concurrency, item_events=item_events),
         _node("out", "output", name="results"),
     ]
     edges = [_edge("items", "each", "value", "items"), _edge("each", "out", "results", "value")]

@@ -10,8 +10,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from websockets.sync.client import connect
 
+from graphs.log import fold
 from tests.scaleout import flows
 from tests.scaleout.conftest import finished, sound_log
+from tests.support.wait import wait_for
 from webapp.accounts.models import ApiToken
 from webapp.flows import services as flow_services
 from webapp.runs.models import NodeTask, Run
@@ -85,3 +87,58 @@ def test_a_re_run_from_a_node_on_workers_calls_only_that_node_and_what_follows(c
     assert [c.split(" #")[0] for c in cluster.calls()[calls_before:]] == ["step s2", "step s3"]
     reused = [e["node"] for e in sound_log(second) if e.get("reused")]
     assert reused == ["topic", "s1"]
+
+
+def test_a_maps_streamed_items_write_their_own_events_from_the_workers_running_them(cluster):
+    """Items run as tasks of their own on other workers; the first item_events of them write
+    their inner nodes' events into the run's one log, as the map's node_item events."""
+    workers = cluster.workers(2, pool="threads", size=3)
+    run = finished(cluster.start(flows.mapped(["a", "b", "c"], delay_s=0.5, item_events=2)))
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    events = sound_log(run)
+    items = [e for e in events if e["type"] == "node_item"]
+    assert {e["node"] for e in items} == {"each"} and {e["iteration"] for e in items} == {1}
+    assert {e["item"] for e in items} == {0, 1}  # item 2 shows only in the map's progress
+    for index, word in ((0, "a"), (1, "b")):
+        own = [e for e in items if e["item"] == index]
+        kinds = [e["event"] for e in own]
+        assert kinds[0] == "run_started" and kinds[-1] == "run_finished", kinds
+        assert {"node_started", "node_delta", "node_finished"} <= set(kinds)
+        # Only the item's own model call, never its input and output nodes.
+        assert {e["inner"] for e in own if "inner" in e} == {"call"}
+        text = "".join(e["text"] for e in own if e["event"] == "node_delta")
+        assert text == f"fake reply: item {word} #fake:delay=0.5"
+        [done] = [e for e in own if e["event"] == "node_finished"]
+        assert done["usage"]["output_tokens"] > 0
+    # Inside the map's visit: after it started, before it finished.
+    seqs = {e["type"]: e["seq"] for e in events if e.get("node") == "each" and e["type"] in
+            ("node_started", "node_finished")}  # fmt: skip
+    assert all(seqs["node_started"] < e["seq"] < seqs["node_finished"] for e in items)
+    # The items ran on the workers, and the folds read them as the in-process driver's.
+    streamed = NodeTask.objects.filter(run=run, item__in=[0, 1])
+    assert {t.worker for t in streamed} <= {w.hostname for w in workers}
+    state = fold(events).last_visit("each").items
+    assert set(state) == {"0", "1"}
+    assert all(item["status"] == "done" and item["node"] == "call" for item in state.values())
+    assert state["1"]["text"] == "fake reply: item b #fake:delay=0.5"
+
+
+def test_items_a_failed_map_stopped_write_nothing_after_the_map_ended(cluster):
+    cluster.workers(2, pool="threads", size=3)
+    graph = flows.mapped(["a #fake:status=400", "b #fake:delay=3"], item_events=2)
+    inner = graph["nodes"][1]["config"]["flow"]
+    inner["nodes"][1]["config"]["prompt"] = "item {{ item }}"  # each item's own directives
+    run = finished(cluster.start(graph))
+    assert run.status == Run.Status.FAILED
+    # Item 1 was stopped mid-call, after its map had failed: let its worker end it.
+    item = NodeTask.objects.filter(run=run, item=1, status=NodeTask.Status.DONE)
+    stopped = wait_for(lambda: item.first(), 30, message="item 1 to end")
+    assert stopped.result["status"] == "cancelled" and stopped.cancel
+    events = sound_log(run)
+    [failed] = [e for e in events if e["type"] == "node_failed" and e["node"] == "each"]
+    assert "item 0 failed" in failed["error"]
+    items = [e for e in events if e["type"] == "node_item"]
+    assert {e["item"] for e in items} == {0, 1}  # both began while the map ran
+    # Its end was not written into a visit, and a log, that had closed.
+    assert all(e["seq"] < failed["seq"] for e in items)
+    assert events[-1]["type"] == "run_finished"

@@ -163,14 +163,17 @@ def test_an_expression_error_names_its_rule_and_route_under_conditions(alice, fl
 @pytest.mark.parametrize(
     ("mode", "shown", "hidden"),
     [
-        ("match", {"rules"}, {"conditions", "prompt", "system", "model"}),
-        ("condition", {"conditions"}, {"rules", "prompt", "system", "model"}),
-        ("llm", {"prompt", "system", "model"}, {"rules", "conditions"}),
+        ("match", {"rules"}, {"conditions", "prompt", "system", "model", "thinking"}),
+        ("condition", {"conditions"}, {"rules", "prompt", "system", "model", "thinking"}),
+        ("llm", {"prompt", "system", "model", "thinking"}, {"rules", "conditions"}),
     ],
 )
 def test_only_the_fields_the_chosen_mode_uses_are_shown(alice, flow, mode, shown, hidden):
     html = open_form(alice, flow, {"routes": ["a"], "mode": mode, "default": "a"})
     off = set(re.findall(r'class="[^"]*\bnf-off\b[^"]*" data-field="(\w+)"', html))
+    # The thinking budget follows the thinking field (off here), not the mode.
+    assert "thinking_budget" in off
+    off.discard("thinking_budget")
     assert off == hidden
     assert not shown & off
     for name in shown | hidden:

@@ -67,7 +67,7 @@ def lookup(flow_id: int, key: str) -> CachedOutput | None:
         output=row["output"],
         text=row["text"],
         model=row["model"] or None,
-        usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        usage=Usage.from_dict(usage),
         detail=row["detail"] or {},
         source=f"run {row['run_id']}" if row["run_id"] else None,
     )

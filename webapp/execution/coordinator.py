@@ -277,7 +277,8 @@ def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
         task = held(task_id, epoch)
         task.lease_until = timezone.now() + lease()
         task.save(update_fields=["lease_until"])
-        step.record(events)
+        if task.item == NodeTask.NODE or map_running(task):
+            step.record(events)
         step.save()
     return task.cancel or step.limited
 
@@ -341,11 +342,40 @@ def item_results(task_ids: list[int]) -> dict[int, dict[str, Any]]:
     return dict(done.values_list("pk", "result"))
 
 
-def item_finished(task_id: int, epoch: int, result: dict[str, Any]) -> None:
+def item_finished(
+    task_id: int, epoch: int, result: dict[str, Any], events: list[dict[str, Any]] | None = None
+) -> None:
+    """A map item's result, with its last events (node_item events of its map)."""
+    if not events:
+        with transaction.atomic():
+            task = held(task_id, epoch)
+            task.result = result
+            _close(task)
+        return
+    run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
     with transaction.atomic():
+        # The run's row first, then the task's, as node_events takes them.
+        step = Step.locked(run_id)
         task = held(task_id, epoch)
+        if map_running(task):
+            step.record(events)
         task.result = result
         _close(task)
+        step.save()
+
+
+def map_running(item: NodeTask) -> bool:
+    """Whether the map an item task belongs to is running: its items' events belong in the
+    map's visit, so once the map has ended (an item failed, the run was cancelled) the last
+    words of items it stopped are not written. Asked under the run's lock, which the map's
+    own finish takes too."""
+    return NodeTask.objects.filter(
+        run_id=item.run_id,
+        node=item.node,
+        iteration=item.iteration,
+        item=NodeTask.NODE,
+        status=NodeTask.Status.RUNNING,
+    ).exists()
 
 
 def stop_items(parent_id: int) -> None:

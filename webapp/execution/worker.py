@@ -9,7 +9,9 @@ the run was cancelled (the node stops) or that the task was taken over (the node
 and nothing more is written). The node's outcome is then the coordinator's next step.
 
 A map node does not run its items here: each item is a task of its own, so the items
-spread over the workers; the map node waits for their results.
+spread over the workers; the map node waits for their results. An item among the map's
+first ``item_events`` writes its own events into the run's log as the map's ``node_item``
+events, as the in-process driver's map forwards them, held by the item's own task.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from graphs import CompiledFlow, RunOptions, RunResult
 from graphs.cache import CachedOutput
 from graphs.events import Emitter, EventSink
 from graphs.llm.types import Usage
+from graphs.nodes.map import boundary_of, item_fields
 from graphs.runner import NodeRunner
 from graphs.schedule import NodeFinished, Ready
 from webapp.execution import cache as node_cache
@@ -110,17 +113,38 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
 
 async def run_item(task: NodeTask, holder: Holder) -> str:
     run = task.run
-    flow: CompiledFlow = compiled_run(run).nodes[task.node].prepared
+    spec = compiled_run(run).nodes[task.node]
+    flow: CompiledFlow = spec.prepared
     options = RunOptions(
         cache=FencedCache(holder, run.flow_id, run.pk), read_cache=not run.ignore_cache
     )
-    work = flow.run(task.inputs, slots=holder.slots(run.pk, flow), options=options)
+    sink = (
+        item_sink(task, boundary_of(flow), holder) if task.item < spec.config.item_events else None
+    )
+    work = flow.run(task.inputs, sink, slots=holder.slots(run.pk, flow), options=options)
     try:
         result = result_json(await holder.hold(work))
     except Stopped:
         result = {"status": "cancelled", "error": "cancelled", "outputs": {}}
-    await db(coordinator.item_finished, task.pk, holder.epoch, result)
+    await db(coordinator.item_finished, task.pk, holder.epoch, result, holder.take())
     return result["status"]
+
+
+def item_sink(task: NodeTask, boundary: frozenset[str], holder: Holder) -> EventSink:
+    """An item's events as its map's ``node_item`` events, pending in the item's holder.
+
+    The item's numbering is dropped (the run's log numbers them), its clock kept.
+    """
+
+    def sink(event: dict[str, Any]) -> None:
+        fields = item_fields(event, task.item, boundary)
+        if fields is not None:
+            holder.sink(
+                {"type": "node_item", "ts": event["ts"], "node": task.node,
+                 "iteration": task.iteration, **fields}
+            )  # fmt: skip
+
+    return sink
 
 
 class Stopped(Exception):
@@ -140,6 +164,8 @@ class Holder:
         self.task_id, self.epoch = task_id, epoch
         self.pending: list[dict[str, Any]] = []
         self.renewed = time.monotonic()
+        # One write at a time: batches taken in order must commit in order.
+        self.writing = asyncio.Lock()
 
     def sink(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
@@ -181,6 +207,10 @@ class Holder:
 
     async def renew(self) -> bool:
         """Write pending events, or just renew the lease when one is due; True: stop."""
+        async with self.writing:
+            return await self._renew()
+
+    async def _renew(self) -> bool:
         now = time.monotonic()
         batch = self.take(closing=False)
         if not batch and now - self.renewed < settings.NODE_HEARTBEAT_S:
@@ -216,18 +246,15 @@ class DistributedRunner(NodeRunner):
         index = self.items
         self.items += 1
         holder = self.holder
+        if index == 0:
+            # The map's start goes into the log before any item can write its own events
+            # (the worker running an item writes them, not this one; see run_item).
+            await holder.renew()
         task = await db(coordinator.item_task, holder.task_id, holder.epoch, index, dict(inputs))
-        # The item runs on another worker, whose events are not this run's log: the map
-        # reports each streamed item's start and end (node_item), not its inner nodes.
-        if sink is not None:
-            sink({"type": "run_started"})
         while True:
             results = await db(coordinator.item_results, [task.pk])
             if task.pk in results:
-                result = result_from_json(results[task.pk])
-                if sink is not None:
-                    sink({"type": "run_finished", "status": result.status, "error": result.error})
-                return result
+                return result_from_json(results[task.pk])
             await asyncio.sleep(ITEM_POLL_S)
 
 
@@ -268,7 +295,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
 
 
 def result_from_json(data: Mapping[str, Any]) -> RunResult:
-    by_model = {m: Usage(**u) for m, u in (data.get("usage_by_model") or {}).items()}
+    by_model = {m: Usage.from_dict(u) for m, u in (data.get("usage_by_model") or {}).items()}
     total = sum(by_model.values(), Usage())
     return RunResult(
         data["status"],

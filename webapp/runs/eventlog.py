@@ -197,6 +197,14 @@ class Tally:
     >>> Tally({"m": {"input": 2.0}}).annotate(
     ...     {"type": "run_finished", "usage_by_model": {"m": usage, "gpt": usage}})["cost_usd"]
     0.002
+
+    Thinking is billed as output: ``thinking_tokens`` are a part of ``output_tokens``, which
+    the output price applies to, so they are priced once, never again on their own.
+
+    >>> thought = {"input_tokens": 1000, "output_tokens": 100, "thinking_tokens": 80}
+    >>> Tally({"m": {"input": 2.0, "output": 10.0}}).annotate(
+    ...     {"type": "node_finished", "model": "m", "usage": thought})["cost_usd"]
+    0.003
     """
 
     def __init__(self, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:

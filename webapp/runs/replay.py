@@ -32,6 +32,7 @@ REPLAYED_EVENTS = frozenset(
         "run_started",
         "node_started",
         "node_delta",
+        "node_thinking",
         "node_progress",
         "node_item",
         "node_retrying",

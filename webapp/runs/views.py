@@ -276,6 +276,9 @@ def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
     ...     {"type": "tool_use", "name": "calculator", "input": {"expression": "1+1"}}]})
     >>> [kind for kind, _ in parts], json.loads(parts[1][1])
     (['text', 'tool_use calculator'], {'expression': '1+1'})
+    >>> _message_parts({"role": "assistant", "content": [
+    ...     {"type": "thinking", "thinking": "hmm", "signature": "x"}]})
+    [('thinking', 'hmm')]
     """
     content = message.get("content")
     if not isinstance(content, list):
@@ -290,6 +293,11 @@ def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
             parts.append((f"tool_use {block.get('name', '')}", pretty(block.get("input"))))
         elif block.get("type") == "tool_result":
             parts.append(("tool_result", pretty(block.get("content"))))
+        elif block.get("type") == "thinking":
+            # Its signature is for the API, not for people.
+            parts.append(("thinking", block.get("thinking", "")))
+        elif block.get("type") == "redacted_thinking":
+            parts.append(("redacted_thinking", "(thinking the API keeps encrypted)"))
         else:
             parts.append((str(block.get("type", "block")), pretty(block)))
     return parts
@@ -321,12 +329,15 @@ def _visits(
 
 def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
     """One visit as the inspector shows it."""
-    text = visit.text
+    text, thinking = visit.text, visit.thinking
     section: dict[str, Any] = {
         "iteration": visit.iteration,
         "status": visit.status,
         "text": text[:MAX_NODE_TEXT],
         "truncated": len(text) > MAX_NODE_TEXT,
+        # Apart from the answer, and folded away: it is often longer than the answer.
+        "thinking": thinking[:MAX_NODE_TEXT],
+        "thinking_truncated": len(thinking) > MAX_NODE_TEXT,
         "retries": len(visit.retries),
         "notes": [
             f"attempt {retry['attempt']} failed: {retry['error']}; "

@@ -13,7 +13,8 @@
      log.nodes()           -> node ids, in the order the log first named them
      log.visits(node?)     -> a node's visits by iteration (all visits, in the order
                               first seen, without node); each visit's fields are
-                              toJSON's (snake_case), with `text` a getter
+                              toJSON's (snake_case), with `text` and `thinking`
+                              getters
      log.lastVisit(node)   -> the visit of node its latest event was about, or null
      log.openVisits()      -> [[node, iteration], ...] begun and not ended
      log.finalStates()     -> {node: done|failed|cancelled|skipped|running}
@@ -28,7 +29,7 @@ const DEFAULT_SCHEMA = 1;
 const SOURCE_RUN = /^run (\d+)$/;
 const SETTLED = new Set(["done", "failed", "cancelled", "skipped"]);
 // Events that show a visit has begun even when its node_started is not in the log.
-const RUNNING = new Set(["node_delta", "node_progress", "node_item", "node_retrying"]);
+const RUNNING = new Set(["node_delta", "node_thinking", "node_progress", "node_item", "node_retrying"]);
 // An item's run_finished status as the item's status (a visit's words).
 const ITEM_ENDED = { succeeded: "done", failed: "failed", cancelled: "cancelled" };
 
@@ -36,9 +37,12 @@ const isObject = (value) => value !== null && typeof value === "object" && !Arra
 const isInt = (value) => Number.isInteger(value);
 const zero = () => ({ input_tokens: 0, output_tokens: 0 });
 
+/** thinking_tokens joins the totals with the first usage that has some (graphs/log.py). */
 function addUsage(total, usage) {
   if (!isObject(usage)) return;
   for (const key of Object.keys(total)) total[key] += Math.trunc(Number(usage[key]) || 0);
+  const thinking = Math.trunc(Number(usage.thinking_tokens) || 0);
+  if (thinking && !("thinking_tokens" in total)) total.thinking_tokens = thinking;
 }
 
 /** A recorded figure, or null when the event has none (or not a number). */
@@ -122,8 +126,9 @@ class Visit {
       error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
       duration_s: null, progress: null, items: null,
     });
-    // Streamed pieces, joined when read.
+    // Streamed pieces, joined when read: the answer's, and the model's thinking.
     Object.defineProperty(this, "parts", { value: [], writable: true });
+    Object.defineProperty(this, "thought", { value: [], writable: true });
     // The RunLog copy that may change this visit in place (see RunLog.copy).
     Object.defineProperty(this, "epoch", { value: epoch });
   }
@@ -131,6 +136,11 @@ class Visit {
   get text() {
     if (this.parts.length > 1) this.parts = [this.parts.join("")];
     return this.parts.length ? this.parts[0] : "";
+  }
+
+  get thinking() {
+    if (this.thought.length > 1) this.thought = [this.thought.join("")];
+    return this.thought.length ? this.thought[0] : "";
   }
 
   get settled() {
@@ -143,6 +153,7 @@ class Visit {
     // Retries are appended, never changed; the streamed pieces likewise.
     visit.retries = this.retries.slice();
     visit.parts = this.parts.slice();
+    visit.thought = this.thought.slice();
     // A map's items change in place (itemEvent), so each gets its own copy.
     visit.items = copyItems(this.items);
     return visit;
@@ -151,7 +162,8 @@ class Visit {
   toJSON() {
     return {
       node: this.node, iteration: this.iteration, status: this.status, inputs: this.inputs,
-      text: this.text, output: this.output, detail: this.detail, model: this.model,
+      text: this.text, thinking: this.thinking, output: this.output, detail: this.detail,
+      model: this.model,
       usage: this.usage, usage_by_model: this.usage_by_model, cost_usd: this.cost_usd,
       saved_usd: this.saved_usd, priced: this.priced, cached: this.cached, reused: this.reused,
       attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
@@ -329,15 +341,19 @@ export class RunLog {
       visit.started_ts = ts;
       visit.ended_ts = null;
       visit.parts = [];
+      visit.thought = [];
       visit.items = null;
     } else if (kind === "node_delta") {
       visit.parts.push(String(event.text || ""));
+    } else if (kind === "node_thinking") {
+      visit.thought.push(String(event.text || ""));
     } else if (kind === "node_progress") {
       visit.progress = { done: field(event, "done"), total: field(event, "total") };
     } else if (kind === "node_item") {
       itemEvent(visit, event);
     } else if (kind === "node_retrying") {
       visit.parts = [];
+      visit.thought = [];
       visit.items = null;
       visit.retries.push({
         attempt: field(event, "attempt"),

@@ -89,3 +89,23 @@ test("a retried or restarted map starts its items afresh, as in Python", () => {
   log.apply({ type: "node_started", node: "m" });
   assert.equal(log.toJSON().nodes.m[0].items, null);
 });
+
+test("thinking folds apart from the text, and its tokens join the totals, as in Python", () => {
+  const solve = fold(golden("thinking").events).lastVisit("solve");
+  assert.ok(solve.thinking.startsWith("fake thinking about: What is 17*23?"));
+  assert.ok(!solve.text.includes("thinking") && solve.text.endsWith("tool results: 391"));
+  const log = fold([
+    { type: "run_started", ts: 1 },
+    { type: "node_started", node: "a" },
+    { type: "node_thinking", node: "a", text: "first " },
+    { type: "node_retrying", node: "a", attempt: 1 },
+    { type: "node_thinking", node: "a", text: "second " },
+    { type: "node_thinking", node: "a", text: "try" },
+    { type: "node_delta", node: "a", text: "answer" },
+    { type: "node_finished", node: "b", usage: { input_tokens: 1, output_tokens: 1 } },
+    { type: "node_finished", node: "a", usage: { input_tokens: 1, output_tokens: 9, thinking_tokens: 7 } },
+  ]);
+  const visit = log.lastVisit("a");
+  assert.deepStrictEqual([visit.thinking, visit.text], ["second try", "answer"]);
+  assert.deepStrictEqual(log.usage, { input_tokens: 2, output_tokens: 10, thinking_tokens: 7 });
+});

@@ -5,7 +5,7 @@
    event to a RunLog (the fold held to graphs/log.py by the golden logs) and derives the
    paint from the fold's state. What is left here is display: the output's preview when
    nothing streamed, nodes still queued or running once the run finished shown as idle or
-   cancelled, the retry note, and which nodes changed since the last takeChanges(), so a
+   cancelled, the retry and thinking notes, and which nodes changed since the last takeChanges(), so a
    frame paints each node once however many events it got (a 10k-event replay costs a few
    frames, not 10k repaints). snapshot() and restore() give the replay its seek points.
 
@@ -111,6 +111,9 @@ function look(log, id, waiting, finished) {
   else if (status === "running" && last.retries.length) {
     const retry = last.retries[last.retries.length - 1];
     note = "retrying: attempt " + retry.attempt + " failed (" + (retry.error || "error") + ")";
+  } else if (status === "running" && last.thinking && !last.text) {
+    // The thinking itself is the inspector's to show, folded apart from the answer.
+    note = "thinking…";
   }
   const n = {
     id: id, status: status, text: text, note: note,

@@ -281,3 +281,15 @@ test("items text puts running items after the count, in index order, on one line
   assert.equal(text, "items: 1 done, 2 running\n#2\n#10 ask: line one line two");
   assert.equal(itemsText(null), "");
 });
+
+test("a thinking node says so, and its canvas text is only ever the answer", () => {
+  const model = new RunModel(() => ["a"]);
+  model.apply({ seq: 1, type: "run_started" });
+  model.apply({ seq: 2, type: "node_started", node: "a", iteration: 1 });
+  model.apply({ seq: 3, type: "node_thinking", node: "a", iteration: 1, text: "let me see" });
+  let a = model.nodes.get("a");
+  assert.deepStrictEqual([a.status, a.text, a.note], ["running", "", "thinking…"]);
+  model.apply({ seq: 4, type: "node_delta", node: "a", iteration: 1, text: "391" });
+  a = model.nodes.get("a");
+  assert.deepStrictEqual([a.text, a.note], ["391", ""]);
+});

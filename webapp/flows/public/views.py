@@ -77,7 +77,8 @@ def _run_canvas(run: Run, link: ShareLink) -> dict[str, Any]:
 
 def _final_states(run: Run) -> dict[str, str]:
     # Streamed text never changes a node's state and is most of the log: left in the DB.
-    payloads = RunEvent.objects.filter(run=run).exclude(type="node_delta").order_by("seq")
+    streamed = ("node_delta", "node_thinking")
+    payloads = RunEvent.objects.filter(run=run).exclude(type__in=streamed).order_by("seq")
     return final_states(payloads.values_list("payload", flat=True).iterator())
 
 

@@ -352,6 +352,8 @@ HIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
     "run_started": ("inputs",),
     "node_started": ("inputs",),
     "node_delta": ("text",),
+    # The model's thinking reads its inputs as closely as its answer does.
+    "node_thinking": ("text",),
     # A map's item's streamed text (its error goes as every error does).
     "node_item": ("text",),
     "node_finished": ("output", "detail"),
