@@ -1,6 +1,7 @@
 """Request bodies over their cap get 413 while they stream in, not after.
 
-Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` (the answer is problem details), else
+Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` (the answer is problem details) and for the MCP
+server at ``/mcp`` (plain text, as any other), else
 ``MAX_BODY_BYTES`` (plain text; forms keep their own, finer limits below it, such as
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` and the import page's own 413).
 
@@ -27,6 +28,7 @@ from django.conf import settings
 from webapp import problems
 
 API_PREFIX = "/api/"
+MCP_PATHS = ("/mcp", "/mcp/")
 # The import page takes a document as large as the API does, plus the form around it.
 PAGE_SLACK_BYTES = 1_000_000
 
@@ -35,7 +37,7 @@ Scope = dict[str, Any]
 
 def limit_for(path: str) -> int:
     """The largest body, in bytes, a request to ``path`` may send."""
-    if path.startswith(API_PREFIX):
+    if path.startswith(API_PREFIX) or path in MCP_PATHS:
         return settings.API_MAX_BODY_BYTES
     return max(settings.MAX_BODY_BYTES, settings.API_MAX_BODY_BYTES + PAGE_SLACK_BYTES)
 

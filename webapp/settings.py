@@ -161,6 +161,9 @@ MAX_STORED_BYTES_PER_USER = env.integer(
 # (`GET /api/runs/{id}/stream`) stays open before the client resumes with Last-Event-ID.
 RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
 RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
+# The MCP server (/mcp): how long a tool call waits for its run to end before answering that
+# it still goes on (the run is not stopped).
+MCP_WAIT_S = env.integer("SWITCHYARD_MCP_WAIT_S", 300, minimum=1)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:
