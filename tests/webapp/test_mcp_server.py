@@ -7,9 +7,11 @@ version 2, says something else), a published flow that always fails, and an unpu
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +26,8 @@ from mcp.shared.exceptions import MCPError
 
 from graphs.spec import InputSpec
 from tests.services import DaphneServer
-from webapp.accounts.models import ApiToken
+from tests.support.wait import wait_for
+from webapp.accounts.models import ApiToken, SignInFailures
 from webapp.flows import services
 from webapp.flows.versions import service as versions
 from webapp.mcp import tools
@@ -66,6 +69,25 @@ def failing_flow() -> dict:
     }
 
 
+def slow_flow() -> dict:
+    """topic -> llm -> answer: the offline model streams its reply word by word, slowly."""
+    return {
+        "graph": {"name": "Slow"},
+        "nodes": [
+            {"id": "topic", "type": "input", "config": {"name": "topic"}},
+            {"id": "write", "type": "llm", "config": {"prompt": "Write about {{ topic }}."}},
+            {"id": "answer", "type": "output", "config": {"name": "answer"}},
+        ],
+        "edges": [
+            {"source": "topic", "target": "write", "source_port": "value", "target_port": "topic"},
+            {"source": "write", "target": "answer", "source_port": "text", "target_port": "value"},
+        ],
+    }
+
+
+WAIT_S = 2
+
+
 @dataclass
 class Live:
     server: DaphneServer
@@ -90,6 +112,9 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
+        # A call waits this long; the slow flow's model takes several times as long.
+        "SWITCHYARD_MCP_WAIT_S": str(WAIT_S),
+        "SWITCHYARD_OFFLINE_DELAY_MS": "400",
     }
     server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
@@ -107,6 +132,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
         services.save(greet, users["alice"], greet_flow("Howdy"), 1)
         failing = services.create(users["alice"], "Parse JSON", failing_flow(), team=team)
         versions.publish(failing, users["alice"], 1)
+        slow = services.create(users["alice"], "Slow", slow_flow(), team=team)
+        versions.publish(slow, users["alice"], 1)
         draft = services.create(users["alice"], "Draft", greet_flow("Hi"), team=team)
         secret = services.create(users["dave"], "Secret", greet_flow("Psst"))
         versions.publish(secret, users["dave"], 1)
@@ -118,6 +145,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
             "flows": {
                 "greet": greet.pk,
                 "failing": failing.pk,
+                "slow": slow.pk,
                 "draft": draft.pk,
                 "secret": secret.pk,
                 "hers": hers.pk,
@@ -166,7 +194,9 @@ async def test_initialize_names_the_server_and_offers_tools(live):
 
 
 async def test_an_editor_lists_the_published_flows_of_her_team_and_no_others(live):
-    expected = sorted([live.tool("greet", "Greet"), live.tool("failing", "Parse JSON")])
+    expected = sorted(
+        [live.tool("greet", "Greet"), live.tool("failing", "Parse JSON"), live.tool("slow", "Slow")]
+    )
     assert sorted(await tool_names(live, "alice")) == expected
     assert sorted(await tool_names(live, "bob")) == expected
 
@@ -228,6 +258,20 @@ async def test_a_failed_run_is_a_tool_error_with_its_error_and_url(live):
     assert re.search(rf"See {re.escape(live.server.url)}/runs/\d+/$", text), text
     assert result.structured_content["status"] == "failed"
     assert result.structured_content["error"]
+
+
+async def test_a_run_still_going_when_the_wait_ends_is_a_tool_error_and_goes_on(live):
+    async with connect(live, live.tokens["alice"]) as session:
+        result = await session.call_tool(live.tool("slow", "Slow"), {"topic": uuid.uuid4().hex})
+    assert result.is_error
+    assert result.content[0].text.startswith(f"The run is still going after {WAIT_S} s")
+    run_id = result.structured_content["run_id"]
+    assert result.structured_content["status"] in ("queued", "running")
+
+    def status() -> str:
+        return Run.objects.get(pk=run_id).status
+
+    wait_for(lambda: live.server.orm(status) == "succeeded", timeout=60, message="the run")
 
 
 @pytest.mark.parametrize(
@@ -350,6 +394,32 @@ async def test_a_revoked_token_stops_working(live):
         with pytest.raises(MCPError) as raised:
             await session.list_tools()
     assert "unknown or revoked" in raised.value.message
+
+
+def address_failures(live: Live) -> int:
+    def count() -> int:
+        row = SignInFailures.objects.filter(scope="address", key="127.0.0.1").first()
+        return row.failures if row is not None else 0
+
+    return live.server.orm(count)
+
+
+def test_an_unknown_token_counts_against_the_address_and_a_locked_address_gets_429(live):
+    before = address_failures(live)
+    post_initialize(live, Authorization="Bearer sy_guess")
+    assert address_failures(live) == before + 1
+
+    def lock(until: dt.datetime | None) -> None:
+        SignInFailures.objects.filter(scope="address", key="127.0.0.1").update(locked_until=until)
+
+    live.server.orm(lambda: lock(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=90)))
+    try:
+        # Even the right token gets no answer while the address is locked.
+        answer = post_initialize(live, Authorization=f"Bearer {live.tokens['alice']}")
+    finally:
+        live.server.orm(lambda: lock(None))
+    assert answer.status_code == 429
+    assert 80 <= int(answer.headers["Retry-After"]) <= 90
 
 
 def test_a_foreign_origin_is_403_and_the_servers_own_is_let_through(live):
