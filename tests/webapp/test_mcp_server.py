@@ -429,6 +429,8 @@ def test_a_foreign_origin_is_403_and_the_servers_own_is_let_through(live):
     own = post_initialize(live, Authorization=token, Origin=live.server.url)
     assert own.status_code == 200, own.text
     assert own.json()["result"]["serverInfo"]["name"] == "switchyard"
+    assert own.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert foreign.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_host_not_allowed_is_refused(live):

@@ -14,6 +14,9 @@ client reports as the error, with the HTTP status):
    looked up on every request, so revoking it stops the next one.
 3. The SDK's ``StreamableHTTPSessionManager`` with the user in the scope (``server.py``).
 
+Every answer gets ``HEADERS`` (a policy that allows nothing, ``nosniff``, ``no-store``):
+Django's middleware, which adds them to its own answers, never sees these.
+
 **Stateless, JSON responses.** Each POST carries one JSON-RPC message and gets its answer
 as one JSON body; the server keeps no session between requests. Why: several Daphne
 processes behind a load balancer (README, "Scale-out") can each answer any request, with
@@ -110,6 +113,7 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        send = with_headers(send)
         user = await self.admit(scope)
         if isinstance(user, Refusal):
             return await user.send(send)
@@ -176,6 +180,28 @@ class Endpoint:
         running = _Running(loop, manager, started, stop, task)
         _stop_before_shutdown(running)
         return running
+
+
+# Django's middleware never sees these answers: they get what a JSON answer needs of it.
+HEADERS = {
+    b"content-security-policy": b"default-src 'none'; frame-ancestors 'none'",
+    b"x-content-type-options": b"nosniff",
+    b"cache-control": b"no-store",
+}
+
+
+def with_headers(send: Any) -> Any:
+    """`send`, adding ``HEADERS`` (those the answer lacks) to the response's start."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(k, v) for k, v in HEADERS.items() if k not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def _stop_before_shutdown(running: _Running) -> None:
