@@ -158,6 +158,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
     server.stop()
     log = server.process.log()
     assert "Traceback" not in log and "destroyed but it is pending" not in log, log
+    # The SDK's session manager left its context before the loop stopped.
+    assert "MCP server stopped" in log, log
 
 
 @asynccontextmanager

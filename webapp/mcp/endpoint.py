@@ -170,6 +170,7 @@ class Endpoint:
                 async with manager.run():
                     started.set_result(None)
                     await stop.wait()
+                log.info("MCP server stopped")
             except BaseException as exc:
                 if not started.done():
                     started.set_exception(exc)
