@@ -283,6 +283,7 @@ async def test_a_run_still_going_when_the_wait_ends_is_a_tool_error_and_goes_on(
         ({"who": 3}, "input 'who' must be a string, not a number"),
         ({"who": "Ada", "times": "twice"}, "input 'times' must be a number, not a string"),
         ({"who": "Ada", "tone": "dry"}, "unknown input 'tone' (inputs: times, who)"),
+        ({"who": "A\x00da"}, "arguments.who must not contain NUL characters"),
     ],
 )
 async def test_wrong_arguments_are_a_tool_error_naming_the_input_and_start_nothing(

@@ -29,6 +29,7 @@ from typing import Any
 
 from graphs.errors import FlowInvalid
 from graphs.spec import InputSpec
+from webapp.api_schema import unstorable
 from webapp.execution.plans import compiled_version
 from webapp.flows import access
 from webapp.flows.models import Flow
@@ -238,8 +239,9 @@ def page(user, cursor: str | None) -> tuple[list[Tool], str | None]:
 def start(user, name: str, arguments: Mapping[str, Any]) -> Run:
     """Start a run of the tool's flow, its published version, as started by MCP.
 
-    Raises UnknownTool, BadArguments (naming each input at fault), FlowInvalid (the engine's
-    word, should the version no longer run) or limits.RunRefused (the user's run limits).
+    Raises UnknownTool, BadArguments (naming each input at fault, and what no database can
+    store, as the API refuses it), FlowInvalid (the engine's word, should the version no
+    longer run) or limits.RunRefused (the user's run limits).
     """
     flow_id = flow_id_of(name)
     flow = published_flows(user).filter(pk=flow_id).first() if flow_id is not None else None
@@ -248,7 +250,9 @@ def start(user, name: str, arguments: Mapping[str, Any]) -> Run:
     version = flow.published
     assert version is not None
     compiled = compiled_version(version)
-    problems = argument_problems(compiled.inputs, arguments)
+    problems = argument_problems(compiled.inputs, arguments) + [
+        f"{error['path']} {error['message']}" for error in unstorable(arguments, "arguments")
+    ]
     if problems:
         raise BadArguments(problems)
     return create_run(flow, user, dict(arguments), version=version, trigger=Run.Trigger.MCP)
