@@ -436,6 +436,14 @@ def test_a_foreign_origin_is_403_and_the_servers_own_is_let_through(live):
     assert foreign.headers["X-Content-Type-Options"] == "nosniff"
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_only_post_is_served(live, method):
+    headers = {"Authorization": f"Bearer {live.tokens['alice']}", "Accept": "text/event-stream"}
+    answer = httpx.request(method, live.url, headers=headers, timeout=30, trust_env=False)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
+
+
 def test_a_host_not_allowed_is_refused(live):
     answer = post_initialize(live, Authorization=f"Bearer {live.tokens['alice']}", Host="evil")
     assert answer.status_code == 400

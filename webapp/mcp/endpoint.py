@@ -12,7 +12,9 @@ client reports as the error, with the HTTP status):
    tokens count against the client address like the API's (``accounts/throttle.py``); a
    locked address gets 429 with ``Retry-After`` whatever token it sends. The token is
    looked up on every request, so revoking it stops the next one.
-3. The SDK's ``StreamableHTTPSessionManager`` with the user in the scope (``server.py``).
+3. POST only (405 otherwise: a stateless server has no stream to GET, no session to
+   DELETE), then the SDK's ``StreamableHTTPSessionManager`` with the user in the scope
+   (``server.py``).
 
 Every answer gets ``HEADERS`` (a policy that allows nothing, ``nosniff``, ``no-store``):
 Django's middleware, which adds them to its own answers, never sees these.
@@ -117,6 +119,11 @@ class Endpoint:
         user = await self.admit(scope)
         if isinstance(user, Refusal):
             return await user.send(send)
+        if scope["method"] != "POST":
+            # Stateless: no stream of server messages to GET, no session to DELETE. The
+            # SDK would hold a GET open, sending nothing, for as long as the client liked.
+            message = "the MCP server takes POST only (stateless Streamable HTTP)"
+            return await Refusal(405, message, {"allow": "POST"}).send(send)
         manager = await self.manager()
         # One database thread per request for the ORM calls the handlers make, as Django
         # gives its own async views.
