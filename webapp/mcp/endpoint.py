@@ -26,7 +26,9 @@ no session affinity and nothing lost when a process restarts; a session would ho
 nothing of ours anyway (the tools are read from the database on each list, a call's state
 is its run, in the database). What it costs: no server-to-client requests or progress
 notifications during a call, which our tools do not need (the run's URL and its event
-stream, ``/api/runs/{id}/stream``, show progress). Protocol revisions from 2026-07-28 are
+stream, ``/api/runs/{id}/stream``, show progress), and a call's answer comes only once
+the run ends or the wait (``MCP_WAIT_S``) does, so a proxy in front must allow that long a
+quiet read. Protocol revisions from 2026-07-28 are
 stateless by design and take the SDK's own path for them, with the same checks before it.
 
 **Lifecycle.** The manager runs inside its ``run()`` context, which a server starts from
