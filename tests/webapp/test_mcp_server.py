@@ -20,7 +20,7 @@ import httpx
 import httpx2
 import pytest
 from django.contrib.auth import get_user_model
-from mcp import Client, ClientSession
+from mcp import Client, ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
@@ -226,6 +226,18 @@ async def test_a_tool_describes_its_flow_and_its_inputs(live):
     assert schema["properties"]["times"]["default"] == 1
     assert schema["additionalProperties"] is False
     assert set(greet.output_schema["properties"]["outputs"]["properties"]) == {"greeting", "times"}
+
+
+async def test_a_cursor_continues_after_the_last_flow_and_a_bad_one_is_refused(live):
+    greet = live.flows["greet"]
+    async with connect(live, live.tokens["alice"]) as session:
+        later = await session.list_tools(params=types.PaginatedRequestParams(cursor=str(greet)))
+        assert live.tool("greet", "Greet") not in [tool.name for tool in later.tools]
+        assert live.tool("slow", "Slow") in [tool.name for tool in later.tools]
+        assert later.next_cursor is None
+        with pytest.raises(MCPError) as raised:
+            await session.list_tools(params=types.PaginatedRequestParams(cursor="x1"))
+    assert raised.value.message == "invalid cursor 'x1'"
 
 
 # Calling
