@@ -1,4 +1,5 @@
-"""The ASGI application: Django for HTTP, Channels for the run and flow websockets."""
+"""The ASGI application: Django for HTTP, the MCP server at ``/mcp``, Channels for the run and
+flow websockets."""
 
 import asyncio
 import os
@@ -27,12 +28,20 @@ from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
+from webapp.mcp import endpoint as mcp  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 
+
+async def http_or_mcp(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    if mcp.handles(scope["path"]):
+        return await mcp.endpoint(scope, receive, send)
+    return await http(scope, receive, send)
+
+
 router = ProtocolTypeRouter(
     {
-        "http": BodyLimit(http),
+        "http": BodyLimit(http_or_mcp),
         "websocket": SameOriginValidator(
             AuthMiddlewareStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
         ),

@@ -1,7 +1,8 @@
 """Request bodies over their cap get 413 while they stream in, not after.
 
 Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` and ``WEBHOOK_MAX_BODY_BYTES`` under
-``/hooks/`` (the answer is problem details), else
+``/hooks/`` (the answer is problem details), ``API_MAX_BODY_BYTES`` for the MCP server at
+``/mcp`` (plain text, as any other), else
 ``MAX_BODY_BYTES`` (plain text; forms keep their own, finer limits below it, such as
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` and the import page's own 413).
 
@@ -31,6 +32,7 @@ API_PREFIX = "/api/"
 HOOK_PREFIX = "/hooks/"
 # Answered with problem details (JSON), as programs call them.
 JSON_PREFIXES = (API_PREFIX, HOOK_PREFIX)
+MCP_PATHS = ("/mcp", "/mcp/")
 # The import page takes a document as large as the API does, plus the form around it.
 PAGE_SLACK_BYTES = 1_000_000
 
@@ -39,7 +41,7 @@ Scope = dict[str, Any]
 
 def limit_for(path: str) -> int:
     """The largest body, in bytes, a request to ``path`` may send."""
-    if path.startswith(API_PREFIX):
+    if path.startswith(API_PREFIX) or path in MCP_PATHS:
         return settings.API_MAX_BODY_BYTES
     if path.startswith(HOOK_PREFIX):
         return settings.WEBHOOK_MAX_BODY_BYTES

@@ -163,6 +163,9 @@ RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
 RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
 # A webhook delivery's body above this many bytes is refused with 413 as it arrives.
 WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
+# The MCP server (/mcp): how long a tool call waits for its run to end before answering that
+# it still goes on (the run is not stopped).
+MCP_WAIT_S = env.integer("SWITCHYARD_MCP_WAIT_S", 300, minimum=1)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:

@@ -52,8 +52,14 @@ def origin_allowed(scope: Scope) -> bool:
     origins = [v for k, v in scope.get("headers", []) if k == b"origin"]
     if len(origins) != 1:
         return False
-    origin = origins[0].decode("latin-1")
-    request = _handshake_request(scope)
+    return origin_matches(origins[0].decode("latin-1"), _handshake_request(scope))
+
+
+def origin_matches(origin: str, request: ASGIRequest) -> bool:
+    """Whether `origin` is the request's own (scheme, allowed host, port) or a trusted one.
+
+    Also the MCP endpoint's check (webapp/mcp/endpoint.py), on plain HTTP requests.
+    """
     try:
         own = f"{'https' if request.is_secure() else 'http'}://{request.get_host()}"
     except DisallowedHost:
