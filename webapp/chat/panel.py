@@ -15,6 +15,7 @@ import json
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -64,24 +65,25 @@ async def reply_stream(
 ) -> HttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
-        return problems.response(401, "not_signed_in", "sign in to use the chat panel")
+        return redirect_to_login(request.get_full_path())
     message = await sync_to_async(_own_reply)(user, flow_id, conversation_id, message_id)
     return stream.response(message, with_run=True)
 
 
 def _own_reply(user, flow_id: int, conversation_id: int, message_id: int) -> ChatMessage:
-    flow = flow_for_editor(user, flow_id)
+    # Found by its owner first: anyone else's conversation is a 404, whatever their role.
     message = (
         ChatMessage.objects.select_related("conversation", "run__flow_version")
         .filter(
             pk=message_id,
             role=ChatMessage.Role.ASSISTANT,
             conversation_id=conversation_id,
-            conversation__flow=flow,
+            conversation__flow_id=flow_id,
             conversation__owner=user,
         )
         .first()
     )
     if message is None:
         raise Http404("No such reply.")
+    flow_for_editor(user, flow_id)
     return message
