@@ -353,3 +353,55 @@ def test_a_panel_conversation_is_its_makers_only(client, alice, bob, flow):
     client.force_login(alice)
     assert panel_say(client, flow, "again", mine["conversation"]).status_code == 404
     assert client.get(mine["stream"]).status_code == 404
+
+
+# The Chat links page
+
+
+def test_an_editor_makes_a_link_on_the_page_and_sees_its_embed_snippet(client, bob, flow):
+    client.force_login(bob)
+    made = client.post(
+        f"/flows/{flow.pk}/chat-links/",
+        {
+            "name": "Shop",
+            "allowed_origins": "https://shop.example\nhttp://127.0.0.1:9000/",
+            "per_minute": 30,
+            "per_visitor_minute": 5,
+        },
+    )
+    assert made.status_code == 302
+    link = ChatLink.objects.get()
+    assert link.allowed_origins == ["https://shop.example", "http://127.0.0.1:9000"]
+    assert (link.per_minute, link.per_visitor_minute) == (30, 5)
+    page = client.get(f"/flows/{flow.pk}/chat-links/").content.decode()
+    assert f"data-chat=&quot;{link.token}&quot;" in page  # shown as text, escaped
+    assert f"/c/{link.token}/" in page
+    client.post(f"/flows/{flow.pk}/chat-links/{link.pk}/toggle/")
+    link.refresh_from_db()
+    assert not link.enabled
+
+
+def test_the_page_refuses_a_bad_origin_naming_it(client, bob, flow):
+    client.force_login(bob)
+    answer = client.post(
+        f"/flows/{flow.pk}/chat-links/",
+        {
+            "name": "x",
+            "allowed_origins": "shop.example/path",
+            "per_minute": 1,
+            "per_visitor_minute": 1,
+        },
+    )
+    assert answer.status_code == 400
+    assert "shop.example/path" in answer.content.decode()
+    assert not ChatLink.objects.exists()
+
+
+def test_viewers_cannot_open_the_links_page_and_strangers_get_404(client, carol, dave, flow, link):
+    client.force_login(carol)
+    assert client.get(f"/flows/{flow.pk}/chat-links/").status_code == 403
+    assert client.post(f"/flows/{flow.pk}/chat-links/{link['id']}/delete/").status_code == 403
+    client.force_login(dave)
+    assert client.get(f"/flows/{flow.pk}/chat-links/").status_code == 404
+    assert client.post(f"/flows/{flow.pk}/chat-links/{link['id']}/delete/").status_code == 404
+    assert ChatLink.objects.count() == 1

@@ -3,9 +3,20 @@ page and calls under /c/ (no login)."""
 
 from django.urls import path
 
-from webapp.chat import panel, public
+from webapp.chat import panel, public, views
 
 urlpatterns = [
+    path("flows/<int:flow_id>/chat-links/", views.link_page, name="flow_chat_links"),
+    path(
+        "flows/<int:flow_id>/chat-links/<int:link_id>/toggle/",
+        views.link_toggle,
+        name="flow_chat_link_toggle",
+    ),
+    path(
+        "flows/<int:flow_id>/chat-links/<int:link_id>/delete/",
+        views.link_delete,
+        name="flow_chat_link_delete",
+    ),
     path("flows/<int:flow_id>/chat/messages", panel.send, name="chat_panel_send"),
     path(
         "flows/<int:flow_id>/chat/conversations/<int:conversation_id>/replies/<int:message_id>/stream",
