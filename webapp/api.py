@@ -35,6 +35,7 @@ from ninja.parser import Parser
 from webapp import problems
 from webapp.accounts import throttle
 from webapp.api_schema import string_problem, unstorable
+from webapp.chat.api import router as chat_router
 from webapp.flows.api import router as flows_router
 from webapp.flows.editor.api import router as editor_router
 from webapp.flows.sharing.api import router as sharing_router
@@ -227,6 +228,7 @@ api.add_router("/flows", flows_router)
 # Shares, transfer and share links of a flow: their own module, under /api/flows too.
 api.add_router("/flows", sharing_router)
 api.add_router("/flows", webhooks_router)
+api.add_router("/flows", chat_router)
 # Shares with the caller waiting for their answer.
 api.add_router("/shares", pending_shares_router)
 api.add_router("/runs", runs_router)

@@ -26,9 +26,12 @@ HEADER = "Content-Security-Policy"
 DEBUG_PAGE_MARK = b'<meta name="robots" content="NONE,NOARCHIVE">'
 
 
-def policy(request: HttpRequest) -> str:
-    """The header's value for this request."""
+def policy(request: HttpRequest, **overrides: list[str]) -> str:
+    """The header's value for this request; `overrides` replace whole directives (named
+    with ``_`` for ``-``), as the chat page does with ``frame_ancestors``."""
     directives = {name: list(sources) for name, sources in settings.SECURE_CSP.items()}
+    for name, sources in overrides.items():
+        directives[name.replace("_", "-")] = list(sources)
     if "connect-src" in directives:
         try:
             host = request.get_host()

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.flows",
     "webapp.runs",
     "webapp.execution",
+    "webapp.chat",
 ]
 
 MIDDLEWARE = [

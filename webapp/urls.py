@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("webapp.accounts.urls")),
     # /teams/..., /invitations/..., /invites/<token>/
     path("", include("webapp.teams.urls")),
+    # /c/<token>/... (a chat link, no login), /c/embed.js, and the editor's chat panel.
+    path("", include("webapp.chat.urls")),
     path("api/", include("webapp.api_urls")),
 ]

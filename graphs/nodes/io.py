@@ -1,12 +1,37 @@
-"""The flow's boundary: ``input`` emits a run input, ``output`` collects a run output."""
+"""The flow's boundary: ``input`` emits a run input, ``output`` collects a run output.
+
+An input of kind ``chat`` makes the flow a chat flow. Its run input is one JSON value,
+``{"message": "...", "history": [{"role": "user"|"assistant", "content": "..."}, ...]}``
+(the conversation so far, oldest first, without the new message); a plain string is a
+first message with no history. It emits the message on port ``message``, the history on
+``history`` and the whole value on ``value``, so a prompt can render the conversation:
+
+>>> import asyncio
+>>> node, config = InputNode(), InputConfig(name="chat", kind="chat")
+>>> sorted(node.output_ports(config))
+['history', 'message', 'value']
+>>> turn = {"message": "and 3?", "history": [{"role": "user", "content": "2?"},
+...         {"role": "assistant", "content": "two"}]}
+>>> out = chat_value(turn)
+>>> out["message"], [m["role"] for m in out["history"]]
+('and 3?', ['user', 'assistant'])
+>>> chat_value("hello")
+{'message': 'hello', 'history': []}
+>>> chat_value({"message": "hi", "history": [{"role": "system", "content": "x"}]})
+Traceback (most recent call last):
+...
+ValueError: chat input: history[0].role must be user or assistant
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType
+
+CHAT_ROLES = ("user", "assistant")
 
 
 def _name(help_text: str) -> Any:
@@ -25,21 +50,58 @@ class InputConfig(CommonConfig):
         default=None,
         description="Used when a run gives no value. JSON; plain text is taken as a string.",
     )
+    kind: Literal["value", "chat"] = Field(
+        default="value",
+        description="chat: the value is a chat turn {message, history}; the node emits the "
+        "message on `message` and the conversation so far on `history` (a list of "
+        "{role, content}), which makes the flow a chat flow whose output is the reply.",
+    )
+
+
+def chat_value(value: Any) -> dict[str, Any]:
+    """A chat turn as the node emits it; ValueError names what is wrong with it."""
+    if isinstance(value, str):
+        return {"message": value, "history": []}
+    if not isinstance(value, dict):
+        raise ValueError("chat input: expected {message, history} or a string")
+    message = value.get("message")
+    if not isinstance(message, str):
+        raise ValueError("chat input: message must be a string")
+    history = value.get("history", [])
+    if not isinstance(history, list):
+        raise ValueError("chat input: history must be a list of {role, content}")
+    turns = []
+    for i, turn in enumerate(history):
+        if not isinstance(turn, dict) or turn.get("role") not in CHAT_ROLES:
+            raise ValueError(f"chat input: history[{i}].role must be user or assistant")
+        if not isinstance(turn.get("content"), str):
+            raise ValueError(f"chat input: history[{i}].content must be a string")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    return {"message": message, "history": turns}
 
 
 class InputNode(NodeType):
     name = "input"
     label = "Input"
-    description = "Emits the run input of this name on port `value`."
+    description = (
+        "Emits the run input of this name on port `value`; of kind chat, also the user's "
+        "`message` and the conversation's `history`."
+    )
     category = "io"
     Config = InputConfig
     default_config = {"name": "input"}
 
     def output_ports(self, config: InputConfig) -> frozenset[str]:
+        if config.kind == "chat":
+            return frozenset({"value", "message", "history"})
         return frozenset({"value"})
 
     async def run(self, ctx: NodeContext, config: InputConfig, inputs: dict) -> dict:
-        return {"value": ctx.run_inputs[config.name]}
+        value = ctx.run_inputs[config.name]
+        if config.kind == "chat":
+            turn = chat_value(value)
+            return {"value": turn, **turn}
+        return {"value": value}
 
 
 class OutputConfig(CommonConfig):

@@ -38,6 +38,7 @@ def test_there_is_one_example_per_pattern():
         "evaluate",
         "classify",
         "http",
+        "chat",
     }
 
 

@@ -38,6 +38,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 import graphs
 from webapp.accounts.models import ApiToken
 from webapp.asgi import application
+from webapp.chat.models import ChatLink, ChatMessage, Conversation
+from webapp.chat.service import visitor_token
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare, ShareLink, Webhook
 from webapp.flows.sharing import service as sharing
@@ -79,6 +81,9 @@ class World:
     join_token: str
     token: ApiToken
     hook: Webhook
+    chat_link: ChatLink
+    visit: ChatMessage  # a reply in a visitor's conversation through chat_link
+    panel: ChatMessage  # a reply in alice's conversation in the chat panel
 
     @property
     def document(self) -> dict[str, Any]:
@@ -127,6 +132,9 @@ def build_world() -> World:
     Membership.objects.create(team=elsewhere, user=users["erin"], role=Role.OWNER)
     # So is the share waiting for his answer: a flow of erin's.
     erins = services.create(users["erin"], "Erin's", services.starter_graph("Erin's"))
+    chat_link = ChatLink.objects.create(flow=flow, name="Chat", token="c" * 43, created_by=alice)
+    visit = Conversation.objects.create(flow=flow, link=chat_link, visitor="v1")
+    panel = Conversation.objects.create(flow=flow, owner=alice)
     return World(
         users=users,
         team=team,
@@ -144,6 +152,9 @@ def build_world() -> World:
         join_token=join_token,
         token=ApiToken.issue(alice, "matrix")[0],
         hook=webhooks.create(flow, alice, "Matrix hook"),
+        chat_link=chat_link,
+        visit=ChatMessage.objects.create(conversation=visit, role="assistant", content="hi"),
+        panel=ChatMessage.objects.create(conversation=panel, role="assistant", content="hi"),
     )
 
 
@@ -184,6 +195,25 @@ def current(w: World) -> dict[str, Any]:
     return {"base_version": w.flow.version}
 
 
+def chat_link_id(w: World) -> dict[str, Any]:
+    return {"flow_id": w.flow.pk, "link_id": w.chat_link.pk}
+
+
+def panel_reply(w: World) -> dict[str, Any]:
+    ids = {"conversation_id": w.panel.conversation_id, "message_id": w.panel.pk}
+    return {"flow_id": w.flow.pk, **ids}
+
+
+def visit_reply(w: World) -> dict[str, Any]:
+    ids = {"conversation_id": w.visit.conversation_id, "message_id": w.visit.pk}
+    return {"token": w.chat_link.token, **ids}
+
+
+def as_visitor(w: World) -> dict[str, Any]:
+    """A chat link's visitor is whoever holds the signed key (login plays no part)."""
+    return {"X-Chat-Visitor": visitor_token("v1")}
+
+
 @dataclass(frozen=True)
 class Check:
     """One request: its method, the least it needs, its URL kwargs, query and body."""
@@ -193,10 +223,13 @@ class Check:
     kwargs: Build = nothing
     query: Build = nothing
     body: Build = nothing
+    headers: Build = nothing
 
 
-def GET(need: str, kwargs: Build = nothing, query: Build = nothing) -> Check:
-    return Check("GET", need, kwargs, query)
+def GET(
+    need: str, kwargs: Build = nothing, query: Build = nothing, headers: Build = nothing
+) -> Check:
+    return Check("GET", need, kwargs, query, nothing, headers)
 
 
 def POST(need: str, kwargs: Build = nothing, body: Build = nothing) -> Check:
@@ -401,6 +434,27 @@ ROUTES: dict[str, tuple[Check, ...]] = {
         POST(USER, nothing, lambda w: {"type": "input", "config": {"name": "x"}}),
     ),
     "api:editor_layout": (POST(USER, nothing, lambda w: {"graph": w.document}),),
+    # ---- Chat: links (editors), the panel (each conversation its maker's), a link's page
+    "api:chat_link_list": (GET(EDITOR, flow_id),),
+    "api:chat_link_create": (POST(EDITOR, flow_id, lambda w: {"name": "New"}),),
+    "api:chat_link_update": (PATCH(EDITOR, chat_link_id, lambda w: {"per_minute": 5}),),
+    "api:chat_link_delete": (DELETE(EDITOR, chat_link_id),),
+    "flow_chat_links": (GET(EDITOR, flow_id), POST(EDITOR, flow_id, lambda w: {"name": "x"})),
+    "flow_chat_link_toggle": (POST(EDITOR, chat_link_id),),
+    "flow_chat_link_delete": (POST(EDITOR, chat_link_id),),
+    "chat_panel_send": (POST(EDITOR, flow_id, lambda w: {"message": "hi"}),),
+    "chat_panel_stream": (GET(SELF, panel_reply),),
+    "chat_embed": (GET(PUBLIC),),
+    "chat_page": (GET(PUBLIC, lambda w: {"token": w.chat_link.token}),),
+    "chat_messages": (POST(PUBLIC, lambda w: {"token": w.chat_link.token}),),
+    "chat_conversation": (
+        GET(
+            PUBLIC,
+            lambda w: {"token": w.chat_link.token, "conversation_id": w.visit.conversation_id},
+            headers=as_visitor,
+        ),
+    ),
+    "chat_reply_stream": (GET(PUBLIC, visit_reply, headers=as_visitor),),
 }
 
 
@@ -478,6 +532,8 @@ def ask(w: World, name: str, check: Check, persona: str, auth: str) -> HttpRespo
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
     elif persona != "anonymous":
         client.force_login(w.users[persona])
+    for header, value in check.headers(w).items():
+        client.defaults[f"HTTP_{header.upper().replace('-', '_')}"] = value
     url = reverse(name, kwargs=check.kwargs(w) or None)
     api = name.startswith("api:")
     if check.method == "GET":

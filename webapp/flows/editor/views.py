@@ -15,6 +15,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
@@ -62,6 +63,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "can_share": can_own_flow(request.user, flow.pk),
         "palette": palette,
         "editor_data": data,
+        # The chat panel tries a chat flow's newest version (webapp/chat/panel.py).
+        "chat_flow": editable and is_chat_flow(version),
     }
     return render(request, "flows/editor.html", context)
 
