@@ -63,8 +63,8 @@ class RunOut(Schema):
     duration_s: float | None
     kind: str = Field(description="run, rerun, from_node or resume")
     trigger: str = Field(
-        description="What started it: editor, api or rerun; empty for runs from before this "
-        "was recorded."
+        description="What started it: editor, api, webhook, schedule, chat, mcp or rerun; "
+        "empty for runs from before this was recorded."
     )
     parent: int | None = Field(description="The run this one was started from.")
     from_node: str = Field(description="Where a from_node re-run began; empty otherwise.")
