@@ -371,6 +371,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
         POST(USER, nothing, lambda w: {"type": "input", "config": {"name": "x"}}),
     ),
     "api:editor_layout": (POST(USER, nothing, lambda w: {"graph": w.document}),),
+    "api:editor_validate": (POST(USER, nothing, lambda w: {"graph": w.document}),),
 }
 
 

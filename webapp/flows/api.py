@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints, WithJsonSchema
 
-from graphs.errors import FlowInvalid
+from graphs.errors import FlowInvalid, Problem
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
     BodyIn,
@@ -63,9 +63,23 @@ class RunIn(BodyIn):
     )
 
 
+class FlowProblemOut(Schema):
+    message: str
+    node: str | None = Field(description="The node at fault, if one is.")
+    edge: list[Any] | None = Field(description="The edge at fault: [source, target, key].")
+    text: str = Field(description="The whole explanation, naming the node or edge.")
+
+
+WARNINGS_HELP = (
+    "What may not do what you meant though the flow can run (say, a loop that several "
+    "nodes enter from outside): each at its node or edge. Warnings never stop a save or a run."
+)
+
+
 class FlowCreatedOut(Schema):
     id: int
     version: int
+    warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
 class FlowOut(Schema):
@@ -84,6 +98,7 @@ class FlowSummaryOut(Schema):
 
 class SavedOut(Schema):
     version: int
+    warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
 class RunCreatedOut(Schema):
@@ -94,13 +109,6 @@ class RunCreatedOut(Schema):
 
 
 FlowPageOut = page_model("FlowPageOut", FlowSummaryOut)
-
-
-class FlowProblemOut(Schema):
-    message: str
-    node: str | None = Field(description="The node at fault, if one is.")
-    edge: list[Any] | None = Field(description="The edge at fault: [source, target, key].")
-    text: str = Field(description="The whole explanation, naming the node or edge.")
 
 
 class InvalidOut(ProblemOut):
@@ -117,17 +125,23 @@ class StaleOut(ProblemOut):
     current_version: int
 
 
+def problem_json(problem: Problem) -> dict[str, Any]:
+    """One problem or warning of the engine as the API answers it (``FlowProblemOut``)."""
+    return {
+        "message": problem.message,
+        "node": problem.node,
+        "edge": list(problem.edge) if problem.edge is not None else None,
+        "text": str(problem),
+    }
+
+
 def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> ProblemError:
-    problems = [
-        {
-            "message": p.message,
-            "node": p.node,
-            "edge": list(p.edge) if p.edge is not None else None,
-            "text": str(p),
-        }
-        for p in exc.problems
-    ]
+    problems = [problem_json(p) for p in exc.problems]
     return ProblemError(400, "invalid_flow", detail, problems=problems)
+
+
+def warnings_json(document: Any) -> list[dict[str, Any]]:
+    return [problem_json(w) for w in services.warnings(document)]
 
 
 def stale(detail: str, current: int) -> ProblemError:
@@ -160,7 +174,8 @@ def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
         flow = services.create(request.auth, payload.name, payload.graph, team=team)
     except FlowInvalid as exc:
         raise invalid(exc) from None
-    return Status(201, {"id": flow.id, "version": flow.version})
+    warnings = warnings_json(payload.graph)
+    return Status(201, {"id": flow.id, "version": flow.version, "warnings": warnings})
 
 
 @router.get("/{flow_id}", response={200: FlowOut, **responses(404)})
@@ -177,6 +192,8 @@ def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
 )
 def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
     """Save a new version, built on ``base_version`` (409 when someone saved since).
+
+    The answer's ``warnings`` say what may not do what you meant; they never stop a save.
 
     400 (``invalid_flow``) lists the engine's ``problems``; 400 ``base_version_required``
     when the version the editor loaded is missing.
@@ -208,7 +225,7 @@ def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
             f"version {exc.current}; reload it and save again",
             exc.current,
         ) from None
-    return {"version": number}
+    return {"version": number, "warnings": warnings_json(payload.graph)}
 
 
 @router.post("/{flow_id}/runs", response={201: RunCreatedOut, 400: InvalidOut, **responses(403)})
