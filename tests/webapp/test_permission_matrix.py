@@ -213,6 +213,18 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "flow_node_form": (
         POST(VIEWER, flow_id, lambda w: {"type": "input", "node_id": "input", "config": "{}"}),
     ),
+    "flow_edge_form": (
+        POST(
+            VIEWER,
+            flow_id,
+            lambda w: {
+                "edge_id": "e1",
+                **{"source": "question", "target": "answer"},
+                **{"source_port": "value", "target_port": "value"},
+                "graph": json.dumps(w.document),
+            },
+        ),
+    ),
     # ---- Versions, export, import
     "flow_versions": (GET(VIEWER, flow_id),),
     "flow_diff": (GET(VIEWER, flow_id, lambda w: {"a": 1, "b": 2}),),

@@ -50,6 +50,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         editable=editable,
         save_to=flow.pk,
         node_form_url=reverse("flow_node_form", args=[flow.pk]),
+        edge_form_url=reverse("flow_edge_form", args=[flow.pk]),
         palette={
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
