@@ -612,6 +612,8 @@ function createCanvas(X6, DATA) {
   graph.on("edge:change:data", ({ edge, options }) => {
     if (loading || (options && options.derived)) return;
     edge.setLabels(edgeLabels((edge.getData() || {}).kept), UI);
+    // The label's own (derived) change would otherwise be the last word on this change.
+    scheduleDirtyCheck();
     if (panel.edgeId === edge.id && !(options && options.source === "form")) panel.openEdge(edge, edgeDoc(edge));
   });
 
