@@ -15,7 +15,8 @@ from tests.fakes.anthropic_server import FakeResponse
 
 CARRIED = """(node) => Object.fromEntries(Switchyard.canvas.graph.getEdges()
     .filter((e) => e.getSourceCellId() === node)
-    .map((e) => [e.getSourcePortId().slice(4), String(e.attr("line/class")).includes("is-carried")]))"""
+    .map((e) => [e.getSourcePortId().slice(4),
+                 String(e.attr("line/class")).includes("is-carried")]))"""
 
 
 def open_example(page: Page, server: Server, name: str) -> None:

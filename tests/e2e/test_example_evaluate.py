@@ -15,6 +15,8 @@ from tests.e2e.test_loop_edges import click_label, edge_label
 from tests.e2e.test_runs import TIMEOUT_MS, start_run, step
 from tests.fakes.anthropic_server import FakeResponse
 
+# The canvas and the steps count a node's passes: a multiplication sign, then 2.
+TWICE = "\u00d72"
 HAIKU = "Tasks wait in a row\nworkers take them one by one\nthe queue empties out"
 
 
@@ -51,10 +53,10 @@ def test_the_evaluate_example_loops_with_its_history_until_the_verdict_passes(
 
     # Two passes round the loop, each node's count on the canvas; then the accepted draft.
     for node in ("generate", "evaluate", "attempt", "gate"):
-        expect(page.locator(f'[data-cell-id="{node}"] .sy-badge')).to_contain_text("×2")
+        expect(page.locator(f'[data-cell-id="{node}"] .sy-badge')).to_contain_text(TWICE)
     for node in ("final", "result"):
         expect(step(page, node)).to_have_attribute("data-status", "done")
-    expect(step(page, "generate")).to_contain_text("×2")
+    expect(step(page, "generate")).to_contain_text(TWICE)
     assert page.evaluate(f"({CARRIED})('gate')") == {"revise": True, "accept": True}
     expect(page.get_by_test_id("outputs")).to_contain_text("workers take them one by one")
 

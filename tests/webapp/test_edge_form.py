@@ -122,7 +122,7 @@ def test_a_stranger_gets_404(dave, flow):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"edge_id": "e 1\"><script>"}, {"source": "../x"}, {"target_port": ""}],
+    [{"edge_id": 'e 1"><script>'}, {"source": "../x"}, {"target_port": ""}],
 )
 def test_an_edge_named_outside_the_identifier_rules_is_refused(alice, flow, bad):
     response = open_form(alice, flow, **bad) if "edge_id" in bad else None

@@ -55,7 +55,7 @@ def canvas_payload(
     {''}
     """
     if public:
-        urls = {"flow": "", "ports": "", "layout": "", "validate": "", "nodeForm": "", "edgeForm": ""}
+        urls = dict.fromkeys(("flow", "ports", "layout", "validate", "nodeForm", "edgeForm"), "")
     else:
         urls = {
             "flow": "" if save_to is None else reverse("api:flow_save", args=[save_to]),

@@ -16,12 +16,12 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 from pydantic import WithJsonSchema
 
+import graphs
+from graphs import validation
 from graphs.errors import FlowInvalid
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
 from webapp.core.canvas import ports_for
-import graphs
-from graphs import validation
 from webapp.flows.api import FlowProblemOut, InvalidOut, invalid, problem_json
 from webapp.flows.editor import layout
 
