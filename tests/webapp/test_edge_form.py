@@ -136,3 +136,41 @@ def test_the_editor_page_gives_the_canvas_the_edge_form(alice, flow):
     data = client_for(alice).get(f"/flows/{flow.pk}/").context["editor_data"]
     assert data["urls"]["edgeForm"] == f"/flows/{flow.pk}/edge-form/"
     assert data["urls"]["validate"] == "/api/editor/validate"
+
+
+# ---- What changed: a loop-back edge's settings in the diffs ---------------------------------
+
+
+def appending(initial=None) -> dict:
+    doc = json.loads(json.dumps(EVALUATE))
+    edge = next(e for e in doc["edges"] if e["source"] == "gate" and e["target"] == "generate")
+    edge.pop("append")
+    if initial is not None:
+        edge["initial"] = initial
+    return doc
+
+
+def test_the_versions_diff_names_a_loop_edges_changed_settings(alice, carol, flow):
+    services.save(flow, alice, appending(initial=[]), base_version=1)
+    client = client_for(carol)
+    html = client.get(f"/flows/{flow.pk}/versions/diff/?a=1&b=2").content.decode()
+    assert 'data-testid="edge-changed"' in html
+    assert "<code>gate.revise</code> → <code>generate.attempts</code>" in html
+    assert "<code>append</code> cleared, <code>initial</code> set" in html
+    api = client.get(f"/api/flows/{flow.pk}/versions/diff?a=1&b=2").json()
+    [changed] = api["edges"]["changed"]
+    assert changed["target_port"] == "attempts"
+    assert changed["changes"] == [
+        {"key": "append", "kind": "removed", "before": True},
+        {"key": "initial", "kind": "added", "after": []},
+    ]
+    assert api["summary"] == "1 edge changed"
+
+
+def test_a_teammates_difference_names_a_loop_edges_changed_settings(alice, bob, flow):
+    services.save(flow, bob, appending(), base_version=1)
+    response = client_for(alice).post(
+        f"/flows/{flow.pk}/collab/diff/", {"doc": json.dumps(EVALUATE), "version": "2"}
+    )
+    assert response.status_code == 200
+    assert "<code>append</code> set" in response.content.decode()

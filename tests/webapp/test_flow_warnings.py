@@ -123,3 +123,18 @@ def test_the_examples_open_without_warnings(api):
     for path in sorted(EXAMPLES.glob("*.json")):
         body = api("dave").post("/api/editor/validate", {"graph": json.loads(path.read_text())})
         assert body.json() == {"problems": [], "warnings": []}, path.name
+
+
+def test_restoring_or_importing_a_version_answers_its_warnings(api, flow):
+    fixed = two_entry_loop()
+    fixed["edges"][3]["initial"] = ""
+    saved = api("alice").put(f"/api/flows/{flow.pk}", {"graph": fixed, "base_version": 1})
+    assert saved.json() == {"version": 2, "warnings": []}
+    restored = api("bob").post(f"/api/flows/{flow.pk}/versions/1/restore", {"base_version": 2})
+    assert restored.status_code == 201
+    assert [w["node"] for w in restored.json()["warnings"]] == ["gen"]
+    imported = api("bob").post(
+        f"/api/flows/{flow.pk}/import", {"document": two_entry_loop(), "base_version": 3}
+    )
+    assert imported.status_code == 201, imported.content
+    assert [w["node"] for w in imported.json()["warnings"]] == ["gen"]
