@@ -138,3 +138,10 @@ def test_restoring_or_importing_a_version_answers_its_warnings(api, flow):
     )
     assert imported.status_code == 201, imported.content
     assert [w["node"] for w in imported.json()["warnings"]] == ["gen"]
+
+
+def test_the_editor_page_brings_the_saved_versions_warnings(client, bob, flow):
+    client.force_login(bob)
+    data = client.get(f"/flows/{flow.pk}/").context["editor_data"]
+    assert [w["node"] for w in data["warnings"]] == ["gen"]
+    assert data["urls"]["validate"] == "/api/editor/validate"

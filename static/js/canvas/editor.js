@@ -19,6 +19,8 @@
  *   documentJSON()             the current flow document (see README, "The flow document")
  *   load(doc, {readOnly})      draw another document (history, run state and problems cleared;
  *                              it becomes the "saved" state the dirty flag compares against)
+ *   load(doc, {warnings})      with the document's warnings as the server told them (no
+ *                              check is asked for until the document differs)
  *   load(doc, {version, keepView})   the saved version `version` becomes the base saves
  *                              name (a teammate's save, loaded in place: collab.js); the local
  *                              draft of the old base is dropped; keepView keeps zoom and pan
@@ -403,6 +405,10 @@ function createCanvas(X6, DATA) {
     }
     if (opts.readOnly !== undefined) setReadOnly(opts.readOnly);
     if (!opts.keepSaved) savedText = JSON.stringify(documentJSON());
+    if (Array.isArray(opts.warnings)) {
+      showWarnings(opts.warnings);
+      checkedText = JSON.stringify(documentJSON());
+    }
     panel.close();
     checkDirty();
   }
@@ -972,7 +978,7 @@ function createCanvas(X6, DATA) {
   };
 
   const found = drafts.read(version);
-  load(DATA.doc, { readOnly });
+  load(DATA.doc, { readOnly, warnings: DATA.warnings });
   if (DATA.editable) drafts.restore(found, { load, checkDirty, get version() { return version; } }, DATA.doc);
   performance.mark("switchyard:canvas-loaded");
   const finish = () => {

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
+from webapp.flows.api import warnings_json
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
 
 MAX_LABEL_CHARS = 200
@@ -55,6 +56,9 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
     )
+    # The saved version's warnings come with the page: the canvas asks again only once the
+    # document differs (an edit, a restored draft).
+    data["warnings"] = warnings_json(doc)
     context = {
         "flow": flow,
         "version": version.number,
