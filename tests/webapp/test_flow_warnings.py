@@ -89,11 +89,14 @@ def test_the_editors_check_gives_problems_and_warnings_without_storing(api, flow
     assert flow.version == 1
 
 
-def test_the_check_of_a_document_that_does_not_load_names_what_is_wrong(api):
+def test_the_check_of_a_document_of_the_wrong_shape_is_a_problem_document(api):
     graph = two_entry_loop()
     graph["edges"][0]["append"] = "yes"
-    body = api("dave").post("/api/editor/validate", {"graph": graph}).json()
-    assert body["warnings"] == []
+    response = api("dave").post("/api/editor/validate", {"graph": graph})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "invalid_flow"
     assert body["problems"][0]["edge"] == ["topic", "gen", 0]
     assert body["problems"][0]["message"] == "'append' must be true or false"
 

@@ -470,7 +470,8 @@ function createCanvas(X6, DATA) {
       const seq = ++checkSeq;
       api("POST", DATA.urls.validate, { graph: JSON.parse(text) }).then(({ status, body }) => {
         // Only the answer for the newest document counts; problems stay the save's to show.
-        if (seq === checkSeq && status === 200) showWarnings(body.warnings);
+        // A document of the wrong shape (400) has no warnings to give.
+        if (seq === checkSeq && (status === 200 || status === 400)) showWarnings(status === 200 ? body.warnings : []);
       });
     }, 300);
   }

@@ -5,7 +5,7 @@ own node types so the canvas never re-implements port logic (``core.canvas.ports
 also gives each page's canvas its first ports). ``POST /api/editor/layout`` {graph, sizes?}
 -> a left-to-right position for every node (see ``layout.py``). ``POST /api/editor/validate``
 {graph} -> what saving it would say: its ``problems`` (a save would be refused) and its
-``warnings`` (it would not), each at its node or edge.
+``warnings`` (it would not), each at its node or edge; 400 for a document of the wrong shape.
 """
 
 from __future__ import annotations
@@ -74,17 +74,18 @@ class ValidateOut(Schema):
     )
 
 
-@router.post("/validate", response=ValidateOut)
+@router.post("/validate", response={200: ValidateOut, 400: InvalidOut})
 def editor_validate(request: HttpRequest, payload: ValidateIn) -> Any:
     """The engine's check of a document as the editor has it, nothing stored.
 
-    An invalid flow is this answer's subject, not an error of the request: 200 with its
-    ``problems``. Warnings come with problems as long as the document loads.
+    A flow that would not run is this answer's subject, not an error of the request: 200
+    with its ``problems``, and its warnings. A document that is no flow document at all (its
+    shape: 400 ``invalid_flow``, as a save answers) has none to give.
     """
     try:
         loaded = graphs.load(payload.graph)
     except FlowInvalid as exc:
-        return {"problems": [problem_json(p) for p in exc.problems], "warnings": []}
+        raise invalid(exc, "not a flow document") from None
     problems = graphs.validate(loaded)
     warnings = validation.warnings(loaded)
     return {

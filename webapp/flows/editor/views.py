@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
-from webapp.flows.api import warnings_json
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
+from webapp.flows.api import warnings_json
 
 MAX_LABEL_CHARS = 200
 
