@@ -101,7 +101,8 @@ def edge_settings(page: Page, source: str, target: str) -> dict:
 
 
 def click_edge(page: Page, source: str, target: str) -> None:
-    """A click half-way along the drawn edge, where a person would aim."""
+    """A click on the drawn edge, a third of the way along: half-way is where hovering
+    shows its remove button."""
     # Asked until the point is on the edge: the page may still be settling (presence joins
     # the top bar, the canvas resizes).
     where = page.wait_for_function(
@@ -109,7 +110,7 @@ def click_edge(page: Page, source: str, target: str) -> None:
             const graph = Switchyard.canvas.graph;
             const edge = graph.getEdges()
                 .find(e => e.getSourceCellId() === s && e.getTargetCellId() === t);
-            const at = graph.findViewByCell(edge).getPointAtRatio(0.5);
+            const at = graph.findViewByCell(edge).getPointAtRatio(0.3);
             const client = graph.localToClient(at.x, at.y);
             const hit = document.elementFromPoint(client.x, client.y);
             const cell = hit && hit.closest("[data-cell-id]");

@@ -619,6 +619,8 @@ function createCanvas(X6, DATA) {
   graph.on("edge:change:data", ({ edge, options }) => {
     if (loading || (options && options.derived)) return;
     edge.setLabels(edgeLabels((edge.getData() || {}).kept), UI);
+    // The remove button goes where the label is not: placed afresh on the next hover.
+    if (edge.hasTools()) edge.removeTools(UI);
     // The label's own (derived) change would otherwise be the last word on this change.
     scheduleDirtyCheck();
     if (panel.edgeId === edge.id && !(options && options.source === "form")) panel.openEdge(edge, edgeDoc(edge));
@@ -716,7 +718,9 @@ function createCanvas(X6, DATA) {
   // UMD build of X6 3.1.8; mouseover/out do, so the button is added and removed by hand.)
   graph.on("edge:mouseover", ({ edge }) => {
     if (!readOnly && !edge.hasTools()) {
-      edge.addTools([{ name: "button-remove", args: { distance: "50%" } }], UI);
+      // A loop-back edge's label sits half-way (and opens its form): its button stays clear.
+      const distance = edge.getLabels().length ? "20%" : "50%";
+      edge.addTools([{ name: "button-remove", args: { distance } }], UI);
     }
   });
   graph.on("edge:mouseout", ({ edge, e }) => {
