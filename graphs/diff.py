@@ -1,6 +1,7 @@
 """What changed between two flow documents: nodes and edges added, removed, changed.
 
-Nodes are matched by id, edges by ``(source, source_port, target, target_port)``.
+Nodes are matched by id, edges by ``(source, source_port, target, target_port)``; an edge
+in both is changed when its loop settings (``initial``, ``append``) differ.
 A node is changed when its type, label or a top-level config key differs; moving it
 on the canvas is reported apart (``moved``) and does not count as a change unless
 asked (``positions=True``), because it changes nothing about what the flow does.
@@ -54,6 +55,14 @@ A move alone leaves the diff empty unless positions count:
 ('position',)
 >>> diff_graphs(a, b).as_dict()["nodes"]["changed"][0]["changes"][0]
 {'key': 'type', 'kind': 'changed', 'before': 'template', 'after': 'llm'}
+
+A loop-back edge that starts appending is changed, not removed and added again:
+
+>>> looped = {**a, "edges": [{**a["edges"][0], "append": True}, a["edges"][1]]}
+>>> [(c.edge.target, c.keys) for c in diff_graphs(a, looped).edges_changed]
+[('say', ('append',))]
+>>> diff_graphs(a, looped).summary()
+'1 edge changed'
 """
 
 from __future__ import annotations
@@ -131,6 +140,21 @@ class NodeChange:
 
 
 @dataclass(frozen=True)
+class EdgeChange:
+    """An edge in both documents whose settings (``initial``, ``append``) differ."""
+
+    edge: Edge
+    changes: tuple[KeyChange, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(change.key for change in self.changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.edge._asdict(), "changes": [change.as_dict() for change in self.changes]}
+
+
+@dataclass(frozen=True)
 class NodeMove:
     id: str
     before: Mapping[str, float] | None
@@ -150,6 +174,7 @@ class GraphDiff:
     moved: tuple[NodeMove, ...] = ()
     edges_added: tuple[Edge, ...] = ()
     edges_removed: tuple[Edge, ...] = ()
+    edges_changed: tuple[EdgeChange, ...] = ()
     # The flow's own attributes (graph.name, graph.description).
     graph: tuple[KeyChange, ...] = ()
 
@@ -165,6 +190,7 @@ class GraphDiff:
             or self.changed
             or self.edges_added
             or self.edges_removed
+            or self.edges_changed
             or self.graph
         )
 
@@ -175,7 +201,11 @@ class GraphDiff:
             ("removed", len(self.removed)),
             ("changed", len(self.changed)),
         )
-        edges = _counts(("added", len(self.edges_added)), ("removed", len(self.edges_removed)))
+        edges = _counts(
+            ("added", len(self.edges_added)),
+            ("removed", len(self.edges_removed)),
+            ("changed", len(self.edges_changed)),
+        )
         parts = []
         if nodes:
             parts.append(_plural(nodes[0][1], "node") + " " + _join(nodes))
@@ -203,6 +233,7 @@ class GraphDiff:
             "edges": {
                 "added": [edge._asdict() for edge in self.edges_added],
                 "removed": [edge._asdict() for edge in self.edges_removed],
+                "changed": [change.as_dict() for change in self.edges_changed],
             },
         }
 
@@ -244,6 +275,7 @@ def diff_graphs(
         moved=tuple(moved),
         edges_added=_more(edges_b, edges_a),
         edges_removed=_more(edges_a, edges_b),
+        edges_changed=_edge_changes(a, b),
         graph=tuple(_mapping_changes(_attrs(a), _attrs(b))),
     )
 
@@ -257,16 +289,46 @@ def _nodes(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def _edges(doc: Mapping[str, Any]) -> list[Edge]:
-    return [
-        Edge(
-            str(edge.get("source")),
-            str(edge.get("source_port")),
-            str(edge.get("target")),
-            str(edge.get("target_port")),
-        )
-        for edge in doc.get("edges") or ()
-        if isinstance(edge, Mapping)
-    ]
+    return [_edge(edge) for edge in _doc_edges(doc)]
+
+
+# What an edge is beside its ends: the settings a diff compares.
+_EDGE_ENDS = frozenset({"source", "target", "source_port", "target_port", "key"})
+
+
+def _edge_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[EdgeChange, ...]:
+    """Edges in both documents (paired in order, as ``_more`` counts them) whose settings
+    differ, in ``b``'s order."""
+    waiting: dict[Edge, list[Mapping[str, Any]]] = {}
+    for edge in _doc_edges(a):
+        waiting.setdefault(_edge(edge), []).append(edge)
+    out = []
+    for edge in _doc_edges(b):
+        key = _edge(edge)
+        if not waiting.get(key):
+            continue
+        before = waiting[key].pop(0)
+        changes = _mapping_changes(_settings(before), _settings(edge))
+        if changes:
+            out.append(EdgeChange(key, tuple(changes)))
+    return tuple(out)
+
+
+def _doc_edges(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [edge for edge in doc.get("edges") or () if isinstance(edge, Mapping)]
+
+
+def _edge(edge: Mapping[str, Any]) -> Edge:
+    return Edge(
+        str(edge.get("source")),
+        str(edge.get("source_port")),
+        str(edge.get("target")),
+        str(edge.get("target_port")),
+    )
+
+
+def _settings(edge: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in edge.items() if k not in _EDGE_ENDS}
 
 
 def _attrs(doc: Mapping[str, Any]) -> Mapping[str, Any]:

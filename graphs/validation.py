@@ -232,6 +232,25 @@ def _check_names(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
     return problems
 
 
+APPEND_NEEDS_LIST = "'append' needs 'initial' to be a list (leave it out for [])"
+NOT_ROUND_A_LOOP = (
+    "'initial' and 'append' are for an edge that goes round a loop; this one is on none"
+)
+
+
+def goes_round_a_loop(graph: nx.MultiDiGraph, source: str, target: str) -> bool:
+    """Whether an edge from ``source`` to ``target`` lies on a loop: the only edges whose
+    ``initial`` and ``append`` mean anything (``graphs.schedule``, "Loops").
+
+    >>> ring = nx.MultiDiGraph([("a", "b"), ("b", "a"), ("b", "c")])
+    >>> goes_round_a_loop(ring, "b", "a"), goes_round_a_loop(ring, "b", "c")
+    (True, False)
+    """
+    return source == target or (
+        graph.has_node(source) and graph.has_node(target) and nx.has_path(graph, target, source)
+    )
+
+
 def _check_loop_edges(graph: nx.MultiDiGraph) -> list[Problem]:
     """``initial`` and ``append`` belong on an edge that goes round a loop, alone on its port."""
     component: dict[str, int] = {}
@@ -244,13 +263,7 @@ def _check_loop_edges(graph: nx.MultiDiGraph) -> list[Problem]:
         where = (source, target, key)
         port = data["target_port"]
         if component[source] != component[target]:
-            problems.append(
-                Problem(
-                    "'initial' and 'append' are for an edge that goes round a loop; "
-                    "this one is on none",
-                    edge=where,
-                )
-            )
+            problems.append(Problem(NOT_ROUND_A_LOOP, edge=where))
         others = [s for s, _, d in graph.in_edges(target, data=True) if d["target_port"] == port]
         if len(others) > 1:
             problems.append(
@@ -261,9 +274,7 @@ def _check_loop_edges(graph: nx.MultiDiGraph) -> list[Problem]:
                 )
             )
         if data.get("append") and not isinstance(data.get("initial", []), list):
-            problems.append(
-                Problem("'append' needs 'initial' to be a list (leave it out for [])", edge=where)
-            )
+            problems.append(Problem(APPEND_NEEDS_LIST, edge=where))
     return problems
 
 

@@ -198,7 +198,9 @@ class RunEventOut(Schema):
 
 
 class KeyChangeOut(Schema):
-    key: str = Field(description="type, label, position, config.<name>; or name, description.")
+    key: str = Field(
+        description="type, label, position, config.<name>; name, description; initial, append."
+    )
     kind: str = Field(description="added, removed or changed")
     before: Any = Field(None, description="Absent when added.")
     after: Any = Field(None, description="Absent when removed.")
@@ -234,9 +236,14 @@ class NodeChangesOut(Schema):
     moved: list[NodeMoveOut] = Field(description="Moves only, not counted as changes.")
 
 
+class EdgeChangeOut(EdgeRefOut):
+    changes: list[KeyChangeOut] = Field(description="Its loop settings: initial, append.")
+
+
 class EdgeChangesOut(Schema):
     added: list[EdgeRefOut]
     removed: list[EdgeRefOut]
+    changed: list[EdgeChangeOut] = Field(description="In both, with other loop settings.")
 
 
 class GraphDiffOut(Schema):

@@ -165,7 +165,7 @@ def test_save_adds_a_version_and_may_rename(api, echo):
         f"/api/flows/{echo.pk}", {"graph": example("chain"), "base_version": 1, "name": "Chain"}
     )
     assert response.status_code == 200
-    assert response.json() == {"version": 2}
+    assert response.json() == {"version": 2, "warnings": []}
     echo.refresh_from_db()
     assert echo.version == 2 and echo.name == "Chain"
     assert list(echo.versions.values_list("number", flat=True)) == [2, 1]
@@ -174,7 +174,7 @@ def test_save_adds_a_version_and_may_rename(api, echo):
 def test_of_two_saves_from_the_same_base_one_wins_and_one_gets_409(api, echo):
     first = api.put(f"/api/flows/{echo.pk}", {"graph": ECHO, "base_version": 1})
     second = api.put(f"/api/flows/{echo.pk}", {"graph": example("chain"), "base_version": 1})
-    assert first.status_code == 200 and first.json() == {"version": 2}
+    assert first.status_code == 200 and first.json() == {"version": 2, "warnings": []}
     assert second.status_code == 409
     assert second.json()["current_version"] == 2
     assert "the flow is now at version 2" in second.json()["detail"]
@@ -372,7 +372,7 @@ def test_session_writes_need_the_csrf_token(alice, echo, settings):
     accepted = client.put(
         f"/api/flows/{echo.pk}", body, content_type=JSON, headers={"X-CSRFToken": token}
     )
-    assert accepted.status_code == 200 and accepted.json() == {"version": 2}
+    assert accepted.status_code == 200 and accepted.json() == {"version": 2, "warnings": []}
 
 
 def test_bearer_requests_need_no_csrf_token(alice_token):

@@ -476,7 +476,7 @@ def test_api_import_as_a_new_version_by_role(team_flow, persona, status, request
     assert response.status_code == status
     team_flow.refresh_from_db()
     if status == 201:
-        assert response.json() == {"version": 2}
+        assert response.json() == {"version": 2, "warnings": []}
         version = team_flow.current()
         assert (version.number, version.author, version.message) == (2, user, "from a file")
         assert version.graph["nodes"][2]["id"] == "say"

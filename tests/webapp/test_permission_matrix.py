@@ -258,6 +258,18 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "flow_node_form": (
         POST(VIEWER, flow_id, lambda w: {"type": "input", "node_id": "input", "config": "{}"}),
     ),
+    "flow_edge_form": (
+        POST(
+            VIEWER,
+            flow_id,
+            lambda w: {
+                "edge_id": "e1",
+                **{"source": "question", "target": "answer"},
+                **{"source_port": "value", "target_port": "value"},
+                "graph": json.dumps(w.document),
+            },
+        ),
+    ),
     # ---- Versions, export, import
     "flow_versions": (GET(VIEWER, flow_id),),
     "flow_diff": (GET(VIEWER, flow_id, lambda w: {"a": 1, "b": 2}),),
@@ -455,6 +467,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
         ),
     ),
     "chat_reply_stream": (GET(PUBLIC, visit_reply, headers=as_visitor),),
+    "api:editor_validate": (POST(USER, nothing, lambda w: {"graph": w.document}),),
 }
 
 

@@ -28,6 +28,7 @@ def canvas_payload(
     editable: bool = False,
     save_to: int | None = None,
     node_form_url: str = "",
+    edge_form_url: str = "",
     palette: dict[str, Any] | None = None,
     public: bool = False,
 ) -> dict[str, Any]:
@@ -54,13 +55,16 @@ def canvas_payload(
     {''}
     """
     if public:
-        urls = {"flow": "", "ports": "", "layout": "", "nodeForm": ""}
+        urls = dict.fromkeys(("flow", "ports", "layout", "validate", "nodeForm", "edgeForm"), "")
     else:
         urls = {
             "flow": "" if save_to is None else reverse("api:flow_save", args=[save_to]),
             "ports": reverse("api:editor_ports"),
             "layout": reverse("api:editor_layout"),
+            # Asked while editing for the flow's warnings (they never stop a save).
+            "validate": "" if save_to is None else reverse("api:editor_validate"),
             "nodeForm": node_form_url,
+            "edgeForm": edge_form_url,
         }
     return {
         "flowId": key,

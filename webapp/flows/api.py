@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints, WithJsonSchema
 
-from graphs.errors import FlowInvalid
+from graphs.errors import FlowInvalid, Problem
 from webapp.accounts.tokens import bearer
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
@@ -83,9 +83,23 @@ class RunIn(BodyIn):
     )
 
 
+class FlowProblemOut(Schema):
+    message: str
+    node: str | None = Field(description="The node at fault, if one is.")
+    edge: list[Any] | None = Field(description="The edge at fault: [source, target, key].")
+    text: str = Field(description="The whole explanation, naming the node or edge.")
+
+
+WARNINGS_HELP = (
+    "What may not do what you meant though the flow can run (say, a loop that several "
+    "nodes enter from outside): each at its node or edge. Warnings never stop a save or a run."
+)
+
+
 class FlowCreatedOut(Schema):
     id: int
     version: int
+    warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
 class FlowOut(Schema):
@@ -107,6 +121,7 @@ class FlowSummaryOut(Schema):
 
 class SavedOut(Schema):
     version: int
+    warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
 class RunCreatedOut(Schema):
@@ -130,13 +145,6 @@ class RunWaitedOut(RunCreatedOut):
 FlowPageOut = page_model("FlowPageOut", FlowSummaryOut)
 
 
-class FlowProblemOut(Schema):
-    message: str
-    node: str | None = Field(description="The node at fault, if one is.")
-    edge: list[Any] | None = Field(description="The edge at fault: [source, target, key].")
-    text: str = Field(description="The whole explanation, naming the node or edge.")
-
-
 class InvalidOut(ProblemOut):
     """The engine refused the flow (code ``invalid_flow``): ``problems`` says where."""
 
@@ -151,17 +159,23 @@ class StaleOut(ProblemOut):
     current_version: int
 
 
+def problem_json(problem: Problem) -> dict[str, Any]:
+    """One problem or warning of the engine as the API answers it (``FlowProblemOut``)."""
+    return {
+        "message": problem.message,
+        "node": problem.node,
+        "edge": list(problem.edge) if problem.edge is not None else None,
+        "text": str(problem),
+    }
+
+
 def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> ProblemError:
-    problems = [
-        {
-            "message": p.message,
-            "node": p.node,
-            "edge": list(p.edge) if p.edge is not None else None,
-            "text": str(p),
-        }
-        for p in exc.problems
-    ]
+    problems = [problem_json(p) for p in exc.problems]
     return ProblemError(400, "invalid_flow", detail, problems=problems)
+
+
+def warnings_json(document: Any) -> list[dict[str, Any]]:
+    return [problem_json(w) for w in services.warnings(document)]
 
 
 def stale(detail: str, current: int) -> ProblemError:
@@ -194,7 +208,8 @@ def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
         flow = services.create(request.auth, payload.name, payload.graph, team=team)
     except FlowInvalid as exc:
         raise invalid(exc) from None
-    return Status(201, {"id": flow.id, "version": flow.version})
+    warnings = warnings_json(payload.graph)
+    return Status(201, {"id": flow.id, "version": flow.version, "warnings": warnings})
 
 
 @router.get("/{flow_id}", response={200: FlowOut, **responses(404)})
@@ -218,6 +233,8 @@ def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
 )
 def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
     """Save a new version, built on ``base_version`` (409 when someone saved since).
+
+    The answer's ``warnings`` say what may not do what you meant; they never stop a save.
 
     400 (``invalid_flow``) lists the engine's ``problems``; 400 ``base_version_required``
     when the version the editor loaded is missing.
@@ -249,7 +266,7 @@ def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
             f"version {exc.current}; reload it and save again",
             exc.current,
         ) from None
-    return {"version": number}
+    return {"version": number, "warnings": warnings_json(payload.graph)}
 
 
 RUN_STARTS = {

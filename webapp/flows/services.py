@@ -9,7 +9,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import graphs
-from graphs.errors import FlowInvalid
+from graphs import validation
+from graphs.errors import FlowInvalid, Problem
 from webapp.flows import groups
 from webapp.flows.models import Flow, FlowVersion
 
@@ -59,6 +60,15 @@ def check_graph(graph: Any) -> dict[str, Any]:
     if problems:
         raise FlowInvalid(problems)
     return graphs.dump(loaded)
+
+
+def warnings(document: Any) -> list[Problem]:
+    """What may not do what its author meant in a flow that can run (``graphs.validation``):
+    told with a save, never a reason to refuse one. A document that does not load has none."""
+    try:
+        return validation.warnings(graphs.load(document))
+    except FlowInvalid:
+        return []
 
 
 def create(owner, name: str, graph: Any, message: str = "", team=None) -> Flow:

@@ -9,6 +9,7 @@ from django.urls import include, path
 
 from webapp.flows import views
 from webapp.flows.collab import views as collab
+from webapp.flows.editor import edges
 from webapp.flows.editor import views as editor
 from webapp.flows.public import views as public
 from webapp.flows.sharing import views as sharing
@@ -21,6 +22,7 @@ from webapp.flows.webhooks import views as webhooks
 flow_urls = [
     path("", editor.flow_editor, name="flow_editor"),
     path("node-form/", editor.node_form, name="flow_node_form"),
+    path("edge-form/", edges.edge_form, name="flow_edge_form"),
     path("duplicate/", views.flow_duplicate, name="flow_duplicate"),
     path("delete/", views.flow_delete, name="flow_delete"),
     path("versions/", versions.version_list, name="flow_versions"),

@@ -303,6 +303,44 @@ def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
     return parts
 
 
+def _items(visit: Visit) -> list[dict[str, Any]]:
+    """A map's items as the inspector lists them, from the fold's ``items``: each one's
+    index, status, output (its entry in ``results`` once the map is done, else what it
+    streamed) or error, and tokens.
+
+    >>> visit = Visit("each", 1, status="done", output={"results": ["A", {"n": 2}]})
+    >>> visit.items = {
+    ...     "1": {"status": "done", "node": "ask", "text": "...", "error": "",
+    ...           "usage": {"input_tokens": 3, "output_tokens": 5}},
+    ...     "0": {"status": "done", "node": "ask", "text": "A", "error": "",
+    ...           "usage": {"input_tokens": 2, "output_tokens": 1}}}
+    >>> [(i["index"], i["output"], i["tokens"]) for i in _items(visit)][0]
+    (0, 'A', (2, 1))
+    >>> _items(visit)[1]["output"] == pretty({"n": 2})
+    True
+    """
+    results = (visit.output or {}).get("results") if visit.status == "done" else None
+    rows = []
+    for key, item in sorted((visit.items or {}).items(), key=lambda kv: int(kv[0])):
+        index = int(key)
+        if isinstance(results, list) and index < len(results):
+            output = pretty(results[index])
+        else:
+            output = item.get("text") or ""
+        usage = item.get("usage") or {}
+        rows.append(
+            {
+                "index": index,
+                "status": item.get("status", ""),
+                "node": item.get("node") or "",
+                "output": output[:MAX_NODE_TEXT],
+                "error": item.get("error") or "",
+                "tokens": (usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+            }
+        )
+    return rows
+
+
 def _cost(visit: Visit) -> Decimal | None:
     """The recorded cost, else today's price of the recorded usage (runs from before costs)."""
     if visit.cost_usd is not None:
@@ -352,6 +390,8 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
         section["at"] = visit.started_ts - start_ts
     if visit.progress is not None:
         section["progress"] = (visit.progress["done"], visit.progress["total"])
+    if visit.items is not None:
+        section["map_items"] = _items(visit)
     if visit.status in ("failed", "cancelled"):
         section["continued"] = visit.continued
         # "cancelled" says nothing the status does not; other reasons are worth showing.

@@ -1,7 +1,7 @@
 /* document.js — the flow document (README, "The flow document") and the X6 cells drawn
    from it, both ways; and where to put new nodes and the view. Functions of an X6 graph
    take it as their first argument; the rest are pure (document.test.js). */
-import { W, baseHeight, connectedPorts, portItems, portName, shortText } from "./shapes.js";
+import { W, baseHeight, connectedPorts, edgeLabels, portItems, portName, shortText } from "./shapes.js";
 
 /** An X6 edge as a document edge, or null while one of its ends is loose. */
 export function edgeDoc(edge) {
@@ -71,7 +71,12 @@ export function edgeMeta(e) {
     target: { cell: e.target, port: `in:${e.target_port}` },
   };
   const kept = Object.fromEntries(Object.entries(e).filter(([k]) => !EDGE_ENDS.has(k)));
-  if (Object.keys(kept).length) meta.data = { kept };
+  if (Object.keys(kept).length) {
+    meta.data = { kept };
+    // A loop-back edge shows what it holds first ("initial: …") or that it accumulates ("+=").
+    const labels = edgeLabels(kept);
+    if (labels.length) meta.labels = labels;
+  }
   return meta;
 }
 

@@ -38,6 +38,14 @@ test("a loop-back edge's initial and append go through the canvas untouched", ()
   assert.deepEqual(edgeDoc(drawn), { source: "route", target: "gen", source_port: "rejected", target_port: "feedback", initial: [], append: true });
 });
 
+test("a loop-back edge is drawn with its setting; a plain edge with no label", () => {
+  const plain = { source: "a", target: "b", source_port: "text", target_port: "q" };
+  assert.equal(edgeMeta(plain).labels, undefined);
+  const seeded = edgeMeta({ ...plain, initial: "none yet" });
+  assert.deepEqual(seeded.labels.map((l) => l.attrs.label.text), ['initial: "none yet"']);
+  assert.deepEqual(edgeMeta({ ...plain, append: true }).labels.map((l) => l.attrs.label.text), ["+="]);
+});
+
 test("a new node's id takes the next number of its type", () => {
   assert.equal(nextId("llm", ["llm1", "llm7", "input1"]), "llm8");
   assert.equal(nextId("llm", []), "llm1");

@@ -19,6 +19,8 @@
  *   documentJSON()             the current flow document (see README, "The flow document")
  *   load(doc, {readOnly})      draw another document (history, run state and problems cleared;
  *                              it becomes the "saved" state the dirty flag compares against)
+ *   load(doc, {warnings})      with the document's warnings as the server told them (no
+ *                              check is asked for until the document differs)
  *   load(doc, {version, keepView})   the saved version `version` becomes the base saves
  *                              name (a teammate's save, loaded in place: collab.js); the local
  *                              draft of the old base is dropped; keepView keeps zoom and pan
@@ -40,6 +42,9 @@
  *   markNode(nodeId, kind)     a version diff's mark: added | changed | removed | null
  *   resetRunState()            everything above back to idle and empty
  *   showProblems([{node, message, edge?}]) / clearProblems()   red outline + message + list
+ *   showWarnings([{node, message, edge?}])   amber dashed outline + message + their own list;
+ *                              asked of POST urls.validate while editing and told by each
+ *                              save; they never stop a save or a run
  *   isDirty()                  unsaved changes?
  *   pendingSave()              the save in flight (a Promise), or null
  *   save()                     Promise resolving to the saved version number, or rejecting
@@ -65,7 +70,7 @@ import { Drafts } from "./drafts.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
-  STREAM_H, W, baseHeight, connectedPorts, miniNodeView, portItems, portKey, registerShapes,
+  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, registerShapes,
   shortText, streamLines, tagAttrs,
 } from "./shapes.js";
 
@@ -100,6 +105,7 @@ function createCanvas(X6, DATA) {
   const lastPorts = new Map(); // node id -> the ports last drawn from the server
   const portRequests = new Map(); // node id -> sequence number of the latest request
   const problems = new Map(); // node id -> message
+  const warnings = new Map(); // node id -> message (the flow runs; it may surprise)
   const diffMarks = new Map(); // node id -> added | changed | removed (a version diff)
   const clickCallbacks = [];
   const drafts = new Drafts(DATA.flowId);
@@ -115,6 +121,7 @@ function createCanvas(X6, DATA) {
   const saveButton = $('[data-testid="save"]');
   const messageInput = $('[data-testid="save-message"]');
   const problemsBox = $('[data-testid="problems"]');
+  const warningsBox = $('[data-testid="warnings"]');
 
   const graph = new X6.Graph({
     container,
@@ -191,7 +198,10 @@ function createCanvas(X6, DATA) {
     },
   });
   const run = new RunState(graph, (node) => renderNode(node, true));
-  const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly);
+  const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly, {
+    url: DATA.urls && DATA.urls.edgeForm,
+    documentJSON: () => documentJSON(),
+  });
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
@@ -279,6 +289,8 @@ function createCanvas(X6, DATA) {
     const state = run.get(node.id) || {};
     const rows = data.rows || 1;
     const problem = problems.get(node.id);
+    // A problem says more than a warning: a node shows one message, the problem first.
+    const warning = problem ? null : warnings.get(node.id);
     const hasStream = Boolean(state.text);
     if (hasStream) run.tall.add(node.id);
     const base = baseHeight(rows);
@@ -290,6 +302,7 @@ function createCanvas(X6, DATA) {
       `t-${data.type}`,
       `st-${state.status || "idle"}`,
       problem ? "has-problem" : "",
+      warning ? "has-warning" : "",
       diffMarks.has(node.id) ? `diff-${diffMarks.get(node.id)}` : "",
       hasStream ? "has-stream" : "",
       state.total ? "has-progress" : "",
@@ -305,7 +318,11 @@ function createCanvas(X6, DATA) {
       streamBg: { y: base - 4 },
       stream: { y: base + 1, text: hasStream ? streamLines(state.text) : "" },
       badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
-      problem: { y: height + 14, text: problem ? shortText(problem, 44) : "" },
+      problem: {
+        y: height + 14,
+        text: shortText(problem || warning || "", 44),
+        class: warning ? "sy-problem-text is-warning" : "sy-problem-text",
+      },
       ...tagAttrs(state.badges || []),
     };
     const size = node.getSize();
@@ -357,7 +374,10 @@ function createCanvas(X6, DATA) {
     const edges = (doc.edges || []).filter((e) => ids.has(e.source) && ids.has(e.target));
     run.clear();
     problems.clear();
-    renderProblemList([]);
+    warnings.clear();
+    checkedText = "";
+    renderProblemList(problemsBox, []);
+    renderProblemList(warningsBox, []);
     lastPorts.clear();
     const nodes = (doc.nodes || []).map((n) => meta(n, edges));
     const cells = [...nodes, ...edges.map(edgeMeta)];
@@ -385,6 +405,10 @@ function createCanvas(X6, DATA) {
     }
     if (opts.readOnly !== undefined) setReadOnly(opts.readOnly);
     if (!opts.keepSaved) savedText = JSON.stringify(documentJSON());
+    if (Array.isArray(opts.warnings)) {
+      showWarnings(opts.warnings);
+      checkedText = JSON.stringify(documentJSON());
+    }
     panel.close();
     checkDirty();
   }
@@ -419,6 +443,7 @@ function createCanvas(X6, DATA) {
     updateEmptyHint();
     const text = JSON.stringify(documentJSON());
     const now = text !== savedText;
+    scheduleCheck(text);
     // A read-only view keeps no drafts.
     if (DATA.editable) {
       if (now) drafts.keep(version, JSON.parse(text));
@@ -430,6 +455,37 @@ function createCanvas(X6, DATA) {
       document.dispatchEvent(new CustomEvent("switchyard:dirty", { detail: { dirty } }));
     }
     return dirty;
+  }
+
+  // ---- Warnings: the engine's check of the flow as it is being edited -------------------
+  let checkedText = "";
+  let checkTimer = null;
+  let checkSeq = 0;
+
+  function scheduleCheck(text) {
+    if (!DATA.urls || !DATA.urls.validate || text === checkedText) return;
+    checkedText = text;
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(() => {
+      const seq = ++checkSeq;
+      api("POST", DATA.urls.validate, { graph: JSON.parse(text) }).then(({ status, body }) => {
+        // Only the answer for the newest document counts; problems stay the save's to show.
+        // A document of the wrong shape (400) has no warnings to give.
+        if (seq === checkSeq && (status === 200 || status === 400)) showWarnings(status === 200 ? body.warnings : []);
+      });
+    }, 300);
+  }
+
+  function showWarnings(list) {
+    const items = list || [];
+    const previous = [...warnings.keys()];
+    warnings.clear();
+    for (const w of items) if (w.node && !warnings.has(w.node)) warnings.set(w.node, w.message);
+    for (const id of new Set([...previous, ...warnings.keys()])) {
+      const node = graph.getCellById(id);
+      if (node && node.isNode()) renderNode(node);
+    }
+    renderProblemList(warningsBox, items);
   }
 
   // ---- Problems --------------------------------------------------------------------------
@@ -449,16 +505,16 @@ function createCanvas(X6, DATA) {
       const node = graph.getCellById(id);
       if (node && node.isNode()) renderNode(node);
     }
-    renderProblemList(items);
+    renderProblemList(problemsBox, items);
   }
 
   function clearProblems() {
     showProblems([]);
   }
 
-  function renderProblemList(items) {
-    if (!problemsBox) return;
-    const list = problemsBox.querySelector("ol");
+  function renderProblemList(box, items) {
+    if (!box) return;
+    const list = box.querySelector("ol");
     list.replaceChildren();
     for (const p of items) {
       const li = document.createElement("li");
@@ -476,8 +532,8 @@ function createCanvas(X6, DATA) {
       li.appendChild(m);
       list.appendChild(li);
     }
-    problemsBox.hidden = items.length === 0;
-    const count = problemsBox.querySelector("[data-count]");
+    box.hidden = items.length === 0;
+    const count = box.querySelector("[data-count]");
     if (count) count.textContent = String(items.length);
   }
 
@@ -519,6 +575,7 @@ function createCanvas(X6, DATA) {
           savedText = JSON.stringify(doc);
           if (versionLabel) versionLabel.textContent = `v${version}`;
           clearProblems();
+          showWarnings(out.warnings);
           ["conflict", "save-error", "draft", "old-draft"].forEach(clearBanner);
           checkDirty();
           if (messageInput) messageInput.value = "";
@@ -557,6 +614,18 @@ function createCanvas(X6, DATA) {
     if (panel.nodeId === node.id && !(options && options.source === "form")) panel.open(node);
   });
 
+  // An edge's loop settings changed (its form, undo, redo): its label follows, and an open
+  // form that did not make the change shows the edge as it now is.
+  graph.on("edge:change:data", ({ edge, options }) => {
+    if (loading || (options && options.derived)) return;
+    edge.setLabels(edgeLabels((edge.getData() || {}).kept), UI);
+    // The remove button goes where the label is not: placed afresh on the next hover.
+    if (edge.hasTools()) edge.removeTools(UI);
+    // The label's own (derived) change would otherwise be the last word on this change.
+    scheduleDirtyCheck();
+    if (panel.edgeId === edge.id && !(options && options.source === "form")) panel.openEdge(edge, edgeDoc(edge));
+  });
+
   graph.on("cell:added", ({ cell, options }) => {
     if (loading) return;
     if (cell.isEdge()) {
@@ -579,6 +648,7 @@ function createCanvas(X6, DATA) {
         const node = id && graph.getCellById(id);
         if (node) syncPorts(node);
       }
+      if (panel.edgeId === cell.id) panel.close();
     } else {
       run.delete(cell.id);
       if (panel.nodeId === cell.id) panel.close();
@@ -632,6 +702,8 @@ function createCanvas(X6, DATA) {
     }
   });
 
+  graph.on("edge:click", ({ edge }) => panel.openEdge(edge, edgeDoc(edge)));
+
   graph.on("blank:click", () => panel.close());
 
   graph.on("node:selected", ({ node }) => renderNode(node));
@@ -646,7 +718,9 @@ function createCanvas(X6, DATA) {
   // UMD build of X6 3.1.8; mouseover/out do, so the button is added and removed by hand.)
   graph.on("edge:mouseover", ({ edge }) => {
     if (!readOnly && !edge.hasTools()) {
-      edge.addTools([{ name: "button-remove", args: { distance: "50%" } }], UI);
+      // A loop-back edge's label sits half-way (and opens its form): its button stays clear.
+      const distance = edge.getLabels().length ? "20%" : "50%";
+      edge.addTools([{ name: "button-remove", args: { distance } }], UI);
     }
   });
   graph.on("edge:mouseout", ({ edge, e }) => {
@@ -894,6 +968,7 @@ function createCanvas(X6, DATA) {
     resetRunState: () => run.reset(),
     showProblems,
     clearProblems,
+    showWarnings,
     isDirty: () => checkDirty(),
     pendingSave: () => saving,
     save,
@@ -908,7 +983,7 @@ function createCanvas(X6, DATA) {
   };
 
   const found = drafts.read(version);
-  load(DATA.doc, { readOnly });
+  load(DATA.doc, { readOnly, warnings: DATA.warnings });
   if (DATA.editable) drafts.restore(found, { load, checkDirty, get version() { return version; } }, DATA.doc);
   performance.mark("switchyard:canvas-loaded");
   const finish = () => {

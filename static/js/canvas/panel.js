@@ -1,16 +1,20 @@
 /* panel.js — the node form beside the canvas (#node-panel): the server renders it
    (POST urls.nodeForm through htmx) and checks every edit; this file opens it for a node
-   and hands each checked config back to the node. Edits typed in the form reach the node
+   and hands each checked config back to the node. An edge's form (POST urls.edgeForm: a
+   loop-back edge's `initial` and `append`) is placed and answered the same way. Edits typed in the form reach the node
    after a short debounce (the form's own hx-trigger); save() waits for them: flush(). */
 import { csrfToken } from "../lib/net.js";
 import { mountSchemaTables } from "./schematable.js";
 
 export class Panel {
   /** isReadOnly(): whether the form opens read-only and its answers are ignored. */
-  constructor(graph, nodeFormUrl, isReadOnly) {
+  constructor(graph, nodeFormUrl, isReadOnly, edges) {
     this.graph = graph;
     this.url = nodeFormUrl;
     this.isReadOnly = isReadOnly;
+    // {url, documentJSON}: the edge form's URL and the flow as the canvas has it.
+    this.edges = edges || {};
+    this.edgeId = null; // the edge whose form is open
     this.element = document.getElementById("node-panel");
     this.placeholder = this.element ? this.element.innerHTML : "";
     this.nodeId = null; // the node whose form is open
@@ -24,6 +28,7 @@ export class Panel {
     if (!this.element || !window.htmx) return;
     const data = node.getData() || {};
     this.nodeId = node.id;
+    this.edgeId = null;
     window.htmx.ajax("POST", this.url, {
       target: this.element,
       swap: "innerHTML",
@@ -38,8 +43,32 @@ export class Panel {
     });
   }
 
+  /** The edge's form; the server says whether it has anything to set (a loop-back edge). */
+  openEdge(edge, edgeDoc) {
+    if (!this.element || !window.htmx || !this.edges.url || !edgeDoc) return;
+    this.nodeId = null;
+    this.edgeId = edge.id;
+    const { source, target, source_port, target_port, key, ...kept } = edgeDoc;
+    window.htmx.ajax("POST", this.edges.url, {
+      target: this.element,
+      swap: "innerHTML",
+      headers: { "X-CSRFToken": csrfToken() },
+      values: {
+        edge_id: edge.id,
+        source,
+        target,
+        source_port,
+        target_port,
+        kept: JSON.stringify(kept),
+        graph: JSON.stringify(this.edges.documentJSON()),
+        readonly: this.isReadOnly() ? "1" : "0",
+      },
+    });
+  }
+
   close() {
     this.nodeId = null;
+    this.edgeId = null;
     if (this.element) this.element.innerHTML = this.placeholder;
   }
 
@@ -96,6 +125,11 @@ export class Panel {
 
   applyResponse(event) {
     const html = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
+    const edgeScript = html.querySelector("[data-edge-config] script");
+    if (edgeScript) {
+      this.applyEdge(JSON.parse(edgeScript.textContent));
+      return;
+    }
     const script = html.querySelector("[data-node-config] script");
     if (!script) return;
     const payload = JSON.parse(script.textContent);
@@ -109,6 +143,15 @@ export class Panel {
     const label = payload.label || "";
     if (JSON.stringify(config) === JSON.stringify(data.config || {}) && label === (data.label || "")) return;
     node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
+  }
+
+  applyEdge(payload) {
+    const edge = this.graph.getCellById(payload.edge);
+    if (!edge || !edge.isEdge() || this.isReadOnly()) return;
+    const data = edge.getData() || {};
+    if (JSON.stringify(payload.kept) === JSON.stringify(data.kept || {})) return;
+    // One recorded change, as a node's config edit is: undo and redo take it back and forth.
+    edge.setData({ ...data, kept: payload.kept }, { overwrite: true, source: "form" });
   }
 }
 

@@ -89,6 +89,34 @@ export function portItems(server, connected) {
   };
 }
 
+/** What a loop-back edge's settings (its document `initial` and `append`) are drawn as:
+    "initial: …" for a first-pass value, "+=" for an edge that accumulates; "" for neither. */
+export function edgeLabel(kept) {
+  const settings = kept || {};
+  const hasInitial = Object.prototype.hasOwnProperty.call(settings, "initial");
+  const shown = hasInitial ? shortText(JSON.stringify(settings.initial), 24) : "";
+  if (settings.append) {
+    const from = hasInitial && !(Array.isArray(settings.initial) && settings.initial.length === 0);
+    return from ? `+= (from ${shown})` : "+=";
+  }
+  return hasInitial ? `initial: ${shown}` : "";
+}
+
+/** The X6 labels of an edge with these settings: one, mid-way, or none. */
+export function edgeLabels(kept) {
+  const text = edgeLabel(kept);
+  if (!text) return [];
+  return [
+    {
+      position: 0.5,
+      attrs: {
+        label: { text, class: "sy-edge-label", fontSize: 11 },
+        body: { class: "sy-edge-label-bg", ref: "label", refWidth: "140%", refHeight: "140%", refX: "-20%", refY: "-20%", rx: 4 },
+      },
+    },
+  ];
+}
+
 /** Streamed text as the node shows it: wrapped at STREAM_CHARS, the last STREAM_LINES lines. */
 export function streamLines(text) {
   const lines = [];

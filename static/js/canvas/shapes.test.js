@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { HEAD, ROW, W, connectedPorts, portItems, shortText, streamLines, tagAttrs } from "./shapes.js";
+import {
+  HEAD, ROW, W, connectedPorts, edgeLabel, edgeLabels, portItems, shortText, streamLines, tagAttrs,
+} from "./shapes.js";
 
 test("a node's ports are the server's, plus stale ones edges still use", () => {
   const server = { inputs: ["question"], outputs: ["text"] };
@@ -50,4 +52,23 @@ test("badges fill the tag slots left to right; empty slots hide", () => {
   assert.equal(attrs.tag1.title, "Cached");
   assert.equal(attrs.tag1.transform, `translate(${attrs.tag0Bg.width + 4},-18)`);
   assert.equal(attrs.tag2.class, "sy-tag is-empty");
+});
+
+test("a loop-back edge is labelled by what it holds first or by += when it accumulates", () => {
+  assert.equal(edgeLabel({}), "");
+  assert.equal(edgeLabel(undefined), "");
+  assert.equal(edgeLabel({ initial: "" }), 'initial: ""');
+  assert.equal(edgeLabel({ initial: { verdict: "FAIL", feedback: "start over" } }), 'initial: {"verdict":"FAIL","feed…');
+  assert.equal(edgeLabel({ append: true }), "+=");
+  assert.equal(edgeLabel({ append: true, initial: [] }), "+=");
+  assert.equal(edgeLabel({ append: true, initial: ["seed"] }), '+= (from ["seed"])');
+  assert.equal(edgeLabel({ append: false, initial: 0 }), "initial: 0");
+});
+
+test("an edge without settings has no label; one with them has one, mid-way", () => {
+  assert.deepEqual(edgeLabels({}), []);
+  const [label] = edgeLabels({ append: true });
+  assert.equal(label.position, 0.5);
+  assert.equal(label.attrs.label.text, "+=");
+  assert.equal(label.attrs.label.class, "sy-edge-label");
 });

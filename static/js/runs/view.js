@@ -439,10 +439,25 @@ export class RunView {
     if (!card) return;
     const id = card.dataset.nodeCard;
     const change = nodes.find(([nodeId]) => nodeId === id);
-    if (!change || !change[1].statusChanged || change[1].status === "running") return;
+    if (!change) return;
+    const c = change[1];
+    if (c.status === "running" && card.dataset.nodeType === "map") {
+      // A running map's card lists its items as they go: asked again at most twice a second
+      // while they change, so a busy map costs a few requests, not one per event.
+      if (this.cardTimer || (!c.statusChanged && c.append === undefined && c.setText === undefined)) return;
+      this.cardTimer = setTimeout(() => {
+        this.cardTimer = null;
+        this.showNode(id);
+      }, 500);
+      return;
+    }
+    if (!c.statusChanged || c.status === "running") return;
     // A replay moving fast (or a seek) would ask for a card per frame: ask once it settles.
     clearTimeout(this.cardTimer);
-    this.cardTimer = setTimeout(() => this.showNode(id), this.replay ? 150 : 0);
+    this.cardTimer = setTimeout(() => {
+      this.cardTimer = null;
+      this.showNode(id);
+    }, this.replay ? 150 : 0);
   }
 
   setStatus(status) {

@@ -3,7 +3,9 @@
 ``POST /api/editor/ports`` {type, config} -> the node's ports, computed by the engine's
 own node types so the canvas never re-implements port logic (``core.canvas.ports_for``, which
 also gives each page's canvas its first ports). ``POST /api/editor/layout`` {graph, sizes?}
--> a left-to-right position for every node (see ``layout.py``).
+-> a left-to-right position for every node (see ``layout.py``). ``POST /api/editor/validate``
+{graph} -> what saving it would say: its ``problems`` (a save would be refused) and its
+``warnings`` (it would not), each at its node or edge; 400 for a document of the wrong shape.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 from pydantic import WithJsonSchema
 
+import graphs
+from graphs import validation
 from graphs.errors import FlowInvalid
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
 from webapp.core.canvas import ports_for
-from webapp.flows.api import InvalidOut, invalid
+from webapp.flows.api import FlowProblemOut, InvalidOut, invalid, problem_json
 from webapp.flows.editor import layout
 
 router = Router(auth=api_auth, tags=["editor"])
@@ -55,6 +59,39 @@ class Position(Schema):
 
 class LayoutOut(Schema):
     positions: dict[str, Position]
+
+
+class ValidateIn(BodyIn):
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+
+
+class ValidateOut(Schema):
+    problems: list[FlowProblemOut] = Field(
+        description="Why a save would be refused, each at its node or edge; [] when it would not."
+    )
+    warnings: list[FlowProblemOut] = Field(
+        description="What may not do what you meant, though the flow can be saved and run."
+    )
+
+
+@router.post("/validate", response={200: ValidateOut, 400: InvalidOut})
+def editor_validate(request: HttpRequest, payload: ValidateIn) -> Any:
+    """The engine's check of a document as the editor has it, nothing stored.
+
+    A flow that would not run is this answer's subject, not an error of the request: 200
+    with its ``problems``, and its warnings. A document that is no flow document at all (its
+    shape: 400 ``invalid_flow``, as a save answers) has none to give.
+    """
+    try:
+        loaded = graphs.load(payload.graph)
+    except FlowInvalid as exc:
+        raise invalid(exc, "not a flow document") from None
+    problems = graphs.validate(loaded)
+    warnings = validation.warnings(loaded)
+    return {
+        "problems": [problem_json(p) for p in problems],
+        "warnings": [problem_json(w) for w in warnings],
+    }
 
 
 @router.post("/ports", response=PortsOut)

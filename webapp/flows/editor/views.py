@@ -19,6 +19,7 @@ from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.flows import forms
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
+from webapp.flows.api import warnings_json
 
 MAX_LABEL_CHARS = 200
 
@@ -51,10 +52,14 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         editable=editable,
         save_to=flow.pk,
         node_form_url=reverse("flow_node_form", args=[flow.pk]),
+        edge_form_url=reverse("flow_edge_form", args=[flow.pk]),
         palette={
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
     )
+    # The saved version's warnings come with the page: the canvas asks again only once the
+    # document differs (an edit, a restored draft).
+    data["warnings"] = warnings_json(doc)
     context = {
         "flow": flow,
         "version": version.number,

@@ -33,6 +33,7 @@ from webapp.flows.api import (
     StaleOut,
     invalid,
     stale_base,
+    warnings_json,
 )
 from webapp.flows.transfer import service as transfer
 from webapp.flows.versions import service as versions
@@ -82,7 +83,8 @@ def flow_import(request: HttpRequest, payload: ImportIn) -> Any:
         flow = transfer.import_flow(request.auth, payload.document, payload.name, team=team)
     except FlowInvalid as exc:
         raise invalid(exc, "the document was not imported") from None
-    return Status(201, {"id": flow.id, "version": flow.version})
+    warnings = warnings_json(payload.document)
+    return Status(201, {"id": flow.id, "version": flow.version, "warnings": warnings})
 
 
 @router.post(
@@ -100,4 +102,4 @@ def flow_import_version(request: HttpRequest, flow_id: Id, payload: ImportVersio
         raise invalid(exc, "the document was not imported") from None
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
-    return Status(201, {"version": number})
+    return Status(201, {"version": number, "warnings": warnings_json(payload.document)})

@@ -26,7 +26,7 @@ from webapp.api_schema import (
 )
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
-from webapp.flows.api import InvalidOut, SavedOut, StaleOut, invalid, stale_base
+from webapp.flows.api import InvalidOut, SavedOut, StaleOut, invalid, stale_base, warnings_json
 from webapp.flows.models import Flow, FlowVersion, Publication
 from webapp.flows.versions import service as versions
 from webapp.problems import responses
@@ -121,7 +121,8 @@ def version_restore(
         raise invalid(exc, f"version {number} no longer passes the engine's checks") from None
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
-    return Status(201, {"version": saved})
+    warnings = warnings_json(versions.get(flow, saved).graph)
+    return Status(201, {"version": saved, "warnings": warnings})
 
 
 class PublishIn(BodyIn):

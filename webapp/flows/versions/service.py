@@ -90,6 +90,7 @@ def diff_canvas(before: dict[str, Any], after: dict[str, Any], changes: GraphDif
     nodes |= dict.fromkeys(removed_ids, "removed")
     edges = [{**e._asdict(), "kind": "added"} for e in changes.edges_added]
     edges += [{**e._asdict(), "kind": "removed"} for e in changes.edges_removed]
+    edges += [{**c.edge._asdict(), "kind": "changed"} for c in changes.edges_changed]
     return {"doc": doc, "marks": {"nodes": nodes, "edges": edges}}
 
 
