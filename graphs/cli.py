@@ -22,9 +22,9 @@ from graphs import document
 from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
+from graphs.flowfiles import FileFlows
 from graphs.nodes.base import Services
 from graphs.settings import SettingsError, default_services, services_from_env
-from graphs.subflows import FileFlows
 from graphs.validation import validate, warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -18,10 +18,10 @@ lent by its host:
 References. A reference names a flow to its source: ``REFERENCE``, letters, digits, ``_``
 and ``-``, starting with a letter or digit, at most 59 characters (an agent offers the
 flow to the API as the tool ``flow_<reference>``, and the API's tool names stop at 64). No
-``.``, ``/`` or ``\\``: read as a file name, a reference cannot leave its directory. The web
-app's references are flow ids; the command line's (``FileFlows``) are the names of JSON
-documents, without ``.json``, in a flows directory (``--flows DIR``, else the directory
-of the flow being run).
+``.``, ``/`` or ``\\``: read as a file name, a reference cannot leave its directory. The
+web app's references are flow ids; the command line's (``graphs.flowfiles.FileFlows``)
+are the names of JSON documents, without ``.json``, in a flows directory (``--flows
+DIR``, else the directory of the flow being run).
 
 Recursion. Each source knows the chain of flows it runs inside, outermost first;
 ``refusal`` refuses a call whose reference is in the chain already (a cycle: A calls B
@@ -48,8 +48,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from graphs.llm.types import Usage
@@ -211,67 +210,6 @@ class NoFlows:
 
 
 NO_FLOWS = NoFlows()
-
-
-class FileFlows:
-    """The command line's flows: JSON documents in one directory, named by reference.
-
-    ``chain``: the references of the flows running, outermost first (the command line
-    starts it with the name of the file it runs). A child runs in this process, with
-    these services but a source one link longer; its events are not recorded (the
-    command line records one run), its usage is its caller's.
-    """
-
-    def __init__(
-        self, directory: str | Path, chain: tuple[str, ...] = (), max_depth: int = MAX_DEPTH
-    ):
-        self.directory = Path(directory)
-        self.chain = chain
-        self.max_depth = max_depth
-
-    def look_up(self, reference: str, version: int | None = None) -> FlowInfo:
-        from graphs import document
-
-        if (problem := check_reference(reference)) is not None:
-            raise FlowUnavailable(problem)
-        if version is not None:
-            raise FlowUnavailable(
-                f"flow {reference!r}: files have no versions; leave version empty", "version"
-            )
-        if (refused := refusal(self.chain, reference, self.max_depth)) is not None:
-            raise FlowUnavailable(refused)
-        path = self.directory / f"{reference}.json"
-        try:
-            text = path.read_bytes()
-        except OSError:
-            raise FlowUnavailable(f"no flow {reference!r} ({path} cannot be read)") from None
-        try:
-            doc = document.parse(text)
-        except (ValueError, RecursionError) as exc:
-            raise FlowUnavailable(f"flow {reference!r} ({path}) is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise FlowUnavailable(f"flow {reference!r} ({path}) is not a flow document")
-        return describe(reference, doc)
-
-    def inside(self, reference: str) -> FileFlows:
-        return FileFlows(self.directory, (*self.chain, reference), self.max_depth)
-
-    async def run(self, call: ChildCall, services: Services) -> ChildResult:
-        from graphs.compile import compile_flow
-        from graphs.errors import FlowInvalid
-
-        try:
-            info = self.look_up(call.reference, call.version)
-            child = compile_flow(
-                info.document, replace(services, flows=self.inside(call.reference))
-            )
-            inputs = child.resolve_inputs(call.inputs)
-        except FlowUnavailable as exc:
-            return ChildResult("failed", {}, str(exc))
-        except FlowInvalid as exc:
-            return ChildResult("failed", {}, f"flow {call.reference!r} cannot run: {exc}")
-        result = await child.run(inputs)
-        return ChildResult(result.status, result.outputs, result.error, dict(result.usage_by_model))
 
 
 def tool_content(outputs: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import NodeError
+from graphs.flowfiles import FileFlows
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.net import AllowList
@@ -18,7 +19,6 @@ from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
 from graphs.schedule import RunOptions
 from graphs.settings import default_services
-from graphs.subflows import FileFlows
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
 from tests.support.http_server import github_stand_in
 

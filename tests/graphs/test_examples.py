@@ -310,7 +310,7 @@ async def test_agent_flow_calls_the_triage_flow_as_a_tool_and_answers_from_its_o
     """The agent sees the classify flow as a tool described by the flow, each call runs
     that flow as a child, its outputs come back as the tool result, and the child's tokens
     count in the agent's."""
-    from graphs.subflows import FileFlows
+    from graphs.flowfiles import FileFlows
 
     ticket = "I was charged twice for my subscription this month"
     anthropic_env.enqueue(FakeResponse(tool_uses=[("flow_classify", {"ticket": ticket})]))

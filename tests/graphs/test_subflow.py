@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from graphs.subflows import FileFlows
+from graphs.flowfiles import FileFlows
 from tests.graphs.support import compiled, finished, flow, node, run, services
 from tests.graphs.test_cli import cli
 from tests.support.wait import wait_for_async

@@ -118,7 +118,7 @@ def node_actions_context(user, run: Run, node_id: str) -> dict[str, Any]:
 
 
 def node_ports(run: Run, node_id: str) -> set[str]:
-    compiled = compiled_graph(run.flow_version, run.graph_override)
+    compiled = compiled_graph(run.flow_version, run.graph_override, run.started_by_id)
     return services.input_ports(compiled, node_id)
 
 

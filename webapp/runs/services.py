@@ -36,11 +36,16 @@ def create_run(flow: Flow, user, inputs: dict[str, Any], *, ignore_cache: bool =
     leaves a run behind that could only fail.
     """
     version = flow.current()
-    compiled = compiled_version(version)
+    # The flows it calls are checked for its runner here: one they may not run is a problem.
+    compiled = compiled_version(version, _id(user))
     resolved = compiled.resolve_inputs(inputs)
     return _store(
         flow=flow, flow_version=version, started_by=user, inputs=resolved, ignore_cache=ignore_cache
     )
+
+
+def _id(user) -> int | None:
+    return getattr(user, "pk", None)
 
 
 def _store(**fields: Any) -> Run:
@@ -114,11 +119,11 @@ def create_rerun(
     if on_current:
         version = run.flow.current()
         override = None
-        compiled = compiled_version(version)
+        compiled = compiled_version(version, _id(user))
     else:
         version = run.flow_version
         override = run.graph_override
-        compiled = compiled_graph(version, override)
+        compiled = compiled_graph(version, override, _id(user))
     resolved = compiled.resolve_inputs(run.inputs if inputs is None else inputs)
     return _store(
         flow=run.flow,
@@ -157,7 +162,7 @@ def create_from_node(
             raise FlowInvalid([Problem("config must be a JSON object", node)])
         graph = with_config(graph, node, config)
         override = graph
-    compiled = compiled_graph(run.flow_version, override)
+    compiled = compiled_graph(run.flow_version, override, _id(user))
     overrides: dict[str, dict[str, Any]] = {}
     if port_values:
         if not isinstance(port_values, dict):
@@ -194,7 +199,7 @@ def create_resume(run: Run, user) -> Run:
             f"run {run.pk} is {run.status}: only a failed or cancelled run can be resumed"
         )
     # Checked now so that a graph the engine no longer accepts fails here, not in the run.
-    compiled_graph(run.flow_version, run.graph_override)
+    compiled_graph(run.flow_version, run.graph_override, _id(user))
     return _store(
         flow=run.flow,
         flow_version=run.flow_version,
