@@ -25,7 +25,8 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   means "no price", not "priced before costs were"), ``cached`` (``{source, run, usage}``)
   and ``reused`` (``{source, run}``), ``run`` being the source run's id when the source
   names one, ``child_runs`` (the runs of the flows the node called: a ``subflow``, an
-  agent's ``flow:`` tools; ``[]`` for none), ``attempts``, ``retries`` (``[{attempt, error, delay_s, takeover}]``),
+  agent's ``flow:`` tools; ``[]`` for none), ``attempts``, ``retries``
+  (``[{attempt, error, delay_s, takeover}]``),
   ``error``, ``cancelled``, ``continued`` (``on_error: continue`` sent the error on),
   ``started_ts``, ``ended_ts``, ``duration_s`` (the engine's own measure),
   ``progress`` (``{done, total}``), ``items`` (a map's items that sent ``node_item``
@@ -115,9 +116,7 @@ def _run_ids(value: Any) -> list[int | str]:
     if not isinstance(value, list):
         return []
     return [
-        v
-        for v in value
-        if isinstance(v, str) or (isinstance(v, int) and v is not True and v is not False)
+        v for v in value if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
     ]
 
 
