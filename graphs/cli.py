@@ -24,7 +24,8 @@ from graphs.errors import FlowInvalid
 from graphs.events import Event
 from graphs.flowfiles import FileFlows
 from graphs.nodes.base import Services
-from graphs.settings import SettingsError, default_services, services_from_env
+from graphs.settings import SettingsError, default_services, env_int, services_from_env
+from graphs.subflows import MAX_DEPTH
 from graphs.validation import validate, warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -88,7 +89,8 @@ def _with_flows(services: Services, path: str, flows_dir: str | None) -> Service
     if not directory.is_dir():
         raise UsageError(f"--flows {directory}: not a directory")
     # The flow run is the first link of the chain, so a file that calls itself is refused.
-    return replace(services, flows=FileFlows(directory, (flow_path.stem,)))
+    depth = env_int("SWITCHYARD_SUBFLOW_MAX_DEPTH", MAX_DEPTH, minimum=1)
+    return replace(services, flows=FileFlows(directory, (flow_path.stem,), depth))
 
 
 def _validate(path: str, flows_dir: str | None) -> int:

@@ -101,6 +101,8 @@ def test_a_subflow_runs_its_flow_as_a_child_run_linked_both_ways(api, alice, cli
     )
     [finished] = [e for e in events(parent) if e["type"] == "node_finished" and e["node"] == "call"]
     assert finished["child_runs"] == [child.pk]
+    shown = api("alice").get(f"/api/runs/{child.pk}").json()
+    assert (shown["kind"], shown["parent"], shown["parent_node"]) == ("subflow", parent.pk, "call")
     client.force_login(alice)
     page = client.get(f"/runs/{child.pk}/").content.decode()
     assert "called by node <code>call</code> of" in page and f"/runs/{parent.pk}/" in page

@@ -60,9 +60,15 @@ class RunOut(Schema):
     saved_usd: float | None
     cache_hits: int | None
     duration_s: float | None
-    kind: str = Field(description="run, rerun, from_node or resume")
-    parent: int | None = Field(description="The run this one was started from.")
+    kind: str = Field(description="run, rerun, from_node, resume or subflow")
+    parent: int | None = Field(
+        description="The run this one was started from; for a subflow run, the run whose "
+        "node called its flow."
+    )
     from_node: str = Field(description="Where a from_node re-run began; empty otherwise.")
+    parent_node: str = Field(
+        description="For a subflow run, the parent's node that called it; empty otherwise."
+    )
 
 
 class RunSummaryOut(Schema):
@@ -116,6 +122,7 @@ def run_figures(run: Run) -> dict[str, Any]:
         "kind": run.kind,
         "parent": run.parent_id,
         "from_node": run.from_node,
+        "parent_node": run.parent_node,
     }
 
 
