@@ -89,6 +89,7 @@ class RunSummaryOut(Schema):
     kind: str
     parent: int | None
     from_node: str
+    parent_node: str
 
 
 RunPageOut = page_model("RunPageOut", RunSummaryOut)
