@@ -30,12 +30,14 @@ count against their storage like any run's.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import FlowInvalid
@@ -109,7 +111,16 @@ class SavedFlows:
         return graph, number
 
     async def run(self, call: ChildCall, services: Services) -> ChildResult:
-        started = await database_sync_to_async(self._start_child)(call, services)
+        starting = asyncio.ensure_future(database_sync_to_async(self._start_child)(call, services))
+        try:
+            started = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The row may be stored all the same: it must not stay running with nothing
+            # running it.
+            made = await starting
+            if not isinstance(made, ChildResult):
+                await database_sync_to_async(_cancelled_before_start)(made[0].pk)
+            raise
         if isinstance(started, ChildResult):
             return started
         child, flow, inputs, options = started
@@ -166,6 +177,12 @@ class SavedFlows:
             cache=DbNodeCache(child.flow_id, child.pk), read_cache=not child.ignore_cache
         )
         return child, flow, inputs, options
+
+
+def _cancelled_before_start(run_id: int) -> None:
+    Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
+        status=Run.Status.CANCELLED, error="cancelled", finished_at=timezone.now()
+    )
 
 
 def _compile(graph: dict, services: Services) -> CompiledFlow:
