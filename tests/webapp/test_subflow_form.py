@@ -58,3 +58,11 @@ def test_the_ports_api_gives_the_chosen_flows_inputs_and_outputs(api, alice, dav
     theirs = api("dave").post("/api/editor/ports", body).json()
     assert (theirs["inputs"], theirs["outputs"]) == ([], [])
     assert theirs["problems"] == []  # ports only; the form names what is wrong
+
+
+def test_a_viewer_sees_a_subflow_the_team_may_run_as_valid(alice, carol, team):
+    child = services.create(alice, "Team shout", shout(), team=team)
+    caller = services.create(alice, "Team caller", services.starter_graph("x"), team=team)
+    html = form(carol, caller.pk, "subflow", {"flow": str(child.pk)})
+    assert "needs attention" not in html
+    assert f'<option value="{child.pk}" selected>' in html

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.execution.plans import user_services
 from webapp.flows import forms
-from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
+from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_viewer
 
 MAX_LABEL_CHARS = 200
 
@@ -81,8 +81,8 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     label = request.POST.get("label", "")[:MAX_LABEL_CHARS]
     readonly = request.POST.get("readonly") == "1" or not can_edit_flow(request.user, flow.pk)
     editing = "config" not in request.POST
-    # The saved flows it may call are those the user may run.
-    services = user_services(request.user.pk)
+    # The saved flows it may call are those the user may run (a read-only form: see).
+    services = user_services(request.user.pk, role=VIEWER if readonly else None)
     if editing:
         config, errors, keep = forms.read_form(node_type, request.POST)
         checked = forms.check(node_type, config, errors, services)
