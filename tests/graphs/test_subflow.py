@@ -235,3 +235,37 @@ def test_the_cli_finds_called_flows_beside_the_flow_or_in_flows_dir(tmp_path):
     assert done.returncode == 2 and "node 'call': no flow 'shout'" in done.stderr
     done = cli("validate", str(elsewhere / "parent.json"), "--flows", str(tmp_path))
     assert (done.returncode, done.stdout.strip()) == (0, "valid")
+
+
+async def test_a_failing_flow_tool_goes_back_to_the_model_as_an_error_result(tmp_path):
+    broken = child_doc()
+    broken["nodes"][2]["config"]["template"] = "{{ text.missing.deeper }}{{ mark }}"
+    source = flows(tmp_path, shout=broken)
+    agent = flow(
+        node("q", "input", name="q"),
+        node("a", "agent", prompt="{{ q }}", tools=["flow:shout"]),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "a", "q"), ("a", "text", "out", "value")],
+    )
+    result, events = await run(agent, {"q": "psst"}, flows=source)
+    # The agent goes on: the model reads the failure and answers.
+    assert result.status == "succeeded", result.error
+    assert "flow shout failed: node 'up' failed" in result.outputs["a"]
+    [finished_agent] = finished(events, "a")
+    messages = finished_agent["detail"]["messages"]
+    [tool_result] = messages[2]["content"]
+    assert tool_result["is_error"] is True
+
+
+async def test_the_node_finished_of_a_node_that_ran_flows_names_their_runs(tmp_path):
+    class Numbered(FileFlows):
+        async def run(self, call, services_):
+            from dataclasses import replace
+
+            return replace(await super().run(call, services_), run=41)
+
+    source = Numbered(directory(tmp_path, shout=child_doc()), ("parent",))
+    _, events = await run(parent_doc(), {"q": "hi"}, flows=source)
+    [call] = finished(events, "call")
+    assert call["child_runs"] == [41]
+    assert "child_runs" not in finished(events, "out")[0]
