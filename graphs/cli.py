@@ -1,6 +1,10 @@
 """``python -m graphs``: validate or run a flow file from the command line.
 
 Exit codes: 0 valid / succeeded, 1 failed or cancelled, 2 invalid flow or usage.
+
+Saved flows that a ``subflow`` node or an agent's ``flow:`` tool calls are JSON files in
+one directory (``--flows DIR``, else the flow file's own), named by reference:
+``flow: "summarize"`` is ``DIR/summarize.json`` (``graphs.subflows.FileFlows``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +22,10 @@ from graphs import document
 from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
-from graphs.settings import SettingsError, default_services, services_from_env
+from graphs.flowfiles import FileFlows
+from graphs.nodes.base import Services
+from graphs.settings import SettingsError, default_services, env_int, services_from_env
+from graphs.subflows import MAX_DEPTH
 from graphs.validation import validate, warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
-            return _validate(args.flow)
+            return _validate(args.flow, args.flows)
         return asyncio.run(_run(args))
     except FlowInvalid as exc:
         for problem in exc.problems:
@@ -46,9 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m graphs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate", help="check a flow; one line per problem")
-    check.add_argument("flow", help="path to a flow document (JSON)")
     run = commands.add_parser("run", help="run a flow and print its result as JSON")
-    run.add_argument("flow", help="path to a flow document (JSON)")
+    for command in (check, run):
+        command.add_argument("flow", help="path to a flow document (JSON)")
+        command.add_argument(
+            "--flows",
+            metavar="DIR",
+            help="where the flows it calls are (REFERENCE.json); default: the flow's directory",
+        )
     run.add_argument(
         "--input",
         action="append",
@@ -69,9 +82,20 @@ def _read(path: str) -> Any:
     return document.parse(text)
 
 
-def _validate(path: str) -> int:
+def _with_flows(services: Services, path: str, flows_dir: str | None) -> Services:
+    """The services, lending the flows in ``flows_dir`` (the flow's own directory)."""
+    flow_path = Path(path)
+    directory = Path(flows_dir) if flows_dir is not None else flow_path.parent
+    if not directory.is_dir():
+        raise UsageError(f"--flows {directory}: not a directory")
+    # The flow run is the first link of the chain, so a file that calls itself is refused.
+    depth = env_int("SWITCHYARD_SUBFLOW_MAX_DEPTH", MAX_DEPTH, minimum=1)
+    return replace(services, flows=FileFlows(directory, (flow_path.stem,), depth))
+
+
+def _validate(path: str, flows_dir: str | None) -> int:
     graph = document.load(_read(path))
-    problems = validate(graph, default_services())
+    problems = validate(graph, _with_flows(default_services(), path, flows_dir))
     for problem in problems:
         print(problem, file=sys.stderr)
     # Warnings do not make a flow invalid: the exit status is the problems' alone.
@@ -104,7 +128,8 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    flow = compile_flow(_read(args.flow), services_from_env())
+    services = _with_flows(services_from_env(), args.flow, args.flows)
+    flow = compile_flow(_read(args.flow), services)
     inputs = _inputs(args)
     out: IO[str] | None = None
     if args.events == "-":

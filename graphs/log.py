@@ -25,7 +25,9 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   ``saved_usd``, ``priced`` (the event was priced when recorded: a null ``cost_usd`` then
   means "no price", not "priced before costs were"), ``cached`` (``{source, run, usage}``)
   and ``reused`` (``{source, run}``), ``run`` being the source run's id when the source
-  names one, ``attempts``, ``retries`` (``[{attempt, error, delay_s, takeover}]``),
+  names one, ``child_runs`` (the runs of the flows the node called: a ``subflow``, an
+  agent's ``flow:`` tools; ``[]`` for none), ``attempts``, ``retries``
+  (``[{attempt, error, delay_s, takeover}]``),
   ``error``, ``cancelled``, ``continued`` (``on_error: continue`` sent the error on),
   ``started_ts``, ``ended_ts``, ``duration_s`` (the engine's own measure),
   ``progress`` (``{done, total}``), ``items`` (a map's items that sent ``node_item``
@@ -122,6 +124,15 @@ def _number(value: Any) -> float | None:
     return value
 
 
+def _run_ids(value: Any) -> list[int | str]:
+    """A ``child_runs`` field: its ids (integers or text), anything else left out."""
+    if not isinstance(value, list):
+        return []
+    return [
+        v for v in value if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+    ]
+
+
 def _object(value: Any) -> dict[str, Any]:
     """A copy of a JSON object field; anything else (missing, null, a list) reads as {}."""
     return dict(value) if isinstance(value, Mapping) else {}
@@ -183,6 +194,7 @@ class Visit:
     priced: bool = False
     cached: dict[str, Any] | None = None
     reused: dict[str, Any] | None = None
+    child_runs: list[int | str] = field(default_factory=list)
     attempts: int = 1
     retries: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
@@ -237,6 +249,7 @@ class Visit:
             "priced": self.priced,
             "cached": self.cached,
             "reused": self.reused,
+            "child_runs": list(self.child_runs),
             "attempts": self.attempts,
             "retries": [dict(retry) for retry in self.retries],
             "error": self.error,
@@ -480,6 +493,7 @@ class RunLog:
         visit.saved_usd = _number(event.get("saved_usd"))
         visit.cached = origin(event.get("cached"))
         visit.reused = origin(event.get("reused"))
+        visit.child_runs = _run_ids(event.get("child_runs"))
         # The run's running totals, until its run_finished gives its own.
         _add_usage(self.usage, usage)
         if visit.usage_by_model:

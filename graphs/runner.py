@@ -200,6 +200,8 @@ class NodeRunner:
                 }
         if ctx.detail:
             finished["detail"] = ctx.detail
+        if ctx.child_runs:
+            finished["child_runs"] = list(ctx.child_runs)
         self.emitter.emit("node_finished", **finished)
 
     def report_failed(

@@ -14,6 +14,8 @@
 ``SWITCHYARD_SANDBOX_WORKERS``     template sandbox processes per event loop (default 2)
 ``SWITCHYARD_SANDBOX_TIMEOUT_S``   wall-clock budget of one sandboxed render (default 2)
 ``SWITCHYARD_SANDBOX_MEMORY_MIB``  address space of one sandbox process (default 256)
+``SWITCHYARD_SUBFLOW_MAX_DEPTH``   how deep flows may call flows (default 5; the command line
+                                   and the web app alike)
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ class CheckedNode:
     config: CommonConfig
     in_ports: frozenset[str] | None
     out_ports: frozenset[str]
+    optional: frozenset[str] = frozenset()
 
 
 def validate(graph: nx.MultiDiGraph, services: Services) -> list[Problem]:
@@ -145,10 +146,11 @@ def _check_node(
     problems += [Problem(p.message, node=node_id) for p in node_type.problems(config, services)]
     if problems:
         return None, problems
-    out_ports = node_type.output_ports(config)
+    ports = node_type.ports(config, services)
+    out_ports = ports.outputs
     if config.on_error == "continue":
         out_ports |= {"error"}
-    return CheckedNode(node_type, config, node_type.input_ports(config), out_ports), []
+    return CheckedNode(node_type, config, ports.inputs, out_ports, ports.optional), []
 
 
 def config_message(error: Mapping[str, Any]) -> str:
@@ -194,11 +196,13 @@ def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> lis
         ports = node.in_ports
         if node.type.name == "merge" and not connected[node_id]:
             problems.append(Problem("a merge needs at least one incoming edge", node=node_id))
-        for port in sorted((ports or frozenset()) - connected[node_id]):
+        for port in sorted((ports or frozenset()) - connected[node_id] - node.optional):
             if port in _template_variables(node):
                 message = (
                     f"template variable {{{{ {port} }}}} has no port: connect an edge into {port!r}"
                 )
+            elif node.type.name == "subflow":
+                message = f"the flow's input {port!r} has no default: connect an edge into it"
             elif node.type.name == "map" and port != "items":
                 message = (
                     f"the inline flow's input {port!r} has no value: connect an edge into "

@@ -154,6 +154,9 @@ MAX_BODY_BYTES = env.integer("SWITCHYARD_MAX_BODY_BYTES", 10_000_000)
 # queued or running cannot start another (429), nor one over the quota (403).
 MAX_RUN_EVENT_BYTES = env.integer("SWITCHYARD_MAX_RUN_EVENT_BYTES", 50_000_000, minimum=0)
 MAX_RUNS_IN_FLIGHT = env.integer("SWITCHYARD_MAX_RUNS_IN_FLIGHT", 20, minimum=0)
+# How deep flows may call flows (subflow nodes, agents' flow: tools): a run of a flow that
+# a flow called is one level down (webapp.execution.subflows).
+SUBFLOW_MAX_DEPTH = env.integer("SWITCHYARD_SUBFLOW_MAX_DEPTH", 5, minimum=1)
 MAX_STORED_BYTES_PER_USER = env.integer(
     "SWITCHYARD_MAX_STORED_BYTES_PER_USER", 5_000_000_000, minimum=0
 )

@@ -3,7 +3,9 @@
 It is deterministic and says plainly that it is offline, in its model name
 (``offline``) and at the start of every reply. It is a stand-in for demos and
 tests, not an imitation of Claude: it echoes, picks a listed choice by word
-overlap, and hands arithmetic to a ``calculator`` tool when one is offered. Asked for a
+overlap, hands arithmetic to a ``calculator`` tool when one is offered, and, offered a
+saved flow as a tool (``flow_...``, ``graphs.subflows``), calls it once with its prompt as
+each of the flow's required inputs. Asked for a
 shape (a forced tool, or an ``output_schema``) it answers with a value fitting that schema
 whose strings say it is offline, choosing among an ``enum``'s options by word overlap.
 A stop sequence in its reply ends the reply there, as the API's do. Asked to think, it
@@ -96,7 +98,20 @@ class OfflineClient:
                 }
             ]
         offered = {tool["name"] for tool in request.tools}
-        if "calculator" not in offered or _tool_results(request.messages):
+        if _tool_results(request.messages):
+            return None
+        flow_tool = next((t for t in request.tools if t["name"].startswith("flow_")), None)
+        if "calculator" not in offered and flow_tool is not None:
+            required = flow_tool.get("input_schema", {}).get("required", [])
+            return [
+                {
+                    "type": "tool_use",
+                    "id": f"offline_{zlib.crc32(prompt.encode()):08x}",
+                    "name": flow_tool["name"],
+                    "input": dict.fromkeys(required, prompt),
+                }
+            ]
+        if "calculator" not in offered:
             return None
         found = [m.group(0).strip() for m in _ARITHMETIC.finditer(prompt)]
         expression = max(found, key=len, default="")

@@ -9,6 +9,7 @@ from graphs.nodes.map import MapNode
 from graphs.nodes.merge import MergeNode
 from graphs.nodes.parse import ParseNode
 from graphs.nodes.router import RouterNode
+from graphs.nodes.subflow import SubflowNode
 from graphs.nodes.template import TemplateNode
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -22,6 +23,7 @@ NODE_TYPES: dict[str, NodeType] = {
     "agent": AgentNode(),
     "parse": ParseNode(),
     "http": HttpNode(),
+    "subflow": SubflowNode(),
 }
 
 __all__ = ["NODE_TYPES", "CommonConfig", "NodeContext", "NodeType", "Services"]

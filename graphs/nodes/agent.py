@@ -2,12 +2,20 @@
 
 Tools named in the config come from ``services.tools``, an open mapping: the
 built-ins live in ``graphs.tools.BUILTIN_TOOLS`` and a host may add its own.
+
+A tool named ``flow:<reference>`` is a saved flow (``graphs.subflows``): the model sees
+it as ``flow_<reference>``, described by the flow's description, with its inputs as the
+input schema (required unless they have a default). Each call runs the flow as a child
+run of this node (its id goes into the node's ``child_runs``, its usage into the node's),
+and its outputs go back as the tool's result: one output's text as is, else JSON. A
+child that fails goes back as an error result, for the model to act on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -25,6 +33,15 @@ from graphs.nodes.base import (
     template_ports,
 )
 from graphs.nodes.llm import MODEL_NAME, MODEL_RETRIES, PROMPT, SYSTEM
+from graphs.subflows import (
+    API_TOOL_PREFIX,
+    ChildCall,
+    FlowInfo,
+    FlowUnavailable,
+    check_reference,
+    tool_content,
+    tool_reference,
+)
 from graphs.tools.base import Tool, ToolError
 
 MAX_TOOL_RESULT_CHARS = 100_000
@@ -39,7 +56,7 @@ class AgentConfig(CommonConfig):
     tools: list[str] = Field(
         default_factory=list,
         max_length=50,
-        description="Tools the agent may call.",
+        description="Tools the agent may call; flow:ID offers the saved flow ID as a tool.",
         json_schema_extra={"widget": "tools"},
     )
     max_turns: int = Field(default=10, ge=1, le=200)
@@ -80,8 +97,17 @@ class AgentNode(NodeType):
     def output_ports(self, config: AgentConfig) -> frozenset[str]:
         return modelcall.output_ports(config)
 
-    def prepare(self, config: AgentConfig, services: Services) -> structured.Shape | None:
-        return modelcall.shape_of(config)
+    def prepare(self, config: AgentConfig, services: Services) -> Prepared:
+        flows: dict[str, FlowInfo | str] = {}
+        for name in config.tools:
+            reference = tool_reference(name)
+            if reference is None:
+                continue
+            try:
+                flows[name] = services.flows.look_up(reference)
+            except FlowUnavailable as exc:  # gone since the flow was checked
+                flows[name] = str(exc)
+        return Prepared(modelcall.shape_of(config), flows)
 
     def cacheable(self, config: AgentConfig, services: Services) -> bool:
         # A tool that does not say it is deterministic might answer differently next time.
@@ -98,19 +124,35 @@ class AgentNode(NodeType):
         if services is None:
             return found
         known = ", ".join(sorted(services.tools)) or "none"
-        return found + [
-            FieldProblem("tools", f"unknown tool {name!r} (known: {known})")
-            for name in config.tools
-            if name not in services.tools
-        ]
+        for name in config.tools:
+            reference = tool_reference(name)
+            if reference is not None:
+                problem = check_reference(reference)
+                if problem is None:
+                    try:
+                        services.flows.look_up(reference)
+                    except FlowUnavailable as exc:
+                        problem = str(exc)
+                if problem is not None:
+                    found.append(FieldProblem("tools", f"tool {name!r}: {problem}"))
+            elif name not in services.tools:
+                found.append(FieldProblem("tools", f"unknown tool {name!r} (known: {known})"))
+        return found
 
     async def run(self, ctx: NodeContext, config: AgentConfig, inputs: dict) -> dict:
         prompt = await ctx.render("prompt", config.prompt, inputs)
         system = await ctx.render("system", config.system, inputs) if config.system else None
-        tools = {name: ctx.services.tools[name] for name in config.tools}
+        prepared: Prepared = ctx.prepared
+        tools: dict[str, Tool | FlowTool] = {}
+        for name in config.tools:
+            found = prepared.flows.get(name)
+            if isinstance(found, str):
+                raise NodeError(f"tool {name!r}: {found}")
+            tool = ctx.services.tools[name] if found is None else FlowTool(found)
+            tools[tool.name] = tool
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)
-        shape: structured.Shape | None = ctx.prepared
+        shape = prepared.shape
         retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
@@ -152,17 +194,52 @@ class AgentNode(NodeType):
         )
 
 
-def _schema(tool: Tool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prepared:
+    shape: structured.Shape | None
+    # flow:ID tool name -> the flow, or why it cannot be had.
+    flows: dict[str, FlowInfo | str]
+
+
+class FlowTool:
+    """A saved flow offered to the model; each call is a child run of the agent's node."""
+
+    def __init__(self, info: FlowInfo):
+        self.info = info
+        self.name = API_TOOL_PREFIX + info.reference
+        self.description = info.tool_description()
+        self.input_schema = info.tool_schema()
+
+    async def run(self, ctx: NodeContext, args: dict[str, Any]) -> str:
+        if not isinstance(args, dict):
+            raise ToolError("the tool's input must be an object of the flow's inputs")
+        call = ChildCall(self.info.reference, None, args, ctx.node_id, ctx.iteration)
+        result = await ctx.services.flows.run(call, ctx.services)
+        for model, usage in result.usage_by_model.items():
+            ctx.add_usage(model, usage)
+        if result.run is not None:
+            ctx.child_runs.append(result.run)
+        if result.status != "succeeded":
+            raise ToolError(result.failure(self.info.reference))
+        return tool_content(result.outputs)
+
+
+def _schema(tool: Tool | FlowTool) -> dict[str, Any]:
     return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
 
 
-async def _call_tool(ctx: NodeContext, tools: dict[str, Tool], use: dict) -> dict[str, Any]:
+async def _call_tool(
+    ctx: NodeContext, tools: dict[str, Tool | FlowTool], use: dict
+) -> dict[str, Any]:
     name, args = use.get("name", ""), use.get("input") or {}
     tool = tools.get(name)
     try:
         if tool is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(tools) or 'none'}")
-        content, is_error = await tool.call(args, ctx.services.tool_settings), False
+        if isinstance(tool, FlowTool):
+            content, is_error = await tool.run(ctx, args), False
+        else:
+            content, is_error = await tool.call(args, ctx.services.tool_settings), False
     except ToolError as exc:
         content, is_error = str(exc), True
     content = content[:MAX_TOOL_RESULT_CHARS]

@@ -14,7 +14,8 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``template``: text in the template language (its variables are the node's ports);
   ``templates()`` says which of these fields a given config uses
 - ``code``: a short identifier-like string (no spell checking)
-- ``tools``: names picked from the services' tools
+- ``tools``: names picked from the services' tools (and saved flows, ``flow:ID``)
+- ``flow``: a saved flow, picked from those the host offers (``graphs.subflows``)
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
 - ``schema``: a JSON Schema object whose top-level properties a host may show as a table
 - ``rows``: a list of small records (a model whose fields are ``str``), edited as a table
@@ -61,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphs import templating
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
+from graphs.subflows import NO_FLOWS, FlowSource
 from graphs.tools.base import Tool, ToolSettings
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
@@ -120,7 +122,9 @@ class Services:
     """What the outside world lends a run: the model, tools, limits.
 
     ``sandbox``: the limits templates that are not provably cheap render under (see
-    ``graphs.templating`` and ``graphs.sandbox``).
+    ``graphs.templating`` and ``graphs.sandbox``). ``flows``: the saved flows a
+    ``subflow`` node or an agent's ``flow:`` tool may call (``graphs.subflows``); none
+    unless the host lends them.
 
     Built from the environment by ``graphs.settings.services_from_env``; tests and
     the web app build their own.
@@ -135,6 +139,17 @@ class Services:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    flows: FlowSource = NO_FLOWS
+
+
+@dataclass(frozen=True)
+class Ports:
+    """A node's ports: ``inputs`` (None: any name, a merge), ``outputs``, and the inputs
+    it can do without (``optional``: validation does not ask for an edge into them)."""
+
+    inputs: frozenset[str] | None
+    outputs: frozenset[str]
+    optional: frozenset[str] = frozenset()
 
 
 def _ignore(_: str) -> None:
@@ -162,6 +177,8 @@ class NodeContext:
     model: str | None = None
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    # The host's ids of the flows this node ran as children (graphs.subflows), in order.
+    child_runs: list[int | str] = field(default_factory=list)
 
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total."""
@@ -218,6 +235,12 @@ class NodeType(ABC):
 
     def output_ports(self, config: Any) -> frozenset[str]:
         return frozenset()
+
+    def ports(self, config: Any, services: Services | None) -> Ports:
+        """The node's ports; a type whose ports depend on what the services hold (a
+        ``subflow``: the called flow's inputs and outputs) overrides this, not the two
+        above, which it cannot answer without them."""
+        return Ports(self.input_ports(config), self.output_ports(config))
 
     def templates(self, config: Any) -> dict[str, str]:
         """Config fields holding templates, by field name; their variables are ports."""

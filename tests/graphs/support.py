@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import NodeError
+from graphs.flowfiles import FileFlows
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.net import AllowList
@@ -28,14 +30,16 @@ def example_world(name: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     The http example calls the GitHub API; here it calls a stand-in on 127.0.0.1, which
     the services allow-list as a deployment would an internal API.
     """
+    # An example that calls other flows finds them beside it, as the command line does.
+    flows = FileFlows(Path(__file__).parents[2] / "examples", (name,))
     if name != "http":
-        yield {}, {}
+        yield {}, {"flows": flows}
         return
     with github_stand_in() as server:
         settings = ToolSettings(
             http_node_enabled=True, http_allow=AllowList.parse(f"127.0.0.1:{server.port}")
         )
-        yield {"api": server.url("").rstrip("/")}, {"tool_settings": settings}
+        yield {"api": server.url("").rstrip("/")}, {"tool_settings": settings, "flows": flows}
 
 
 def flow(*nodes: dict, edges: list[tuple[str, str, str, str]] = (), name: str = "test") -> dict:

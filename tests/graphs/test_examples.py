@@ -39,6 +39,7 @@ def test_there_is_one_example_per_pattern():
         "classify",
         "http",
         "chat",
+        "agent_flow",
     }
 
 
@@ -302,3 +303,42 @@ async def test_http_example_is_refused_where_the_node_is_not_enabled():
     result, _ = await run(example("http"))
     assert result.status == "failed"
     assert "SWITCHYARD_HTTP_NODE_ENABLED=1" in result.error
+
+
+async def test_agent_flow_calls_the_triage_flow_as_a_tool_and_answers_from_its_outputs(
+    anthropic_env,
+):
+    """The agent sees the classify flow as a tool described by the flow, each call runs
+    that flow as a child, its outputs come back as the tool result, and the child's tokens
+    count in the agent's."""
+    from graphs.flowfiles import FileFlows
+
+    ticket = "I was charged twice for my subscription this month"
+    anthropic_env.enqueue(FakeResponse(tool_uses=[("flow_classify", {"ticket": ticket})]))
+    anthropic_env.enqueue(FakeResponse(text='{"category": "billing", "reason": "a charge"}'))
+    # The specialist's answer is long, so its tokens are plain to see in the agent's.
+    answer = "Your refund is on its way. " * 20
+    anthropic_env.enqueue(FakeResponse(text=answer))
+    anthropic_env.enqueue(FakeResponse(text="We refund the second charge."))
+    flows = FileFlows(EXAMPLES, ("agent_flow",))
+    result, events = await run(
+        example("agent_flow"), {}, model_client=AnthropicClient(), flows=flows
+    )
+    assert result.status == "succeeded", result.error
+    assert result.outputs == {"reply": "We refund the second charge."}
+    requests = [r.body for r in anthropic_env.requests if r.path.endswith("/messages")]
+    [tool] = requests[0]["tools"]
+    assert tool["name"] == "flow_classify"
+    assert tool["description"].startswith("Routing with a structured classification")
+    assert list(tool["input_schema"]["properties"]) == ["ticket"]
+    # The child's two model calls ran between the agent's two turns, on the ticket.
+    assert ticket in json.dumps(requests[1]["messages"])
+    results = [
+        block
+        for block in requests[3]["messages"][-1]["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert json.loads(results[0]["content"]) == {"answer": answer, "reason": "a charge"}
+    [agent] = finished(events, "agent")
+    # The agent's own replies are about 15 words; the child's specialist wrote 120.
+    assert agent["usage"]["output_tokens"] >= len(answer.split())

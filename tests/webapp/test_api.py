@@ -448,6 +448,7 @@ def test_run_detail_shows_state_version_and_usage(api, alice_run):
         "trigger": "editor",
         "parent": None,
         "from_node": "",
+        "parent_node": "",
     }
 
 

@@ -239,6 +239,7 @@ def test_the_api_lists_runs_with_the_pages_figures(client, alice, alice_token, a
         "trigger": "editor",
         "parent": None,
         "from_node": "",
+        "parent_node": "",
     }
     assert (newest["id"], newest["kind"], newest["parent"], newest["from_node"]) == (
         child.pk,

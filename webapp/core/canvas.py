@@ -15,6 +15,7 @@ from django.urls import reverse
 from pydantic import ValidationError
 
 from graphs import templating
+from graphs.nodes.base import Services
 from graphs.validation import config_message
 from webapp.flows import forms
 
@@ -31,6 +32,7 @@ def canvas_payload(
     edge_form_url: str = "",
     palette: dict[str, Any] | None = None,
     public: bool = False,
+    services: Services | None = None,
 ) -> dict[str, Any]:
     """The canvas's start-up data for `doc`.
 
@@ -39,6 +41,9 @@ def canvas_payload(
     drafts). `save_to` is the flow the editor saves to; `node_form_url` opens a clicked
     node's configuration; `palette` is the editor's node types. A `public` page (a share
     link, no account) gets no API URL at all: the API would refuse its visitors.
+    `services` lend the saved flows the viewer may see, whose inputs and outputs are a
+    ``subflow`` node's ports; where none can be looked up (a share link's visitor, a flow
+    since deleted), its ports are those its edges use, so the stored flow still draws.
 
     >>> doc = {"graph": {"name": "hello"}, "edges": [], "nodes": [
     ...     {"id": "q", "type": "input", "config": {"name": "q"}}]}
@@ -72,10 +77,7 @@ def canvas_payload(
         "version": version,
         "editable": editable,
         "doc": doc,
-        "ports": {
-            node["id"]: ports_for(node.get("type", ""), node.get("config") or {})
-            for node in doc.get("nodes", [])
-        },
+        "ports": {node["id"]: _drawn_ports(doc, node, services) for node in doc.get("nodes", [])},
         "palette": palette or {},
         # The canvas colours a node by its type's category (tokens --cat-*).
         "categories": forms.categories(),
@@ -83,7 +85,22 @@ def canvas_payload(
     }
 
 
-def ports_for(type_name: str, config: Any) -> dict[str, Any]:
+def _drawn_ports(doc: dict[str, Any], node: dict[str, Any], services: Services | None) -> dict:
+    ports = ports_for(node.get("type", ""), node.get("config") or {}, services)
+    if node.get("type") != "subflow" or (ports["known"] and (ports["inputs"] or ports["outputs"])):
+        return ports
+    edges = [e for e in doc.get("edges", []) if isinstance(e, dict)]
+    into = {e.get("target_port") for e in edges if e.get("target") == node.get("id")}
+    out = {e.get("source_port") for e in edges if e.get("source") == node.get("id")}
+    return {
+        **ports,
+        "inputs": sorted(p for p in into if isinstance(p, str)),
+        "outputs": sorted(p for p in out if isinstance(p, str)),
+        "known": True,
+    }
+
+
+def ports_for(type_name: str, config: Any, services: Services | None = None) -> dict[str, Any]:
     """The ports of a node of this type and config, best effort when the config is invalid.
 
     >>> ports_for("template", {"template": "Hi {{ name }}"})
@@ -119,8 +136,9 @@ def ports_for(type_name: str, config: Any) -> dict[str, Any]:
                 templating.check(source)
             except templating.TemplateProblem as exc:
                 return _unknown([*problems, f"{field} {exc}"])
-        inputs = node_type.input_ports(parsed)
-        outputs = set(node_type.output_ports(parsed))
+        ports = node_type.ports(parsed, services)
+        inputs = ports.inputs
+        outputs = set(ports.outputs)
     except Exception:  # an invalid config may break the type's port logic in any way
         return _unknown(problems)
     if getattr(parsed, "on_error", None) == "continue":

@@ -13,7 +13,7 @@ the first of these loops that is running:
   server's: ``recover_runs`` closes what they left open.
 
 The engine's events go to the run's event log (webapp.runs.eventlog) in batches, from a
-thread of their own (see ``Sink``).
+thread of their own (``webapp.execution.sink.Sink``).
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ import concurrent.futures
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 
 from graphs.executor import Run as EngineRun
-from webapp.execution import dbthreads
-from webapp.execution.plans import compiled_graph, run_options
-from webapp.runs import eventlog, services
+from webapp.execution.plans import compiled_run, run_options
+from webapp.execution.sink import Sink
+from webapp.runs import services
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -82,7 +79,8 @@ class InProcessDriver:
             run = await Run.objects.select_related("flow_version").aget(pk=run_id)
             sink = Sink(run_id)
             try:
-                flow = compiled_graph(run.flow_version, run.graph_override)
+                # A flow that calls saved flows looks them up in the database as it compiles.
+                flow = await database_sync_to_async(compiled_run)(run)
                 options = await run_options(run)
                 handle = flow.start(run.inputs, sink, options=options)
                 sink.stop_run = handle.cancel
@@ -189,54 +187,3 @@ def own_loop() -> asyncio.AbstractEventLoop:
             _own_loop = asyncio.new_event_loop()
             threading.Thread(target=_own_loop.run_forever, name="run-loop", daemon=True).start()
         return _own_loop
-
-
-# The engine's sink -------------------------------------------------------------------
-
-MAX_BATCH = 500
-# Event writes get a thread (and so a database connection) of their own: on the shared
-# thread they would queue behind every request and consumer, and reopen the connection
-# each time.
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
-
-
-class Sink:
-    """The executor's sink for one run: queues events, appends them to the log in batches.
-
-    The executor calls the sink synchronously and must never wait on it, so events are
-    queued here and written by one task: whatever arrived while the previous batch was
-    being written goes in the next one. When a batch takes the log past one of the run's
-    limits, the log is closed and the run stopped (``stop_run``).
-    """
-
-    def __init__(self, run_id: int):
-        self.run_id = run_id
-        self.pending: list[dict[str, Any]] = []
-        self.wake = asyncio.Event()
-        self.closed = False
-        # Stops the engine's run when a limit is reached (the driver sets it to the run's
-        # cancel: the log's run_finished says failed, and why, whatever the engine says).
-        self.stop_run: Callable[[], None] | None = None
-        self.writer = asyncio.ensure_future(self.write_loop())
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.pending.append(event)
-        self.wake.set()
-
-    async def close(self) -> None:
-        """Write everything still queued, then stop."""
-        self.closed = True
-        self.wake.set()
-        await self.writer
-
-    async def write_loop(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.pending:
-                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                _, tripped = await dbthreads.on(_writer, eventlog.append, self.run_id, batch)
-                if tripped and self.stop_run is not None:
-                    self.stop_run()
-            if self.closed and not self.pending:
-                return

@@ -1,7 +1,11 @@
 """What every driver needs before a run executes: its compiled flow and its run options.
 
 Compiled flows are cached per flow version (versions never change), so many runs, and
-every node task of a run on a worker, share one.
+every node task of a run on a worker, share one. A flow that calls saved flows
+(webapp.execution.subflows) is the exception: what it may call, and the ports of what it
+calls, depend on who runs it and on the called flows' current versions, so it is
+compiled afresh for its runner (``user_id``) each time, and for a run (``compiled_run``)
+with the run's own source of flows, which starts its children.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from functools import cache
 
 from channels.db import database_sync_to_async
@@ -19,6 +24,7 @@ from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
 from webapp.execution.cache import DbNodeCache
+from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
 from webapp.flows.models import FlowVersion
 from webapp.runs.models import Run, RunEvent
 
@@ -29,8 +35,17 @@ def engine_services() -> Services:
     return services_from_env()
 
 
-def compile_version(graph: dict) -> graphs.CompiledFlow:
-    return graphs.compile_flow(graph, engine_services())
+def compile_version(graph: dict, flows: SavedFlows | None = None) -> graphs.CompiledFlow:
+    services = engine_services()
+    if flows is not None:
+        services = replace(services, flows=flows)
+    return graphs.compile_flow(graph, services)
+
+
+def user_services(user_id: int | None, *, role: str | None = None) -> Services:
+    """The engine's services with the saved flows `user_id` may run (or see: `role`)."""
+    flows = SavedFlows(user_id) if role is None else SavedFlows(user_id, role=role)
+    return replace(engine_services(), flows=flows)
 
 
 _compiled: OrderedDict[tuple[int, dt.datetime], graphs.CompiledFlow] = OrderedDict()
@@ -39,8 +54,12 @@ _compiled_lock = threading.Lock()
 COMPILED_CACHE_SIZE = 256
 
 
-def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
-    """The compiled plan of a flow version. Versions never change, so many runs share one."""
+def compiled_version(version: FlowVersion, user_id: int | None = None) -> graphs.CompiledFlow:
+    """The compiled plan of a flow version. Versions never change, so many runs share one.
+
+    One that calls saved flows is compiled for `user_id`, who is to run it."""
+    if calls_flows(version.graph):
+        return compile_version(version.graph, SavedFlows(user_id, chain=(str(version.flow_id),)))
     # The creation time guards against a reused primary key (a flushed test database).
     key = (version.pk, version.created)
     with _compiled_lock:
@@ -56,16 +75,24 @@ def compiled_version(version: FlowVersion) -> graphs.CompiledFlow:
     return flow
 
 
-def compiled_graph(version: FlowVersion, override: dict | None = None) -> graphs.CompiledFlow:
+def compiled_graph(
+    version: FlowVersion, override: dict | None = None, user_id: int | None = None
+) -> graphs.CompiledFlow:
     """The compiled plan of a run's graph: its version's, or the edited graph it ran instead."""
     if override is None:
-        return compiled_version(version)
+        return compiled_version(version, user_id)
     # An edited graph belongs to one run (and its resumes): not worth a cache slot.
+    if calls_flows(override):
+        return compile_version(override, SavedFlows(user_id, chain=(str(version.flow_id),)))
     return compile_version(override)
 
 
 def compiled_run(run: Run) -> graphs.CompiledFlow:
-    return compiled_graph(run.flow_version, run.graph_override)
+    """The run's compiled plan; one that calls saved flows starts its children as `run`'s."""
+    if not calls_flows(run.graph):
+        return compiled_graph(run.flow_version, run.graph_override)
+    flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
+    return compile_version(run.graph, flows)
 
 
 # What re-planning reads of an earlier run: where each node got to, and its outputs.

@@ -94,7 +94,8 @@ async def _execute(task_id: int, epoch: int, worker: str) -> str:
 
 async def run_node(task: NodeTask, holder: Holder) -> str:
     run = task.run
-    flow = compiled_run(run)
+    # A flow that calls saved flows looks them up in the database as it compiles.
+    flow = await db(compiled_run, run)
     cache = FencedCache(holder, run.flow_id, run.pk)
     runner = DistributedRunner(
         flow,
@@ -113,7 +114,7 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
 
 async def run_item(task: NodeTask, holder: Holder) -> str:
     run = task.run
-    spec = compiled_run(run).nodes[task.node]
+    spec = (await db(compiled_run, run)).nodes[task.node]
     flow: CompiledFlow = spec.prepared
     options = RunOptions(
         cache=FencedCache(holder, run.flow_id, run.pk), read_cache=not run.ignore_cache

@@ -28,9 +28,11 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from graphs import nodes, templating
-from graphs.nodes.base import CommonConfig, NodeType
+from graphs.nodes.base import CommonConfig, NodeType, Services
 from graphs.settings import default_services
+from graphs.subflows import TOOL_PREFIX
 from graphs.validation import config_message
+from webapp.flows.access import editable_flows
 
 # The node types the web app offers.
 NODE_TYPES: Mapping[str, NodeType] = nodes.NODE_TYPES
@@ -292,6 +294,11 @@ def _fill_tools(item: FormField, value: Any, spec: Spec, config: dict[str, Any])
     item.choices += [c for c in item.chosen if c not in item.choices]
 
 
+def _fill_flow(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
+    item.value = "" if value is None else str(value)
+    item.choices = [item.value]
+
+
 def _read_tools(data: QueryDict, spec: Spec) -> Any:
     return data.getlist(PREFIX + spec.name)
 
@@ -368,6 +375,8 @@ KINDS: dict[str, FieldKind] = {
     "number": FieldKind("number", _fill_number, _read_number),
     "lines": FieldKind("lines", _fill_lines, _read_lines),
     "tools": FieldKind("choices", _fill_tools, _read_tools),
+    # A saved flow, chosen among those offered (``offer``); its id is what is stored.
+    "flow": FieldKind("select", _fill_flow, _read_choice),
     "json": FieldKind("json", _fill_json, _read_json),
     # JSON too; the page adds a table of its fields over the raw text (canvas/schematable.js).
     "schema": FieldKind("schema", _fill_json, _read_json),
@@ -414,8 +423,13 @@ def specs(node_type: NodeType) -> tuple[Spec, ...]:
 # ---- The form ----------------------------------------------------------------------------
 
 
-def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
-    """The form fields of a node type, filled from ``config`` (defaults where unset)."""
+def fields_for(
+    node_type: NodeType, config: dict[str, Any], flows: list[tuple[str, str]] | None = None
+) -> list[FormField]:
+    """The form fields of a node type, filled from ``config`` (defaults where unset).
+
+    ``flows``: the saved flows (id, name) the user may call (``offered_flows``), offered by
+    a ``flow`` field and among an agent's tools (as ``flow:ID``)."""
     result = []
     for spec in specs(node_type):
         info = spec.info
@@ -430,6 +444,7 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
         )
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         kind.fill(item, config.get(spec.name, default), spec, config)
+        offer(item, spec, flows or [])
         item.when, item.off = _when(spec, config)
         result.append(item)
     main = [f for f in result if not f.advanced]
@@ -439,6 +454,29 @@ def fields_for(node_type: NodeType, config: dict[str, Any]) -> list[FormField]:
             item.variables, problem = template_variables(item.value)
             item.error = item.error or problem
     return main + advanced
+
+
+def offer(item: FormField, spec: Spec, flows: list[tuple[str, str]]) -> None:
+    """Add the saved flows a user may call to a ``flow`` field or an agent's tools."""
+    if spec.kind == "flow":
+        offered = [flow_id for flow_id, _ in flows]
+        kept = [c for c in item.choices if c and c not in offered]
+        item.choices = ["", *offered, *kept]
+        item.labels = {flow_id: f"{name} (#{flow_id})" for flow_id, name in flows}
+        item.labels[""] = "Choose a flow"
+    elif spec.kind == "tools":
+        names = [f"{TOOL_PREFIX}{flow_id}" for flow_id, _ in flows]
+        item.choices += [n for n in names if n not in item.choices]
+        item.labels = {f"{TOOL_PREFIX}{flow_id}": name for flow_id, name in flows}
+
+
+MAX_OFFERED_FLOWS = 200
+
+
+def offered_flows(user) -> list[tuple[str, str]]:
+    """The saved flows `user` may run, (id, name), by name: what a form offers to call."""
+    rows = editable_flows(user).order_by("name", "pk").values_list("pk", "name")
+    return [(str(pk), name) for pk, name in rows[:MAX_OFFERED_FLOWS]]
 
 
 def _when(spec: Spec, config: dict[str, Any]) -> tuple[tuple[str, str] | None, bool]:
@@ -525,9 +563,15 @@ def read_form(
 
 
 def check(
-    node_type: NodeType, config: dict[str, Any], errors: dict[str, str] | None = None
+    node_type: NodeType,
+    config: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    services: Services | None = None,
 ) -> Checked:
-    """Validate with the type's model and checks; messages land on their fields."""
+    """Validate with the type's model and checks; messages land on their fields.
+
+    ``services``: whose saved flows a ``subflow`` or an agent's ``flow:`` tool may name
+    (``webapp.execution.plans.user_services``); by default none."""
     errors = dict(errors or {})
     fields = list(node_type.Config.model_fields)
     try:
@@ -554,7 +598,7 @@ def check(
             templating.check(source)
         except templating.TemplateProblem as exc:
             _add(errors, name, str(exc))
-    for problem in node_type.problems(parsed, default_services()):
+    for problem in node_type.problems(parsed, services or default_services()):
         _add(errors, problem.field, problem.message)
     if errors:
         return Checked(_without_defaults(node_type, config), errors, [], False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,6 +11,8 @@ from django.utils import timezone
 import graphs
 from graphs import validation
 from graphs.errors import FlowInvalid, Problem
+from webapp.execution.plans import user_services
+from webapp.execution.subflows import SavedFlows
 from webapp.flows import groups
 from webapp.flows.models import Flow, FlowVersion
 
@@ -53,10 +55,17 @@ def starter_graph(name: str, input_name: str = "input", output_name: str = "outp
     }
 
 
-def check_graph(graph: Any) -> dict[str, Any]:
-    """The graph as stored, or FlowInvalid with the engine's problems (nothing is stored)."""
+def check_graph(graph: Any, user=None, flow_id: int | None = None) -> dict[str, Any]:
+    """The graph as stored, or FlowInvalid with the engine's problems (nothing is stored).
+
+    The flows it calls (webapp.execution.subflows) must be ones `user` may run: the ports
+    of a flow someone cannot run are not theirs to learn; `flow_id`, the flow it is saved
+    to, may not call itself."""
     loaded = graphs.load(graph)
-    problems = graphs.validate(loaded)
+    services = user_services(getattr(user, "pk", None))
+    if flow_id is not None:
+        services = replace(services, flows=SavedFlows(user.pk, chain=(str(flow_id),)))
+    problems = graphs.validate(loaded, services)
     if problems:
         raise FlowInvalid(problems)
     return graphs.dump(loaded)
@@ -73,7 +82,7 @@ def warnings(document: Any) -> list[Problem]:
 
 def create(owner, name: str, graph: Any, message: str = "", team=None) -> Flow:
     """A new flow in `owner`'s personal space, or in `team` (its members' roles apply)."""
-    document = check_graph(graph)
+    document = check_graph(graph, owner)
     with transaction.atomic():
         flow = Flow.objects.create(owner=owner, team=team, name=name, version=1)
         FlowVersion.objects.create(
@@ -90,7 +99,7 @@ def save(
     The compare-and-set is one conditional UPDATE, so of two saves from the same base
     exactly one wins on every database; the unique (flow, number) constraint backs it up.
     """
-    document = check_graph(graph)
+    document = check_graph(graph, author, flow.pk)
     number = base_version + 1
     # A queryset update skips auto_now, so the time is set here.
     fields: dict[str, Any] = {"version": number, "updated": timezone.now()}

@@ -61,13 +61,19 @@ class RunOut(Schema):
     saved_usd: float | None
     cache_hits: int | None
     duration_s: float | None
-    kind: str = Field(description="run, rerun, from_node or resume")
+    kind: str = Field(description="run, rerun, from_node, resume or subflow")
     trigger: str = Field(
         description="What started it: editor, api, webhook, schedule, chat, mcp or rerun; "
         "empty for runs from before this was recorded."
     )
-    parent: int | None = Field(description="The run this one was started from.")
+    parent: int | None = Field(
+        description="The run this one was started from; for a subflow run, the run whose "
+        "node called its flow."
+    )
     from_node: str = Field(description="Where a from_node re-run began; empty otherwise.")
+    parent_node: str = Field(
+        description="For a subflow run, the parent's node that called it; empty otherwise."
+    )
 
 
 class RunSummaryOut(Schema):
@@ -89,6 +95,7 @@ class RunSummaryOut(Schema):
     trigger: str
     parent: int | None
     from_node: str
+    parent_node: str
 
 
 RunPageOut = page_model("RunPageOut", RunSummaryOut)
@@ -123,6 +130,7 @@ def run_figures(run: Run) -> dict[str, Any]:
         "trigger": run.trigger,
         "parent": run.parent_id,
         "from_node": run.from_node,
+        "parent_node": run.parent_node,
     }
 
 

@@ -19,6 +19,7 @@ class Run(models.Model):
         RERUN = "rerun", "re-run"
         FROM_NODE = "from_node", "re-run from a node"
         RESUME = "resume", "resume"
+        SUBFLOW = "subflow", "sub-flow"
 
     class Trigger(models.TextChoices):
         """Who or what started the run (a re-run's own ``kind`` says which sort)."""
@@ -59,13 +60,16 @@ class Run(models.Model):
     duration_s = models.FloatField(null=True, blank=True)
 
     # How this run came to be. A re-run, a re-run from a node and a resume link to the run
-    # they started from; `from_node` is where a re-run from a node began.
+    # they started from; `from_node` is where a re-run from a node began. A sub-flow run
+    # (kind subflow) links to the run whose node `parent_node` ran it (a subflow node, or an
+    # agent calling the flow as a tool): webapp.execution.subflows.
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RUN)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.EDITOR)
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
     from_node = models.CharField(max_length=200, blank=True)
+    parent_node = models.CharField(max_length=200, blank=True)
     # The graph actually run, when it is not flow_version's (a re-run with an edited node).
     graph_override = models.JSONField(null=True, blank=True)
     # Values a re-run-from node gets on its ports instead of what arrives: {node: {port: value}}.

@@ -32,6 +32,7 @@ RELATIONS = {
     Run.Kind.RERUN: "re-run of",
     Run.Kind.RESUME: "resumed from",
     Run.Kind.FROM_NODE: "from node",
+    Run.Kind.SUBFLOW: "called by node",
 }
 
 
@@ -60,7 +61,15 @@ def actions_context(user, run: Run) -> dict[str, Any]:
         "relation": RELATIONS.get(run.kind, ""),
         "parent_id": run.parent_id,
         "children": list(
-            run.children.order_by("created").values("pk", "kind", "status", "from_node")
+            run.children.exclude(kind=Run.Kind.SUBFLOW)
+            .order_by("created")
+            .values("pk", "kind", "status", "from_node")
+        ),
+        # The runs of flows this run's nodes called (webapp.execution.subflows).
+        "subflow_runs": list(
+            run.children.filter(kind=Run.Kind.SUBFLOW)
+            .order_by("created")
+            .values("pk", "status", "parent_node", "flow__name")
         ),
         "can_edit": can_edit_flow(user, run.flow_id),
     }
@@ -118,7 +127,7 @@ def node_actions_context(user, run: Run, node_id: str) -> dict[str, Any]:
 
 
 def node_ports(run: Run, node_id: str) -> set[str]:
-    compiled = compiled_graph(run.flow_version, run.graph_override)
+    compiled = compiled_graph(run.flow_version, run.graph_override, run.started_by_id)
     return services.input_ports(compiled, node_id)
 
 

@@ -45,7 +45,8 @@ def create_run(
     leaves a run behind that could only fail.
     """
     version = version or flow.current()
-    compiled = compiled_version(version)
+    # The flows it calls are checked for its runner here: one they may not run is a problem.
+    compiled = compiled_version(version, _id(user))
     resolved = compiled.resolve_inputs(inputs)
     return _store(
         flow=flow,
@@ -61,6 +62,10 @@ def version_for_outside(flow: Flow) -> FlowVersion:
     """What a run from outside the editor runs when it names no version: the published
     version, else the newest."""
     return flow.published or flow.current()
+
+
+def _id(user) -> int | None:
+    return getattr(user, "pk", None)
 
 
 def _store(**fields: Any) -> Run:
@@ -136,11 +141,11 @@ def create_rerun(
     if on_current:
         version = run.flow.current()
         override = None
-        compiled = compiled_version(version)
+        compiled = compiled_version(version, _id(user))
     else:
         version = run.flow_version
         override = run.graph_override
-        compiled = compiled_graph(version, override)
+        compiled = compiled_graph(version, override, _id(user))
     resolved = compiled.resolve_inputs(run.inputs if inputs is None else inputs)
     return _store(
         flow=run.flow,
@@ -179,7 +184,7 @@ def create_from_node(
             raise FlowInvalid([Problem("config must be a JSON object", node)])
         graph = with_config(graph, node, config)
         override = graph
-    compiled = compiled_graph(run.flow_version, override)
+    compiled = compiled_graph(run.flow_version, override, _id(user))
     overrides: dict[str, dict[str, Any]] = {}
     if port_values:
         if not isinstance(port_values, dict):
@@ -216,7 +221,7 @@ def create_resume(run: Run, user) -> Run:
             f"run {run.pk} is {run.status}: only a failed or cancelled run can be resumed"
         )
     # Checked now so that a graph the engine no longer accepts fails here, not in the run.
-    compiled_graph(run.flow_version, run.graph_override)
+    compiled_graph(run.flow_version, run.graph_override, _id(user))
     return _store(
         flow=run.flow,
         flow_version=run.flow_version,

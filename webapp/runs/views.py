@@ -412,6 +412,12 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
         system=detail.pop("system", None),
         cached=_origin(visit.cached, links),
         reused=_origin(visit.reused, links),
+        # The runs of the flows it called, linked where this user may see them.
+        child_runs=[
+            {"id": run_id, "link": links(run_id)}
+            for run_id in visit.child_runs
+            if isinstance(run_id, int)
+        ],
     )
     messages = detail.pop("messages", None)
     if isinstance(messages, list):

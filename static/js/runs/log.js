@@ -63,6 +63,12 @@ function plus(total, value) {
 
 const field = (event, key) => (event[key] === undefined ? null : event[key]);
 
+/** A `child_runs` field: its ids (integers or text), anything else left out. */
+function runIds(value) {
+  if (!Array.isArray(value)) return [];
+  return value.filter((v) => typeof v === "string" || Number.isInteger(v));
+}
+
 /** A `cached` or `reused` field as the fold keeps it, whichever form the log used. */
 export function origin(value) {
   if (!isObject(value)) {
@@ -122,7 +128,8 @@ class Visit {
     Object.assign(this, {
       node: node, iteration: iteration, status: "queued", inputs: null, output: null,
       detail: null, model: null, usage: null, usage_by_model: null, cost_usd: null,
-      saved_usd: null, priced: false, cached: null, reused: null, attempts: 1, retries: [],
+      saved_usd: null, priced: false, cached: null, reused: null, child_runs: [], attempts: 1,
+      retries: [],
       error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
       duration_s: null, progress: null, items: null,
     });
@@ -166,7 +173,7 @@ class Visit {
       model: this.model,
       usage: this.usage, usage_by_model: this.usage_by_model, cost_usd: this.cost_usd,
       saved_usd: this.saved_usd, priced: this.priced, cached: this.cached, reused: this.reused,
-      attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
+      child_runs: [...this.child_runs], attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
       error: this.error, cancelled: this.cancelled, continued: this.continued,
       started_ts: this.started_ts, ended_ts: this.ended_ts, duration_s: this.duration_s,
       progress: this.progress, items: copyItems(this.items),
@@ -395,6 +402,7 @@ export class RunLog {
     visit.saved_usd = number(event.saved_usd);
     visit.cached = origin(event.cached);
     visit.reused = origin(event.reused);
+    visit.child_runs = runIds(event.child_runs);
     // The run's running totals, until its run_finished gives its own.
     addUsage(this.usage, event.usage);
     if (visit.usage_by_model && Object.keys(visit.usage_by_model).length) {

@@ -22,6 +22,7 @@ from graphs.errors import FlowInvalid
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
 from webapp.core.canvas import ports_for
+from webapp.execution.plans import user_services
 from webapp.flows.api import FlowProblemOut, InvalidOut, invalid, problem_json
 from webapp.flows.editor import layout
 
@@ -101,7 +102,8 @@ def editor_ports(request: HttpRequest, payload: PortsIn) -> Any:
     Best effort while the config is being edited: ``problems`` says what is wrong, and
     ``known`` is false when the ports cannot be told yet.
     """
-    return ports_for(payload.type, payload.config)
+    # A subflow's ports are those of the flow it names, if the user may run it.
+    return ports_for(payload.type, payload.config, user_services(request.auth.pk))
 
 
 @router.post("/layout", response={200: LayoutOut, 400: InvalidOut})

@@ -17,8 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
+from webapp.execution.plans import user_services
 from webapp.flows import forms
-from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_viewer
+from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_viewer
 from webapp.flows.api import warnings_json
 
 MAX_LABEL_CHARS = 200
@@ -36,6 +37,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
     version = flow.current()
     doc = version.graph
     editable = can_edit_flow(request.user, flow.pk)
+    services = user_services(request.user.pk)
     palette = [
         {
             **item,
@@ -56,6 +58,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         palette={
             item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
         },
+        services=services,
     )
     # The saved version's warnings come with the page: the canvas asks again only once the
     # document differs (an edit, a restored draft).
@@ -86,9 +89,11 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     label = request.POST.get("label", "")[:MAX_LABEL_CHARS]
     readonly = request.POST.get("readonly") == "1" or not can_edit_flow(request.user, flow.pk)
     editing = "config" not in request.POST
+    # The saved flows it may call are those the user may run (a read-only form: see).
+    services = user_services(request.user.pk, role=VIEWER if readonly else None)
     if editing:
         config, errors, keep = forms.read_form(node_type, request.POST)
-        checked = forms.check(node_type, config, errors)
+        checked = forms.check(node_type, config, errors, services)
         checked.keep = keep
         key = request.POST.get("form_key", "")
     else:
@@ -98,9 +103,9 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
             config = {}
         if not isinstance(config, dict):
             config = {}
-        checked = forms.check(node_type, config)
+        checked = forms.check(node_type, config, services=services)
         key = secrets.token_hex(4)
-    fields = forms.fields_for(node_type, config)
+    fields = forms.fields_for(node_type, config, forms.offered_flows(request.user))
     for item in fields:
         item.error = checked.errors.get(item.name, "") or item.error
     payload: dict[str, Any] = {

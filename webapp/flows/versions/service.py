@@ -113,7 +113,7 @@ def publish(flow: Flow, user, number: int) -> FlowVersion:
     changes). Publishing the published version again records nothing.
     """
     version = get(flow, number)
-    compiled_version(version)
+    compiled_version(version, getattr(user, "pk", None))
     with transaction.atomic():
         locked = Flow.objects.select_for_update().get(pk=flow.pk)
         if locked.published_id != version.pk:

@@ -141,7 +141,7 @@ def inputs_from(hook: Webhook, body: bytes, content_type: str) -> dict[str, Any]
 
 def _fields(hook: Webhook) -> dict[str, str]:
     """Flow input -> body field, for every input of the version the hook runs."""
-    compiled = compiled_version(version_for_outside(hook.flow))
+    compiled = compiled_version(version_for_outside(hook.flow), hook.created_by_id)
     return {name: hook.input_map.get(name, name) for name in compiled.inputs}
 
 

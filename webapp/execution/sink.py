@@ -1,0 +1,64 @@
+"""The engine's sink for one run executed in this process: its events, in batches, to the
+run's log (webapp.runs.eventlog, the one writer), from a thread of their own.
+
+The in-process driver's runs use it, and so does every sub-flow's child run
+(webapp.execution.subflows), whichever driver runs its parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from webapp.execution import dbthreads
+from webapp.runs import eventlog
+
+MAX_BATCH = 500
+# Event writes get a thread (and so a database connection) of their own: on the shared
+# thread they would queue behind every request and consumer, and reopen the connection
+# each time.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
+
+
+class Sink:
+    """The executor's sink for one run: queues events, appends them to the log in batches.
+
+    The executor calls the sink synchronously and must never wait on it, so events are
+    queued here and written by one task: whatever arrived while the previous batch was
+    being written goes in the next one. When a batch takes the log past one of the run's
+    limits, the log is closed and the run stopped (``stop_run``).
+    """
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.pending: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.closed = False
+        # Stops the engine's run when a limit is reached (the driver sets it to the run's
+        # cancel: the log's run_finished says failed, and why, whatever the engine says).
+        self.stop_run: Callable[[], None] | None = None
+        self.writer = asyncio.ensure_future(self.write_loop())
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        self.wake.set()
+
+    async def close(self) -> None:
+        """Write everything still queued, then stop."""
+        self.closed = True
+        self.wake.set()
+        await self.writer
+
+    async def write_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.pending:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                _, tripped = await dbthreads.on(_writer, eventlog.append, self.run_id, batch)
+                if tripped and self.stop_run is not None:
+                    self.stop_run()
+            if self.closed and not self.pending:
+                return
