@@ -28,6 +28,7 @@ from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
+from webapp.schedules.ticker import start_with_server  # noqa: E402
 from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 
 router = ProtocolTypeRouter(
@@ -40,8 +41,16 @@ router = ProtocolTypeRouter(
 )
 
 
+# Schedules tick on the server's loop from the moment it starts. Daphne made that loop
+# before importing this module; any other server's loop is known at its first call.
+if "daphne.server" in sys.modules:
+    start_with_server(sys.modules["daphne.server"].twisted_loop)
+
+
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     # The in-process driver starts runs on this loop from any thread (sync views among
     # them). Recorded on every call: cheap, and a test's server gets its own loop.
-    serve_on(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    serve_on(loop)
+    start_with_server(loop)
     return await router(scope, receive, send)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.flows",
     "webapp.runs",
     "webapp.execution",
+    "webapp.schedules",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,10 @@ MAX_STORED_BYTES_PER_USER = env.integer(
 # (`GET /api/runs/{id}/stream`) stays open before the client resumes with Last-Event-ID.
 RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
 RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
+# Schedules (webapp.schedules): how often the server (embedded default) or each Celery
+# worker looks for due ticks, in seconds; 0 stops this process ticking (``manage.py
+# tick_schedules`` from cron then does it). A tick is at most this late.
+SCHEDULE_TICK_S = env.integer("SWITCHYARD_SCHEDULE_TICK_S", 10, minimum=0)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:
