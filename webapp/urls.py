@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("webapp.accounts.urls")),
     # /teams/..., /invitations/..., /invites/<token>/
     path("", include("webapp.teams.urls")),
+    # /flows/<id>/schedules/...
+    path("", include("webapp.schedules.urls")),
     path("api/", include("webapp.api_urls")),
 ]

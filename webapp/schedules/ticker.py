@@ -32,7 +32,7 @@ _lock = threading.Lock()
 def start_with_server(loop: asyncio.AbstractEventLoop) -> None:
     """Tick on ``loop`` from now on (once per loop; only with the in-process driver, whose
     server is the one process that runs things)."""
-    if settings.SCHEDULE_TICK_S <= 0 or settings.RUN_DRIVER != settings.RUN_DRIVERS["inprocess"]:
+    if settings.SCHEDULE_TICK_S <= 0 or settings.RUN_DRIVERS["inprocess"] != settings.RUN_DRIVER:
         return
     with _lock:
         if loop in _loops:
