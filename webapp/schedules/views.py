@@ -5,7 +5,6 @@ with the page and its errors)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -42,12 +41,6 @@ class ScheduleForm(forms.Form):
     overlap = forms.ChoiceField(choices=Schedule.Overlap.choices, initial="skip")
 
 
-def local(schedule: Schedule, times: list[dt.datetime]) -> list[dt.datetime]:
-    """Fire times as the schedule's zone tells them (what its cron expression means)."""
-    zone = timing.parse_zone(schedule.timezone)
-    return [at.astimezone(zone) for at in times]
-
-
 def _schedule_of(flow: Flow, schedule_id: int) -> Schedule:
     schedule = flow.schedules.select_related("created_by").filter(pk=schedule_id).first()
     if schedule is None:
@@ -60,7 +53,7 @@ def _page(request: HttpRequest, flow: Flow, form: ScheduleForm, status: int = 20
     schedules = [
         (
             schedule,
-            local(schedule, service.next_fires(schedule, now)),
+            service.next_fires(schedule, now),
             schedule.ticks.first(),
             json.dumps(schedule.inputs, ensure_ascii=False),
         )
@@ -148,7 +141,7 @@ def schedule_ticks(request: HttpRequest, flow_id: int, schedule_id: int) -> Http
         "flow": flow,
         "schedule": schedule,
         "page": page,
-        "next_fires": local(schedule, service.next_fires(schedule, timezone.now())),
+        "next_fires": service.next_fires(schedule, timezone.now()),
         "at_least": timing.MAX_COUNTED,
     }
     return render(request, "schedules/ticks.html", context)
