@@ -152,7 +152,7 @@ def tick_one(schedule_id: int, now: dt.datetime) -> str | None:
             # sees the first's Tick and finds nothing due; the UNIQUE insert below is what
             # guarantees it where locks do not (SQLite).
             schedule = (
-                Schedule.objects.select_for_update()
+                Schedule.objects.select_for_update(of=("self",))
                 .select_related("flow", "created_by")
                 .filter(pk=schedule_id, enabled=True)
                 .first()
