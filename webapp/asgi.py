@@ -41,8 +41,9 @@ router = ProtocolTypeRouter(
 )
 
 
-# Schedules tick on the server's loop from the moment it starts. Daphne made that loop
-# before importing this module; any other server's loop is known at its first call.
+# Schedules tick on the server's loop from the moment it starts: Daphne (what we ship, and
+# what runserver runs) made that loop before importing this module. Not on the loops of
+# other callers (tests' communicators), whose loops end with them.
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
 
@@ -50,7 +51,5 @@ if "daphne.server" in sys.modules:
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     # The in-process driver starts runs on this loop from any thread (sync views among
     # them). Recorded on every call: cheap, and a test's server gets its own loop.
-    loop = asyncio.get_running_loop()
-    serve_on(loop)
-    start_with_server(loop)
+    serve_on(asyncio.get_running_loop())
     return await router(scope, receive, send)

@@ -20,7 +20,10 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
+from tests.scaleout.conftest import finished
+from tests.support.wait import wait_for
 from webapp.flows import services
 from webapp.runs.models import Run
 from webapp.schedules import service, timing
@@ -149,3 +152,23 @@ def test_two_tick_schedules_processes_started_together_start_one_run_per_tick(
         assert [r.tick for r in records] == [t.replace(second=0) for t in times]
         assert len({r.run_id for r in records}) == 4
     assert Run.objects.filter(trigger="schedule").count() == 8
+
+
+def test_two_workers_ticking_on_their_own_start_and_execute_one_run_per_tick(cluster):
+    # Due at once (the minute just begun, daily), and not again for a day.
+    now = timezone.now().replace(second=0, microsecond=0)
+    (schedule,) = make_schedules(1)
+    Schedule.objects.filter(pk=schedule.pk).update(
+        cron=f"{now.minute} {now.hour} * * *", timezone="UTC", since=now - dt.timedelta(seconds=1)
+    )
+    cluster.workers(2, pool="threads", size=2, SWITCHYARD_SCHEDULE_TICK_S="1")
+    record = wait_for(
+        lambda: Tick.objects.filter(schedule=schedule, run__isnull=False).first(),
+        90,
+        message="a worker to tick the schedule",
+    )
+    run = finished(record.run)
+    assert (record.outcome, run.trigger, run.status) == ("started", "schedule", "succeeded")
+    # Both workers ticked every second while the run went on: the tick is still the only one.
+    assert Tick.objects.filter(schedule=schedule).count() == 1
+    assert Run.objects.filter(trigger="schedule").count() == 1

@@ -1,8 +1,8 @@
 """Who ticks the schedules, and how often (settings.SCHEDULE_TICK_S; 0: nobody here).
 
-- Embedded default: a task on the server's event loop, started with the server
-  (webapp.asgi ``start_with_server``), ticking in a thread so the loop never waits on
-  the database.
+- Embedded default: a task on Daphne's event loop, scheduled when webapp.asgi is imported
+  (``start_with_server``), so it runs from the moment the server does; each tick runs in
+  a thread so the loop never waits on the database.
 - Celery driver: every worker ticks on a thread of its own from the moment it is ready
   (webapp.schedules.tasks), and ``webapp.schedules.tasks.tick_schedules`` can be put in
   a beat schedule too. However many tick, a tick's UNIQUE row lets only one start its run.
