@@ -11,7 +11,8 @@ over loopback with CLIENTS concurrent keep-alive connections:
    output; each request has distinct inputs, so no cache serves it, which is asserted):
    synchronous runs answered 200 with their outputs, per second, and its ratio to (1);
 3. start-to-first-event: ``POST .../runs`` (no wait), then ``GET /api/runs/{id}/stream``
-   until its first event arrives; p50/p95 against the floor's request latency.
+   until its first event arrives; p50/p95 against the floor's request latency;
+4. webhook-to-first-event: the same from a signed delivery to ``/hooks/<token>``.
 
 Checks: every synchronous answer is a 200 whose output is that request's own greeting, and
 every stream's events are 1..N in order ending with run_finished.
@@ -21,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
+import json
 import sys
 import time
 from pathlib import Path
@@ -98,19 +102,48 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> bool:
             return f"run {body['id']}: wrong outputs {body['outputs']}"
         return None
 
+    hook = (
+        await client.post(
+            f"/api/flows/{flow}/webhooks", json={"name": "bench", "per_minute": 10**4}
+        )
+    ).json()
+    hook_path = "/" + hook["url"].split("/", 3)[3]
     first_event: list[float] = []
+    hook_first_event: list[float] = []
 
-    async def start_and_stream(i: int) -> str | None:
-        started = time.perf_counter()
+    async def start_api(i: int) -> int:
         answer = await client.post(f"/api/flows/{flow}/runs", json={"inputs": {"who": f"s{i}"}})
-        run_id = answer.json()["id"]
+        return answer.json()["id"]
+
+    async def start_hook(i: int) -> int:
+        body = json.dumps({"who": f"h{i}"}).encode()
+        ts = int(time.time())
+        mac = hmac.new(hook["secret"].encode(), f"{ts}.".encode() + body, hashlib.sha256)
+        answer = await client.post(
+            hook_path,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Switchyard-Timestamp": str(ts),
+                "X-Switchyard-Signature": "sha256=" + mac.hexdigest(),
+            },
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"webhook: {answer.status_code} {answer.text[:200]}")
+        return answer.json()["id"]
+
+    async def start_and_stream(
+        i: int, start: Any = start_api, firsts: Any = first_event
+    ) -> str | None:
+        started = time.perf_counter()
+        run_id = await start(i)
         seqs: list[int] = []
         last_type = ""
         async with client.stream("GET", f"/api/runs/{run_id}/stream") as stream:
             async for line in stream.aiter_lines():
                 if line.startswith("id: "):
                     if not seqs:
-                        first_event.append((time.perf_counter() - started) * 1000)
+                        firsts.append((time.perf_counter() - started) * 1000)
                     seqs.append(int(line[4:]))
                 elif line.startswith("event: "):
                     last_type = line[7:]
@@ -123,6 +156,11 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> bool:
     _, stream_n, stream_problems = await closed_loop(
         args.clients, args.seconds / 2, start_and_stream
     )
+
+    async def hook_and_stream(i: int) -> str | None:
+        return await start_and_stream(i, start_hook, hook_first_event)
+
+    _, hook_n, hook_problems = await closed_loop(args.clients, args.seconds / 2, hook_and_stream)
     runs = (await client.get("/api/runs", params={"flow": flow, "limit": 1})).json()
     cache_hits = sum(
         r["cache_hits"] or 0
@@ -149,21 +187,24 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> bool:
     rows = [
         ["POST, then stream: first event", len(first_event), pct(first_event, 50),
          pct(first_event, 95), pct(first_event, 50) / pct(floor_ms, 50)],
+        ["webhook, then stream: first event", len(hook_first_event), pct(hook_first_event, 50),
+         pct(hook_first_event, 95), pct(hook_first_event, 50) / pct(floor_ms, 50)],
     ]  # fmt: skip
     print(table(["latency", "samples", "p50 ms", "p95 ms", "p50 / floor p50"], rows))
-    problems = floor_problems + sync_problems + stream_problems
+    problems = floor_problems + sync_problems + stream_problems + hook_problems
     no_cache = cache_hits == 0
     checks = [
         ["every answer right (outputs, streams 1..N)",
          "ok" if not problems else f"{len(problems)} wrong", verdict(not problems)],
         ["no run served from the cache", f"{cache_hits} hits", verdict(no_cache)],
-        ["streams completed", str(stream_n), verdict(stream_n > 0)],
+        ["streams completed (API, webhook)", f"{stream_n}, {hook_n}",
+         verdict(stream_n > 0 and hook_n > 0)],
     ]  # fmt: skip
     print()
     print(table(["check", "result", "verdict"], checks))
     for problem in problems[:10]:
         print("  !", problem)
-    ok = not problems and no_cache and stream_n > 0
+    ok = not problems and no_cache and stream_n > 0 and hook_n > 0
     print(f"result: {'PASS' if ok else 'FAIL'}")
     return ok
 

@@ -41,6 +41,7 @@ from webapp.flows.sharing.api import router as sharing_router
 from webapp.flows.sharing.pending_api import router as pending_shares_router
 from webapp.flows.transfer.api import router as transfer_router
 from webapp.flows.versions.api import router as versions_router
+from webapp.flows.webhooks.api import router as webhooks_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
 from webapp.runs.limits import RunRefused
@@ -228,6 +229,7 @@ api.add_router("/flows", flows_router)
 api.add_router("/flows", sharing_router)
 # Schedules of a flow (webapp/schedules), under /api/flows too.
 api.add_router("/flows", schedules_router)
+api.add_router("/flows", webhooks_router)
 # Shares with the caller waiting for their answer.
 api.add_router("/shares", pending_shares_router)
 api.add_router("/runs", runs_router)

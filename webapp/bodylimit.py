@@ -1,6 +1,7 @@
 """Request bodies over their cap get 413 while they stream in, not after.
 
-Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` (the answer is problem details), else
+Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` and ``WEBHOOK_MAX_BODY_BYTES`` under
+``/hooks/`` (the answer is problem details), else
 ``MAX_BODY_BYTES`` (plain text; forms keep their own, finer limits below it, such as
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` and the import page's own 413).
 
@@ -27,6 +28,9 @@ from django.conf import settings
 from webapp import problems
 
 API_PREFIX = "/api/"
+HOOK_PREFIX = "/hooks/"
+# Answered with problem details (JSON), as programs call them.
+JSON_PREFIXES = (API_PREFIX, HOOK_PREFIX)
 # The import page takes a document as large as the API does, plus the form around it.
 PAGE_SLACK_BYTES = 1_000_000
 
@@ -37,6 +41,8 @@ def limit_for(path: str) -> int:
     """The largest body, in bytes, a request to ``path`` may send."""
     if path.startswith(API_PREFIX):
         return settings.API_MAX_BODY_BYTES
+    if path.startswith(HOOK_PREFIX):
+        return settings.WEBHOOK_MAX_BODY_BYTES
     return max(settings.MAX_BODY_BYTES, settings.API_MAX_BODY_BYTES + PAGE_SLACK_BYTES)
 
 
@@ -45,7 +51,7 @@ def refusal(path: str, length: int | None) -> tuple[list[tuple[bytes, bytes]], b
     limit = limit_for(path)
     size = f"{length:,} bytes" if length is not None else f"over {limit:,} bytes"
     detail = f"request body is {size}; the limit is {limit:,}"
-    if path.startswith(API_PREFIX):
+    if path.startswith(JSON_PREFIXES):
         answer = problems.response(413, "body_too_large", detail)
         content_type, body = answer["Content-Type"], answer.content
     else:

@@ -166,6 +166,8 @@ RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
 # worker looks for due ticks, in seconds; 0 stops this process ticking (``manage.py
 # tick_schedules`` from cron then does it). A tick is at most this late.
 SCHEDULE_TICK_S = env.integer("SWITCHYARD_SCHEDULE_TICK_S", 10, minimum=0)
+# A webhook delivery's body above this many bytes is refused with 413 as it arrives.
+WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The engine reads its network settings (the http node, http_get, the allow-list of internal
 # hosts) when the first run starts; they are read once now too, so a typo stops start-up.
 try:

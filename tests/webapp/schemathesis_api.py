@@ -80,6 +80,7 @@ def real_ids(world: Any) -> dict[str, list[Any]]:
         "link_id": [world.link.pk],
         "invite_id": [world.invite.pk, world.dave_invite.pk],
         "number": [1, 2],
+        "hook_id": [world.hook.pk],
     }
 
 

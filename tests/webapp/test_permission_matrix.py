@@ -40,8 +40,9 @@ import graphs
 from webapp.accounts.models import ApiToken
 from webapp.asgi import application
 from webapp.flows import services
-from webapp.flows.models import Flow, FlowShare, ShareLink
+from webapp.flows.models import Flow, FlowShare, ShareLink, Webhook
 from webapp.flows.sharing import service as sharing
+from webapp.flows.webhooks import service as webhooks
 from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
 from webapp.schedules.models import Schedule
@@ -60,6 +61,7 @@ SELF = "self"  # alice's own (an API token): only she may see it
 INVITEE = "invitee"  # an invitation or a share addressed to dave: only he may see it
 LOGOUT = "logout"  # everyone ends on the login page
 NOWHERE = "nowhere"  # django-ninja's /api/ root: only named for reversing; a 404 for all
+SIGNED = "signed"  # a webhook: only its signature opens it, never a session or a token: 401
 VIEWER, EDITOR, OWNER = Role.VIEWER, Role.EDITOR, Role.OWNER
 
 
@@ -78,6 +80,7 @@ class World:
     dave_share: FlowShare
     join_token: str
     token: ApiToken
+    hook: Webhook
 
     @property
     def document(self) -> dict[str, Any]:
@@ -142,6 +145,7 @@ def build_world() -> World:
         dave_share=sharing.share_with_user(erins, users["erin"], "dave", "viewer"),
         join_token=join_token,
         token=ApiToken.issue(alice, "matrix")[0],
+        hook=webhooks.create(flow, alice, "Matrix hook"),
     )
 
 
@@ -177,6 +181,14 @@ def schedule_ids(w: World) -> dict[str, Any]:
         defaults={"cron": "0 * * * *", "since": timezone.now(), "created_by": w.users["alice"]},
     )
     return {"flow_id": w.flow.pk, "schedule_id": schedule.pk}
+
+
+def hook_in_flow(w: World) -> dict[str, Any]:
+    return {"flow_id": w.flow.pk, "hook_id": w.hook.pk}
+
+
+def version_1(w: World) -> dict[str, Any]:
+    return {"flow_id": w.flow.pk, "number": 1}
 
 
 def current(w: World) -> dict[str, Any]:
@@ -231,6 +243,14 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "flow_version": (GET(VIEWER, lambda w: {"flow_id": w.flow.pk, "number": 1}),),
     "flow_restore": (POST(EDITOR, lambda w: {"flow_id": w.flow.pk, "number": 1}, current),),
     "flow_export": (GET(VIEWER, flow_id),),
+    "flow_publish": (POST(EDITOR, version_1),),
+    "flow_unpublish": (POST(EDITOR, flow_id),),
+    # ---- Webhooks: the page for editors, and the URL only a signature opens
+    "flow_webhooks": (GET(EDITOR, flow_id), POST(EDITOR, flow_id, lambda w: {"name": "New"})),
+    "flow_hook_toggle": (POST(EDITOR, hook_in_flow),),
+    "flow_hook_rotate": (POST(EDITOR, hook_in_flow),),
+    "flow_hook_delete": (POST(EDITOR, hook_in_flow),),
+    "hook_receive": (POST(SIGNED, lambda w: {"token": w.hook.token}),),
     "flow_import": (
         GET(USER),
         POST(USER, nothing, lambda w: {"text": json.dumps(w.document), "space": "personal"}),
@@ -330,6 +350,15 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:version_detail": (GET(VIEWER, lambda w: {"flow_id": w.flow.pk, "number": 1}),),
     "api:version_restore": (POST(EDITOR, lambda w: {"flow_id": w.flow.pk, "number": 1}, current),),
     "api:flow_export": (GET(VIEWER, flow_id),),
+    "api:flow_publish": (PUT(EDITOR, flow_id, lambda w: {"version": 1}),),
+    "api:flow_unpublish": (DELETE(EDITOR, flow_id),),
+    "api:flow_publications": (GET(VIEWER, flow_id),),
+    "api:hook_list": (GET(EDITOR, flow_id),),
+    "api:hook_create": (POST(EDITOR, flow_id, lambda w: {"name": "New"}),),
+    "api:hook_update": (PATCH(EDITOR, hook_in_flow, lambda w: {"enabled": False}),),
+    "api:hook_rotate": (POST(EDITOR, hook_in_flow),),
+    "api:hook_delete": (DELETE(EDITOR, hook_in_flow),),
+    "api:hook_deliveries": (GET(EDITOR, hook_in_flow),),
     "api:flow_import": (POST(USER, nothing, lambda w: {"document": w.document}),),
     "api:flow_import_version": (
         POST(EDITOR, flow_id, lambda w: {"document": w.document, **current(w)}),
@@ -355,6 +384,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:run_compare": (GET(VIEWER, nothing, lambda w: {"a": w.run.pk, "b": w.other_run.pk}),),
     "api:run_detail": (GET(VIEWER, run_id),),
     "api:run_events": (GET(VIEWER, run_id),),
+    "api:run_stream": (GET(VIEWER, run_id),),
     "api:run_cancel": (POST(EDITOR, run_id),),
     "api:run_rerun": (POST(EDITOR, run_id, lambda w: {}),),
     "api:run_rerun_from": (POST(EDITOR, run_id, lambda w: {"node": "answer"}),),
@@ -435,6 +465,8 @@ def expected(check: Check, persona: str, api: bool) -> str:
         return "login"
     if check.need == NOWHERE:
         return "404"
+    if check.need == SIGNED:
+        return "401"
     if persona == "anonymous":
         return "401" if api else "login"
     if check.need == USER:

@@ -171,7 +171,7 @@ def test_a_viewer_sees_no_publish_button_and_cannot_post_one(client, carol, dave
     assert not Publication.objects.exists()
 
 
-def test_the_run_history_marks_runs_the_api_started(client, api, alice, flow):
+def test_the_run_history_marks_runs_started_from_outside_the_editor(client, api, alice, flow):
     api("alice").post(f"/api/flows/{flow.pk}/runs", {"inputs": {"who": "x"}})
     client.force_login(alice)
     client.post(
@@ -180,4 +180,5 @@ def test_the_run_history_marks_runs_the_api_started(client, api, alice, flow):
         content_type=JSON,
     )
     text = client.get("/runs/").content.decode()
-    assert text.count('data-testid="via-api"') == 1
+    badges = re.findall(r'data-testid="trigger"[^>]*>([^<]*)<', text)
+    assert badges == ["API"]  # the editor's run is the unmarked, usual kind

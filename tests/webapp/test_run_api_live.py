@@ -24,8 +24,10 @@ from tests.services import HOST, DaphneServer
 from tests.support.wait import wait_for
 from webapp.accounts.models import ApiToken
 from webapp.flows import services
+from webapp.flows.webhooks import service as webhooks
 
 WORDS_MS = 15  # the offline model's pause between streamed words
+HOOK_CAP = 5_000  # bytes a webhook delivery may send
 
 
 def slow_flow() -> dict:
@@ -65,6 +67,8 @@ class Live:
     client: httpx.Client
     slow: int
     quick: int
+    hook_path: str
+    hook_secret: str
 
     def start(self, flow: int, body: dict, **headers: str) -> httpx.Response:
         return self.client.post(f"/api/flows/{flow}/runs", json=body, headers=headers)
@@ -84,6 +88,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
         "SWITCHYARD_OFFLINE_DELAY_MS": str(WORDS_MS),
+        "SWITCHYARD_WEBHOOK_MAX_BODY_BYTES": str(HOOK_CAP),
     }
     server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
@@ -92,13 +97,19 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
         alice = get_user_model().objects.create_user("alice", password="x")
         slow = services.create(alice, "Slow", slow_flow())
         quick = services.create(alice, "Quick", quick_flow("Hello"))
-        return {"token": ApiToken.issue(alice, "t")[1], "slow": slow.pk, "quick": quick.pk}
+        hook = webhooks.create(quick, alice, "test")
+        return {
+            "token": ApiToken.issue(alice, "t")[1],
+            "slow": slow.pk,
+            "quick": quick.pk,
+            "hook": (f"/hooks/{hook.token}", hook.secret),
+        }
 
     ids = server.orm(world)
     server.start()
     headers = {"Authorization": f"Bearer {ids['token']}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30, trust_env=False) as c:
-        yield Live(server, c, ids["slow"], ids["quick"])
+        yield Live(server, c, ids["slow"], ids["quick"], *ids["hook"])
     server.stop()
     assert "Traceback" not in server.process.log(), server.process.log()
 
@@ -265,3 +276,38 @@ def test_a_last_event_id_that_is_not_a_seq_is_a_400(live):
     answer = live.client.get(f"/api/runs/{run_id}/stream", headers={"Last-Event-ID": "x1"})
     assert answer.status_code == 400
     assert answer.json()["code"] == "bad_last_event_id"
+
+
+# Webhooks
+
+
+def test_a_signed_delivery_with_wait_answers_with_the_runs_outputs(live):
+    body = json.dumps({"who": "Hook", "unrelated": [1, 2]}).encode()
+    ts = int(time.time())
+    answer = live.client.post(
+        live.hook_path + "?wait=30",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Switchyard-Timestamp": str(ts),
+            "X-Switchyard-Signature": webhooks.signature(live.hook_secret, ts, body),
+            "Authorization": "",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"] == {"greeting": "Hello Hook"}
+    assert live.run(answer.json()["id"])["trigger"] == "webhook"
+
+
+def test_a_delivery_over_the_cap_gets_413_before_its_body_is_sent(live):
+    with socket.create_connection((HOST, live.server.port), timeout=5) as conn:
+        conn.sendall(
+            (
+                f"POST {live.hook_path} HTTP/1.1\r\nHost: {HOST}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
+            ).encode()
+        )
+        conn.settimeout(5)
+        head = conn.recv(65536)
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    assert b"body_too_large" in head or b"problem+json" in head

@@ -32,10 +32,9 @@ from webapp.auth_api import api_auth
 from webapp.flows import access, services
 from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs import follow, idempotency
-from webapp.runs.history_views import run_seconds
+from webapp.runs import answers, follow, idempotency
 from webapp.runs.models import Run
-from webapp.runs.services import create_run, start_notice, version_for_outside
+from webapp.runs.services import create_run, version_for_outside
 from webapp.teams.models import Role
 from webapp.teams.services import team_for
 
@@ -283,10 +282,10 @@ async def run_create(
     if replayed:
         response["Idempotent-Replayed"] = "true"
     if payload.wait is None:
-        return Status(201, await sync_to_async(_created)(run))
+        return Status(201, await sync_to_async(answers.started)(run))
     if await follow.until_finished(run.pk, min(payload.wait, settings.RUN_WAIT_MAX_S)):
-        return Status(200, await sync_to_async(_waited)(run.pk))
-    return Status(202, await sync_to_async(_created)(run))
+        return Status(200, await sync_to_async(answers.ended)(run.pk))
+    return Status(202, await sync_to_async(answers.started)(run))
 
 
 def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, bool]:
@@ -328,24 +327,3 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
         return idempotency.start_once(request.auth, key, asked, start)
     except idempotency.KeyReused as exc:
         raise ProblemError(409, "idempotency_key_reused", str(exc)) from None
-
-
-def _created(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "version": run.flow_version.number,
-        "notice": start_notice(run),
-    }
-
-
-def _waited(run_id: int) -> dict[str, Any]:
-    run = Run.objects.select_related("flow_version").get(pk=run_id)
-    return {
-        **_created(run),
-        "outputs": run.outputs,
-        "error": run.error,
-        "usage": run.usage,
-        "cost_usd": float(run.cost_usd),
-        "duration_s": run_seconds(run),
-    }

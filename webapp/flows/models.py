@@ -184,3 +184,53 @@ class Presence(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["flow", "seen"], name="presence_flow_seen")]
+
+
+class Webhook(models.Model):
+    """A URL that starts runs of a flow when a caller POSTs to it, signed with ``secret``
+    (webapp/flows/webhooks/). The token in the URL finds the hook; the signature proves the
+    caller holds the secret, which is shown once, when made or rotated.
+
+    ``input_map`` renames: {flow input: field of the JSON body}; inputs it does not name
+    take the body's field of the same name.
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=100)
+    # URL-safe base64 of 32 random bytes (43 characters of [A-Za-z0-9_-]).
+    token = models.CharField(max_length=64, unique=True)
+    # The HMAC key: it must be read to check each signature, so it is stored as given;
+    # no page or answer shows it again after it is made.
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    input_map = models.JSONField(default=dict, blank=True)
+    per_minute = models.PositiveIntegerField(default=60)
+    # Whose runs the hook starts: they must still be able to edit the flow.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    rotated = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.flow})"
+
+
+class WebhookDelivery(models.Model):
+    """One request to a hook's URL: what was answered, and the run it started, if any."""
+
+    hook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    at = models.DateTimeField(auto_now_add=True)
+    status = models.PositiveSmallIntegerField()
+    # Why it was refused, in words (never the body or the signature).
+    detail = models.CharField(max_length=300, blank=True)
+    run = models.ForeignKey(
+        "runs.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["hook", "-at"])]

@@ -14,6 +14,8 @@ from webapp.flows.public import views as public
 from webapp.flows.sharing import views as sharing
 from webapp.flows.transfer import views as transfer
 from webapp.flows.versions import views as versions
+from webapp.flows.webhooks import receive
+from webapp.flows.webhooks import views as webhooks
 
 # /flows/<flow_id>/...
 flow_urls = [
@@ -28,6 +30,10 @@ flow_urls = [
     path("versions/<int:number>/restore/", versions.version_restore, name="flow_restore"),
     path("versions/<int:number>/publish/", versions.version_publish, name="flow_publish"),
     path("versions/unpublish/", versions.version_unpublish, name="flow_unpublish"),
+    path("webhooks/", webhooks.hook_page, name="flow_webhooks"),
+    path("webhooks/<int:hook_id>/toggle/", webhooks.hook_toggle, name="flow_hook_toggle"),
+    path("webhooks/<int:hook_id>/rotate/", webhooks.hook_rotate, name="flow_hook_rotate"),
+    path("webhooks/<int:hook_id>/delete/", webhooks.hook_delete, name="flow_hook_delete"),
     path("export/", transfer.flow_export, name="flow_export"),
     path("import/", transfer.flow_import_version, name="flow_import_version"),
     path("collab/saved/<int:number>/", collab.collab_saved, name="flow_collab_saved"),
@@ -65,4 +71,6 @@ urlpatterns = [
     # A link to one run, made from the run page (the flow's owner only).
     path("runs/<int:run_id>/share-link/", sharing.run_link, name="run_share_link"),
     path("s/<str:token>/", include(public_urls)),
+    # A webhook's URL: signed deliveries from other systems, no login.
+    path("hooks/<str:token>", receive.receive, name="hook_receive"),
 ]

@@ -6,36 +6,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0004_run_limits'),
+        ("runs", "0004_run_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         # Runs made before triggers were recorded say "unknown", not a guess.
         migrations.AddField(
-            model_name='run',
-            name='trigger',
-            field=models.CharField(choices=[('', 'unknown'), ('editor', 'Editor'), ('api', 'API'), ('webhook', 'Webhook'), ('schedule', 'Schedule'), ('chat', 'Chat'), ('mcp', 'MCP'), ('rerun', 're-run')], default='', max_length=10),
+            model_name="run",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("", "unknown"),
+                    ("editor", "Editor"),
+                    ("api", "API"),
+                    ("webhook", "Webhook"),
+                    ("schedule", "Schedule"),
+                    ("chat", "Chat"),
+                    ("mcp", "MCP"),
+                    ("rerun", "re-run"),
+                ],
+                default="",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='run',
-            name='trigger',
-            field=models.CharField(choices=[('', 'unknown'), ('editor', 'Editor'), ('api', 'API'), ('webhook', 'Webhook'), ('schedule', 'Schedule'), ('chat', 'Chat'), ('mcp', 'MCP'), ('rerun', 're-run')], default='editor', max_length=10),
+            model_name="run",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("", "unknown"),
+                    ("editor", "Editor"),
+                    ("api", "API"),
+                    ("webhook", "Webhook"),
+                    ("schedule", "Schedule"),
+                    ("chat", "Chat"),
+                    ("mcp", "MCP"),
+                    ("rerun", "re-run"),
+                ],
+                default="editor",
+                max_length=10,
+            ),
         ),
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255)),
-                ('digest', models.CharField(max_length=64)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255)),
+                ("digest", models.CharField(max_length=64)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="runs.run"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='one_run_per_idempotency_key')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "key"), name="one_run_per_idempotency_key"
+                    )
+                ],
             },
         ),
     ]
