@@ -146,6 +146,7 @@ def test_the_history_page_shows_each_tick_with_its_run_link_and_catch_ups(
     html = answer.content.decode()
     rows = re.findall(r'data-testid="tick" data-outcome="(\w+)"', html)
     assert rows == ["skipped_overlap", "started"]  # the first run is still queued: skipped
+    assert "(after 2 missed ticks)" in html
     Tick.objects.all().delete()
     sched.overlap = "allow"
     sched.save()
