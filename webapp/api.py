@@ -46,6 +46,7 @@ from webapp.flows.webhooks.api import router as webhooks_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
 from webapp.runs.limits import RunRefused
+from webapp.schedules.api import router as schedules_router
 from webapp.teams.api import router as teams_router
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,8 @@ api.add_router("/flows", transfer_router)
 api.add_router("/flows", flows_router)
 # Shares, transfer and share links of a flow: their own module, under /api/flows too.
 api.add_router("/flows", sharing_router)
+# Schedules of a flow (webapp/schedules), under /api/flows too.
+api.add_router("/flows", schedules_router)
 api.add_router("/flows", webhooks_router)
 api.add_router("/flows", chat_router)
 # Shares with the caller waiting for their answer.

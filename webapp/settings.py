@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "webapp.runs",
     "webapp.execution",
     "webapp.chat",
+    "webapp.schedules",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,10 @@ MAX_STORED_BYTES_PER_USER = env.integer(
 # (`GET /api/runs/{id}/stream`) stays open before the client resumes with Last-Event-ID.
 RUN_WAIT_MAX_S = env.integer("SWITCHYARD_RUN_WAIT_MAX_S", 300, minimum=0)
 RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
+# Schedules (webapp.schedules): how often the server (embedded default) or each Celery
+# worker looks for due ticks, in seconds; 0 stops this process ticking (``manage.py
+# tick_schedules`` from cron then does it). A tick is at most this late.
+SCHEDULE_TICK_S = env.integer("SWITCHYARD_SCHEDULE_TICK_S", 10, minimum=0)
 # A webhook delivery's body above this many bytes is refused with 413 as it arrives.
 WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The MCP server (/mcp): how long a tool call waits for its run to end before answering that

@@ -13,5 +13,7 @@ urlpatterns = [
     path("", include("webapp.teams.urls")),
     # /c/<token>/... (a chat link, no login), /c/embed.js, and the editor's chat panel.
     path("", include("webapp.chat.urls")),
+    # /flows/<id>/schedules/...
+    path("", include("webapp.schedules.urls")),
     path("api/", include("webapp.api_urls")),
 ]

@@ -34,6 +34,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 import graphs
 from webapp.accounts.models import ApiToken
@@ -46,6 +47,7 @@ from webapp.flows.sharing import service as sharing
 from webapp.flows.webhooks import service as webhooks
 from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
+from webapp.schedules.models import Schedule
 from webapp.teams import services as team_services
 from webapp.teams.models import Invite, Membership, Role, Team
 
@@ -181,6 +183,15 @@ def team_id(w: World) -> dict[str, Any]:
 
 def erin_in_team(w: World) -> dict[str, Any]:
     return {"team_id": w.team.pk, "user_id": w.user_id("erin")}
+
+
+def schedule_ids(w: World) -> dict[str, Any]:
+    """The flow's schedule (made on first use, inside the request's savepoint)."""
+    schedule, _ = Schedule.objects.get_or_create(
+        flow=w.flow,
+        defaults={"cron": "0 * * * *", "since": timezone.now(), "created_by": w.users["alice"]},
+    )
+    return {"flow_id": w.flow.pk, "schedule_id": schedule.pk}
 
 
 def hook_in_flow(w: World) -> dict[str, Any]:
@@ -468,6 +479,18 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     ),
     "chat_reply_stream": (GET(PUBLIC, visit_reply, headers=as_visitor),),
     "api:editor_validate": (POST(USER, nothing, lambda w: {"graph": w.document}),),
+    # ---- Schedules (pages and API)
+    "flow_schedules": (GET(VIEWER, flow_id),),
+    "flow_schedule_create": (POST(EDITOR, flow_id, lambda w: {"cron": "0 * * * *"}),),
+    "flow_schedule_ticks": (GET(VIEWER, schedule_ids),),
+    "flow_schedule_toggle": (POST(EDITOR, schedule_ids, lambda w: {"enabled": "0"}),),
+    "flow_schedule_delete": (POST(EDITOR, schedule_ids),),
+    "api:schedule_list": (GET(VIEWER, flow_id),),
+    "api:schedule_create": (POST(EDITOR, flow_id, lambda w: {"cron": "0 * * * *"}),),
+    "api:schedule_detail": (GET(VIEWER, schedule_ids),),
+    "api:schedule_update": (PATCH(EDITOR, schedule_ids, lambda w: {"enabled": False}),),
+    "api:schedule_delete": (DELETE(EDITOR, schedule_ids),),
+    "api:schedule_ticks": (GET(VIEWER, schedule_ids),),
 }
 
 
