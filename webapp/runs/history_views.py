@@ -39,8 +39,10 @@ ROW_FIELDS = (
     "saved_usd",
     "cache_hits",
     "kind",
+    "trigger",
     "parent",
     "from_node",
+    "parent_node",
     "started_by",
     "started_by__username",
 )
