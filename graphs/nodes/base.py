@@ -14,6 +14,7 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``template``: text in the template language (its variables are the node's ports);
   ``templates()`` says which of these fields a given config uses
 - ``code``: a short identifier-like string (no spell checking)
+- ``source``: program text, several lines (a ``code`` node's Python)
 - ``tools``: names picked from the services' tools
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
 - ``schema``: a JSON Schema object whose top-level properties a host may show as a table
@@ -59,6 +60,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
+from graphs.codebox import CodeSettings
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.tools.base import Tool, ToolSettings
@@ -135,6 +137,8 @@ class Services:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    # The limits of ``code`` nodes (``graphs.codebox``).
+    code: CodeSettings = field(default_factory=CodeSettings)
 
 
 @dataclass

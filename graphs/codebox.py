@@ -1,0 +1,375 @@
+"""Running a ``code`` node's Python in an operating-system sandbox: bubblewrap, seccomp, rlimits.
+
+Why the OS. Python cannot be made safe by filtering Python (every restricted-Python scheme
+has been escaped through introspection), so the job runs in a process the kernel confines:
+
+- ``bwrap --unshare-all``: its own user, PID, network, IPC, UTS and cgroup namespaces.
+  The network namespace holds only a loopback interface of its own, so nothing outside
+  (127.0.0.1 of the server included) is reachable; the PID namespace shows no other
+  process. The file system is built empty: read-only the interpreter, its standard
+  library (``_ctypes`` replaced by an empty file) and the C libraries in ``/usr/lib``; a
+  ``tmpfs`` scratch directory of bounded size as the working directory; ``/proc`` of its
+  own and a minimal ``/dev``. No ``/etc``, no project, no database, no shells.
+- A seccomp filter (``graphs.seccomp``) refuses new processes, sockets and the calls
+  that reach other processes or change the sandbox.
+- rlimits, set by the worker on itself before the job, soft and hard: address space,
+  CPU seconds, file size. The parent kills the whole process group at the wall-clock
+  budget; ``--die-with-parent`` ends the job if the server dies.
+
+How. As ``graphs.sandbox`` does for templates, each event loop gets a pool per settings;
+but a worker runs ONE job and is then killed, so nothing a job leaves behind reaches the
+next (another user's). Start-up (about a tenth of a second) is paid ahead: ``spares``
+workers wait ready, and each job taken starts a replacement in the background.
+
+Without bubblewrap, or on a machine the filter does not know, the node refuses to run
+(``SandboxError``): it never falls back to running unconfined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import sysconfig
+import tempfile
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphs import seccomp
+from graphs.sandbox import (
+    SandboxCrashed,
+    SandboxError,
+    SandboxJobFailed,
+    SandboxMemoryError,
+    SandboxTimeout,
+)
+
+READY = b'{"ready": true}\n'
+_WORKER = Path(__file__).with_name("codebox_worker.py")
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CodeSettings:
+    """Limits of a ``code`` job (``graphs.settings`` reads them from the environment).
+
+    ``workers``: jobs at once per event loop; ``spares``: workers kept started ahead;
+    ``timeout_s``: wall-clock budget; ``cpu_s``: CPU seconds; ``memory_mib``: address
+    space; ``scratch_mib``: size of the scratch directory; ``stdout_chars``: the most a
+    job may print; ``max_reply_bytes``: the largest answer (outputs and stdout) it may send.
+    """
+
+    workers: int = 4
+    spares: int = 1
+    timeout_s: float = 10.0
+    cpu_s: int = 5
+    memory_mib: int = 256
+    scratch_mib: int = 16
+    stdout_chars: int = 1024 * 1024
+    max_reply_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    outputs: dict[str, Any]
+    stdout: str
+
+
+class CodeFailed(SandboxJobFailed):
+    """The job raised: ``message`` is its traceback, ``stdout`` what it printed first."""
+
+    def __init__(self, kind: str, message: str, stdout: str):
+        super().__init__(kind, message)
+        self.stdout = stdout
+
+
+def available() -> str | None:
+    """None when the sandbox can run here, else why not (for the node's error)."""
+    if not seccomp.supported():
+        return "the code sandbox's seccomp filter is written for x86-64 Linux"
+    if shutil.which("bwrap") is None:
+        return "the code sandbox needs bubblewrap (Debian: apt-get install bubblewrap)"
+    return None
+
+
+async def run(
+    code: str,
+    inputs: dict[str, Any],
+    outputs: list[str],
+    settings: CodeSettings | None = None,
+    *,
+    timeout_s: float | None = None,
+) -> CodeResult:
+    """Run ``main(**inputs)`` of ``code`` in the sandbox; its dict's ``outputs`` come back.
+
+    Raises a ``SandboxError``: ``CodeFailed`` (with the traceback) when the code raised.
+    """
+    return await pool(settings or CodeSettings()).run(code, inputs, outputs, timeout_s=timeout_s)
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CodeSettings, CodePool]]
+_pools = weakref.WeakKeyDictionary()
+_pools_lock = threading.Lock()
+
+
+def pool(settings: CodeSettings) -> CodePool:
+    """The running loop's pool for ``settings``, made on first use."""
+    loop = asyncio.get_running_loop()
+    with _pools_lock:
+        pools = _pools.setdefault(loop, {})
+        found = pools.get(settings)
+        if found is None or found.closed:
+            found = pools[settings] = CodePool(settings)
+        return found
+
+
+def command(settings: CodeSettings, seccomp_fd: int) -> list[str]:
+    """The bwrap command line of one worker (its filter read from ``seccomp_fd``)."""
+    python = os.path.realpath(sys.executable)
+    prefix = os.path.realpath(sys.base_prefix)
+    # The base interpreter's library (a virtual environment's paths point into the venv).
+    dynload = Path(sysconfig.get_path("platstdlib", vars={"platbase": prefix})) / "lib-dynload"
+    limits = {
+        "memory_mib": settings.memory_mib,
+        "cpu_s": settings.cpu_s,
+        "file_bytes": settings.scratch_mib * 1024 * 1024,
+        "stdout_chars": settings.stdout_chars,
+        "reply_bytes": settings.max_reply_bytes,
+    }
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--ro-bind", "/usr/lib", "/usr/lib", "--ro-bind-try", "/usr/lib64", "/usr/lib64"]
+    argv += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
+    argv += ["--ro-bind", prefix, prefix, "--ro-bind", python, python]
+    # ctypes would let a job call any C function: its module is an empty file in there.
+    for ctypes_module in dynload.glob("_ctypes*.so"):
+        argv += ["--ro-bind", "/dev/null", str(ctypes_module)]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--size", str(settings.scratch_mib * 1024 * 1024), "--tmpfs", "/scratch"]
+    argv += ["--chdir", "/scratch", "--ro-bind", str(_WORKER), "/sandbox/worker.py"]
+    argv += ["--seccomp", str(seccomp_fd)]
+    argv += [python, "-I", "-S", "-X", "utf8", "/sandbox/worker.py", json.dumps(limits)]
+    return argv
+
+
+class _Worker:
+    __slots__ = ("proc",)
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+
+    def kill(self) -> None:
+        # Closing stdin as well lets the loop close the process's transport once it exits
+        # (a transport left open warns, late, from its __del__).
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        if self.proc.returncode is None:
+            # Its own session: the group is bwrap and everything inside.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class CodePool:
+    """The code workers of one event loop; make it with ``pool()``."""
+
+    def __init__(self, settings: CodeSettings):
+        self.settings = settings
+        self.closed = False
+        self._slots = asyncio.Semaphore(settings.workers)
+        self._spares: list[_Worker] = []
+        self._live: set[_Worker] = set()
+        self._chores: set[asyncio.Task[None]] = set()
+        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    async def run(
+        self,
+        code: str,
+        inputs: dict[str, Any],
+        outputs: list[str],
+        *,
+        timeout_s: float | None = None,
+    ) -> CodeResult:
+        why_not = available()
+        if why_not:
+            raise SandboxError(f"cannot run: {why_not}")
+        budget = self.settings.timeout_s if timeout_s is None else timeout_s
+        request = _encode({"code": code, "inputs": inputs, "outputs": outputs})
+        async with self._slots:
+            worker = self._take_spare() or await self._spawn()
+            self._top_up()
+            try:
+                return await self._job(worker, request, budget)
+            finally:
+                self._retire(worker)
+
+    def _take_spare(self) -> _Worker | None:
+        while self._spares:
+            worker = self._spares.pop()
+            if worker.proc.returncode is None:
+                return worker
+            self._retire(worker)
+        return None
+
+    async def _job(self, worker: _Worker, request: bytes, budget: float) -> CodeResult:
+        stdin, stdout = worker.proc.stdin, worker.proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            async with asyncio.timeout(budget):
+                stdin.write(request)
+                await stdin.drain()
+                line = await stdout.readline()
+        except TimeoutError:
+            raise SandboxTimeout(budget) from None
+        except (ValueError, asyncio.LimitOverrunError):  # the worker checks; this is a backstop
+            raise SandboxError(
+                f"answered more than {self.settings.max_reply_bytes} bytes"
+            ) from None
+        except ConnectionError as exc:
+            raise SandboxCrashed(f"broke its sandbox: {exc}") from None
+        if not line:
+            raise SandboxCrashed(await self._death_notice(worker))
+        reply = json.loads(line.decode("utf-8", "surrogatepass"))
+        if reply.get("ok"):
+            return CodeResult(dict(reply.get("outputs") or {}), str(reply.get("stdout", "")))
+        if reply.get("error") == "memory":
+            raise SandboxMemoryError(self.settings.memory_mib)
+        raise CodeFailed(
+            str(reply.get("type", "Error")),
+            str(reply.get("message", "")),
+            str(reply.get("stdout", "")),
+        )
+
+    async def _death_notice(self, worker: _Worker) -> str:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.proc.wait(), 2.0)
+        code = worker.proc.returncode
+        # bwrap passes on its child's end: a signal shows as 128 + its number.
+        signum = -code if code is not None and code < 0 else (code or 0) - 128
+        if signum == signal.SIGXCPU:
+            return f"exceeded {self.settings.cpu_s} s of CPU time"
+        if signum == signal.SIGSYS:
+            return "was stopped by the sandbox for a forbidden system call"
+        return (
+            f"stopped its sandbox (exit status {code}); it may have exceeded the "
+            f"{self.settings.memory_mib} MiB memory limit"
+        )
+
+    async def _spawn(self) -> _Worker:
+        if self.closed:
+            raise SandboxError("could not run: the sandbox is shut down")
+        # The filter crosses on a pipe-like file bwrap reads once: a memory file.
+        fd = os.memfd_create("seccomp") if hasattr(os, "memfd_create") else _temp_fd()
+        try:
+            os.write(fd, seccomp.filter_program())
+            os.lseek(fd, 0, os.SEEK_SET)
+            proc = await asyncio.create_subprocess_exec(
+                *command(self.settings, fd),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=(fd,),
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                limit=self.settings.max_reply_bytes,
+            )
+        finally:
+            os.close(fd)
+        worker = _Worker(proc)
+        self._live.add(worker)
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(STARTUP_TIMEOUT_S):
+                hello = await proc.stdout.readline()
+            if hello != READY:
+                raise SandboxError("could not run: a code sandbox failed to start")
+        except BaseException:
+            # Waited for here, even when cancelled: a loop that is ending (asyncio.run
+            # cancelling its tasks) would not wait for a reaper started now.
+            worker.kill()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(proc.wait(), 5.0)
+            self._live.discard(worker)
+            raise
+        return worker
+
+    def _top_up(self) -> None:
+        if self.closed or len(self._spares) >= self.settings.spares:
+            return
+        chore = asyncio.get_running_loop().create_task(self._add_spare())
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+    async def _add_spare(self) -> None:
+        try:
+            worker = await self._spawn()
+        except (SandboxError, OSError):
+            return  # the next job starts its own, and reports why if it cannot
+        if self.closed:
+            self._retire(worker)
+        else:
+            self._spares.append(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        if self.closed:  # close() waits for it
+            return
+        chore = asyncio.get_running_loop().create_task(self._reap(worker))
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+    async def _reap(self, worker: _Worker) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.proc.wait(), 5.0)
+        self._live.discard(worker)
+
+    async def _keep(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            await self.close()
+
+    async def warm(self) -> None:
+        """Start the spares now rather than at the first job."""
+        while not self.closed and len(self._spares) < self.settings.spares:
+            self._spares.append(await self._spawn())
+
+    async def close(self) -> None:
+        """Kill every worker and wait for them to exit."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._keeper is not asyncio.current_task():
+            self._keeper.cancel()
+        chores = list(self._chores)
+        for chore in chores:
+            chore.cancel()
+        # A spare being started is killed by its own cancellation; it is waited for below.
+        await asyncio.gather(*chores, return_exceptions=True)
+        workers = list(self._live)
+        self._live.clear()
+        self._spares.clear()
+        for worker in workers:
+            worker.kill()
+        for worker in workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.proc.wait(), 5.0)
+
+
+def _temp_fd() -> int:
+    fd, path = tempfile.mkstemp()
+    os.unlink(path)
+    return fd
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"values must be JSON to cross into the sandbox: {exc}") from None
+    return text.encode("utf-8", "surrogatepass") + b"\n"
