@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -54,6 +55,8 @@ from graphs.sandbox import (
 READY = b'{"ready": true}\n'
 _WORKER = Path(__file__).with_name("codebox_worker.py")
 STARTUP_TIMEOUT_S = 60.0
+# A killed sandbox is gone in milliseconds; this only bounds a shutdown if one is not.
+END_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -159,20 +162,96 @@ def command(settings: CodeSettings, seccomp_fd: int) -> list[str]:
 
 
 class _Worker:
-    __slots__ = ("proc",)
+    """One sandbox process: its stdin and stdout as asyncio streams, and ``gone``.
 
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
+    Started by ``subprocess.Popen``, not asyncio's subprocess support: on Python 3.11 a
+    task cancelled while asyncio is still connecting a new process's pipes (as
+    ``asyncio.run`` cancels every task when a loop ends, a spare being started among
+    them) waits forever for a pipe it never connected. Here the process exists, and is
+    ours to kill, from the moment ``Popen`` returns; its exit is seen through a pidfd.
+
+    ``gone`` is set once the process has exited AND the loop has read the end of its
+    stdout. Those are two moments: the job's own process lives in another PID namespace
+    and session, and dies with the namespace just after bwrap, only then closing its end
+    of the pipe. Waiting for both leaves nothing for the garbage collector to close after
+    the loop has closed ("Event loop is closed" from a transport's ``__del__``).
+    """
+
+    __slots__ = ("_exited", "_pidfd", "_stdout_ended", "gone", "popen", "stdin", "stdout")
+
+    def __init__(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop):
+        self.popen = popen
+        self.gone: asyncio.Future[None] = loop.create_future()
+        self._exited = False
+        self._stdout_ended = False
+        self.stdin: asyncio.StreamWriter | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self._pidfd = os.pidfd_open(popen.pid)
+        loop.add_reader(self._pidfd, self._on_exit, loop)
+
+    async def connect(self, limit: int) -> None:
+        """Its pipes as streams (a cancellation here leaves them closed, the process ours)."""
+        loop = asyncio.get_running_loop()
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        await loop.connect_read_pipe(lambda: _StdoutProtocol(reader, self), self.popen.stdout)
+        self.stdout = reader
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop), self.popen.stdin
+        )
+        self.stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def _on_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.popen.wait()  # it has exited: this only reaps it
+        self._exited = True
+        self._settle()
+
+    def stdout_ended(self) -> None:
+        self._stdout_ended = True
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._exited and self._stdout_ended and not self.gone.done():
+            self.gone.set_result(None)
 
     def kill(self) -> None:
-        # Closing stdin as well lets the loop close the process's transport once it exits
-        # (a transport left open warns, late, from its __del__).
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        if self.proc.returncode is None:
+        if self.stdin is not None:
+            self.stdin.close()
+        elif self.popen.stdin is not None:
+            self.popen.stdin.close()
+        if self.popen.returncode is None:
             # Its own session: the group is bwrap and everything inside.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+    async def end(self) -> None:
+        """Kill it and wait until the loop is done with it (``gone``)."""
+        self.kill()
+        if self.stdout is None and self.popen.stdout is not None:
+            # Never connected (or cut short while connecting): no transport of the loop
+            # holds it any more.
+            self.popen.stdout.close()
+            self.stdout_ended()
+        # Shielded: a caller cancelled while waiting leaves ``gone`` to whoever waits next.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.gone), END_TIMEOUT_S)
+
+
+class _StdoutProtocol(asyncio.StreamReaderProtocol):
+    def __init__(self, reader: asyncio.StreamReader, worker: _Worker):
+        super().__init__(reader)
+        self.worker = worker
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The transport has closed the pipe by now: the loop is done with it.
+        self.worker.stdout_ended()
 
 
 class CodePool:
@@ -211,13 +290,13 @@ class CodePool:
     def _take_spare(self) -> _Worker | None:
         while self._spares:
             worker = self._spares.pop()
-            if worker.proc.returncode is None:
+            if worker.returncode is None:
                 return worker
             self._retire(worker)
         return None
 
     async def _job(self, worker: _Worker, request: bytes, budget: float) -> CodeResult:
-        stdin, stdout = worker.proc.stdin, worker.proc.stdout
+        stdin, stdout = worker.stdin, worker.stdout
         assert stdin is not None and stdout is not None
         try:
             async with asyncio.timeout(budget):
@@ -247,8 +326,8 @@ class CodePool:
 
     async def _death_notice(self, worker: _Worker) -> str:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.proc.wait(), 2.0)
-        code = worker.proc.returncode
+            await asyncio.wait_for(asyncio.shield(worker.gone), 2.0)
+        code = worker.returncode
         # bwrap passes on its child's end: a signal shows as 128 + its number.
         signum = -code if code is not None and code < 0 else (code or 0) - 128
         if signum == signal.SIGXCPU:
@@ -268,33 +347,32 @@ class CodePool:
         try:
             os.write(fd, seccomp.filter_program())
             os.lseek(fd, 0, os.SEEK_SET)
-            proc = await asyncio.create_subprocess_exec(
-                *command(self.settings, fd),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
+            # Synchronous: a fork and exec, a few milliseconds (see _Worker for why).
+            popen = subprocess.Popen(  # noqa: S603 (our own argv, no shell)
+                command(self.settings, fd),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
                 pass_fds=(fd,),
                 start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                limit=self.settings.max_reply_bytes,
             )
         finally:
             os.close(fd)
-        worker = _Worker(proc)
+        worker = _Worker(popen, asyncio.get_running_loop())
+        # In _live until it has ended, whoever ends it: close() ends whatever is left.
         self._live.add(worker)
         try:
-            assert proc.stdout is not None
+            if self.closed:  # closed while it started: close() may have missed it
+                raise SandboxError("could not run: the sandbox is shut down")
+            await worker.connect(self.settings.max_reply_bytes)
+            assert worker.stdout is not None
             async with asyncio.timeout(STARTUP_TIMEOUT_S):
-                hello = await proc.stdout.readline()
+                hello = await worker.stdout.readline()
             if hello != READY:
                 raise SandboxError("could not run: a code sandbox failed to start")
         except BaseException:
-            # Waited for here, even when cancelled: a loop that is ending (asyncio.run
-            # cancelling its tasks) would not wait for a reaper started now.
-            worker.kill()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(proc.wait(), 5.0)
-            self._live.discard(worker)
+            await self._end(worker)
             raise
         return worker
 
@@ -311,21 +389,21 @@ class CodePool:
         except (SandboxError, OSError):
             return  # the next job starts its own, and reports why if it cannot
         if self.closed:
-            self._retire(worker)
+            await self._end(worker)
         else:
             self._spares.append(worker)
 
     def _retire(self, worker: _Worker) -> None:
         worker.kill()
-        if self.closed:  # close() waits for it
+        if self.closed:  # close() ends it
             return
-        chore = asyncio.get_running_loop().create_task(self._reap(worker))
+        chore = asyncio.get_running_loop().create_task(self._end(worker))
         self._chores.add(chore)
         chore.add_done_callback(self._chores.discard)
 
-    async def _reap(self, worker: _Worker) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.proc.wait(), 5.0)
+    async def _end(self, worker: _Worker) -> None:
+        # Only once it has ended: cancelled before, it stays for close() to end.
+        await worker.end()
         self._live.discard(worker)
 
     async def _keep(self) -> None:
@@ -340,25 +418,22 @@ class CodePool:
             self._spares.append(await self._spawn())
 
     async def close(self) -> None:
-        """Kill every worker and wait for them to exit."""
+        """Kill every worker and wait until the loop is done with each."""
         if self.closed:
             return
         self.closed = True
         if self._keeper is not asyncio.current_task():
             self._keeper.cancel()
-        chores = list(self._chores)
-        for chore in chores:
-            chore.cancel()
-        # A spare being started is killed by its own cancellation; it is waited for below.
-        await asyncio.gather(*chores, return_exceptions=True)
-        workers = list(self._live)
-        self._live.clear()
         self._spares.clear()
-        for worker in workers:
+        for worker in list(self._live):
             worker.kill()
-        for worker in workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.proc.wait(), 5.0)
+        # The chores are not cancelled: a spare being started sees the pool closed and
+        # ends itself, a worker being ended is waited for. (Cancelling them would cut
+        # their clean-up short when asyncio.run has cancelled them once already.)
+        await asyncio.gather(*list(self._chores), return_exceptions=True)
+        # What a cancelled chore or job left: _end only lets go of a worker it ended.
+        while self._live:
+            await asyncio.gather(*(self._end(worker) for worker in list(self._live)))
 
 
 def _temp_fd() -> int:
