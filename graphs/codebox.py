@@ -342,23 +342,14 @@ class CodePool:
     async def _spawn(self) -> _Worker:
         if self.closed:
             raise SandboxError("could not run: the sandbox is shut down")
-        # The filter crosses on a pipe-like file bwrap reads once: a memory file.
-        fd = os.memfd_create("seccomp") if hasattr(os, "memfd_create") else _temp_fd()
+        # Forked on a thread: under load a fork and exec can hold a loop for 0.1 s.
+        starting = asyncio.get_running_loop().run_in_executor(None, self._popen)
         try:
-            os.write(fd, seccomp.filter_program())
-            os.lseek(fd, 0, os.SEEK_SET)
-            # Synchronous: a fork and exec, a few milliseconds (see _Worker for why).
-            popen = subprocess.Popen(  # noqa: S603 (our own argv, no shell)
-                command(self.settings, fd),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(fd,),
-                start_new_session=True,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            )
-        finally:
-            os.close(fd)
+            popen = await asyncio.shield(starting)
+        except BaseException:
+            # It starts regardless: whenever it has, it is killed and reaped.
+            starting.add_done_callback(_discard)
+            raise
         worker = _Worker(popen, asyncio.get_running_loop())
         # In _live until it has ended, whoever ends it: close() ends whatever is left.
         self._live.add(worker)
@@ -375,6 +366,24 @@ class CodePool:
             await self._end(worker)
             raise
         return worker
+
+    def _popen(self) -> subprocess.Popen[bytes]:
+        # The filter crosses on a pipe-like file bwrap reads once: a memory file.
+        fd = os.memfd_create("seccomp") if hasattr(os, "memfd_create") else _temp_fd()
+        try:
+            os.write(fd, seccomp.filter_program())
+            os.lseek(fd, 0, os.SEEK_SET)
+            return subprocess.Popen(  # noqa: S603 (our own argv, no shell)
+                command(self.settings, fd),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(fd,),
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            )
+        finally:
+            os.close(fd)
 
     def _top_up(self) -> None:
         if self.closed or len(self._spares) >= self.settings.spares:
@@ -434,6 +443,16 @@ class CodePool:
         # What a cancelled chore or job left: _end only lets go of a worker it ended.
         while self._live:
             await asyncio.gather(*(self._end(worker) for worker in list(self._live)))
+
+
+def _discard(starting: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    """Kill and reap a process whose start was given up (its start was cancelled)."""
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    popen = starting.result()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.communicate()  # closes its pipes; SIGKILLed, it is gone in a moment
 
 
 def _temp_fd() -> int:

@@ -276,9 +276,19 @@ def test_the_sandbox_is_available_here():
 def test_the_cli_runs_a_code_node_and_exits_cleanly(tmp_path):
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(code_flow(CODE.default_config["code"], ["count"])))
-    # -X dev: a process or pipe left to the garbage collector says so on stderr.
+    # A process or pipe left to the garbage collector says so on stderr (ResourceWarning).
     done = subprocess.run(
-        [sys.executable, "-X", "dev", "-m", "graphs", "run", str(path), "--input", "text=a b c"],
+        [
+            sys.executable,
+            "-W",
+            "always::ResourceWarning",
+            "-m",
+            "graphs",
+            "run",
+            str(path),
+            "--input",
+            "text=a b c",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -311,7 +321,7 @@ def test_a_loop_that_ends_while_a_spare_starts_leaves_no_process_or_pipe_behind(
     # closes its stdout: the pool waits for both, so no transport outlives its loop
     # ("Event loop is closed" from its __del__ on stderr, once in a few runs before).
     done = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", ENDS_WHILE_A_SPARE_STARTS],
+        [sys.executable, "-W", "always::ResourceWarning", "-c", ENDS_WHILE_A_SPARE_STARTS],
         cwd=ROOT,
         capture_output=True,
         text=True,
