@@ -466,6 +466,7 @@ def test_api_owner_only_actions_are_403_for_members_and_404_for_strangers(api, t
         ("patch", f"/api/teams/{team.pk}", {"name": "X"}),
         ("delete", f"/api/teams/{team.pk}", None),
         ("post", f"/api/teams/{team.pk}/members", {"user": "dave"}),
+        ("post", f"/api/teams/{team.pk}/invites", {"user": "dave"}),
         ("patch", f"/api/teams/{team.pk}/members/{carol.pk}", {"role": "owner"}),
         ("delete", f"/api/teams/{team.pk}/members/{carol.pk}", None),
         ("get", f"/api/teams/{team.pk}/invites", None),
@@ -483,10 +484,10 @@ def test_api_owner_only_actions_are_403_for_members_and_404_for_strangers(api, t
 
 
 def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
-    invited = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave", "role": "viewer"})
+    invited = api("alice").post(f"/api/teams/{team.pk}/invites", {"user": "dave", "role": "viewer"})
     assert invited.status_code == 201
     assert invited.json()["user"] == "dave"
-    assert "token" not in invited.json()
+    assert invited.json()["token"] is None  # a link's, and this is no link
     assert role_of(team, dave) is None
 
     mine = api("dave").get("/api/teams/invitations").json()["items"]
@@ -498,6 +499,21 @@ def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
     assert changed.json()["role"] == "editor"
     assert api("alice").delete(f"/api/teams/{team.pk}/members/{dave.pk}").status_code == 204
     assert role_of(team, dave) is None
+
+
+def test_api_the_old_invite_by_members_path_still_works_deprecated_and_out_of_the_schema(
+    api, team, dave
+):
+    # It answers with an invitation, not a member: in the schema, a client following
+    # /members/{id} with the answer's id would reach nobody.
+    invited = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave", "role": "viewer"})
+    assert invited.status_code == 201
+    assert invited["Deprecation"] == "true"
+    assert invited["Link"] == f'</api/teams/{team.pk}/invites>; rel="successor-version"'
+    assert Invite.objects.get(pk=invited.json()["id"]).user == dave
+    paths = api("alice").get("/api/openapi.json").json()["paths"]
+    assert "post" not in paths["/api/teams/{team_id}/members"]
+    assert "post" in paths["/api/teams/{team_id}/invites"]
 
 
 def test_api_declined_invitations_are_gone(api, team, dave):
