@@ -177,13 +177,23 @@ class _Worker:
     the loop has closed ("Event loop is closed" from a transport's ``__del__``).
     """
 
-    __slots__ = ("_exited", "_pidfd", "_stdout_ended", "gone", "popen", "stdin", "stdout")
+    __slots__ = (
+        "_exited",
+        "_pidfd",
+        "_reading",
+        "_stdout_ended",
+        "gone",
+        "popen",
+        "stdin",
+        "stdout",
+    )
 
     def __init__(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop):
         self.popen = popen
         self.gone: asyncio.Future[None] = loop.create_future()
         self._exited = False
         self._stdout_ended = False
+        self._reading = False
         self.stdin: asyncio.StreamWriter | None = None
         self.stdout: asyncio.StreamReader | None = None
         self._pidfd = os.pidfd_open(popen.pid)
@@ -194,8 +204,15 @@ class _Worker:
         loop = asyncio.get_running_loop()
         assert self.popen.stdin is not None and self.popen.stdout is not None
         reader = asyncio.StreamReader(limit=limit, loop=loop)
+        # No await between these checks and the transports taking the pipes: end() may
+        # close them while this waits.
+        if self.popen.stdout.closed:
+            raise SandboxError("could not run: the sandbox is shut down")
+        self._reading = True  # from here the loop's transport owns stdout
         await loop.connect_read_pipe(lambda: _StdoutProtocol(reader, self), self.popen.stdout)
         self.stdout = reader
+        if self.popen.stdin.closed:
+            raise SandboxError("could not run: the sandbox is shut down")
         transport, protocol = await loop.connect_write_pipe(
             lambda: asyncio.streams.FlowControlMixin(loop), self.popen.stdin
         )
@@ -233,9 +250,8 @@ class _Worker:
     async def end(self) -> None:
         """Kill it and wait until the loop is done with it (``gone``)."""
         self.kill()
-        if self.stdout is None and self.popen.stdout is not None:
-            # Never connected (or cut short while connecting): no transport of the loop
-            # holds it any more.
+        if not self._reading and self.popen.stdout is not None:
+            # Never connected: no transport of the loop holds it.
             self.popen.stdout.close()
             self.stdout_ended()
         # Shielded: a caller cancelled while waiting leaves ``gone`` to whoever waits next.
