@@ -38,6 +38,7 @@ def test_there_is_one_example_per_pattern():
         "evaluate",
         "classify",
         "http",
+        "api_pipeline",
     }
 
 
@@ -301,3 +302,22 @@ async def test_http_example_is_refused_where_the_node_is_not_enabled():
     result, _ = await run(example("http"))
     assert result.status == "failed"
     assert "SWITCHYARD_HTTP_NODE_ENABLED=1" in result.error
+
+
+async def test_api_pipeline_example_reshapes_the_apis_json_in_sandboxed_python():
+    with example_world("api_pipeline") as (inputs, services):
+        result, events = await run(example("api_pipeline"), inputs, **services)
+    assert result.status == "succeeded", result.error
+    assert result.outputs["summary"] == {
+        "name": "python/cpython",
+        "owner": "python",
+        "language": "Python",
+        "stars": 65000,
+        "forks_per_100_stars": 47.7,
+    }
+    [fetched] = finished(events, "fetch")
+    [reshaped] = finished(events, "reshape")
+    # The code node got the decoded body, and what it printed reached the inspector.
+    started = next(e for e in of_type(events, "node_started") if e["node"] == "reshape")
+    assert started["inputs"]["repo"] == fetched["output"]["body"]
+    assert reshaped["detail"] == {"stdout": "python/cpython: 65000 stars, 31000 forks\n"}
