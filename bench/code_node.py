@@ -64,9 +64,11 @@ async def main(reps: int) -> None:
         rows["cold call"].append(await call(cold))
         await pool.warm()  # a spare is ready, as between jobs on a server that is not saturated
         rows["warm call"].append(await call(warm))
-    print(f"{reps} repetitions, medians in ms ({sys.executable})")
+    print(f"{reps} repetitions, medians in ms, and each as a multiple of the floor")
+    floor = statistics.median(rows["floor, bare"])
     for name, times in rows.items():
-        print(f"  {name:<12} {statistics.median(times) * 1000:8.1f}")
+        median = statistics.median(times)
+        print(f"  {name:<12} {median * 1000:8.1f}  {median / floor:5.2f}x floor")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ The parameters of ``main`` are the node's input ports; the dict it returns carri
 output ports, named in config ``outputs``. What it prints goes to the inspector (the
 visit's ``detail.stdout``); an exception fails the node with its traceback.
 
+Not cached by default (``NodeType.cacheable``): ``main`` may read the clock or draw random
+numbers, and set order differs between processes; ``cache: true`` opts a pure ``main`` in.
+
 The ports are read from the source without running it (``ast``):
 
 >>> from graphs.nodes import NODE_TYPES
