@@ -465,7 +465,6 @@ def test_api_owner_only_actions_are_403_for_members_and_404_for_strangers(api, t
     calls = [
         ("patch", f"/api/teams/{team.pk}", {"name": "X"}),
         ("delete", f"/api/teams/{team.pk}", None),
-        ("post", f"/api/teams/{team.pk}/members", {"user": "dave"}),
         ("post", f"/api/teams/{team.pk}/invites", {"user": "dave"}),
         ("patch", f"/api/teams/{team.pk}/members/{carol.pk}", {"role": "owner"}),
         ("delete", f"/api/teams/{team.pk}/members/{carol.pk}", None),
@@ -501,18 +500,15 @@ def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
     assert role_of(team, dave) is None
 
 
-def test_api_the_old_invite_by_members_path_still_works_deprecated_and_out_of_the_schema(
-    api, team, dave
-):
-    # It answers with an invitation, not a member: in the schema, a client following
-    # /members/{id} with the answer's id would reach nobody.
-    invited = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave", "role": "viewer"})
-    assert invited.status_code == 201
-    assert invited["Deprecation"] == "true"
-    assert invited["Link"] == f'</api/teams/{team.pk}/invites>; rel="successor-version"'
-    assert Invite.objects.get(pk=invited.json()["id"]).user == dave
+def test_api_invitations_are_made_under_invites_not_members(api, team):
+    # POST .../members answered with an invitation, not a member: a client following
+    # /members/{id} with the answer's id reached nobody. It is gone, as the schema says.
+    response = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave"})
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert not Invite.objects.exists()
     paths = api("alice").get("/api/openapi.json").json()["paths"]
-    assert "post" not in paths["/api/teams/{team_id}/members"]
+    assert set(paths["/api/teams/{team_id}/members"]) == {"get"}
     assert "post" in paths["/api/teams/{team_id}/invites"]
 
 

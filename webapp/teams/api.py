@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints
@@ -50,11 +50,6 @@ class TeamDetailOut(TeamOut):
 
 class RoleIn(BodyIn):
     role: RoleName
-
-
-class MemberIn(BodyIn):
-    user: str = Field(description="The username or e-mail of an existing user.")
-    role: RoleName = "editor"
 
 
 class InviteIn(BodyIn):
@@ -223,27 +218,6 @@ def member_list(request: HttpRequest, team_id: Id, page: Query[PageQuery]) -> An
     """The team's members and their roles."""
     member = services.team_for(request.auth, team_id)
     return paginate(request, list(services.members(member.team)), page, member_out)
-
-
-@router.post(
-    "/{team_id}/members",
-    response={201: InviteOut, **responses(400, 403, 404)},
-    include_in_schema=False,
-)
-def member_add(request: HttpRequest, team_id: Id, payload: MemberIn, response: HttpResponse) -> Any:
-    """Deprecated alias of ``POST /{team_id}/invites`` with a ``user``, kept for old clients.
-
-    Out of the schema: it answers with an invitation, not a member, so a client (or
-    Schemathesis) reading the path would follow ``/members/{id}`` with an invitation's id.
-    """
-    member = services.team_for(request.auth, team_id, Role.OWNER)
-    try:
-        invite = services.invite_user(member.team, request.auth, payload.user, payload.role)
-    except services.TeamError as exc:
-        raise refused(exc) from None
-    response["Deprecation"] = "true"
-    response["Link"] = f'<{reverse("api:invite_create", args=[team_id])}>; rel="successor-version"'
-    return Status(201, invite_out(invite))
 
 
 @router.patch(
