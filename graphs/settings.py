@@ -16,6 +16,12 @@
 ``SWITCHYARD_SANDBOX_MEMORY_MIB``  address space of one sandbox process (default 256)
 ``SWITCHYARD_SUBFLOW_MAX_DEPTH``   how deep flows may call flows (default 5; the command line
                                    and the web app alike)
+``SWITCHYARD_CODE_WORKERS``        code node jobs at once per event loop (default 4)
+``SWITCHYARD_CODE_TIMEOUT_S``      wall-clock budget of one code node job (default 10)
+``SWITCHYARD_CODE_CPU_S``          CPU seconds of one code node job (default 5)
+``SWITCHYARD_CODE_MEMORY_MIB``     address space of one code node job (default 256)
+``SWITCHYARD_CODE_SCRATCH_MIB``    size of a code node job's scratch directory (default 16)
+``SWITCHYARD_CODE_STDOUT_CHARS``   the most a code node job may print (default 1048576)
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from graphs.codebox import CodeSettings
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelClient
 from graphs.net import AllowList
@@ -106,6 +113,22 @@ def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
         tool_settings=tool_settings_from_env(env),
         max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
         sandbox=sandbox_from_env(env),
+        code=code_from_env(env),
+    )
+
+
+def code_from_env(env: Mapping[str, str] = os.environ) -> CodeSettings:
+    default = CodeSettings()
+    return CodeSettings(
+        workers=env_int("SWITCHYARD_CODE_WORKERS", default.workers, minimum=1, env=env),
+        timeout_s=env_float("SWITCHYARD_CODE_TIMEOUT_S", default.timeout_s, minimum=0.1, env=env),
+        cpu_s=env_int("SWITCHYARD_CODE_CPU_S", default.cpu_s, minimum=1, env=env),
+        # The interpreter takes about 20 MiB of address space before the job.
+        memory_mib=env_int("SWITCHYARD_CODE_MEMORY_MIB", default.memory_mib, minimum=64, env=env),
+        scratch_mib=env_int("SWITCHYARD_CODE_SCRATCH_MIB", default.scratch_mib, minimum=1, env=env),
+        stdout_chars=env_int(
+            "SWITCHYARD_CODE_STDOUT_CHARS", default.stdout_chars, minimum=0, env=env
+        ),
     )
 
 

@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 # From Debian's packages, when missing: Chromium for the browser tests (browsers cannot be
-# downloaded here), Node for the JavaScript tests, PostgreSQL and Redis for the scale-out
-# tests. tests/services.py uses the servers on 127.0.0.1 when they answer, and otherwise
+# downloaded here), Node for the JavaScript tests, bubblewrap for the code node's sandbox,
+# PostgreSQL and Redis for the scale-out tests. tests/services.py uses the servers on 127.0.0.1 when they answer, and otherwise
 # starts these.
 packages=()
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 command -v node >/dev/null || packages+=(nodejs)
+# bubblewrap: the code node's sandbox (graphs/codebox.py), which refuses to run without it.
+command -v bwrap >/dev/null || packages+=(bubblewrap)
 command -v redis-server >/dev/null || packages+=(redis-server)
 fresh_postgres=
 if ! ls /etc/postgresql/*/main/pg_hba.conf >/dev/null 2>&1; then

@@ -2,6 +2,7 @@
 
 from graphs.nodes.agent import AgentNode
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
+from graphs.nodes.code import CodeNode
 from graphs.nodes.http import HttpNode
 from graphs.nodes.io import InputNode, OutputNode
 from graphs.nodes.llm import LLMNode
@@ -24,6 +25,7 @@ NODE_TYPES: dict[str, NodeType] = {
     "parse": ParseNode(),
     "http": HttpNode(),
     "subflow": SubflowNode(),
+    "code": CodeNode(),
 }
 
 __all__ = ["NODE_TYPES", "CommonConfig", "NodeContext", "NodeType", "Services"]

@@ -14,6 +14,7 @@ written, a ``widget`` in ``json_schema_extra``:
 - ``template``: text in the template language (its variables are the node's ports);
   ``templates()`` says which of these fields a given config uses
 - ``code``: a short identifier-like string (no spell checking)
+- ``source``: program text, several lines (a ``code`` node's Python)
 - ``tools``: names picked from the services' tools (and saved flows, ``flow:ID``)
 - ``flow``: a saved flow, picked from those the host offers (``graphs.subflows``)
 - ``cache``: yes, no, or unset (then ``cacheable()`` decides)
@@ -60,6 +61,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
+from graphs.codebox import CodeSettings
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
@@ -140,6 +142,8 @@ class Services:
     backoff_max_s: float = 30.0
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     flows: FlowSource = NO_FLOWS
+    # The limits of ``code`` nodes (``graphs.codebox``).
+    code: CodeSettings = field(default_factory=CodeSettings)
 
 
 @dataclass(frozen=True)

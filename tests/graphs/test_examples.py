@@ -40,6 +40,7 @@ def test_there_is_one_example_per_pattern():
         "http",
         "chat",
         "agent_flow",
+        "api_pipeline",
     }
 
 
@@ -342,3 +343,22 @@ async def test_agent_flow_calls_the_triage_flow_as_a_tool_and_answers_from_its_o
     [agent] = finished(events, "agent")
     # The agent's own replies are about 15 words; the child's specialist wrote 120.
     assert agent["usage"]["output_tokens"] >= len(answer.split())
+
+
+async def test_api_pipeline_example_reshapes_the_apis_json_in_sandboxed_python():
+    with example_world("api_pipeline") as (inputs, services):
+        result, events = await run(example("api_pipeline"), inputs, **services)
+    assert result.status == "succeeded", result.error
+    assert result.outputs["summary"] == {
+        "name": "python/cpython",
+        "owner": "python",
+        "language": "Python",
+        "stars": 65000,
+        "forks_per_100_stars": 47.7,
+    }
+    [fetched] = finished(events, "fetch")
+    [reshaped] = finished(events, "reshape")
+    # The code node got the decoded body, and what it printed reached the inspector.
+    started = next(e for e in of_type(events, "node_started") if e["node"] == "reshape")
+    assert started["inputs"]["repo"] == fetched["output"]["body"]
+    assert reshaped["detail"] == {"stdout": "python/cpython: 65000 stars, 31000 forks\n"}

@@ -15,7 +15,7 @@ from graphs.settings import default_services
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # The widgets a host is promised to understand (graphs.nodes.base says what each means).
-WIDGETS = {"template", "code", "tools", "cache", "schema", "rows", "flow"}
+WIDGETS = {"template", "code", "source", "tools", "cache", "schema", "rows", "flow"}
 
 
 def example_nodes() -> list[dict]:

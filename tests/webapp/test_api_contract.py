@@ -118,7 +118,7 @@ def nul_requests(flow: Flow, team: Team) -> list[tuple[str, str, dict[str, Any],
         ("post", "/api/flows", {"name": "x", "graph": named}, "body.graph.graph.description"),
         ("post", f"/api/flows/{flow.pk}/runs", {"inputs": {"input": "\x00"}}, "body.inputs.input"),
         ("post", f"/api/flows/{flow.pk}/shares", {"user": "dave\x00"}, "body.user"),
-        ("post", f"/api/teams/{team.pk}/members", {"user": "\x00bob"}, "body.user"),
+        ("post", f"/api/teams/{team.pk}/invites", {"user": "\x00bob"}, "body.user"),
         ("post", "/api/teams/join", {"token": "\x00"}, "body.token"),
         ("post", "/api/flows", {"name": "x", "graph": {"nodes": [], "a\x00": 1}}, "body.graph"),
     ]

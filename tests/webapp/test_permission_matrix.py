@@ -444,7 +444,6 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:team_rename": (PATCH(OWNER, team_id, lambda w: {"name": "Renamed"}),),
     "api:team_delete": (DELETE(OWNER, team_id),),
     "api:member_list": (GET(VIEWER, team_id),),
-    "api:member_add": (POST(OWNER, team_id, lambda w: {"user": "dave", "role": "viewer"}),),
     "api:member_role": (PATCH(OWNER, erin_in_team, lambda w: {"role": "editor"}),),
     "api:member_remove": (DELETE(OWNER, erin_in_team),),
     "api:team_leave": (POST(VIEWER, team_id),),

@@ -465,7 +465,7 @@ def test_api_owner_only_actions_are_403_for_members_and_404_for_strangers(api, t
     calls = [
         ("patch", f"/api/teams/{team.pk}", {"name": "X"}),
         ("delete", f"/api/teams/{team.pk}", None),
-        ("post", f"/api/teams/{team.pk}/members", {"user": "dave"}),
+        ("post", f"/api/teams/{team.pk}/invites", {"user": "dave"}),
         ("patch", f"/api/teams/{team.pk}/members/{carol.pk}", {"role": "owner"}),
         ("delete", f"/api/teams/{team.pk}/members/{carol.pk}", None),
         ("get", f"/api/teams/{team.pk}/invites", None),
@@ -483,10 +483,10 @@ def test_api_owner_only_actions_are_403_for_members_and_404_for_strangers(api, t
 
 
 def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
-    invited = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave", "role": "viewer"})
+    invited = api("alice").post(f"/api/teams/{team.pk}/invites", {"user": "dave", "role": "viewer"})
     assert invited.status_code == 201
     assert invited.json()["user"] == "dave"
-    assert "token" not in invited.json()
+    assert invited.json()["token"] is None  # a link's, and this is no link
     assert role_of(team, dave) is None
 
     mine = api("dave").get("/api/teams/invitations").json()["items"]
@@ -498,6 +498,18 @@ def test_api_members_join_by_invitation_and_roles_change(api, team, dave):
     assert changed.json()["role"] == "editor"
     assert api("alice").delete(f"/api/teams/{team.pk}/members/{dave.pk}").status_code == 204
     assert role_of(team, dave) is None
+
+
+def test_api_invitations_are_made_under_invites_not_members(api, team):
+    # POST .../members answered with an invitation, not a member: a client following
+    # /members/{id} with the answer's id reached nobody. It is gone, as the schema says.
+    response = api("alice").post(f"/api/teams/{team.pk}/members", {"user": "dave"})
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert not Invite.objects.exists()
+    paths = api("alice").get("/api/openapi.json").json()["paths"]
+    assert set(paths["/api/teams/{team_id}/members"]) == {"get"}
+    assert "post" in paths["/api/teams/{team_id}/invites"]
 
 
 def test_api_declined_invitations_are_gone(api, team, dave):

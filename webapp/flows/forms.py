@@ -367,6 +367,8 @@ def _read_rows(data: QueryDict, spec: Spec) -> Any:
 KINDS: dict[str, FieldKind] = {
     "text": FieldKind("text", _fill_text, _read_text),
     "code": FieldKind("text", _fill_code, _read_text),
+    # Program text (a code node's Python): a monospaced box, whitespace kept as typed.
+    "source": FieldKind("source", _fill_text, _read_text),
     "template": FieldKind("template", _fill_text, _read_text),
     "select": FieldKind("select", _fill_select, _read_choice),
     "tristate": FieldKind("select", _fill_tristate, _read_tristate),

@@ -52,11 +52,6 @@ class RoleIn(BodyIn):
     role: RoleName
 
 
-class MemberIn(BodyIn):
-    user: str = Field(description="The username or e-mail of an existing user.")
-    role: RoleName = "editor"
-
-
 class InviteIn(BodyIn):
     user: str | None = Field(
         None, description="Invite this user (username or e-mail); without it, make a link."
@@ -223,17 +218,6 @@ def member_list(request: HttpRequest, team_id: Id, page: Query[PageQuery]) -> An
     """The team's members and their roles."""
     member = services.team_for(request.auth, team_id)
     return paginate(request, list(services.members(member.team)), page, member_out)
-
-
-@router.post("/{team_id}/members", response={201: InviteOut, **responses(400, 403, 404)})
-def member_add(request: HttpRequest, team_id: Id, payload: MemberIn) -> Any:
-    """Invite an existing user: they join when they accept (``/invitations/{id}/accept``)."""
-    member = services.team_for(request.auth, team_id, Role.OWNER)
-    try:
-        invite = services.invite_user(member.team, request.auth, payload.user, payload.role)
-    except services.TeamError as exc:
-        raise refused(exc) from None
-    return Status(201, invite_out(invite))
 
 
 @router.patch(
