@@ -20,7 +20,9 @@ def item(page: Page, index: int):
 def test_a_maps_items_are_listed_live_and_in_replay(page: Page, server: Server) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    username, _, url = create_flow(server, map_document())
+    # Slow enough that the first item still runs when the run page has opened on a busy
+    # machine: about 1 s a word.
+    username, _, url = create_flow(server, map_document(chunk_delay=1.0))
     log_in(page, server, username)
     page.goto(url)
     run_id = start_run(page)

@@ -429,8 +429,10 @@ def test_form_values_are_json_or_text(page, errors):
     assert values == [42, "hello", None, None, "42", {"a": [1]}, None, "[1,"]
 
 
-def map_document() -> dict:
-    """A map over two words whose items stream slowly, each also given a shared `tone`."""
+def map_document(chunk_delay: float = 0.3) -> dict:
+    """A map over two words whose items stream slowly (`chunk_delay` seconds between their
+    words), each also given a shared `tone`."""
+    pace = f"#fake:chunk_delay={chunk_delay}"
 
     def at(x: int) -> dict:
         return {"x": x, "y": 120}
@@ -443,7 +445,7 @@ def map_document() -> dict:
             {
                 "id": "call",
                 "type": "llm",
-                "config": {"prompt": "{{ tone }} {{ item }} #fake:chunk_delay=0.3"},
+                "config": {"prompt": "{{ tone }} {{ item }} " + pace},
                 "position": at(250),
             },
             {"id": "r", "type": "output", "config": {"name": "r"}, "position": at(500)},

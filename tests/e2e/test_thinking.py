@@ -3,6 +3,8 @@ inspector folds the thinking away, apart from the answer, until it is opened."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -42,7 +44,9 @@ def test_a_thinking_node_says_so_and_the_inspector_keeps_its_thinking_apart(
     expect(page.get_by_test_id("outputs")).to_contain_text(
         "fake reply: Think about tiny queues slowly."
     )
-    [sent] = model_server.message_requests
+    # The fake server is shared by the worker's browser tests: this test's call is the one
+    # about tiny queues.
+    [sent] = [r for r in model_server.message_requests if "tiny queues" in json.dumps(r)]
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
     step(page, "write").locator("button.step").click()
