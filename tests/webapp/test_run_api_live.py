@@ -69,6 +69,8 @@ class Live:
     quick: int
     hook_path: str
     hook_secret: str
+    tight_path: str  # a hook that takes 2 deliveries a minute
+    tight_secret: str
 
     def start(self, flow: int, body: dict, **headers: str) -> httpx.Response:
         return self.client.post(f"/api/flows/{flow}/runs", json=body, headers=headers)
@@ -98,18 +100,20 @@ def live(tmp_path_factory: pytest.TempPathFactory, django_db_blocker) -> Iterato
         slow = services.create(alice, "Slow", slow_flow())
         quick = services.create(alice, "Quick", quick_flow("Hello"))
         hook = webhooks.create(quick, alice, "test")
+        tight = webhooks.create(quick, alice, "tight", per_minute=2)
         return {
             "token": ApiToken.issue(alice, "t")[1],
             "slow": slow.pk,
             "quick": quick.pk,
             "hook": (f"/hooks/{hook.token}", hook.secret),
+            "tight": (f"/hooks/{tight.token}", tight.secret),
         }
 
     ids = server.orm(world)
     server.start()
     headers = {"Authorization": f"Bearer {ids['token']}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30, trust_env=False) as c:
-        yield Live(server, c, ids["slow"], ids["quick"], *ids["hook"])
+        yield Live(server, c, ids["slow"], ids["quick"], *ids["hook"], *ids["tight"])
     server.stop()
     assert "Traceback" not in server.process.log(), server.process.log()
 
@@ -283,17 +287,7 @@ def test_a_last_event_id_that_is_not_a_seq_is_a_400(live):
 
 def test_a_signed_delivery_with_wait_answers_with_the_runs_outputs(live):
     body = json.dumps({"who": "Hook", "unrelated": [1, 2]}).encode()
-    ts = int(time.time())
-    answer = live.client.post(
-        live.hook_path + "?wait=30",
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Switchyard-Timestamp": str(ts),
-            "X-Switchyard-Signature": webhooks.signature(live.hook_secret, ts, body),
-            "Authorization": "",
-        },
-    )
+    answer = deliver(live, live.hook_path + "?wait=30", live.hook_secret, body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"] == {"greeting": "Hello Hook"}
     assert live.run(answer.json()["id"])["trigger"] == "webhook"
@@ -311,3 +305,42 @@ def test_a_delivery_over_the_cap_gets_413_before_its_body_is_sent(live):
         head = conn.recv(65536)
     assert head.startswith(b"HTTP/1.1 413"), head[:200]
     assert b"body_too_large" in head or b"problem+json" in head
+
+
+def deliver(
+    live: Live, path: str, secret: str, body: bytes, ts: int | None = None
+) -> httpx.Response:
+    ts = int(time.time()) if ts is None else ts
+    return live.client.post(
+        path,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Switchyard-Timestamp": str(ts),
+            "X-Switchyard-Signature": webhooks.signature(secret, ts, body),
+            "Authorization": "",
+        },
+    )
+
+
+def quick_runs(live: Live) -> int:
+    return live.client.get("/api/runs", params={"flow": live.quick}).json()["count"]
+
+
+def test_bad_signatures_and_replays_are_401_and_start_nothing(live):
+    before = quick_runs(live)
+    body = b'{"who": "Eve"}'
+    wrong_secret = deliver(live, live.hook_path, "whsec_guess", body)
+    replayed = deliver(live, live.hook_path, live.hook_secret, body, ts=int(time.time()) - 600)
+    unsigned = live.client.post(live.hook_path, content=body, headers={"Authorization": ""})
+    assert [a.status_code for a in (wrong_secret, replayed, unsigned)] == [401, 401, 401]
+    assert wrong_secret.headers["content-type"] == "application/problem+json"
+    assert quick_runs(live) == before
+
+
+def test_past_a_hooks_rate_the_answer_is_429_with_retry_after(live):
+    answers = [
+        deliver(live, live.tight_path, live.tight_secret, b'{"who": "Ada"}') for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
