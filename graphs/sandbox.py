@@ -233,7 +233,8 @@ class SandboxPool(Fleet):
         try:
             spare = await self._spawn()
         except (SandboxError, OSError):
-            log.warning("could not start a spare sandbox worker", exc_info=True)
+            if not self.closed:  # closing kills a worker still starting: nothing to say
+                log.warning("could not start a spare sandbox worker", exc_info=True)
             return
         if self.closed:
             await self._end(spare)
