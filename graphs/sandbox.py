@@ -20,8 +20,10 @@ node's, is added. The budget counts from when the job is handed to a worker, not
 waits for one; cancelling the caller (a node's ``timeout_s``, a cancelled run) kills the
 worker, because the only way to stop the job is to stop the process.
 
-Workers end with their loop: the pool keeps a task that ``asyncio.run`` (and any runner
-that cancels what is left when it finishes) cancels, which kills them and waits for them.
+Workers are started, watched and ended by ``graphs.workers`` (shared with the ``code``
+node's sandbox), and end with their loop: the pool keeps a task that ``asyncio.run`` (and
+any runner that cancels what is left when it finishes) cancels, which kills them and waits
+for them, a worker still starting included.
 A worker whose parent dies sees its stdin close, or notices it has a new parent, and exits.
 
 >>> import asyncio
@@ -35,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import subprocess
 import sys
 import threading
 import weakref
@@ -43,15 +46,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from graphs.workers import (
+    Fleet,
+    SandboxCrashed,
+    SandboxError,
+    SandboxJobFailed,
+    SandboxMemoryError,
+    SandboxTimeout,
+    Worker,
+    encode,
+)
 
-# The first line a worker writes (graphs.sandbox_worker): it has started and imported its tasks.
-READY = b'{"ready": true}\n'
+log = logging.getLogger(__name__)
 
 # The directory holding the `graphs` package: the worker runs with it as its cwd.
 _ROOT = str(Path(__file__).resolve().parents[1])
-# Starting a worker is not part of any job's budget, but a machine can be slow to fork.
-STARTUP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,35 +76,6 @@ class SandboxSettings:
     timeout_s: float = 2.0
     memory_mib: int = 256
     max_reply_bytes: int = 64 * 1024 * 1024
-
-
-class SandboxError(Exception):
-    """A job gave no result; the message says why, worded to follow what the job is
-    ("template exceeded 2 s")."""
-
-
-class SandboxTimeout(SandboxError):
-    def __init__(self, seconds: float):
-        super().__init__(f"exceeded {seconds:g} s")
-        self.seconds = seconds
-
-
-class SandboxMemoryError(SandboxError):
-    def __init__(self, memory_mib: int):
-        super().__init__(f"exceeded the {memory_mib} MiB memory limit")
-        self.memory_mib = memory_mib
-
-
-class SandboxCrashed(SandboxError):
-    """The worker died during the job (a crash in C code, or the kernel killed it)."""
-
-
-class SandboxJobFailed(SandboxError):
-    """The job raised an exception: ``kind`` is its class name, the message its text."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 async def run(
@@ -129,43 +109,20 @@ def pool(settings: SandboxSettings) -> SandboxPool:
         return found
 
 
-class _Worker:
-    __slots__ = ("proc",)
-
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
-
-    async def ask(self, request: bytes) -> bytes:
-        stdin, stdout = self.proc.stdin, self.proc.stdout
-        assert stdin is not None and stdout is not None
-        stdin.write(request)
-        await stdin.drain()
-        return await stdout.readline()
-
-    def kill(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-
-
-class SandboxPool:
+class SandboxPool(Fleet):
     """The workers of one event loop; make it with ``pool()``, which keeps one per loop."""
 
     def __init__(self, settings: SandboxSettings):
+        super().__init__(settings.max_reply_bytes)
         self.settings = settings
-        self.closed = False
         self._slots = asyncio.Semaphore(settings.workers)
-        self._idle: list[_Worker] = []
-        self._live: set[_Worker] = set()  # started and not retired: idle, busy or starting
-        self._dying: set[_Worker] = set()  # killed, not yet reaped
-        self._chores: set[asyncio.Task[None]] = set()
-        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        self._idle: list[Worker] = []
 
     async def run(
         self, task: str, args: Mapping[str, Any], *, timeout_s: float | None = None
     ) -> Any:
         budget = self.settings.timeout_s if timeout_s is None else timeout_s
-        request = _encode({"task": task, "args": args})
+        request = encode({"task": task, "args": args})
         async with self._slots:
             worker, waited = self._take_idle(), False
             if worker is not None:
@@ -182,15 +139,15 @@ class SandboxPool:
             except _DiedIdle as died:
                 raise SandboxCrashed(died.notice) from None
 
-    def _take_idle(self) -> _Worker | None:
+    def _take_idle(self) -> Worker | None:
         while self._idle:
             worker = self._idle.pop()
-            if worker.proc.returncode is None:
+            if worker.returncode is None:
                 return worker
             self._retire(worker)
         return None
 
-    async def _job(self, worker: _Worker, request: bytes, budget: float) -> Any:
+    async def _job(self, worker: Worker, request: bytes, budget: float) -> Any:
         reusable = False
         began = asyncio.get_running_loop().time()
         try:
@@ -214,7 +171,7 @@ class SandboxPool:
         finally:
             # Anything else (cancelled, timed out, crashed) leaves the worker in an
             # unknown state: mid-job, or holding memory the failed job left behind.
-            if reusable and not self.closed and len(self._live) <= self.settings.workers:
+            if reusable and not self.closed and len(self._serving) <= self.settings.workers:
                 self._idle.append(worker)
             else:
                 self._retire(worker, replace=not reusable)
@@ -226,27 +183,27 @@ class SandboxPool:
             raise SandboxMemoryError(self.settings.memory_mib)
         raise SandboxJobFailed(str(reply.get("type", "Error")), str(reply.get("message", "")))
 
-    async def _death_notice(self, worker: _Worker) -> str:
+    async def _death_notice(self, worker: Worker) -> str:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.proc.wait(), 1.0)
-        code = worker.proc.returncode
+            await asyncio.wait_for(asyncio.shield(worker.gone), 1.0)
+        code = worker.returncode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         return (
             f"stopped its sandbox worker ({how}); it may have exceeded the "
             f"{self.settings.memory_mib} MiB memory limit"
         )
 
-    async def _spawn(self) -> _Worker:
-        if self.closed:
-            raise SandboxError("could not run: the sandbox is shut down")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-s",  # no user site-packages: the worker sees the environment's packages only
-            "-m",
-            "graphs.sandbox_worker",
-            str(self.settings.memory_mib),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+    def _popen(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 (our own argv, no shell)
+            [
+                sys.executable,
+                "-s",  # no user site-packages: the worker sees the environment's packages only
+                "-m",
+                "graphs.sandbox_worker",
+                str(self.settings.memory_mib),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             cwd=_ROOT,
             # Nothing of the server's environment (keys, database URLs) reaches user code.
             # One malloc arena: each extra one reserves address space the limit counts.
@@ -254,80 +211,44 @@ class SandboxPool:
             # Its own session: a Ctrl-C at the terminal is for the parent, which stops
             # the workers itself.
             start_new_session=True,
-            limit=self.settings.max_reply_bytes,
         )
-        worker = _Worker(proc)
-        self._live.add(worker)
-        try:
-            assert proc.stdout is not None
-            async with asyncio.timeout(STARTUP_TIMEOUT_S):
-                hello = await proc.stdout.readline()
-            if hello != READY:
-                raise SandboxError("could not run: a sandbox worker failed to start")
-        except BaseException:
-            self._retire(worker, replace=False)
-            raise
-        return worker
 
-    def _retire(self, worker: _Worker, *, replace: bool = True) -> None:
+    @property
+    def _serving(self) -> list[Worker]:
+        """Started and not retired: idle, busy or starting."""
+        return [worker for worker in self._live if not worker.killed]
+
+    def _retire(self, worker: Worker, *, replace: bool = True) -> None:
         worker.kill()
-        self._live.discard(worker)
-        if self.closed:  # the loop is ending: no task started now would be waited for
+        if self.closed:  # close() ends it
             return
-        self._dying.add(worker)
-        chore = asyncio.get_running_loop().create_task(self._reap(worker, replace))
-        self._chores.add(chore)
-        chore.add_done_callback(self._chores.discard)
+        self._chore(self._reap(worker, replace))
 
-    async def _reap(self, worker: _Worker, replace: bool) -> None:
-        # Bounded like every other wait here: a loop that is ending must never wait on a
-        # child exit it may not hear of.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.proc.wait(), 5.0)
-        self._dying.discard(worker)
+    async def _reap(self, worker: Worker, replace: bool) -> None:
+        await self._end(worker)
         # A replacement waits ready for the next job, so only the job that broke a worker
         # pays for starting one.
-        if not replace or self.closed or len(self._live) >= self.settings.workers:
+        if not replace or self.closed or len(self._serving) >= self.settings.workers:
             return
         try:
             spare = await self._spawn()
         except (SandboxError, OSError):
-            log.warning("could not start a spare sandbox worker", exc_info=True)
+            if not self.closed:  # closing kills a worker still starting: nothing to say
+                log.warning("could not start a spare sandbox worker", exc_info=True)
             return
-        self._idle.append(spare)
-
-    async def _keep(self) -> None:
-        """Live as long as the loop runs; when it is cancelled at the end, end the workers."""
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            await self.close()
+        if self.closed:
+            await self._end(spare)
+        else:
+            self._idle.append(spare)
 
     async def close(self) -> None:
-        """Kill every worker and wait for them to exit."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._keeper is not asyncio.current_task():
-            self._keeper.cancel()
-        for chore in list(self._chores):
-            chore.cancel()
-        workers = [*self._live, *self._dying]
-        self._live.clear()
-        self._dying.clear()
         self._idle.clear()
-        for worker in workers:
-            worker.kill()
-        # Waiting lets the loop see each exit: a process that outlives its loop leaves a
-        # transport that can no longer close and a warning from the child watcher.
-        for worker in workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.proc.wait(), 5.0)
+        await super().close()
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
-        return [worker.proc.pid for worker in self._live]
+        return [worker.pid for worker in self._serving]
 
 
 class _DiedIdle(Exception):
@@ -341,11 +262,3 @@ class _DiedIdle(Exception):
 def _instant(began: float) -> bool:
     # No job fails its worker this fast: it must have been dead before it was handed one.
     return asyncio.get_running_loop().time() - began < 0.05
-
-
-def _encode(message: Mapping[str, Any]) -> bytes:
-    try:
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise SandboxError(f"values must be JSON to cross into the sandbox: {exc}") from None
-    return text.encode("utf-8", "surrogatepass") + b"\n"

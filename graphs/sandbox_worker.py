@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-# The handshake line is the parent's (graphs.sandbox): the template task imports it anyway.
-from graphs.sandbox import READY
+# The handshake line is the parent's (graphs.workers): the template task imports it anyway.
+from graphs.workers import READY
 
 
 def _render_template(args: dict[str, Any]) -> str:

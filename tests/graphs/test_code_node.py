@@ -22,6 +22,7 @@ from graphs.codebox import CodeSettings
 from graphs.nodes import NODE_TYPES
 from graphs.sandbox import SandboxError
 from tests.graphs.support import finished, flow, node, run
+from tests.support.shutdown import ends_cleanly
 
 ROOT = Path(__file__).parents[2]
 # Budgets generous enough for a loaded machine; the CPU limit ends a busy loop first.
@@ -320,12 +321,4 @@ def test_a_loop_that_ends_while_a_spare_starts_leaves_no_process_or_pipe_behind(
     # The job's process dies with its PID namespace just after bwrap exits, and only then
     # closes its stdout: the pool waits for both, so no transport outlives its loop
     # ("Event loop is closed" from its __del__ on stderr, once in a few runs before).
-    done = subprocess.run(
-        [sys.executable, "-W", "always::ResourceWarning", "-c", ENDS_WHILE_A_SPARE_STARTS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert (done.returncode, done.stderr, done.stdout) == (0, "", "ok\n")
+    assert ends_cleanly(ENDS_WHILE_A_SPARE_STARTS) == (0, "", "ok\n")

@@ -20,6 +20,7 @@ from graphs import sandbox, templating, validate
 from graphs.document import load
 from graphs.sandbox import SandboxSettings
 from tests.graphs.support import compiled, flow, node, of_type
+from tests.support.shutdown import ends_cleanly
 from tests.support.wait import wait_for_async
 
 ROOT = Path(__file__).parents[2]
@@ -291,3 +292,44 @@ async def test_a_worker_that_dies_mid_job_fails_the_render_and_is_replaced():
         "it may have exceeded the 256 MiB memory limit"
     )
     assert await templating.render_async(LOOP, {"q": "ok"}, slow) == "[o][k]"
+
+
+# A loop that ends at any moment ------------------------------------------------------
+
+ENDS_WHILE_A_WORKER_STARTS = """
+import asyncio, os
+from graphs import sandbox
+
+SETTINGS = sandbox.SandboxSettings(workers=1, timeout_s=0.2)
+RUNAWAY = "{% for a in q %}{% for b in q %}{% endfor %}{% endfor %}"
+
+async def first_worker_starting(delay):
+    # The job is cancelled with the loop while its worker starts (or just after).
+    asyncio.get_running_loop().create_task(sandbox.run("echo", {"a": 1}, SETTINGS))
+    await asyncio.sleep(delay)
+
+async def replacement_starting():
+    # The runaway job's worker is killed at its budget and a replacement starts in the
+    # background: the loop ends while it starts.
+    args = {"source": RUNAWAY, "values": {"q": "x" * 10_000}}
+    try:
+        await sandbox.run("template", args, SETTINGS)
+    except sandbox.SandboxTimeout:
+        return
+    raise AssertionError("the runaway render finished")
+
+for delay in (0, 0.001, 0.005, 0.02, 0.05, 0.1):
+    asyncio.run(first_worker_starting(delay))
+for _ in range(3):
+    asyncio.run(replacement_starting())
+try:
+    os.waitpid(-1, os.WNOHANG)  # returns for a child still running or not yet reaped
+except ChildProcessError:
+    print("ok")
+"""
+
+
+def test_a_loop_that_ends_while_a_worker_starts_leaves_no_process_or_pipe_behind():
+    # On Python 3.11 a task cancelled while asyncio connected a new process's pipes waited
+    # forever, and with it the loop's shutdown (300 s at a test's teardown under load).
+    assert ends_cleanly(ENDS_WHILE_A_WORKER_STARTS) == (0, "", "ok\n")
