@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -182,7 +183,7 @@ class _StdoutProtocol(asyncio.StreamReaderProtocol):
         self.worker.stdout_ended()
 
 
-class Fleet:
+class Fleet(ABC):
     """The worker processes of one pool on one event loop, ended with the loop.
 
     A subclass says how a worker starts (``_popen``, which must start it in a session of
@@ -200,8 +201,9 @@ class Fleet:
         self._chores: set[asyncio.Task[None]] = set()
         self._keeper = asyncio.get_running_loop().create_task(self._keep())
 
+    @abstractmethod
     def _popen(self) -> subprocess.Popen[bytes]:
-        raise NotImplementedError
+        """Start one worker (in a session of its own, stdin and stdout piped)."""
 
     async def _spawn(self) -> Worker:
         """A started worker that has said it is ready."""
