@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from graphs.errors import FlowInvalid
 from webapp.chat.models import ChatLink, ChatMessage, Conversation
+from webapp.core.ratelimit import Refused, seconds_to_wait
 from webapp.execution.plans import compiled_version
 from webapp.flows.access import can_edit_flow
 from webapp.flows.models import Flow, FlowVersion
@@ -53,12 +54,8 @@ ORIGIN = re.compile(
 FAILED_REPLY = "(no reply: the run failed)"
 
 
-class ChatRefused(Exception):
-    """A turn that starts nothing: ``status`` and ``code`` are the answer's."""
-
-    def __init__(self, status: int, code: str, detail: str, retry_after: int | None = None):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.retry_after = status, code, detail, retry_after
+class ChatRefused(Refused):
+    """A turn that starts nothing."""
 
 
 @dataclass(frozen=True)
@@ -322,11 +319,9 @@ def take_slot(link: ChatLink, visitor: str) -> None:
 
 def _limit(recent: QuerySet[ChatMessage], per_minute: int, words: str) -> None:
     times = list(recent.order_by("created").values_list("created", flat=True))
-    if len(times) >= per_minute:
-        wait = 60 - (timezone.now() - times[-per_minute]).total_seconds()
-        raise ChatRefused(
-            429, "rate_limited", words.format(per_minute), retry_after=max(1, int(wait) + 1)
-        )
+    wait = seconds_to_wait(times, per_minute, timezone.now())
+    if wait is not None:
+        raise ChatRefused(429, "rate_limited", words.format(per_minute), retry_after=wait)
 
 
 def link_turn(link: ChatLink, visitor: str, conversation_id: Any, text: str) -> ChatMessage:

@@ -34,6 +34,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.core.ratelimit import Refused, seconds_to_wait
 from webapp.execution.plans import compiled_version
 from webapp.flows.models import Flow, Webhook, WebhookDelivery
 from webapp.runs.services import version_for_outside
@@ -46,12 +47,8 @@ MAX_PER_MINUTE = 10_000
 INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
-class HookRefused(Exception):
-    """A delivery that starts nothing: ``status`` and ``code`` are the answer's."""
-
-    def __init__(self, status: int, code: str, detail: str, retry_after: int | None = None):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.retry_after = status, code, detail, retry_after
+class HookRefused(Refused):
+    """A delivery that starts nothing."""
 
 
 def new_secret() -> str:
@@ -156,14 +153,13 @@ def take_slot(hook: Webhook) -> None:
         .order_by("at")
         .values_list("at", flat=True)
     )
-    if len(recent) >= hook.per_minute:
-        oldest = recent[-hook.per_minute]
-        wait = 60 - (timezone.now() - oldest).total_seconds()
+    wait = seconds_to_wait(recent, hook.per_minute, timezone.now())
+    if wait is not None:
         raise HookRefused(
             429,
             "rate_limited",
             f"this hook takes {hook.per_minute} deliveries a minute",
-            retry_after=max(1, int(wait) + 1),
+            retry_after=wait,
         )
 
 
