@@ -79,11 +79,28 @@ def add_node(page: Page, node_type: str, at: tuple[float, float], node_id: str) 
 
 
 def connect(page: Page, source: str, out_port: str, target: str, in_port: str) -> None:
-    drag(
-        page,
-        centre(page, f'[data-cell-id="{source}"] [port="out:{out_port}"]'),
-        centre(page, f'[data-cell-id="{target}"] [port="in:{in_port}"]'),
+    """Drag a wire from a port to a port, once both have stopped moving.
+
+    A node whose ports just changed is re-laid out by X6 on a later frame; on a loaded
+    machine a drag aimed at the old position misses the port.
+    """
+    start = f'[data-cell-id="{source}"] [port="out:{out_port}"]'
+    end = f'[data-cell-id="{target}"] [port="in:{in_port}"]'
+    page.wait_for_function(
+        """(selectors) => new Promise((done) => {
+            const boxes = () => selectors.map((s) => {
+                const r = document.querySelector(s)?.getBoundingClientRect();
+                return r ? `${r.x},${r.y},${r.width}` : null;
+            });
+            const before = boxes();
+            requestAnimationFrame(() => requestAnimationFrame(() => {
+                const after = boxes();
+                done(before.every((b, i) => b !== null && b === after[i]));
+            }));
+        })""",
+        arg=[start, end],
     )
+    drag(page, centre(page, start), centre(page, end))
 
 
 def doc(page: Page) -> dict:
