@@ -54,6 +54,68 @@ def validate(graph: nx.MultiDiGraph, services: Services) -> list[Problem]:
     return check(graph, services)[1]
 
 
+# The one seam between "not a flow document" and "a flow that cannot run yet".
+#
+# Malformed: what no editor could have meant and a save refuses, storing nothing: the
+# document's shape and size caps (``graphs.document.load``), an unknown node type, a
+# config value of the wrong type, an unknown config key, an identifier outside its
+# character set, a value over its length cap. Everything else (a required field left
+# empty, a port not wired yet, a cycle, a bad template) is a *problem*: unfinished work,
+# saved and listed on its version, and a reason not to run or publish it.
+MALFORMED_CONFIG_ERRORS = frozenset(
+    {
+        "extra_forbidden",
+        "string_pattern_mismatch",
+        "string_too_long",
+        "too_long",
+        "literal_error",
+        "enum",
+        "union_tag_invalid",
+        "union_tag_not_found",
+        "model_attributes_type",
+        "is_instance_of",
+    }
+)
+
+
+def is_malformed_config_error(error: Mapping[str, Any]) -> bool:
+    """Whether one pydantic error of a node config makes the document malformed."""
+    kind = str(error["type"])
+    if kind == "string_pattern_mismatch" and error.get("input") == "":
+        return False  # left empty, not mistyped: a required field to fill in
+    return kind in MALFORMED_CONFIG_ERRORS or kind.endswith("_type") or kind.endswith("_parsing")
+
+
+def malformed(graph: nx.MultiDiGraph, services: Services) -> list[Problem]:
+    """What makes a loaded document not well-formed (see above); [] when it is.
+
+    >>> from graphs.document import load
+    >>> from graphs.settings import default_services
+    >>> G = load({"graph": {"name": "m"}, "nodes": [
+    ...     {"id": "a", "type": "nope"},
+    ...     {"id": "b", "type": "input", "config": {"name": "has space"}},
+    ...     {"id": "c", "type": "llm", "config": {"prompt": ""}}], "edges": []})
+    >>> [p.node for p in malformed(G, default_services())]
+    ['a', 'b']
+    """
+    found: list[Problem] = []
+    for node_id, data in graph.nodes(data=True):
+        type_name = data.get("type")
+        node_type = services.registry.get(type_name) if isinstance(type_name, str) else None
+        if node_type is None:
+            found += _check_node(node_id, data, services)[1]
+            continue
+        try:
+            node_type.Config.model_validate(data.get("config") or {})
+        except ValidationError as exc:
+            errors = exc.errors()
+            # The node's every config error, once one makes the document malformed: the
+            # refusal then lists all that is wrong with it.
+            if any(is_malformed_config_error(err) for err in errors):
+                found += [Problem(config_message(err), node=node_id) for err in errors]
+    return found
+
+
 def check(
     graph: nx.MultiDiGraph, services: Services
 ) -> tuple[dict[str, CheckedNode], list[Problem]]:
@@ -160,8 +222,33 @@ def config_message(error: Mapping[str, Any]) -> str:
         return f"unknown config key {where!r}"
     if error["type"] == "missing":
         return f"config.{where} is required"
+    if error["type"] == "string_pattern_mismatch" and error.get("input") == "":
+        return f"config.{where} is required"
+    if error["type"] == "string_pattern_mismatch":
+        return f"config.{where}: {plain_pattern(error.get('ctx', {}).get('pattern', ''))}"
     message = error["msg"].removeprefix("Value error, ")
     return f"config.{where}: {message}" if where else f"config: {message}"
+
+
+# Patterns of the configs' identifiers, in words (what a form shows under the field).
+_PATTERN_WORDS = {
+    r"^[A-Za-z_][A-Za-z0-9_]*$": (
+        "use only letters (A-Z, a-z), digits (0-9) and _, not starting with a digit"
+    ),
+    r"^[A-Za-z0-9][A-Za-z0-9_-]{0,58}$": (
+        "use only letters, digits, _ and -, starting with a letter or digit (at most 59)"
+    ),
+}
+
+
+def plain_pattern(pattern: str) -> str:
+    """What a value must look like, in words, for a config field's ``pattern``.
+
+    >>> plain_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")
+    'use only letters (A-Z, a-z), digits (0-9) and _, not starting with a digit'
+    """
+    default = f"has characters it does not allow (it must match {pattern})"
+    return _PATTERN_WORDS.get(pattern, default)
 
 
 def _check_edges(graph: nx.MultiDiGraph, checked: dict[str, CheckedNode]) -> list[Problem]:

@@ -28,6 +28,9 @@ SYSTEM = Field(default=None, max_length=1_000_000, json_schema_extra={"widget": 
 MODEL_RETRIES = Field(default=2, ge=0, le=10, description=RETRIES_HELP)
 
 
+PROMPT_REQUIRED = "the prompt is required: write what to ask the model"
+
+
 class LLMConfig(CommonConfig):
     prompt: str = PROMPT
     system: str | None = SYSTEM
@@ -64,8 +67,12 @@ class LLMNode(NodeType):
         return modelcall.output_ports(config)
 
     def problems(self, config: LLMConfig, services: Services | None) -> list[FieldProblem]:
+        # A new node starts with an empty prompt so that it can be saved unfinished; it
+        # must not run that way (the model would be asked nothing).
+        empty = [FieldProblem("prompt", PROMPT_REQUIRED)] if not config.prompt.strip() else []
         return (
-            modelcall.schema_problems(config)
+            empty
+            + modelcall.schema_problems(config)
             + modelcall.sampling_problems(config)
             + modelcall.thinking_problems(config, config.max_tokens)
         )

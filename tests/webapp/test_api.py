@@ -67,7 +67,11 @@ def bad_documents() -> dict[str, tuple[dict | list, str]]:
     }
 
 
-BAD = bad_documents()
+ALL_BAD = bad_documents()
+# Well-formed but unfinished: saved, with its problems on the version.
+UNFINISHED = {name: ALL_BAD[name] for name in ("unguarded cycle", "sandbox escape")}
+# Not well-formed: refused, nothing stored.
+BAD = {name: case for name, case in ALL_BAD.items() if name not in UNFINISHED}
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +169,7 @@ def test_save_adds_a_version_and_may_rename(api, echo):
         f"/api/flows/{echo.pk}", {"graph": example("chain"), "base_version": 1, "name": "Chain"}
     )
     assert response.status_code == 200
-    assert response.json() == {"version": 2, "warnings": []}
+    assert response.json() == {"version": 2, "problems": [], "warnings": []}
     echo.refresh_from_db()
     assert echo.version == 2 and echo.name == "Chain"
     assert list(echo.versions.values_list("number", flat=True)) == [2, 1]
@@ -174,7 +178,11 @@ def test_save_adds_a_version_and_may_rename(api, echo):
 def test_of_two_saves_from_the_same_base_one_wins_and_one_gets_409(api, echo):
     first = api.put(f"/api/flows/{echo.pk}", {"graph": ECHO, "base_version": 1})
     second = api.put(f"/api/flows/{echo.pk}", {"graph": example("chain"), "base_version": 1})
-    assert first.status_code == 200 and first.json() == {"version": 2, "warnings": []}
+    assert first.status_code == 200 and first.json() == {
+        "version": 2,
+        "problems": [],
+        "warnings": [],
+    }
     assert second.status_code == 409
     assert second.json()["current_version"] == 2
     assert "the flow is now at version 2" in second.json()["detail"]
@@ -372,7 +380,11 @@ def test_session_writes_need_the_csrf_token(alice, echo, settings):
     accepted = client.put(
         f"/api/flows/{echo.pk}", body, content_type=JSON, headers={"X-CSRFToken": token}
     )
-    assert accepted.status_code == 200 and accepted.json() == {"version": 2, "warnings": []}
+    assert accepted.status_code == 200 and accepted.json() == {
+        "version": 2,
+        "problems": [],
+        "warnings": [],
+    }
 
 
 def test_bearer_requests_need_no_csrf_token(alice_token):

@@ -113,9 +113,8 @@ def test_the_check_needs_a_signed_in_user(client):
 
 def test_a_refused_save_is_still_a_problem_document(api, flow):
     graph = copy.deepcopy(two_entry_loop())
-    graph["edges"].append(
-        {"source": "gen", "target": "out", "source_port": "nope", "target_port": "value"}
-    )
+    # Not well-formed (an unknown node type): refused, where unfinished work is saved.
+    graph["nodes"].append({"id": "ghost", "type": "no_such_type"})
     response = api("alice").put(f"/api/flows/{flow.pk}", {"graph": graph, "base_version": 1})
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json")
@@ -136,7 +135,7 @@ def test_restoring_or_importing_a_version_answers_its_warnings(api, flow):
     fixed = two_entry_loop()
     fixed["edges"][3]["initial"] = ""
     saved = api("alice").put(f"/api/flows/{flow.pk}", {"graph": fixed, "base_version": 1})
-    assert saved.json() == {"version": 2, "warnings": []}
+    assert saved.json() == {"version": 2, "problems": [], "warnings": []}
     restored = api("bob").post(f"/api/flows/{flow.pk}/versions/1/restore", {"base_version": 2})
     assert restored.status_code == 201
     assert [w["node"] for w in restored.json()["warnings"]] == ["gen"]

@@ -35,24 +35,28 @@ def offline(monkeypatch):
     plans.engine_services.cache_clear()
 
 
-def test_a_broken_condition_is_refused_naming_node_rule_and_route(client, alice_token):
+def test_a_broken_condition_is_saved_as_a_problem_and_refused_a_run(client, alice_token):
     doc = evaluate()
     gate = next(n for n in doc["nodes"] if n["id"] == "gate")
     gate["config"]["conditions"][0]["expression"] = "verdict =="
+    headers = {"Authorization": f"Bearer {alice_token}"}
     response = client.post(
-        "/api/flows",
-        {"name": "broken", "graph": doc},
-        content_type=JSON,
-        headers={"Authorization": f"Bearer {alice_token}"},
+        "/api/flows", {"name": "broken", "graph": doc}, content_type=JSON, headers=headers
     )
-    assert response.status_code == 400
-    assert [(p["node"], p["text"]) for p in response.json()["problems"]] == [
+    # Unfinished work is kept; the problem names the node, the rule and the route.
+    assert response.status_code == 201
+    expected = [
         (
             "gate",
             "node 'gate': rule 1 (route 'accept'): syntax error: unexpected end of the expression",
         )
     ]
-    assert not Flow.objects.filter(name="broken").exists()
+    assert [(p["node"], p["text"]) for p in response.json()["problems"]] == expected
+    flow = Flow.objects.get(name="broken")
+    run = client.post(f"/api/flows/{flow.pk}/runs", {}, content_type=JSON, headers=headers)
+    assert run.status_code == 400
+    assert [(p["node"], p["text"]) for p in run.json()["problems"]] == expected
+    assert run.json()["detail"].startswith("version 1 has 1 problem to fix before it can run")
 
 
 @pytest.mark.django_db(transaction=True)

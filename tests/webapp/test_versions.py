@@ -248,7 +248,7 @@ def test_a_restore_from_a_stale_page_changes_nothing_and_says_so(history, alice)
 def test_restore_then_a_save_from_the_same_base_gives_one_version_and_one_409(history, alice, bob):
     restored = Api(alice).post(f"/api/flows/{history.pk}/versions/1/restore", {"base_version": 3})
     assert restored.status_code == 201
-    assert restored.json() == {"version": 4, "warnings": []}
+    assert restored.json() == {"version": 4, "problems": [], "warnings": []}
     saved = Api(bob).put(
         f"/api/flows/{history.pk}", {"graph": greeting("Bob's {{ input }}"), "base_version": 3}
     )

@@ -35,7 +35,7 @@ from django.utils import timezone
 from graphs.errors import FlowInvalid
 from webapp.chat.models import ChatLink, ChatMessage, Conversation
 from webapp.core.ratelimit import Refused, seconds_to_wait
-from webapp.execution.plans import compiled_version
+from webapp.execution.plans import VersionCannotRun, compiled_version
 from webapp.flows.access import can_edit_flow
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs.limits import RunRefused
@@ -159,7 +159,11 @@ def send(
     settle(conversation)
     if conversation.messages.filter(settled=False).exists():
         raise ChatRefused(409, "reply_pending", "wait for the reply before sending again")
-    shape = shape_of(version)
+    try:
+        shape = shape_of(version)
+    except VersionCannotRun as exc:
+        # Saved unfinished: the version names its problems.
+        raise ChatRefused(400, "invalid_flow", f"the turn cannot start: {exc}") from None
     turn = {"message": text, "history": history(conversation)}
     try:
         with transaction.atomic():

@@ -19,6 +19,7 @@ from functools import cache
 from channels.db import database_sync_to_async
 
 import graphs
+from graphs.errors import FlowInvalid, Problem
 from graphs.executor import RunOptions
 from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
@@ -54,10 +55,35 @@ _compiled_lock = threading.Lock()
 COMPILED_CACHE_SIZE = 256
 
 
+class VersionCannotRun(FlowInvalid):
+    """A saved version with problems (unfinished work is saved): every way of running or
+    publishing it is refused with this, which names its number and its problems."""
+
+    def __init__(self, number: int, problems: list[Problem]):
+        super().__init__(problems)
+        self.number = number
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        shown = "; ".join(str(p) for p in self.problems[:3]) + ("; ..." if count > 3 else "")
+        return (
+            f"version {self.number} has {count} problem{'s' if count != 1 else ''} to fix "
+            f"before it can run: {shown}"
+        )
+
+
 def compiled_version(version: FlowVersion, user_id: int | None = None) -> graphs.CompiledFlow:
     """The compiled plan of a flow version. Versions never change, so many runs share one.
 
-    One that calls saved flows is compiled for `user_id`, who is to run it."""
+    One that calls saved flows is compiled for `user_id`, who is to run it. A version with
+    problems raises VersionCannotRun."""
+    try:
+        return _compiled_version(version, user_id)
+    except FlowInvalid as exc:
+        raise VersionCannotRun(version.number, exc.problems) from None
+
+
+def _compiled_version(version: FlowVersion, user_id: int | None) -> graphs.CompiledFlow:
     if calls_flows(version.graph):
         return compile_version(version.graph, SavedFlows(user_id, chain=(str(version.flow_id),)))
     # The creation time guards against a reused primary key (a flushed test database).

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import StringConstraints, WithJsonSchema
 
-from graphs.errors import FlowInvalid, Problem
+from graphs.errors import FlowInvalid
 from webapp.accounts.tokens import bearer
 from webapp.api_schema import (
     FLOW_DOCUMENT_SCHEMA,
@@ -29,6 +29,7 @@ from webapp.api_schema import (
     paginate,
 )
 from webapp.auth_api import api_auth
+from webapp.execution.plans import VersionCannotRun
 from webapp.flows import access, services
 from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
@@ -90,6 +91,11 @@ class FlowProblemOut(Schema):
     text: str = Field(description="The whole explanation, naming the node or edge.")
 
 
+PROBLEMS_HELP = (
+    "Why this version cannot run yet (unfinished work is saved all the same): each at its "
+    "node or edge. A run or a publication of a version with problems is refused (400 "
+    "``invalid_flow``, naming them); [] when it can run."
+)
 WARNINGS_HELP = (
     "What may not do what you meant though the flow can run (say, a loop that several "
     "nodes enter from outside): each at its node or edge. Warnings never stop a save or a run."
@@ -99,6 +105,7 @@ WARNINGS_HELP = (
 class FlowCreatedOut(Schema):
     id: int
     version: int
+    problems: list[FlowProblemOut] = Field([], description=PROBLEMS_HELP)
     warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
@@ -110,6 +117,7 @@ class FlowOut(Schema):
         description="What runs from outside the editor run; null: the newest version."
     )
     graph: FlowDocumentOut
+    problems: list[FlowProblemOut] = Field([], description=PROBLEMS_HELP)
 
 
 class FlowSummaryOut(Schema):
@@ -121,6 +129,7 @@ class FlowSummaryOut(Schema):
 
 class SavedOut(Schema):
     version: int
+    problems: list[FlowProblemOut] = Field([], description=PROBLEMS_HELP)
     warnings: list[FlowProblemOut] = Field([], description=WARNINGS_HELP)
 
 
@@ -159,17 +168,12 @@ class StaleOut(ProblemOut):
     current_version: int
 
 
-def problem_json(problem: Problem) -> dict[str, Any]:
-    """One problem or warning of the engine as the API answers it (``FlowProblemOut``)."""
-    return {
-        "message": problem.message,
-        "node": problem.node,
-        "edge": list(problem.edge) if problem.edge is not None else None,
-        "text": str(problem),
-    }
+problem_json = services.problem_json  # FlowProblemOut, as stored on a version
 
 
 def invalid(exc: FlowInvalid, detail: str = "invalid flow") -> ProblemError:
+    if isinstance(exc, VersionCannotRun):
+        detail = str(exc)  # names the version and its problems
     problems = [problem_json(p) for p in exc.problems]
     return ProblemError(400, "invalid_flow", detail, problems=problems)
 
@@ -209,7 +213,10 @@ def flow_create(request: HttpRequest, payload: FlowIn) -> Any:
     except FlowInvalid as exc:
         raise invalid(exc) from None
     warnings = warnings_json(payload.graph)
-    return Status(201, {"id": flow.id, "version": flow.version, "warnings": warnings})
+    problems = flow.current().problems
+    return Status(
+        201, {"id": flow.id, "version": flow.version, "problems": problems, "warnings": warnings}
+    )
 
 
 @router.get("/{flow_id}", response={200: FlowOut, **responses(404)})
@@ -224,6 +231,7 @@ def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
         "version": version.number,
         "published_version": published,
         "graph": version.graph,
+        "problems": version.problems,
     }
 
 
@@ -234,10 +242,14 @@ def flow_detail(request: HttpRequest, flow_id: Id) -> Any:
 def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
     """Save a new version, built on ``base_version`` (409 when someone saved since).
 
-    The answer's ``warnings`` say what may not do what you meant; they never stop a save.
+    Unfinished work is saved: the answer's ``problems`` say why the version cannot run
+    yet (a run or publication of it is refused until they are fixed), its ``warnings``
+    what may not do what you meant.
 
-    400 (``invalid_flow``) lists the engine's ``problems``; 400 ``base_version_required``
-    when the version the editor loaded is missing.
+    400 (``invalid_flow``, nothing stored) when the document is not well-formed: its shape,
+    a size cap, an identifier outside its characters, an unknown node type, a config value
+    of the wrong type; 400 ``base_version_required`` when the version the editor loaded is
+    missing.
     """
     flow = access.flow_for_editor(request.auth, flow_id)
     if payload.base_version is None:
@@ -266,7 +278,8 @@ def flow_save(request: HttpRequest, flow_id: Id, payload: FlowSaveIn) -> Any:
             f"version {exc.current}; reload it and save again",
             exc.current,
         ) from None
-    return {"version": number, "warnings": warnings_json(payload.graph)}
+    problems = flow.versions.values_list("problems", flat=True).get(number=number)
+    return {"version": number, "problems": problems, "warnings": warnings_json(payload.graph)}
 
 
 RUN_STARTS = {
@@ -293,7 +306,8 @@ async def run_create(
     within 24 hours answers with the first run (header ``Idempotent-Replayed: true``) and
     starts nothing; with another body, 409 ``idempotency_key_reused``.
 
-    400 (``invalid_flow``) when the inputs do not fit the flow.
+    400 (``invalid_flow``) when the version has problems (saved unfinished: the answer's
+    ``problems`` name them) or the inputs do not fit the flow.
     """
     run, replayed = await sync_to_async(_start)(request, flow_id, payload)
     if replayed:

@@ -44,6 +44,10 @@ class FlowVersion(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
     message = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Why this version cannot run yet, as the engine said when it was saved (a list of
+    # ``{message, node, edge, text}``): unfinished work is saved, then refused a run or
+    # a publication (webapp.flows.services).
+    problems = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-number"]

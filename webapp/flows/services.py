@@ -1,4 +1,8 @@
-"""Creating and saving flows. Every save is a new immutable version; none is ever overwritten."""
+"""Creating and saving flows. Every save is a new immutable version; none is ever overwritten.
+
+Every well-formed document is kept, unfinished or not: a version lists its problems
+(``FlowVersion.problems``), which stop it running and being published, never being saved.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +59,31 @@ def starter_graph(name: str, input_name: str = "input", output_name: str = "outp
     }
 
 
-def check_graph(graph: Any, user=None, flow_id: int | None = None) -> dict[str, Any]:
-    """The graph as stored, or FlowInvalid with the engine's problems (nothing is stored).
+@dataclass(frozen=True)
+class Checked:
+    """A well-formed document as it is stored, and why it cannot run yet (maybe nothing)."""
+
+    document: dict[str, Any]
+    problems: list[Problem]
+
+    def problems_json(self) -> list[dict[str, Any]]:
+        return [problem_json(p) for p in self.problems]
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    """One problem or warning of the engine as stored on a version and told by the API."""
+    return {
+        "message": problem.message,
+        "node": problem.node,
+        "edge": list(problem.edge) if problem.edge is not None else None,
+        "text": str(problem),
+    }
+
+
+def check_graph(graph: Any, user=None, flow_id: int | None = None) -> Checked:
+    """The graph as stored with its problems, or FlowInvalid when it is not well-formed
+    (``graphs.validation.malformed``: nothing is stored). Problems never stop a save:
+    they stop a run and a publication.
 
     The flows it calls (webapp.execution.subflows) must be ones `user` may run: the ports
     of a flow someone cannot run are not theirs to learn; `flow_id`, the flow it is saved
@@ -65,10 +92,9 @@ def check_graph(graph: Any, user=None, flow_id: int | None = None) -> dict[str, 
     services = user_services(getattr(user, "pk", None))
     if flow_id is not None:
         services = replace(services, flows=SavedFlows(user.pk, chain=(str(flow_id),)))
-    problems = graphs.validate(loaded, services)
-    if problems:
-        raise FlowInvalid(problems)
-    return graphs.dump(loaded)
+    if bad := validation.malformed(loaded, services):
+        raise FlowInvalid(bad)
+    return Checked(graphs.dump(loaded), graphs.validate(loaded, services))
 
 
 def warnings(document: Any) -> list[Problem]:
@@ -82,11 +108,16 @@ def warnings(document: Any) -> list[Problem]:
 
 def create(owner, name: str, graph: Any, message: str = "", team=None) -> Flow:
     """A new flow in `owner`'s personal space, or in `team` (its members' roles apply)."""
-    document = check_graph(graph, owner)
+    checked = check_graph(graph, owner)
     with transaction.atomic():
         flow = Flow.objects.create(owner=owner, team=team, name=name, version=1)
         FlowVersion.objects.create(
-            flow=flow, number=1, graph=document, author=owner, message=message
+            flow=flow,
+            number=1,
+            graph=checked.document,
+            author=owner,
+            message=message,
+            problems=checked.problems_json(),
         )
     return flow
 
@@ -99,7 +130,7 @@ def save(
     The compare-and-set is one conditional UPDATE, so of two saves from the same base
     exactly one wins on every database; the unique (flow, number) constraint backs it up.
     """
-    document = check_graph(graph, author, flow.pk)
+    checked = check_graph(graph, author, flow.pk)
     number = base_version + 1
     # A queryset update skips auto_now, so the time is set here.
     fields: dict[str, Any] = {"version": number, "updated": timezone.now()}
@@ -113,7 +144,12 @@ def save(
                     current=Flow.objects.values_list("version", flat=True).get(pk=flow.pk)
                 )
             FlowVersion.objects.create(
-                flow=flow, number=number, graph=document, author=author, message=message
+                flow=flow,
+                number=number,
+                graph=checked.document,
+                author=author,
+                message=message,
+                problems=checked.problems_json(),
             )
             # Everyone with the flow open hears of it once it is committed (groups.py).
             groups.announce_save(flow.pk, number, getattr(author, "username", ""), message)

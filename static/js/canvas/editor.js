@@ -19,7 +19,7 @@
  *   documentJSON()             the current flow document (see README, "The flow document")
  *   load(doc, {readOnly})      draw another document (history, run state and problems cleared;
  *                              it becomes the "saved" state the dirty flag compares against)
- *   load(doc, {warnings})      with the document's warnings as the server told them (no
+ *   load(doc, {warnings, problems})   with the document's warnings and problems as the server told them (no
  *                              check is asked for until the document differs)
  *   load(doc, {version, keepView})   the saved version `version` becomes the base saves
  *                              name (a teammate's save, loaded in place: collab.js); the local
@@ -41,7 +41,10 @@
  *   markEdges(sourceNodeId, sourcePort)  the edges that carried a value get highlighted
  *   markNode(nodeId, kind)     a version diff's mark: added | changed | removed | null
  *   resetRunState()            everything above back to idle and empty
- *   showProblems([{node, message, edge?}]) / clearProblems()   red outline + message + list
+ *   showProblems([{node, message, edge?}]) / clearProblems()   red outline + message + list;
+ *                              why the flow cannot run yet: asked of POST urls.validate while
+ *                              editing, told by each save (which keeps them on the version)
+ *                              and by a refused run; they stop a run, never a save
  *   showWarnings([{node, message, edge?}])   amber dashed outline + message + their own list;
  *                              asked of POST urls.validate while editing and told by each
  *                              save; they never stop a save or a run
@@ -67,6 +70,7 @@ import { requestJSON } from "../lib/net.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
+import { setFormProblems, watchForms } from "./nodeproblems.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -409,6 +413,7 @@ function createCanvas(X6, DATA) {
       showWarnings(opts.warnings);
       checkedText = JSON.stringify(documentJSON());
     }
+    if (Array.isArray(opts.problems)) showProblems(opts.problems);
     panel.close();
     checkDirty();
   }
@@ -469,9 +474,12 @@ function createCanvas(X6, DATA) {
     checkTimer = setTimeout(() => {
       const seq = ++checkSeq;
       api("POST", DATA.urls.validate, { graph: JSON.parse(text) }).then(({ status, body }) => {
-        // Only the answer for the newest document counts; problems stay the save's to show.
-        // A document of the wrong shape (400) has no warnings to give.
-        if (seq === checkSeq && (status === 200 || status === 400)) showWarnings(status === 200 ? body.warnings : []);
+        // Only the answer for the newest document counts. Its problems are what a save would
+        // list on the version (they never stop one); a document of the wrong shape (400)
+        // has no warnings to give, and its problems are why a save would be refused.
+        if (seq !== checkSeq || (status !== 200 && status !== 400)) return;
+        showWarnings(status === 200 ? body.warnings : []);
+        if (body && Array.isArray(body.problems)) showProblems(body.problems);
       });
     }, 300);
   }
@@ -506,6 +514,7 @@ function createCanvas(X6, DATA) {
       if (node && node.isNode()) renderNode(node);
     }
     renderProblemList(problemsBox, items);
+    setFormProblems(items);
   }
 
   function clearProblems() {
@@ -574,12 +583,17 @@ function createCanvas(X6, DATA) {
           graphAttrs = { ...doc.graph };
           savedText = JSON.stringify(doc);
           if (versionLabel) versionLabel.textContent = `v${version}`;
-          clearProblems();
+          // Unfinished work is kept: the version lists its problems, which stop a run.
+          const left = Array.isArray(out.problems) ? out.problems : [];
+          showProblems(left);
           showWarnings(out.warnings);
-          ["conflict", "save-error", "draft", "old-draft"].forEach(clearBanner);
+          ["conflict", "save-error", "save-problems", "draft", "old-draft"].forEach(clearBanner);
           checkDirty();
           if (messageInput) messageInput.value = "";
-          toast(`Saved version ${version}`);
+          if (left.length) {
+            const many = left.length === 1 ? "1 problem" : `${left.length} problems`;
+            banner("save-problems", `Saved version ${version} with ${many}: it can't run or be published until they are fixed (see Problems).`, [], "warn").dataset.testid = "saved-with-problems";
+          } else toast(`Saved version ${version}`);
           document.dispatchEvent(new CustomEvent("switchyard:saved", { detail: { version } }));
           return version;
         }
@@ -593,8 +607,9 @@ function createCanvas(X6, DATA) {
           ], "warn").dataset.testid = "conflict";
           document.dispatchEvent(new CustomEvent("switchyard:conflict", { detail: { version: current } }));
         } else if (status === 400 && out && out.problems) {
+          // Not a flow document at all (shape, size, identifiers, node types): nothing kept.
           showProblems(out.problems);
-          banner("save-error", `Not saved: ${out.problems.length} problem${out.problems.length === 1 ? "" : "s"} to fix first.`, [], "err");
+          banner("save-error", `Not saved: the document is not well-formed (${out.problems.length} error${out.problems.length === 1 ? "" : "s"}). Your changes are kept in this browser.`, [], "err");
         } else {
           banner("save-error", `Not saved: ${error.message}`, [], "err");
         }
@@ -983,7 +998,8 @@ function createCanvas(X6, DATA) {
   };
 
   const found = drafts.read(version);
-  load(DATA.doc, { readOnly, warnings: DATA.warnings });
+  watchForms(document.getElementById("node-panel"));
+  load(DATA.doc, { readOnly, warnings: DATA.warnings, problems: DATA.problems });
   if (DATA.editable) drafts.restore(found, { load, checkDirty, get version() { return version; } }, DATA.doc);
   performance.mark("switchyard:canvas-loaded");
   const finish = () => {

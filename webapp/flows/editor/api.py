@@ -23,6 +23,7 @@ from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
 from webapp.core.canvas import ports_for
 from webapp.execution.plans import user_services
+from webapp.flows import services
 from webapp.flows.api import FlowProblemOut, InvalidOut, invalid, problem_json
 from webapp.flows.editor import layout
 
@@ -68,7 +69,8 @@ class ValidateIn(BodyIn):
 
 class ValidateOut(Schema):
     problems: list[FlowProblemOut] = Field(
-        description="Why a save would be refused, each at its node or edge; [] when it would not."
+        description="Why the flow could not run yet (a save keeps them on its version), each "
+        "at its node or edge; [] when it could."
     )
     warnings: list[FlowProblemOut] = Field(
         description="What may not do what you meant, though the flow can be saved and run."
@@ -80,17 +82,17 @@ def editor_validate(request: HttpRequest, payload: ValidateIn) -> Any:
     """The engine's check of a document as the editor has it, nothing stored.
 
     A flow that would not run is this answer's subject, not an error of the request: 200
-    with its ``problems``, and its warnings. A document that is no flow document at all (its
-    shape: 400 ``invalid_flow``, as a save answers) has none to give.
+    with its ``problems`` (what a save would list on the version), and its warnings. A
+    document that is not well-formed (400 ``invalid_flow``, as a save answers, which would
+    store nothing) has none to give.
     """
     try:
-        loaded = graphs.load(payload.graph)
+        checked = services.check_graph(payload.graph, request.auth)
     except FlowInvalid as exc:
         raise invalid(exc, "not a flow document") from None
-    problems = graphs.validate(loaded)
-    warnings = validation.warnings(loaded)
+    warnings = validation.warnings(graphs.load(checked.document))
     return {
-        "problems": [problem_json(p) for p in problems],
+        "problems": checked.problems_json(),
         "warnings": [problem_json(w) for w in warnings],
     }
 

@@ -63,6 +63,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
     # The saved version's warnings come with the page: the canvas asks again only once the
     # document differs (an edit, a restored draft).
     data["warnings"] = warnings_json(doc)
+    # Why the saved version cannot run yet (it was saved unfinished), as its save said.
+    data["problems"] = version.problems
     context = {
         "flow": flow,
         "version": version.number,

@@ -84,7 +84,10 @@ def flow_import(request: HttpRequest, payload: ImportIn) -> Any:
     except FlowInvalid as exc:
         raise invalid(exc, "the document was not imported") from None
     warnings = warnings_json(payload.document)
-    return Status(201, {"id": flow.id, "version": flow.version, "warnings": warnings})
+    problems = flow.current().problems  # an unfinished flow is imported all the same
+    return Status(
+        201, {"id": flow.id, "version": flow.version, "problems": problems, "warnings": warnings}
+    )
 
 
 @router.post(
@@ -102,4 +105,8 @@ def flow_import_version(request: HttpRequest, flow_id: Id, payload: ImportVersio
         raise invalid(exc, "the document was not imported") from None
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
-    return Status(201, {"version": number, "warnings": warnings_json(payload.document)})
+    problems = versions.get(flow, number).problems
+    return Status(
+        201,
+        {"version": number, "problems": problems, "warnings": warnings_json(payload.document)},
+    )

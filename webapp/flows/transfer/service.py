@@ -91,7 +91,7 @@ def import_flow(user, source: Any, name: str | None = None, team: Team | None = 
 
     A `name` given here names the flow and its document; otherwise the document's does.
     """
-    document = services.check_graph(read_document(source), user)
+    document = services.check_graph(read_document(source), user).document
     name = (name or "").strip()[:200]
     if name:
         document["graph"]["name"] = name

@@ -26,7 +26,16 @@ from webapp.api_schema import (
 )
 from webapp.auth_api import api_auth
 from webapp.flows import access, services
-from webapp.flows.api import InvalidOut, SavedOut, StaleOut, invalid, stale_base, warnings_json
+from webapp.flows.api import (
+    PROBLEMS_HELP,
+    FlowProblemOut,
+    InvalidOut,
+    SavedOut,
+    StaleOut,
+    invalid,
+    stale_base,
+    warnings_json,
+)
 from webapp.flows.models import Flow, FlowVersion, Publication
 from webapp.flows.versions import service as versions
 from webapp.problems import responses
@@ -41,6 +50,7 @@ class VersionOut(Schema):
     message: str
     current: bool
     published: bool = Field(description="Runs from outside the editor run this version.")
+    problems: list[FlowProblemOut] = Field([], description=PROBLEMS_HELP)
 
 
 class VersionDetailOut(VersionOut):
@@ -72,6 +82,7 @@ def version_out(version: FlowVersion, flow: Flow, graph: bool = False) -> dict[s
         "message": version.message,
         "current": version.number == flow.version,
         "published": version.pk == flow.published_id,
+        "problems": version.problems,
     }
     if graph:
         out["graph"] = version.graph
@@ -121,8 +132,9 @@ def version_restore(
         raise invalid(exc, f"version {number} no longer passes the engine's checks") from None
     except services.StaleVersion as exc:
         raise stale_base(payload.base_version, exc) from None
-    warnings = warnings_json(versions.get(flow, saved).graph)
-    return Status(201, {"version": saved, "warnings": warnings})
+    restored = versions.get(flow, saved)
+    warnings = warnings_json(restored.graph)
+    return Status(201, {"version": saved, "problems": restored.problems, "warnings": warnings})
 
 
 class PublishIn(BodyIn):

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from graphs.errors import FlowInvalid
 from webapp import problems
+from webapp.execution.plans import VersionCannotRun
 from webapp.flows.access import can_edit_flow
 from webapp.flows.models import Webhook
 from webapp.flows.webhooks import service
@@ -90,8 +91,8 @@ def _start(hook: Webhook, body: bytes, content_type: str) -> Run:
             "hook_owner_lost_access",
             "the hook's maker can no longer edit the flow: an editor must make a new hook",
         )
-    inputs = service.inputs_from(hook, body, content_type)
     try:
+        inputs = service.inputs_from(hook, body, content_type)
         return create_run(
             hook.flow,
             hook.created_by,
@@ -99,6 +100,9 @@ def _start(hook: Webhook, body: bytes, content_type: str) -> Run:
             version=version_for_outside(hook.flow),
             trigger=Run.Trigger.WEBHOOK,
         )
+    except VersionCannotRun as exc:
+        # Saved unfinished: the version names its problems.
+        raise HookRefused(400, "invalid_flow", f"the run cannot start: {exc}") from None
     except FlowInvalid as exc:
         detail = "; ".join(str(p) for p in exc.problems)
         raise HookRefused(400, "invalid_inputs", f"the run cannot start: {detail}") from None
