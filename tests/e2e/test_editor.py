@@ -147,11 +147,12 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
     page.wait_for_selector('[data-cell-id="llm1"] [port="in:who"]')
     expect(page.get_by_test_id("variables-prompt")).to_contain_text("{{ who }}")
 
-    # Saving with the variable unconnected: the server's problem lands on the node.
+    # Saving with the variable unconnected: kept as a version, its problem on the node.
     page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("version")).to_have_text("v2")
+    expect(page.get_by_test_id("saved-with-problems")).to_be_visible()
     expect(page.get_by_test_id("problems")).to_contain_text("llm1")
     expect(page.locator('[data-cell-id="llm1"] .has-problem')).to_have_count(1)
-    expect(page.get_by_test_id("version")).to_have_text("v1")
 
     form.locator('textarea[name="f_prompt"]').fill("Say hello")
     page.wait_for_function(
@@ -171,13 +172,13 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
     # Saving right after typing waits for the form to reach the node.
     form.get_by_test_id("field-label").fill("Greeter")
     page.keyboard.press("Control+s")
-    expect(page.get_by_test_id("version")).to_have_text("v2")
+    expect(page.get_by_test_id("version")).to_have_text("v3")
     expect(page.get_by_test_id("dirty")).to_be_hidden()
     expect(page.get_by_test_id("problems")).to_be_hidden()
 
     page.reload()
     page.wait_for_function(READY)
-    expect(page.get_by_test_id("version")).to_have_text("v2")
+    expect(page.get_by_test_id("version")).to_have_text("v3")
     expect(page.get_by_test_id("dirty")).to_be_hidden()
     saved = doc(page)
     assert [n.get("label") for n in saved["nodes"]] == ["Greeter", None]

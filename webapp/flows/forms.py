@@ -32,6 +32,7 @@ from graphs.nodes.base import CommonConfig, NodeType, Services
 from graphs.settings import default_services
 from graphs.subflows import TOOL_PREFIX
 from graphs.validation import config_message
+from webapp.core.model_setup import known_models
 from webapp.flows.access import editable_flows
 
 # The node types the web app offers.
@@ -77,6 +78,8 @@ class FormField:
     advanced: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     mono: bool = False  # identifiers: monospace, no spell checking
+    # Offered while typing (an <input list> and its <datalist>); anything else may be typed.
+    suggestions: list[str] = field(default_factory=list)
     # rows: one list of cells per record, and the cells of a new, empty one.
     records: list[list[Cell]] = field(default_factory=list)
     blank: list[Cell] = field(default_factory=list)
@@ -459,7 +462,10 @@ def fields_for(
 
 
 def offer(item: FormField, spec: Spec, flows: list[tuple[str, str]]) -> None:
-    """Add the saved flows a user may call to a ``flow`` field or an agent's tools."""
+    """Add the saved flows a user may call to a ``flow`` field or an agent's tools, and the
+    priced models to a Model field."""
+    if spec.name == "model" and spec.kind == "text":
+        item.suggestions = known_models()
     if spec.kind == "flow":
         offered = [flow_id for flow_id, _ in flows]
         kept = [c for c in item.choices if c and c not in offered]

@@ -17,6 +17,7 @@ from django.utils import timezone
 from graphs.log import Visit, fold
 from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
+from webapp.core.model_setup import offline_model_in_use
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
@@ -132,6 +133,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "can_share": can_own_flow(request.user, run.flow_id),
         "duration_s": seconds_between(run.started_at, run.finished_at),
         "server_now": timezone.now().timestamp(),
+        "offline_model": offline_model_in_use(),
     }
     return render(request, "runs/detail.html", context)
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
+from webapp.core.model_setup import offline_model_in_use
 from webapp.execution.plans import user_services
 from webapp.flows import forms
 from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_viewer
@@ -75,6 +76,7 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "editor_data": data,
         # The chat panel tries a chat flow's newest version (webapp/chat/panel.py).
         "chat_flow": editable and is_chat_flow(version),
+        "offline_model": offline_model_in_use(),
     }
     return render(request, "flows/editor.html", context)
 
