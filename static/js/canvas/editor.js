@@ -31,11 +31,12 @@
  *   setText(nodeId, text)
  *   setProgress(nodeId, done, total)   a bar under the node's title
  *   setIteration(nodeId, n)    a badge "×n" when n > 1
+ *   setError(nodeId, error)    why a failed node failed: under the node, and in its form
  *   setNodeBadges(nodeId, [{kind, text, title}])   small tags above the node (kind: cost |
  *                              cached | reused; title is the hover text); [] removes them
  *   paintRunState(states, carried)   the whole run state in one pass, as after a seek:
  *                              states = [[nodeId, {status, text, done, total, iteration,
- *                              badges}]], carried = [[sourceNodeId, sourcePort]]; every
+ *                              badges, error}]], carried = [[sourceNodeId, sourcePort]]; every
  *                              other node goes back to idle; only nodes whose state changed
  *                              are redrawn
  *   markEdges(sourceNodeId, sourcePort)  the edges that carried a value get highlighted
@@ -70,7 +71,7 @@ import { requestJSON } from "../lib/net.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
-import { setFormProblems, watchForms } from "./nodeproblems.js";
+import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -295,6 +296,8 @@ function createCanvas(X6, DATA) {
     const problem = problems.get(node.id);
     // A problem says more than a warning: a node shows one message, the problem first.
     const warning = problem ? null : warnings.get(node.id);
+    // A runtime error shows on the failed node (live and in a replay) when nothing else does.
+    const failure = !problem && !warning && state.status === "failed" ? state.error || "" : "";
     const hasStream = Boolean(state.text);
     if (hasStream) run.tall.add(node.id);
     const base = baseHeight(rows);
@@ -324,8 +327,8 @@ function createCanvas(X6, DATA) {
       badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
       problem: {
         y: height + 14,
-        text: shortText(problem || warning || "", 44),
-        class: warning ? "sy-problem-text is-warning" : "sy-problem-text",
+        text: shortText(problem || warning || failure, 44),
+        class: warning ? "sy-problem-text is-warning" : failure ? "sy-problem-text is-failure" : "sy-problem-text",
       },
       ...tagAttrs(state.badges || []),
     };
@@ -977,6 +980,10 @@ function createCanvas(X6, DATA) {
     setProgress: (id, done, total) => run.setProgress(id, done, total),
     setIteration: (id, n) => run.setIteration(id, n),
     setNodeBadges: (id, badges) => run.setNodeBadges(id, badges),
+    setError: (id, error) => {
+      run.setError(id, error);
+      syncForm();
+    },
     paintRunState: (states, carried) => run.paint(states, carried),
     markEdges: (id, port) => run.markEdges(id, port),
     markNode,
@@ -998,7 +1005,7 @@ function createCanvas(X6, DATA) {
   };
 
   const found = drafts.read(version);
-  watchForms(document.getElementById("node-panel"));
+  watchForms(document.getElementById("node-panel"), (id) => (run.get(id) || {}).error || "");
   load(DATA.doc, { readOnly, warnings: DATA.warnings, problems: DATA.problems });
   if (DATA.editable) drafts.restore(found, { load, checkDirty, get version() { return version; } }, DATA.doc);
   performance.mark("switchyard:canvas-loaded");

@@ -15,7 +15,7 @@ const TEXT_CHARS = 4000;
 export function runKey(s) {
   if (!s) return "";
   const badges = (s.badges || []).map((b) => `${b.kind}:${b.text}:${b.title || ""}`).join("|");
-  return [s.status || "idle", s.text || "", `${s.done || 0}/${s.total || 0}`, s.iteration || 0, badges].join("\u0000");
+  return [s.status || "idle", s.text || "", `${s.done || 0}/${s.total || 0}`, s.iteration || 0, badges, s.error || ""].join("\u0000");
 }
 
 /** A node's run state with every field present and in range. */
@@ -27,6 +27,8 @@ export function normalState(s) {
     total: Number(s.total) || 0,
     iteration: Number(s.iteration) || 0,
     badges: Array.isArray(s.badges) ? s.badges.slice(0, TAG_SLOTS) : [],
+    // Why a failed node failed: shown on the node and in its inspector.
+    error: s.status === "failed" ? String(s.error || "") : "",
   };
 }
 
@@ -94,6 +96,12 @@ export class RunState {
 
   setIteration(nodeId, n) {
     this.state(nodeId).iteration = Number(n) || 0;
+    this.touch(nodeId);
+  }
+
+  /** Why the node failed ("" once it runs again): the node shows it under its frame. */
+  setError(nodeId, error) {
+    this.state(nodeId).error = String(error || "");
     this.touch(nodeId);
   }
 

@@ -358,7 +358,7 @@ export class RunView {
   paintNodes(changes) {
     if (changes.full && Switchyard.canvas && typeof Switchyard.canvas.paintRunState === "function") {
       const states = changes.nodes.map(([id, c]) => [id, { status: c.status, text: c.text, iteration: c.iteration,
-        done: c.progress ? c.progress[0] : 0, total: c.progress ? c.progress[1] : 0, badges: c.badges }]);
+        done: c.progress ? c.progress[0] : 0, total: c.progress ? c.progress[1] : 0, badges: c.badges, error: c.error }]);
       canvasCall("paintRunState", states, changes.marks);
       this.paintStepsFrom(changes.nodes);
     } else {
@@ -369,7 +369,10 @@ export class RunView {
           change.setText = change.text;
           change.progressChanged = change.iterationChanged = true;
         }
-        if (change.statusChanged) canvasCall("setStatus", id, change.status);
+        if (change.statusChanged) {
+          canvasCall("setStatus", id, change.status);
+          canvasCall("setError", id, change.status === "failed" ? change.error || "" : "");
+        }
         if (change.setText !== undefined) canvasCall("setText", id, change.setText);
         else if (change.append) canvasCall("appendText", id, change.append);
         if (change.progressChanged && change.progress) canvasCall("setProgress", id, change.progress[0], change.progress[1]);
