@@ -33,6 +33,11 @@ export function banner(id, text, actions, kind) {
   close.addEventListener("click", () => el.remove());
   el.appendChild(close);
   banners.appendChild(el);
+  // A warning or error must be read: the version-message popover, open by Save, would
+  // cover it. Its text stays for the next save.
+  if (kind === "err" || kind === "warn") {
+    document.querySelectorAll("details.vs-describe[open]").forEach((d) => d.removeAttribute("open"));
+  }
   return el;
 }
 

@@ -3,19 +3,38 @@
 /** JSON when it parses, else the text itself; an empty field is left out (undefined: the
     input's default applies). */
 export function parseValue(text) {
-  if (text.trim() === "") return undefined;
+  const trimmed = text.trim();
+  if (trimmed === "") return undefined;
   try {
     return JSON.parse(text);
-  } catch (_) {
+  } catch (error) {
+    // Meant as a JSON object or list but broken: refused, not sent as text by surprise.
+    if (trimmed.startsWith("{") || trimmed.startsWith("[")) throw new BadValue(error.message);
     return text;
   }
 }
 
-/** {name: value} from a run form's [data-input-name] fields. */
+/** A field whose value starts like JSON ({ or [) but is not valid JSON. */
+export class BadValue extends Error {
+  constructor(reason, name) {
+    super(`${name ? `“${name}” ` : ""}looks like JSON but is not valid JSON (${reason}). Fix it, or put it in quotes to send it as text.`);
+    this.reason = reason;
+    this.inputName = name || "";
+  }
+}
+
+/** {name: value} from a run form's [data-input-name] fields; BadValue (its `field` the
+    one at fault) when a value starts like JSON but does not parse. */
 export function collectInputs(form) {
   const inputs = {};
   for (const field of form.querySelectorAll("[data-input-name]")) {
-    const value = parseValue(field.value);
+    let value;
+    try {
+      value = parseValue(field.value);
+    } catch (error) {
+      if (error instanceof BadValue) throw Object.assign(new BadValue(error.reason, field.dataset.inputName), { field });
+      throw error;
+    }
     if (value !== undefined) inputs[field.dataset.inputName] = value;
   }
   return inputs;

@@ -14,7 +14,7 @@
 import { formatSeconds, formatUsage, formatUsd } from "../lib/format.js";
 import { postJSON } from "../lib/net.js";
 import { Follower } from "./follower.js";
-import { collectInputs, parseValue } from "./inputs.js";
+import { BadValue, collectInputs, parseValue } from "./inputs.js";
 import { FINISHED, RunModel, nodeBadges, preview } from "./model.js";
 
 const Switchyard = (window.Switchyard = window.Switchyard || {});
@@ -466,7 +466,10 @@ export class RunView {
   setStatus(status) {
     const { status: el, statusText } = this.el;
     if (el) el.dataset.status = status;
-    if (statusText) statusText.textContent = STATUS_TEXT[status] || status;
+    // Idle reads as the server put it ("Ready to run" once the flow has runs).
+    if (this.idleText === undefined && statusText) this.idleText = statusText.textContent;
+    const text = status === "idle" && this.idleText ? this.idleText : STATUS_TEXT[status];
+    if (statusText) statusText.textContent = text || status;
   }
 
   paintTime(selector, ts) {
@@ -620,9 +623,22 @@ export class RunView {
   }
 
   async submit(form) {
+    this.clearProblems();
+    let inputs;
+    try {
+      inputs = collectInputs(form);
+    } catch (error) {
+      if (!(error instanceof BadValue)) throw error;
+      // Broken JSON is refused here, named, rather than sent as text by surprise.
+      if (error.field) {
+        error.field.setAttribute("aria-invalid", "true");
+        error.field.focus();
+      }
+      this.showMessage(error.message, true);
+      return;
+    }
     const button = form.querySelector("[type=submit]");
     if (button) button.disabled = true;
-    this.clearProblems();
     try {
       if (!(await this.saveIfDirty())) return;
       const flowId = form.dataset.flowId || this.root.dataset.flowId;
@@ -631,7 +647,7 @@ export class RunView {
       const result = await postJSON("/api/flows/" + flowId + "/runs", {
         // The editor runs what it shows, which may be newer than the published version.
         version: "current",
-        inputs: collectInputs(form),
+        inputs,
         ignore_cache: Boolean(ignoreCache && ignoreCache.checked),
       });
       if (result.status === 201 || result.ok) {

@@ -77,6 +77,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         # The chat panel tries a chat flow's newest version (webapp/chat/panel.py).
         "chat_flow": editable and is_chat_flow(version),
         "offline_model": offline_model_in_use(),
+        # "Not run yet" would be wrong above the list of its past runs.
+        "has_runs": flow.runs.exists(),
     }
     return render(request, "flows/editor.html", context)
 
