@@ -129,10 +129,14 @@ def test_a_stranger_cannot_call_a_flow_or_learn_it_exists(api, alice, dave):
     private = services.create(alice, "shout", shout())
     missing = private.pk + 1000
     for reference in (private.pk, missing):
+        # Saved unfinished, the same problem either way; and it cannot run.
         answer = api("dave").post("/api/flows", {"name": "mine", "graph": calling(reference)})
-        assert answer.status_code == 400
+        assert answer.status_code == 201
         [problem] = answer.json()["problems"]
         assert problem["text"] == f"node 'call': no flow {reference} that you may run"
+        run = start(api, "dave", answer.json()["id"], {"q": "x"})
+        assert run.status_code == 400
+        assert [p["text"] for p in run.json()["problems"]] == [problem["text"]]
 
 
 def test_the_runners_access_is_checked_when_the_run_starts(api, alice, bob, team):
@@ -150,11 +154,14 @@ def test_the_runners_access_is_checked_when_the_run_starts(api, alice, bob, team
 def test_a_flow_calling_itself_is_refused_and_a_longer_cycle_fails_the_run(api, alice):
     a = services.create(alice, "a", shout())
     answer = api("alice").put(f"/api/flows/{a.pk}", {"graph": calling(a.pk), "base_version": 1})
-    assert answer.status_code == 400
+    # Kept as version 2 with the problem, which a run of it is refused for.
+    assert answer.status_code == 200
     [problem] = answer.json()["problems"]
     assert problem["text"] == f"node 'call': flow {a.pk} calls itself: {a.pk} -> {a.pk}"
+    assert start(api, "alice", a.pk, {"q": "x"}).status_code == 400
+    services.save(a, alice, shout(), 2)
     b = services.create(alice, "b", relay(a.pk))
-    services.save(a, alice, relay(b.pk), 1)
+    services.save(a, alice, relay(b.pk), 3)
     run = finish(start(api, "alice", b.pk, {"text": "round"}))
     assert run.status == "failed"
     assert f"flow {b.pk} calls itself: {b.pk} -> {a.pk} -> {b.pk}" in run.error
