@@ -32,7 +32,7 @@ from graphs.nodes.base import (
     Services,
     template_ports,
 )
-from graphs.nodes.llm import MODEL_NAME, MODEL_RETRIES, PROMPT, SYSTEM
+from graphs.nodes.llm import MODEL_NAME, MODEL_RETRIES, PROMPT, PROMPT_REQUIRED, SYSTEM
 from graphs.subflows import (
     API_TOOL_PREFIX,
     ChildCall,
@@ -116,8 +116,11 @@ class AgentNode(NodeType):
         )
 
     def problems(self, config: AgentConfig, services: Services | None) -> list[FieldProblem]:
+        # Saved unfinished, never run asking nothing (as an llm's).
+        empty = [FieldProblem("prompt", PROMPT_REQUIRED)] if not config.prompt.strip() else []
         found = (
-            modelcall.schema_problems(config)
+            empty
+            + modelcall.schema_problems(config)
             + modelcall.sampling_problems(config)
             + modelcall.thinking_problems(config, config.max_tokens)
         )

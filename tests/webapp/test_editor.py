@@ -156,14 +156,14 @@ def test_the_form_has_a_field_for_every_config_key(alice, flow, node_type):
     assert "<summary>Advanced</summary>" in html
     assert "hx-swap-oob" not in html  # opening swaps the whole form
     # The palette defaults are valid, but for a field that must name a saved flow (a
-    # subflow's): there is none to name until someone picks one; and an llm's prompt,
-    # required, which a new node leaves for its author to write.
+    # subflow's): there is none to name until someone picks one; and the prompt of an llm
+    # or an agent, required, which a new node leaves for its author to write.
     picks = [
         name
         for name, info in NODE_TYPES[node_type].Config.model_fields.items()
         if (info.json_schema_extra or {}).get("widget") == "flow"  # type: ignore[union-attr]
     ]
-    assert ("needs attention" in html) == (bool(picks) or node_type == "llm")
+    assert ("needs attention" in html) == (bool(picks) or node_type in ("llm", "agent"))
 
 
 def test_field_kinds_follow_the_schema(alice, flow):
