@@ -4,6 +4,7 @@ a favicon, and the version-message popover out of the way of a banner."""
 
 from __future__ import annotations
 
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, log_in
@@ -96,7 +97,13 @@ def test_not_run_yet_is_said_only_of_a_flow_with_no_runs(
     def a_run() -> None:
         flow = Flow.objects.get(pk=flow_id)
         Run.objects.create(
-            flow=flow, flow_version=flow.current(), started_by=flow.owner, inputs={"q": "hi"}
+            flow=flow,
+            flow_version=flow.current(),
+            started_by=flow.owner,
+            inputs={"q": "hi"},
+            status=Run.Status.SUCCEEDED,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
         )
 
     server.orm(a_run)
@@ -114,7 +121,7 @@ def test_pages_have_a_favicon_and_no_request_404s(
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     editor_for(page, server)
-    page.goto(f"{server.url}/flows/")
+    page.goto(f"{server.url}/")  # the flow list
     icon = page.locator('link[rel="icon"]')
     href = icon.get_attribute("href")
     assert href and href.endswith(".svg")

@@ -63,12 +63,15 @@ def code_flow(code: str, outputs: list[str]) -> dict:
     }
 
 
-def test_a_flow_whose_code_cannot_run_is_refused_on_save_naming_the_node(api):  # noqa: F811
+def test_a_flow_whose_code_cannot_run_is_saved_with_the_problem_and_refused_a_run(api):  # noqa: F811
     response = api.post("/api/flows", {"name": "bad", "graph": code_flow("x = 1", ["n"])})
-    assert response.status_code == 400
+    assert response.status_code == 201
     [problem] = response.json()["problems"]
     assert problem["node"] == "py"
     assert "defines no function main(...) at its top level" in problem["text"]
+    run = api.post(f"/api/flows/{response.json()['id']}/runs", {"inputs": {"text": "x"}})
+    assert run.status_code == 400
+    assert [p["text"] for p in run.json()["problems"]] == [problem["text"]]
 
 
 async def run_through_the_api(async_client, alice, alice_token, code: str) -> tuple[dict, list]:
