@@ -170,3 +170,13 @@ def test_the_editors_check_lists_the_problems_a_save_would_keep(api, flow):
     checked = api("bob").post("/api/editor/validate", {"graph": unfinished()})
     assert checked.status_code == 200
     assert texts(checked.json()["problems"]) == EXPECTED
+
+
+def test_a_schedule_of_a_version_with_problems_is_refused_naming_them(api, flow):
+    api("bob").put(f"/api/flows/{flow.pk}", {"graph": unfinished(), "base_version": 1})
+    schedule = {"cron": "30 2 * * *", "timezone": "UTC", "inputs": {"q": "hi"}}
+    answer = api("bob").post(f"/api/flows/{flow.pk}/schedules", schedule)
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("version 2 has 2 problems")
+    assert texts(answer.json()["problems"]) == EXPECTED
+    assert api("carol").post(f"/api/flows/{flow.pk}/schedules", schedule).status_code == 403
