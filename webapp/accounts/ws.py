@@ -7,12 +7,12 @@ the token is looked at.
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 
 from webapp.accounts import throttle
 from webapp.accounts.tokens import bearer, user_for_bearer
+from webapp.socketdb import socket_db
 
 
 class BearerAuthMiddleware(BaseMiddleware):
@@ -22,7 +22,7 @@ class BearerAuthMiddleware(BaseMiddleware):
         if raw:
             address = throttle.scope_address(scope)
             try:
-                user = await database_sync_to_async(user_for_bearer)(raw, address)
+                user = await socket_db(user_for_bearer)(raw, address)
             except throttle.Throttled:
                 return await WebsocketDenier.as_asgi()(scope, receive, send)
             if user is not None:
