@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import statistics
@@ -190,6 +191,10 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
     overflows = listen_overflows()
     cpu_before = server_cpu_seconds(stack.server_pid)
     loaded, outcomes = await batch(stack, api, flow, args.runs, args.clients)
+    for outcome in outcomes:  # runs whose clients failed may still be running
+        if outcome.run_id:
+            with contextlib.suppress(TimeoutError):
+                await api.wait_finished(outcome.run_id, 60)
     server_cpu = server_cpu_seconds(stack.server_pid) - cpu_before
     overflows = listen_overflows() - overflows
     probe_rtts = await probe.stop()
