@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+from channels.consumer import get_handler_name
+
 from webapp.execution import dbthreads
 
 P = ParamSpec("P")
@@ -41,3 +43,21 @@ def socket_db(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
 
 def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
     return fn(*args, **kwargs)
+
+
+class OffTheSharedThread:
+    """A consumer mixin: dispatch without channels' hop to asgiref's shared thread.
+
+    channels' ``AsyncConsumer.dispatch`` runs ``close_old_connections`` there before every
+    message a socket handles (its connect, each ping, each live batch of events), to close
+    the shared thread's stale connections. A consumer whose queries all go through
+    ``socket_db`` has none there, and the hop made every event batch for every watching
+    socket wait its turn on that one thread. The socket-db threads' connections are
+    looked after by ``dbthreads.durably`` (reconnected when they break).
+    """
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)

@@ -7,8 +7,10 @@ the token is looked at.
 
 from __future__ import annotations
 
+from channels.auth import AuthMiddleware, get_user
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware, SessionMiddleware
 
 from webapp.accounts import throttle
 from webapp.accounts.tokens import bearer, user_for_bearer
@@ -28,3 +30,15 @@ class BearerAuthMiddleware(BaseMiddleware):
             if user is not None:
                 scope = {**scope, "user": user}
         return await super().__call__(scope, receive, send)
+
+
+class SessionAuthMiddleware(AuthMiddleware):
+    """channels' AuthMiddleware, its session lookup on the sockets' threads (socketdb)."""
+
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await socket_db(get_user.func)(scope)
+
+
+def SocketAuthStack(inner):
+    """channels' AuthMiddlewareStack, with SessionAuthMiddleware in place of AuthMiddleware."""
+    return CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(inner)))

@@ -44,7 +44,7 @@ from webapp.runs import eventlog
 from webapp.runs.access import can_view_run
 from webapp.runs.eventlog import run_group
 from webapp.runs.models import Run
-from webapp.socketdb import socket_db
+from webapp.socketdb import OffTheSharedThread, socket_db
 
 BACKLOG_CHUNK = 1000
 CLOSE_TOO_BIG = 1009
@@ -63,7 +63,7 @@ LAYER_ERRORS = (RedisError, OSError)
 log = logging.getLogger(__name__)
 
 
-class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+class RunEventsConsumer(OffTheSharedThread, AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
