@@ -334,8 +334,16 @@ def main() -> None:
         help="accept queue of the fake model server (stdlib default 5)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the server")
+    parser.add_argument(
+        "--no-debug",
+        action="store_true",
+        help="serve with DEBUG off (plain HTTP still: no SSL redirect), as a deployment would",
+    )
     args = parser.parse_args()
-    run_benchmark("load", bench, args, args.profile, model_backlog=args.model_backlog)
+    env = {}
+    if args.no_debug:
+        env = {"DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SECRET_KEY": "bench-only-" * 4}
+    run_benchmark("load", bench, args, args.profile, model_backlog=args.model_backlog, env=env)
 
 
 if __name__ == "__main__":
