@@ -21,10 +21,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 http = get_asgi_application()
 
 # Imported after Django is set up: these touch models.
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from webapp.accounts.ws import BearerAuthMiddleware  # noqa: E402
+from webapp.accounts.ws import BearerAuthMiddleware, SocketAuthStack  # noqa: E402
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
@@ -44,7 +43,7 @@ router = ProtocolTypeRouter(
     {
         "http": BodyLimit(http_or_mcp),
         "websocket": SameOriginValidator(
-            AuthMiddlewareStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
+            SocketAuthStack(BearerAuthMiddleware(Routes(run_sockets + flow_sockets)))
         ),
     }
 )

@@ -82,6 +82,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, with the process's writers queueing on a lock instead of polling
+    # SQLite's (webapp/sqlite/base.py says why).
+    DATABASES["default"]["ENGINE"] = "webapp.sqlite"
     # WAL lets the live view read while a run writes; IMMEDIATE avoids lock-upgrade deadlocks.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,

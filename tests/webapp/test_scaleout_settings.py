@@ -43,7 +43,7 @@ def load(monkeypatch):
 def test_the_embedded_default_is_unchanged(load):
     settings = load()
     assert settings["RUN_DRIVER"] == "webapp.execution.inprocess.InProcessDriver"
-    assert settings["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert settings["DATABASES"]["default"]["ENGINE"] == "webapp.sqlite"  # Django's, plus a lock
     assert settings["CHANNEL_LAYERS"]["default"]["BACKEND"].endswith("InMemoryChannelLayer")
     assert settings["CELERY_BROKER_URL"] is None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -25,6 +24,7 @@ from django.http import HttpRequest
 from webapp.accounts.models import ApiToken, hash_token
 from webapp.accounts.tokens import bearer
 from webapp.flows.groups import send_on_commit
+from webapp.socketdb import socket_db
 
 CLOSE_SIGNED_OUT = 4401
 REVOKED = {"type": "credentials.revoked"}
@@ -67,7 +67,7 @@ def groups_for(scope: dict[str, Any]) -> list[str]:
     return [session_group(key)] if key else []
 
 
-@database_sync_to_async
+@socket_db
 def still_valid(scope: dict[str, Any]) -> bool:
     """Whether the credential that authenticated the socket still exists."""
     raw = _bearer(scope)

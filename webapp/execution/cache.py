@@ -11,9 +11,7 @@ logged and dropped, never a failed node.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.db.models import F
@@ -24,11 +22,14 @@ from webapp.execution import dbthreads
 from webapp.runs.models import CacheEntry
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-# Lookups get a thread (and a database connection) of their own, like the recorder's
-# writes: on the shared thread every node of a run would queue behind page requests.
-_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-cache")
+# Lookups and stores get threads (and database connections) of their own, like the
+# recorder's writes: on the shared thread every node of a run would queue behind page
+# requests. Lookups are reads that a few threads serve side by side; stores are writes,
+# one at a time. On one thread together, a burst's lookups (bench/load.py: 250 model nodes
+# starting at once) queued behind its stores, and the stores behind the lookups.
+_lookups = ThreadPoolExecutor(max_workers=3, thread_name_prefix="node-cache")
+_stores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-cache-store")
 
 
 class DbNodeCache:
@@ -40,14 +41,14 @@ class DbNodeCache:
 
     async def get(self, key: str) -> CachedOutput | None:
         try:
-            return await _on_thread(lookup, self.flow_id, key)
+            return await dbthreads.on(_lookups, lookup, self.flow_id, key)
         except DatabaseError:
             log.exception("node cache lookup failed; running the node")
             return None
 
     async def put(self, key: str, node_type: str, entry: CachedOutput) -> None:
         try:
-            await _on_thread(store, self.flow_id, self.run_id, key, node_type, entry)
+            await dbthreads.on(_stores, store, self.flow_id, self.run_id, key, node_type, entry)
         except DatabaseError:
             log.exception("node cache store failed; the result is not cached")
 
@@ -92,7 +93,3 @@ def store(flow_id: int, run_id: int | None, key: str, node_type: str, entry: Cac
         unique_fields=["flow", "key"],
         update_fields=["node_type", "output", "text", "model", "usage", "detail", "run"],
     )
-
-
-async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await dbthreads.on(_thread, fn, *args)

@@ -34,7 +34,6 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -45,6 +44,7 @@ from webapp.runs import eventlog
 from webapp.runs.access import can_view_run
 from webapp.runs.eventlog import run_group
 from webapp.runs.models import Run
+from webapp.socketdb import OffTheSharedThread, socket_db
 
 BACKLOG_CHUNK = 1000
 CLOSE_TOO_BIG = 1009
@@ -63,7 +63,7 @@ LAYER_ERRORS = (RedisError, OSError)
 log = logging.getLogger(__name__)
 
 
-class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+class RunEventsConsumer(OffTheSharedThread, AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
@@ -88,7 +88,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             # Joined before the check, so a revocation in between cannot be missed.
             self.access = access_group(flow_id)
             live = await self.join(self.access)
-        if user is None or not await database_sync_to_async(can_view_run)(user, self.run_id):
+        if user is None or not await socket_db(can_view_run)(user, self.run_id):
             # Refusing the handshake looks the same whether the run exists or not.
             await self.disconnect(CLOSE_POLICY)
             await self.close()
@@ -138,7 +138,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if message.get("user") not in (None, user.pk):
             return
-        if not await database_sync_to_async(can_view_run)(user, self.run_id):
+        if not await socket_db(can_view_run)(user, self.run_id):
             await self.disconnect(CLOSE_ACCESS_GONE)
             await self.close(code=CLOSE_ACCESS_GONE)
 
@@ -198,16 +198,16 @@ def _after(query_string: bytes) -> int:
         return 0
 
 
-@database_sync_to_async
+@socket_db
 def _flow_id(run_id: int) -> int | None:
     return Run.objects.filter(pk=run_id).values_list("flow_id", flat=True).first()
 
 
-@database_sync_to_async
+@socket_db
 def _last_seq(run_id: int) -> int:
     return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
 
 
-@database_sync_to_async
+@socket_db
 def _recorded(run_id: int, after: int, upto: int | None, limit: int) -> list[dict[str, Any]]:
     return eventlog.events(run_id, after, limit, upto=upto)
