@@ -62,7 +62,8 @@ def probe(*args: str, base_url: str) -> tuple[subprocess.CompletedProcess, set[s
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        # Generous: loading the SDK on a machine shared with other work can take a minute.
+        timeout=300,
         env=env,
     )
     *_, modules = done.stdout.strip().splitlines()
