@@ -81,10 +81,10 @@ def _env(key: str | None) -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+def _timed(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -94,6 +94,7 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def _check(name: str, out: str) -> None:
+    name = name.removeprefix("baseline: ")
     if name.startswith("validate"):
         ok = out.strip() == "valid"
     elif name.startswith("python"):
@@ -125,6 +126,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=Path,
+        help="another checkout (e.g. a worktree of main): its model-free commands are timed "
+        "too, in the same shuffled rounds, as 'baseline: ...' rows",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic() as fake:
@@ -144,16 +152,21 @@ def main() -> None:
                 for key_label, key in (("no key", None), ("key set", fake.url)):
                     argv = [*graphs, command, str(path)]
                     cases[f"{command} {label}, {key_label}"] = (argv, _env(key), targeted)
+        where = dict.fromkeys(cases, ROOT)
+        if args.baseline is not None:
+            for name in [n for n, case in cases.items() if case[2]]:
+                cases[f"baseline: {name}"] = (*cases[name][:2], False)
+                where[f"baseline: {name}"] = args.baseline.resolve()
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
         for name, (argv, env, _) in cases.items():  # warm-up: page cache, .pyc files
-            _check(name, _timed(argv, env)[2])
+            _check(name, _timed(argv, env, where[name])[2])
         for _ in range(args.reps):
             order = list(cases)
             random.shuffle(order)
             for name in order:
                 argv, env, _ = cases[name]
-                wall, cpu, out = _timed(argv, env)
+                wall, cpu, out = _timed(argv, env, where[name])
                 _check(name, out)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
