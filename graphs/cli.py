@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from graphs import document
-from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.events import Event
 from graphs.flowfiles import FileFlows
@@ -128,6 +127,9 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    # Here, not at the top: ``validate`` needs none of the executor.
+    from graphs.compile import compile_flow
+
     services = _with_flows(services_from_env(), args.flow, args.flows)
     flow = compile_flow(_read(args.flow), services)
     inputs = _inputs(args)

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from graphs import document
-from graphs.compile import compile_flow
 from graphs.errors import FlowInvalid
 from graphs.nodes.base import Services
 from graphs.subflows import (
@@ -69,6 +68,9 @@ class FileFlows:
         return FileFlows(self.directory, (*self.chain, reference), self.max_depth)
 
     async def run(self, call: ChildCall, services: Services) -> ChildResult:
+        # Here, not at the top: ``python -m graphs validate`` lends this class but runs nothing.
+        from graphs.compile import compile_flow
+
         try:
             info = self.look_up(call.reference, call.version)
             child = compile_flow(

@@ -41,9 +41,12 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
+if TYPE_CHECKING:
+    # Imported where a URL is parsed or sent, not here: httpx takes longer to load than the
+    # rest of the engine, and most flows never make a request (the command line's start-up).
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -244,6 +247,8 @@ def _port(url: httpx.URL) -> int:
 
 def _parse(url: str | httpx.URL, allow: AllowList | None) -> httpx.URL:
     """The URL, checked; ``allow=None`` checks its shape only, not its address."""
+    import httpx
+
     shown = str(url)
     if len(shown) > MAX_URL_CHARS:
         raise NetError(f"URL is too long (max {MAX_URL_CHARS} characters)")
@@ -365,6 +370,8 @@ async def request(
     limits: Limits | None = None,
 ) -> Response:
     """Send one request under the SSRF policy, following redirects; raises NetError."""
+    import httpx
+
     limits = limits or Limits()
     if content is not None and len(content) > limits.max_request_bytes:
         raise TooLarge(
@@ -390,6 +397,8 @@ async def _request(
     allow: AllowList,
     limits: Limits,
 ) -> Response:
+    import httpx
+
     current = _parse(url, allow)
     if params:
         try:
@@ -441,6 +450,8 @@ async def _send(
     allow: AllowList,
     limits: Limits,
 ) -> httpx.Response:
+    import httpx
+
     host = url.raw_host.decode("ascii")
     addresses = await resolve_and_check(host, _port(url), allow=allow)
     sent = httpx.Headers(

@@ -18,13 +18,13 @@ import email.utils
 import json
 import time
 from collections.abc import Callable
-from typing import Any
-
-import anthropic
-import httpx2  # the SDK's HTTP stack; mid-stream transport failures surface as its errors
+from typing import TYPE_CHECKING, Any
 
 from graphs.errors import ModelError
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
+
+if TYPE_CHECKING:
+    import anthropic
 
 __all__ = ["AnthropicClient"]
 
@@ -85,6 +85,11 @@ class AnthropicClient:
 
     def _sdk(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
+            # The SDK is imported here, not with this module: it takes longer to load than
+            # the rest of the engine, and a process that never calls the model (the command
+            # line with a key set, running a flow without model nodes) should not pay for it.
+            import anthropic
+
             try:
                 self._client = anthropic.AsyncAnthropic(max_retries=0, timeout=self._timeout_s)
             except anthropic.AnthropicError as exc:
@@ -113,6 +118,9 @@ class AnthropicClient:
         params.update(_optional_params(request))
 
         sdk = self._sdk()
+        import anthropic  # loaded by _sdk(); bound here for the except clauses below
+        import httpx2  # the SDK's HTTP stack; mid-stream transport failures surface as its errors
+
         streaming = False
         try:
             # Raw events, not the SDK's stream() helper: the helper rebuilds a snapshot of
@@ -232,6 +240,8 @@ def _optional_params(request: ModelRequest) -> dict[str, Any]:
             # The API constrains replies to a subset of JSON Schema; the SDK's own helper
             # moves what it cannot enforce (minimum, pattern, ...) into descriptions. The
             # caller still validates the reply against the whole schema.
+            import anthropic
+
             schema = anthropic.transform_schema(request.output_schema)
         except (ValueError, TypeError) as exc:
             raise ModelError(

@@ -69,6 +69,9 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
     context = {
         "flow": flow,
         "version": version.number,
+        # The version row already read: asking flow.current again would fetch and decode
+        # the whole document a second time for its author and date.
+        "latest": version,
         "editable": editable,
         # Sharing, transfer and links are the owner's (the Share button opens them).
         "can_share": can_own_flow(request.user, flow.pk),

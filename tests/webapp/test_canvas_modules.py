@@ -1,0 +1,94 @@
+"""The canvas pages ask for every module their scripts import in one go (modulepreload).
+
+Without a ``<link rel=modulepreload>`` for each, the browser discovers a module only when
+the one importing it has arrived, one import level per round trip, before X6 can draw. The
+list is written by hand in ``templates/flows/_canvas_modules.html``; this walks the real
+import graph of the page scripts so that a new import cannot silently fall out of it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+JS = ROOT / "static" / "js"
+PARTIAL = ROOT / "templates" / "flows" / "_canvas_modules.html"
+IMPORT = re.compile(r'^\s*(?:import|export)\b[^"\';]*?from\s+"(\.{1,2}/[^"]+)"', re.MULTILINE)
+BARE_IMPORT = re.compile(r'^\s*import\s+"(\.{1,2}/[^"]+)"', re.MULTILINE)
+
+
+def imported(entry: str) -> set[str]:
+    """``entry`` and every module it imports, transitively, as paths under static/js."""
+    seen: set[str] = set()
+    todo = [JS / entry]
+    while todo:
+        path = todo.pop().resolve()
+        name = path.relative_to(JS).as_posix()
+        if name in seen:
+            continue
+        seen.add(name)
+        text = path.read_text()
+        for spec in IMPORT.findall(text) + BARE_IMPORT.findall(text):
+            todo.append(path.parent / spec)
+    return seen
+
+
+def preloaded() -> set[str]:
+    return set(
+        re.findall(
+            r"rel=\"modulepreload\" href=\"\{% static 'js/([^']+)' %\}\"", PARTIAL.read_text()
+        )
+    )
+
+
+def test_the_canvas_partial_preloads_every_module_the_editor_and_run_scripts_import():
+    wanted = imported("canvas/editor.js") | imported("runs/view.js")
+    assert {"canvas/panel.js", "canvas/schematable.js", "runs/log.js"} <= wanted
+    assert preloaded() == wanted
+
+
+def test_alices_editor_page_asks_for_every_canvas_module_before_its_scripts(alice):
+    from django.test import Client
+
+    from webapp.flows import services
+
+    flow = services.create(alice, "Router", {"graph": {"name": "r"}, "nodes": [], "edges": []})
+    client = Client()
+    client.force_login(alice)
+    html = client.get(f"/flows/{flow.pk}/").content.decode()
+    asked = set(re.findall(r'rel="modulepreload" href="/static/js/([^"]+)"', html))
+    assert asked == imported("canvas/editor.js") | imported("runs/view.js")
+    # In the head, so the downloads start before the body (and its flow data) is parsed.
+    assert html.index('rel="modulepreload"') < html.index("<body")
+    assert html.index('rel="preload" href="/static/vendor/x6.min.js" as="script"') < html.index(
+        "<body"
+    )
+
+
+def _editor_queries(user, flow) -> list[str]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(user)
+    client.get(f"/flows/{flow.pk}/")  # sessions, caches: the second load is the one measured
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(f"/flows/{flow.pk}/")
+    assert response.status_code == 200
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_alices_editor_reads_the_document_once_and_its_queries_do_not_grow_with_the_flow(alice):
+    from bench.editor_open import dag_doc, empty_doc
+    from webapp.flows import services
+
+    small = _editor_queries(alice, services.create(alice, "small", empty_doc()))
+    big_doc = dag_doc(30, 10)
+    big = _editor_queries(alice, services.create(alice, "big", big_doc))
+    assert len(big_doc["nodes"]) == 302
+    assert len(big) == len(small)
+    # The saved document (the version's graph column) is fetched and decoded once.
+    documents = [sql for sql in big if '"flows_flowversion"."graph"' in sql]
+    assert len(documents) == 1, documents
