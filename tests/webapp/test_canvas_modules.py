@@ -2,50 +2,26 @@
 
 Without a ``<link rel=modulepreload>`` for each, the browser discovers a module only when
 the one importing it has arrived, one import level per round trip, before X6 can draw. The
-list is written by hand in ``templates/flows/_canvas_modules.html``; this walks the real
-import graph of the page scripts so that a new import cannot silently fall out of it.
+list is walked from the real imports (webapp/core/modules.py), so a new import cannot
+fall out of it.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
-JS = ROOT / "static" / "js"
-PARTIAL = ROOT / "templates" / "flows" / "_canvas_modules.html"
-IMPORT = re.compile(r'^\s*(?:import|export)\b[^"\';]*?from\s+"(\.{1,2}/[^"]+)"', re.MULTILINE)
-BARE_IMPORT = re.compile(r'^\s*import\s+"(\.{1,2}/[^"]+)"', re.MULTILINE)
+from webapp.core.modules import JS, imported
 
 
-def imported(entry: str) -> set[str]:
-    """``entry`` and every module it imports, transitively, as paths under static/js."""
-    seen: set[str] = set()
-    todo = [JS / entry]
-    while todo:
-        path = todo.pop().resolve()
-        name = path.relative_to(JS).as_posix()
-        if name in seen:
-            continue
-        seen.add(name)
-        text = path.read_text()
-        for spec in IMPORT.findall(text) + BARE_IMPORT.findall(text):
-            todo.append(path.parent / spec)
-    return seen
+def wanted() -> set[str]:
+    return set(imported("canvas/editor.js", "runs/view.js"))
 
 
-def preloaded() -> set[str]:
-    return set(
-        re.findall(
-            r"rel=\"modulepreload\" href=\"\{% static 'js/([^']+)' %\}\"", PARTIAL.read_text()
-        )
-    )
-
-
-def test_the_canvas_partial_preloads_every_module_the_editor_and_run_scripts_import():
-    wanted = imported("canvas/editor.js") | imported("runs/view.js")
-    assert {"canvas/panel.js", "canvas/schematable.js", "runs/log.js"} <= wanted
-    assert preloaded() == wanted
+def test_the_preload_list_follows_imports_down_to_modules_the_page_never_names():
+    # schematable.js is imported by panel.js, which editor.js imports; log.js by view.js.
+    assert {"canvas/panel.js", "canvas/schematable.js", "runs/log.js", "lib/net.js"} <= wanted()
+    assert all((JS / name).is_file() for name in wanted())
+    assert not any(name.endswith(".test.js") for name in wanted())
 
 
 def test_alices_editor_page_asks_for_every_canvas_module_before_its_scripts(alice):
@@ -58,7 +34,7 @@ def test_alices_editor_page_asks_for_every_canvas_module_before_its_scripts(alic
     client.force_login(alice)
     html = client.get(f"/flows/{flow.pk}/").content.decode()
     asked = set(re.findall(r'rel="modulepreload" href="/static/js/([^"]+)"', html))
-    assert asked == imported("canvas/editor.js") | imported("runs/view.js")
+    assert asked == wanted()
     # In the head, so the downloads start before the body (and its flow data) is parsed.
     assert html.index('rel="modulepreload"') < html.index("<body")
     assert html.index('rel="preload" href="/static/vendor/x6.min.js" as="script"') < html.index(
