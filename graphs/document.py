@@ -85,6 +85,7 @@ def load(doc: Any) -> nx.MultiDiGraph:
         raise FlowInvalid(problems)
     data = {**doc, "directed": True, "multigraph": True, "graph": doc.get("graph", {})}
     data["nodes"] = [{**n, "config": n.get("config", {})} for n in doc["nodes"]]
+    data["edges"] = doc.get("edges", [])  # optional, as the shape check allows
     graph = nx.node_link_graph(data, edges="edges", directed=True, multigraph=True)
     # The stubs type node_link_graph as returning a Graph; directed and multigraph make it so.
     return cast(nx.MultiDiGraph, graph)

@@ -92,7 +92,10 @@ def test_a_missing_flow_and_a_bad_reference_are_problems_of_the_node_and_field(t
     # No path may leave the flows directory: the reference's character set has no . or /.
     (tmp_path.parent / "secret.json").write_text(json.dumps(child_doc()))
     [traversal] = problems(parent_doc("../secret"), source)
-    assert traversal.startswith("node 'call': config.flow: String should match pattern")
+    assert traversal == (
+        "node 'call': config.flow: use only letters, digits, _ and -, starting with a letter "
+        "or digit (at most 59)"
+    )
     from graphs.nodes import NODE_TYPES
 
     node_type = NODE_TYPES["subflow"]

@@ -105,10 +105,14 @@ def allow_listed(monkeypatch, server):
 
 def test_a_flow_with_an_http_node_is_checked_on_save(api):  # noqa: F811
     response = api.post("/api/flows", {"name": "bad", "graph": http_flow("gopher://x/{{ item }}")})
-    assert response.status_code == 400
+    # Kept with its problem, which a run of it is refused for.
+    assert response.status_code == 201
     [problem] = response.json()["problems"]
     assert problem["node"] == "call"
     assert "refused: scheme 'gopher' is not allowed" in problem["text"]
+    run = api.post(f"/api/flows/{response.json()['id']}/runs", {"inputs": {"item": "7"}})
+    assert run.status_code == 400
+    assert [p["text"] for p in run.json()["problems"]] == [problem["text"]]
     good_flow = http_flow("https://x.example/{{ item }}")
     good = api.post("/api/flows", {"name": "good", "graph": good_flow})
     assert good.status_code == 201, good.content

@@ -180,3 +180,10 @@ def test_a_schedule_of_a_version_with_problems_is_refused_naming_them(api, flow)
     assert answer.json()["detail"].startswith("version 2 has 2 problems")
     assert texts(answer.json()["problems"]) == EXPECTED
     assert api("carol").post(f"/api/flows/{flow.pk}/schedules", schedule).status_code == 403
+
+
+def test_a_document_without_edges_is_well_formed_and_saved(api, flow):
+    lone = {"graph": {"name": "Lone"}, "nodes": [{"id": "q", "type": "input", "config": {}}]}
+    saved = api("alice").put(f"/api/flows/{flow.pk}", {"graph": lone, "base_version": 1})
+    assert saved.status_code == 200, saved.content
+    assert flow.versions.get(number=2).graph["edges"] == []
