@@ -64,6 +64,7 @@
  */
 import { isTyping } from "../lib/keys.js";
 import { requestJSON } from "../lib/net.js";
+import { token } from "../theme.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
@@ -128,7 +129,7 @@ function createCanvas(X6, DATA) {
     // Only cells in (or near) the visible area are drawn: big flows open fast.
     virtual: { enabled: true, margin: 160 },
     autoResize: true,
-    grid: { size: 10, visible: true, type: "dot", args: { color: "#d5dae2", thickness: 1 } },
+    grid: { size: 10, visible: true, type: "dot", args: { color: token("--grid-dot"), thickness: 1 } },
     background: { color: "transparent" },
     panning: { enabled: true, eventTypes: ["leftMouseDown"] },
     mousewheel: { enabled: true, factor: 1.1, minScale: 0.15, maxScale: 2, zoomAtMousePosition: true },
@@ -164,6 +165,11 @@ function createCanvas(X6, DATA) {
       magnetAdsorbed: { name: "className", args: { className: "sy-adsorbed" } },
     },
   });
+
+  // The grid is painted from JS: it follows the theme (theme.js) by being painted again.
+  document.addEventListener("switchyard:theme", () =>
+    graph.drawGrid({ type: "dot", args: { color: token("--grid-dot"), thickness: 1 } }),
+  );
 
   const selection = new X6.Selection({
     enabled: true,
