@@ -68,6 +68,7 @@ import { token } from "../theme.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
+import { attachKeyboard } from "./keyboard.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -208,6 +209,8 @@ function createCanvas(X6, DATA) {
     url: DATA.urls && DATA.urls.edgeForm,
     documentJSON: () => documentJSON(),
   });
+
+  attachKeyboard(graph, container, { selection, isReadOnly: () => readOnly, connectionAllowed });
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
