@@ -69,6 +69,7 @@ import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
 import { attachKeyboard } from "./keyboard.js";
+import { annotationCells, attachNotes, isAnnotation, registerAnnotationShapes } from "./notes.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -92,6 +93,7 @@ function api(method, url, body) {
 
 function createCanvas(X6, DATA) {
   registerShapes(X6);
+  registerAnnotationShapes(X6);
   const MiniNodeView = miniNodeView(X6);
 
   // ---- State -----------------------------------------------------------------------------
@@ -210,7 +212,13 @@ function createCanvas(X6, DATA) {
     documentJSON: () => documentJSON(),
   });
 
-  attachKeyboard(graph, container, { selection, isReadOnly: () => readOnly, connectionAllowed });
+  const keyboard = attachKeyboard(graph, container, {
+    selection,
+    isReadOnly: () => readOnly,
+    connectionAllowed,
+    isFlowNode: (node) => !isAnnotation(node),
+  });
+  const notes = attachNotes(graph, container, { selection, isReadOnly: () => readOnly, UI, announce: keyboard.announce });
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
@@ -246,6 +254,7 @@ function createCanvas(X6, DATA) {
   }
 
   function syncPorts(node) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const server = serverPorts(node.id, data.type, data.config);
     lastPorts.set(node.id, server);
@@ -259,6 +268,7 @@ function createCanvas(X6, DATA) {
   }
 
   function requestPorts(node) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const key = portKey(data.type, data.config);
     if (portCache.has(key)) {
@@ -294,6 +304,7 @@ function createCanvas(X6, DATA) {
   // whose attrs change (a 200-node replay seek: thousands of edge re-routes); instead the
   // model takes the attrs silently and a drawn view redraws only them.
   function renderNode(node, quiet) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const state = run.get(node.id) || {};
     const rows = data.rows || 1;
@@ -389,7 +400,7 @@ function createCanvas(X6, DATA) {
     renderProblemList(warningsBox, []);
     lastPorts.clear();
     const nodes = (doc.nodes || []).map((n) => meta(n, edges));
-    const cells = [...nodes, ...edges.map(edgeMeta)];
+    const cells = [...nodes, ...edges.map(edgeMeta), ...annotationCells(doc)];
     // Frame the flow before drawing it, so the first render is already the visible area.
     if (!opts.keepView) fit(nodes);
     history.disable();
@@ -406,6 +417,7 @@ function createCanvas(X6, DATA) {
     } finally {
       loading = false;
     }
+    notes.afterLoad();
     history.enable();
     history.clean();
     for (const node of graph.getNodes()) {
@@ -701,6 +713,7 @@ function createCanvas(X6, DATA) {
   }
 
   graph.on("node:click", ({ node, e }) => {
+    if (isAnnotation(node)) return;
     panel.open(node);
     for (const callback of clickCallbacks) {
       try {
@@ -910,6 +923,8 @@ function createCanvas(X6, DATA) {
   };
   on("save", () => save().catch(() => {}));
   on("layout", () => autoLayout());
+  on("add-note", () => notes.addNote());
+  on("group", () => notes.groupSelection());
   on("undo", () => undo());
   on("redo", () => redo());
   on("help", () => toggleHelp());
@@ -926,7 +941,7 @@ function createCanvas(X6, DATA) {
     readOnly = Boolean(value) || !DATA.editable;
     document.body.classList.toggle("ed-readonly", readOnly);
     if (nameInput) nameInput.readOnly = readOnly;
-    for (const id of ["save", "layout", "undo", "redo"]) {
+    for (const id of ["save", "layout", "undo", "redo", "add-note", "group"]) {
       const b = $(`[data-testid="${id}"]`);
       if (b) b.disabled = readOnly;
     }
