@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.conftest import log_in
 from tests.e2e.test_editor import centre, create_flow, doc, drag, errors, new_user, open_editor
 from webapp.flows.models import Flow
+from webapp.runs.services import create_run
 
 __all__ = ["errors"]
 
@@ -97,3 +98,13 @@ def test_alice_annotates_a_flow_with_a_note_and_a_collapsible_group(
     page.wait_for_function("() => document.documentElement.dataset.canvas === 'ready'")
     expect(page.locator('#ed-canvas [data-cell-id="note1"]')).to_contain_text("the answer is plain")
     expect(page.locator('#ed-canvas [data-cell-id="group1"]')).to_contain_text("Pass-through")
+
+    # And on a run's page, drawn from the version it ran (a queued run is enough to see).
+    def queued_run() -> int:
+        flow = Flow.objects.get(pk=flow_id)
+        return create_run(flow, flow.owner, {"q": "hi"}).pk
+
+    page.goto(f"{server.url}/runs/{server.orm(queued_run)}/")
+    page.wait_for_function("() => document.documentElement.dataset.canvas === 'ready'")
+    expect(page.locator('#ed-canvas [data-cell-id="note1"]')).to_contain_text("the answer is plain")
+    expect(page.get_by_test_id("add-note")).to_have_count(0)

@@ -28,7 +28,8 @@ const portText = (portId) => `${portId.startsWith("out:") ? "output" : "input"} 
 /**
  * Make the canvas keyboard-operable. `options`: selection (X6 Selection), isReadOnly(),
  * connectionAllowed({edge, sourceCell, targetCell, sourcePort, targetPort}), isFlowNode(node)
- * (false for what is drawn on the canvas but is not a node of the flow).
+ * (false for a note or a group: Tab reaches and arrows move them too, but their Enter is
+ * notes.js's).
  * Returns {announce(text)}.
  */
 export function attachKeyboard(graph, container, options) {
@@ -64,7 +65,7 @@ export function attachKeyboard(graph, container, options) {
   function nodes() {
     return graph
       .getNodes()
-      .filter(isFlowNode)
+      .filter((node) => node.isVisible())
       .sort((a, b) => {
         const p = a.getPosition();
         const q = b.getPosition();
@@ -93,6 +94,11 @@ export function attachKeyboard(graph, container, options) {
     selection.select(node);
     if (!inView(node)) graph.centerCell(node);
     const data = node.getData() || {};
+    if (!isFlowNode(node)) {
+      const what = data.kind === "group" ? `Group ${data.title || ""}${data.collapsed ? ", collapsed" : ""}` : `Note: ${String(data.text || "").slice(0, 80)}`;
+      announce(`${what}. Enter edits it.`);
+      return;
+    }
     const note = picked ? ` Holding ${portText(picked.port)} of ${picked.label}: Enter to choose an input.` : "";
     announce(`${label(node)}, ${data.type} node.${note}`);
   }
@@ -148,7 +154,8 @@ export function attachKeyboard(graph, container, options) {
   }
 
   container.addEventListener("focus", (e) => {
-    if (e.target !== container) return;
+    // Focus from a click (not :focus-visible) selects nothing: the mouse says what it means.
+    if (e.target !== container || !container.matches(":focus-visible")) return;
     const node = current && graph.getCellById(current);
     const list = nodes();
     if (node) focusNode(node);
@@ -193,6 +200,7 @@ export function attachKeyboard(graph, container, options) {
         move(node, dx * by, dy * by);
       }
     } else if (e.key === "Enter" || e.key === " ") {
+      if (!isFlowNode(node)) return; // notes.js edits it
       consume();
       if (!port) {
         const list = ports(node);

@@ -190,6 +190,7 @@ export function attachNotes(graph, container, options) {
     } else if (data.kind === "group") {
       applyCollapse(node);
     }
+    if (selection.isSelected(node)) node.attr("body/class", `${node.attr("body/class")} is-selected`, UI);
   }
 
   function freeId(stem) {
@@ -331,6 +332,12 @@ export function attachNotes(graph, container, options) {
         g.setData({ ...d, nodes: d.nodes.filter((id) => id !== cell.id) }, { overwrite: true });
       }
     }
+  });
+  graph.on("node:selected", ({ node }) => {
+    if (isAnnotation(node)) refresh(node);
+  });
+  graph.on("node:unselected", ({ node }) => {
+    if (isAnnotation(node) && graph.getCellById(node.id)) refresh(node);
   });
   graph.on("group:toggle", ({ e, node }) => {
     if (e) e.stopPropagation();
