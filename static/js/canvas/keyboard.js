@@ -189,17 +189,19 @@ export function attachKeyboard(graph, container, options) {
     if (!node) return;
     const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
     if (e.key in arrows) {
+      // Read-only, arrows are the page's (the replay bar seeks with them).
+      if (!port && isReadOnly()) return;
       consume();
       if (port) {
         const list = ports(node);
         const step = e.key === "ArrowDown" || e.key === "ArrowRight" ? 1 : -1;
         focusPort(node, list[(list.indexOf(port) + step + list.length) % list.length]);
-      } else if (!isReadOnly()) {
+      } else {
         const [dx, dy] = arrows[e.key];
         const by = e.shiftKey ? BIG_STEP : STEP;
         move(node, dx * by, dy * by);
       }
-    } else if (e.key === "Enter" || e.key === " ") {
+    } else if (e.key === "Enter") {
       if (!isFlowNode(node)) return; // notes.js edits it
       consume();
       if (!port) {
@@ -215,7 +217,8 @@ export function attachKeyboard(graph, container, options) {
       } else {
         announce(`${portText(port)} of ${label(node)}: pick up an output first.`);
       }
-    } else if (e.key === "Escape") {
+    } else if (e.key === "Escape" && (port || picked)) {
+      // Else Escape is the editor's (close the help, clear the selection).
       consume();
       if (port) {
         markPort(false);
