@@ -39,8 +39,22 @@ def audit(page: Page, server) -> list[str]:
 
 @pytest.fixture
 def alices_run(page: Page, server) -> tuple[int, int]:
-    """Alice is logged in, owns a flow, and has run it once: (flow id, run id)."""
-    username, flow_id, url = create_flow(server, flow_document("Summarise {{ topic }}."))
+    """Alice is logged in, owns a flow (with a note and a group), and has run it once:
+    (flow id, run id)."""
+    document = flow_document("Summarise {{ topic }}.")
+    # A note and a group, so that what they draw is audited too.
+    document["notes"] = [{"id": "why", "text": "Why a summary", "position": {"x": 40, "y": 10}}]
+    document["groups"] = [
+        {
+            "id": "work",
+            "title": "The work",
+            "color": "purple",
+            "position": {"x": 290, "y": 60},
+            "size": {"width": 300, "height": 200},
+            "nodes": ["write"],
+        }
+    ]
+    username, flow_id, url = create_flow(server, document)
     log_in(page, server, username)
     page.goto(url)
     run_id = start_run(page)

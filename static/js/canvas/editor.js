@@ -9,7 +9,8 @@
  *
  * Beside it: shapes.js (how nodes and edges look), document.js (flow document <-> cells),
  * runstate.js (a run painted on the canvas), panel.js (the node form), drafts.js (unsaved
- * work in localStorage), banners.js.
+ * work in localStorage), banners.js, keyboard.js (the canvas without a mouse), notes.js
+ * (sticky notes and groups: X6 nodes that are not flow nodes, see isAnnotation).
  *
  * `canvas` (exported; also window.Switchyard.canvas, for runs/view.js and tests), null on a
  * page without #editor-data — the interface other scripts use:

@@ -235,8 +235,8 @@ export function attachNotes(graph, container, options) {
     return group;
   }
 
+  // Read-only too: a viewer of a run page may open a group its author left collapsed.
   function toggle(group) {
-    if (isReadOnly()) return;
     const collapsed = !(group.getData() || {}).collapsed;
     group.setData({ collapsed });
     announce(`${(group.getData() || {}).title || "Group"} ${collapsed ? "collapsed" : "expanded"}.`);
@@ -349,19 +349,23 @@ export function attachNotes(graph, container, options) {
 
   // Keys for a selected note or group; the canvas's other keys stay editor.js's.
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey || isReadOnly()) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
     const tag = e.target && e.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     const cells = selection.getSelectedCells().filter((c) => c.isNode() && isAnnotation(c));
     if (cells.length !== 1) return;
     const [node] = cells;
-    if (e.key === "c") {
+    const group = (node.getData() || {}).kind === "group";
+    if (e.key === "Enter" && e.shiftKey && group) {
+      e.preventDefault();
+      toggle(node);
+    } else if (isReadOnly()) {
+      // Nothing else to do with a note or group one cannot edit.
+    } else if (e.key === "c") {
       recolour(node);
     } else if (e.key === "Enter") {
       e.preventDefault();
-      e.stopPropagation();
-      if ((node.getData() || {}).kind === "group" && e.shiftKey) toggle(node);
-      else edit(node);
+      edit(node);
     }
   });
 
