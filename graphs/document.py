@@ -137,7 +137,7 @@ def _shape_problems(doc: Any) -> list[Problem]:
         problems += _node_problems(index, node, ids)
     for index, edge in enumerate(edges):
         problems += _edge_problems(index, edge, ids)
-    return problems + flow_notes.note_problems(doc, ids)
+    return problems + flow_notes.note_problems(doc, ids, is_identifier, IDENTIFIER_RULE)
 
 
 def _node_problems(index: int, node: Any, ids: set[str]) -> list[Problem]:

@@ -15,16 +15,19 @@ plain text capped in length (pages escape it), a group's ``nodes`` name nodes of
 each in at most one group, and there are at most ``MAX_NOTES`` notes and ``MAX_GROUPS``
 groups.
 
->>> note_problems({"notes": [{"id": "n1", "text": "hi", "color": "yellow",
-...                           "position": {"x": 0, "y": 0}}]}, set())
+>>> from graphs.document import IDENTIFIER_RULE, is_identifier
+>>> ok = {"notes": [{"id": "n1", "text": "hi", "color": "yellow", "position": {"x": 0, "y": 0}}]}
+>>> note_problems(ok, set(), is_identifier, IDENTIFIER_RULE)
 []
->>> [p.message for p in note_problems({"notes": [{"id": "n1", "color": "red; x"}]}, set())]
+>>> bad = {"notes": [{"id": "n1", "color": "red; x"}]}
+>>> [p.message for p in note_problems(bad, set(), is_identifier, IDENTIFIER_RULE)]
 ["notes[0] 'color' must be one of yellow, blue, green, pink, purple, grey"]
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from graphs.errors import Problem
 
@@ -38,11 +41,15 @@ NOTE_KEYS = frozenset({"id", "text", "color", "position", "size"})
 GROUP_KEYS = frozenset({"id", "title", "color", "position", "size", "collapsed", "nodes"})
 
 
-def note_problems(doc: dict[str, Any], node_ids: set[str]) -> list[Problem]:
-    """Every problem of the document's notes and groups; [] when it has none."""
-    # Imported here: graphs.document imports this module.
-    from graphs.document import IDENTIFIER_RULE, is_identifier
-
+def note_problems(
+    doc: dict[str, Any],
+    node_ids: set[str],
+    is_identifier: Callable[[Any], TypeGuard[str]],
+    identifier_rule: str,
+) -> list[Problem]:
+    """Every problem of the document's notes and groups; [] when it has none. Ids are
+    checked with graphs.document's ``is_identifier`` (passed in: that module imports this
+    one)."""
     problems: list[Problem] = []
     seen: set[str] = set()
     grouped: dict[str, str] = {}
@@ -68,7 +75,7 @@ def note_problems(doc: dict[str, Any], node_ids: set[str]) -> list[Problem]:
             item_id = item.get("id")
             if not is_identifier(item_id):
                 shown = repr(item_id)[:60]
-                problems.append(Problem(f"{where} id {shown} must be {IDENTIFIER_RULE}"))
+                problems.append(Problem(f"{where} id {shown} must be {identifier_rule}"))
             elif item_id in seen or item_id in node_ids:
                 problems.append(Problem(f"{where} id {item_id!r} is already taken"))
             else:
