@@ -29,6 +29,7 @@ from typing import Any, TypeGuard, cast
 
 import networkx as nx
 
+from graphs import notes as flow_notes
 from graphs.errors import FlowInvalid, Problem
 
 MAX_DOCUMENT_BYTES = 20_000_000
@@ -49,7 +50,10 @@ NODE_KEYS = frozenset({"id", "type", "config", "position", "label"})
 EDGE_KEYS = frozenset(
     {"source", "target", "key", "source_port", "target_port", "initial", "append"}
 )
-DOCUMENT_KEYS = frozenset({"directed", "multigraph", "graph", "nodes", "edges"})
+DOCUMENT_KEYS = frozenset({"directed", "multigraph", "graph", "nodes", "edges", *flow_notes.KEYS})
+# Notes and groups (graphs.notes) ride along in the loaded graph under this graph
+# attribute, which ``dump`` puts back at the top of the document; no node type reads it.
+ANNOTATIONS = "switchyard:notes"
 
 
 def is_identifier(value: Any) -> TypeGuard[str]:
@@ -83,9 +87,11 @@ def load(doc: Any) -> nx.MultiDiGraph:
     problems = _shape_problems(doc)
     if problems:
         raise FlowInvalid(problems)
-    data = {**doc, "directed": True, "multigraph": True, "graph": doc.get("graph", {})}
+    data = {**doc, "directed": True, "multigraph": True, "graph": dict(doc.get("graph", {}))}
     data["nodes"] = [{**n, "config": n.get("config", {})} for n in doc["nodes"]]
     data["edges"] = doc.get("edges", [])  # optional, as the shape check allows
+    if notes := {key: doc[key] for key in flow_notes.KEYS if doc.get(key)}:
+        data["graph"][ANNOTATIONS] = notes
     graph = nx.node_link_graph(data, edges="edges", directed=True, multigraph=True)
     # The stubs type node_link_graph as returning a Graph; directed and multigraph make it so.
     return cast(nx.MultiDiGraph, graph)
@@ -93,7 +99,10 @@ def load(doc: Any) -> nx.MultiDiGraph:
 
 def dump(graph: nx.MultiDiGraph) -> dict[str, Any]:
     """The document form of a flow graph."""
-    return nx.node_link_data(graph, edges="edges")
+    data = nx.node_link_data(graph, edges="edges")
+    attrs = dict(data["graph"])
+    notes = attrs.pop(ANNOTATIONS, {})
+    return {**data, "graph": attrs, **notes}
 
 
 def _shape_problems(doc: Any) -> list[Problem]:
@@ -113,6 +122,8 @@ def _shape_problems(doc: Any) -> list[Problem]:
         problems.append(Problem("the flow needs a name (graph.name)"))
     elif "description" in graph and not isinstance(graph["description"], str):
         problems.append(Problem("graph.description must be a string"))
+    elif ANNOTATIONS in graph:
+        problems.append(Problem(f"graph.{ANNOTATIONS} is reserved"))
     nodes, edges = doc.get("nodes"), doc.get("edges", [])
     if not isinstance(nodes, list):
         return [*problems, Problem("'nodes' must be a list")]
@@ -127,7 +138,7 @@ def _shape_problems(doc: Any) -> list[Problem]:
         problems += _node_problems(index, node, ids)
     for index, edge in enumerate(edges):
         problems += _edge_problems(index, edge, ids)
-    return problems
+    return problems + flow_notes.note_problems(doc, ids, is_identifier, IDENTIFIER_RULE)
 
 
 def _node_problems(index: int, node: Any, ids: set[str]) -> list[Problem]:

@@ -164,6 +164,35 @@ class FlowGraphAttrs(Schema):
     description: str | None = None
 
 
+class Size(Schema):
+    width: float
+    height: float
+
+
+class FlowNote(Schema):
+    """A sticky note (graphs/notes.py): drawn beside the flow, never run."""
+
+    id: str = Field(description="An identifier, unique among nodes, notes and groups.")
+    text: str = Field("", description="Plain text, at most 10,000 characters.")
+    color: str = Field("yellow", description="yellow, blue, green, pink, purple or grey.")
+    position: Position | None = None
+    size: Size | None = None
+
+
+class FlowGroup(Schema):
+    """A titled frame round some nodes (graphs/notes.py): drawn, never run."""
+
+    id: str = Field(description="An identifier, unique among nodes, notes and groups.")
+    title: str = Field("", description="Plain text, at most 200 characters.")
+    color: str = Field("blue", description="yellow, blue, green, pink, purple or grey.")
+    position: Position | None = None
+    size: Size | None = None
+    collapsed: bool = False
+    nodes: list[str] = Field(
+        default_factory=list, description="Its nodes' ids; a node is in one group at most."
+    )
+
+
 class FlowDocument(Schema):
     """``networkx.node_link_data(G, edges="edges")`` JSON (README, "The flow document")."""
 
@@ -174,6 +203,8 @@ class FlowDocument(Schema):
     graph: FlowGraphAttrs = Field(default_factory=FlowGraphAttrs)
     nodes: list[FlowNode]
     edges: list[FlowEdge]
+    notes: list[FlowNote] = Field(default_factory=list)
+    groups: list[FlowGroup] = Field(default_factory=list)
 
 
 class RunEventOut(Schema):

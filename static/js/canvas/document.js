@@ -1,6 +1,7 @@
 /* document.js — the flow document (README, "The flow document") and the X6 cells drawn
    from it, both ways; and where to put new nodes and the view. Functions of an X6 graph
    take it as their first argument; the rest are pure (document.test.js). */
+import { annotationsOf, isAnnotation } from "./notes.js";
 import { W, baseHeight, connectedPorts, edgeLabels, portItems, portName, shortText } from "./shapes.js";
 
 /** An X6 edge as a document edge, or null while one of its ends is loose. */
@@ -20,7 +21,8 @@ const EDGE_ENDS = new Set(["source", "target", "source_port", "target_port", "ke
 
 /** The graph as a flow document, with these graph attributes and name. */
 export function graphDocument(graph, graphAttrs, name) {
-  const nodes = graph.getNodes().map((node) => {
+  const all = graph.getNodes();
+  const nodes = all.filter((node) => !isAnnotation(node)).map((node) => {
     const data = node.getData() || {};
     const at = node.getPosition();
     const item = {
@@ -33,7 +35,12 @@ export function graphDocument(graph, graphAttrs, name) {
     return item;
   });
   const edges = graph.getEdges().map(edgeDoc).filter(Boolean);
-  return { directed: true, multigraph: true, graph: { ...graphAttrs, name }, nodes, edges };
+  const doc = { directed: true, multigraph: true, graph: { ...graphAttrs, name }, nodes, edges };
+  // Notes and groups (notes.js) only when there are some: a flow without keeps its shape.
+  const { notes, groups } = annotationsOf(all);
+  if (notes.length) doc.notes = notes;
+  if (groups.length) doc.groups = groups;
+  return doc;
 }
 
 /** The X6 node for a document node, given its ports from the server and the document's edges. */

@@ -9,7 +9,8 @@
  *
  * Beside it: shapes.js (how nodes and edges look), document.js (flow document <-> cells),
  * runstate.js (a run painted on the canvas), panel.js (the node form), drafts.js (unsaved
- * work in localStorage), banners.js.
+ * work in localStorage), banners.js, keyboard.js (the canvas without a mouse), notes.js
+ * (sticky notes and groups: X6 nodes that are not flow nodes, see isAnnotation).
  *
  * `canvas` (exported; also window.Switchyard.canvas, for runs/view.js and tests), null on a
  * page without #editor-data — the interface other scripts use:
@@ -68,10 +69,13 @@
  */
 import { isTyping } from "../lib/keys.js";
 import { requestJSON } from "../lib/net.js";
+import { token } from "../theme.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
 import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
+import { attachKeyboard } from "./keyboard.js";
+import { annotationCells, attachNotes, isAnnotation, registerAnnotationShapes } from "./notes.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -95,6 +99,7 @@ function api(method, url, body) {
 
 function createCanvas(X6, DATA) {
   registerShapes(X6);
+  registerAnnotationShapes(X6);
   const MiniNodeView = miniNodeView(X6);
 
   // ---- State -----------------------------------------------------------------------------
@@ -133,7 +138,7 @@ function createCanvas(X6, DATA) {
     // Only cells in (or near) the visible area are drawn: big flows open fast.
     virtual: { enabled: true, margin: 160 },
     autoResize: true,
-    grid: { size: 10, visible: true, type: "dot", args: { color: "#d5dae2", thickness: 1 } },
+    grid: { size: 10, visible: true, type: "dot", args: { color: token("--grid-dot"), thickness: 1 } },
     background: { color: "transparent" },
     panning: { enabled: true, eventTypes: ["leftMouseDown"] },
     mousewheel: { enabled: true, factor: 1.1, minScale: 0.15, maxScale: 2, zoomAtMousePosition: true },
@@ -169,6 +174,11 @@ function createCanvas(X6, DATA) {
       magnetAdsorbed: { name: "className", args: { className: "sy-adsorbed" } },
     },
   });
+
+  // The grid is painted from JS: it follows the theme (theme.js) by being painted again.
+  document.addEventListener("switchyard:theme", () =>
+    graph.drawGrid({ type: "dot", args: { color: token("--grid-dot"), thickness: 1 } }),
+  );
 
   const selection = new X6.Selection({
     enabled: true,
@@ -208,6 +218,14 @@ function createCanvas(X6, DATA) {
     documentJSON: () => documentJSON(),
   });
 
+  const keyboard = attachKeyboard(graph, container, {
+    selection,
+    isReadOnly: () => readOnly,
+    connectionAllowed,
+    isFlowNode: (node) => !isAnnotation(node),
+  });
+  const notes = attachNotes(graph, container, { selection, isReadOnly: () => readOnly, UI, announce: keyboard.announce });
+
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
   function addMinimap() {
@@ -242,6 +260,7 @@ function createCanvas(X6, DATA) {
   }
 
   function syncPorts(node) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const server = serverPorts(node.id, data.type, data.config);
     lastPorts.set(node.id, server);
@@ -255,6 +274,7 @@ function createCanvas(X6, DATA) {
   }
 
   function requestPorts(node) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const key = portKey(data.type, data.config);
     if (portCache.has(key)) {
@@ -290,6 +310,7 @@ function createCanvas(X6, DATA) {
   // whose attrs change (a 200-node replay seek: thousands of edge re-routes); instead the
   // model takes the attrs silently and a drawn view redraws only them.
   function renderNode(node, quiet) {
+    if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const state = run.get(node.id) || {};
     const rows = data.rows || 1;
@@ -387,7 +408,7 @@ function createCanvas(X6, DATA) {
     renderProblemList(warningsBox, []);
     lastPorts.clear();
     const nodes = (doc.nodes || []).map((n) => meta(n, edges));
-    const cells = [...nodes, ...edges.map(edgeMeta)];
+    const cells = [...nodes, ...edges.map(edgeMeta), ...annotationCells(doc)];
     // Frame the flow before drawing it, so the first render is already the visible area.
     if (!opts.keepView) fit(nodes);
     history.disable();
@@ -404,6 +425,7 @@ function createCanvas(X6, DATA) {
     } finally {
       loading = false;
     }
+    notes.afterLoad();
     history.enable();
     history.clean();
     for (const node of graph.getNodes()) {
@@ -710,6 +732,7 @@ function createCanvas(X6, DATA) {
   }
 
   graph.on("node:click", ({ node, e }) => {
+    if (isAnnotation(node)) return;
     panel.open(node);
     for (const callback of clickCallbacks) {
       try {
@@ -919,6 +942,8 @@ function createCanvas(X6, DATA) {
   };
   on("save", () => save().catch(() => {}));
   on("layout", () => autoLayout());
+  on("add-note", () => notes.addNote());
+  on("group", () => notes.groupSelection());
   on("undo", () => undo());
   on("redo", () => redo());
   on("help", () => toggleHelp());
@@ -935,7 +960,7 @@ function createCanvas(X6, DATA) {
     readOnly = Boolean(value) || !DATA.editable;
     document.body.classList.toggle("ed-readonly", readOnly);
     if (nameInput) nameInput.readOnly = readOnly;
-    for (const id of ["save", "layout", "undo", "redo"]) {
+    for (const id of ["save", "layout", "undo", "redo", "add-note", "group"]) {
       const b = $(`[data-testid="${id}"]`);
       if (b) b.disabled = readOnly;
     }
