@@ -1,6 +1,7 @@
 /* document.js — the flow document (README, "The flow document") and the X6 cells drawn
    from it, both ways; and where to put new nodes and the view. Functions of an X6 graph
    take it as their first argument; the rest are pure (document.test.js). */
+import { displayName } from "./keys.js";
 import { W, baseHeight, connectedPorts, edgeLabels, portItems, portName, shortText } from "./shapes.js";
 
 /** An X6 edge as a document edge, or null while one of its ends is loose. */
@@ -54,7 +55,7 @@ export function nodeMeta(doc, edges, server, category = "") {
     ports: { items },
     attrs: {
       frame: { class: `sy-node t-${type} st-idle`, "data-category": category },
-      title: { text: shortText(doc.label || doc.id, 22) },
+      title: { text: shortText(displayName(doc), 22) },
       kind: { text: type || "?" },
       stream: { y: baseHeight(rows) + 1 },
       streamBg: { y: baseHeight(rows) - 4 },

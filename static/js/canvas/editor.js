@@ -67,6 +67,7 @@ import { requestJSON } from "../lib/net.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
+import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -201,6 +202,7 @@ function createCanvas(X6, DATA) {
   const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly, {
     url: DATA.urls && DATA.urls.edgeForm,
     documentJSON: () => documentJSON(),
+    rename: (oldId, key) => renameNode(oldId, key),
   });
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
@@ -312,7 +314,7 @@ function createCanvas(X6, DATA) {
     const progress = state.total ? Math.max(0, Math.min(1, state.done / state.total)) : 0;
     const attrs = {
       frame: { class: classes.join(" "), "data-category": categoryOf(data.type) },
-      title: { text: shortText(data.label || node.id, 22) },
+      title: { text: shortText(displayName({ ...data, id: node.id }), 22) },
       kind: { text: data.type || "?" },
       bar: { width: state.total ? Math.round(W * progress) : 40 },
       streamBg: { y: base - 4 },
@@ -351,6 +353,55 @@ function createCanvas(X6, DATA) {
   function documentJSON() {
     const name = (nameInput && nameInput.value.trim()) || graphAttrs.name || DATA.name;
     return graphDocument(graph, graphAttrs, name);
+  }
+
+  // A node's key (or a merge's port) renamed: the server rewrites the document (edges, a
+  // merge's port named after the node, prompts reading that port) and the difference is
+  // applied as one undoable batch (keys.js).
+  function applyDocument(after) {
+    const changes = documentChanges(documentJSON(), after);
+    const touched = applyChanges(graph, changes, { nodeMeta: (n, edges) => meta(n, edges), edgeMeta, edgeDoc, edges: after.edges || [] });
+    touched.forEach((n) => requestPorts(n));
+    for (const e of changes.addEdges) {
+      for (const id of [e.source, e.target]) {
+        const node = graph.getCellById(id);
+        if (node) syncPorts(node);
+      }
+    }
+    return changes;
+  }
+
+  function renameVia(url, body) {
+    if (readOnly || !url) return Promise.resolve(null);
+    return api("POST", url, { graph: documentJSON(), ...body }).then(({ status, body: out }) => {
+      if (status !== 200) {
+        const message = (out.problems && out.problems[0] && out.problems[0].message) || out.detail;
+        banner("rename", `Not renamed: ${message}`, [], "err");
+        return null;
+      }
+      clearBanner("rename");
+      return out.graph;
+    });
+  }
+
+  let renaming = Promise.resolve();
+  function renameNode(oldId, key) {
+    renaming = renameVia(DATA.urls.rename, { node: oldId, key }).then((after) => {
+      if (!after || !graph.getCellById(oldId)) return;
+      const selected = selection.isSelected(graph.getCellById(oldId));
+      // The form stays open (the user may be typing in it) and now edits the new key.
+      panel.renamed(oldId, key);
+      applyDocument(after);
+      const node = graph.getCellById(key);
+      if (node && selected) selection.select(node);
+    });
+    return renaming;
+  }
+
+  function renamePort(nodeId, port, name) {
+    return renameVia(DATA.urls.renamePort, { node: nodeId, port, name }).then((after) => {
+      if (after) applyDocument(after);
+    });
   }
 
   function meta(doc, edges) {
@@ -518,7 +569,12 @@ function createCanvas(X6, DATA) {
     list.replaceChildren();
     for (const p of items) {
       const li = document.createElement("li");
-      const where = p.node || (p.edge ? `${p.edge[0]} → ${p.edge[1]}` : "");
+      // A node goes by its label (with its key when they differ), not the bare key.
+      const named = (id) => {
+        const node = id && graph.getCellById(id);
+        return node && node.isNode() ? nameWithKey({ ...(node.getData() || {}), id }) : id;
+      };
+      const where = p.node ? named(p.node) : p.edge ? `${named(p.edge[0])} → ${named(p.edge[1])}` : "";
       if (where) {
         const b = document.createElement("button");
         b.type = "button";
@@ -550,7 +606,8 @@ function createCanvas(X6, DATA) {
     if (saving) return saving;
     if (readOnly) return Promise.reject(Object.assign(new Error("read only"), { status: 403 }));
     if (saveButton) saveButton.setAttribute("aria-busy", "true");
-    saving = panel.flush().then(saveNow);
+    // A rename the last form edit asked for is part of what is saved.
+    saving = panel.flush().then(() => renaming).then(saveNow);
     return saving;
   }
 
@@ -974,6 +1031,8 @@ function createCanvas(X6, DATA) {
     save,
     onNodeClick: (callback) => clickCallbacks.push(callback),
     focusNode,
+    renameNode,
+    renamePort,
     autoLayout,
     undo,
     redo,
