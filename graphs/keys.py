@@ -111,7 +111,7 @@ def rename_node(doc: dict[str, Any], old: str, new: str) -> dict[str, Any]:
         if edge.get("source") == old:
             edge["source"] = new
             target = _node(nodes, edge.get("target"))
-            if edge.get("target_port") == old and target is not None and _any_port(target):
+            if edge.get("target_port") == old and target is not None and takes_any_port(target):
                 edge["target_port"] = new
                 ported.append((target["id"], old))
         if edge.get("target") == old:
@@ -127,7 +127,7 @@ def rename_port(doc: dict[str, Any], node_id: str, old: str, new: str) -> dict[s
     out = copy.deepcopy(doc)
     nodes = _nodes(out, node_id)
     node = _node(nodes, node_id)
-    if node is None or not _any_port(node):
+    if node is None or not takes_any_port(node):
         raise FlowInvalid([Problem("only a merge's ports can be renamed", node=node_id)])
     if not is_identifier(new):
         raise FlowInvalid([Problem("a port name is " + IDENTIFIER_RULE, node=node_id)])
@@ -164,7 +164,7 @@ def _node(nodes: list[Any], node_id: Any) -> dict[str, Any] | None:
     return None
 
 
-def _any_port(node: dict[str, Any]) -> bool:
+def takes_any_port(node: dict[str, Any]) -> bool:
     """Whether the node takes inputs of any name (a merge), as its type says."""
     from graphs.nodes import NODE_TYPES
 

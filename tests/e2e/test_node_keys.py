@@ -171,3 +171,35 @@ def test_an_input_goes_by_one_name(page: Page, server: Server) -> None:
     page.wait_for_selector('[data-cell-id="question"]')
     expect(page.locator('[data-cell-id="question"] .sy-title')).to_have_text("question")
     assert doc(page)["edges"][0]["source"] == "question"
+
+
+def test_alice_renames_a_merge_port_and_the_prompt_after_the_merge_follows(
+    page: Page, server: Server
+) -> None:
+    from tests.e2e.test_loop_edges import click_edge
+
+    alice = new_user(server)
+    flow_id = create_flow(server, alice, FLOW)
+    log_in(page, server, alice)
+    open_editor(page, server, flow_id)
+    click_edge(page, "llm1", "merge1")
+    form = page.locator('form[data-testid="edge-form"][data-ready]')
+    expect(form.get_by_test_id("merge-port-name")).to_have_value("llm1")
+    form.get_by_test_id("merge-port-name").fill("first draft")
+    form.get_by_test_id("merge-port-rename").click()
+    expect(page.locator("#ed-banners")).to_contain_text("Not renamed: a port name is")
+    form.get_by_test_id("merge-port-name").fill("draft")
+    form.get_by_test_id("merge-port-name").press("Enter")
+    page.wait_for_selector('[data-cell-id="merge1"] [port="in:draft"]')
+    now = doc(page)
+    assert [e["target_port"] for e in now["edges"] if e["target"] == "merge1"] == ["draft"]
+    assert {n["id"]: n["config"] for n in now["nodes"]}["say"] == {
+        "template": "Summary: {{ all.draft }}"
+    }
+    # The form reopens on the renamed edge.
+    expect(
+        page.locator('form[data-testid="edge-form"][data-ready]').get_by_test_id("merge-port-name")
+    ).to_have_value("draft")
+    page.locator('[data-testid="canvas"]').click(position={"x": 20, "y": 400})
+    page.keyboard.press("Control+z")
+    page.wait_for_selector('[data-cell-id="merge1"] [port="in:llm1"]')

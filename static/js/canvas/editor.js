@@ -68,6 +68,7 @@ import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
 import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.js";
+import { freeSpot, mountPalette } from "./palette.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -203,6 +204,8 @@ function createCanvas(X6, DATA) {
     url: DATA.urls && DATA.urls.edgeForm,
     documentJSON: () => documentJSON(),
     rename: (oldId, key) => renameNode(oldId, key),
+    renamePort: (nodeId, port, name) => renamePort(nodeId, port, name),
+    edgeDoc,
   });
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
@@ -398,9 +401,14 @@ function createCanvas(X6, DATA) {
     return renaming;
   }
 
+  /** Resolves to an edge into the renamed port, or null when it was refused. */
   function renamePort(nodeId, port, name) {
     return renameVia(DATA.urls.renamePort, { node: nodeId, port, name }).then((after) => {
-      if (after) applyDocument(after);
+      if (!after) return null;
+      applyDocument(after);
+      const node = graph.getCellById(nodeId);
+      if (node) syncPorts(node);
+      return graph.getEdges().find((e) => e.getTargetCellId() === nodeId && e.getTargetPortId() === `in:${name}`) || null;
     });
   }
 
@@ -813,20 +821,19 @@ function createCanvas(X6, DATA) {
       const node = graph.createNode(meta(newNodeDoc(item.dataset.paletteType), []));
       dnd.start(node, e);
     });
-    // Keyboard and click: add it in the middle of the view.
-    item.addEventListener("keydown", (e) => {
-      if (e.key !== "Enter" && e.key !== " ") return;
-      e.preventDefault();
-      addAtCentre(item.dataset.paletteType);
-    });
   });
+  // A click, Enter or the search box adds at a free spot near the middle (palette.js).
+  mountPalette(document.querySelector('[data-testid="palette"]'), { add: (type) => addAtCentre(type), isReadOnly: () => readOnly });
 
+  /** Adds a node of `type` near the middle of the view, clear of the others; returns it. */
   function addAtCentre(type) {
-    if (readOnly) return;
+    if (readOnly) return null;
     const area = graph.getGraphArea();
-    const doc = newNodeDoc(type, { x: Math.round(area.center.x - W / 2), y: Math.round(area.center.y - 30) });
+    const doc = newNodeDoc(type);
+    const size = { width: W, height: meta(doc, []).height };
+    doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), area.center, size);
     pendingDrop = doc.id;
-    graph.addNode(meta(doc, []));
+    return graph.addNode(meta(doc, []));
   }
 
   // ---- Editing commands ------------------------------------------------------------------

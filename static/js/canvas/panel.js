@@ -45,6 +45,18 @@ export class Panel {
     });
   }
 
+  /** A merge's port named in the edge form: the canvas renames it, and the form reopens on
+      the edge as it now is. */
+  renamePort() {
+    const input = this.element && this.element.querySelector("[data-port-name]");
+    if (!input || !this.edges.renamePort || this.isReadOnly()) return;
+    const name = input.value.trim();
+    if (!name || name === input.dataset.port) return;
+    this.edges.renamePort(input.dataset.node, input.dataset.port, name).then((edge) => {
+      if (edge) this.openEdge(edge, this.edges.edgeDoc(edge));
+    });
+  }
+
   /** The open form's node was renamed (canvas/keys.js): its next edits name the new key. */
   renamed(oldId, newId) {
     if (this.nodeId !== oldId) return;
@@ -118,7 +130,16 @@ export class Panel {
           if (follows) follows.value = "0";
         }
       });
-      panel.addEventListener("click", (event) => editRows(event));
+      panel.addEventListener("click", (event) => {
+        editRows(event);
+        if (event.target.closest && event.target.closest("[data-port-rename]")) this.renamePort();
+      });
+      panel.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && event.target.matches && event.target.matches("[data-port-name]")) {
+          event.preventDefault();
+          this.renamePort();
+        }
+      });
       panel.addEventListener("change", (event) => showFieldsInUse(event.target));
     }
     document.body.addEventListener("htmx:beforeRequest", (event) => {
