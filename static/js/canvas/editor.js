@@ -815,15 +815,31 @@ function createCanvas(X6, DATA) {
   }
 
   document.querySelectorAll("[data-palette-type]").forEach((item) => {
-    item.addEventListener("mousedown", (e) => {
-      if (readOnly || e.button !== 0) return;
-      e.preventDefault();
-      const node = graph.createNode(meta(newNodeDoc(item.dataset.paletteType), []));
-      dnd.start(node, e);
+    // The drag starts once the mouse has moved a little: a plain click stays a click.
+    item.addEventListener("mousedown", (down) => {
+      if (readOnly || down.button !== 0) return;
+      down.preventDefault();
+      dragged = false;
+      const move = (e) => {
+        if (Math.hypot(e.clientX - down.clientX, e.clientY - down.clientY) < 4) return;
+        stop();
+        dragged = true;
+        dnd.start(graph.createNode(meta(newNodeDoc(item.dataset.paletteType), [])), e);
+      };
+      const stop = () => {
+        document.removeEventListener("mousemove", move);
+        document.removeEventListener("mouseup", stop);
+      };
+      document.addEventListener("mousemove", move);
+      document.addEventListener("mouseup", stop);
     });
   });
-  // A click, Enter or the search box adds at a free spot near the middle (palette.js).
-  mountPalette(document.querySelector('[data-testid="palette"]'), { add: (type) => addAtCentre(type), isReadOnly: () => readOnly });
+  let dragged = false;
+  // A click, Enter or the search box adds at a free spot near the middle (palette.js); the
+  // click that ends a drag does not.
+  const palette = document.querySelector('[data-testid="palette"]');
+  mountPalette(palette, { add: (type) => (dragged ? null : addAtCentre(type)), isReadOnly: () => readOnly });
+  if (palette) palette.addEventListener("keydown", () => { dragged = false; }, true);
 
   /** Adds a node of `type` near the middle of the view, clear of the others; returns it. */
   function addAtCentre(type) {
