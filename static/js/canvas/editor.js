@@ -69,10 +69,11 @@ import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, 
 import { Drafts } from "./drafts.js";
 import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.js";
 import { freeSpot, mountPalette } from "./palette.js";
+import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
-  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, registerShapes,
+  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, portName, registerShapes,
   shortText, streamLines, tagAttrs,
 } from "./shapes.js";
 
@@ -270,6 +271,9 @@ function createCanvas(X6, DATA) {
       if (live) syncPorts(live);
     });
   }
+
+  // The field a wire dropped on this node's body becomes a variable of, or null.
+  const variableFieldOf = (node) => ((DATA.palette || {})[(node.getData() || {}).type] || {}).variableField || null;
 
   function connectionAllowed({ edge, sourceCell, targetCell, sourcePort, targetPort }) {
     if (readOnly || !sourceCell || !targetCell || !sourcePort || !targetPort) return false;
@@ -705,6 +709,35 @@ function createCanvas(X6, DATA) {
     }
     if (!(options && options.derived)) scheduleDirtyCheck();
   });
+
+  // A wire let go off any port: on the body of a node that makes ports from its template's
+  // variables (a new llm), it becomes a new variable there and a wire to its port (X6 drops
+  // the loose edge itself).
+  graph.on("edge:removed", ({ edge }) => {
+    if (loading || readOnly) return;
+    const target = edge.getTarget();
+    // A removed edge has left the model: its ends are read from its own data.
+    const source = graph.getCellById(edge.getSourceCellId());
+    const sourcePort = edge.getSourcePortId();
+    if (!source || !sourcePort || !String(sourcePort).startsWith("out:") || !target || target.cell || target.x === undefined) return;
+    const node = graph.getNodes().find((n) => n.getBBox().containsPoint(target) && variableFieldOf(n));
+    if (node) setTimeout(() => wireToBody(source, sourcePort, node), 0);
+  });
+
+  function wireToBody(source, sourcePort, node) {
+    if (!graph.getCellById(source.id) || !graph.getCellById(node.id)) return;
+    const field = variableFieldOf(node);
+    const taken = new Set(node.getPorts().filter((p) => p.group === "in").map((p) => portName(p.id)));
+    const name = variableName(portName(sourcePort), taken);
+    const data = node.getData() || {};
+    const config = { ...(data.config || {}), [field]: withVariable((data.config || {})[field], name) };
+    graph.startBatch("wire-variable");
+    node.setPropByPath("ports/items", [...node.getPorts(), { id: `in:${name}`, group: "in" }], { rewrite: true, derived: true });
+    node.setData({ ...data, config }, { overwrite: true });
+    graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: name }));
+    graph.stopBatch("wire-variable");
+    syncPorts(node);
+  }
 
   graph.on("cell:removed", ({ cell, options }) => {
     if (loading) return;

@@ -102,7 +102,16 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         node_form_url=reverse("flow_node_form", args=[flow.pk]),
         edge_form_url=reverse("flow_edge_form", args=[flow.pk]),
         palette={
-            item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
+            item["type"]: {
+                "config": item["config"],
+                "ports": item["ports"],
+                # A wire dropped on the node adds a variable to this field (a new llm has no
+                # port yet); only for types whose ports all come from it.
+                "variableField": None
+                if item["ports"]["inputs"]
+                else forms.variable_field(forms.NODE_TYPES[item["type"]]),
+            }
+            for item in palette
         },
         services=services,
     )
