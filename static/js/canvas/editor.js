@@ -71,6 +71,7 @@ import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.
 import { freeSpot, mountPalette } from "./palette.js";
 import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
+import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
 import {
   STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, portName, registerShapes,
@@ -720,9 +721,38 @@ function createCanvas(X6, DATA) {
     const source = graph.getCellById(edge.getSourceCellId());
     const sourcePort = edge.getSourcePortId();
     if (!source || !sourcePort || !String(sourcePort).startsWith("out:") || !target || target.cell || target.x === undefined) return;
-    const node = graph.getNodes().find((n) => n.getBBox().containsPoint(target) && variableFieldOf(n));
-    if (node) setTimeout(() => wireToBody(source, sourcePort, node), 0);
+    const under = graph.getNodes().find((n) => n !== source && n.getBBox().containsPoint(target));
+    if (under && variableFieldOf(under)) setTimeout(() => wireToBody(source, sourcePort, under), 0);
+    // Empty canvas (or a click on the port): the menu of what to add next, wired from it.
+    else if (!under) setTimeout(() => quickAdd(source, sourcePort, target), 0);
   });
+
+  const paletteItems = () =>
+    [...document.querySelectorAll("[data-palette-type]")].map((el) => ({
+      type: el.dataset.paletteType, label: el.dataset.label || "", category: el.dataset.cat || "", description: el.dataset.description || "",
+    }));
+
+  function quickAdd(source, sourcePort, at) {
+    if (readOnly || !graph.getCellById(source.id)) return;
+    const client = graph.localToClient(at.x, at.y);
+    openQuickAdd(container.parentElement, client, paletteItems(), (type) => {
+      const doc = newNodeDoc(type);
+      const size = { width: W, height: meta(doc, []).height };
+      const beside = { x: Math.max(at.x, source.getBBox().x + source.getBBox().width) + 60 + W / 2, y: at.y };
+      doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), beside, size);
+      graph.startBatch("quick-add");
+      pendingDrop = doc.id;
+      const node = graph.addNode(meta(doc, []));
+      const inputs = ((DATA.palette[type] || {}).ports || {}).inputs || [];
+      if (inputs.length) {
+        graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: inputs[0] }));
+      }
+      // One undo takes back the node, its wire and the variable it made.
+      else if (variableFieldOf(node)) wireToBody(source, sourcePort, node);
+      graph.stopBatch("quick-add");
+      syncPorts(node);
+    });
+  }
 
   function wireToBody(source, sourcePort, node) {
     if (!graph.getCellById(source.id) || !graph.getCellById(node.id)) return;
