@@ -715,7 +715,7 @@ function createCanvas(X6, DATA) {
   // variables (a new llm), it becomes a new variable there and a wire to its port (X6 drops
   // the loose edge itself).
   graph.on("edge:removed", ({ edge }) => {
-    if (loading || readOnly) return;
+    if (loading || readOnly || replaying) return;
     const target = edge.getTarget();
     // A removed edge has left the model: its ends are read from its own data.
     const source = graph.getCellById(edge.getSourceCellId());
@@ -962,12 +962,23 @@ function createCanvas(X6, DATA) {
     selection.select(nodes);
   }
 
+  // While undo or redo replays history, a loose edge it removes is no wire let go.
+  let replaying = false;
+  function replay(step) {
+    replaying = true;
+    try {
+      step();
+    } finally {
+      replaying = false;
+    }
+  }
+
   function undo() {
-    if (!readOnly && history.canUndo()) history.undo();
+    if (!readOnly && history.canUndo()) replay(() => history.undo());
   }
 
   function redo() {
-    if (!readOnly && history.canRedo()) history.redo();
+    if (!readOnly && history.canRedo()) replay(() => history.redo());
   }
 
   function autoLayout() {
