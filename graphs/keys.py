@@ -149,7 +149,7 @@ def _nodes(doc: Any, node_id: str) -> list[dict[str, Any]]:
     nodes = doc.get("nodes") if isinstance(doc, dict) else None
     if not isinstance(nodes, list) or _node(nodes, node_id) is None:
         raise FlowInvalid([Problem(f"the flow has no node {node_id!r}")])
-    return nodes
+    return [n for n in nodes if isinstance(n, dict)]
 
 
 def _edges(doc: dict[str, Any]) -> list[dict[str, Any]]:

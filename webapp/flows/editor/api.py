@@ -124,6 +124,7 @@ def editor_rename(request: HttpRequest, payload: RenameIn) -> Any:
     400 ``invalid_flow`` when the key is no identifier, is taken, or the node is missing.
     """
     try:
+        graphs.load(payload.graph)  # a flow document, or 400 naming what is wrong with it
         return {"graph": keys.rename_node(payload.graph, payload.node, payload.key)}
     except FlowInvalid as exc:
         raise invalid(exc, "the node cannot take that key") from None
@@ -134,6 +135,7 @@ def editor_rename_port(request: HttpRequest, payload: RenamePortIn) -> Any:
     """The document with input port ``port`` of merge ``node`` called ``name``: its edges and
     the references after the merge (``{{ value.port }}``) follow. Nothing is stored."""
     try:
+        graphs.load(payload.graph)
         return {"graph": keys.rename_port(payload.graph, payload.node, payload.port, payload.name)}
     except FlowInvalid as exc:
         raise invalid(exc, "the port cannot take that name") from None
