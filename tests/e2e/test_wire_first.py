@@ -70,6 +70,7 @@ def test_alice_clicks_an_output_port_and_adds_the_next_node_wired(
     page.mouse.click(*centre(page, '#ed-canvas [data-cell-id="poem"] [port="out:text"]'))
     menu = page.get_by_test_id("quickadd")
     expect(menu).to_be_visible()
+    expect(page.get_by_test_id("quickadd-search")).to_be_focused()
     page.keyboard.type("output")
     expect(menu.get_by_test_id("quickadd-merge")).to_have_count(0)
     menu.get_by_test_id("quickadd-output").click()
@@ -81,6 +82,7 @@ def test_alice_clicks_an_output_port_and_adds_the_next_node_wired(
 
     # An llm has no port yet: the wire becomes its prompt's variable.
     page.mouse.click(*centre(page, '#ed-canvas [data-cell-id="poem"] [port="out:text"]'))
+    expect(page.get_by_test_id("quickadd-search")).to_be_focused()
     page.keyboard.type("llm")
     expect(page.get_by_test_id("quickadd").locator("li").first).to_have_attribute(
         "data-type", "llm"
