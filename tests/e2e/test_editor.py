@@ -181,12 +181,17 @@ def test_build_configure_save_and_reload(page: Page, server: Server, errors: lis
     expect(page.get_by_test_id("version")).to_have_text("v3")
     expect(page.get_by_test_id("dirty")).to_be_hidden()
     saved = doc(page)
-    assert [n.get("label") for n in saved["nodes"]] == ["Greeter", None]
-    expect(page.locator('[data-cell-id="llm1"] .sy-title')).to_have_text("Greeter")
+    # The label named the node: its key followed (llm1 -> greeter), and its edge with it.
+    assert {n["id"]: n.get("label") for n in saved["nodes"]} == {
+        "greeter": "Greeter",
+        "output1": None,
+    }
+    expect(page.locator('[data-cell-id="greeter"] .sy-title')).to_have_text("Greeter")
     assert {n["id"]: n["config"] for n in saved["nodes"]} == {
-        "llm1": {"prompt": "Say hello", "max_tokens": 300},
+        "greeter": {"prompt": "Say hello", "max_tokens": 300},
         "output1": {"name": "output1"},
     }
+    assert saved["edges"][0]["source"] == "greeter"
     assert len(saved["edges"]) == 1
 
 

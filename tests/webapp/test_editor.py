@@ -276,6 +276,8 @@ def test_a_valid_edit_returns_the_normalized_config(alice, flow):
         "config": {"prompt": "Hi {{ name }}", "on_error": "continue"},
         "valid": True,
         "keep": [],
+        # A key not made by the editor (no key_follows) stays as it is.
+        "key": "code",
     }
     assert "Variables: <code>{{ name }}</code>" in html
 
@@ -314,3 +316,90 @@ def test_layout_refuses_a_malformed_graph(alice):
     response = post_json(client_for(alice), "/api/editor/layout", {"graph": {"nodes": 3}})
     assert response.status_code == 400
     assert response.json()["problems"]
+
+
+# ---- Node keys: the form decides them, /api/editor/rename applies them -----------------
+
+
+def key_payload(html: str) -> dict:
+    return json.loads(html.split('<script type="application/json">')[1].split("</script>")[0])
+
+
+def node_form_edit(client: Client, flow, **fields: str) -> str:
+    body = {"type": "llm", "form_key": "abc123", "f_prompt": "Hi", "f_retries": "0"}
+    body.update(fields)
+    f_on_error = {"f_on_error": "fail"}
+    return client.post(f"/flows/{flow.pk}/node-form/", {**body, **f_on_error}).content.decode()
+
+
+def test_a_generated_key_follows_the_label_until_one_is_typed(alice, flow):
+    client = client_for(alice)
+    taken = json.dumps(["summary", "out"])
+    html = node_form_edit(
+        client, flow, node_id="llm3", label="Summary", key_follows="1", taken=taken
+    )
+    assert key_payload(html)["key"] == "summary_2"
+    typed = node_form_edit(
+        client, flow, node_id="llm3", label="Summary", key_follows="0", node_key="digest"
+    )
+    assert key_payload(typed)["key"] == "digest"
+
+
+def test_a_typed_key_outside_the_charset_or_taken_is_refused_on_the_field(alice, flow):
+    client = client_for(alice)
+    taken = json.dumps(["out"])
+    for typed, message in (
+        ("my key", "a key is an identifier"),
+        ('x"><script>', "a key is an identifier"),
+        ("out", "another node already has the key out"),
+    ):
+        html = node_form_edit(
+            client, flow, node_id="llm3", key_follows="0", node_key=typed, taken=taken
+        )
+        assert key_payload(html)["key"] == "llm3"
+        assert message in html
+        assert "<script>" not in html.split('data-testid="key-error"')[1].split("</p>")[0]
+
+
+def test_an_inputs_key_follows_its_name(alice, flow):
+    html = (
+        client_for(alice)
+        .post(
+            f"/flows/{flow.pk}/node-form/",
+            {"type": "input", "node_id": "input1", "form_key": "abc123", "f_name": "question"},
+        )
+        .content.decode()
+    )
+    assert key_payload(html)["key"] == "question"
+    assert 'data-testid="field-key"' not in html
+
+
+def test_the_rename_api_rewrites_the_document_and_refuses_a_taken_key(alice):
+    client = client_for(alice)
+    document = example("router")
+    node = document["nodes"][1]["id"]
+    out = post_json(client, "/api/editor/rename", {"graph": document, "node": node, "key": "k2"})
+    assert out.status_code == 200
+    renamed = out.json()["graph"]
+    assert "k2" in {n["id"] for n in renamed["nodes"]}
+    assert node not in {n["id"] for n in renamed["nodes"]}
+    assert all(node not in (e["source"], e["target"]) for e in renamed["edges"])
+    taken = document["nodes"][0]["id"]
+    refused = post_json(
+        client, "/api/editor/rename", {"graph": document, "node": node, "key": taken}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["problems"][0]["message"] == f"another node already has the key {taken}"
+    unsafe = post_json(
+        client, "/api/editor/rename", {"graph": document, "node": node, "key": "a b"}
+    )
+    assert unsafe.status_code == 400
+
+
+def test_the_rename_api_needs_a_login():
+    out = Client().post(
+        "/api/editor/rename",
+        json.dumps({"graph": {}, "node": "a", "key": "b"}),
+        content_type="application/json",
+    )
+    assert out.status_code == 401

@@ -478,6 +478,16 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     ),
     "chat_reply_stream": (GET(PUBLIC, visit_reply, headers=as_visitor),),
     "api:editor_validate": (POST(USER, nothing, lambda w: {"graph": w.document}),),
+    "api:editor_rename": (
+        POST(USER, nothing, lambda w: {"graph": w.document, "node": "input", "key": "first"}),
+    ),
+    "api:editor_rename_port": (
+        POST(
+            USER,
+            nothing,
+            lambda w: {"graph": w.document, "node": "output", "port": "value", "name": "y"},
+        ),
+    ),
     # ---- Schedules (pages and API)
     "flow_schedules": (GET(VIEWER, flow_id),),
     "flow_schedule_create": (POST(EDITOR, flow_id, lambda w: {"cron": "0 * * * *"}),),

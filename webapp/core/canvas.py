@@ -60,7 +60,10 @@ def canvas_payload(
     {''}
     """
     if public:
-        urls = dict.fromkeys(("flow", "ports", "layout", "validate", "nodeForm", "edgeForm"), "")
+        urls = dict.fromkeys(
+            ("flow", "ports", "layout", "validate", "nodeForm", "edgeForm", "rename", "renamePort"),
+            "",
+        )
     else:
         urls = {
             "flow": "" if save_to is None else reverse("api:flow_save", args=[save_to]),
@@ -70,6 +73,9 @@ def canvas_payload(
             "validate": "" if save_to is None else reverse("api:editor_validate"),
             "nodeForm": node_form_url,
             "edgeForm": edge_form_url,
+            # A node's key or a merge's port renamed, and what used it (graphs.keys).
+            "rename": "" if save_to is None else reverse("api:editor_rename"),
+            "renamePort": "" if save_to is None else reverse("api:editor_rename_port"),
         }
     return {
         "flowId": key,

@@ -147,6 +147,19 @@ def palette() -> list[dict[str, Any]]:
     ]
 
 
+def variable_field(node_type: NodeType) -> str | None:
+    """The field whose template's variables are the node's input ports (an llm's prompt),
+    or None: a wire dropped on such a node adds a variable there (canvas/wiring.js).
+
+    >>> variable_field(NODE_TYPES["llm"]), variable_field(NODE_TYPES["merge"])
+    ('prompt', None)
+    """
+    for spec in specs(node_type):
+        if spec.kind == "template" and spec.name not in COMMON and not spec.hints.get("advanced"):
+            return spec.name
+    return None
+
+
 def categories() -> dict[str, str]:
     """Node type -> its category, for the canvas (the CSS gives each category its colour)."""
     return {name: node_type.category for name, node_type in NODE_TYPES.items()}

@@ -2,6 +2,7 @@
    from it, both ways; and where to put new nodes and the view. Functions of an X6 graph
    take it as their first argument; the rest are pure (document.test.js). */
 import { annotationsOf, isAnnotation } from "./notes.js";
+import { displayName } from "./keys.js";
 import { W, baseHeight, connectedPorts, edgeLabels, portItems, portName, shortText } from "./shapes.js";
 
 /** An X6 edge as a document edge, or null while one of its ends is loose. */
@@ -61,7 +62,7 @@ export function nodeMeta(doc, edges, server, category = "") {
     ports: { items },
     attrs: {
       frame: { class: `sy-node t-${type} st-idle`, "data-category": category },
-      title: { text: shortText(doc.label || doc.id, 22) },
+      title: { text: shortText(displayName(doc), 22) },
       kind: { text: type || "?" },
       stream: { y: baseHeight(rows) + 1 },
       streamBg: { y: baseHeight(rows) - 4 },

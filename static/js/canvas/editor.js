@@ -76,10 +76,14 @@ import { Drafts } from "./drafts.js";
 import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
 import { attachKeyboard } from "./keyboard.js";
 import { annotationCells, attachNotes, isAnnotation, registerAnnotationShapes } from "./notes.js";
+import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.js";
+import { freeSpot, mountPalette } from "./palette.js";
+import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
+import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
 import {
-  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, registerShapes,
+  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, portName, registerShapes,
   shortText, streamLines, tagAttrs,
 } from "./shapes.js";
 
@@ -216,6 +220,9 @@ function createCanvas(X6, DATA) {
   const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly, {
     url: DATA.urls && DATA.urls.edgeForm,
     documentJSON: () => documentJSON(),
+    rename: (oldId, key) => renameNode(oldId, key),
+    renamePort: (nodeId, port, name) => renamePort(nodeId, port, name),
+    edgeDoc,
   });
 
   const keyboard = attachKeyboard(graph, container, {
@@ -291,6 +298,9 @@ function createCanvas(X6, DATA) {
     });
   }
 
+  // The field a wire dropped on this node's body becomes a variable of, or null.
+  const variableFieldOf = (node) => ((DATA.palette || {})[(node.getData() || {}).type] || {}).variableField || null;
+
   function connectionAllowed({ edge, sourceCell, targetCell, sourcePort, targetPort }) {
     if (readOnly || !sourceCell || !targetCell || !sourcePort || !targetPort) return false;
     if (!String(sourcePort).startsWith("out:") || !String(targetPort).startsWith("in:")) return false;
@@ -340,7 +350,7 @@ function createCanvas(X6, DATA) {
     const progress = state.total ? Math.max(0, Math.min(1, state.done / state.total)) : 0;
     const attrs = {
       frame: { class: classes.join(" "), "data-category": categoryOf(data.type) },
-      title: { text: shortText(data.label || node.id, 22) },
+      title: { text: shortText(displayName({ ...data, id: node.id }), 22) },
       kind: { text: data.type || "?" },
       bar: { width: state.total ? Math.round(W * progress) : 40 },
       streamBg: { y: base - 4 },
@@ -379,6 +389,60 @@ function createCanvas(X6, DATA) {
   function documentJSON() {
     const name = (nameInput && nameInput.value.trim()) || graphAttrs.name || DATA.name;
     return graphDocument(graph, graphAttrs, name);
+  }
+
+  // A node's key (or a merge's port) renamed: the server rewrites the document (edges, a
+  // merge's port named after the node, prompts reading that port) and the difference is
+  // applied as one undoable batch (keys.js).
+  function applyDocument(after) {
+    const changes = documentChanges(documentJSON(), after);
+    const touched = applyChanges(graph, changes, { nodeMeta: (n, edges) => meta(n, edges), edgeMeta, edgeDoc, edges: after.edges || [] });
+    touched.forEach((n) => requestPorts(n));
+    for (const e of changes.addEdges) {
+      for (const id of [e.source, e.target]) {
+        const node = graph.getCellById(id);
+        if (node) syncPorts(node);
+      }
+    }
+    return changes;
+  }
+
+  function renameVia(url, body) {
+    if (readOnly || !url) return Promise.resolve(null);
+    return api("POST", url, { graph: documentJSON(), ...body }).then(({ status, body: out }) => {
+      if (status !== 200) {
+        const message = (out.problems && out.problems[0] && out.problems[0].message) || out.detail;
+        banner("rename", `Not renamed: ${message}`, [], "err");
+        return null;
+      }
+      clearBanner("rename");
+      return out.graph;
+    });
+  }
+
+  let renaming = Promise.resolve();
+  function renameNode(oldId, key) {
+    renaming = renameVia(DATA.urls.rename, { node: oldId, key }).then((after) => {
+      if (!after || !graph.getCellById(oldId)) return;
+      const selected = selection.isSelected(graph.getCellById(oldId));
+      // The form stays open (the user may be typing in it) and now edits the new key.
+      panel.renamed(oldId, key);
+      applyDocument(after);
+      const node = graph.getCellById(key);
+      if (node && selected) selection.select(node);
+    });
+    return renaming;
+  }
+
+  /** Resolves to an edge into the renamed port, or null when it was refused. */
+  function renamePort(nodeId, port, name) {
+    return renameVia(DATA.urls.renamePort, { node: nodeId, port, name }).then((after) => {
+      if (!after) return null;
+      applyDocument(after);
+      const node = graph.getCellById(nodeId);
+      if (node) syncPorts(node);
+      return graph.getEdges().find((e) => e.getTargetCellId() === nodeId && e.getTargetPortId() === `in:${name}`) || null;
+    });
   }
 
   function meta(doc, edges) {
@@ -552,7 +616,12 @@ function createCanvas(X6, DATA) {
     list.replaceChildren();
     for (const p of items) {
       const li = document.createElement("li");
-      const where = p.node || (p.edge ? `${p.edge[0]} → ${p.edge[1]}` : "");
+      // A node goes by its label (with its key when they differ), not the bare key.
+      const named = (id) => {
+        const node = id && graph.getCellById(id);
+        return node && node.isNode() ? nameWithKey({ ...(node.getData() || {}), id }) : id;
+      };
+      const where = p.node ? named(p.node) : p.edge ? `${named(p.edge[0])} → ${named(p.edge[1])}` : "";
       if (where) {
         const b = document.createElement("button");
         b.type = "button";
@@ -584,7 +653,8 @@ function createCanvas(X6, DATA) {
     if (saving) return saving;
     if (readOnly) return Promise.reject(Object.assign(new Error("read only"), { status: 403 }));
     if (saveButton) saveButton.setAttribute("aria-busy", "true");
-    saving = panel.flush().then(saveNow);
+    // A rename the last form edit asked for is part of what is saved.
+    saving = panel.flush().then(() => renaming).then(saveNow);
     return saving;
   }
 
@@ -680,6 +750,64 @@ function createCanvas(X6, DATA) {
     }
     if (!(options && options.derived)) scheduleDirtyCheck();
   });
+
+  // A wire let go off any port: on the body of a node that makes ports from its template's
+  // variables (a new llm), it becomes a new variable there and a wire to its port (X6 drops
+  // the loose edge itself).
+  graph.on("edge:removed", ({ edge }) => {
+    if (loading || readOnly || replaying) return;
+    const target = edge.getTarget();
+    // A removed edge has left the model: its ends are read from its own data.
+    const source = graph.getCellById(edge.getSourceCellId());
+    const sourcePort = edge.getSourcePortId();
+    if (!source || !sourcePort || !String(sourcePort).startsWith("out:") || !target || target.cell || target.x === undefined) return;
+    const under = graph.getNodes().find((n) => n !== source && n.getBBox().containsPoint(target));
+    if (under && variableFieldOf(under)) setTimeout(() => wireToBody(source, sourcePort, under), 0);
+    // Empty canvas (or a click on the port): the menu of what to add next, wired from it.
+    else if (!under) setTimeout(() => quickAdd(source, sourcePort, target), 0);
+  });
+
+  const paletteItems = () =>
+    [...document.querySelectorAll("[data-palette-type]")].map((el) => ({
+      type: el.dataset.paletteType, label: el.dataset.label || "", category: el.dataset.cat || "", description: el.dataset.description || "",
+    }));
+
+  function quickAdd(source, sourcePort, at) {
+    if (readOnly || !graph.getCellById(source.id)) return;
+    const client = graph.localToClient(at.x, at.y);
+    openQuickAdd(container.parentElement, client, paletteItems(), (type) => {
+      const doc = newNodeDoc(type);
+      const size = { width: W, height: meta(doc, []).height };
+      const beside = { x: Math.max(at.x, source.getBBox().x + source.getBBox().width) + 60 + W / 2, y: at.y };
+      doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), beside, size);
+      graph.startBatch("quick-add");
+      pendingDrop = doc.id;
+      const node = graph.addNode(meta(doc, []));
+      const inputs = ((DATA.palette[type] || {}).ports || {}).inputs || [];
+      if (inputs.length) {
+        graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: inputs[0] }));
+      }
+      // One undo takes back the node, its wire and the variable it made.
+      else if (variableFieldOf(node)) wireToBody(source, sourcePort, node);
+      graph.stopBatch("quick-add");
+      syncPorts(node);
+    });
+  }
+
+  function wireToBody(source, sourcePort, node) {
+    if (!graph.getCellById(source.id) || !graph.getCellById(node.id)) return;
+    const field = variableFieldOf(node);
+    const taken = new Set(node.getPorts().filter((p) => p.group === "in").map((p) => portName(p.id)));
+    const name = variableName(portName(sourcePort), taken);
+    const data = node.getData() || {};
+    const config = { ...(data.config || {}), [field]: withVariable((data.config || {})[field], name) };
+    graph.startBatch("wire-variable");
+    node.setPropByPath("ports/items", [...node.getPorts(), { id: `in:${name}`, group: "in" }], { rewrite: true, derived: true });
+    node.setData({ ...data, config }, { overwrite: true });
+    graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: name }));
+    graph.stopBatch("wire-variable");
+    syncPorts(node);
+  }
 
   graph.on("cell:removed", ({ cell, options }) => {
     if (loading) return;
@@ -791,26 +919,41 @@ function createCanvas(X6, DATA) {
   }
 
   document.querySelectorAll("[data-palette-type]").forEach((item) => {
-    item.addEventListener("mousedown", (e) => {
-      if (readOnly || e.button !== 0) return;
-      e.preventDefault();
-      const node = graph.createNode(meta(newNodeDoc(item.dataset.paletteType), []));
-      dnd.start(node, e);
-    });
-    // Keyboard and click: add it in the middle of the view.
-    item.addEventListener("keydown", (e) => {
-      if (e.key !== "Enter" && e.key !== " ") return;
-      e.preventDefault();
-      addAtCentre(item.dataset.paletteType);
+    // The drag starts once the mouse has moved a little: a plain click stays a click.
+    item.addEventListener("mousedown", (down) => {
+      if (readOnly || down.button !== 0) return;
+      down.preventDefault();
+      dragged = false;
+      const move = (e) => {
+        if (Math.hypot(e.clientX - down.clientX, e.clientY - down.clientY) < 4) return;
+        stop();
+        dragged = true;
+        dnd.start(graph.createNode(meta(newNodeDoc(item.dataset.paletteType), [])), e);
+      };
+      const stop = () => {
+        document.removeEventListener("mousemove", move);
+        document.removeEventListener("mouseup", stop);
+      };
+      document.addEventListener("mousemove", move);
+      document.addEventListener("mouseup", stop);
     });
   });
+  let dragged = false;
+  // A click, Enter or the search box adds at a free spot near the middle (palette.js); the
+  // click that ends a drag does not.
+  const palette = document.querySelector('[data-testid="palette"]');
+  mountPalette(palette, { add: (type) => (dragged ? null : addAtCentre(type)), isReadOnly: () => readOnly });
+  if (palette) palette.addEventListener("keydown", () => { dragged = false; }, true);
 
+  /** Adds a node of `type` near the middle of the view, clear of the others; returns it. */
   function addAtCentre(type) {
-    if (readOnly) return;
+    if (readOnly) return null;
     const area = graph.getGraphArea();
-    const doc = newNodeDoc(type, { x: Math.round(area.center.x - W / 2), y: Math.round(area.center.y - 30) });
+    const doc = newNodeDoc(type);
+    const size = { width: W, height: meta(doc, []).height };
+    doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), area.center, size);
     pendingDrop = doc.id;
-    graph.addNode(meta(doc, []));
+    return graph.addNode(meta(doc, []));
   }
 
   // ---- Editing commands ------------------------------------------------------------------
@@ -860,12 +1003,23 @@ function createCanvas(X6, DATA) {
     selection.select(nodes);
   }
 
+  // While undo or redo replays history, a loose edge it removes is no wire let go.
+  let replaying = false;
+  function replay(step) {
+    replaying = true;
+    try {
+      step();
+    } finally {
+      replaying = false;
+    }
+  }
+
   function undo() {
-    if (!readOnly && history.canUndo()) history.undo();
+    if (!readOnly && history.canUndo()) replay(() => history.undo());
   }
 
   function redo() {
-    if (!readOnly && history.canRedo()) history.redo();
+    if (!readOnly && history.canRedo()) replay(() => history.redo());
   }
 
   function autoLayout() {
@@ -1021,6 +1175,8 @@ function createCanvas(X6, DATA) {
     save,
     onNodeClick: (callback) => clickCallbacks.push(callback),
     focusNode,
+    renameNode,
+    renamePort,
     autoLayout,
     undo,
     redo,

@@ -39,8 +39,36 @@ export class Panel {
         label: data.label || "",
         config: JSON.stringify(data.config || {}),
         readonly: this.isReadOnly() ? "1" : "0",
+        // A key is unique in the flow: the server checks a typed one against these.
+        taken: JSON.stringify(this.graph.getNodes().map((n) => n.id).filter((id) => id !== node.id)),
       },
     });
+  }
+
+  /** A merge's port named in the edge form: the canvas renames it, and the form reopens on
+      the edge as it now is. */
+  renamePort() {
+    const input = this.element && this.element.querySelector("[data-port-name]");
+    if (!input || !this.edges.renamePort || this.isReadOnly()) return;
+    const name = input.value.trim();
+    if (!name || name === input.dataset.port) return;
+    this.edges.renamePort(input.dataset.node, input.dataset.port, name).then((edge) => {
+      if (edge) this.openEdge(edge, this.edges.edgeDoc(edge));
+    });
+  }
+
+  /** The open form's node was renamed (canvas/keys.js): its next edits name the new key. */
+  renamed(oldId, newId) {
+    if (this.nodeId !== oldId) return;
+    this.nodeId = newId;
+    const form = this.element && this.element.querySelector("form.nf");
+    if (!form) return;
+    form.dataset.node = newId;
+    form.querySelector('input[name="node_id"]').value = newId;
+    const shown = form.querySelector("[data-testid=node-key]");
+    if (shown) shown.textContent = newId;
+    const field = form.querySelector("[data-node-key]");
+    if (field && document.activeElement !== field) field.value = newId;
   }
 
   /** The edge's form; the server says whether it has anything to set (a loop-back edge). */
@@ -96,8 +124,22 @@ export class Panel {
     if (panel) {
       panel.addEventListener("input", (event) => {
         if (event.target.closest && event.target.closest("form.nf")) this.edits += 1;
+        // A typed key stays as typed: it no longer follows the label.
+        if (event.target.matches && event.target.matches("[data-node-key]")) {
+          const follows = event.target.form.querySelector("[data-key-follows]");
+          if (follows) follows.value = "0";
+        }
       });
-      panel.addEventListener("click", (event) => editRows(event));
+      panel.addEventListener("click", (event) => {
+        editRows(event);
+        if (event.target.closest && event.target.closest("[data-port-rename]")) this.renamePort();
+      });
+      panel.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && event.target.matches && event.target.matches("[data-port-name]")) {
+          event.preventDefault();
+          this.renamePort();
+        }
+      });
       panel.addEventListener("change", (event) => showFieldsInUse(event.target));
     }
     document.body.addEventListener("htmx:beforeRequest", (event) => {
@@ -141,8 +183,11 @@ export class Panel {
       if (data.config && key in data.config) config[key] = data.config[key];
     }
     const label = payload.label || "";
-    if (JSON.stringify(config) === JSON.stringify(data.config || {}) && label === (data.label || "")) return;
-    node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
+    const rename = payload.key && payload.key !== node.id && this.edges.rename;
+    if (JSON.stringify(config) !== JSON.stringify(data.config || {}) || label !== (data.label || "")) {
+      node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
+    }
+    if (rename) this.edges.rename(node.id, payload.key);
   }
 
   applyEdge(payload) {

@@ -6,6 +6,9 @@ also gives each page's canvas its first ports). ``POST /api/editor/layout`` {gra
 -> a left-to-right position for every node (see ``layout.py``). ``POST /api/editor/validate``
 {graph} -> what saving it would say: its ``problems`` (a save would be refused) and its
 ``warnings`` (it would not), each at its node or edge; 400 for a document of the wrong shape.
+``POST /api/editor/rename`` {graph, node, key} and ``POST /api/editor/rename-port``
+{graph, node, port, name} -> the document with a node's key (or a merge's port) renamed and
+what used it rewritten (``graphs.keys``); the canvas applies it as one undoable change.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from ninja import Field, Router, Schema
 from pydantic import WithJsonSchema
 
 import graphs
-from graphs import validation
+from graphs import keys, validation
+from graphs.document import IDENTIFIER_RULE
 from graphs.errors import FlowInvalid
 from webapp.api_schema import FLOW_DOCUMENT_SCHEMA, BodyIn
 from webapp.auth_api import api_auth
@@ -95,6 +99,48 @@ def editor_validate(request: HttpRequest, payload: ValidateIn) -> Any:
         "problems": checked.problems_json(),
         "warnings": [problem_json(w) for w in warnings],
     }
+
+
+class RenameIn(BodyIn):
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+    node: str = Field(description="The key (id) of the node to rename.")
+    key: str = Field(description="Its new key: " + IDENTIFIER_RULE + ", unique in the flow.")
+
+
+class RenamePortIn(BodyIn):
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+    node: str = Field(description="The merge whose input port to rename.")
+    port: str = Field(description="The port's name now.")
+    name: str = Field(description="Its new name: " + IDENTIFIER_RULE + ".")
+
+
+class RenamedOut(Schema):
+    graph: Annotated[Any, WithJsonSchema(FLOW_DOCUMENT_SCHEMA)]
+
+
+@router.post("/rename", response={200: RenamedOut, 400: InvalidOut})
+def editor_rename(request: HttpRequest, payload: RenameIn) -> Any:
+    """The document with node ``node`` keyed ``key``: its edges, a merge's port named after
+    it and the references to that port after the merge follow. Nothing is stored.
+
+    400 ``invalid_flow`` when the key is no identifier, is taken, or the node is missing.
+    """
+    try:
+        graphs.load(payload.graph)  # a flow document, or 400 naming what is wrong with it
+        return {"graph": keys.rename_node(payload.graph, payload.node, payload.key)}
+    except FlowInvalid as exc:
+        raise invalid(exc, "the node cannot take that key") from None
+
+
+@router.post("/rename-port", response={200: RenamedOut, 400: InvalidOut})
+def editor_rename_port(request: HttpRequest, payload: RenamePortIn) -> Any:
+    """The document with input port ``port`` of merge ``node`` called ``name``: its edges and
+    the references after the merge (``{{ value.port }}``) follow. Nothing is stored."""
+    try:
+        graphs.load(payload.graph)
+        return {"graph": keys.rename_port(payload.graph, payload.node, payload.port, payload.name)}
+    except FlowInvalid as exc:
+        raise invalid(exc, "the port cannot take that name") from None
 
 
 @router.post("/ports", response=PortsOut)

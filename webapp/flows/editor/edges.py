@@ -22,6 +22,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 import graphs
+from graphs import keys
 from graphs.document import is_identifier
 from graphs.errors import FlowInvalid
 from graphs.validation import APPEND_NEEDS_LIST, goes_round_a_loop
@@ -66,6 +67,15 @@ def read_settings(initial_text: str, append: bool) -> tuple[dict[str, Any], dict
     return settings, errors
 
 
+def _renamable(document: Any, target: str) -> bool:
+    """Whether the edge ends at a merge, whose ports the user names."""
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    for node in nodes if isinstance(nodes, list) else []:
+        if isinstance(node, dict) and node.get("id") == target:
+            return keys.takes_any_port(node)
+    return False
+
+
 def _in_loop(document: Any, source: str, target: str) -> bool:
     try:
         return goes_round_a_loop(graphs.load(document), source, target)
@@ -92,6 +102,7 @@ def edge_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         initial_text = post.get("initial", "")
         settings, errors = read_settings(initial_text, post.get("append") == "on")
         in_loop = post.get("in_loop") == "1"
+        renamable = post.get("renamable") == "1"
         key = post.get("form_key", "")
     else:
         try:
@@ -104,12 +115,14 @@ def edge_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         initial_text = json.dumps(kept["initial"], ensure_ascii=False) if has_initial else ""
         settings, errors = read_settings(initial_text, kept.get("append") is True)
         in_loop = _in_loop(document, ends["source"], ends["target"])
+        renamable = _renamable(document, ends["target"])
         key = secrets.token_hex(4)
     context = {
         "flow": flow,
         "edge_id": edge_id,
         **ends,
         "in_loop": in_loop,
+        "renamable": renamable and not readonly,
         "shown": in_loop or bool(settings) or bool(errors),
         "initial_text": initial_text,
         "append": post.get("append") == "on" if editing else settings.get("append", False),

@@ -15,6 +15,8 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from graphs import keys
+from graphs.document import is_identifier
 from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.core.model_setup import offline_model_in_use
@@ -24,6 +26,50 @@ from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_vi
 from webapp.flows.api import warnings_json
 
 MAX_LABEL_CHARS = 200
+# Inputs and outputs go by their config's name (the run input or output they are): the key
+# follows it, and the form shows that one name.
+NAMED_TYPES = frozenset({"input", "output"})
+
+
+def _taken(raw: str, node_id: str) -> set[str]:
+    """The other nodes' keys, as the canvas posted them (JSON list)."""
+    try:
+        ids = json.loads(raw or "[]")
+    except ValueError:
+        return set()
+    return (
+        {i for i in ids if isinstance(i, str) and i != node_id} if isinstance(ids, list) else set()
+    )
+
+
+def _follows(node_type_name: str, node_id: str, label: str, taken: set[str]) -> bool:
+    """Whether the key is still the one the editor made (llm1, or the label's): it then
+    follows the label; a typed key stays as typed."""
+    if re.fullmatch(rf"{re.escape(node_type_name)}_?\d*", node_id):
+        return True
+    return bool(label) and node_id == keys.key_from(label, taken)
+
+
+def _wanted_key(
+    node_type_name: str, node_id: str, post: Any, config: dict[str, Any], taken: set[str]
+) -> tuple[str, str]:
+    """The key the node should have after this edit, and what is wrong with a typed one."""
+    if node_type_name in NAMED_TYPES:
+        name = config.get("name")
+        if not is_identifier(name) or name == node_id:
+            return node_id, ""
+        return keys.unique_key(name, taken), ""
+    if post.get("key_follows") == "1":
+        label = post.get("label", "").strip()
+        if not label:
+            return node_id, ""
+        wanted = keys.key_from(label, taken, fallback=node_id)
+        return wanted, ""
+    typed = post.get("node_key", "").strip()
+    if typed == node_id or not typed:
+        return node_id, ""
+    problem = keys.key_problem(typed, taken)
+    return (node_id, problem) if problem else (typed, "")
 
 
 def describe(text: str) -> str:
@@ -57,7 +103,16 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         node_form_url=reverse("flow_node_form", args=[flow.pk]),
         edge_form_url=reverse("flow_edge_form", args=[flow.pk]),
         palette={
-            item["type"]: {"config": item["config"], "ports": item["ports"]} for item in palette
+            item["type"]: {
+                "config": item["config"],
+                "ports": item["ports"],
+                # A wire dropped on the node adds a variable to this field (a new llm has no
+                # port yet); only for types whose ports all come from it.
+                "variableField": None
+                if item["ports"]["inputs"]
+                else forms.variable_field(forms.NODE_TYPES[item["type"]]),
+            }
+            for item in palette
         },
         services=services,
     )
@@ -105,6 +160,11 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         checked = forms.check(node_type, config, errors, services)
         checked.keep = keep
         key = request.POST.get("form_key", "")
+        taken = _taken(request.POST.get("taken", ""), node_id)
+        node_key, key_error = _wanted_key(
+            node_type.name, node_id, request.POST, checked.config, taken
+        )
+        follows = request.POST.get("key_follows") == "1"
     else:
         try:
             config = json.loads(request.POST["config"] or "{}")
@@ -114,6 +174,9 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
             config = {}
         checked = forms.check(node_type, config, services=services)
         key = secrets.token_hex(4)
+        taken = _taken(request.POST.get("taken", ""), node_id)
+        node_key, key_error = node_id, ""
+        follows = _follows(node_type.name, node_id, label, taken)
     fields = forms.fields_for(node_type, config, forms.offered_flows(request.user))
     for item in fields:
         item.error = checked.errors.get(item.name, "") or item.error
@@ -124,6 +187,8 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "config": checked.config,
         "valid": checked.valid,
         "keep": checked.keep,
+        # The node's key after this edit: the canvas renames the node when it differs.
+        "key": node_key,
     }
     context = {
         "flow": flow,
@@ -131,6 +196,11 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "description": describe(node_type.description),
         "node_id": node_id,
         "label": label,
+        "node_key": node_key,
+        "key_error": key_error,
+        "key_follows": follows,
+        "taken": json.dumps(sorted(taken)),
+        "named": node_type.name in NAMED_TYPES,
         "fields": [f for f in fields if not f.advanced],
         "advanced": [f for f in fields if f.advanced],
         "advanced_open": any(f.error for f in fields if f.advanced),
