@@ -92,13 +92,17 @@ def key_problem(key: Any, taken: Collection[str]) -> str | None:
 def rename_node(doc: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     """A copy of the document with node ``old`` called ``new``, and what used the name.
 
-    Its edges follow; a port of a merge named after it (``old``) becomes ``new``, and so do
-    references to that port after the merge (``{{ value.old }}``). FlowInvalid when ``old``
-    is not a node of the document or ``new`` is not a free key.
+    Its edges follow, and the groups it belongs to; a port of a merge named after it
+    (``old``) becomes ``new``, and so do references to that port after the merge
+    (``{{ value.old }}``). FlowInvalid when ``old`` is not a node of the document or ``new``
+    is not a free key (notes and groups share the nodes' ids).
     """
     out = copy.deepcopy(doc)
     nodes = _nodes(out, old)
-    taken = {str(n.get("id")) for n in nodes if n.get("id") != old}
+    annotations = [
+        a for key in ("notes", "groups") for a in out.get(key) or [] if isinstance(a, dict)
+    ]
+    taken = {str(n.get("id")) for n in [*nodes, *annotations] if n.get("id") != old}
     if (problem := key_problem(new, taken)) is not None:
         raise FlowInvalid([Problem(problem, node=old)])
     if new == old:
@@ -116,6 +120,9 @@ def rename_node(doc: dict[str, Any], old: str, new: str) -> dict[str, Any]:
                 ported.append((target["id"], old))
         if edge.get("target") == old:
             edge["target"] = new
+    for group in out.get("groups") or []:
+        if isinstance(group, dict) and isinstance(group.get("nodes"), list):
+            group["nodes"] = [new if member == old else member for member in group["nodes"]]
     for node_id, _port in set(ported):
         _rewrite_references(out, node_id, old, new)
     return out

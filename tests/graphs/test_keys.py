@@ -127,3 +127,18 @@ def test_renaming_a_merge_port_rewrites_its_edge_and_the_references_after_it() -
         rename_port(review_flow(), "say", "value", "v")
     with pytest.raises(FlowInvalid, match="a port name is an identifier"):
         rename_port(review_flow(), "both", "llm4", "no good")
+
+
+def test_renaming_a_node_in_a_group_keeps_it_in_the_group_and_a_notes_id_is_taken() -> None:
+    doc = {
+        **review_flow(),
+        "groups": [{"id": "drafts", "title": "Drafts", "nodes": ["llm4", "llm5"]}],
+        "notes": [{"id": "todo", "text": "check the tone"}],
+    }
+    renamed = rename_node(doc, "llm4", "summary")
+    assert renamed["groups"][0]["nodes"] == ["summary", "llm5"]
+    graphs.load(renamed)  # still a valid document: the group names a node of the flow
+    with pytest.raises(FlowInvalid):
+        rename_node(doc, "llm4", "todo")
+    with pytest.raises(FlowInvalid):
+        rename_node(doc, "llm4", "drafts")
