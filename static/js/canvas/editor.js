@@ -9,7 +9,7 @@
  *
  * Beside it: shapes.js (how nodes and edges look), document.js (flow document <-> cells),
  * runstate.js (a run painted on the canvas), panel.js (the node form), drafts.js (unsaved
- * work in localStorage), banners.js.
+ * work in localStorage), drill.js (a map's inner flow on the canvas), banners.js.
  *
  * `canvas` (exported; also window.Switchyard.canvas, for runs/view.js and tests), null on a
  * page without #editor-data — the interface other scripts use:
@@ -51,6 +51,10 @@
  *                              with an Error whose .status is 400 / 409 / 0 (network) …
  *   onNodeClick(callback)      callback(nodeId, event) on every click on a node
  *   focusNode(nodeId)          select it and bring it into view
+ *   drill.open(mapId) / drill.close(depth) / drill.path()   a map's inner flow drawn in
+ *                              place of its parent (drill.js; double-click a map); the
+ *                              document stays the whole flow; run-state calls are ignored
+ *                              while inside (they name the flow's own nodes)
  *   autoLayout(), undo(), redo()   what the toolbar buttons do
  *   version                    the version the editor is based on (the last loaded or saved)
  *   readyAt                    performance.now() when the flow was first drawn
@@ -67,6 +71,7 @@ import { requestJSON } from "../lib/net.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
+import { Drill } from "./drill.js";
 import { Panel } from "./panel.js";
 import { RunState } from "./runstate.js";
 import {
@@ -200,8 +205,38 @@ function createCanvas(X6, DATA) {
   const run = new RunState(graph, (node) => renderNode(node, true));
   const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly, {
     url: DATA.urls && DATA.urls.edgeForm,
-    documentJSON: () => documentJSON(),
+    documentJSON: () => levelJSON(),
   });
+  const drill = new Drill({
+    graph,
+    history,
+    container,
+    levelJSON: () => levelJSON(),
+    rootName,
+    drawLevel(doc, { view }) {
+      draw(doc, { inner: true, keepSaved: true, keepView: Boolean(view) });
+      if (view) {
+        graph.zoomTo(view.sx);
+        graph.translate(view.tx, view.ty);
+      }
+    },
+    view() {
+      const { sx } = graph.scale();
+      const { tx, ty } = graph.translate();
+      return { sx, tx, ty };
+    },
+    paintItems(states, doneNodes) {
+      run.paint(states, []);
+      for (const id of doneNodes) run.markEdges(id);
+    },
+    repaintRun() {
+      const root = document.querySelector("[data-run-view]");
+      const view = root && root.switchyardRunView;
+      if (view && view.model && view.canvasReady) view.paintNodes(view.model.fullChanges());
+    },
+  });
+  // The page's run-state calls paint the flow's own nodes: not an inner flow's.
+  const top = (fn) => (...args) => (drill.depth ? undefined : fn(...args));
 
   // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
   // it never delays opening the editor.
@@ -348,9 +383,18 @@ function createCanvas(X6, DATA) {
   }
 
   // ---- Document <-> graph ----------------------------------------------------------------
+  // The whole flow; while a map's inner flow is drawn (drill.js), with it written back.
   function documentJSON() {
-    const name = (nameInput && nameInput.value.trim()) || graphAttrs.name || DATA.name;
-    return graphDocument(graph, graphAttrs, name);
+    return drill.compose();
+  }
+
+  function rootName(fallback) {
+    return (nameInput && nameInput.value.trim()) || fallback || DATA.name;
+  }
+
+  /** The level drawn: the flow, or the inner flow of the map drilled into. */
+  function levelJSON() {
+    return graphDocument(graph, graphAttrs, drill.depth ? graphAttrs.name : rootName(graphAttrs.name));
   }
 
   function meta(doc, edges) {
@@ -360,6 +404,12 @@ function createCanvas(X6, DATA) {
   }
 
   function load(doc, options) {
+    drill.reset();
+    draw(doc, options);
+  }
+
+  // opts.inner: a map's inner flow (drill.js), drawn in place of its parent.
+  function draw(doc, options) {
     const opts = options || {};
     doc = doc || { graph: { name: DATA.name }, nodes: [], edges: [] };
     if (Number.isInteger(opts.version)) {
@@ -369,7 +419,7 @@ function createCanvas(X6, DATA) {
       ["conflict", "draft", "old-draft"].forEach(clearBanner);
     }
     graphAttrs = { ...(doc.graph || {}) };
-    if (nameInput && graphAttrs.name) nameInput.value = graphAttrs.name;
+    if (nameInput && graphAttrs.name && !opts.inner) nameInput.value = graphAttrs.name;
     const ids = new Set((doc.nodes || []).map((n) => n.id));
     const edges = (doc.edges || []).filter((e) => ids.has(e.source) && ids.has(e.target));
     run.clear();
@@ -443,7 +493,8 @@ function createCanvas(X6, DATA) {
     updateEmptyHint();
     const text = JSON.stringify(documentJSON());
     const now = text !== savedText;
-    scheduleCheck(text);
+    // Inside a map the check is the inner flow's: its problems land on its nodes.
+    scheduleCheck(drill.depth ? JSON.stringify(levelJSON()) : text);
     // A read-only view keeps no drafts.
     if (DATA.editable) {
       if (now) drafts.keep(version, JSON.parse(text));
@@ -465,13 +516,17 @@ function createCanvas(X6, DATA) {
   function scheduleCheck(text) {
     if (!DATA.urls || !DATA.urls.validate || text === checkedText) return;
     checkedText = text;
+    const inner = drill.depth > 0;
     clearTimeout(checkTimer);
     checkTimer = setTimeout(() => {
       const seq = ++checkSeq;
       api("POST", DATA.urls.validate, { graph: JSON.parse(text) }).then(({ status, body }) => {
-        // Only the answer for the newest document counts; problems stay the save's to show.
+        // Only the answer for the newest document counts; problems stay the save's to show
+        // (a save names an inner flow's problems at its map: inside, they are shown here).
         // A document of the wrong shape (400) has no warnings to give.
-        if (seq === checkSeq && (status === 200 || status === 400)) showWarnings(status === 200 ? body.warnings : []);
+        if (seq !== checkSeq || (status !== 200 && status !== 400)) return;
+        if (inner) showProblems(status === 200 ? body.problems : [], true);
+        showWarnings(status === 200 ? body.warnings : []);
       });
     }, 300);
   }
@@ -489,7 +544,14 @@ function createCanvas(X6, DATA) {
   }
 
   // ---- Problems --------------------------------------------------------------------------
-  function showProblems(list) {
+  // Problems of the flow name its top-level nodes; inside a map (drill.js) the inner
+  // flow's own check (`level`) is what its nodes show.
+  function showProblems(list, level) {
+    if (drill.depth && !level) {
+      checkedText = "";
+      scheduleCheck(JSON.stringify(levelJSON()));
+      return;
+    }
     const previous = [...problems.keys()];
     problems.clear();
     for (const e of graph.getEdges()) e.attr("line/class", "sy-edge-line", UI);
@@ -693,7 +755,8 @@ function createCanvas(X6, DATA) {
 
   graph.on("node:click", ({ node, e }) => {
     panel.open(node);
-    for (const callback of clickCallbacks) {
+    // The page's callbacks (the run view's inspector) know the flow's own nodes only.
+    for (const callback of drill.depth ? [] : clickCallbacks) {
       try {
         callback(node.id, e);
       } catch (err) {
@@ -786,7 +849,7 @@ function createCanvas(X6, DATA) {
     const nodes = selection.getSelectedCells().filter((c) => c.isNode());
     if (!nodes.length) return;
     const ids = new Set(nodes.map((n) => n.id));
-    const doc = documentJSON();
+    const doc = levelJSON();
     clipboard = {
       nodes: doc.nodes.filter((n) => ids.has(n.id)),
       edges: doc.edges.filter((e) => ids.has(e.source) && ids.has(e.target)),
@@ -831,7 +894,7 @@ function createCanvas(X6, DATA) {
     if (readOnly) return Promise.resolve();
     const sizes = {};
     for (const n of graph.getNodes()) sizes[n.id] = n.getSize();
-    return api("POST", DATA.urls.layout, { graph: documentJSON(), sizes }).then(({ status, body }) => {
+    return api("POST", DATA.urls.layout, { graph: levelJSON(), sizes }).then(({ status, body }) => {
       if (status !== 200) {
         banner("layout", `Auto-layout failed: ${(body && body.detail) || status}`, [], "err");
         return;
@@ -956,16 +1019,16 @@ function createCanvas(X6, DATA) {
     load,
     setReadOnly,
     isReadOnly: () => readOnly,
-    setStatus: (id, status) => run.setStatus(id, status),
-    appendText: (id, text) => run.appendText(id, text),
-    setText: (id, text) => run.setText(id, text),
-    setProgress: (id, done, total) => run.setProgress(id, done, total),
-    setIteration: (id, n) => run.setIteration(id, n),
-    setNodeBadges: (id, badges) => run.setNodeBadges(id, badges),
-    paintRunState: (states, carried) => run.paint(states, carried),
-    markEdges: (id, port) => run.markEdges(id, port),
+    setStatus: top((id, status) => run.setStatus(id, status)),
+    appendText: top((id, text) => run.appendText(id, text)),
+    setText: top((id, text) => run.setText(id, text)),
+    setProgress: top((id, done, total) => run.setProgress(id, done, total)),
+    setIteration: top((id, n) => run.setIteration(id, n)),
+    setNodeBadges: top((id, badges) => run.setNodeBadges(id, badges)),
+    paintRunState: top((states, carried) => run.paint(states, carried)),
+    markEdges: top((id, port) => run.markEdges(id, port)),
     markNode,
-    resetRunState: () => run.reset(),
+    resetRunState: top(() => run.reset()),
     showProblems,
     clearProblems,
     showWarnings,
@@ -977,6 +1040,11 @@ function createCanvas(X6, DATA) {
     autoLayout,
     undo,
     redo,
+    drill: {
+      open: (mapId) => drill.open(mapId),
+      close: (depth) => drill.close(depth),
+      path: () => drill.path(),
+    },
     get version() {
       return version;
     },
