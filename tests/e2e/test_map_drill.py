@@ -88,7 +88,9 @@ def drill_into_each(page: Page) -> None:
 
 
 def test_alice_builds_a_maps_inner_flow_on_the_canvas_and_sees_its_items_run(
-    page: Page, server: Server, errors: list[str]
+    page: Page,
+    server: Server,
+    errors: list[str],  # noqa: F811 (the fixture)
 ) -> None:
     username = server.create_user("alice_drill")
     flow_id = create_flow(server, username, map_flow())
