@@ -68,6 +68,7 @@
  */
 import { isTyping } from "../lib/keys.js";
 import { requestJSON } from "../lib/net.js";
+import { keepFramed } from "./autofit.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
@@ -463,6 +464,9 @@ function createCanvas(X6, DATA) {
     checkDirty();
   }
 
+  let framedOptions;
+  const framer = keepFramed(graph, container, () => fit(null, framedOptions));
+
   // Frame the flow: all of it when it fits at a readable zoom, else its start (left) at
   // that zoom. Press F or "Fit" to see everything however small.
   function fit(metas, options) {
@@ -473,6 +477,9 @@ function createCanvas(X6, DATA) {
     const { scale, tx, ty } = framing(boxes, area, options);
     graph.zoomTo(scale);
     graph.translate(tx, ty);
+    // The area may change size yet (a run page's timeline loads under it): framed again.
+    framedOptions = options;
+    framer.framed();
   }
 
   // ---- Dirty flag and the local draft ----------------------------------------------------
