@@ -201,3 +201,83 @@ def test_alice_builds_a_maps_inner_flow_on_the_canvas_and_sees_its_items_run(
     expect(page.locator('[data-cell-id="each"] .sy-node')).to_have_class(
         re.compile(r"\bst-done\b"), timeout=TIMEOUT_MS
     )
+
+
+def test_maps_in_maps_open_level_by_level_and_the_breadcrumb_goes_back_any_number(
+    page: Page,
+    server: Server,
+    errors: list[str],  # noqa: F811 (the fixture)
+) -> None:
+    # A map whose inner flow maps again: each word, then each of its letters.
+    letters = {
+        "graph": {"name": "letters"},
+        "nodes": [
+            {
+                "id": "item",
+                "type": "input",
+                "config": {"name": "item"},
+                "position": {"x": 0, "y": 100},
+            },
+            {
+                "id": "deep",
+                "type": "map",
+                "label": "Each letter",
+                "config": {"flow": EACH_ITEM},
+                "position": {"x": 300, "y": 100},
+            },
+            {
+                "id": "result",
+                "type": "output",
+                "config": {"name": "result"},
+                "position": {"x": 600, "y": 100},
+            },
+        ],
+        "edges": [
+            {"source": "item", "target": "deep", "source_port": "value", "target_port": "items"},
+            {
+                "source": "deep",
+                "target": "result",
+                "source_port": "results",
+                "target_port": "value",
+            },
+        ],
+    }
+    flow = map_flow()
+    flow["nodes"][1]["config"]["flow"] = letters
+    username = server.create_user("alice_nested")
+    flow_id = create_flow(server, username, flow)
+    log_in(page, server, username)
+    open_editor(page, server, flow_id)
+
+    drill_into_each(page)
+    # The second level through the map's form, its button.
+    page.locator('[data-testid="canvas"] [data-cell-id="deep"] .sy-title').click()
+    page.locator('form[data-node="deep"][data-ready] [data-testid="drill-open"]').click()
+    crumbs = page.get_by_test_id("drill-crumbs")
+    expect(crumbs).to_contain_text("Each letter")
+    expect(crumbs.locator("button")).to_have_count(2)  # the flow, then "Each word"
+    expect(page.locator('[data-testid="canvas"] [data-cell-id="deep"]')).to_have_count(0)
+    expect(page.get_by_test_id("dirty")).to_be_hidden()
+
+    # A label changed two levels down lands in the document at once.
+    page.locator('[data-testid="canvas"] [data-cell-id="result"] .sy-title').click()
+    form = page.locator('form[data-testid="node-form"][data-node="result"][data-ready]')
+    form.get_by_test_id("field-label").fill("Letter out")
+    page.wait_for_function(
+        """() => Switchyard.canvas.documentJSON().nodes[1].config.flow.nodes[1].config.flow
+            .nodes.find(n => n.id === 'result').label === 'Letter out'"""
+    )
+    expect(page.get_by_test_id("dirty")).to_be_visible()
+
+    # Straight back to the flow: both levels written into their maps, and saved as one.
+    crumbs.get_by_test_id("drill-up-0").click()
+    expect(crumbs).to_be_hidden()
+    page.wait_for_selector('[data-testid="canvas"] [data-cell-id="words"]')
+    page.keyboard.press("Control+s")
+    expect(page.get_by_test_id("version")).to_have_text("v2")
+    saved = doc(page)["nodes"][1]["config"]["flow"]
+    assert [n["id"] for n in saved["nodes"]] == ["item", "deep", "result"]
+    deepest = saved["nodes"][1]["config"]["flow"]
+    assert next(n for n in deepest["nodes"] if n["id"] == "result")["label"] == "Letter out"
+    # The levels not edited are as they were.
+    assert saved["graph"] == {"name": "letters"}

@@ -23,7 +23,8 @@ const clone = (value) => JSON.parse(JSON.stringify(value));
 export class Drill {
   /**
    * host: the editor's internals this needs —
-   *   graph, history, levelJSON(), drawLevel(doc, {view}), view(), rootName(),
+   *   graph, history, container, levelJSON(), drawLevel(doc, {view}), view(), rootName(),
+ *   checkDirty(),
    *   paintItems(states, doneNodes)   run state of the drawn level (bypassing the page's
    *                                   run-state calls, which are the top level's)
    *   repaintRun()                    ask the run view to paint the top level again
@@ -102,6 +103,8 @@ export class Drill {
     this.item = 0;
     this.host.drawLevel(inner, {});
     this.stack[this.stack.length - 1].loadedText = JSON.stringify(this.host.levelJSON());
+    // Drawn, the level reads as it was written: the document is as it was (not dirty).
+    this.host.checkDirty();
     this.render();
     this.paintRun();
     document.dispatchEvent(new CustomEvent("switchyard:drill", { detail: { path: this.path() } }));
@@ -129,6 +132,7 @@ export class Drill {
       node.setData({ ...data, config: { ...(data.config || {}), flow: doc } }, { overwrite: true });
     }
     if (this.stack.length) this.stack[this.stack.length - 1].loadedText = JSON.stringify(this.host.levelJSON());
+    this.host.checkDirty();
     this.render();
     if (this.stack.length) this.paintRun();
     else this.host.repaintRun();

@@ -213,6 +213,7 @@ function createCanvas(X6, DATA) {
     history,
     container,
     levelJSON: () => levelJSON(),
+    checkDirty: () => checkDirty(),
     rootName,
     drawLevel(doc, { view }) {
       draw(doc, { inner: true, keepSaved: true, keepView: Boolean(view) });
