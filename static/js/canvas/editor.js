@@ -681,6 +681,8 @@ function createCanvas(X6, DATA) {
     if (options && options.derived) return;
     requestPorts(node);
     renderNode(node);
+    // A form's edit (a label, a prompt) is an edit even when no port or edge follows it.
+    if (!loading) scheduleDirtyCheck();
     if (panel.nodeId === node.id && !(options && options.source === "form")) panel.open(node);
   });
 
