@@ -4,9 +4,11 @@ without pressing Fit; and framed again when the timeline is folded and opened.""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import log_in
 from tests.e2e.test_runs import TIMEOUT_MS, create_flow, errors, start_run  # noqa: F401
@@ -55,24 +57,29 @@ def tall_flow() -> dict:
     return {"graph": {"name": "Tall"}, "nodes": nodes, "edges": edges}
 
 
-def outside(page: Page) -> list[str]:
-    """The nodes not wholly inside the canvas's visible area (the canvas within the window)."""
-    return page.evaluate(
-        """() => {
-            const c = document.querySelector('[data-testid="canvas"]').getBoundingClientRect();
-            const top = Math.max(c.top, 0), left = Math.max(c.left, 0);
-            const bottom = Math.min(c.bottom, window.innerHeight);
-            const right = Math.min(c.right, window.innerWidth);
-            return [...document.querySelectorAll('[data-testid="canvas"] [data-cell-id]')]
-                .filter((g) => g.querySelector('.sy-node'))
-                .filter((g) => {
-                    const b = g.querySelector('.sy-node').getBoundingClientRect();
-                    return b.top < top - 1 || b.left < left - 1 || b.bottom > bottom + 1
-                        || b.right > right + 1;
-                })
-                .map((g) => g.dataset.cellId);
-        }"""
-    )
+# The nodes not wholly inside the canvas's visible area (the canvas within the window).
+OUTSIDE = """() => {
+    const c = document.querySelector('[data-testid="canvas"]').getBoundingClientRect();
+    const top = Math.max(c.top, 0), left = Math.max(c.left, 0);
+    const bottom = Math.min(c.bottom, window.innerHeight);
+    const right = Math.min(c.right, window.innerWidth);
+    return [...document.querySelectorAll('[data-testid="canvas"] [data-cell-id]')]
+        .filter((g) => g.querySelector('.sy-node'))
+        .filter((g) => {
+            const b = g.querySelector('.sy-node').getBoundingClientRect();
+            return b.top < top - 1 || b.left < left - 1 || b.bottom > bottom + 1
+                || b.right > right + 1;
+        })
+        .map((g) => g.dataset.cellId);
+}"""
+
+
+def all_in_view(page: Page) -> list[str]:
+    """[] once every node is in view (a resize is framed on a later frame: waited for, up
+    to 5 s); else the nodes left outside."""
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"() => ({OUTSIDE})().length === 0", timeout=5000)
+    return page.evaluate(OUTSIDE)
 
 
 def test_every_node_of_a_run_is_in_view_on_load_at_1280x800(
@@ -94,16 +101,13 @@ def test_every_node_of_a_run_is_in_view_on_load_at_1280x800(
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid=\"canvas\"] .sy-node').length === 12"
     )
-    page.wait_for_timeout(300)  # a resize is framed on the next frame
-    assert outside(page) == []
+    assert all_in_view(page) == []
 
     # The timeline folded away and opened again: the canvas grows, then shrinks back, and
     # the flow is framed for each.
     summary = page.locator(".run-timeline > summary")
     summary.click()
-    page.wait_for_timeout(300)
-    assert outside(page) == []
+    assert all_in_view(page) == []
     summary.click()
     expect(page.locator(".timeline-svg")).to_be_visible()
-    page.wait_for_timeout(300)
-    assert outside(page) == []
+    assert all_in_view(page) == []
