@@ -9,8 +9,9 @@
  *
  * Beside it: shapes.js (how nodes and edges look), document.js (flow document <-> cells),
  * runstate.js (a run painted on the canvas), panel.js (the node form), drafts.js (unsaved
- * work in localStorage), banners.js, keyboard.js (the canvas without a mouse), notes.js
- * (sticky notes and groups: X6 nodes that are not flow nodes, see isAnnotation).
+ * work in localStorage), drill.js (a map's inner flow on the canvas), banners.js,
+ * keyboard.js (the canvas without a mouse), notes.js (sticky notes and groups: X6 nodes
+ * that are not flow nodes, see isAnnotation).
  *
  * `canvas` (exported; also window.Switchyard.canvas, for runs/view.js and tests), null on a
  * page without #editor-data — the interface other scripts use:
@@ -56,6 +57,10 @@
  *                              with an Error whose .status is 400 / 409 / 0 (network) …
  *   onNodeClick(callback)      callback(nodeId, event) on every click on a node
  *   focusNode(nodeId)          select it and bring it into view
+ *   drill.open(mapId) / drill.close(depth) / drill.path()   a map's inner flow drawn in
+ *                              place of its parent (drill.js; double-click a map); the
+ *                              document stays the whole flow; run-state calls are ignored
+ *                              while inside (they name the flow's own nodes)
  *   autoLayout(), undo(), redo()   what the toolbar buttons do
  *   version                    the version the editor is based on (the last loaded or saved)
  *   readyAt                    performance.now() when the flow was first drawn
@@ -70,9 +75,11 @@
 import { isTyping } from "../lib/keys.js";
 import { requestJSON } from "../lib/net.js";
 import { token } from "../theme.js";
+import { keepFramed } from "./autofit.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
+import { Drill } from "./drill.js";
 import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
 import { attachKeyboard } from "./keyboard.js";
 import { annotationCells, attachNotes, isAnnotation, registerAnnotationShapes } from "./notes.js";
@@ -219,11 +226,42 @@ function createCanvas(X6, DATA) {
   const run = new RunState(graph, (node) => renderNode(node, true));
   const panel = new Panel(graph, DATA.urls && DATA.urls.nodeForm, () => readOnly, {
     url: DATA.urls && DATA.urls.edgeForm,
-    documentJSON: () => documentJSON(),
+    documentJSON: () => levelJSON(),
     rename: (oldId, key) => renameNode(oldId, key),
     renamePort: (nodeId, port, name) => renamePort(nodeId, port, name),
     edgeDoc,
   });
+  const drill = new Drill({
+    graph,
+    history,
+    container,
+    levelJSON: () => levelJSON(),
+    checkDirty: () => checkDirty(),
+    rootName,
+    drawLevel(doc, { view }) {
+      draw(doc, { inner: true, keepSaved: true, keepView: Boolean(view) });
+      if (view) {
+        graph.zoomTo(view.sx);
+        graph.translate(view.tx, view.ty);
+      }
+    },
+    view() {
+      const { sx } = graph.scale();
+      const { tx, ty } = graph.translate();
+      return { sx, tx, ty };
+    },
+    paintItems(states, doneNodes) {
+      run.paint(states, []);
+      for (const id of doneNodes) run.markEdges(id);
+    },
+    repaintRun() {
+      const root = document.querySelector("[data-run-view]");
+      const view = root && root.switchyardRunView;
+      if (view && view.model && view.canvasReady) view.paintNodes(view.model.fullChanges());
+    },
+  });
+  // The page's run-state calls paint the flow's own nodes: not an inner flow's.
+  const top = (fn) => (...args) => (drill.depth ? undefined : fn(...args));
 
   const keyboard = attachKeyboard(graph, container, {
     selection,
@@ -386,16 +424,25 @@ function createCanvas(X6, DATA) {
   }
 
   // ---- Document <-> graph ----------------------------------------------------------------
+  // The whole flow; while a map's inner flow is drawn (drill.js), with it written back.
   function documentJSON() {
-    const name = (nameInput && nameInput.value.trim()) || graphAttrs.name || DATA.name;
-    return graphDocument(graph, graphAttrs, name);
+    return drill.compose();
+  }
+
+  function rootName(fallback) {
+    return (nameInput && nameInput.value.trim()) || fallback || DATA.name;
+  }
+
+  /** The level drawn: the flow, or the inner flow of the map drilled into. */
+  function levelJSON() {
+    return graphDocument(graph, graphAttrs, drill.depth ? graphAttrs.name : rootName(graphAttrs.name));
   }
 
   // A node's key (or a merge's port) renamed: the server rewrites the document (edges, a
   // merge's port named after the node, prompts reading that port) and the difference is
   // applied as one undoable batch (keys.js).
   function applyDocument(after) {
-    const changes = documentChanges(documentJSON(), after);
+    const changes = documentChanges(levelJSON(), after);
     const touched = applyChanges(graph, changes, { nodeMeta: (n, edges) => meta(n, edges), edgeMeta, edgeDoc, edges: after.edges || [] });
     touched.forEach((n) => requestPorts(n));
     for (const e of changes.addEdges) {
@@ -409,7 +456,8 @@ function createCanvas(X6, DATA) {
 
   function renameVia(url, body) {
     if (readOnly || !url) return Promise.resolve(null);
-    return api("POST", url, { graph: documentJSON(), ...body }).then(({ status, body: out }) => {
+    // Inside a map, the inner flow drawn is the document renamed in.
+    return api("POST", url, { graph: levelJSON(), ...body }).then(({ status, body: out }) => {
       if (status !== 200) {
         const message = (out.problems && out.problems[0] && out.problems[0].message) || out.detail;
         banner("rename", `Not renamed: ${message}`, [], "err");
@@ -452,6 +500,12 @@ function createCanvas(X6, DATA) {
   }
 
   function load(doc, options) {
+    drill.reset();
+    draw(doc, options);
+  }
+
+  // opts.inner: a map's inner flow (drill.js), drawn in place of its parent.
+  function draw(doc, options) {
     const opts = options || {};
     doc = doc || { graph: { name: DATA.name }, nodes: [], edges: [] };
     if (Number.isInteger(opts.version)) {
@@ -461,7 +515,7 @@ function createCanvas(X6, DATA) {
       ["conflict", "draft", "old-draft"].forEach(clearBanner);
     }
     graphAttrs = { ...(doc.graph || {}) };
-    if (nameInput && graphAttrs.name) nameInput.value = graphAttrs.name;
+    if (nameInput && graphAttrs.name && !opts.inner) nameInput.value = graphAttrs.name;
     const ids = new Set((doc.nodes || []).map((n) => n.id));
     const edges = (doc.edges || []).filter((e) => ids.has(e.source) && ids.has(e.target));
     run.clear();
@@ -507,6 +561,9 @@ function createCanvas(X6, DATA) {
     checkDirty();
   }
 
+  let framedOptions;
+  const framer = keepFramed(graph, container, () => fit(null, framedOptions));
+
   // Frame the flow: all of it when it fits at a readable zoom, else its start (left) at
   // that zoom. Press F or "Fit" to see everything however small.
   function fit(metas, options) {
@@ -517,6 +574,9 @@ function createCanvas(X6, DATA) {
     const { scale, tx, ty } = framing(boxes, area, options);
     graph.zoomTo(scale);
     graph.translate(tx, ty);
+    // The area may change size yet (a run page's timeline loads under it): framed again.
+    framedOptions = options;
+    framer.framed();
   }
 
   // ---- Dirty flag and the local draft ----------------------------------------------------
@@ -537,7 +597,8 @@ function createCanvas(X6, DATA) {
     updateEmptyHint();
     const text = JSON.stringify(documentJSON());
     const now = text !== savedText;
-    scheduleCheck(text);
+    // Inside a map the check is the inner flow's: its problems land on its nodes.
+    scheduleCheck(drill.depth ? JSON.stringify(levelJSON()) : text);
     // A read-only view keeps no drafts.
     if (DATA.editable) {
       if (now) drafts.keep(version, JSON.parse(text));
@@ -559,16 +620,18 @@ function createCanvas(X6, DATA) {
   function scheduleCheck(text) {
     if (!DATA.urls || !DATA.urls.validate || text === checkedText) return;
     checkedText = text;
+    const inner = drill.depth > 0;
     clearTimeout(checkTimer);
     checkTimer = setTimeout(() => {
       const seq = ++checkSeq;
       api("POST", DATA.urls.validate, { graph: JSON.parse(text) }).then(({ status, body }) => {
         // Only the answer for the newest document counts. Its problems are what a save would
         // list on the version (they never stop one); a document of the wrong shape (400)
-        // has no warnings to give, and its problems are why a save would be refused.
+        // has no warnings to give, and its problems are why a save would be refused. Inside
+        // a map the document checked is the inner flow, whose nodes are the ones drawn.
         if (seq !== checkSeq || (status !== 200 && status !== 400)) return;
         showWarnings(status === 200 ? body.warnings : []);
-        if (body && Array.isArray(body.problems)) showProblems(body.problems);
+        if (body && Array.isArray(body.problems)) showProblems(body.problems, inner);
       });
     }, 300);
   }
@@ -586,7 +649,14 @@ function createCanvas(X6, DATA) {
   }
 
   // ---- Problems --------------------------------------------------------------------------
-  function showProblems(list) {
+  // Problems of the flow name its top-level nodes; inside a map (drill.js) the inner
+  // flow's own check (`level`) is what its nodes show.
+  function showProblems(list, level) {
+    if (drill.depth && !level) {
+      checkedText = "";
+      scheduleCheck(JSON.stringify(levelJSON()));
+      return;
+    }
     const previous = [...problems.keys()];
     problems.clear();
     for (const e of graph.getEdges()) e.attr("line/class", "sy-edge-line", UI);
@@ -721,6 +791,8 @@ function createCanvas(X6, DATA) {
     if (options && options.derived) return;
     requestPorts(node);
     renderNode(node);
+    // A form's edit (a label, a prompt) is an edit even when no port or edge follows it.
+    if (!loading) scheduleDirtyCheck();
     if (panel.nodeId === node.id && !(options && options.source === "form")) panel.open(node);
   });
 
@@ -862,7 +934,8 @@ function createCanvas(X6, DATA) {
   graph.on("node:click", ({ node, e }) => {
     if (isAnnotation(node)) return;
     panel.open(node);
-    for (const callback of clickCallbacks) {
+    // The page's callbacks (the run view's inspector) know the flow's own nodes only.
+    for (const callback of drill.depth ? [] : clickCallbacks) {
       try {
         callback(node.id, e);
       } catch (err) {
@@ -970,7 +1043,7 @@ function createCanvas(X6, DATA) {
     const nodes = selection.getSelectedCells().filter((c) => c.isNode());
     if (!nodes.length) return;
     const ids = new Set(nodes.map((n) => n.id));
-    const doc = documentJSON();
+    const doc = levelJSON();
     clipboard = {
       nodes: doc.nodes.filter((n) => ids.has(n.id)),
       edges: doc.edges.filter((e) => ids.has(e.source) && ids.has(e.target)),
@@ -1026,7 +1099,7 @@ function createCanvas(X6, DATA) {
     if (readOnly) return Promise.resolve();
     const sizes = {};
     for (const n of graph.getNodes()) sizes[n.id] = n.getSize();
-    return api("POST", DATA.urls.layout, { graph: documentJSON(), sizes }).then(({ status, body }) => {
+    return api("POST", DATA.urls.layout, { graph: levelJSON(), sizes }).then(({ status, body }) => {
       if (status !== 200) {
         banner("layout", `Auto-layout failed: ${(body && body.detail) || status}`, [], "err");
         return;
@@ -1153,20 +1226,20 @@ function createCanvas(X6, DATA) {
     load,
     setReadOnly,
     isReadOnly: () => readOnly,
-    setStatus: (id, status) => run.setStatus(id, status),
-    appendText: (id, text) => run.appendText(id, text),
-    setText: (id, text) => run.setText(id, text),
-    setProgress: (id, done, total) => run.setProgress(id, done, total),
-    setIteration: (id, n) => run.setIteration(id, n),
-    setNodeBadges: (id, badges) => run.setNodeBadges(id, badges),
-    setError: (id, error) => {
+    setStatus: top((id, status) => run.setStatus(id, status)),
+    appendText: top((id, text) => run.appendText(id, text)),
+    setText: top((id, text) => run.setText(id, text)),
+    setProgress: top((id, done, total) => run.setProgress(id, done, total)),
+    setIteration: top((id, n) => run.setIteration(id, n)),
+    setNodeBadges: top((id, badges) => run.setNodeBadges(id, badges)),
+    setError: top((id, error) => {
       run.setError(id, error);
       syncForm();
-    },
-    paintRunState: (states, carried) => run.paint(states, carried),
-    markEdges: (id, port) => run.markEdges(id, port),
+    }),
+    paintRunState: top((states, carried) => run.paint(states, carried)),
+    markEdges: top((id, port) => run.markEdges(id, port)),
     markNode,
-    resetRunState: () => run.reset(),
+    resetRunState: top(() => run.reset()),
     showProblems,
     clearProblems,
     showWarnings,
@@ -1180,6 +1253,11 @@ function createCanvas(X6, DATA) {
     autoLayout,
     undo,
     redo,
+    drill: {
+      open: (mapId) => drill.open(mapId),
+      close: (depth) => drill.close(depth),
+      path: () => drill.path(),
+    },
     get version() {
       return version;
     },

@@ -83,6 +83,8 @@ export class RunView {
     this.follower = null;
     this.queue = [];
     this.head = 0;
+    // A map's items' own events, for a map's inner flow drawn on the canvas (drill.js).
+    this.itemEvents = [];
     this.frame = 0;
     this.ticker = 0;
     this.stallTimer = 0;
@@ -253,6 +255,7 @@ export class RunView {
     this.stopFollowing();
     this.runId = runId;
     this.model = new RunModel(options.nodeIds || canvasNodeIds);
+    this.itemEvents = [];
     this.queue = [];
     this.head = 0;
     this.outputsShown = false;
@@ -311,7 +314,10 @@ export class RunView {
   }
 
   enqueue(events) {
-    for (const event of events) this.queue.push(event);
+    for (const event of events) {
+      this.queue.push(event);
+      if (event.type === "node_item") this.itemEvents.push(event);
+    }
     this.lastEventAt = Date.now();
     this.schedule();
   }
@@ -382,7 +388,10 @@ export class RunView {
       }
       for (const [node, port] of changes.marks) canvasCall("markEdges", node, port);
     }
-    if (changes.nodes.length) this.refreshNodeCard(changes.nodes);
+    if (changes.nodes.length) {
+      this.refreshNodeCard(changes.nodes);
+      document.dispatchEvent(new CustomEvent("switchyard:run-painted"));
+    }
   }
 
   /** Every step row from a whole state: rows of nodes it does not name go back to idle. */
