@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from graphs.errors import FlowInvalid
 from webapp.flows import access, services
-from webapp.flows.models import Flow
+from webapp.flows.models import Flow, FlowVersion
 from webapp.flows.sharing import service as sharing
 from webapp.teams import services as team_services
 from webapp.teams.models import Role
@@ -27,10 +27,19 @@ def flow_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     editable = access.editable_flows(request.user).filter(pk=OuterRef("pk"))
     owned = access.owned_flows(request.user).filter(pk=OuterRef("pk"))
+    # The current version's description, shown under the name.
+    description = FlowVersion.objects.filter(
+        flow=OuterRef("pk"), number=OuterRef("version")
+    ).values("graph__graph__description")[:1]
     flows = (
         access.visible_flows(request.user)
         .select_related("owner", "team")
-        .annotate(run_count=Count("runs"), can_edit=Exists(editable), can_own=Exists(owned))
+        .annotate(
+            run_count=Count("runs"),
+            can_edit=Exists(editable),
+            can_own=Exists(owned),
+            description=Subquery(description),
+        )
         .order_by("-updated", "-pk")
     )
     if q:
