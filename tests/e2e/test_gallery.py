@@ -84,3 +84,33 @@ def test_the_gallery_has_a_template_per_pattern_and_node_type_and_use_copies_it(
     # The copy is whole: the sub-flow's ports came from the copied triage flow.
     expect(page.locator('[data-cell-id="triage"] [port="out:reason"]')).to_have_count(1)
     expect(page.get_by_test_id("flow-description")).to_contain_text("Sub-flow")
+
+
+def test_a_flow_shared_with_a_team_shows_in_the_teams_section(
+    page: Page, server: Server, errors: list[str]
+) -> None:
+    alice = new_user(server)
+    bob = new_user(server)
+
+    def share() -> tuple[int, str]:
+        from webapp.flows import services
+        from webapp.flows.models import FlowShare
+        from webapp.teams.models import Membership, Role, Team
+
+        users = get_user_model().objects
+        owner, member = users.get(username=alice), users.get(username=bob)
+        team = Team.objects.create(name=f"Research {alice}")
+        Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        Membership.objects.create(team=team, user=member, role=Role.EDITOR)
+        flow = services.create(owner, "Team notes", example("chain"))
+        FlowShare.objects.create(flow=flow, team=team, role="editor", created_by=owner)
+        return team.pk, team.name
+
+    team_id, _ = server.orm(share)
+    log_in(page, server, bob)
+    page.goto(f"{server.url}/")
+    section = page.locator(f'section.space[data-space="team-{team_id}"]')
+    expect(section.get_by_role("link", name="Team notes")).to_be_visible()
+    expect(section.get_by_test_id("shared-with-team")).to_be_visible()
+    expect(section.locator(".empty")).to_have_count(0)
+    expect(page.locator('section.space[data-space="shared"]')).to_have_count(0)

@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from graphs.errors import FlowInvalid
 from webapp.flows import access, services
-from webapp.flows.models import Flow, FlowVersion
+from webapp.flows.models import Flow, FlowShare, FlowVersion
 from webapp.flows.sharing import service as sharing
 from webapp.teams import services as team_services
 from webapp.teams.models import Role
@@ -84,12 +84,22 @@ def spaces(user, flows: list[Flow], keep_empty: bool = True) -> list[dict[str, A
         "can_create": False,
         "flows": [],
     }
+    # A flow shared with one of the user's teams shows in that team's section (as its
+    # members see it), not under "Shared with me".
+    shared_with_team = dict(
+        FlowShare.objects.filter(team_id__in=teams, flow_id__in=[f.pk for f in flows])
+        .order_by("pk")
+        .values_list("flow_id", "team_id")
+    )
     for flow in flows:
         flow.role = Role.OWNER if flow.can_own else Role.EDITOR if flow.can_edit else Role.VIEWER
         if flow.team_id in teams:
             teams[flow.team_id]["flows"].append(flow)
         elif flow.team_id is None and flow.owner_id == user.pk:
             personal["flows"].append(flow)
+        elif flow.pk in shared_with_team:
+            flow.shared_with_team = True
+            teams[shared_with_team[flow.pk]]["flows"].append(flow)
         else:
             shared["flows"].append(flow)
     groups = [personal, *teams.values(), shared]
