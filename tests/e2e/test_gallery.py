@@ -114,3 +114,31 @@ def test_a_flow_shared_with_a_team_shows_in_the_teams_section(
     expect(section.get_by_test_id("shared-with-team")).to_be_visible()
     expect(section.locator(".empty")).to_have_count(0)
     expect(page.locator('section.space[data-space="shared"]')).to_have_count(0)
+
+
+def test_two_teams_of_one_name_can_be_told_apart_in_the_share_picker(
+    page: Page, server: Server, errors: list[str]
+) -> None:
+    alice = new_user(server)
+
+    def teams() -> int:
+        from webapp.flows import services
+        from webapp.teams.models import Membership, Role, Team
+
+        owner = get_user_model().objects.get(username=alice)
+        for size in (1, 2):
+            team = Team.objects.create(name="Research")
+            Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+            for _ in range(size - 1):
+                other = get_user_model().objects.create(username=f"m{team.pk}_{alice}")
+                Membership.objects.create(team=team, user=other, role=Role.VIEWER)
+        return services.create(owner, "To share", example("chain")).pk
+
+    flow_id = server.orm(teams)
+    log_in(page, server, alice)
+    page.goto(f"{server.url}/flows/{flow_id}/share/")
+    labels = page.locator("#share-team option").all_text_contents()
+    assert len(labels) == 2
+    assert len(set(labels)) == 2, labels
+    assert all(label.startswith("Research (") for label in labels), labels
+    assert any("2 members" in label for label in labels), labels
