@@ -142,3 +142,25 @@ def test_two_teams_of_one_name_can_be_told_apart_in_the_share_picker(
     assert len(set(labels)) == 2, labels
     assert all(label.startswith("Research (") for label in labels), labels
     assert any("2 members" in label for label in labels), labels
+
+
+def test_a_waiting_invitation_shows_as_a_badge_on_teams(
+    page: Page, server: Server, errors: list[str]
+) -> None:
+    alice = new_user(server)
+    carol = new_user(server)
+
+    def invite() -> None:
+        from webapp.teams import services as teams
+        from webapp.teams.models import Membership, Role, Team
+
+        owner = get_user_model().objects.get(username=alice)
+        team = Team.objects.create(name=f"Lab {alice}")
+        Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        teams.invite_user(team, owner, carol, Role.VIEWER)
+
+    log_in(page, server, carol)
+    expect(page.get_by_test_id("invitations-badge")).to_have_count(0)
+    server.orm(invite)
+    page.goto(f"{server.url}/")
+    expect(page.get_by_test_id("invitations-badge")).to_have_text("1")
