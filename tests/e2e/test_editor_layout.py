@@ -96,7 +96,8 @@ def fully_on_screen(page: Page, selector: str) -> None:
             const r = el.getBoundingClientRect();
             // Mid-edges, 3 px in: hit testing follows rounded corners.
             const cx = (r.left + r.right) / 2, cy = (r.top + r.bottom) / 2;
-            const points = [[r.left + 3, cy], [r.right - 3, cy], [cx, r.top + 3], [cx, r.bottom - 3]];
+            const points = [[r.left + 3, cy], [r.right - 3, cy],
+                            [cx, r.top + 3], [cx, r.bottom - 3]];
             return points.filter(([x, y]) => !el.contains(document.elementFromPoint(x, y)));
         }""",
         selector,
