@@ -138,27 +138,23 @@ export function edgeLabels(kept) {
   ];
 }
 
-/** One line of text word-wrapped at `width` characters: breaks at spaces, and inside a
-    word only when the word alone is longer than a line. */
+/** One line of text word-wrapped at `width` characters: breaks after a space, and inside
+    a word only when the word alone is longer than a line. Each space stays at the end of
+    its line, so the lines joined are the text again (what copying or reading it gives). */
 export function wrapLine(raw, width) {
   const lines = [];
   let line = "";
-  for (const word of raw.split(/ +/)) {
-    let rest = word;
-    while (rest.length > width) {
-      if (line) {
-        lines.push(line);
-        line = "";
-      }
+  for (const token of raw.split(/(?<= )/)) {
+    if (line && (line + token).trimEnd().length > width) {
+      lines.push(line);
+      line = "";
+    }
+    let rest = token;
+    while (rest.trimEnd().length > width) {
       lines.push(rest.slice(0, width));
       rest = rest.slice(width);
     }
-    if (!line) line = rest;
-    else if (line.length + 1 + rest.length <= width) line += " " + rest;
-    else {
-      lines.push(line);
-      line = rest;
-    }
+    line += rest;
   }
   lines.push(line);
   return lines;

@@ -6,8 +6,9 @@
  *
  * The tab follows what the user does: Run (or a run starting) shows the run; opening a node
  * or an edge shows its form, unless a run is under way (a click then shows that node's run
- * detail, runs/view.js); a refused save shows its problems. The tab list is a WAI-ARIA tab
- * list: arrow keys move between tabs.
+ * detail, runs/view.js). The flow's problems count on the Node tab (a refused run lists
+ * its own in the run tab). The tab list is a WAI-ARIA tab list: arrow keys move between
+ * tabs.
  */
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -66,7 +67,6 @@ export function sideTabs(side) {
         count.hidden = n === 0;
         count.textContent = String(n);
       }
-      if (n && !runActive()) show("node");
     };
     new MutationObserver(update).observe(problems, { attributes: true, attributeFilter: ["hidden"], childList: true, subtree: true });
   }
