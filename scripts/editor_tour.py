@@ -44,6 +44,8 @@ USERNAME = "tourist"
 PASSWORD = "correct horse battery"  # noqa: S105 (a throwaway user on a temporary database)
 READY = "() => document.documentElement.dataset.canvas === 'ready'"
 SIZES = [(1440, 900), (1280, 800)]
+# Every wait's limit: generous, for a machine shared with other work.
+LOADED_MS = 90_000
 
 # Run inside `manage.py shell`: the user (with the examples every new user gets) and an
 # empty flow; prints {"router": id, "empty": id}.
@@ -225,6 +227,7 @@ def tour(url: str, ids: dict, out: Path) -> float:
         try:
             for width, height in SIZES:
                 context = browser.new_context(viewport={"width": width, "height": height})
+                context.set_default_timeout(LOADED_MS)
                 page = context.new_page()
                 log_in(page, url)
                 page.goto(f"{url}/flows/{ids['router']}/")
@@ -251,6 +254,7 @@ def tour(url: str, ids: dict, out: Path) -> float:
                 context.close()
 
             context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context.set_default_timeout(LOADED_MS)
             page = context.new_page()
             log_in(page, url)
             page.goto(f"{url}/flows/{ids['empty']}/")
