@@ -220,6 +220,7 @@ def log_in(page: Page, url: str) -> None:
 
 
 def tour(url: str, ids: dict, out: Path) -> float:
+    expect.set_options(timeout=LOADED_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
