@@ -160,8 +160,15 @@ def open_form(page: Page, node: str):
 
 
 def set_prompt(page: Page, node: str, prompt: str, port: str) -> None:
-    open_form(page, node).locator('textarea[name="f_prompt"]').fill(prompt)
-    page.wait_for_selector(f'[data-cell-id="{node}"] [port="in:{port}"]')
+    # A form drawn again while typing loses the text: type again until the port appears.
+    for _ in range(5):
+        open_form(page, node).locator('textarea[name="f_prompt"]').fill(prompt)
+        try:
+            page.wait_for_selector(f'[data-cell-id="{node}"] [port="in:{port}"]', timeout=5000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise RuntimeError(f"the prompt of {node} never gave a port {port}")
 
 
 MODE_IS_CONDITION = """(id) => Switchyard.canvas.documentJSON().nodes
