@@ -194,10 +194,11 @@ def build(page: Page) -> float:
         except PlaywrightTimeout:
             form = open_form(page, route)
     rows = form.get_by_test_id("rows-conditions")
-    if not rows.locator('input[name="f_conditions.route"]').count():
+    # An empty list of rows may hold a hidden row to copy: only visible rows count.
+    if not rows.locator('input[name="f_conditions.route"]:visible').count():
         form.get_by_test_id("add-row-conditions").click()
-    rows.locator('input[name="f_conditions.route"]').first.fill("yes")
-    rows.locator('input[name="f_conditions.expression"]').first.fill('"code" in input')
+    rows.locator('input[name="f_conditions.route"]:visible').first.fill("yes")
+    rows.locator('input[name="f_conditions.expression"]:visible').first.fill('"code" in input')
     page.wait_for_function(
         "(id) => (Switchyard.canvas.documentJSON().nodes.find((n) => n.id === id).config"
         ".conditions || []).length === 1",
