@@ -159,16 +159,20 @@ def open_form(page: Page, node: str):
     return form
 
 
+PROMPT_IS = """([id, prompt]) => Switchyard.canvas.documentJSON().nodes
+    .find((n) => n.id === id).config.prompt === prompt"""
+
+
 def set_prompt(page: Page, node: str, prompt: str, port: str) -> None:
-    # A form drawn again while typing loses the text: type again until the port appears.
+    # A form drawn again while typing loses the text: type again until the node has it.
     for _ in range(5):
         open_form(page, node).locator('textarea[name="f_prompt"]').fill(prompt)
         try:
-            page.wait_for_selector(f'[data-cell-id="{node}"] [port="in:{port}"]', timeout=5000)
-            return
+            page.wait_for_function(PROMPT_IS, arg=[node, prompt], timeout=10_000)
+            break
         except PlaywrightTimeout:
             continue
-    raise RuntimeError(f"the prompt of {node} never gave a port {port}")
+    page.wait_for_selector(f'[data-cell-id="{node}"] [port="in:{port}"]')
 
 
 MODE_IS_CONDITION = """(id) => Switchyard.canvas.documentJSON().nodes
