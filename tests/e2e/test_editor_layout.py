@@ -125,6 +125,8 @@ def test_the_right_column_never_overlaps_and_start_run_is_on_screen(
     log_in(page, server, alice)
     open_editor(page, server, flow_id)
 
+    # No problems, no count on the Node tab.
+    expect(page.get_by_test_id("tab-node").locator("[data-tab-count]")).to_be_hidden()
     # No node selected takes one line, not half the column.
     empty = page.locator(".ed-panel-empty p.muted")
     expect(empty).to_be_visible()
