@@ -197,7 +197,10 @@ def build(page: Page) -> float:
             break
         except PlaywrightTimeout:
             form = open_form(page, route)
+    form = open_form(page, route)
     rows = form.get_by_test_id("rows-conditions")
+    expect(rows).to_be_visible()
+    page.wait_for_timeout(300)  # the mode's fields settle (the form may be drawn again)
     # An empty list of rows may hold a hidden row to copy: only visible rows count.
     if not rows.locator('input[name="f_conditions.route"]:visible').count():
         form.get_by_test_id("add-row-conditions").click()
