@@ -166,7 +166,10 @@ PROMPT_IS = """([id, prompt]) => Switchyard.canvas.documentJSON().nodes
 def set_prompt(page: Page, node: str, prompt: str, port: str) -> None:
     # A form drawn again while typing loses the text: type again until the node has it.
     for _ in range(5):
-        open_form(page, node).locator('textarea[name="f_prompt"]').fill(prompt)
+        area = open_form(page, node).locator('textarea[name="f_prompt"]')
+        area.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(prompt)
         try:
             page.wait_for_function(PROMPT_IS, arg=[node, prompt], timeout=10_000)
             break
