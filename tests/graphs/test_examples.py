@@ -41,6 +41,7 @@ def test_there_is_one_example_per_pattern():
         "chat",
         "agent_flow",
         "api_pipeline",
+        "subflow",
     }
 
 
@@ -51,6 +52,15 @@ async def test_each_example_runs_offline_and_succeeds(name):
     assert result.status == "succeeded", result.error
     assert result.outputs
     assert events[-1]["type"] == "run_finished"
+
+
+async def test_subflow_example_runs_the_triage_flow_as_a_child_and_replies_from_it():
+    with example_world("subflow") as (inputs, services):
+        result, events = await run(example("subflow"), inputs, **services)
+    assert result.status == "succeeded", result.error
+    reply = next(e for e in of_type(events, "node_started") if e["node"] == "reply")
+    assert set(reply["inputs"]) == {"answer", "reason"}
+    assert reply["inputs"]["answer"]
 
 
 async def test_chain_feeds_the_draft_and_critique_into_the_revision():

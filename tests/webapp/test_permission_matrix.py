@@ -263,6 +263,8 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     # ---- Flows: list, new, copy, delete, the editor
     "flow_list": (GET(USER),),
     "flow_new": (POST(USER),),
+    "flow_templates": (GET(USER),),
+    "flow_template_use": (POST(USER, lambda w: {"name": "chain"}),),
     "flow_duplicate": (POST(EDITOR, flow_id),),
     "flow_delete": (GET(OWNER, flow_id), POST(OWNER, flow_id)),
     "flow_editor": (GET(VIEWER, flow_id),),

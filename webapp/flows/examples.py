@@ -22,6 +22,11 @@ def example_documents() -> list[dict]:
     return [document for _, document in _examples()]
 
 
+def named_examples() -> list[tuple[str, dict]]:
+    """(file name without .json, document) of every example, by file name."""
+    return _examples()
+
+
 def _examples() -> list[tuple[str, dict]]:
     paths = sorted(Path(settings.EXAMPLES_DIR).glob("*.json"))
     return [(path.stem, json.loads(path.read_text())) for path in paths]

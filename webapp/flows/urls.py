@@ -11,6 +11,7 @@ from webapp.flows import views
 from webapp.flows.collab import views as collab
 from webapp.flows.editor import edges
 from webapp.flows.editor import views as editor
+from webapp.flows.gallery import views as gallery
 from webapp.flows.public import views as public
 from webapp.flows.sharing import views as sharing
 from webapp.flows.transfer import views as transfer
@@ -68,6 +69,10 @@ urlpatterns = [
     path("", views.flow_list, name="flow_list"),
     path("flows/new/", views.flow_new, name="flow_new"),
     path("flows/import/", transfer.flow_import, name="flow_import"),
+    # The template gallery: the examples to start a flow from. A template is an example's
+    # file name (lower-case letters, digits, _: the slug converter's charset).
+    path("flows/templates/", gallery.gallery, name="flow_templates"),
+    path("flows/templates/<slug:name>/use/", gallery.use, name="flow_template_use"),
     path("flows/<int:flow_id>/", include(flow_urls)),
     path("shares/<int:share_id>/", include(share_urls)),
     # A link to one run, made from the run page (the flow's owner only).

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from graphs.errors import FlowInvalid
 from webapp.flows import access, services
-from webapp.flows.models import Flow
+from webapp.flows.models import Flow, FlowShare, FlowVersion
 from webapp.flows.sharing import service as sharing
 from webapp.teams import services as team_services
 from webapp.teams.models import Role
@@ -27,10 +27,19 @@ def flow_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     editable = access.editable_flows(request.user).filter(pk=OuterRef("pk"))
     owned = access.owned_flows(request.user).filter(pk=OuterRef("pk"))
+    # The current version's description, shown under the name.
+    description = FlowVersion.objects.filter(
+        flow=OuterRef("pk"), number=OuterRef("version")
+    ).values("graph__graph__description")[:1]
     flows = (
         access.visible_flows(request.user)
         .select_related("owner", "team")
-        .annotate(run_count=Count("runs"), can_edit=Exists(editable), can_own=Exists(owned))
+        .annotate(
+            run_count=Count("runs"),
+            can_edit=Exists(editable),
+            can_own=Exists(owned),
+            description=Subquery(description),
+        )
         .order_by("-updated", "-pk")
     )
     if q:
@@ -75,12 +84,22 @@ def spaces(user, flows: list[Flow], keep_empty: bool = True) -> list[dict[str, A
         "can_create": False,
         "flows": [],
     }
+    # A flow shared with one of the user's teams shows in that team's section (as its
+    # members see it), not under "Shared with me".
+    shared_with_team = dict(
+        FlowShare.objects.filter(team_id__in=teams, flow_id__in=[f.pk for f in flows])
+        .order_by("pk")
+        .values_list("flow_id", "team_id")
+    )
     for flow in flows:
         flow.role = Role.OWNER if flow.can_own else Role.EDITOR if flow.can_edit else Role.VIEWER
         if flow.team_id in teams:
             teams[flow.team_id]["flows"].append(flow)
         elif flow.team_id is None and flow.owner_id == user.pk:
             personal["flows"].append(flow)
+        elif flow.pk in shared_with_team:
+            flow.shared_with_team = True
+            teams[shared_with_team[flow.pk]]["flows"].append(flow)
         else:
             shared["flows"].append(flow)
     groups = [personal, *teams.values(), shared]

@@ -3,7 +3,9 @@
    take it as their first argument; the rest are pure (document.test.js). */
 import { annotationsOf, isAnnotation } from "./notes.js";
 import { displayName } from "./keys.js";
-import { W, baseHeight, connectedPorts, edgeLabels, portItems, portName, shortText } from "./shapes.js";
+import {
+  STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portName, titleText,
+} from "./shapes.js";
 
 /** An X6 edge as a document edge, or null while one of its ends is loose. */
 export function edgeDoc(edge) {
@@ -56,17 +58,17 @@ export function nodeMeta(doc, edges, server, category = "") {
     x: at.x,
     y: at.y,
     width: W,
-    height: baseHeight(rows),
+    height: nodeHeight(rows, STREAMING.has(category)),
     zIndex: 2,
     data: { type, config, label: doc.label || "", rows },
     ports: { items },
     attrs: {
       frame: { class: `sy-node t-${type} st-idle`, "data-category": category },
-      title: { text: shortText(displayName(doc), 22) },
+      title: { text: titleText(displayName(doc), type) },
       kind: { text: type || "?" },
       stream: { y: baseHeight(rows) + 1 },
       streamBg: { y: baseHeight(rows) - 4 },
-      problem: { y: baseHeight(rows) + 14 },
+      problem: { y: nodeHeight(rows, STREAMING.has(category)) + 14 },
     },
   };
 }
@@ -116,7 +118,8 @@ export function uniqueName(wanted, used) {
 }
 
 // The zoom under which text is no longer readable: framing a big flow stops there.
-const READABLE = 0.5;
+// Text is drawn at 13-14 px: at 0.85 the smallest is 11 px on screen.
+const READABLE = 0.85;
 
 /**
  * The zoom and pan framing these boxes in an area: all of them when they fit at a

@@ -84,14 +84,15 @@ import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
 import { attachKeyboard } from "./keyboard.js";
 import { annotationCells, attachNotes, isAnnotation, registerAnnotationShapes } from "./notes.js";
 import { applyChanges, displayName, documentChanges, nameWithKey } from "./keys.js";
+import { Minimap } from "./minimap.js";
 import { freeSpot, mountPalette } from "./palette.js";
 import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
 import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
 import {
-  STREAM_H, W, baseHeight, connectedPorts, edgeLabels, miniNodeView, portItems, portKey, portName, registerShapes,
-  shortText, streamLines, tagAttrs,
+  STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
+  registerShapes, shortText, streamLines, tagAttrs, titleText,
 } from "./shapes.js";
 
 // Options marking changes that are not edits of the flow (ports, sizes, run state, styles):
@@ -111,7 +112,6 @@ function api(method, url, body) {
 function createCanvas(X6, DATA) {
   registerShapes(X6);
   registerAnnotationShapes(X6);
-  const MiniNodeView = miniNodeView(X6);
 
   // ---- State -----------------------------------------------------------------------------
   let readOnly = !DATA.editable;
@@ -271,26 +271,10 @@ function createCanvas(X6, DATA) {
   });
   const notes = attachNotes(graph, container, { selection, isReadOnly: () => readOnly, UI, announce: keyboard.announce });
 
-  // The minimap is a second graph of plain rectangles, built once the flow is drawn so that
-  // it never delays opening the editor.
+  // The minimap (minimap.js), made once the flow is drawn so that it never delays opening.
   function addMinimap() {
     const element = document.getElementById("ed-minimap");
-    if (!element) return;
-    graph.use(
-      new X6.MiniMap({
-        container: element,
-        width: 180,
-        height: 112,
-        padding: 8,
-        graphOptions: {
-          async: true,
-          createCellView(cell) {
-            if (cell.isEdge()) return null;
-            return MiniNodeView;
-          },
-        },
-      }),
-    );
+    if (element) new Minimap(graph, element);
   }
 
   // ---- Ports -----------------------------------------------------------------------------
@@ -372,7 +356,7 @@ function createCanvas(X6, DATA) {
     const base = baseHeight(rows);
     // A node keeps its stream's room once it has streamed: seeking back and forth in a
     // replay then never resizes nodes (and re-routes their edges) again.
-    const height = hasStream || run.tall.has(node.id) ? base + STREAM_H + 4 : base;
+    const height = nodeHeight(rows, hasStream || run.tall.has(node.id) || STREAMING.has(categoryOf(data.type)));
     const classes = [
       "sy-node",
       `t-${data.type}`,
@@ -388,7 +372,7 @@ function createCanvas(X6, DATA) {
     const progress = state.total ? Math.max(0, Math.min(1, state.done / state.total)) : 0;
     const attrs = {
       frame: { class: classes.join(" "), "data-category": categoryOf(data.type) },
-      title: { text: shortText(displayName({ ...data, id: node.id }), 22) },
+      title: { text: titleText(displayName({ ...data, id: node.id }), data.type) },
       kind: { text: data.type || "?" },
       bar: { width: state.total ? Math.round(W * progress) : 40 },
       streamBg: { y: base - 4 },
@@ -396,7 +380,7 @@ function createCanvas(X6, DATA) {
       badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
       problem: {
         y: height + 14,
-        text: shortText(problem || warning || failure, 44),
+        text: shortText(problem || warning || failure || "", 36),
         class: warning ? "sy-problem-text is-warning" : failure ? "sy-problem-text is-failure" : "sy-problem-text",
       },
       ...tagAttrs(state.badges || []),

@@ -1,6 +1,6 @@
 /* shapes.js — how a flow looks on the canvas: the geometry, the X6 node, edge and
    connector shapes, and the pure helpers that turn a node's ports and run state into
-   drawing attributes. Only registerShapes() and miniNodeView() touch X6 (passed in), so
+   drawing attributes. Only registerShapes() touches X6 (passed in), so
    Node can import the rest (shapes.test.js). */
 
 // Geometry (px). Node width is fixed so nothing needs measuring.
@@ -8,10 +8,15 @@ export const W = 210;
 export const HEAD = 34;
 export const ROW = 22;
 export const PAD = 10;
-export const STREAM_LINES = 6;
-export const LINE_H = 13;
-export const STREAM_CHARS = 30; // monospace 10.5px in W - 28px
+export const STREAM_LINES = 5;
+export const LINE_H = 16;
+export const STREAM_CHARS = 23; // monospace 13px (7.8 px a character) in W - 28px
 export const STREAM_H = STREAM_LINES * LINE_H + 10;
+// The widths (px) that text is fitted to without measuring it: the title (sans 14px, bold)
+// and the type tag (monospace 13px) share the head; port labels (monospace 13px) a row.
+const TITLE_CHAR = 8.2;
+const KIND_CHAR = 7.8;
+export const PORT_CHARS = 12;
 export const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
 
 // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
@@ -47,6 +52,22 @@ export function baseHeight(rows) {
   return HEAD + rows * ROW + PAD;
 }
 
+/** Node categories whose nodes stream text while they run: their nodes keep the stream's
+    room from the start, so a run never resizes them into their neighbours. */
+export const STREAMING = new Set(["model", "container"]);
+
+/** A node's height: its rows, plus the stream's room when it streams or may. */
+export function nodeHeight(rows, streams) {
+  return baseHeight(rows) + (streams ? STREAM_H + 4 : 0);
+}
+
+/** The title as drawn: ellipsised to end before the type tag at the head's right. */
+export function titleText(label, type) {
+  const kind = String(type || "?").length * KIND_CHAR;
+  const room = W - 10 - kind - 10 - 28;
+  return shortText(String(label), Math.max(4, Math.floor(room / TITLE_CHAR)));
+}
+
 /** The ports of `nodeId` that edges (document edges) use: {ins, outs}, each once. */
 export function connectedPorts(nodeId, edges) {
   const ins = [];
@@ -78,7 +99,7 @@ export function portItems(server, connected) {
     attrs: {
       circle: { class: `sy-port sy-port-${group}${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}` },
       text: {
-        text: p.add ? "+ port" : shortText(p.name, 13),
+        text: p.add ? "+ port" : shortText(p.name, PORT_CHARS),
         class: `sy-port-label${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}`,
       },
     },
@@ -110,14 +131,37 @@ export function edgeLabels(kept) {
     {
       position: 0.5,
       attrs: {
-        label: { text, class: "sy-edge-label", fontSize: 11 },
+        label: { text, class: "sy-edge-label", fontSize: 13 },
         body: { class: "sy-edge-label-bg", ref: "label", refWidth: "140%", refHeight: "140%", refX: "-20%", refY: "-20%", rx: 4 },
       },
     },
   ];
 }
 
-/** Streamed text as the node shows it: wrapped at STREAM_CHARS, the last STREAM_LINES lines. */
+/** One line of text word-wrapped at `width` characters: breaks after a space, and inside
+    a word only when the word alone is longer than a line. Each space stays at the end of
+    its line, so the lines joined are the text again (what copying or reading it gives). */
+export function wrapLine(raw, width) {
+  const lines = [];
+  let line = "";
+  for (const token of raw.split(/(?<= )/)) {
+    if (line && (line + token).trimEnd().length > width) {
+      lines.push(line);
+      line = "";
+    }
+    let rest = token;
+    while (rest.trimEnd().length > width) {
+      lines.push(rest.slice(0, width));
+      rest = rest.slice(width);
+    }
+    line += rest;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** Streamed text as the node shows it: word-wrapped at STREAM_CHARS, the last STREAM_LINES
+    lines (the node keeps its size; the text scrolls up inside it). */
 export function streamLines(text) {
   const lines = [];
   for (const raw of String(text).split("\n")) {
@@ -125,7 +169,7 @@ export function streamLines(text) {
       lines.push("");
       continue;
     }
-    for (let i = 0; i < raw.length; i += STREAM_CHARS) lines.push(raw.slice(i, i + STREAM_CHARS));
+    lines.push(...wrapLine(raw, STREAM_CHARS));
   }
   while (lines.length && lines[lines.length - 1] === "") lines.pop();
   return lines.slice(-STREAM_LINES).join("\n") || " ";
@@ -198,7 +242,7 @@ export function registerShapes(X6) {
             label: { position: { name: "right", args: { x: 10 } }, markup: portLabel },
             attrs: {
               circle: { r: 5, magnet: "passive", class: "sy-port sy-port-in" },
-              text: { class: "sy-port-label", fontSize: 11 },
+              text: { class: "sy-port-label", fontSize: 13 },
             },
           },
           out: {
@@ -207,7 +251,7 @@ export function registerShapes(X6) {
             label: { position: { name: "left", args: { x: -10 } }, markup: portLabel },
             attrs: {
               circle: { r: 5, magnet: true, class: "sy-port sy-port-out" },
-              text: { class: "sy-port-label", fontSize: 11 },
+              text: { class: "sy-port-label", fontSize: 13 },
             },
           },
         },
@@ -245,17 +289,4 @@ export function registerShapes(X6) {
     },
     true,
   );
-}
-
-/** The minimap's node view: plain rectangles, cheap enough for thousands of nodes. */
-export function miniNodeView(X6) {
-  return class MiniNodeView extends X6.NodeView {
-    renderMarkup() {
-      return this.renderJSONMarkup({ tagName: "rect", selector: "body" });
-    }
-    update() {
-      super.update({ body: { refWidth: "100%", refHeight: "100%", rx: 6, class: "sy-mini-node" } });
-    }
-    renderPorts() {}
-  };
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  HEAD, ROW, W, connectedPorts, edgeLabel, edgeLabels, portItems, shortText, streamLines, tagAttrs,
+  HEAD, PAD, ROW, STREAM_CHARS, STREAM_H, W, connectedPorts, edgeLabel, edgeLabels, nodeHeight, portItems,
+  shortText, streamLines, tagAttrs, titleText, wrapLine,
 } from "./shapes.js";
 
 test("a node's ports are the server's, plus stale ones edges still use", () => {
@@ -31,13 +32,34 @@ test("the ports a node's edges use are listed once each", () => {
   assert.deepEqual(connectedPorts("a", edges), { ins: ["loop"], outs: ["text"] });
 });
 
-test("streamed text shows its last six wrapped lines", () => {
+test("streamed text shows its last five wrapped lines", () => {
   assert.equal(streamLines(""), " ");
   assert.equal(streamLines("a\n\n"), "a");
-  const long = "x".repeat(65);
-  assert.equal(streamLines(long), ["x".repeat(30), "x".repeat(30), "x".repeat(5)].join("\n"));
+  const long = "x".repeat(50);
+  assert.equal(streamLines(long), ["x".repeat(STREAM_CHARS), "x".repeat(STREAM_CHARS), "xxxx"].join("\n"));
   const many = Array.from({ length: 9 }, (_, i) => `line ${i}`).join("\n");
-  assert.equal(streamLines(many).split("\n")[0], "line 3");
+  assert.equal(streamLines(many).split("\n")[0], "line 4");
+});
+
+test("streamed text wraps between words, and inside a word only when it is longer than a line", () => {
+  assert.deepEqual(wrapLine("the quick brown fox jumps over", 10), ["the quick ", "brown fox ", "jumps over"]);
+  assert.deepEqual(wrapLine("a supercalifragilistic b", 10), ["a ", "supercalif", "ragilistic ", "b"]);
+  const text = "Queues smooth bursts of work so that producers  never wait";
+  const lines = wrapLine(text, STREAM_CHARS);
+  assert.equal(lines.join(""), text);
+  for (const line of lines) assert.ok(line.trimEnd().length <= STREAM_CHARS, line);
+});
+
+test("a title ends before its type tag: the longer the type, the shorter the title", () => {
+  const label = "Summarise every incoming support ticket";
+  assert.ok(titleText(label, "llm").endsWith("…"));
+  assert.ok(titleText(label, "structured").length < titleText(label, "llm").length);
+  assert.equal(titleText("Draft", "llm"), "Draft");
+});
+
+test("nodes that stream keep the stream's room from the start", () => {
+  assert.equal(nodeHeight(1, false), HEAD + ROW + PAD);
+  assert.equal(nodeHeight(1, true), HEAD + ROW + PAD + STREAM_H + 4);
 });
 
 test("long names are cut with an ellipsis", () => {

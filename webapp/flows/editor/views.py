@@ -132,6 +132,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "can_share": can_own_flow(request.user, flow.pk),
         "palette": palette,
         "editor_data": data,
+        # Shown while no node is selected: what the flow is for (the examples say).
+        "description": (doc.get("graph") or {}).get("description", ""),
         # The chat panel tries a chat flow's newest version (webapp/chat/panel.py).
         "chat_flow": editable and is_chat_flow(version),
         "offline_model": offline_model_in_use(),

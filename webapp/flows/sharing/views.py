@@ -9,11 +9,13 @@ viewers and editors 403.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,6 +25,7 @@ from webapp.flows.access import can_view_flow, flow_for_owner
 from webapp.flows.models import Flow, FlowShare
 from webapp.flows.sharing import service as sharing
 from webapp.runs.access import run_for_viewer
+from webapp.teams.models import Membership
 
 ROLE_CHOICES = [(FlowShare.Role.VIEWER, "can view"), (FlowShare.Role.EDITOR, "can edit")]
 DAY_CHOICES = [("", "Never expires")] + [
@@ -58,13 +61,31 @@ def space_of(flow: Flow) -> str:
     return f"the team {flow.team.name}" if flow.team_id else f"{flow.owner.username}'s space"
 
 
+def told_apart(teams) -> list:
+    """The teams, each with a `picker_label` that tells two teams of one name apart: the
+    name, and for a name that repeats, its members' count and its number."""
+    teams = list(teams)
+    counts = dict(
+        Membership.objects.filter(team__in=teams)
+        .values("team")
+        .annotate(n=Count("pk"))
+        .values_list("team", "n")
+    )
+    names = Counter(team.name for team in teams)
+    for team in teams:
+        n = counts.get(team.pk, 0)
+        extra = f" ({n} member{'s' if n != 1 else ''}, #{team.pk})" if names[team.name] > 1 else ""
+        team.picker_label = team.name + extra
+    return teams
+
+
 def _panel(request: HttpRequest, flow: Flow, status: int = 200, **extra: Any) -> HttpResponse:
     context = {
         "flow": flow,
         "space": space_of(flow),
         "shares": sharing.shares(flow),
-        "my_teams": sharing.share_teams(request.user).exclude(pk=flow.team_id or 0),
-        "targets": sharing.transfer_targets(flow, request.user),
+        "my_teams": told_apart(sharing.share_teams(request.user).exclude(pk=flow.team_id or 0)),
+        "targets": told_apart(sharing.transfer_targets(flow, request.user)),
         "links": [(link, sharing.is_live(link)) for link in sharing.links(flow)],
         "role_choices": ROLE_CHOICES,
         "day_choices": DAY_CHOICES,
