@@ -108,6 +108,8 @@ def test_not_run_yet_is_said_only_of_a_flow_with_no_runs(
 
     server.orm(a_run)
     page.reload()
+    # The past runs are listed in the "Run & outputs" tab (the run bar's status is above both).
+    page.get_by_test_id("tab-run").click()
     expect(page.locator("[data-run-recent] a").first).to_be_visible()
     expect(status).to_contain_text("Ready to run")
     expect(status).not_to_contain_text("Not run yet")

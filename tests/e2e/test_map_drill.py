@@ -259,13 +259,14 @@ def test_maps_in_maps_open_level_by_level_and_the_breadcrumb_goes_back_any_numbe
     expect(page.locator('[data-testid="canvas"] [data-cell-id="deep"]')).to_have_count(0)
     expect(page.get_by_test_id("dirty")).to_be_hidden()
 
-    # A label changed two levels down lands in the document at once.
+    # A name changed two levels down lands in the document at once (an output node has one
+    # Name, no Label).
     page.locator('[data-testid="canvas"] [data-cell-id="result"] .sy-title').click()
     form = page.locator('form[data-testid="node-form"][data-node="result"][data-ready]')
-    form.get_by_test_id("field-label").fill("Letter out")
+    form.locator('input[name="f_name"]').fill("letter_out")
     page.wait_for_function(
         """() => Switchyard.canvas.documentJSON().nodes[1].config.flow.nodes[1].config.flow
-            .nodes.find(n => n.id === 'result').label === 'Letter out'"""
+            .nodes.some(n => n.type === 'output' && n.config.name === 'letter_out')"""
     )
     expect(page.get_by_test_id("dirty")).to_be_visible()
 
@@ -278,6 +279,7 @@ def test_maps_in_maps_open_level_by_level_and_the_breadcrumb_goes_back_any_numbe
     saved = doc(page)["nodes"][1]["config"]["flow"]
     assert [n["id"] for n in saved["nodes"]] == ["item", "deep", "result"]
     deepest = saved["nodes"][1]["config"]["flow"]
-    assert next(n for n in deepest["nodes"] if n["id"] == "result")["label"] == "Letter out"
+    outputs = [n["config"]["name"] for n in deepest["nodes"] if n["type"] == "output"]
+    assert outputs == ["letter_out"]
     # The levels not edited are as they were.
     assert saved["graph"] == {"name": "letters"}

@@ -423,10 +423,17 @@ def test_ten_thousand_events_paint_in_a_few_frames_without_freezing(page, errors
 def test_form_values_are_json_or_text(page, errors):
     open_stub_page(page, "<!doctype html><body></body>", "runs/view.js")
     values = page.evaluate(
-        """() => ["42", "hello", "", "  ", '"42"', '{"a": [1]}', "null", "[1,"]
+        """() => ["42", "hello", "", "  ", '"42"', '{"a": [1]}', "null", '"[1,"']
             .map((v) => Switchyard.live.parseValue(v))"""
     )
     assert values == [42, "hello", None, None, "42", {"a": [1]}, None, "[1,"]
+    # Broken JSON ({ or [ that does not parse) is refused, not sent as text by surprise.
+    refusals = page.evaluate(
+        """() => ["[1,", '{"a": 1', " {a: 1}"].map((v) => {
+            try { Switchyard.live.parseValue(v); return null; } catch (e) { return e.message; }
+        })"""
+    )
+    assert all(r and "looks like JSON but is not valid JSON" in r for r in refusals), refusals
 
 
 def map_document(chunk_delay: float = 0.3) -> dict:

@@ -44,9 +44,11 @@ def test_a_thinking_node_says_so_and_the_inspector_keeps_its_thinking_apart(
     expect(page.get_by_test_id("outputs")).to_contain_text(
         "fake reply: Think about tiny queues slowly."
     )
-    # The fake server is shared by the worker's browser tests: this test's call is the one
-    # about tiny queues.
-    [sent] = [r for r in model_server.message_requests if "tiny queues" in json.dumps(r)]
+    # The fake server is shared by the worker's browser tests (test_runs.py also asks about
+    # tiny queues): this test's call is the one with its own prompt, made once.
+    mine = [r for r in model_server.message_requests if "Think about tiny queues" in json.dumps(r)]
+    assert len(mine) == 1, mine
+    [sent] = mine
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
     step(page, "write").locator("button.step").click()
