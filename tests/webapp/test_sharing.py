@@ -226,8 +226,11 @@ def test_sharing_with_a_team_reaches_its_members(client, echo, team, alice, caro
     )
     assert access.role_on_flow(carol, echo) == "viewer"
     response = as_user(client, carol).get(reverse("flow_list"))
-    shared = next(s for s in response.context["spaces"] if s["title"] == "Shared with me")
-    assert [f.pk for f in shared["flows"]] == [echo.pk]
+    # Under the team it was shared with (marked shared), not in "Shared with me".
+    by_title = {s["title"]: s["flows"] for s in response.context["spaces"]}
+    assert [f.pk for f in by_title[team.name]] == [echo.pk]
+    assert by_title[team.name][0].shared_with_team
+    assert "Shared with me" not in by_title
 
 
 def test_sharing_problems_are_shown_in_the_panel(client, echo, alice, dave):
