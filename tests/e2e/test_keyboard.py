@@ -11,12 +11,12 @@ from tests.e2e.test_editor import create_flow, doc, errors, new_user, open_edito
 __all__ = ["errors"]
 
 
-def tab_to(page: Page, testid: str, limit: int = 80) -> None:
-    """Press Tab until the element with this test id has focus."""
+def tab_to(page: Page, testid: str, limit: int = 80, key: str = "Tab") -> None:
+    """Press Tab (or `key`) until the element with this test id has focus."""
     for _ in range(limit):
         if page.evaluate("() => document.activeElement?.dataset?.testid") == testid:
             return
-        page.keyboard.press("Tab")
+        page.keyboard.press(key)
     raise AssertionError(f"Tab never reached {testid}")
 
 
@@ -33,25 +33,29 @@ def test_alice_builds_and_wires_a_two_node_flow_with_the_keyboard_alone(
     open_editor(page, server, flow_id)
     announcer = page.get_by_test_id("canvas-announcer")
 
-    tab_to(page, "palette-input")
-    page.keyboard.press("Enter")
-    page.wait_for_selector('[data-cell-id="input1"]')
+    # The output first: the palette adds the next node beside it, on its left (never on it).
     tab_to(page, "palette-output")
     page.keyboard.press("Enter")
     page.wait_for_selector('[data-cell-id="output1"]')
+    tab_to(page, "palette-input", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('[data-cell-id="input1"]')
+    added = {n["id"]: n["position"] for n in doc(page)["nodes"]}
+    assert added["input1"]["x"] < added["output1"]["x"]
 
     # Into the canvas: the first node (left to right, then top down) has focus.
     tab_to(page, "canvas")
     expect(announcer).to_contain_text("input1, input node")
-    # Both were added in the middle of the view: move the output 300 px to the right.
+    # Move the output 300 px to the right.
     page.keyboard.press("Tab")
     expect(announcer).to_contain_text("output1, output node")
     for _ in range(6):
         page.keyboard.press("Shift+ArrowRight")
     expect(announcer).to_contain_text("output1 moved to")
     positions = {n["id"]: n["position"] for n in doc(page)["nodes"]}
-    assert positions["output1"]["x"] - positions["input1"]["x"] == 300
-    assert positions["output1"]["y"] == positions["input1"]["y"]
+    assert positions["output1"]["x"] - added["output1"]["x"] == 300
+    assert positions["output1"]["y"] == added["output1"]["y"] == positions["input1"]["y"]
+    assert positions["input1"] == added["input1"]
 
     # Wire input1's value into output1's value.
     page.keyboard.press("Shift+Tab")

@@ -91,7 +91,7 @@ import { Panel } from "./panel.js";
 import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
 import {
-  STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
+  PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
   registerShapes, shortText, streamLines, tagAttrs, titleText,
 } from "./shapes.js";
 
@@ -380,7 +380,7 @@ function createCanvas(X6, DATA) {
       badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
       problem: {
         y: height + 14,
-        text: shortText(problem || warning || failure || "", 36),
+        text: shortText(problem || warning || failure || "", PROBLEM_CHARS),
         class: warning ? "sy-problem-text is-warning" : failure ? "sy-problem-text is-failure" : "sy-problem-text",
       },
       ...tagAttrs(state.badges || []),
@@ -1008,7 +1008,7 @@ function createCanvas(X6, DATA) {
     const area = graph.getGraphArea();
     const doc = newNodeDoc(type);
     const size = { width: W, height: meta(doc, []).height };
-    doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), area.center, size);
+    doc.position = freeSpot(graph.getNodes().map((n) => n.getBBox()), area.center, size, undefined, area);
     pendingDrop = doc.id;
     return graph.addNode(meta(doc, []));
   }

@@ -12,13 +12,26 @@ const overlaps = (a, b, gap) =>
 /**
  * Where a node of `size` goes near `centre` (its own centre there when free) without
  * touching any of `boxes` ({x, y, width, height}, GAP apart): the nearest free cell of
- * a grid of rings around the centre. Returns its top-left {x, y}, whole numbers.
+ * a grid of rings around the centre. With `view` ({x, y, width, height}), a cell wholly
+ * inside it first, so the node is seen being added. Returns its top-left {x, y}, whole
+ * numbers.
  */
-export function freeSpot(boxes, centre, size, gap = GAP) {
+export function freeSpot(boxes, centre, size, gap = GAP, view = null) {
+  const inView = (at) =>
+    at.x >= view.x && at.y >= view.y && at.x + size.width <= view.x + view.width && at.y + size.height <= view.y + view.height;
+  if (view) {
+    const seen = nearestFree(boxes, centre, size, gap, inView);
+    if (seen) return seen;
+  }
+  const start = { x: Math.round(centre.x - size.width / 2), y: Math.round(centre.y - size.height / 2) };
+  return nearestFree(boxes, centre, size, gap, () => true) || start;
+}
+
+function nearestFree(boxes, centre, size, gap, allowed) {
   const start = { x: Math.round(centre.x - size.width / 2), y: Math.round(centre.y - size.height / 2) };
   const stepX = size.width + gap;
   const stepY = Math.round(size.height / 2) + gap;
-  const free = (at) => !boxes.some((b) => overlaps({ ...at, ...size }, b, gap));
+  const free = (at) => allowed(at) && !boxes.some((b) => overlaps({ ...at, ...size }, b, gap));
   for (let ring = 0; ring <= 40; ring++) {
     const spots = [];
     for (let i = -ring; i <= ring; i++) {
@@ -32,7 +45,7 @@ export function freeSpot(boxes, centre, size, gap = GAP) {
     const found = spots.find(free);
     if (found) return found;
   }
-  return start;
+  return null;
 }
 
 /** Whether a palette item ({type, label, category, description}) matches the query: every

@@ -30,3 +30,15 @@ test("search matches every word in the type, label, category or help text", () =
   assert.ok(matches(llm, ""));
   assert.ok(!matches(llm, "prompt regex"));
 });
+
+test("with a view, a new node goes to the nearest free cell inside it", () => {
+  const view = { x: 0, y: 0, width: 700, height: 700 };
+  const tall = { width: 210, height: 160 };
+  const boxes = [{ x: 245, y: 270, width: 210, height: 160 }];
+  for (let i = 0; i < 5; i++) {
+    const at = freeSpot(boxes, { x: 350, y: 350 }, i < 1 ? tall : size, undefined, view);
+    for (const b of boxes) assert.ok(!hits({ ...at, ...size }, b));
+    assert.ok(at.x >= 0 && at.y >= 0 && at.x + 210 <= 700, JSON.stringify(at));
+    boxes.push({ ...at, ...(i < 1 ? tall : size) });
+  }
+});

@@ -17,6 +17,8 @@ export const STREAM_H = STREAM_LINES * LINE_H + 10;
 const TITLE_CHAR = 8.2;
 const KIND_CHAR = 7.8;
 export const PORT_CHARS = 12;
+// A problem under a node (sans 13px) ends within the node's width.
+export const PROBLEM_CHARS = 28;
 export const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
 
 // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
