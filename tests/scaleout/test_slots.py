@@ -272,7 +272,7 @@ async def test_a_cancel_landing_while_an_acquire_succeeds_leaves_nothing_held(
     loop = asyncio.get_running_loop()
     entering: asyncio.Task | None = None
     taken, proceed = threading.Event(), threading.Event()
-    real = slots._acquire
+    real = slots.acquire
 
     def block_then_cancel() -> None:
         time.sleep(0.2)  # holds the loop while the thread finishes its attempt
@@ -287,7 +287,7 @@ async def test_a_cancel_landing_while_an_acquire_succeeds_leaves_nothing_held(
             proceed.wait(5)
         return got
 
-    monkeypatch.setattr(slots, "_acquire", slow_acquire)
+    monkeypatch.setattr(slots, "acquire", slow_acquire)
     entering = asyncio.create_task(Slots(task.pk, 1, [(MODEL, 1)]).__aenter__())
     if not thread_first:
         await asyncio.to_thread(taken.wait, 5)
@@ -309,30 +309,3 @@ async def test_a_slot_freed_in_this_process_goes_to_a_waiter_at_once(make_task):
     await asyncio.wait_for(waiting, timeout=30)  # woken by the release, not by its poll
     await lazy.__aexit__(None, None, None)
     assert await asyncio.to_thread(Slot.objects.count) == 0
-
-
-async def test_a_slot_freed_by_another_process_wakes_a_waiter_here_through_its_notification(
-    make_task,
-):
-    holder, waiter = await made(make_task, 2)
-    # Another worker's slot, taken and given back on a connection of its own, with nothing
-    # in this process told directly: only the release's NOTIFY can wake the waiter.
-    assert await asyncio.to_thread(in_thread_result, lambda: acquire(holder.pk, 1, [(MODEL, 1)]))
-    await asyncio.to_thread(slots.listen)
-    assert await asyncio.to_thread(slots.wait_listening, 30)
-    lazy = Slots(waiter.pk, 1, [(MODEL, 1)], poll_s=600.0, max_poll_s=600.0)
-    waiting = asyncio.create_task(lazy.__aenter__())
-    await asyncio.sleep(0.1)  # it tried, found the scope full, and sleeps
-    assert not waiting.done()
-    freed = await asyncio.to_thread(in_thread_result, lambda: release(holder.pk, 1, [(MODEL, 1)]))
-    assert freed == 1
-    await asyncio.wait_for(waiting, timeout=30)
-    assert await asyncio.to_thread(rows, waiter) == [MODEL]
-    await lazy.__aexit__(None, None, None)
-
-
-def in_thread_result(fn: Callable[[], object]) -> object:
-    """fn's result, computed on a thread of its own with its own connection."""
-    result: list[object] = []
-    in_thread(lambda: result.append(fn())).join(30)
-    return result[0]

@@ -269,27 +269,6 @@ def heartbeat(task_id: int, epoch: int) -> bool:
     return row[0]
 
 
-RENEW_MANY = """
-    UPDATE runs_nodetask t SET lease_until = %s
-    FROM unnest(%s::bigint[], %s::integer[]) AS u(id, epoch)
-    WHERE t.id = u.id AND t.epoch = u.epoch AND t.status = %s RETURNING t.id, t.cancel
-"""
-
-
-def heartbeats(held_tasks: list[tuple[int, int]]) -> dict[int, bool]:
-    """Renew the leases of many (task, epoch) at once, in one statement: by task, True when
-    the run wants it stopped. A task missing from the answer is no longer held (fenced)."""
-    if not held_tasks:
-        return {}
-    ids, epochs = zip(*held_tasks, strict=True)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            RENEW_MANY,
-            [timezone.now() + lease(), list(ids), list(epochs), NodeTask.Status.RUNNING.value],
-        )
-        return dict(cursor.fetchall())
-
-
 def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
     """Record events a running node emitted (renewing its lease); True to stop it."""
     with transaction.atomic():

@@ -29,7 +29,6 @@ from channels.db import database_sync_to_async
 
 from graphs.executor import Run as EngineRun
 from webapp.execution.plans import compiled_run, run_options
-from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.runs import services
 from webapp.runs.models import Run
@@ -83,9 +82,7 @@ class InProcessDriver:
                 # A flow that calls saved flows looks them up in the database as it compiles.
                 flow = await database_sync_to_async(compiled_run)(run)
                 options = await run_options(run)
-                # Its own max_concurrency, and the provider's cap shared by every run.
-                slots = run_slots(flow.services)
-                handle = flow.start(run.inputs, sink, slots=slots, options=options)
+                handle = flow.start(run.inputs, sink, options=options)
                 sink.stop_run = handle.cancel
             except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
                 await sink.close()

@@ -18,12 +18,8 @@ always in one global order so two acquirers never deadlock), drop the dead rows,
 the live ones, and insert one row per scope only when every scope is below its limit, so
 a task holds a slot in all of its scopes or in none (a model slot is never parked while
 waiting for a run slot). ``Slots`` wraps this as the async context manager the engine's
-``NodeRunner`` uses in place of its ``asyncio.Semaphore``. A waiter does not poll: every
-release notifies (PostgreSQL ``NOTIFY`` on ``CHANNEL``, the scopes it freed), one thread
-per process listens (``Listener``) and wakes the oldest waiter of the process in each freed
-scope. A slow poll stays as the fallback for what sends no notification: a lease that ran
-out, a listener that lost its connection. An acquire that finds a scope locked by another
-acquirer (not full, just busy) tries again soon.
+``NodeRunner`` uses in place of its ``asyncio.Semaphore``: it polls with a growing,
+jittered backoff, and a slot released in this process wakes a waiter here at once.
 """
 
 from __future__ import annotations
@@ -87,24 +83,15 @@ INSERT = """
     WHERE t.id = %s AND t.epoch = %s AND t.status = %s
     AND t.lease_until > statement_timestamp()
 """
-# Deletes, and notifies the listeners of every process once per freed scope (delivered at
-# commit; a release runs in autocommit). The count forces the notifying CTE to run.
 RELEASE = """
-    WITH gone AS (
-        DELETE FROM runs_slot WHERE id IN (
-            SELECT one.id FROM unnest(%s::text[]) AS u(scope) CROSS JOIN LATERAL (
-                SELECT s.id FROM runs_slot s
-                WHERE s.task_id = %s AND s.epoch = %s AND s.scope = u.scope
-                ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED
-            ) AS one
-        ) RETURNING scope
-    ), told AS (
-        SELECT pg_notify(%s, scope) FROM (SELECT DISTINCT scope FROM gone) AS d
+    DELETE FROM runs_slot WHERE id IN (
+        SELECT one.id FROM unnest(%s::text[]) AS u(scope) CROSS JOIN LATERAL (
+            SELECT s.id FROM runs_slot s
+            WHERE s.task_id = %s AND s.epoch = %s AND s.scope = u.scope
+            ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED
+        ) AS one
     )
-    SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM told)
 """
-# The channel of release notifications; the payload is a scope's name.
-CHANNEL = "switchyard_slots"
 HELD = """
     SELECT count(*) FROM runs_slot s JOIN runs_nodetask t
     ON t.id = s.task_id AND t.status = %s AND t.epoch = s.epoch
@@ -143,18 +130,9 @@ def acquire(task_id: int, epoch: int, scopes: Scopes) -> bool:
     A task that is not running in ``epoch`` under a lease gets nothing: its slot would be
     dead the moment it was written, and a worker fenced out must not exceed the cap.
     """
-    return _acquire(task_id, epoch, scopes) in (TAKEN, TAKEN_ROOM_LEFT)
-
-
-# What an acquire found: TAKEN (with room for more: TAKEN_ROOM_LEFT), every scope's
-# slots held (FULL), or a scope locked by another acquirer at that moment (BUSY).
-TAKEN, TAKEN_ROOM_LEFT, FULL, BUSY = "taken", "taken, room left", "full", "busy"
-
-
-def _acquire(task_id: int, epoch: int, scopes: Scopes) -> str:
     limits = limited(scopes)
     if not limits:
-        return TAKEN
+        return True
     names = sorted(limits)
     keys = sorted({lock_key(name) for name in names})
     with transaction.atomic(), connection.cursor() as cursor:
@@ -162,17 +140,14 @@ def _acquire(task_id: int, epoch: int, scopes: Scopes) -> str:
         # caller polls again; waiting would tie up a connection and a thread per waiter.
         cursor.execute(TRY_LOCK, [keys])
         if not cursor.fetchone()[0]:
-            return BUSY
+            return False
         cursor.execute(DELETE_DEAD, [names, _RUNNING])
         cursor.execute(COUNT_LIVE, [_RUNNING, names])
         live = dict(cursor.fetchall())
         if any(live.get(name, 0) >= limits[name] for name in names):
-            return FULL
+            return False
         cursor.execute(INSERT, [names, task_id, epoch, _RUNNING])
-        if cursor.rowcount != len(names):
-            return FULL  # not running in that epoch: it gets nothing, ever
-        room = all(live.get(name, 0) + 1 < limits[name] for name in names)
-        return TAKEN_ROOM_LEFT if room else TAKEN
+        return cursor.rowcount == len(names)
 
 
 def release(task_id: int, epoch: int, scopes: Scopes) -> int:
@@ -187,8 +162,8 @@ def release(task_id: int, epoch: int, scopes: Scopes) -> int:
     if not names:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(RELEASE, [names, task_id, epoch, CHANNEL])
-        return cursor.fetchone()[0]
+        cursor.execute(RELEASE, [names, task_id, epoch])
+        return cursor.rowcount
 
 
 def held(scope: str) -> int:
@@ -214,103 +189,20 @@ def scopes_for(run_id: int, run_limit: int, client_name: str) -> list[tuple[str,
 
 @dataclass(eq=False)
 class _Waiter:
-    """A coroutine waiting in Slots.__aenter__, woken early when a slot is freed."""
+    """A coroutine waiting in Slots.__aenter__, woken early when this process frees a slot."""
 
     loop: asyncio.AbstractEventLoop
     event: asyncio.Event = field(default_factory=asyncio.Event)
-    # Woken and not yet trying again (under _waiters_lock): a second release in a row
-    # wakes the next waiter rather than this one twice.
-    woken: bool = False
 
     def wake(self) -> None:
-        self.woken = True
         with contextlib.suppress(RuntimeError):  # its loop has closed: nobody to wake
             self.loop.call_soon_threadsafe(self.event.set)
 
 
-# Waiters of this process by scope, oldest first. A release anywhere (its notification,
-# or at once when it is this process's) wakes the oldest waiter here that is not awake.
+# Waiters of this process by scope, oldest first. Other processes' releases are only seen
+# by polling; a release here hands its slot to the oldest waiter here at once.
 _waiters: dict[str, list[_Waiter]] = {}
 _waiters_lock = threading.Lock()
-
-
-def _wake_first(scopes: Iterable[str]) -> None:
-    """Wake this process's oldest sleeping waiter in each of ``scopes``."""
-    with _waiters_lock:
-        for name in scopes:
-            for waiter in _waiters.get(name, ()):
-                if not waiter.woken:
-                    waiter.wake()
-                    break
-
-
-class Listener(threading.Thread):
-    """This process's one LISTEN connection: a release anywhere wakes a waiter here.
-
-    Best effort: without it (its connection lost, reconnecting) waiters fall back on
-    polling, so a notification missed costs latency, never a slot.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(name="slots-listener", daemon=True)
-        self.stopped = threading.Event()
-        self.listening = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.listen()
-            except Exception:
-                log.warning("slot notifications lost; reconnecting", exc_info=True)
-            self.listening.clear()
-            self.stopped.wait(1.0)
-
-    def listen(self) -> None:
-        raw = connection.get_new_connection(connection.get_connection_params())
-        try:
-            raw.autocommit = True
-            raw.execute(f"LISTEN {CHANNEL}")
-            self.listening.set()
-            # Slots freed while nobody listened: whoever waits should look again.
-            with _waiters_lock:
-                waiting = list(_waiters)
-            _wake_first(waiting)
-            while not self.stopped.is_set():
-                for notice in raw.notifies(timeout=1.0):
-                    _wake_first([notice.payload])
-        finally:
-            raw.close()
-
-
-_listener: Listener | None = None
-_listener_lock = threading.Lock()
-
-
-def wait_listening(timeout: float) -> bool:
-    """Wait until this process's listener listens (tests); False if it does not in time."""
-    listener = _listener
-    return listener is not None and listener.listening.wait(timeout)
-
-
-def listen() -> None:
-    """Start this process's listener unless it runs (PostgreSQL only)."""
-    global _listener
-    if _listener is not None and _listener.is_alive():
-        return
-    with _listener_lock:
-        if (_listener is None or not _listener.is_alive()) and connection.vendor == "postgresql":
-            _listener = Listener()
-            _listener.start()
-
-
-def stop_listening(timeout: float = 5.0) -> None:
-    """Stop this process's listener (tests, before their database is dropped)."""
-    global _listener
-    with _listener_lock:
-        listener, _listener = _listener, None
-    if listener is not None:
-        listener.stopped.set()
-        listener.join(timeout)
 
 
 @dataclass
@@ -343,13 +235,11 @@ class Slots:
         scopes: Scopes,
         *,
         poll_s: float = 0.02,
-        max_poll_s: float = 1.0,
+        max_poll_s: float = 0.25,
     ):
         self.task_id = task_id
         self.epoch = epoch
         self.scopes: tuple[tuple[str, int], ...] = tuple(limited(scopes).items())
-        # BUSY retries after about poll_s; FULL waits for a release's wake-up, polling
-        # with a backoff from poll_s to max_poll_s for what sends none (a lapsed lease).
         self.poll_s = poll_s
         self.max_poll_s = max_poll_s
 
@@ -361,34 +251,22 @@ class Slots:
             return self
         waiter = _Waiter(asyncio.get_running_loop())
         self._wait_in_line(waiter)
-        found = FULL
         try:
             delay = self.poll_s
             while True:
-                with _waiters_lock:
-                    waiter.woken = False
                 waiter.event.clear()  # before trying: a release during the try still wakes
-                found = await self._try()
-                if found in (TAKEN, TAKEN_ROOM_LEFT):
+                if await self._try():
                     return self
-                if found == BUSY:
-                    # Another acquirer holds a scope's lock for a moment: not full.
-                    pause = self.poll_s
-                else:
-                    listen()  # from now on, releases anywhere wake this process
-                    pause = delay
-                    delay = min(delay * 2, self.max_poll_s)
                 # Jitter spreads out the retries of the many waiters one burst brings.
-                pause *= random.uniform(0.5, 1.0)  # noqa: S311
+                pause = delay * random.uniform(0.5, 1.0)  # noqa: S311
                 try:
                     async with asyncio.timeout(pause):
                         await waiter.event.wait()
                 except TimeoutError:
                     pass
+                delay = min(delay * 2, self.max_poll_s)
         finally:
             self._leave_line(waiter)
-            if found == TAKEN_ROOM_LEFT:
-                self._wake_one()  # out of line now: the next need not wait for a release
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Shielded: a cancel arriving now must not stop the release (the thread finishes
@@ -404,9 +282,8 @@ class Slots:
     def _args(self) -> tuple[int, int, Scopes]:
         return self.task_id, self.epoch, self.scopes
 
-    async def _try(self) -> str:
-        """One acquire on a slots thread (what it found: TAKEN, FULL...). Cancelled
-        meanwhile, it leaves nothing held."""
+    async def _try(self) -> bool:
+        """One acquire on a slots thread. Cancelled meanwhile, it leaves nothing held."""
         attempt = _Attempt()
         call = asyncio.ensure_future(_on_db(self._take, attempt))
         try:
@@ -429,14 +306,13 @@ class Slots:
             # The database is unreachable: keep waiting. If it stays away, the lease runs
             # out, the task is taken over and its holder is stopped.
             log.warning("%r: acquire failed; retrying", self, exc_info=True)
-            return FULL
+            return False
 
-    def _take(self, attempt: _Attempt) -> str:
+    def _take(self, attempt: _Attempt) -> bool:
         """On a slots thread: acquire, and give back at once what a gone waiter got."""
-        found, got = FULL, False
+        got = False
         try:
-            found = _acquire(*self._args())
-            got = found in (TAKEN, TAKEN_ROOM_LEFT)
+            got = acquire(*self._args())
         finally:
             with attempt.lock:
                 attempt.done, attempt.got = True, got
@@ -446,7 +322,7 @@ class Slots:
                     release(*self._args())
                 except DatabaseError:
                     log.warning("%r: slots of a cancelled wait not released", self, exc_info=True)
-        return found
+        return got
 
     def _wait_in_line(self, waiter: _Waiter) -> None:
         with _waiters_lock:
@@ -463,8 +339,11 @@ class Slots:
                         del _waiters[name]
 
     def _wake_one(self) -> None:
-        """Tell the oldest sleeping waiter of this process in each scope to try now."""
-        _wake_first(name for name, _ in self.scopes)
+        """Tell the oldest waiter of this process in each freed scope to try now."""
+        with _waiters_lock:
+            first = {line[0] for name, _ in self.scopes if (line := _waiters.get(name))}
+        for waiter in first:
+            waiter.wake()
 
 
 async def _on_release_db(fn: Callable[..., T], *args: Any) -> T:

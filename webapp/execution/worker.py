@@ -3,9 +3,8 @@ item of a map node's list.
 
 ``execute`` claims the task (webapp.execution.coordinator), runs it on an event loop of its
 own with graphs.runner's ``NodeRunner``, as the in-process executor does, and holds it
-meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and about
-every ``settings.NODE_HEARTBEAT_S`` the lease is renewed, with the leases of every other
-task the process holds, in one statement (``Renewals``). A renewal also tells it that
+meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and at least
+every ``settings.NODE_HEARTBEAT_S`` it renews the lease. A renewal also tells it that
 the run was cancelled (the node stops) or that the task was taken over (the node stops
 and nothing more is written). The node's outcome is then the coordinator's next step.
 
@@ -21,7 +20,6 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -161,16 +159,12 @@ CLOSING = frozenset({"node_finished", "node_failed"})
 
 
 class Holder:
-    """Holds a claimed task while its work runs: writes its events; its loop's
-    ``Renewals`` renews its lease with every other task's of the process."""
+    """Holds a claimed task while its work runs: writes its events, renews its lease."""
 
     def __init__(self, task_id: int, epoch: int):
         self.task_id, self.epoch = task_id, epoch
         self.pending: list[dict[str, Any]] = []
         self.renewed = time.monotonic()
-        # Set by a renewal: the run wants the task stopped; the task is no longer held.
-        self.stop_asked = False
-        self.fenced = False
         # One write at a time: batches taken in order must commit in order.
         self.writing = asyncio.Lock()
 
@@ -195,101 +189,46 @@ class Holder:
         is stopped first), Stopped if the run stopped it and it ended by cancellation."""
         job = asyncio.ensure_future(work)
         stopping = False
-        renewals = Renewals.of_this_loop()
-        renewals.add(self)
         try:
             while not job.done():
                 await asyncio.wait([job], timeout=FLUSH_S)
                 if job.done():
                     break
                 stop = await self.renew()
-                if self.fenced:
-                    raise Fenced(f"task {self.task_id} is no longer held in epoch {self.epoch}")
-                if (stop or self.stop_asked) and not stopping:
+                if stop and not stopping:
                     stopping = True
                     job.cancel()
         except Fenced:
             job.cancel()
             await asyncio.wait([job])
             raise
-        finally:
-            renewals.discard(self)
         if job.cancelled():
             raise Stopped
         return job.result()
 
     async def renew(self) -> bool:
-        """Write pending events (renewing the lease); True: stop."""
+        """Write pending events, or just renew the lease when one is due; True: stop."""
         async with self.writing:
             return await self._renew()
 
     async def _renew(self) -> bool:
         now = time.monotonic()
         batch = self.take(closing=False)
-        if not batch:
+        if not batch and now - self.renewed < settings.NODE_HEARTBEAT_S:
             return False
         try:
-            stop = await db(coordinator.node_events, self.task_id, self.epoch, batch)
+            if batch:
+                stop = await db(coordinator.node_events, self.task_id, self.epoch, batch)
+            else:
+                stop = await db(coordinator.heartbeat, self.task_id, self.epoch)
         except DatabaseError:
             # The database is away for a moment: keep the events, try again next round.
             # Should it stay away past the lease, the task is taken over and fenced.
-            log.warning("task %s: events not written", self.task_id, exc_info=True)
+            log.warning("task %s: lease not renewed", self.task_id, exc_info=True)
             self.pending[:0] = batch
             return False
         self.renewed = now
         return stop
-
-
-class Renewals:
-    """The leases of every task held on one event loop (a worker has one), renewed
-    together: one statement every NODE_HEARTBEAT_S for all of them, not one per task.
-    A renewal that finds a task stopped or no longer held flags its holder, whose loop
-    acts on it within FLUSH_S."""
-
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Renewals]
-    _by_loop = weakref.WeakKeyDictionary()
-
-    def __init__(self) -> None:
-        self.holders: set[Holder] = set()
-        self.ticking: asyncio.Task[None] | None = None
-
-    @classmethod
-    def of_this_loop(cls) -> Renewals:
-        loop = asyncio.get_running_loop()
-        renewals = cls._by_loop.get(loop)
-        if renewals is None:
-            renewals = cls._by_loop[loop] = cls()
-        return renewals
-
-    def add(self, holder: Holder) -> None:
-        self.holders.add(holder)
-        if self.ticking is None or self.ticking.done():
-            self.ticking = asyncio.get_running_loop().create_task(self.tick())
-
-    def discard(self, holder: Holder) -> None:
-        self.holders.discard(holder)
-
-    async def tick(self) -> None:
-        every = settings.NODE_HEARTBEAT_S
-        while self.holders:
-            await asyncio.sleep(every)
-            now = time.monotonic()
-            # Not those an event write renewed just now; none is left past 1.5 periods.
-            due = [h for h in self.holders if now - h.renewed >= every / 2]
-            if not due:
-                continue
-            try:
-                found = await db(coordinator.heartbeats, [(h.task_id, h.epoch) for h in due])
-            except DatabaseError:
-                # Should the database stay away past the lease, the tasks are taken over.
-                log.warning("%s leases not renewed", len(due), exc_info=True)
-                continue
-            for holder in due:
-                if holder.task_id not in found:
-                    holder.fenced = True
-                else:
-                    holder.renewed = now
-                    holder.stop_asked = holder.stop_asked or found[holder.task_id]
 
 
 class DistributedRunner(NodeRunner):
