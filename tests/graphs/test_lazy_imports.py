@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.cli_start import FREE_FLOW
+
 ROOT = Path(__file__).parents[2]
 
 # Runs the command line in-process, then prints the modules it loaded as the last line.
@@ -26,31 +28,8 @@ print(json.dumps(sorted(sys.modules)))
 sys.exit(status)
 """
 
-MODEL_FREE = {
-    "graph": {"name": "route a question"},
-    "nodes": [
-        {"id": "q", "type": "input", "config": {"name": "q", "default": "a bug in my code"}},
-        {"id": "t", "type": "template", "config": {"template": "Question: {{ q }}"}},
-        {
-            "id": "r",
-            "type": "router",
-            "config": {
-                "mode": "match",
-                "routes": ["code", "other"],
-                "rules": [{"route": "code", "pattern": "(?i)\\bcode\\b"}],
-                "default": "other",
-            },
-        },
-        {"id": "code", "type": "output", "config": {"name": "code"}},
-        {"id": "other", "type": "output", "config": {"name": "other"}},
-    ],
-    "edges": [
-        {"source": "q", "target": "t", "source_port": "value", "target_port": "q"},
-        {"source": "t", "target": "r", "source_port": "text", "target_port": "input"},
-        {"source": "r", "target": "code", "source_port": "code", "target_port": "value"},
-        {"source": "r", "target": "other", "source_port": "other", "target_port": "value"},
-    ],
-}
+# The bench times the same model-free flow that this test checks the imports of.
+MODEL_FREE = FREE_FLOW
 
 
 def probe(*args: str, base_url: str) -> tuple[subprocess.CompletedProcess, set[str]]:
