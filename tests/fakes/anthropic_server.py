@@ -456,7 +456,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(body, spec)
 
     def _answer(self, body: dict[str, Any], spec: FakeResponse) -> None:
-        if not self._sleep(spec.delay):
+        # Counted while it "thinks" (its delay), before any byte of the answer: a client
+        # that gives its slot back once answered can never overlap the count of the call
+        # it just finished.
+        self._fake._enter()
+        try:
+            answered = self._sleep(spec.delay)
+        finally:
+            self._fake._leave()
+        if not answered:
             self.close_connection = True
             return
         if spec.hang:
@@ -664,6 +672,8 @@ class FakeAnthropic:
         self._connections: set[socket.socket] = set()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -729,6 +739,13 @@ class FakeAnthropic:
         """Bodies of the POST /v1/messages requests, in order."""
         return [r.body for r in self.requests if r.path.split("?")[0] == "/v1/messages"]
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most Messages calls in their delay at once (``#fake:delay``: from the
+        request read to the answer's first byte) since the start or the last ``reset``."""
+        with self._lock:
+            return self._max_in_flight
+
     def enqueue(self, *specs: FakeResponse | dict[str, Any]) -> None:
         """Answer the next requests with these specs (FIFO), ignoring their directives."""
         with self._lock:
@@ -741,6 +758,7 @@ class FakeAnthropic:
             self._requests.clear()
             self._queue.clear()
             self._failures.clear()
+            self._max_in_flight = self._in_flight
 
     # --- internals used by the handler ------------------------------------------------
 
@@ -750,6 +768,15 @@ class FakeAnthropic:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

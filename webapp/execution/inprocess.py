@@ -29,6 +29,7 @@ from channels.db import database_sync_to_async
 
 from graphs.executor import Run as EngineRun
 from webapp.execution.plans import compiled_run, run_options
+from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.runs import services
 from webapp.runs.models import Run
@@ -82,7 +83,9 @@ class InProcessDriver:
                 # A flow that calls saved flows looks them up in the database as it compiles.
                 flow = await database_sync_to_async(compiled_run)(run)
                 options = await run_options(run)
-                handle = flow.start(run.inputs, sink, options=options)
+                # Its own max_concurrency, and the provider's cap shared by every run.
+                slots = run_slots(flow.services)
+                handle = flow.start(run.inputs, sink, slots=slots, options=options)
                 sink.stop_run = handle.cancel
             except ValueError as exc:  # FlowInvalid, or a re-run that cannot be planned
                 await sink.close()

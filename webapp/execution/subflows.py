@@ -53,6 +53,7 @@ from graphs.subflows import (
     refusal,
 )
 from webapp.execution.cache import DbNodeCache
+from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.flows import access
 from webapp.flows.models import FlowVersion
@@ -126,7 +127,9 @@ class SavedFlows:
         child, flow, inputs, options = started
         sink = Sink(child.pk)
         try:
-            handle = flow.start(inputs, sink, options=options)
+            # The provider's cap holds for a child's calls too (per process on a worker,
+            # where only a node's own calls take the cluster-wide slots).
+            handle = flow.start(inputs, sink, slots=run_slots(flow.services), options=options)
             sink.stop_run = handle.cancel
             # Cancelling this task cancels the child's run, which closes its log first.
             result = await handle.wait()
