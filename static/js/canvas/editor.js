@@ -777,7 +777,7 @@ function createCanvas(X6, DATA) {
     renderNode(node);
     // A form's edit (a label, a prompt) is an edit even when no port or edge follows it.
     if (!loading) scheduleDirtyCheck();
-    if (panel.nodeId === node.id && !(options && options.source === "form")) panel.open(node);
+    if (panel.nodeId === node.id && !(options && options.source === "form")) panel.reopen(node);
   });
 
   // An edge's loop settings changed (its form, undo, redo): its label follows, and an open

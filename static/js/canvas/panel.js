@@ -45,6 +45,15 @@ export class Panel {
     });
   }
 
+  /** The open node changed elsewhere (undo, a rename, a teammate): show it as it now is,
+      once the form's own edits still on their way have been applied, so none is lost. */
+  reopen(node) {
+    this.flush().then(() => {
+      const live = this.graph.getCellById(node.id);
+      if (live && this.nodeId === node.id) this.open(live);
+    });
+  }
+
   /** A merge's port named in the edge form: the canvas renames it, and the form reopens on
       the edge as it now is. */
   renamePort() {
