@@ -47,6 +47,8 @@ def test_an_http_node_from_the_palette_calls_an_allow_listed_api(
     form = page.locator('form[data-testid="node-form"][data-node="http1"][data-ready]')
     expect(form).to_be_visible()
     expect(form).to_contain_text("Internal addresses are refused")
+    # The three new nodes' port and check answers may still reopen the form: let them land.
+    page.wait_for_load_state("networkidle")
     form.locator('select[name="f_body_type"]').select_option("text")
     expect(page.get_by_test_id("error-body_type")).to_contain_text("a GET request sends no body")
     form = page.locator('form[data-testid="node-form"][data-node="http1"][data-ready]')
