@@ -138,8 +138,9 @@ def test_the_version_message_popover_does_not_cover_a_save_banner(
     errors: list[str],
 ) -> None:
     flow_id = editor_for(page, server)
-    save_from_elsewhere(server, flow_id, base=1)
+    # Changed here first: a teammate's save then cannot be loaded in place, and ours conflicts.
     page.get_by_test_id("flow-name").fill("Renamed")
+    save_from_elsewhere(server, flow_id, base=1)
     describe = page.get_by_test_id("describe")
     describe.locator("summary").click()
     page.get_by_test_id("save-message").fill("my change")
