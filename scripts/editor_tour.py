@@ -38,6 +38,8 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from tests.fakes.anthropic_server import FakeAnthropic  # noqa: E402
+from tests.support.canvas import centre, drag  # noqa: E402
+from tests.support.canvas import connect as wire  # noqa: E402
 
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
 USERNAME = "tourist"
@@ -91,22 +93,6 @@ def manage(env: dict[str, str], *args: str) -> str:
 # ---- The scripted user ---------------------------------------------------------------------
 
 
-def centre(page: Page, selector: str) -> tuple[float, float]:
-    page.locator(selector).first.scroll_into_view_if_needed()
-    box = page.locator(selector).first.bounding_box()
-    assert box is not None, selector
-    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
-    page.mouse.move(*start)
-    page.mouse.down()
-    for step in range(1, 13):
-        t = step / 12
-        page.mouse.move(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
-    page.mouse.up()
-
-
 def node_ids(page: Page) -> list[str]:
     return page.evaluate("Switchyard.canvas.documentJSON().nodes.map((n) => n.id)")
 
@@ -130,25 +116,9 @@ def add_node(page: Page, node_type: str, at: tuple[float, float]) -> str:
 
 
 def connect(page: Page, source: str, out_port: str, target: str, in_port: str) -> None:
-    start = f'[data-cell-id="{source}"] [port="out:{out_port}"]'
-    end = f'[data-cell-id="{target}"] [port="in:{in_port}"]'
+    """Wire two ports (tests/support/canvas.py), and wait for the edge to be in the document."""
     count = page.evaluate("Switchyard.canvas.documentJSON().edges.length")
-    # A node whose ports just changed is laid out again on a later frame: aim once still.
-    page.wait_for_function(
-        """(selectors) => new Promise((done) => {
-            const boxes = () => selectors.map((s) => {
-                const r = document.querySelector(s)?.getBoundingClientRect();
-                return r ? `${r.x},${r.y},${r.width}` : null;
-            });
-            const before = boxes();
-            requestAnimationFrame(() => requestAnimationFrame(() => {
-                const after = boxes();
-                done(before.every((b, i) => b !== null && b === after[i]));
-            }));
-        })""",
-        arg=[start, end],
-    )
-    drag(page, centre(page, start), centre(page, end))
+    wire(page, source, out_port, target, in_port)
     page.wait_for_function("(n) => Switchyard.canvas.documentJSON().edges.length > n", arg=count)
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, log_in
+from tests.support.canvas import centre, connect, drag
 from webapp.flows import services
 from webapp.flows.models import Flow
 
@@ -56,51 +57,9 @@ def open_editor(page: Page, server: Server, flow_id: int) -> None:
     page.wait_for_function(READY)
 
 
-def centre(page: Page, selector: str) -> tuple[float, float]:
-    # The palette scrolls when it is taller than the window: bring the chip into view first.
-    page.locator(selector).first.scroll_into_view_if_needed()
-    box = page.locator(selector).first.bounding_box()
-    assert box is not None, selector
-    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
-    page.mouse.move(*start)
-    page.mouse.down()
-    for step in range(1, 13):
-        t = step / 12
-        page.mouse.move(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
-    page.mouse.up()
-
-
 def add_node(page: Page, node_type: str, at: tuple[float, float], node_id: str) -> None:
     drag(page, centre(page, f'[data-testid="palette-{node_type}"]'), at)
     page.wait_for_selector(f'[data-cell-id="{node_id}"]')
-
-
-def connect(page: Page, source: str, out_port: str, target: str, in_port: str) -> None:
-    """Drag a wire from a port to a port, once both have stopped moving.
-
-    A node whose ports just changed is re-laid out by X6 on a later frame; on a loaded
-    machine a drag aimed at the old position misses the port.
-    """
-    start = f'[data-cell-id="{source}"] [port="out:{out_port}"]'
-    end = f'[data-cell-id="{target}"] [port="in:{in_port}"]'
-    page.wait_for_function(
-        """(selectors) => new Promise((done) => {
-            const boxes = () => selectors.map((s) => {
-                const r = document.querySelector(s)?.getBoundingClientRect();
-                return r ? `${r.x},${r.y},${r.width}` : null;
-            });
-            const before = boxes();
-            requestAnimationFrame(() => requestAnimationFrame(() => {
-                const after = boxes();
-                done(before.every((b, i) => b !== null && b === after[i]));
-            }));
-        })""",
-        arg=[start, end],
-    )
-    drag(page, centre(page, start), centre(page, end))
 
 
 def doc(page: Page) -> dict:
