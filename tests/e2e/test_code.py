@@ -51,7 +51,7 @@ def test_a_code_node_from_the_palette_runs_its_python_and_shows_output_stdout_an
     page.wait_for_function(
         """() => { const c = Switchyard.canvas.documentJSON().nodes
             .find(n => n.id === 'code1').config;
-            return c.code.includes('upper') && c.outputs.join() === 'shout' }"""
+            return (c.code || '').includes('upper') && (c.outputs || []).join() === 'shout' }"""
     )
     page.wait_for_selector('[data-cell-id="code1"] [port="out:shout"]')
     connect(page, "input1", "value", "code1", "text")

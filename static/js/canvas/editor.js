@@ -302,7 +302,11 @@ function createCanvas(X6, DATA) {
     renderNode(node);
   }
 
-  function requestPorts(node) {
+  // A ports request that fails (the server unreachable or busy: no answer, or a 5xx) is
+  // asked again, 0.5, 1, 2 and 4 s later, unless the node has changed meanwhile: else the
+  // node kept the ports of its old config until its next edit.
+  const PORT_RETRIES = [500, 1000, 2000, 4000];
+  function requestPorts(node, attempt = 0) {
     if (isAnnotation(node)) return;
     const data = node.getData() || {};
     const key = portKey(data.type, data.config);
@@ -313,9 +317,18 @@ function createCanvas(X6, DATA) {
     const seq = (portRequests.get(node.id) || 0) + 1;
     portRequests.set(node.id, seq);
     api("POST", DATA.urls.ports, { type: data.type, config: data.config || {} }).then(({ status, body }) => {
-      if (status !== 200 || portRequests.get(node.id) !== seq) return;
-      if (body.known) portCache.set(key, { inputs: body.inputs, outputs: body.outputs });
+      if (portRequests.get(node.id) !== seq) return;
       const live = graph.getCellById(node.id);
+      if (status !== 200) {
+        if ((status === 0 || status >= 500) && live && attempt < PORT_RETRIES.length) {
+          setTimeout(() => {
+            const now = graph.getCellById(node.id);
+            if (now && portRequests.get(node.id) === seq) requestPorts(now, attempt + 1);
+          }, PORT_RETRIES[attempt]);
+        }
+        return;
+      }
+      if (body.known) portCache.set(key, { inputs: body.inputs, outputs: body.outputs });
       if (live) syncPorts(live);
     });
   }
@@ -391,6 +404,8 @@ function createCanvas(X6, DATA) {
       // Ports sit at fixed offsets from the top: a taller node moves no edge. So the model
       // changes silently and a drawn view redraws the attrs (and the size-bound body).
       if (resized) node.resize(W, height, { ...UI, silent: true });
+      // A run's text grows its nodes after the first framing (a run page's, on load).
+      if (resized) framer.contentChanged();
       node.setAttrs(attrs, { ...UI, silent: true });
       const view = graph.findViewByCell(node);
       if (view && graph.renderer.isViewMounted(view)) {
