@@ -244,7 +244,9 @@ def test_a_reply_parse_cannot_read_fails_the_run_naming_what_it_expected(tmp_pat
     done = cli("run", write(tmp_path, doc))
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
-    assert result["error"].startswith("node 'subtasks' failed: no <step>...</step> element found")
+    assert result["error"].startswith(
+        'node "Subtasks" (subtasks) failed: no <step>...</step> element found'
+    )
 
 
 def json_template_flow(template: str) -> dict:
@@ -276,6 +278,15 @@ def test_a_template_whose_json_output_is_not_json_exits_1_naming_the_node(tmp_pa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "failed"
     assert result["error"].startswith("node 'plan' failed: output is json, but the rendered")
+
+
+def test_a_failed_run_names_the_node_by_its_label_with_its_key(tmp_path):
+    doc = json_template_flow("{{ topic }}")
+    doc["nodes"][1]["label"] = "Make the plan"
+    done = cli("run", write(tmp_path, doc), "--input", "topic=hi")
+    assert done.returncode == 1
+    error = json.loads(done.stdout.strip().splitlines()[-1])["error"]
+    assert error.startswith('node "Make the plan" (plan) failed: output is json, but')
 
 
 def test_run_calls_an_allow_listed_api_from_the_command_line():
