@@ -14,6 +14,8 @@ key is what the API and the event log use. The editor's problem list says the sa
 "'summary'"
 >>> node_name("in1", {"type": "input", "config": {"name": "question"}})
 '"question" (in1)'
+>>> problem_text(Problem("boom", node="llm3"), {"llm3": '"Summarise" (llm3)'})
+'node "Summarise" (llm3): boom'
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
+
+from graphs.errors import Problem
 
 # Node types that go by their run input or output name when they have no label.
 _NAMED = frozenset({"input", "output"})
@@ -52,3 +56,17 @@ def node_name(node_id: str, data: Mapping[str, Any]) -> str:
 def node_names(graph: nx.MultiDiGraph) -> dict[str, str]:
     """``node_name`` of every node of ``graph``."""
     return {node_id: node_name(node_id, data) for node_id, data in graph.nodes(data=True)}
+
+
+def problem_text(problem: Problem, names: Mapping[str, str]) -> str:
+    """``str(problem)``, naming its node or its edge's ends as ``names`` (``node_names``) do."""
+
+    def named(node: str) -> str:
+        return names.get(node, repr(node))
+
+    if problem.node is not None:
+        return f"node {named(problem.node)}: {problem.message}"
+    if problem.edge is not None:
+        source, target, key = problem.edge
+        return f"edge {named(source)} -> {named(target)} ({key}): {problem.message}"
+    return problem.message

@@ -53,8 +53,9 @@ def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     assert "dangling edge" in lines[0]
     doc["edges"].pop()
     lines = cli("validate", write(tmp_path, doc)).stderr.strip().splitlines()
-    assert lines[0].startswith("node 'draft': unknown node type 'nope'")
-    assert "node 'critique': unknown config key 'temprature'" in lines
+    # Named as the canvas names them: label, then key.
+    assert lines[0].startswith("node \"Draft\" (draft): unknown node type 'nope'")
+    assert "node \"Critique\" (critique): unknown config key 'temprature'" in lines
     assert "Traceback" not in cli("validate", write(tmp_path, doc)).stderr
 
 
@@ -144,7 +145,8 @@ def test_a_broken_condition_is_refused_by_validate_naming_node_rule_and_route(tm
     assert done.returncode == 2
     problems = [line for line in done.stderr.splitlines() if not line.startswith("warning: ")]
     assert problems == [
-        "node 'gate': rule 1 (route 'accept'): syntax error: unexpected '=' after the expression"
+        "node \"Passes?\" (gate): rule 1 (route 'accept'): "
+        "syntax error: unexpected '=' after the expression"
     ]
 
 
