@@ -108,3 +108,10 @@ def test_alice_types_double_braces_in_a_prompt_and_picks_a_wired_input_with_the_
     expect(listbox).to_have_count(0)
     expect(prompt).to_have_value("Answer {{ question }} with {{ context }} {{")
     expect(form).to_be_visible()
+
+    # Typing on opens it again; a click accepts too.
+    page.keyboard.type("q")
+    expect(options).to_have_count(1)
+    options.nth(0).click()
+    expect(prompt).to_have_value("Answer {{ question }} with {{ context }} {{ question }}")
+    page.wait_for_function(PROMPT_IS, arg="Answer {{ question }} with {{ context }} {{ question }}")
