@@ -34,7 +34,7 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
 - ``node_waiting``: ``wait``, what the node waits for (JSON: ``kind``, ``message``,
   ``fields``, ``actions``, ``timeout_s``...); the run is parked until it is resumed.
 - ``node_resumed``: ``by``, who answered (JSON); a ``node_finished`` with the answer's
-  ``output`` (and no ``duration_s``) follows.
+  ``output``, ``detail`` ``{wait, by}`` and no ``duration_s`` follows.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 

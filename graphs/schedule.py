@@ -791,12 +791,17 @@ class Schedule:
                 "(a second answer?), or it never waited"
             )
         self._open()
-        del state.waiting[node]
+        wait = state.waiting.pop(node)
         self._events.append(("node_resumed", {"node": node, "iteration": iteration, "by": by}))
-        # The runner that parked the node is gone, so its finish is reported here.
-        self._events.append(
-            ("node_finished", {"node": node, "iteration": iteration, "output": outputs})
-        )
+        # The runner that parked the node is gone, so its finish is reported here, with
+        # the question and who answered it as the node's detail.
+        finished = {
+            "node": node,
+            "iteration": iteration,
+            "output": outputs,
+            "detail": {"wait": wait, "by": by},
+        }
+        self._events.append(("node_finished", finished))
         spec = self.plan.nodes[node]
         self._hand_on(spec, outputs)
         self._release(spec)

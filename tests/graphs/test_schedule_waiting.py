@@ -65,7 +65,15 @@ def test_a_waiting_node_parks_the_run_and_a_resume_finishes_it_through_json():
     step = schedule.resume("ask", 1, {"text": "approved"}, by=BOB)
     assert step.events == [
         ("node_resumed", {"node": "ask", "iteration": 1, "by": BOB}),
-        ("node_finished", {"node": "ask", "iteration": 1, "output": {"text": "approved"}}),
+        (
+            "node_finished",
+            {
+                "node": "ask",
+                "iteration": 1,
+                "output": {"text": "approved"},
+                "detail": {"wait": WAIT, "by": BOB},
+            },
+        ),
     ]
     assert step.ready == [Ready("out", 1, {"value": "approved"})]
     assert not step.waiting and not step.done

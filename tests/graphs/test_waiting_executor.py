@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from graphs.compile import CompiledFlow
+from graphs.log import fold
 from graphs.nodes import approval
 from graphs.schedule import StepRefused
 from graphs.spec import RunResult
@@ -188,3 +189,19 @@ async def test_an_approval_config_that_cannot_be_answered_is_a_problem():
         "choice field 'pick' has no choices",
         "field 'n' has choices but is number",
     ]
+
+
+async def test_the_fold_shows_a_parked_node_as_waiting_until_its_answer():
+    flow_ = compiled(refund())
+    result, events = await parked(flow_)
+    parked_log = fold(events)
+    assert parked_log.final_states()["ask"] == "waiting"
+    assert parked_log.last_visit("ask").detail == {"wait": result.state["waiting"]["ask"]}
+    wait = result.state["waiting"]["ask"]
+    outputs = approval.answer(wait, "reject", {"note": "no"}, by=BOB)
+    await compiled(refund()).resume(
+        stored(result), "ask", 1, outputs, BOB, events.append, seq=events[-1]["seq"]
+    )
+    answered = fold(events)
+    assert answered.final_states()["ask"] == "done"
+    assert answered.last_visit("ask").detail == {"wait": wait, "by": BOB}
