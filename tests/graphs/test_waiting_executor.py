@@ -205,3 +205,32 @@ async def test_the_fold_shows_a_parked_node_as_waiting_until_its_answer():
     answered = fold(events)
     assert answered.final_states()["ask"] == "done"
     assert answered.last_visit("ask").detail == {"wait": wait, "by": BOB}
+
+
+async def test_two_waits_are_answered_one_at_a_time_and_the_run_parks_again_in_between():
+    doc = flow(
+        node("q", "input", name="q"),
+        node("legal", "approval", message="Legal: {{ q }}?"),
+        node("money", "approval", message="Money: {{ q }}?"),
+        node("both", "template", template="{{ l.by.user }} and {{ m.by.user }}"),
+        node("out", "output", name="answer"),
+        edges=[
+            ("q", "value", "legal", "q"),
+            ("q", "value", "money", "q"),
+            ("legal", "approve", "both", "l"),
+            ("money", "approve", "both", "m"),
+            ("both", "text", "out", "value"),
+        ],
+    )
+    result, _ = await parked(compiled(doc))
+    assert set(result.state["waiting"]) == {"legal", "money"}
+    wait = result.state["waiting"]["legal"]
+    outputs = approval.answer(wait, "approve", {}, by=BOB)
+    again = await compiled(doc).resume(stored(result), "legal", 1, outputs, BOB)
+    assert again.status == "waiting" and set(again.state["waiting"]) == {"money"}
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    carol = {"user": "carol"}
+    outputs = approval.answer(again.state["waiting"]["money"], "approve", {}, by=carol)
+    done = await compiled(doc).resume(stored(again), "money", 1, outputs, carol)
+    assert (done.status, done.outputs) == ("succeeded", {"answer": "bob and carol"})
