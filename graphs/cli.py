@@ -1,6 +1,12 @@
 """``python -m graphs``: validate or run a flow file from the command line.
 
-Exit codes: 0 valid / succeeded, 1 failed or cancelled, 2 invalid flow or usage.
+Exit codes: 0 valid / succeeded, 1 failed or cancelled, 2 invalid flow or usage, 3 waiting.
+
+A run that waits for someone (an ``approval`` node) prints what it waits for and exits 3,
+its state written to ``--state FILE``. ``run FLOW --resume FILE --answer ACTION`` (with
+``--value NAME=VALUE`` for the form, ``--node`` when several wait, ``--by`` who answers)
+goes on from that file and writes the state back, so the same wait is answered once;
+``--answer timeout`` takes a timed wait's ``timeout`` port.
 
 Saved flows that a ``subflow`` node or an agent's ``flow:`` tool calls are JSON files in
 one directory (``--flows DIR``, else the flow file's own), named by reference:
@@ -28,7 +34,7 @@ from graphs.settings import SettingsError, default_services, env_int, services_f
 from graphs.subflows import MAX_DEPTH
 from graphs.validation import validate, warnings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -71,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--inputs", metavar="JSON", help="all inputs as one JSON object")
     run.add_argument("--events", metavar="PATH", help="write events as JSON lines ('-': stdout)")
+    run.add_argument("--state", metavar="FILE", help="where a run that waits keeps its state")
+    run.add_argument("--resume", metavar="FILE", help="go on with the waiting run kept in FILE")
+    run.add_argument("--answer", metavar="ACTION", help="with --resume: the action taken")
+    run.add_argument("--node", help="with --resume: the waiting node answered")
+    run.add_argument(
+        "--value", action="append", default=[], metavar="NAME=VALUE", help="a form field's value"
+    )
+    run.add_argument("--by", default="cli", help="with --resume: who answers (default: cli)")
     return parser
 
 
@@ -131,6 +145,7 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 async def _run(args: argparse.Namespace) -> int:
     # Here, not at the top: ``validate`` needs none of the executor.
     from graphs.compile import compile_flow
+    from graphs.schedule import StepRefused
 
     services = _with_flows(services_from_env(), args.flow, args.flows)
     graph = document.load(_read(args.flow))
@@ -155,15 +170,78 @@ async def _run(args: argparse.Namespace) -> int:
         if out is not None:
             out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
+    seq = [0]
+
+    def counted(event: Event) -> None:
+        seq[0] = event["seq"]
+        sink(event)
+
+    state_path = args.resume or args.state
     try:
-        run = flow.start(inputs, sink)
-        loop = asyncio.get_running_loop()
-        # Ctrl-C cancels the run cleanly: events and the result line are still written.
-        loop.add_signal_handler(signal.SIGINT, run.cancel)
-        loop.add_signal_handler(signal.SIGTERM, run.cancel)
-        result = await run.wait()
+        if args.resume:
+            saved = _read_json(args.resume)
+            node, iteration, outputs, by = _answer(saved["state"], args)
+            try:
+                result = await flow.resume(
+                    saved["state"], node, iteration, outputs, by, counted, seq=saved["seq"]
+                )
+            except StepRefused as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            run = flow.start(inputs, counted)
+            loop = asyncio.get_running_loop()
+            # Ctrl-C cancels the run cleanly: events and the result line are still written.
+            loop.add_signal_handler(signal.SIGINT, run.cancel)
+            loop.add_signal_handler(signal.SIGTERM, run.cancel)
+            result = await run.wait()
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
+    if result.state is not None and state_path:
+        # Written back after a resume too: the answered wait is then refused a second time.
+        Path(state_path).write_text(json.dumps({"state": result.state, "seq": seq[0]}))
+    if result.status == "waiting":
+        assert result.state is not None
+        waiting = {"status": "waiting", "waiting": result.state["waiting"]}
+        print(json.dumps(waiting, ensure_ascii=False), flush=True)
+        if not state_path:
+            print("error: the run waits; pass --state FILE to keep it", file=sys.stderr)
+        return EXIT_WAITING
     print(json.dumps(result.as_dict(), ensure_ascii=False), flush=True)
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the run state in {path}: {exc}") from None
+
+
+def _answer(state: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, dict, dict]:
+    """The node answered, its iteration, and the outputs ``--answer`` and ``--value`` give."""
+    from graphs.nodes import approval
+
+    waiting = state.get("waiting", {})
+    if args.node is None and len(waiting) > 1:
+        raise UsageError(f"several nodes wait ({', '.join(sorted(waiting))}): pass --node")
+    node = args.node or next(iter(waiting), None)
+    if node is None or node not in waiting:
+        raise UsageError(f"node {node!r} does not wait: the run is {state.get('phase')}")
+    if not args.answer:
+        raise UsageError(f"--answer one of: {', '.join(waiting[node].get('actions', []))}")
+    wait, by = waiting[node], {"user": args.by}
+    values = {}
+    for item in args.value:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--value takes NAME=VALUE, got {item!r}")
+        values[name] = raw
+    if args.answer == approval.TIMEOUT_PORT and wait.get("timeout_s") is not None:
+        outputs = approval.timed_out(wait)
+    else:
+        try:
+            outputs = approval.answer(wait, args.answer, values, by=by)
+        except approval.AnswerInvalid as exc:
+            raise UsageError(str(exc)) from None
+    return node, state["iterations"][node], outputs, by

@@ -39,7 +39,7 @@ from graphs.errors import FlowInvalid, Problem
 from graphs.events import Emitter, EventSink, discard
 from graphs.executor import Execution, Run
 from graphs.nodes.base import CommonConfig, NodeType, Services
-from graphs.schedule import NO_OPTIONS, Plan, RunOptions
+from graphs.schedule import NO_OPTIONS, Plan, RunOptions, RunState
 from graphs.spec import InputSpec, NodeSpec, RunResult
 
 __all__ = ["CompiledFlow", "compile_flow"]
@@ -174,6 +174,37 @@ class CompiledFlow:
         Cancelling the task that awaits this cancels the run, records it, and re-raises.
         """
         return await self._execution(inputs, sink, slots=slots, options=options).execute()
+
+    async def resume(
+        self,
+        state: Mapping[str, Any],
+        node: str,
+        iteration: int,
+        outputs: dict[str, Any],
+        by: dict[str, Any],
+        sink: EventSink | None = None,
+        *,
+        seq: int = 0,
+        slots: asyncio.Semaphore | None = None,
+        options: RunOptions | None = None,
+    ) -> RunResult:
+        """Go on with a run parked waiting (its ``RunResult.state``): answer ``node`` with
+        ``outputs``, recording ``by``, and run to the end or the next wait.
+
+        ``seq`` is the last event number the run sent, so that its events number on;
+        ``options`` lends the node cache (reuse and overrides are in the state). Raises
+        StepRefused, before any event, when the node does not wait (answered already).
+        """
+        saved = RunState.from_json(state)
+        execution = Execution(
+            self,
+            saved.inputs,
+            Emitter(sink or discard, seq=seq),
+            slots=slots,
+            options=options or NO_OPTIONS,
+            state=saved,
+        )
+        return await execution.resume(node, iteration, outputs, by)
 
     def _execution(
         self,

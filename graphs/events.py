@@ -4,7 +4,7 @@ Event types: ``run_started``, ``node_started``, ``node_delta`` (streamed text,
 coalesced), ``node_thinking`` (the model's streamed thinking, coalesced the same way and
 kept apart from the text), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
 own event), ``node_retrying``, ``node_finished``, ``node_skipped``, ``node_failed``,
-``run_finished``.
+``node_waiting``, ``node_resumed``, ``run_finished``.
 Node events carry ``node`` and ``iteration``.
 
 Fields beyond those, by event (keys are only ever added, so old recordings still
@@ -31,6 +31,10 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
   them; inputs and outputs stay out (the map's ``node_finished`` has the results).
 - ``node_retrying``: ``attempt``, ``error``, ``delay_s``; ``takeover: true`` when a
   distributed driver runs the node again because the worker running it stopped answering.
+- ``node_waiting``: ``wait``, what the node waits for (JSON: ``kind``, ``message``,
+  ``fields``, ``actions``, ``timeout_s``...); the run is parked until it is resumed.
+- ``node_resumed``: ``by``, who answered (JSON); a ``node_finished`` with the answer's
+  ``output``, ``detail`` ``{wait, by}`` and no ``duration_s`` follows.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 
@@ -78,11 +82,13 @@ class Emitter:
         *,
         coalesce_s: float = COALESCE_S,
         clock: Callable[[], float] = time.time,
+        seq: int = 0,
     ):
+        """``seq``: the number of the last event already out (a resumed run goes on)."""
         self._sink = sink
         self._clock = clock
         self._coalesce_s = coalesce_s
-        self._seq = 0
+        self._seq = seq
         self._pending: dict[tuple[str, int], list[str]] = {}
         self._kinds: dict[tuple[str, int], str] = {}
         self._sizes: dict[tuple[str, int], int] = {}

@@ -28,6 +28,11 @@ feeds how the node ended back in as the next step. A distributed driver can run
 the very same steps, with the state stored between them. Compiling the flow, and
 starting a run of it (``CompiledFlow.run`` and ``start``), is ``graphs.compile``'s.
 
+Waiting. When every node still running waits for someone (an ``approval``), the run
+is parked: ``execute`` returns a ``waiting`` result holding the run's state JSON and
+nothing of the run is left in this process, no task and no concurrency slot. An
+execution built from that state (``CompiledFlow.resume``) answers the wait and runs on.
+
 Usage. Every attempt's tokens count, failed ones included, and a map's node
 reports those of its items; ``run_finished`` gives the total and the total per
 model.
@@ -48,6 +53,7 @@ from graphs.schedule import (
     Ready,
     Recorded,
     RunOptions,
+    RunState,
     Schedule,
     Status,
     StepResult,
@@ -96,21 +102,40 @@ class Execution:
         *,
         slots: asyncio.Semaphore | None,
         options: RunOptions,
+        state: RunState | None = None,
     ):
         self.inputs = inputs
         self.options = options
         self.emitter = emitter
-        self.schedule = Schedule(flow.plan)
+        # A parked run's state when this execution resumes it (see ``resume``).
+        self.schedule = Schedule(flow.plan, state)
         self.runner = NodeRunner(
             flow, emitter=emitter, run_inputs=inputs, options=options, slots=slots
         )
         self.tasks: dict[asyncio.Task[None], Ready] = {}
         self.quiet = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # A resumed run's result carries its state even when over, for its driver to store
+        # (a second answer to the same wait is then refused).
+        self.resumed = False
 
     async def execute(self) -> RunResult:
         self.loop = asyncio.get_running_loop()
         self.apply(self.schedule.begin(self.inputs, self.options))
+        return await self.settle()
+
+    async def resume(
+        self, node: str, iteration: int, outputs: dict[str, Any], by: dict[str, Any]
+    ) -> RunResult:
+        """Answer a waiting node of the parked run this execution was built from, and run on
+        until the run ends or parks again. StepRefused when the node does not wait."""
+        self.loop = asyncio.get_running_loop()
+        self.apply(self.schedule.resume(node, iteration, outputs, by))
+        self.resumed = True
+        return await self.settle()
+
+    async def settle(self) -> RunResult:
+        """Wait until the run is over or parked: no task of it is left either way."""
         try:
             if self.tasks:  # else the run is over already
                 await self.quiet.wait()
@@ -134,7 +159,8 @@ class Execution:
             self.cancel_all()
         if step.ready:
             self.launch(step.ready)
-        if step.done:
+        if step.done or step.waiting:
+            # Parked: every running node waits for someone, so no task is left to await.
             self.quiet.set()
 
     def launch(self, ready_nodes: list[Ready]) -> None:
@@ -182,6 +208,14 @@ class Execution:
     def result(self) -> RunResult:
         state = self.schedule.state
         ending = state.ending
+        if state.is_waiting:
+            return RunResult(
+                "waiting",
+                state.outputs,
+                state.usage,
+                usage_by_model=dict(state.usage_by_model),
+                state=state.to_json(),
+            )
         return RunResult(
             "succeeded" if ending is None else ending.status,
             state.outputs,
@@ -189,4 +223,5 @@ class Execution:
             None if ending is None else ending.error,
             None if ending is None else ending.failed_node,
             dict(state.usage_by_model),
+            state.to_json() if self.resumed else None,
         )

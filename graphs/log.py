@@ -89,6 +89,8 @@ DEFAULT_SCHEMA = 1
 # How old logs name a source run: the text Recorded.source and the web app write.
 _SOURCE_RUN = re.compile(r"^run (\d+)$")
 _SETTLED = frozenset({"done", "failed", "cancelled", "skipped"})
+# A parked visit (node_waiting) is not settled, but is not running either.
+_WAITING = "waiting"
 # Events that show a visit has begun even when its node_started is not in the log.
 _RUNNING = frozenset({"node_delta", "node_thinking", "node_progress", "node_item", "node_retrying"})
 # An item's run_finished status as the item's status (a visit's words).
@@ -324,8 +326,9 @@ class RunLog:
         return [visit.key for visit in self._visits.values() if not visit.settled]
 
     def final_states(self) -> dict[str, str]:
-        """Each node's state as its latest event left it: done, failed, cancelled, skipped
-        or running (begun, not ended). A node the log never names is absent.
+        """Each node's state as its latest event left it: done, failed, cancelled, skipped,
+        waiting (parked until someone answers) or running (begun, not ended). A node the
+        log never names is absent.
 
         >>> fold([{"type": "node_started", "node": "a"},
         ...       {"type": "node_failed", "node": "a", "error": "x", "continued": True},
@@ -333,7 +336,8 @@ class RunLog:
         {'a': 'failed', 'm': 'running'}
         """
         return {
-            node: visit.status if visit.settled else "running" for node, visit in self._last.items()
+            node: visit.status if visit.settled or visit.status == _WAITING else "running"
+            for node, visit in self._last.items()
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -470,6 +474,12 @@ class RunLog:
         elif kind == "node_skipped":
             visit.status = "skipped"
             visit.ended_ts = ts
+        elif kind == "node_waiting":
+            # What it waits for shows as its detail until its answer's node_finished.
+            visit.status = _WAITING
+            visit.detail = {"wait": _object(event.get("wait"))}
+        elif kind == "node_resumed":
+            visit.status = "running"
         if kind in _RUNNING and visit.status == "queued":
             visit.status = "running"
 

@@ -28,6 +28,9 @@ NodeFinished(outputs={'text': 'Hi Ada'}, usage={})
 >>> [event["type"] for event in seen]
 ['node_started', 'node_finished']
 
+A node that asks to wait (``NodeWaits``, an approval) ends with ``NodeWaiting``: it has
+no outputs yet, is never cached, and is not retried.
+
 The node cache (``RunOptions.cache``, see ``graphs.cache``). A node whose type
 says it is worth caching (``NodeType.cacheable``; ``config.cache`` overrides
 it) looks its ``cache_key`` up before it runs, outside any concurrency slot.
@@ -64,12 +67,13 @@ from graphs.cache import CachedOutput, cache_key
 from graphs.errors import NodeError
 from graphs.events import Emitter, EventSink
 from graphs.llm.types import Usage
-from graphs.nodes.base import NodeContext
+from graphs.nodes.base import NodeContext, NodeWaits
 from graphs.schedule import (
     NO_OPTIONS,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
+    NodeWaiting,
     Outcome,
     Ready,
     RunOptions,
@@ -140,6 +144,10 @@ class NodeRunner:
             return NodeCancelled(True, usage)
         except _Failed as failure:
             return self.report_failed(spec, iteration, failure, usage)
+        except NodeWaits as waits:
+            # The node parks; the schedule's node_waiting step reports it (no finish yet).
+            self.emitter.flush(spec.id, iteration)
+            return NodeWaiting(waits.wait, usage)
         except Exception as exc:
             # The runner's own bug (a cache or an emitter that breaks, say) still ends its
             # node as failed, never as a node that silently produced nothing.
@@ -298,6 +306,9 @@ class NodeRunner:
                 else:
                     outputs = await self.attempt(spec, ctx, ready.inputs)
                 return _Success(ctx, outputs, "".join(texts) if texts else "")
+            except NodeWaits:
+                _add_usage(usage, ctx.usage_by_model)  # what it spent before asking counts
+                raise
             except NodeError as error:
                 _add_usage(usage, ctx.usage_by_model)
                 if not error.retryable or attempt > config.retries:
@@ -347,7 +358,7 @@ class NodeRunner:
             raise NodeError(_described(exc), retryable=True) from exc
         except templating.TemplateProblem as problem:
             raise NodeError(str(problem)) from None
-        except NodeError:
+        except (NodeError, NodeWaits):
             raise
         except asyncio.CancelledError as exc:
             if _being_cancelled():

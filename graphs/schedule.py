@@ -95,6 +95,39 @@ emits ``run_finished`` and says ``done``) when no node is running any more.
 Every node step names the node and its iteration, and one that does not match a
 running node is refused (``StepRefused``): that is how a duplicate delivery of
 the same result is caught.
+
+Waiting. A running node may park instead of finishing (``node_waiting``, with JSON
+saying what it waits for: a person's answer, say). It stays running, so nothing
+downstream of it is skipped, but no worker holds it: when every running node waits,
+the step says ``waiting`` and the run is parked, not over, its state JSON all there is
+of it. ``resume`` answers the wait, once (a second answer is refused), recording
+who did (``node_resumed``); the node finishes with the outputs given and the run goes
+on as after ``node_finished``. A run that ends (``stop``, a failure elsewhere)
+cancels its waiting nodes itself, as it would running ones.
+
+>>> flow = compile_flow({
+...     "graph": {"name": "ask"},
+...     "nodes": [
+...         {"id": "q", "type": "input", "config": {"name": "q"}},
+...         {"id": "out", "type": "output", "config": {"name": "answer"}},
+...     ],
+...     "edges": [{"source": "q", "target": "out", "source_port": "value", "target_port": "value"}],
+... })
+>>> schedule = Schedule(flow.plan)
+>>> _ = schedule.begin({})
+>>> step = schedule.node_waiting("q", 1, {"kind": "approval", "message": "ok?"})
+>>> step.waiting, step.done, step.events
+(True, False, [('node_waiting', {'node': 'q', 'iteration': 1, 'wait': {'kind': 'approval', \
+'message': 'ok?'}})])
+>>> schedule = Schedule(flow.plan, RunState.from_json(schedule.state.to_json()))
+>>> step = schedule.resume("q", 1, {"value": "yes"}, by={"user": "bob"})
+>>> [type_ for type_, _ in step.events], step.ready
+(['node_resumed', 'node_finished'], [Ready(node='out', iteration=1, inputs={'value': 'yes'})])
+>>> schedule.resume("q", 1, {"value": "no"}, by={"user": "carol"})
+Traceback (most recent call last):
+...
+graphs.schedule.StepRefused: node 'q' iteration 1 is not waiting: it was resumed already \
+(a second answer?), or it never waited
 """
 
 from __future__ import annotations
@@ -308,6 +341,9 @@ class StepResult:
     done: bool = False
     # This step ended the run early: whatever is still running should be cancelled.
     stopped: bool = False
+    # Nothing runs and nothing is ready, but some node waits to be resumed: the run is
+    # parked (not over) until ``resume`` or ``stop``; its driver may let go of it.
+    waiting: bool = False
 
 
 @dataclass(slots=True)
@@ -335,7 +371,16 @@ class NodeCancelled:
     usage: dict[str, Usage] = field(default_factory=dict)
 
 
-Outcome = NodeFinished | NodeFailed | NodeCancelled
+@dataclass(slots=True)
+class NodeWaiting:
+    """A node that asks to wait for someone (``wait``: JSON saying for what) before it has
+    outputs; ``usage``: what it spent getting there."""
+
+    wait: dict[str, Any]
+    usage: dict[str, Usage] = field(default_factory=dict)
+
+
+Outcome = NodeFinished | NodeFailed | NodeCancelled | NodeWaiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +440,7 @@ class RunState:
         "started",
         "unresolved",
         "usage_by_model",
+        "waiting",
     )
 
     def __init__(self, *, unresolved: dict[tuple[str, str], int], component_unresolved: list[int]):
@@ -419,6 +465,9 @@ class RunState:
         self.entered: set[str] = set()
         # node -> the inputs it runs on: enough to run it again should its worker die.
         self.running: dict[str, dict[str, Any]] = {}
+        # node -> what it waits for (JSON); a waiting node stays in ``running``, so its
+        # component stays active and nothing downstream of it is skipped meanwhile.
+        self.waiting: dict[str, dict[str, Any]] = {}
         self.started: set[str] = set()
         self.iterations: defaultdict[str, int] = defaultdict(int)
         self.outputs: dict[str, Any] = {}
@@ -435,6 +484,12 @@ class RunState:
         for (node, port), initial in plan.initial.items():
             state.held[node][port] = initial.value
         return state
+
+    @property
+    def is_waiting(self) -> bool:
+        """Parked: every running node waits for someone, so only a resume can move it."""
+        running = self.running
+        return self.phase == "running" and bool(running) and all(n in self.waiting for n in running)
 
     @property
     def usage(self) -> Usage:
@@ -469,6 +524,7 @@ class RunState:
             "component_active": self.component_active,
             "component_done": self.component_done,
             "running": dict(self.running),
+            "waiting": dict(self.waiting),
             "started": sorted(self.started),
             "iterations": dict(self.iterations),
             "outputs": dict(self.outputs),
@@ -502,6 +558,7 @@ class RunState:
         state.reuse = {n: Recorded(r["output"], r["source"]) for n, r in data["reuse"].items()}
         state.overrides = {n: dict(ports) for n, ports in data["overrides"].items()}
         state.running = dict(data["running"])
+        state.waiting = dict(data.get("waiting", {}))  # states stored before waiting existed
         state.started = set(data["started"])
         state.outputs = dict(data["outputs"])
         state.usage_by_model = {m: Usage.from_dict(u) for m, u in data["usage_by_model"].items()}
@@ -624,7 +681,11 @@ class Schedule:
     ) -> StepResult:
         """A running node produced ``outputs`` (port -> value); they flow on."""
         state = self.state
-        if node not in state.running or state.iterations.get(node) != iteration:
+        if (
+            node not in state.running
+            or state.iterations.get(node) != iteration
+            or node in state.waiting
+        ):
             self._refuse(node, iteration)
         self._ready, self._events, self._stopped = [], [], False
         if usage:
@@ -696,6 +757,59 @@ class Schedule:
         self._release(self.plan.nodes[node])
         return self._close()
 
+    def node_waiting(
+        self,
+        node: str,
+        iteration: int,
+        wait: dict[str, Any],
+        *,
+        usage: Mapping[str, Usage] | None = None,
+    ) -> StepResult:
+        """A running node parks until ``resume`` (see "Waiting"); ``wait`` (JSON) says for
+        what: kind, message, fields, actions, timeout_s..."""
+        self._check_running(node, iteration)
+        self._open()
+        if usage:
+            self._count(usage)
+        self.state.waiting[node] = wait
+        self._events.append(("node_waiting", {"node": node, "iteration": iteration, "wait": wait}))
+        return self._close()
+
+    def resume(
+        self,
+        node: str,
+        iteration: int,
+        outputs: dict[str, Any],
+        by: dict[str, Any],
+    ) -> StepResult:
+        """Someone (``by``: who, JSON) answered a waiting node: it finishes with ``outputs``
+        and the run goes on as after ``node_finished``. Refused for a node that is not
+        waiting, so a second answer to the same wait changes nothing."""
+        state = self.state
+        if node not in state.waiting or state.iterations.get(node) != iteration:
+            if state.phase != "running":
+                raise StepRefused(f"node {node!r} iteration {iteration}: the run is {state.phase}")
+            raise StepRefused(
+                f"node {node!r} iteration {iteration} is not waiting: it was resumed already "
+                "(a second answer?), or it never waited"
+            )
+        self._open()
+        wait = state.waiting.pop(node)
+        self._events.append(("node_resumed", {"node": node, "iteration": iteration, "by": by}))
+        # The runner that parked the node is gone, so its finish is reported here, with
+        # the question and who answered it as the node's detail.
+        finished = {
+            "node": node,
+            "iteration": iteration,
+            "output": outputs,
+            "detail": {"wait": wait, "by": by},
+        }
+        self._events.append(("node_finished", finished))
+        spec = self.plan.nodes[node]
+        self._hand_on(spec, outputs)
+        self._release(spec)
+        return self._close()
+
     def apply(self, ready: Ready, outcome: Outcome) -> StepResult:
         """The step for how ``ready``'s run ended (``NodeFinished``, ``NodeFailed``...)."""
         node, iteration = ready.node, ready.iteration
@@ -705,6 +819,8 @@ class Schedule:
             return self.node_failed(
                 node, iteration, outcome.error, continued=outcome.continued, usage=outcome.usage
             )
+        if type(outcome) is NodeWaiting:
+            return self.node_waiting(node, iteration, outcome.wait, usage=outcome.usage)
         assert type(outcome) is NodeCancelled
         return self.node_cancelled(node, iteration, started=outcome.started, usage=outcome.usage)
 
@@ -723,10 +839,13 @@ class Schedule:
         return self._close()
 
     def in_flight(self) -> list[Ready]:
-        """The nodes running now, as they were made ready (to run again after a lost worker)."""
-        iterations = self.state.iterations
+        """The nodes running now, as they were made ready (to run again after a lost worker);
+        a waiting node runs nowhere, so it is not among them."""
+        iterations, waiting = self.state.iterations, self.state.waiting
         return [
-            Ready(node, iterations[node], inputs) for node, inputs in self.state.running.items()
+            Ready(node, iterations[node], inputs)
+            for node, inputs in self.state.running.items()
+            if node not in waiting
         ]
 
     def cancel_reason(self) -> str:
@@ -745,6 +864,9 @@ class Schedule:
         state = self.state
         if node not in state.running or state.iterations.get(node) != iteration:
             self._refuse(node, iteration)
+        if node in state.waiting:
+            # Nothing runs a waiting node: only resume (or the run's end) moves it on.
+            raise StepRefused(f"node {node!r} iteration {iteration} is waiting: resume it")
 
     def _refuse(self, node: str, iteration: int) -> NoReturn:
         # Only a running run has running nodes, so the phase need not be checked first.
@@ -764,10 +886,12 @@ class Schedule:
         while reused:
             self._report_reused(reused.popleft())
         state = self.state
+        if state.ending is not None and state.waiting:
+            self._cancel_waiting()
         done = state.phase == "running" and not state.running
         if done:
             self._finish()
-        return StepResult(self._ready, self._events, done, self._stopped)
+        return StepResult(self._ready, self._events, done, self._stopped, state.is_waiting)
 
     def _count(self, usage: Mapping[str, Usage]) -> None:
         totals = self.state.usage_by_model
@@ -786,6 +910,20 @@ class Schedule:
             state.component_active[self.plan.nodes[ready.node].component] -= 1
         self._ready.clear()
         self._reused.clear()
+
+    def _cancel_waiting(self) -> None:
+        """An ending run cancels its waiting nodes itself: no task runs them to cancel."""
+        state = self.state
+        for node in sorted(state.waiting):
+            del state.waiting[node]
+            fields = {
+                "node": node,
+                "iteration": state.iterations[node],
+                "error": self.cancel_reason(),
+                "cancelled": True,
+            }
+            self._events.append(("node_failed", fields))
+            self._release(self.plan.nodes[node])
 
     def _finish(self) -> None:
         state = self.state

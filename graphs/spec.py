@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from graphs.llm.types import Usage
 from graphs.nodes.base import CommonConfig, NodeType
@@ -37,14 +37,21 @@ class InputSpec:
     default: Any
 
 
+# A run's result: how it ended, or that it is parked waiting for someone (then ``state``).
+RunStatus = Status | Literal["waiting"]
+
+
 @dataclass(frozen=True)
 class RunResult:
-    status: Status
+    status: RunStatus
     outputs: dict[str, Any]
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     failed_node: str | None = None
     usage_by_model: dict[str, Usage] = field(default_factory=dict)
+    # A waiting run's state (``RunState.to_json``), what ``CompiledFlow.resume`` goes on from;
+    # a resumed run's too when it is over, for its driver to store.
+    state: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"status": self.status, "outputs": self.outputs}

@@ -29,6 +29,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "http": ("graphs.nodes.http", "HttpNode"),
     "subflow": ("graphs.nodes.subflow", "SubflowNode"),
     "code": ("graphs.nodes.code", "CodeNode"),
+    "approval": ("graphs.nodes.approval", "ApprovalNode"),
 }
 
 

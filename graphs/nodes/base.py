@@ -275,6 +275,16 @@ class NodeType(ABC):
         """Do the work; return the value emitted on each output port."""
 
 
+class NodeWaits(Exception):
+    """Raised by a node's ``run`` that cannot finish until someone answers (an approval):
+    its node parks (``Schedule.node_waiting``) with ``wait``, JSON saying what it waits
+    for, and finishes when the run is resumed with its outputs."""
+
+    def __init__(self, wait: dict[str, Any]):
+        super().__init__(wait.get("kind", "wait"))
+        self.wait = wait
+
+
 def template_ports(sources: Mapping[str, str | None]) -> frozenset[str]:
     ports: set[str] = set()
     for source in sources.values():

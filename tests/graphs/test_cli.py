@@ -310,3 +310,80 @@ def test_a_malformed_allow_list_stops_the_cli_naming_the_setting():
     done = cli("run", "examples/http.json", env=env)
     assert done.returncode == 2
     assert "SWITCHYARD_HTTP_ALLOW_HOSTS: 'https://api.internal/' is not a host" in done.stderr
+
+
+def approval_flow(tmp_path: Path) -> str:
+    doc = {
+        "graph": {"name": "refund"},
+        "nodes": [
+            {"id": "q", "type": "input", "config": {"name": "q"}},
+            {
+                "id": "ask",
+                "type": "approval",
+                "config": {
+                    "message": "Refund {{ q }}?",
+                    "fields": [{"name": "note", "kind": "text", "required": True}],
+                    "timeout_s": 3600,
+                },
+            },
+            {
+                "id": "yes",
+                "type": "template",
+                "config": {"template": "yes by {{ a.by.user }}: {{ a.note }}"},
+            },
+            {"id": "no", "type": "template", "config": {"template": "no: {{ a.note }}"}},
+            {
+                "id": "late",
+                "type": "template",
+                "config": {"template": "late after {{ t.timeout_s }}s"},
+            },
+            {"id": "out", "type": "output", "config": {"name": "answer"}},
+        ],
+        "edges": [
+            {"source": "q", "target": "ask", "source_port": "value", "target_port": "q"},
+            {"source": "ask", "target": "yes", "source_port": "approve", "target_port": "a"},
+            {"source": "ask", "target": "no", "source_port": "reject", "target_port": "a"},
+            {"source": "ask", "target": "late", "source_port": "timeout", "target_port": "t"},
+            {"source": "yes", "target": "out", "source_port": "text", "target_port": "value"},
+            {"source": "no", "target": "out", "source_port": "text", "target_port": "value"},
+            {"source": "late", "target": "out", "source_port": "text", "target_port": "value"},
+        ],
+    }
+    return write(tmp_path, doc)
+
+
+def test_a_run_that_waits_exits_3_and_an_answer_from_its_state_file_finishes_it(tmp_path):
+    path, state = approval_flow(tmp_path), str(tmp_path / "run.json")
+    events = tmp_path / "events.jsonl"
+    waited = cli("run", path, "--input", "q=12 EUR", "--state", state, "--events", str(events))
+    assert waited.returncode == 3, waited.stderr
+    printed = json.loads(waited.stdout.strip().splitlines()[-1])
+    assert printed["status"] == "waiting"
+    assert printed["waiting"]["ask"]["message"] == "Refund 12 EUR?"
+    last_seq = json.loads(events.read_text().splitlines()[-1])["seq"]
+
+    refused = cli("run", path, "--resume", state, "--answer", "approve")
+    assert refused.returncode == 2 and "'note' is required" in refused.stderr
+
+    more = tmp_path / "more.jsonl"
+    done = cli(
+        "run", path, "--resume", state, "--answer", "approve", "--value", "note=fine",
+        "--by", "bob", "--events", str(more),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["outputs"] == {
+        "answer": "yes by bob: fine"
+    }
+    resumed = [json.loads(line) for line in more.read_text().splitlines()]
+    assert resumed[0]["type"] == "node_resumed" and resumed[0]["seq"] == last_seq + 1
+
+    again = cli("run", path, "--resume", state, "--answer", "reject", "--value", "note=x")
+    assert again.returncode == 2 and "does not wait: the run is finished" in again.stderr
+
+
+def test_a_waiting_run_answered_timeout_takes_the_timeout_port(tmp_path):
+    path, state = approval_flow(tmp_path), str(tmp_path / "run.json")
+    assert cli("run", path, "--input", "q=1", "--state", state).returncode == 3
+    done = cli("run", path, "--resume", state, "--answer", "timeout")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"] == {"answer": "late after 3600.0s"}

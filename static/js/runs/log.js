@@ -17,7 +17,7 @@
                               getters
      log.lastVisit(node)   -> the visit of node its latest event was about, or null
      log.openVisits()      -> [[node, iteration], ...] begun and not ended
-     log.finalStates()     -> {node: done|failed|cancelled|skipped|running}
+     log.finalStates()     -> {node: done|failed|cancelled|skipped|waiting|running}
      log.copy()            -> a RunLog in the same state, cheaply (a replay's seek
                               points): neither's later events change the other
                               (the browser's own; Python has no need of it)
@@ -231,7 +231,9 @@ export class RunLog {
 
   finalStates() {
     const states = {};
-    for (const [node, visit] of this.last) states[node] = visit.settled ? visit.status : "running";
+    for (const [node, visit] of this.last) {
+      states[node] = visit.settled || visit.status === "waiting" ? visit.status : "running";
+    }
     return states;
   }
 
@@ -380,6 +382,12 @@ export class RunLog {
     } else if (kind === "node_skipped") {
       visit.status = "skipped";
       visit.ended_ts = ts;
+    } else if (kind === "node_waiting") {
+      // What it waits for shows as its detail until its answer's node_finished.
+      visit.status = "waiting";
+      visit.detail = { wait: object(event.wait) };
+    } else if (kind === "node_resumed") {
+      visit.status = "running";
     }
     if (RUNNING.has(kind) && visit.status === "queued") {
       visit.status = "running";

@@ -109,3 +109,15 @@ test("thinking folds apart from the text, and its tokens join the totals, as in 
   assert.deepStrictEqual([visit.thinking, visit.text], ["second try", "answer"]);
   assert.deepStrictEqual(log.usage, { input_tokens: 2, output_tokens: 10, thinking_tokens: 7 });
 });
+
+test("a parked node folds as waiting, with what it waits for, until its answer", () => {
+  const { events } = golden("approval");
+  const parked = events.findIndex((event) => event.type === "node_waiting") + 1;
+  const log = fold(events.slice(0, parked));
+  assert.equal(log.finalStates().ask, "waiting");
+  assert.equal(log.lastVisit("ask").detail.wait.message, "Refund 12 EUR?");
+  assert.deepStrictEqual(log.openVisits(), [["ask", 1]]);
+  const answered = fold(events);
+  assert.equal(answered.finalStates().ask, "done");
+  assert.deepStrictEqual(answered.lastVisit("ask").detail.by, { user: "bob" });
+});
