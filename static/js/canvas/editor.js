@@ -1113,7 +1113,9 @@ function createCanvas(X6, DATA) {
         if (node) node.position(at.x, at.y);
       }
       graph.stopBatch("layout");
-      fit(null, { all: true });
+      // Framed at a readable zoom (its start when it is too big for that): Fit still
+      // shows everything however small, when asked for.
+      fit(null);
     });
   }
 

@@ -55,6 +55,13 @@ function hitsV(x, y0, y1, boxes) {
  */
 export function routeFor(s, t, others, ends) {
   const backward = t.x < s.x;
+  if (!backward) {
+    // A forward curve stays within the rectangle of its ends: most edges of a big flow
+    // have no node there and are done here, without sampling the curve.
+    const top = Math.min(s.y, t.y), bottom = Math.max(s.y, t.y);
+    others = others.filter((b) => b.x < t.x + 4 && b.x + b.width > s.x - 4 && b.y < bottom + 4 && b.y + b.height > top - 4);
+    if (!others.length) return [];
+  }
   const clear = others.map((b) => inflate(b, 4));
   if (!backward && !curvePoints(s, t).some((p) => clear.some((b) => inside(p, b)))) return [];
   const x0 = s.x + OUT;
@@ -137,8 +144,12 @@ export function registerRouting(X6) {
       const t = view.targetAnchor;
       if (!source || !target || !s || !t || !view.graph) return vertices;
       const boxes = boxesOf(view.graph);
+      // Only nodes within the edge's columns can be in its way.
+      const lo = Math.min(s.x, t.x) - 60, hi = Math.max(s.x, t.x) + 60;
       const others = [];
-      for (const [id, box] of boxes) if (id !== source.id && id !== target.id) others.push(box);
+      for (const [id, box] of boxes) {
+        if (id !== source.id && id !== target.id && box.x < hi && box.x + box.width > lo) others.push(box);
+      }
       const ends = [source.getBBox(), target.getBBox()];
       return routeFor({ x: s.x, y: s.y }, { x: t.x, y: t.y }, others, ends);
     },
@@ -162,7 +173,10 @@ export function attachRouting(graph) {
       }
     }, 120);
   };
-  for (const name of ["node:added", "node:removed", "node:change:position", "node:change:size"]) {
+  for (const name of ["node:added", "node:removed", "node:change:position"]) {
     graph.on(name, changed);
   }
+  // A node's size follows its ports (and a run's state): its own edges follow it, and
+  // the others keep their lanes until a node moves.
+  graph.on("node:change:size", () => boxCache.delete(graph));
 }
