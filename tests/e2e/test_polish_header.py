@@ -41,8 +41,14 @@ HEADER_ITEMS = """() => {
             : [child];
         parts.forEach(add);
     }
+    // Text cut short by its box (an ellipsis, or a clipped word): the header had no room.
+    const clipped = [...bar.querySelectorAll('*')]
+        .filter((el) => !el.matches('input, select, textarea') && visible(el))
+        .filter((el) => getComputedStyle(el).overflowX !== 'visible'
+                        && el.scrollWidth > el.clientWidth + 1)
+        .map((el) => (el.className || el.tagName) + ': ' + el.textContent.trim().slice(0, 30));
     const bar_box = bar.getBoundingClientRect();
-    return {items, bar: {x: bar_box.x, y: bar_box.y, width: bar_box.width,
+    return {items, clipped, bar: {x: bar_box.x, y: bar_box.y, width: bar_box.width,
                          height: bar_box.height, scrollWidth: bar.scrollWidth,
                          clientWidth: bar.clientWidth}};
 }"""
@@ -71,6 +77,7 @@ def assert_header_fits(page: Page) -> None:
         assert item["y"] + item["height"] <= bar["y"] + bar["height"] + 0.5, item
         assert item["height"] < 2 * item["fontSize"] * 1.2 + 16, f"{item['name']} wraps"
     assert bar["scrollWidth"] <= bar["clientWidth"] + 1, bar
+    assert found["clipped"] == [], "text cut short in the header"
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
