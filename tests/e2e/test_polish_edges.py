@@ -156,4 +156,3 @@ def test_the_loop_templates_back_edge_crosses_no_other_wire_and_no_node(
             assert not crosses(edge["points"][6:-6], other["points"][6:-6]), (
                 f"{edge['source']}->{edge['target']} crosses {other['source']}->{other['target']}"
             )
-    page.screenshot(path="/tmp/h2/loop.png")
