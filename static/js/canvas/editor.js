@@ -77,6 +77,7 @@ import { requestJSON } from "../lib/net.js";
 import { token } from "../theme.js";
 import { keepFramed } from "./autofit.js";
 import { banner, clearBanner, toast } from "./banners.js";
+import { attachRouting } from "./routes.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
 import { Drafts } from "./drafts.js";
 import { Drill } from "./drill.js";
@@ -170,6 +171,7 @@ function createCanvas(X6, DATA) {
       anchor: "center",
       connectionPoint: "anchor",
       connector: { name: "sy-curve" },
+      router: { name: "sy-route" },
       createEdge() {
         return this.createEdge({ shape: "sy-edge" });
       },
@@ -185,6 +187,8 @@ function createCanvas(X6, DATA) {
       magnetAdsorbed: { name: "className", args: { className: "sy-adsorbed" } },
     },
   });
+
+  attachRouting(graph);
 
   // The grid is painted from JS: it follows the theme (theme.js) by being painted again.
   document.addEventListener("switchyard:theme", () =>
@@ -1109,7 +1113,9 @@ function createCanvas(X6, DATA) {
         if (node) node.position(at.x, at.y);
       }
       graph.stopBatch("layout");
-      fit(null, { all: true });
+      // Framed at a readable zoom (its start when it is too big for that): Fit still
+      // shows everything however small, when asked for.
+      fit(null);
     });
   }
 

@@ -3,6 +3,8 @@
    drawing attributes. Only registerShapes() touches X6 (passed in), so
    Node can import the rest (shapes.test.js). */
 
+import { curveBend, registerRouting, roundedPath } from "./routes.js";
+
 // Geometry (px). Node width is fixed so nothing needs measuring.
 export const W = 210;
 export const HEAD = 34;
@@ -179,6 +181,7 @@ export function streamLines(text) {
 
 /** Registers the "sy-node" and "sy-edge" shapes and the "sy-curve" connector with X6. */
 export function registerShapes(X6) {
+  registerRouting(X6);
   const portLabel = { tagName: "text", selector: "text" };
   X6.Graph.registerNode(
     "sy-node",
@@ -263,12 +266,17 @@ export function registerShapes(X6) {
   );
 
   // Edges leave an output to the right and enter an input from the left, also when they
-  // run backwards (a loop), as in most node editors.
+  // run backwards (a loop), as in most node editors. An edge the router ("sy-route",
+  // routes.js) sends round nodes follows its lane, corners rounded.
   X6.Graph.registerConnector(
     "sy-curve",
     (s, t, route, options) => {
-      const bend = Math.max(Math.abs(t.x - s.x) / 2, Math.min(Math.abs(t.y - s.y), 60), 40);
-      const d = `M ${s.x} ${s.y} C ${s.x + bend} ${s.y} ${t.x - bend} ${t.y} ${t.x} ${t.y}`;
+      let d;
+      if (route && route.length) d = roundedPath(s, route, t);
+      else {
+        const bend = curveBend(s, t);
+        d = `M ${s.x} ${s.y} C ${s.x + bend} ${s.y} ${t.x - bend} ${t.y} ${t.x} ${t.y}`;
+      }
       return options && options.raw ? X6.Path.parse(d) : d;
     },
     true,
@@ -288,6 +296,7 @@ export function registerShapes(X6) {
         },
       },
       connector: { name: "sy-curve" },
+      router: { name: "sy-route" },
     },
     true,
   );

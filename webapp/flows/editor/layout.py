@@ -23,8 +23,11 @@ import networkx as nx
 import graphs
 
 DEFAULT_SIZE = (200.0, 80.0)
+# Room between nodes: a wire routed between two stacked nodes (static/js/canvas/routes.js)
+# keeps 22 px from each, so rows are further apart than that; columns leave room for the
+# curves and their port labels.
 COLUMN_GAP = 90.0
-ROW_GAP = 36.0
+ROW_GAP = 48.0
 
 
 def positions(
