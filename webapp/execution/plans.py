@@ -10,6 +10,7 @@ with the run's own source of flows, which starts its children.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 from collections import OrderedDict
@@ -24,9 +25,10 @@ from graphs.executor import RunOptions
 from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
+from webapp.credentials.service import names_credentials, run_credentials
 from webapp.execution.cache import DbNodeCache
 from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
-from webapp.flows.models import FlowVersion
+from webapp.flows.models import Flow, FlowVersion
 from webapp.runs.models import Run, RunEvent
 
 
@@ -114,11 +116,21 @@ def compiled_graph(
 
 
 def compiled_run(run: Run) -> graphs.CompiledFlow:
-    """The run's compiled plan; one that calls saved flows starts its children as `run`'s."""
+    """The run's compiled plan; one that calls saved flows starts its children as `run`'s,
+    and one that names credentials is lent the run's (its team's, else its starter's)."""
     if not calls_flows(run.graph):
-        return compiled_graph(run.flow_version, run.graph_override)
-    flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
-    return compile_version(run.graph, flows)
+        flow = compiled_graph(run.flow_version, run.graph_override)
+    else:
+        flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
+        flow = compile_version(run.graph, flows)
+    if not names_credentials(run.graph):
+        return flow
+    team_id = Flow.objects.filter(pk=run.flow_id).values_list("team_id", flat=True).first()
+    lent = run_credentials(team_id, run.started_by_id)
+    # A shallow copy: the cached plan is shared by other runs and must not hold these.
+    flow = copy.copy(flow)
+    flow.services = replace(flow.services, credentials=lent)
+    return flow
 
 
 # What re-planning reads of an earlier run: where each node got to, and its outputs.
