@@ -14,6 +14,11 @@ from webapp.credentials import service
 from webapp.credentials.forms import KIND_LABELS, CredentialForm
 
 
+def _refused(request: HttpRequest, form: CredentialForm) -> HttpResponse:
+    # 200 rather than 400 for htmx, which swaps only a success: the form with its problems.
+    return _page(request, form, 200 if request.headers.get("HX-Request") else 400)
+
+
 def _page(request: HttpRequest, form: CredentialForm | None = None, status: int = 200):
     teams = service.owner_teams(request.user)
     owned = {team.pk for team in teams}
@@ -40,7 +45,7 @@ def credential_list(request: HttpRequest) -> HttpResponse:
 def credential_create(request: HttpRequest) -> HttpResponse:
     form = CredentialForm(request.POST, teams=service.owner_teams(request.user))
     if not form.is_valid():
-        return _page(request, form, 400)
+        return _refused(request, form)
     data = form.cleaned_data
     try:
         credential = service.create(
@@ -48,7 +53,7 @@ def credential_create(request: HttpRequest) -> HttpResponse:
         )
     except service.CredentialRefused as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        return _page(request, form, 400)
+        return _refused(request, form)
     messages.success(request, f"Saved the credential “{credential.name}”.")
     return redirect("credential_list")
 
