@@ -276,3 +276,71 @@ async def test_a_personal_flow_cannot_reach_a_teams_credential(
     assert answer["status"] == "failed"
     assert "no credential named 'billing' is available to this run" in answer["error"]
     assert upstream.seen == []
+
+
+# ---- A team's own Anthropic key ---------------------------------------------------------
+
+
+def model_flow() -> dict:
+    return {
+        "graph": {"name": "Ask"},
+        "nodes": [
+            {"id": "question", "type": "input", "config": {"name": "question"}},
+            {"id": "ask", "type": "llm", "config": {"prompt": "{{ question }}", "cache": False}},
+            {"id": "out", "type": "output", "config": {"name": "answer"}},
+        ],
+        "edges": [
+            {
+                "source": "question",
+                "target": "ask",
+                "source_port": "value",
+                "target_port": "question",
+            },
+            {"source": "ask", "target": "out", "source_port": "text", "target_port": "value"},
+        ],
+    }
+
+
+@pytest.fixture
+def no_server_key(anthropic_env, monkeypatch):
+    """The fake Messages API, and no server-wide key: the server alone would be offline."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    plans.engine_services.cache_clear()
+    yield anthropic_env
+    plans.engine_services.cache_clear()
+
+
+async def start(async_client, user, flow) -> dict:
+    token = (await sync_to_async(ApiToken.issue)(user, "t"))[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    started = await async_client.post(
+        f"/api/flows/{flow.pk}/runs",
+        {"inputs": {"question": "hi"}},
+        content_type=JSON,
+        headers=headers,
+    )
+    assert started.status_code == 201, started.content
+    await execution.driver().wait_idle()
+    return (await async_client.get(f"/api/runs/{started.json()['id']}", headers=headers)).json()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_teams_anthropic_key_makes_its_runs_model_calls(
+    async_client, alice, bob, dave, team, no_server_key
+):
+    fake = no_server_key
+    await sync_to_async(service.create)(alice, "claude", "anthropic_key", PLANTED, team.pk)
+    flow = await sync_to_async(services.create)(alice, "Ask", model_flow(), team=team)
+    answer = await start(async_client, bob, flow)
+    assert answer["status"] == "succeeded", answer["error"]
+    [request] = fake.requests
+    # This SDK sends the key as x-api-key or as a bearer token, by version.
+    sent = request.headers.get("x-api-key", "") + request.headers.get("authorization", "")
+    assert PLANTED in sent
+    assert PLANTED not in json.dumps(answer)
+    assert PLANTED not in await stored_text(answer["id"], flow.pk)
+    # Dave's own flow has no key of his: the offline model, as the server alone would.
+    mine = await sync_to_async(services.create)(dave, "Mine", model_flow())
+    offline = await start(async_client, dave, mine)
+    assert offline["status"] == "succeeded", offline["error"]
+    assert len(fake.requests) == 1

@@ -160,6 +160,25 @@ def run_credentials(team_id: int | None, user_id: int | None) -> RunCredentials:
     return RunCredentials({name: (kind, header, token) for name, kind, header, token in rows})
 
 
+def model_key(team_id: int | None, user_id: int | None) -> str | None:
+    """The Anthropic key a run's model calls use instead of the server's: its flow's
+    team's ``anthropic_key`` credential, else (a personal flow) its starter's; with
+    several, the first by name. None: the server's key, or the offline model."""
+    if team_id is not None:
+        found = Credential.objects.filter(team_id=team_id)
+    elif user_id is not None:
+        found = Credential.objects.filter(owner_id=user_id, team__isnull=True)
+    else:
+        return None
+    token = (
+        found.filter(kind=Credential.Kind.anthropic_key)
+        .order_by("name", "pk")
+        .values_list("encrypted", flat=True)
+        .first()
+    )
+    return crypto.decrypt(token) if token is not None else None
+
+
 def rotate_all() -> int:
     """Re-encrypt every value with the first key; how many there were."""
     count = 0
