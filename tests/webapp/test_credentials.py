@@ -4,6 +4,7 @@ stranger. A planted secret is searched for everywhere a value could leak."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.test import Client
 
+from tests.graphs.support import flow as document
+from tests.graphs.support import node
 from tests.support.http_server import Server, json_reply, serve
 from tests.webapp.conftest import JSON
 from webapp import env, execution
@@ -344,3 +347,38 @@ async def test_a_teams_anthropic_key_makes_its_runs_model_calls(
     offline = await start(async_client, dave, mine)
     assert offline["status"] == "succeeded", offline["error"]
     assert len(fake.requests) == 1
+
+
+# ---- A called flow uses its own ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_called_team_flow_uses_its_teams_credential_not_its_callers(
+    api, alice, team, upstream, allow_listed, monkeypatch
+):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    service.create(alice, "billing", "bearer", PLANTED, team.pk)
+    service.create(alice, "billing", "bearer", "alices-own-token")
+    child = document(
+        node("text", "input", name="text"),
+        node("call", "http", url=upstream.url("/items?id={{ text }}"), auth="billing"),
+        node("loud", "output", name="loud"),
+        edges=[("text", "value", "call", "text"), ("call", "body", "loud", "value")],
+        name="child",
+    )
+    child_flow = services.create(alice, "child", child, team=team)
+    parent = document(
+        node("q", "input", name="q"),
+        node("call", "subflow", flow=str(child_flow.pk)),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "call", "text"), ("call", "loud", "out", "value")],
+        name="caller",
+    )
+    parent_flow = services.create(alice, "caller", parent)
+    started = api("alice").post(f"/api/flows/{parent_flow.pk}/runs", {"inputs": {"q": "7"}})
+    assert started.status_code == 201, started.content
+    asyncio.run(execution.driver().wait_idle())
+    run = Run.objects.get(pk=started.json()["id"])
+    assert run.status == "succeeded", run.error
+    [seen] = upstream.seen
+    assert seen.headers["authorization"] == f"Bearer {PLANTED}"
