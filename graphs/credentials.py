@@ -37,6 +37,10 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Visible ASCII and spaces/tabs: no CR or LF (header injection), nothing a client rejects.
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
 MAX_VALUE_CHARS = 10_000
+# Set by the client for the pinned connection and the capped body (as graphs.nodes.http).
+RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
+)
 
 
 class CredentialError(ValueError):
@@ -114,6 +118,8 @@ def auth_headers(
     else:
         raise CredentialError(f"a {kind} credential cannot authenticate an HTTP request")
     for name, text in pairs:
+        if name.lower() in RESERVED_HEADERS:
+            raise CredentialError(f"header {name} is set by the client, not a credential")
         if not _HEADER_VALUE.match(text):
             raise CredentialError(f"the value for header {name} holds a line break or control")
     return pairs

@@ -205,8 +205,9 @@ class HttpNode(NodeType):
             (pair.name, await ctx.render(f"query.{pair.name}", pair.value, inputs))
             for pair in config.query
         ]
+        private: list[str] = []
         if config.auth:
-            headers = _with_credential(ctx, config.auth, headers)
+            headers, private = _with_credential(ctx, config.auth, headers)
         content, content_type = await _body(ctx, config, inputs)
         if content_type and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", content_type))
@@ -227,6 +228,7 @@ class HttpNode(NodeType):
                 content=content,
                 allow=settings.http_allow,
                 limits=limits,
+                private=private,
             )
         except (net.NetTimeout, net.Unreachable) as exc:
             raise NodeError(str(exc), retryable=True) from None
@@ -244,8 +246,9 @@ class HttpNode(NodeType):
 
 def _with_credential(
     ctx: NodeContext, name: str, headers: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """`headers` with the credential's; it wins over a header of the same name typed in the
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """`headers` with the credential's, and the names of those (never sent on to another
+    origin by a redirect). The credential's win over a header of the same name typed in the
     node, which may only be a placeholder. Errors name the credential, never its value."""
     secret = ctx.services.credentials.look_up(name)
     if secret is None:
@@ -255,7 +258,7 @@ def _with_credential(
     except credentials.CredentialError as exc:
         raise NodeError(f"auth: credential {name!r}: {exc}") from None
     taken = {key.lower() for key, _ in added}
-    return [(k, v) for k, v in headers if k.lower() not in taken] + added
+    return [(k, v) for k, v in headers if k.lower() not in taken] + added, sorted(taken)
 
 
 async def _body(

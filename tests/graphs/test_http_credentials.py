@@ -12,7 +12,7 @@ import pytest
 from graphs.credentials import Secret, auth_headers, value_problem
 from tests.graphs.support import run
 from tests.graphs.test_http_node import call, settings_for
-from tests.support.http_server import Server, json_reply, serve
+from tests.support.http_server import Server, json_reply, redirect, serve
 
 PLANTED = "sk-planted-7f3a9c-never-anywhere"
 
@@ -109,3 +109,29 @@ async def test_auth_must_be_an_identifier():
 
     with pytest.raises(FlowInvalid, match="auth"):
         compiled(call(url="https://x.example/", auth="not a name"))
+
+
+@pytest.mark.parametrize(
+    ("secret", "header"),
+    [
+        (Secret("api_key", PLANTED, header="X-Key"), "x-key"),
+        (Secret("headers", f"X-Token: {PLANTED}"), "x-token"),
+        (Secret("bearer", PLANTED), "authorization"),
+    ],
+)
+async def test_a_redirect_to_another_origin_does_not_carry_the_credential(server, secret, header):
+    with serve({"/go": lambda s: redirect(server.url("/items"), 307)}) as first:
+        doc = call(url=first.url("/go"), auth="svc")
+        result, _ = await run(
+            doc, tool_settings=settings_for(first, server), credentials=Lent(svc=secret)
+        )
+    assert result.status == "succeeded", result.error
+    [asked] = first.seen
+    [landed] = server.seen
+    assert PLANTED in asked.headers[header]
+    assert header not in landed.headers
+
+
+def test_a_credential_cannot_set_a_header_the_client_owns():
+    assert value_problem("api_key", "k", header="Host") is not None
+    assert value_problem("headers", "Content-Length: 5") is not None
