@@ -382,3 +382,28 @@ def test_a_called_team_flow_uses_its_teams_credential_not_its_callers(
     assert run.status == "succeeded", run.error
     [seen] = upstream.seen
     assert seen.headers["authorization"] == f"Bearer {PLANTED}"
+
+
+# ---- The http node's form ---------------------------------------------------------------
+
+
+def test_the_http_form_offers_editors_the_teams_credential_names_and_viewers_none(
+    alice, bob, carol, team
+):
+    service.create(alice, "billing", "bearer", PLANTED, team.pk)
+    service.create(alice, "alices_own", "bearer", PLANTED)
+    service.create(alice, "claude", "anthropic_key", PLANTED, team.pk)
+    flow = services.create(alice, "Team", services.starter_graph("Team"), team=team)
+
+    def form(user) -> str:
+        body = {"type": "http", "node_id": "call", "config": '{"url": "https://x.example/"}'}
+        return page_client(user).post(f"/flows/{flow.pk}/node-form/", body).content.decode()
+
+    offered = form(bob)
+    assert 'data-testid="choices-auth"' in offered
+    assert '<option value="billing">' in offered
+    # Not a personal one (a run of a team flow is not lent it), nor a model key.
+    assert "alices_own" not in offered and "claude" not in offered
+    assert PLANTED not in offered
+    viewed = form(carol)
+    assert 'name="f_auth"' in viewed and "billing" not in viewed

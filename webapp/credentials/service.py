@@ -21,6 +21,7 @@ from django.http import Http404
 
 from graphs.credentials import (
     DEFAULT_API_KEY_HEADER,
+    HTTP_KINDS,
     NAME,
     NAME_HELP,
     Secret,
@@ -158,6 +159,17 @@ def run_credentials(team_id: int | None, user_id: int | None) -> RunCredentials:
         found = Credential.objects.none()
     rows = found.values_list("name", "kind", "header", "encrypted")
     return RunCredentials({name: (kind, header, token) for name, kind, header, token in rows})
+
+
+def offered_names(team_id: int | None, user_id: int) -> list[str]:
+    """The credentials an http node's form offers an editor: those a run of the flow would
+    be lent when they start it (its team's, else their own), by name."""
+    if team_id is not None:
+        found = Credential.objects.filter(team_id=team_id)
+    else:
+        found = Credential.objects.filter(owner_id=user_id, team__isnull=True)
+    found = found.filter(kind__in=HTTP_KINDS).order_by("name")
+    return list(found.values_list("name", flat=True))
 
 
 def model_key(team_id: int | None, user_id: int | None) -> str | None:
