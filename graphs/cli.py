@@ -22,6 +22,7 @@ from graphs import document
 from graphs.errors import FlowInvalid
 from graphs.events import Event
 from graphs.flowfiles import FileFlows
+from graphs.naming import node_names, problem_text
 from graphs.nodes.base import Services
 from graphs.settings import SettingsError, default_services, env_int, services_from_env
 from graphs.subflows import MAX_DEPTH
@@ -94,12 +95,13 @@ def _with_flows(services: Services, path: str, flows_dir: str | None) -> Service
 
 def _validate(path: str, flows_dir: str | None) -> int:
     graph = document.load(_read(path))
+    names = node_names(graph)
     problems = validate(graph, _with_flows(default_services(), path, flows_dir))
     for problem in problems:
-        print(problem, file=sys.stderr)
+        print(problem_text(problem, names), file=sys.stderr)
     # Warnings do not make a flow invalid: the exit status is the problems' alone.
     for warning in warnings(graph):
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {problem_text(warning, names)}", file=sys.stderr)
     if problems:
         return EXIT_USAGE
     print("valid")
@@ -131,8 +133,15 @@ async def _run(args: argparse.Namespace) -> int:
     from graphs.compile import compile_flow
 
     services = _with_flows(services_from_env(), args.flow, args.flows)
-    flow = compile_flow(_read(args.flow), services)
-    inputs = _inputs(args)
+    graph = document.load(_read(args.flow))
+    try:
+        flow = compile_flow(graph, services)
+        inputs = flow.resolve_inputs(_inputs(args))
+    except FlowInvalid as exc:
+        # Named as the canvas names them; a document that does not load has no names.
+        for problem in exc.problems:
+            print(problem_text(problem, node_names(graph)), file=sys.stderr)
+        return EXIT_USAGE
     out: IO[str] | None = None
     if args.events == "-":
         out = sys.stdout

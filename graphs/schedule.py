@@ -110,6 +110,7 @@ from graphs.cache import NodeCache
 from graphs.events import SCHEMA
 from graphs.llm.types import Usage
 from graphs.loops import loop_order, pick_entry
+from graphs.naming import node_names
 
 Status = Literal["succeeded", "failed", "cancelled"]
 Phase = Literal["new", "running", "finished"]
@@ -223,6 +224,8 @@ class Plan:
         outputs: Mapping[str, str] | None = None,
     ):
         self.name: str = graph.graph.get("name", "")
+        # How run errors name each node: its label, with its key (graphs.naming).
+        self.node_names: dict[str, str] = node_names(graph)
         max_iterations = max_iterations or {}
         outputs = outputs or {}
         component_of: dict[str, int] = {}
@@ -650,7 +653,7 @@ class Schedule:
         if continued:
             self._deliver(spec, {"error": error})
         else:
-            self._stop(Ending("failed", f"node {node!r} failed: {error}", node))
+            self._stop(Ending("failed", f"node {self._named(node)} failed: {error}", node))
         self._release(spec)
         return self._close()
 
@@ -677,7 +680,7 @@ class Schedule:
             self._events.append(
                 ("node_failed", {"node": node, "iteration": iteration, "error": error})
             )
-            self._stop(Ending("failed", f"node {node!r} failed: {error}", node))
+            self._stop(Ending("failed", f"node {self._named(node)} failed: {error}", node))
         elif started:
             self._events.append(
                 (
@@ -730,10 +733,13 @@ class Schedule:
         """What a node stopped by the run's end reports as its error."""
         ending = self.state.ending
         if ending is not None and ending.status == "failed" and ending.failed_node:
-            return f"stopped because node {ending.failed_node!r} failed"
+            return f"stopped because node {self._named(ending.failed_node)} failed"
         return "cancelled"
 
     # Step plumbing --------------------------------------------------------------------
+
+    def _named(self, node: str) -> str:
+        return self.plan.node_names.get(node, repr(node))
 
     def _check_running(self, node: str, iteration: int) -> None:
         state = self.state
@@ -858,7 +864,7 @@ class Schedule:
             self._events.append(
                 ("node_failed", {"node": node, "iteration": iteration, "error": message})
             )
-            self._stop(Ending("failed", f"node {node!r} failed: {message}", node))
+            self._stop(Ending("failed", f"node {self._named(node)} failed: {message}", node))
             return
         state.running[node] = inputs
         state.started.add(node)

@@ -53,8 +53,9 @@ def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     assert "dangling edge" in lines[0]
     doc["edges"].pop()
     lines = cli("validate", write(tmp_path, doc)).stderr.strip().splitlines()
-    assert lines[0].startswith("node 'draft': unknown node type 'nope'")
-    assert "node 'critique': unknown config key 'temprature'" in lines
+    # Named as the canvas names them: label, then key.
+    assert lines[0].startswith("node \"Draft\" (draft): unknown node type 'nope'")
+    assert "node \"Critique\" (critique): unknown config key 'temprature'" in lines
     assert "Traceback" not in cli("validate", write(tmp_path, doc)).stderr
 
 
@@ -144,7 +145,8 @@ def test_a_broken_condition_is_refused_by_validate_naming_node_rule_and_route(tm
     assert done.returncode == 2
     problems = [line for line in done.stderr.splitlines() if not line.startswith("warning: ")]
     assert problems == [
-        "node 'gate': rule 1 (route 'accept'): syntax error: unexpected '=' after the expression"
+        "node \"Passes?\" (gate): rule 1 (route 'accept'): "
+        "syntax error: unexpected '=' after the expression"
     ]
 
 
@@ -244,7 +246,9 @@ def test_a_reply_parse_cannot_read_fails_the_run_naming_what_it_expected(tmp_pat
     done = cli("run", write(tmp_path, doc))
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
-    assert result["error"].startswith("node 'subtasks' failed: no <step>...</step> element found")
+    assert result["error"].startswith(
+        'node "Subtasks" (subtasks) failed: no <step>...</step> element found'
+    )
 
 
 def json_template_flow(template: str) -> dict:
@@ -276,6 +280,15 @@ def test_a_template_whose_json_output_is_not_json_exits_1_naming_the_node(tmp_pa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "failed"
     assert result["error"].startswith("node 'plan' failed: output is json, but the rendered")
+
+
+def test_a_failed_run_names_the_node_by_its_label_with_its_key(tmp_path):
+    doc = json_template_flow("{{ topic }}")
+    doc["nodes"][1]["label"] = "Make the plan"
+    done = cli("run", write(tmp_path, doc), "--input", "topic=hi")
+    assert done.returncode == 1
+    error = json.loads(done.stdout.strip().splitlines()[-1])["error"]
+    assert error.startswith('node "Make the plan" (plan) failed: output is json, but')
 
 
 def test_run_calls_an_allow_listed_api_from_the_command_line():

@@ -169,7 +169,7 @@ async def test_evaluate_example_stops_after_four_drafts_that_all_fail(anthropic_
         anthropic_env.enqueue(FakeResponse(text=f"draft {n}"), verdict("FAIL", f"no {n}"))
     result, _ = await run(example("evaluate"), model_client=AnthropicClient())
     assert result.status == "failed"
-    assert result.error == "node 'generate' failed: exceeded max_iterations=4"
+    assert result.error == 'node "Generate" (generate) failed: exceeded max_iterations=4'
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,27 @@ def test_a_failure_stops_the_run_and_the_nodes_still_running_report_why():
     assert step.events[0][1]["error"] == "node 'a' failed: boom"
 
 
+def test_a_failure_names_the_node_by_its_label_with_its_key():
+    # People built the flow on the canvas, where nodes go by their labels.
+    summarise = {**node("llm3", "sleep"), "label": "Summarise"}
+    doc = flow(summarise, node("b", "sleep"), {**node("c", "sleep"), "label": "c"})
+    schedule = Schedule(compiled(doc).plan)
+    schedule.begin({})
+    schedule.node_failed("llm3", 1, "boom")
+    step = schedule.node_cancelled("b", 1)
+    assert step.events[0][1]["error"] == 'stopped because node "Summarise" (llm3) failed'
+    step = schedule.node_cancelled("c", 1, started=False)
+    assert step.events[-1][1]["error"] == 'node "Summarise" (llm3) failed: boom'
+    # A label that is the key says nothing more: the key alone, as before.
+    schedule = Schedule(compiled(doc).plan)
+    schedule.begin({})
+    schedule.node_failed("c", 1, "boom")
+    schedule.node_cancelled("b", 1)
+    step = schedule.node_cancelled("llm3", 1)
+    assert step.events[0][1]["error"] == "stopped because node 'c' failed"
+    assert step.events[-1][1]["error"] == "node 'c' failed: boom"
+
+
 def test_a_stop_before_the_run_begins_ends_it_as_soon_as_it_begins():
     schedule = Schedule(compiled(flow(node("s", "sleep"))).plan)
     assert schedule.stop("cancelled") == StepResult([], [])

@@ -125,7 +125,9 @@ def test_a_maps_streamed_items_write_their_own_events_from_the_workers_running_t
 
 def test_items_a_failed_map_stopped_write_nothing_after_the_map_ended(cluster):
     cluster.workers(2, pool="threads", size=3)
-    graph = flows.mapped(["a #fake:status=400", "b #fake:delay=3"], item_events=2)
+    # Item 0 fails only after 1.5 s, so that item 1 has begun by then even on a busy
+    # machine (failing at once, it sometimes failed the map before item 1 was claimed).
+    graph = flows.mapped(["a #fake:delay=1.5 #fake:status=400", "b #fake:delay=5"], item_events=2)
     inner = graph["nodes"][1]["config"]["flow"]
     inner["nodes"][1]["config"]["prompt"] = "item {{ item }}"  # each item's own directives
     run = finished(cluster.start(graph))

@@ -76,6 +76,26 @@ async def test_a_reply_that_does_not_parse_fails_the_run_saying_what_was_expecte
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_failed_runs_error_names_the_node_by_its_label_with_its_key(
+    async_client, alice, alice_token
+):
+    doc = parse_flow(mode="json")
+    doc["nodes"][1]["label"] = "Read the reply"
+    flow = await _create(alice, doc)
+    headers = auth(alice_token)
+    response = await async_client.post(
+        f"/api/flows/{flow.pk}/runs",
+        {"inputs": {"reply": "I would rather not."}},
+        content_type=JSON,
+        headers=headers,
+    )
+    run_id = response.json()["id"]
+    await execution.driver().wait_idle()
+    body = (await async_client.get(f"/api/runs/{run_id}", headers=headers)).json()
+    assert body["error"].startswith('node "Read the reply" (read) failed: no JSON value found')
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_the_orchestrator_example_runs_through_the_api(async_client, alice, alice_token):
     flow = await _create(alice, example("orchestrator"))
     headers = auth(alice_token)

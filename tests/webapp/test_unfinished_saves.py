@@ -97,6 +97,19 @@ def test_a_version_with_problems_is_refused_a_run_naming_them(api, flow):
     assert older.status_code == 201, older.content
 
 
+def test_a_refused_runs_detail_names_the_nodes_by_their_labels(api, flow):
+    graph = unfinished()
+    graph["nodes"][1]["label"] = "Ask the model"
+    api("bob").put(f"/api/flows/{flow.pk}", {"graph": graph, "base_version": 1})
+    run = api("alice").post(f"/api/flows/{flow.pk}/runs", {"inputs": {"q": "hi"}})
+    assert run.status_code == 400
+    assert run.json()["detail"] == (
+        "version 2 has 2 problems to fix before it can run: "
+        'node "Ask the model" (ask): the prompt is required: write what to ask the model; '
+        "node 'fmt': template variable {{ context }} has no port: connect an edge into 'context'"
+    )
+
+
 def test_a_version_with_problems_cannot_be_published(api, flow):
     api("alice").put(f"/api/flows/{flow.pk}", {"graph": unfinished(), "base_version": 1})
     refused = api("bob").put(f"/api/flows/{flow.pk}/published", {"version": 2})

@@ -25,6 +25,7 @@ from graphs.errors import FlowInvalid, Problem
 from graphs.executor import RunOptions
 from graphs.llm.anthropic import AnthropicClient
 from graphs.llm.types import ModelClient
+from graphs.naming import node_name, problem_text
 from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
@@ -64,13 +65,17 @@ class VersionCannotRun(FlowInvalid):
     """A saved version with problems (unfinished work is saved): every way of running or
     publishing it is refused with this, which names its number and its problems."""
 
-    def __init__(self, number: int, problems: list[Problem]):
+    def __init__(self, number: int, problems: list[Problem], graph: dict | None = None):
         super().__init__(problems)
         self.number = number
+        # How the message names each node: its label, with its key (graphs.naming).
+        nodes = (graph or {}).get("nodes") or []
+        self.names = {n["id"]: node_name(n["id"], n) for n in nodes if isinstance(n, dict)}
 
     def __str__(self) -> str:
         count = len(self.problems)
-        shown = "; ".join(str(p) for p in self.problems[:3]) + ("; ..." if count > 3 else "")
+        shown = "; ".join(problem_text(p, self.names) for p in self.problems[:3])
+        shown += "; ..." if count > 3 else ""
         return (
             f"version {self.number} has {count} problem{'s' if count != 1 else ''} to fix "
             f"before it can run: {shown}"
@@ -85,7 +90,7 @@ def compiled_version(version: FlowVersion, user_id: int | None = None) -> graphs
     try:
         return _compiled_version(version, user_id)
     except FlowInvalid as exc:
-        raise VersionCannotRun(version.number, exc.problems) from None
+        raise VersionCannotRun(version.number, exc.problems, version.graph) from None
 
 
 def _compiled_version(version: FlowVersion, user_id: int | None) -> graphs.CompiledFlow:

@@ -26,9 +26,6 @@ class Sweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        # The model SDK's import and client, built here rather than on the node loop, where
-        # a first call would stall every node's lease renewal for as long as it takes.
-        warm_up(engine_services())
         while not self.stopped.wait(self.interval):
             try:
                 counts = coordinator.sweep()
@@ -54,8 +51,15 @@ _sweeper: Sweeper | None = None
 
 
 def start() -> None:
-    """Start this worker's sweeper (when the worker is ready)."""
+    """Warm the model client up, then start this worker's sweeper (when the worker is
+    ready, before its consumer takes the first task)."""
     global _sweeper
+    # The model SDK's import and client are built before any task runs. Built on the node
+    # loop by a first call, or on this thread while the first tasks ran, the import held
+    # up every node of the process: no lease was renewed for 2.3 s (a lease is 2 s in the
+    # scale-out tests), the other worker took the tasks over while their calls were still
+    # in flight, and a provider cap of 3 saw 4 to 6 calls at once.
+    warm_up(engine_services())
     # A lapsed lease is noticed within a quarter of the lease, at most a second late.
     _sweeper = Sweeper(min(1.0, settings.NODE_LEASE_S / 4))
     _sweeper.start()

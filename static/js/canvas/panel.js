@@ -4,6 +4,7 @@
    loop-back edge's `initial` and `append`) is placed and answered the same way. Edits typed in the form reach the node
    after a short debounce (the form's own hx-trigger); save() waits for them: flush(). */
 import { csrfToken } from "../lib/net.js";
+import { attachCompletion } from "./complete.js";
 import { mountSchemaTables } from "./schematable.js";
 
 export class Panel {
@@ -22,6 +23,18 @@ export class Panel {
     this.applied = 0; // the edits whose answer has come back
     this.waiters = [];
     this.listen();
+    attachCompletion(this.element, () => this.completionContext());
+  }
+
+  /** What `{{` completion offers from: the open node, the flow, the node's input ports. */
+  completionContext() {
+    const node = this.nodeId && this.graph.getCellById(this.nodeId);
+    if (!node || !node.isNode() || !this.edges.documentJSON || this.isReadOnly()) return null;
+    const ports = node
+      .getPorts()
+      .filter((p) => p.group === "in")
+      .map((p) => String(p.id).replace(/^in:/, ""));
+    return { nodeId: node.id, doc: this.edges.documentJSON(), ports };
   }
 
   open(node) {
