@@ -39,7 +39,7 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -368,8 +368,12 @@ async def request(
     content: bytes | None = None,
     allow: AllowList = NO_ALLOW_LIST,
     limits: Limits | None = None,
+    private: Collection[str] = (),
 ) -> Response:
-    """Send one request under the SSRF policy, following redirects; raises NetError."""
+    """Send one request under the SSRF policy, following redirects; raises NetError.
+
+    ``private``: names of headers that, like ``Authorization``, are dropped when a redirect
+    leads to another origin (a credential's API key header, its custom headers)."""
     import httpx
 
     limits = limits or Limits()
@@ -381,7 +385,7 @@ async def request(
     try:
         # One deadline for the whole call: lookups, every redirect hop and the body.
         async with asyncio.timeout(limits.timeout_s):
-            return await _request(method, url, headers, params, content, allow, limits)
+            return await _request(method, url, headers, params, content, allow, limits, private)
     except (TimeoutError, httpx.TimeoutException):
         raise NetTimeout(f"timed out after {limits.timeout_s:g}s") from None
     except httpx.HTTPError as exc:
@@ -396,9 +400,11 @@ async def _request(
     content: bytes | None,
     allow: AllowList,
     limits: Limits,
+    private: Collection[str] = (),
 ) -> Response:
     import httpx
 
+    dropped = _CREDENTIAL_HEADERS | {name.lower() for name in private}
     current = _parse(url, allow)
     if params:
         try:
@@ -420,7 +426,7 @@ async def _request(
                         raise NetError(f"invalid redirect location {location!r}: {exc}") from None
                     following = _parse(target, allow)
                     if _origin(following) != _origin(current):
-                        sent = [(k, v) for k, v in sent if k.lower() not in _CREDENTIAL_HEADERS]
+                        sent = [(k, v) for k, v in sent if k.lower() not in dropped]
                     # As browsers do: 303, and 301/302 after a POST, continue as a GET.
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"

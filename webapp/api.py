@@ -36,6 +36,7 @@ from webapp import problems
 from webapp.accounts import throttle
 from webapp.api_schema import string_problem, unstorable
 from webapp.chat.api import router as chat_router
+from webapp.credentials.api import router as credentials_router
 from webapp.flows.api import router as flows_router
 from webapp.flows.editor.api import router as editor_router
 from webapp.flows.sharing.api import router as sharing_router
@@ -237,6 +238,7 @@ api.add_router("/shares", pending_shares_router)
 api.add_router("/runs", runs_router)
 api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)
+api.add_router("/credentials", credentials_router)
 
 
 # ---- Every error as a problem ------------------------------------------------------------

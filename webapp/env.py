@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -81,3 +83,32 @@ def optional_url(name: str, schemes: tuple[str, ...]) -> str | None:
         got = f"{scheme}://..." if found else "no scheme"
         raise ImproperlyConfigured(f"{name} must start with {allowed}, got {got}")
     return value
+
+
+def fernet_keys(name: str, development: str | None) -> list[str]:
+    """Comma-separated Fernet keys (the first encrypts, all decrypt). Without the variable,
+    a key derived from `development` (only given while DEBUG is on), else a loud failure.
+
+    A key is never echoed in an error: it is a secret. Checked here by shape (32 bytes,
+    URL-safe base64) so a typo fails at start-up, not at the first credential saved.
+    """
+    raw = [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
+    if not raw:
+        if development is None:
+            raise ImproperlyConfigured(
+                f"{name} must be set (Fernet keys: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')"
+            )
+        digest = hashlib.sha256(f"switchyard-credentials:{development}".encode()).digest()
+        return [base64.urlsafe_b64encode(digest).decode()]
+    for position, key in enumerate(raw, 1):
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} of {len(raw)} is not a Fernet key "
+                "(32 bytes in URL-safe base64)"
+            )
+    return raw

@@ -21,6 +21,10 @@ VAR_DIR = BASE_DIR / "var"
 DEBUG = env.flag("DEBUG", True)
 # A fixed key is only acceptable while DEBUG is on; production must set SECRET_KEY.
 SECRET_KEY = env.text("SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None)
+# Credentials (webapp/credentials) are encrypted at rest with these (MultiFernet: the first
+# encrypts, all decrypt; `manage.py rotate_credentials` re-encrypts with the first). Only
+# while DEBUG is on may they be derived from SECRET_KEY, as SECRET_KEY may be a fixed one.
+CREDENTIAL_KEYS = env.fernet_keys("SWITCHYARD_CREDENTIAL_KEYS", SECRET_KEY if DEBUG else None)
 ALLOWED_HOSTS = env.words("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env.words("CSRF_TRUSTED_ORIGINS", "")
 
@@ -39,6 +43,7 @@ INSTALLED_APPS = [
     "webapp.execution",
     "webapp.chat",
     "webapp.schedules",
+    "webapp.credentials",
 ]
 
 MIDDLEWARE = [

@@ -15,5 +15,7 @@ urlpatterns = [
     path("", include("webapp.chat.urls")),
     # /flows/<id>/schedules/...
     path("", include("webapp.schedules.urls")),
+    # /settings/credentials/...
+    path("", include("webapp.credentials.urls")),
     path("api/", include("webapp.api_urls")),
 ]

@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
 from graphs.codebox import CodeSettings
+from graphs.credentials import NO_CREDENTIALS, CredentialSource
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
@@ -144,6 +145,9 @@ class Services:
     flows: FlowSource = NO_FLOWS
     # The limits of ``code`` nodes (``graphs.codebox``).
     code: CodeSettings = field(default_factory=CodeSettings)
+    # The secrets a flow names (the http node's ``auth``): lent per run by the host, never
+    # part of the document (``graphs.credentials``).
+    credentials: CredentialSource = NO_CREDENTIALS
 
 
 @dataclass(frozen=True)

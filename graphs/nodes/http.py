@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphs import net
+from graphs import credentials, net
 from graphs.errors import NodeError
 from graphs.nodes.base import (
     CommonConfig,
@@ -115,6 +115,16 @@ class HttpConfig(CommonConfig):
         description="form: the fields sent; values are templates.",
         json_schema_extra={"widget": "rows", "when": {"body_type": ["form"]}},
     )
+    auth: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=credentials.NAME.pattern,
+        title="Auth (credential)",
+        description="The name of a credential (Settings, Credentials) whose secret is added "
+        "as the request's headers when it runs: bearer, basic, API key or custom headers. "
+        "The secret never enters the flow, its events or its outputs.",
+        json_schema_extra={"widget": "code"},
+    )
     fail_on_status: bool = Field(
         default=True,
         title="Fail on error status",
@@ -195,6 +205,9 @@ class HttpNode(NodeType):
             (pair.name, await ctx.render(f"query.{pair.name}", pair.value, inputs))
             for pair in config.query
         ]
+        private: list[str] = []
+        if config.auth:
+            headers, private = _with_credential(ctx, config.auth, headers)
         content, content_type = await _body(ctx, config, inputs)
         if content_type and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", content_type))
@@ -215,6 +228,7 @@ class HttpNode(NodeType):
                 content=content,
                 allow=settings.http_allow,
                 limits=limits,
+                private=private,
             )
         except (net.NetTimeout, net.Unreachable) as exc:
             raise NodeError(str(exc), retryable=True) from None
@@ -228,6 +242,23 @@ class HttpNode(NodeType):
             "headers": out_headers,
             "body": _decoded(response, out_headers),
         }
+
+
+def _with_credential(
+    ctx: NodeContext, name: str, headers: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """`headers` with the credential's, and the names of those (never sent on to another
+    origin by a redirect). The credential's win over a header of the same name typed in the
+    node, which may only be a placeholder. Errors name the credential, never its value."""
+    secret = ctx.services.credentials.look_up(name)
+    if secret is None:
+        raise NodeError(f"auth: no credential named {name!r} is available to this run")
+    try:
+        added = credentials.auth_headers(secret.kind, secret.value, header=secret.header)
+    except credentials.CredentialError as exc:
+        raise NodeError(f"auth: credential {name!r}: {exc}") from None
+    taken = {key.lower() for key, _ in added}
+    return [(k, v) for k, v in headers if k.lower() not in taken] + added, sorted(taken)
 
 
 async def _body(

@@ -41,6 +41,8 @@ from webapp.accounts.models import ApiToken
 from webapp.asgi import application
 from webapp.chat.models import ChatLink, ChatMessage, Conversation
 from webapp.chat.service import visitor_token
+from webapp.credentials import service as credentials
+from webapp.credentials.models import Credential
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare, ShareLink, Webhook
 from webapp.flows.sharing import service as sharing
@@ -86,6 +88,7 @@ class World:
     chat_link: ChatLink
     visit: ChatMessage  # a reply in a visitor's conversation through chat_link
     panel: ChatMessage  # a reply in alice's conversation in the chat panel
+    credential: Credential  # the team's: its owners change it, its editors only use it
 
     @property
     def document(self) -> dict[str, Any]:
@@ -157,6 +160,7 @@ def build_world() -> World:
         chat_link=chat_link,
         visit=ChatMessage.objects.create(conversation=visit, role="assistant", content="hi"),
         panel=ChatMessage.objects.create(conversation=panel, role="assistant", content="hi"),
+        credential=credentials.create(alice, "matrix_key", "bearer", "s3cret", team.pk),
     )
 
 
@@ -223,6 +227,14 @@ def visit_reply(w: World) -> dict[str, Any]:
 def as_visitor(w: World) -> dict[str, Any]:
     """A chat link's visitor is whoever holds the signed key (login plays no part)."""
     return {"X-Chat-Visitor": visitor_token("v1")}
+
+
+def credential_id(w: World) -> dict[str, Any]:
+    return {"credential_id": w.credential.pk}
+
+
+def new_team_credential(w: World) -> dict[str, Any]:
+    return {"name": "made", "kind": "bearer", "value": "v", "team": w.team.pk}
 
 
 @dataclass(frozen=True)
@@ -502,6 +514,13 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:schedule_update": (PATCH(EDITOR, schedule_ids, lambda w: {"enabled": False}),),
     "api:schedule_delete": (DELETE(EDITOR, schedule_ids),),
     "api:schedule_ticks": (GET(VIEWER, schedule_ids),),
+    # ---- Credentials: each lists what its caller may use; the team's owners change them
+    "credential_list": (GET(USER),),
+    "credential_create": (POST(OWNER, nothing, new_team_credential),),
+    "credential_delete": (POST(OWNER, credential_id),),
+    "api:credential_list": (GET(USER),),
+    "api:credential_create": (POST(OWNER, nothing, new_team_credential),),
+    "api:credential_delete": (DELETE(OWNER, credential_id),),
 }
 
 

@@ -10,24 +10,29 @@ with the run's own source of flows, which starts its children.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from functools import cache
+from functools import cache, lru_cache
+from typing import Any
 
 from channels.db import database_sync_to_async
 
 import graphs
 from graphs.errors import FlowInvalid, Problem
 from graphs.executor import RunOptions
+from graphs.llm.anthropic import AnthropicClient
+from graphs.llm.types import ModelClient
 from graphs.naming import node_name, problem_text
 from graphs.nodes.base import Services
 from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
+from webapp.credentials.service import model_key, names_credentials, run_credentials
 from webapp.execution.cache import DbNodeCache
 from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
-from webapp.flows.models import FlowVersion
+from webapp.flows.models import Flow, FlowVersion
 from webapp.runs.models import Run, RunEvent
 
 
@@ -119,11 +124,35 @@ def compiled_graph(
 
 
 def compiled_run(run: Run) -> graphs.CompiledFlow:
-    """The run's compiled plan; one that calls saved flows starts its children as `run`'s."""
+    """The run's compiled plan; one that calls saved flows starts its children as `run`'s,
+    and one that names credentials is lent the run's (its team's, else its starter's)."""
     if not calls_flows(run.graph):
-        return compiled_graph(run.flow_version, run.graph_override)
-    flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
-    return compile_version(run.graph, flows)
+        flow = compiled_graph(run.flow_version, run.graph_override)
+    else:
+        flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
+        flow = compile_version(run.graph, flows)
+    team_id = Flow.objects.filter(pk=run.flow_id).values_list("team_id", flat=True).first()
+    changes: dict[str, Any] = {}
+    if names_credentials(run.graph):
+        changes["credentials"] = run_credentials(team_id, run.started_by_id)
+    key = model_key(team_id, run.started_by_id)
+    if key is not None:
+        changes["model_client"] = keyed_model_client(key)
+    if not changes:
+        return flow
+    # A shallow copy: the cached plan is shared by other runs and must not hold these.
+    flow = copy.copy(flow)
+    flow.services = replace(flow.services, **changes)
+    return flow
+
+
+@lru_cache(maxsize=64)
+def keyed_model_client(key: str) -> ModelClient:
+    """The Anthropic client of a team's (or user's) own key: one per key, so its runs share
+    a connection pool as the server's client does."""
+    import anthropic  # as graphs.llm.anthropic does: slow to load, only when needed
+
+    return AnthropicClient(anthropic.AsyncAnthropic(api_key=key))
 
 
 # What re-planning reads of an earlier run: where each node got to, and its outputs.

@@ -52,11 +52,12 @@ from graphs.subflows import (
     describe,
     refusal,
 )
+from webapp.credentials.service import names_credentials, run_credentials
 from webapp.execution.cache import DbNodeCache
 from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.flows import access
-from webapp.flows.models import FlowVersion
+from webapp.flows.models import Flow, FlowVersion
 from webapp.runs import limits
 from webapp.runs.models import Run
 
@@ -155,8 +156,13 @@ class SavedFlows:
             role=self.role,
             max_depth=self.max_depth,
         )
+        lent = services.credentials
+        if names_credentials(graph):
+            # The called flow's own (its team's, else the runner's), not its caller's.
+            team_id = Flow.objects.filter(pk=version.flow_id).values_list("team_id", flat=True)
+            lent = run_credentials(team_id.first(), self.user_id)
         try:
-            flow = _compile(graph, replace(services, flows=child_flows))
+            flow = _compile(graph, replace(services, flows=child_flows, credentials=lent))
             inputs = flow.resolve_inputs(call.inputs)
         except FlowInvalid as exc:
             return ChildResult("failed", {}, f"flow {call.reference} cannot run: {exc}")

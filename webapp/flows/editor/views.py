@@ -20,6 +20,7 @@ from graphs.document import is_identifier
 from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.core.model_setup import offline_model_in_use
+from webapp.credentials import service as credentials
 from webapp.execution.plans import user_services
 from webapp.flows import forms
 from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_viewer
@@ -180,6 +181,12 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         node_key, key_error = node_id, ""
         follows = _follows(node_type.name, node_id, label, taken)
     fields = forms.fields_for(node_type, config, forms.offered_flows(request.user))
+    if node_type.name == "http" and not readonly:
+        # Names only, to editors: viewers may not learn which credentials a team keeps.
+        offered = credentials.offered_names(flow.team_id, request.user.pk)
+        for item in fields:
+            if item.name == "auth":
+                item.suggestions = offered
     for item in fields:
         item.error = checked.errors.get(item.name, "") or item.error
     payload: dict[str, Any] = {
