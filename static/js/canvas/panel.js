@@ -209,7 +209,12 @@ export class Panel {
     if (JSON.stringify(config) !== JSON.stringify(data.config || {}) || label !== (data.label || "")) {
       node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
     }
+    // The form was reopened while this answer was on its way (a change from elsewhere):
+    // the answer's form, with its field errors, went to the old one. Show the node as it
+    // now is, or the open form would show the config from before this edit.
+    const stale = !event.detail.elt.isConnected && this.nodeId === node.id && !rename;
     if (rename) this.edges.rename(node.id, payload.key);
+    else if (stale) this.reopen(node);
   }
 
   applyEdge(payload) {
