@@ -151,7 +151,8 @@ async def _run(args: argparse.Namespace) -> int:
     graph = document.load(_read(args.flow))
     try:
         flow = compile_flow(graph, services)
-        inputs = flow.resolve_inputs(_inputs(args))
+        # A resumed run's inputs are in its state: none are asked for again.
+        inputs = {} if args.resume else flow.resolve_inputs(_inputs(args))
     except FlowInvalid as exc:
         # Named as the canvas names them; a document that does not load has no names.
         for problem in exc.problems:

@@ -39,6 +39,8 @@ REPLAYED_EVENTS = frozenset(
         "node_finished",
         "node_skipped",
         "node_failed",
+        "node_waiting",
+        "node_resumed",
         "run_finished",
     }
 )
