@@ -202,3 +202,56 @@ def test_recover_runs_leaves_a_waiting_run_waiting_and_it_can_still_be_answered(
     wait_for(lambda: Run.objects.get(pk=waiting_run.pk).finished, message="the answered run to end")
     waiting_run.refresh_from_db()
     assert waiting_run.status == Run.Status.SUCCEEDED
+
+
+# The run page
+
+
+def test_the_run_page_shows_an_editor_the_form_and_a_viewer_only_the_question(
+    waiting_run, client, bob, carol
+):
+    client.force_login(bob)
+    page = client.get(f"/runs/{waiting_run.pk}/").content.decode()
+    assert 'data-testid="approval-ask"' in page and "Refund 12 EUR?" in page
+    assert 'name="f_note"' in page and 'value="approve"' in page and 'value="reject"' in page
+    client.force_login(carol)
+    page = client.get(f"/runs/{waiting_run.pk}/").content.decode()
+    assert "Refund 12 EUR?" in page
+    assert 'name="f_note"' not in page and 'value="approve"' not in page
+
+
+def test_the_run_page_escapes_the_question(flow, alice, client):
+    run = Run.objects.create(
+        flow=flow, flow_version=flow.current(), started_by=alice, inputs={"q": "<b>x</b>"}
+    )
+    execution.start(run.pk)
+    idle()
+    client.force_login(alice)
+    page = client.get(f"/runs/{run.pk}/approvals/").content.decode()
+    assert "Refund &lt;b&gt;x&lt;/b&gt;?" in page and "<b>x</b>" not in page
+
+
+def test_answering_from_the_run_page_resumes_the_run(waiting_run, client, bob):
+    client.force_login(bob)
+    missing = client.post(f"/runs/{waiting_run.pk}/approvals/ask/", {"action": "approve"})
+    assert missing.status_code == 200
+    assert "is required" in missing.content.decode()
+    waiting_run.refresh_from_db()
+    assert waiting_run.status == Run.Status.WAITING
+    answered = client.post(
+        f"/runs/{waiting_run.pk}/approvals/ask/", {"action": "approve", "f_note": "fine"}
+    )
+    assert 'data-testid="approval-answered"' in answered.content.decode()
+    idle()
+    waiting_run.refresh_from_db()
+    assert waiting_run.outputs == {"answer": "approved by bob: fine"}
+
+
+def test_a_viewer_posting_an_answer_is_refused_and_the_run_still_waits(waiting_run, client, carol):
+    client.force_login(carol)
+    response = client.post(
+        f"/runs/{waiting_run.pk}/approvals/ask/", {"action": "approve", "f_note": "x"}
+    )
+    assert response.status_code == 403
+    waiting_run.refresh_from_db()
+    assert waiting_run.status == Run.Status.WAITING

@@ -330,6 +330,16 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "run_rerun": (POST(EDITOR, run_id),),
     "run_rerun_from": (POST(EDITOR, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),),
     "run_resume": (POST(EDITOR, run_id),),
+    "run_approvals": (GET(VIEWER, run_id),),
+    # Its run waits for nothing: an editor's answer gets the section back with why.
+    "run_approve": (
+        GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),
+        POST(
+            EDITOR,
+            lambda w: {"run_id": w.run.pk, "node_id": "answer"},
+            lambda w: {"action": "approve"},
+        ),
+    ),
     # ---- Accounts
     "login": (GET(PUBLIC), POST(PUBLIC, nothing, lambda w: {"username": "x", "password": "y"})),
     "logout": (POST(LOGOUT),),
