@@ -12,9 +12,11 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
+from graphs.nodes import approval
 from tests.support.wait import wait_for
 from webapp import execution
 from webapp.flows import services
+from webapp.runs import approvals
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -255,3 +257,36 @@ def test_a_viewer_posting_an_answer_is_refused_and_the_run_still_waits(waiting_r
     assert response.status_code == 403
     waiting_run.refresh_from_db()
     assert waiting_run.status == Run.Status.WAITING
+
+
+# A cancel that arrives while an answer is being claimed (here: from inside the claim)
+
+
+def test_a_cancel_during_the_claim_of_an_answer_ends_the_resumed_run_cancelled(waiting_run, bob):
+    driver = execution.driver()
+
+    def claim() -> approvals.Answer:
+        answer = approvals.claim_answer(waiting_run.pk, "ask", "approve", {"note": "x"}, bob)
+        assert driver.cancel(waiting_run.pk) is True
+        return answer
+
+    driver.resume(waiting_run.pk, claim)
+    idle()
+    waiting_run.refresh_from_db()
+    assert waiting_run.status == Run.Status.CANCELLED
+    last = RunEvent.objects.filter(run=waiting_run).last()
+    assert last.type == "run_finished" and last.payload["status"] == "cancelled"
+
+
+def test_a_cancel_during_a_refused_claim_still_cancels_the_waiting_run(waiting_run, bob):
+    driver = execution.driver()
+
+    def claim() -> approvals.Answer:
+        assert driver.cancel(waiting_run.pk) is True
+        return approvals.claim_answer(waiting_run.pk, "ask", "maybe", {}, bob)
+
+    with pytest.raises(approval.AnswerInvalid):
+        driver.resume(waiting_run.pk, claim)
+    waiting_run.refresh_from_db()
+    assert waiting_run.status == Run.Status.CANCELLED
+    assert RunEvent.objects.filter(run=waiting_run).last().type == "run_finished"

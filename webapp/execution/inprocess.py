@@ -23,7 +23,7 @@ import concurrent.futures
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import AsyncToSync, SyncToAsync
@@ -126,13 +126,29 @@ class InProcessDriver:
         elif outcome is not None:
             await database_sync_to_async(approvals.keep_state)(run_id, outcome.state)
 
-    def resume(self, answer: approvals.Answer) -> None:
-        """Go on with a parked run the answer claimed (approvals.claim_answer), on a loop
-        like start's; its events number on from the log's last."""
+    def resume(self, run_id: int, claim: Callable[[], approvals.Answer]) -> None:
+        """Claim a parked run (``claim``: approvals.claim_answer, which may refuse) and go
+        on with it on a loop like start's; its events number on from the log's last.
+
+        The run counts as starting from before the claim, so that a cancel meanwhile is
+        seen by the resume (or, when the claim is refused, closes the still waiting run)
+        rather than marking a run about to execute cancelled behind its back.
+        """
+        with self.lock:
+            self.starting.add(run_id)
+        try:
+            answer = claim()
+        except BaseException:
+            with self.lock:
+                self.starting.discard(run_id)
+                cancel = run_id in self.cancel_requested
+                self.cancel_requested.discard(run_id)
+            if cancel:
+                approvals.cancel_waiting(run_id)
+            raise
         loop = _loop_for_caller()
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self.lock:
-            self.starting.add(answer.run_id)
             self.running.add(done)
         done.add_done_callback(self._ended)
 
