@@ -159,7 +159,7 @@ def test_a_node_that_does_not_wait_is_a_409(waiting_run, api):
 
 def test_the_approval_list_shows_editors_what_waits_and_nobody_else(waiting_run, api):
     for name in ("alice", "bob"):
-        listed = api(name).get("/api/approvals").json()
+        listed = api(name).get("/api/approvals").json()["items"]
         assert listed == [
             {
                 "run": waiting_run.pk,
@@ -171,11 +171,11 @@ def test_the_approval_list_shows_editors_what_waits_and_nobody_else(waiting_run,
                 "actions": ["approve", "reject"],
             }
         ]
-    assert api("carol").get("/api/approvals").json() == []
-    assert api("dave").get("/api/approvals").json() == []
+    assert api("carol").get("/api/approvals").json()["items"] == []
+    assert api("dave").get("/api/approvals").json()["items"] == []
     api("bob").post(answer_url(waiting_run), {"action": "approve", "values": {"note": "ok"}})
     idle()
-    assert api("alice").get("/api/approvals").json() == []
+    assert api("alice").get("/api/approvals").json()["items"] == []
 
 
 def test_cancel_on_a_waiting_run_closes_its_log_cancelled(waiting_run, api):

@@ -139,7 +139,7 @@ def run_figures(run: Run) -> dict[str, Any]:
 def run_list(request: HttpRequest, query: Query[RunListQuery]) -> Any:
     """The runs the caller may see, newest first.
 
-    Filters: ``status`` (queued, running, succeeded, failed, cancelled) and ``flow`` (a
+    Filters: ``status`` (queued, running, waiting, succeeded, failed, cancelled) and ``flow`` (a
     flow's id; one the caller cannot see matches nothing). Offsets count from the newest
     run at the time of the request, so runs started while paging shift later pages by
     as many rows.
