@@ -46,6 +46,7 @@ from webapp.flows.versions.api import router as versions_router
 from webapp.flows.webhooks.api import router as webhooks_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
+from webapp.runs.approvals_api import router as approvals_router
 from webapp.runs.limits import RunRefused
 from webapp.schedules.api import router as schedules_router
 from webapp.teams.api import router as teams_router
@@ -236,6 +237,7 @@ api.add_router("/flows", chat_router)
 # Shares with the caller waiting for their answer.
 api.add_router("/shares", pending_shares_router)
 api.add_router("/runs", runs_router)
+api.add_router("/approvals", approvals_router)
 api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)
 api.add_router("/credentials", credentials_router)

@@ -342,6 +342,16 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "run_rerun": (POST(EDITOR, run_id),),
     "run_rerun_from": (POST(EDITOR, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),),
     "run_resume": (POST(EDITOR, run_id),),
+    "run_approvals": (GET(VIEWER, run_id),),
+    # Its run waits for nothing: an editor's answer gets the section back with why.
+    "run_approve": (
+        GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),
+        POST(
+            EDITOR,
+            lambda w: {"run_id": w.run.pk, "node_id": "answer"},
+            lambda w: {"action": "approve"},
+        ),
+    ),
     # ---- Accounts
     "login": (GET(PUBLIC), POST(PUBLIC, nothing, lambda w: {"username": "x", "password": "y"})),
     "logout": (POST(LOGOUT),),
@@ -448,6 +458,15 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:run_rerun": (POST(EDITOR, run_id, lambda w: {}),),
     "api:run_rerun_from": (POST(EDITOR, run_id, lambda w: {"node": "answer"}),),
     "api:run_resume": (POST(EDITOR, run_id),),
+    # Its run waits for nothing, so an editor's answer is a 409: past the permission check.
+    "api:run_approve": (
+        POST(
+            EDITOR,
+            lambda w: {"run_id": w.run.pk, "node": "answer"},
+            lambda w: {"action": "approve"},
+        ),
+    ),
+    "api:approval_list": (GET(USER),),
     "api:team_list": (GET(USER),),
     "api:team_create": (POST(USER, nothing, lambda w: {"name": "Another"}),),
     "api:invitation_list": (GET(USER),),

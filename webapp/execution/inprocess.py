@@ -23,15 +23,17 @@ import concurrent.futures
 import contextvars
 import logging
 import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 
-from graphs.executor import Run as EngineRun
+from graphs.spec import RunResult
 from webapp.execution.plans import compiled_run, run_options
 from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
-from webapp.runs import services
+from webapp.runs import approvals, services
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ class InProcessDriver:
     runs_outlive_the_server = False
 
     def __init__(self) -> None:
-        self.active: dict[int, tuple[EngineRun, asyncio.AbstractEventLoop]] = {}
+        # run -> what cancels it (the engine's Run, or a resumed run's task), and its loop.
+        self.active: dict[int, tuple[Any, asyncio.AbstractEventLoop]] = {}
         self.starting: set[int] = set()
         self.cancel_requested: set[int] = set()
         # One per run started here, done when the run's task ends (wait_idle waits on them
@@ -101,8 +104,13 @@ class InProcessDriver:
                     cancelled = True
         if cancelled:
             handle.cancel()
+        await self._finish(run_id, handle.wait(), sink)
+
+    async def _finish(self, run_id: int, result: Awaitable[RunResult | None], sink: Sink) -> None:
+        """Await the engine's run to its end or its parking, then store what it left."""
+        outcome: RunResult | None = None
         try:
-            await handle.wait()
+            outcome = await result
         except Exception:
             log.exception("run %s crashed", run_id)
             await database_sync_to_async(services.fail)(
@@ -112,6 +120,85 @@ class InProcessDriver:
             with self.lock:
                 self.active.pop(run_id, None)
             await sink.close()
+        # After the log's last write, so that its row says running when parked.
+        if outcome is not None and outcome.status == "waiting" and outcome.state is not None:
+            await database_sync_to_async(approvals.park)(run_id, outcome.state)
+        elif outcome is not None:
+            await database_sync_to_async(approvals.keep_state)(run_id, outcome.state)
+
+    def resume(self, run_id: int, claim: Callable[[], approvals.Answer]) -> None:
+        """Claim a parked run (``claim``: approvals.claim_answer, which may refuse) and go
+        on with it on a loop like start's; its events number on from the log's last.
+
+        The run counts as starting from before the claim, so that a cancel meanwhile is
+        seen by the resume (or, when the claim is refused, closes the still waiting run)
+        rather than marking a run about to execute cancelled behind its back.
+        """
+        with self.lock:
+            self.starting.add(run_id)
+        try:
+            answer = claim()
+        except BaseException:
+            with self.lock:
+                self.starting.discard(run_id)
+                cancel = run_id in self.cancel_requested
+                self.cancel_requested.discard(run_id)
+            if cancel:
+                approvals.cancel_waiting(run_id)
+            raise
+        loop = _loop_for_caller()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self.lock:
+            self.running.add(done)
+        done.add_done_callback(self._ended)
+
+        def spawn() -> None:
+            task = loop.create_task(self.execute_resume(answer), context=contextvars.Context())
+            task.add_done_callback(lambda _: done.set_result(None))
+
+        loop.call_soon_threadsafe(spawn)
+
+    async def execute_resume(self, answer: approvals.Answer) -> None:
+        run_id = answer.run_id
+        cancelled = False
+        try:
+            run = await Run.objects.select_related("flow_version").aget(pk=run_id)
+            sink = Sink(run_id)
+            try:
+                flow = await database_sync_to_async(compiled_run)(run)
+                options = await run_options(run)
+            except ValueError as exc:
+                await sink.close()
+                await database_sync_to_async(services.fail)(run_id, str(exc))
+                return
+            # The engine's resume is a coroutine: its task is what a cancel stops (the
+            # execution records the cancel as it unwinds).
+            task = asyncio.ensure_future(
+                flow.resume(
+                    run.state or {},
+                    answer.node,
+                    answer.iteration,
+                    answer.outputs,
+                    answer.by,
+                    sink,
+                    seq=run.last_seq,
+                    slots=run_slots(flow.services),
+                    options=options,
+                )
+            )
+            sink.stop_run = task.cancel
+            with self.lock:
+                self.active[run_id] = (task, asyncio.get_running_loop())
+        finally:
+            with self.lock:
+                self.starting.discard(run_id)
+                if run_id in self.cancel_requested:
+                    self.cancel_requested.discard(run_id)
+                    cancelled = True
+        if cancelled:
+            # After the task's first step, so that the engine records the cancel.
+            asyncio.get_running_loop().call_soon(task.cancel)
+        await self._finish(run_id, _cancel_quietly(task), sink)
 
     def cancel(self, run_id: int) -> bool:
         with self.lock:
@@ -128,6 +215,9 @@ class InProcessDriver:
             # the start sees cancel_requested and stops the engine's run.
             services.cancel_queued(run_id)
             return True
+        # Parked waiting: no task holds it, its log is closed here.
+        if approvals.cancel_waiting(run_id):
+            return True
         # Not this process's (say, started before a restart): nothing executes it.
         return services.cancel_orphan(run_id)
 
@@ -139,6 +229,16 @@ class InProcessDriver:
             if not running:
                 return
             await asyncio.wait([asyncio.wrap_future(done) for done in running])
+
+
+async def _cancel_quietly(task: asyncio.Future[RunResult]) -> RunResult | None:
+    """A resumed run's result; None when it was cancelled (its log says so already)."""
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            raise  # it is us being cancelled, not the run
+        return None
 
 
 @database_sync_to_async

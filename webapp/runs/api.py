@@ -18,6 +18,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
 from graphs.errors import FlowInvalid, Problem
+from graphs.nodes import approval
 from webapp import execution
 from webapp.api_schema import (
     MAX_INT64,
@@ -34,7 +35,7 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows.api import InvalidOut, invalid
 from webapp.problems import ProblemError, responses
-from webapp.runs import eventlog, follow, services
+from webapp.runs import approvals, eventlog, follow, services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds
@@ -138,7 +139,7 @@ def run_figures(run: Run) -> dict[str, Any]:
 def run_list(request: HttpRequest, query: Query[RunListQuery]) -> Any:
     """The runs the caller may see, newest first.
 
-    Filters: ``status`` (queued, running, succeeded, failed, cancelled) and ``flow`` (a
+    Filters: ``status`` (queued, running, waiting, succeeded, failed, cancelled) and ``flow`` (a
     flow's id; one the caller cannot see matches nothing). Offsets count from the newest
     run at the time of the request, so runs started while paging shift later pages by
     as many rows.
@@ -378,6 +379,34 @@ def run_cancel(request: HttpRequest, run_id: Id) -> Any:
     run = run_for_editor(request.auth, run_id)
     execution.cancel(run.id)
     status = Run.objects.values_list("status", flat=True).get(pk=run.id)
+    return Status(202, {"status": status})
+
+
+class ApprovalIn(BodyIn):
+    action: str = Field(description="One of the approval's actions (e.g. approve, reject).")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="The form's field values: {field: value}."
+    )
+
+
+@router.post(
+    "/{run_id}/approvals/{node}",
+    response={202: StatusOut, **responses(400, 403, 409)},
+)
+def run_approve(request: HttpRequest, run_id: Id, node: str, body: ApprovalIn) -> Any:
+    """Answer an approval the run waits on (editors of its flow): the run goes on from the
+    action's port. 400 names the field at fault; 409 when the node does not wait (answered
+    already, or never asked)."""
+    try:
+        approvals.answer(request.auth, run_id, node, body.action, body.values)
+    except approval.AnswerInvalid as exc:
+        path = f"body.values.{exc.field}" if exc.field else "body.action"
+        raise ProblemError(
+            400, "answer_invalid", str(exc), errors=[{"path": path, "message": str(exc)}]
+        ) from None
+    except approvals.NotWaiting as exc:
+        raise ProblemError(409, "not_waiting", str(exc)) from None
+    status = Run.objects.values_list("status", flat=True).get(pk=run_id)
     return Status(202, {"status": status})
 
 

@@ -10,6 +10,9 @@ class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        # Parked: every node still running waits for a person; no task holds the run,
+        # `state` is all there is of it until an answer resumes it (webapp.runs.approvals).
+        WAITING = "waiting"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
@@ -76,8 +79,9 @@ class Run(models.Model):
     input_overrides = models.JSONField(default=dict, blank=True)
     ignore_cache = models.BooleanField(default=False)
     # The celery driver's scheduling state (graphs.schedule.RunState as JSON), written by
-    # each coordinator step under this row's lock; None until the run has begun, and
-    # always None on the in-process driver.
+    # each coordinator step under this row's lock; None until the run has begun. On the
+    # in-process driver, the state of a run parked waiting (and after it was resumed, so a
+    # second answer is refused); None otherwise.
     state = models.JSONField(null=True, blank=True)
     # When the celery driver handed the run to the broker; None while it still has to be.
     enqueued_at = models.DateTimeField(null=True, blank=True)

@@ -22,6 +22,7 @@ from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, fl
 from webapp.runs import pricing
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
+from webapp.runs.approval_views import approvals_context
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.timeline import build_timeline
@@ -134,6 +135,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "duration_s": seconds_between(run.started_at, run.finished_at),
         "server_now": timezone.now().timestamp(),
         "offline_model": offline_model_in_use(),
+        **approvals_context(request.user, run),
     }
     return render(request, "runs/detail.html", context)
 

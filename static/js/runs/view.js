@@ -314,10 +314,14 @@ export class RunView {
   }
 
   enqueue(events) {
+    let waitingSeen = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
+      // The run page's approvals section (runs/_approvals.html) fetches the form.
+      else if (event.type === "node_waiting") waitingSeen = true;
     }
+    if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
     this.lastEventAt = Date.now();
     this.schedule();
   }

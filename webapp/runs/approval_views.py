@@ -1,0 +1,71 @@
+"""The run page's approvals: what a parked run waits on, and a form per wait for the
+flow's editors. Answering posts (htmx) to the same service as the API
+(webapp.runs.approvals.answer); the page's live view then shows the run going on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from graphs.nodes import approval
+from webapp.flows.access import can_edit_flow
+from webapp.runs import approvals
+from webapp.runs.access import run_for_viewer
+from webapp.runs.models import Run, RunEvent
+
+FIELD_PREFIX = "f_"
+
+
+def approvals_context(user, run: Run) -> dict[str, Any]:
+    waits = [
+        {"node": node, **wait}
+        for node, wait in sorted(approvals.waits_of(run).items())
+        if wait.get("kind") == "approval"
+    ]
+    # The engine's node_waiting is broadcast before the driver stores the run waiting:
+    # a page asking in between asks again shortly.
+    parking = (
+        not waits
+        and run.status == Run.Status.RUNNING
+        and RunEvent.objects.filter(run=run, seq=run.last_seq, type="node_waiting").exists()
+    )
+    return {
+        "run": run,
+        "waits": waits,
+        "parking": parking,
+        "can_answer": can_edit_flow(user, run.flow_id),
+    }
+
+
+@login_required
+def run_approvals(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for_viewer(request.user, run_id)
+    return render(request, "runs/_approvals.html", approvals_context(request.user, run))
+
+
+@login_required
+def run_approve(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse:
+    """Answer one wait (POST: action, and the form's fields as f_<name>)."""
+    if request.method != "POST":
+        return run_approvals(request, run_id)
+    run_for_viewer(request.user, run_id)  # 404 before anything for those who cannot see it
+    values = {
+        key.removeprefix(FIELD_PREFIX): value
+        for key, value in request.POST.items()
+        if key.startswith(FIELD_PREFIX)
+    }
+    error, answered = "", ""
+    try:
+        approvals.answer(request.user, run_id, node_id, request.POST.get("action", ""), values)
+        answered = request.POST.get("action", "")
+    except approval.AnswerInvalid as exc:
+        error = str(exc)
+    except approvals.NotWaiting as exc:
+        error = str(exc)
+    run = Run.objects.get(pk=run_id)
+    context = approvals_context(request.user, run)
+    context.update(error=error, error_node=node_id, answered=answered, answered_node=node_id)
+    return render(request, "runs/_approvals.html", context)
