@@ -9,8 +9,9 @@ any thread; the product calls ``start`` once the transaction that stored the run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -24,6 +25,10 @@ class Driver(Protocol):
     def start(self, run_id: int) -> str | None: ...
 
     def cancel(self, run_id: int) -> bool: ...
+
+    # Go on with a parked run once ``claim`` (webapp.runs.approvals.claim_answer) has taken
+    # it out of waiting; raises what ``claim`` raises, or NotWaiting.
+    def resume(self, run_id: int, claim: Callable[[], Any]) -> None: ...
 
 
 def start(run_id: int) -> str | None:

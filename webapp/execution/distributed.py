@@ -7,6 +7,7 @@ unreachable the run stays queued, and a worker's sweeper begins it once it is ba
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -40,6 +41,15 @@ class CeleryDriver:
 
     def cancel(self, run_id: int) -> bool:
         return coordinator.cancel(run_id)
+
+    def resume(self, run_id: int, claim: Callable[[], object]) -> None:
+        """Runs on this driver do not park yet (issue 16): no node of theirs waits, so an
+        answer is refused as one to a wait already answered, and nothing is claimed."""
+        from webapp.runs.approvals import NotWaiting
+
+        raise NotWaiting(
+            f"run {run_id}: waiting for a person is not yet supported by the celery driver"
+        )
 
     async def wait_idle(self) -> None:
         """Nothing runs in this process."""
