@@ -136,6 +136,4 @@ def answer(user, run_id: int, node: str, action: str, values: dict[str, Any]) ->
     from webapp import execution  # the driver imports this module
 
     run = run_for_editor(user, run_id)
-    execution.driver().resume(
-        run.pk, lambda: claim_answer(run.pk, node, action, values, user)
-    )
+    execution.driver().resume(run.pk, lambda: claim_answer(run.pk, node, action, values, user))
