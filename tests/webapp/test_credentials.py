@@ -349,6 +349,27 @@ async def test_a_teams_anthropic_key_makes_its_runs_model_calls(
     assert len(fake.requests) == 1
 
 
+@pytest.mark.django_db
+def test_the_offline_banner_goes_once_the_team_has_a_key_of_its_own(
+    alice, bob, dave, team, no_server_key
+):
+    team_flow = services.create(alice, "Ask", model_flow(), team=team)
+    mine = services.create(dave, "Mine", model_flow())
+    banner = b'data-testid="offline-model-banner"'
+
+    def shows_banner(user, flow) -> bool:
+        page = page_client(user).get(f"/flows/{flow.pk}/")
+        assert page.status_code == 200
+        return banner in page.content
+
+    assert shows_banner(bob, team_flow)
+    service.create(alice, "claude", "anthropic_key", PLANTED, team.pk)
+    # Bob's runs of the team's flow call with the team's key: no banner for it...
+    assert not shows_banner(bob, team_flow)
+    # ...while dave's own flow would still get canned replies.
+    assert shows_banner(dave, mine)
+
+
 # ---- A called flow uses its own ---------------------------------------------------------
 
 

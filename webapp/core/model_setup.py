@@ -11,14 +11,19 @@ from __future__ import annotations
 from django.conf import settings
 
 from graphs.llm.offline import OfflineClient
+from webapp.credentials.service import has_model_key
 from webapp.execution.plans import engine_services
 
 OFFLINE = "offline"
 
 
-def offline_model_in_use() -> bool:
-    """Whether runs of this server call the offline model (no API key is set)."""
-    return isinstance(engine_services().model_client, OfflineClient)
+def offline_model_in_use(team_id: int | None = None, user_id: int | None = None) -> bool:
+    """Whether runs of a flow of this team (else, a personal flow started by this user)
+    call the offline model: the server has no API key and the flow's team (or the user)
+    has no Anthropic key credential of its own."""
+    if not isinstance(engine_services().model_client, OfflineClient):
+        return False
+    return not has_model_key(team_id, user_id)
 
 
 def known_models() -> list[str]:

@@ -172,22 +172,31 @@ def offered_names(team_id: int | None, user_id: int) -> list[str]:
     return list(found.values_list("name", flat=True))
 
 
-def model_key(team_id: int | None, user_id: int | None) -> str | None:
-    """The Anthropic key a run's model calls use instead of the server's: its flow's
-    team's ``anthropic_key`` credential, else (a personal flow) its starter's; with
-    several, the first by name. None: the server's key, or the offline model."""
+def _model_keys(team_id: int | None, user_id: int | None) -> QuerySet[Credential] | None:
     if team_id is not None:
         found = Credential.objects.filter(team_id=team_id)
     elif user_id is not None:
         found = Credential.objects.filter(owner_id=user_id, team__isnull=True)
     else:
         return None
-    token = (
-        found.filter(kind=Credential.Kind.anthropic_key)
-        .order_by("name", "pk")
-        .values_list("encrypted", flat=True)
-        .first()
-    )
+    return found.filter(kind=Credential.Kind.anthropic_key)
+
+
+def has_model_key(team_id: int | None, user_id: int | None) -> bool:
+    """Whether runs of a flow of this team (else, a personal one of this user) call the
+    model with a key of their own (``model_key``), without decrypting it."""
+    found = _model_keys(team_id, user_id)
+    return found is not None and found.exists()
+
+
+def model_key(team_id: int | None, user_id: int | None) -> str | None:
+    """The Anthropic key a run's model calls use instead of the server's: its flow's
+    team's ``anthropic_key`` credential, else (a personal flow) its starter's; with
+    several, the first by name. None: the server's key, or the offline model."""
+    found = _model_keys(team_id, user_id)
+    if found is None:
+        return None
+    token = found.order_by("name", "pk").values_list("encrypted", flat=True).first()
     return crypto.decrypt(token) if token is not None else None
 
 

@@ -134,7 +134,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "can_share": can_own_flow(request.user, run.flow_id),
         "duration_s": seconds_between(run.started_at, run.finished_at),
         "server_now": timezone.now().timestamp(),
-        "offline_model": offline_model_in_use(),
+        "offline_model": offline_model_in_use(run.flow.team_id, run.started_by_id),
         **approvals_context(request.user, run),
     }
     return render(request, "runs/detail.html", context)

@@ -137,7 +137,8 @@ def flow_editor(request: HttpRequest, flow_id: int) -> HttpResponse:
         "description": (doc.get("graph") or {}).get("description", ""),
         # The chat panel tries a chat flow's newest version (webapp/chat/panel.py).
         "chat_flow": editable and is_chat_flow(version),
-        "offline_model": offline_model_in_use(),
+        # Runs started here are the viewer's: a personal flow calls with their own key.
+        "offline_model": offline_model_in_use(flow.team_id, request.user.pk),
         # "Not run yet" would be wrong above the list of its past runs.
         "has_runs": flow.runs.exists(),
     }
