@@ -11,6 +11,7 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.management import call_command
 from django.test import Client
 
 from webapp import execution
@@ -228,3 +229,22 @@ def test_a_run_not_from_the_editor_never_pauses_even_with_breakpoints_stored(flo
         idle()
         run.refresh_from_db()
         assert run.status == Run.Status.SUCCEEDED, (trigger, run.error)
+
+
+def test_a_paused_run_stays_paused_through_recover_runs_and_then_continues(paused, bob):
+    call_command("recover_runs")
+    paused.refresh_from_db()
+    assert paused.status == Run.Status.WAITING
+    assert answer(bob, paused, "a", "continue", x='"after"').status_code == 200
+    assert paused.outputs == {"answer": "b(a(after))"}
+
+
+def test_a_driver_whose_runs_cannot_pause_refuses_breakpoints(flow, alice, settings):
+    settings.RUN_DRIVER = "webapp.execution.distributed.CeleryDriver"
+    body = json.dumps({"inputs": {"q": "hi"}, "breakpoints": ["a"]})
+    response = session(alice).post(
+        f"/flows/{flow.pk}/editor-runs/", body, content_type="application/json"
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "breakpoints_unsupported"
+    assert not Run.objects.filter(flow=flow).exists()
