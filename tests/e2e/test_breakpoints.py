@@ -3,7 +3,8 @@ input -> llm -> llm -> output in the editor (the node form's button, and B), run
 flow from the editor, and the run pauses before that node, which the canvas highlights;
 she edits its input and Continues, and the node's output (the fake model server echoes
 its prompt) shows the edited input was used. A second run with Step pauses before the
-next node too; a third is stopped while paused. The flow document never holds them."""
+next node too; a third is stopped from its run page while paused. The flow document
+never holds them."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ def test_a_breakpoint_pauses_the_run_edited_inputs_are_used_step_and_stop_work(
     # Run 1: paused before draft with its input; the edited input is what it runs on.
     start_from_editor(page)
     form = paused_form(page, "draft")
+    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "waiting")
     field = form.get_by_test_id("breakpoint-input-topic")
     expect(field).to_have_value('"queues"')
     field.fill("not json")
@@ -123,8 +125,10 @@ def test_a_breakpoint_pauses_the_run_edited_inputs_are_used_step_and_stop_work(
         "fake reply: Polish fake reply: Say queues", timeout=TIMEOUT_MS
     )
 
-    # Run 3: Stop cancels the paused run.
-    start_from_editor(page)
+    # Run 3: its run page shows the pause too; Stop there cancels the run.
+    run_id = start_from_editor(page)
+    paused_form(page, "draft")
+    page.goto(f"{server.url}/runs/{run_id}/")
     paused_form(page, "draft").get_by_test_id("breakpoint-stop").click()
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "cancelled", timeout=TIMEOUT_MS

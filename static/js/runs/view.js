@@ -23,6 +23,7 @@ const STATUS_TEXT = {
   idle: "Not run yet",
   queued: "Queued",
   running: "Running",
+  waiting: "Waiting",
   succeeded: "Succeeded",
   failed: "Failed",
   cancelled: "Cancelled",
@@ -371,14 +372,22 @@ export class RunView {
 
   paint(changes) {
     this.paintNodes(changes);
+    if (changes.run || changes.reset || changes.nodes.length) {
+      // A running run whose nodes wait (a breakpoint, an approval) reads as waiting.
+      this.setStatus(this.model.status === "running" && this.anyWaiting() ? "waiting" : this.model.status);
+    }
     if (changes.run || changes.reset) {
-      this.setStatus(this.model.status);
       this.paintClock();
       this.paintTime("[data-run-started-at]", this.model.startTs);
       if (this.el.usage) this.el.usage.textContent = formatUsage(this.model.usage);
       if (this.el.cost && this.model.cost != null) this.el.cost.textContent = formatUsd(this.model.cost);
     }
     if (changes.finished) this.finished();
+  }
+
+  anyWaiting() {
+    for (const look of this.model.nodes.values()) if (look && look.status === "waiting") return true;
+    return false;
   }
 
   /** The nodes' part of a paint: canvas, steps, the open node card. */
