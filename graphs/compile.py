@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -187,6 +187,7 @@ class CompiledFlow:
         seq: int = 0,
         slots: asyncio.Semaphore | None = None,
         options: RunOptions | None = None,
+        breakpoint: Literal["continue", "step"] | None = None,
     ) -> RunResult:
         """Go on with a run parked waiting (its ``RunResult.state``): answer ``node`` with
         ``outputs``, recording ``by``, and run to the end or the next wait.
@@ -194,6 +195,9 @@ class CompiledFlow:
         ``seq`` is the last event number the run sent, so that its events number on;
         ``options`` lends the node cache (reuse and overrides are in the state). Raises
         StepRefused, before any event, when the node does not wait (answered already).
+
+        With ``breakpoint`` the node is paused at a breakpoint and ``outputs`` are the
+        inputs it starts on (``Schedule.go_on``); ``"step"`` pauses before the next too.
         """
         saved = RunState.from_json(state)
         execution = Execution(
@@ -204,6 +208,8 @@ class CompiledFlow:
             options=options or NO_OPTIONS,
             state=saved,
         )
+        if breakpoint is not None:
+            return await execution.go_on(node, iteration, outputs, by, step=breakpoint == "step")
         return await execution.resume(node, iteration, outputs, by)
 
     def _execution(

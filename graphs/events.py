@@ -34,7 +34,10 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
 - ``node_waiting``: ``wait``, what the node waits for (JSON: ``kind``, ``message``,
   ``fields``, ``actions``, ``timeout_s``...); the run is parked until it is resumed.
 - ``node_resumed``: ``by``, who answered (JSON); a ``node_finished`` with the answer's
-  ``output``, ``detail`` ``{wait, by}`` and no ``duration_s`` follows.
+  ``output``, ``detail`` ``{wait, by}`` and no ``duration_s`` follows. A node paused at a
+  breakpoint waits with ``{"kind": "breakpoint", "inputs"}`` before its ``node_started``;
+  its ``node_resumed`` adds ``action`` (``continue`` or ``step``), the ``inputs`` it
+  starts on and the ports ``edited``, and its ``node_started`` follows.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 

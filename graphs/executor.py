@@ -134,6 +134,23 @@ class Execution:
         self.resumed = True
         return await self.settle()
 
+    async def go_on(
+        self,
+        node: str,
+        iteration: int,
+        inputs: dict[str, Any] | None,
+        by: dict[str, Any],
+        *,
+        step: bool = False,
+    ) -> RunResult:
+        """Let a node of the parked run paused at a breakpoint start (on ``inputs``, edited,
+        or None for those it paused with) and run on until the run ends or parks again.
+        StepRefused when the node does not wait at a breakpoint."""
+        self.loop = asyncio.get_running_loop()
+        self.apply(self.schedule.go_on(node, iteration, inputs, by, step=step))
+        self.resumed = True
+        return await self.settle()
+
     async def settle(self) -> RunResult:
         """Wait until the run is over or parked: no task of it is left either way."""
         try:

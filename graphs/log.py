@@ -478,8 +478,13 @@ class RunLog:
             # What it waits for shows as its detail until its answer's node_finished.
             visit.status = _WAITING
             visit.detail = {"wait": _object(event.get("wait"))}
+            if visit.detail["wait"].get("kind") == "breakpoint":
+                # Paused before it starts: what it would run on are its inputs so far.
+                visit.inputs = _object(visit.detail["wait"].get("inputs"))
         elif kind == "node_resumed":
             visit.status = "running"
+            if "inputs" in event:  # a breakpoint's answer: the inputs, maybe edited
+                visit.inputs = _object(event.get("inputs"))
         if kind in _RUNNING and visit.status == "queued":
             visit.status = "running"
 

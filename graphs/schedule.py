@@ -105,6 +105,13 @@ who did (``node_resumed``); the node finishes with the outputs given and the run
 on as after ``node_finished``. A run that ends (``stop``, a failure elsewhere)
 cancels its waiting nodes itself, as it would running ones.
 
+Breakpoints. A run may pause before it starts a node (``RunOptions.breakpoints``,
+set only by the editor): the node made ready waits instead of starting, its wait
+``{"kind": "breakpoint", "inputs": ...}`` holding what it would run on. ``go_on``
+lets it start, on those inputs or edited ones (``node_resumed`` records them), and
+with ``step`` pauses before every node that becomes ready afterwards too, until a
+``go_on`` without it. A stop cancels a paused node like any waiting one.
+
 >>> flow = compile_flow({
 ...     "graph": {"name": "ask"},
 ...     "nodes": [
@@ -151,6 +158,8 @@ StepEvent = tuple[str, dict[str, Any]]
 """An event a step emits: its type and its fields (``seq`` and ``ts`` come later)."""
 
 STATE_VERSION = 1
+# The kind of wait of a node paused before it starts (see "Breakpoints").
+BREAKPOINT = "breakpoint"
 
 
 class StepRefused(RuntimeError):
@@ -181,6 +190,8 @@ class RunOptions:
     cache: NodeCache | None = None
     # False ("ignore cache"): run every node, but still store the fresh results.
     read_cache: bool = True
+    # Nodes a run started from the editor pauses before (see "Breakpoints").
+    breakpoints: frozenset[str] = frozenset()
 
 
 NO_OPTIONS = RunOptions()
@@ -422,6 +433,7 @@ class RunState:
     """
 
     __slots__ = (
+        "breakpoints",
         "component_active",
         "component_done",
         "component_unresolved",
@@ -438,6 +450,7 @@ class RunState:
         "reuse",
         "running",
         "started",
+        "stepping",
         "unresolved",
         "usage_by_model",
         "waiting",
@@ -468,6 +481,10 @@ class RunState:
         # node -> what it waits for (JSON); a waiting node stays in ``running``, so its
         # component stays active and nothing downstream of it is skipped meanwhile.
         self.waiting: dict[str, dict[str, Any]] = {}
+        # The nodes to pause before, and whether the last answer was Step (pause before
+        # every node that becomes ready) rather than Continue.
+        self.breakpoints: set[str] = set()
+        self.stepping = False
         self.started: set[str] = set()
         self.iterations: defaultdict[str, int] = defaultdict(int)
         self.outputs: dict[str, Any] = {}
@@ -505,7 +522,7 @@ class RunState:
         Later steps do not change it; the values on ports are shared, not copied.
         """
         ending = self.ending
-        return {
+        data: dict[str, Any] = {
             "version": STATE_VERSION,
             "phase": self.phase,
             "inputs": dict(self.inputs),
@@ -537,6 +554,12 @@ class RunState:
                 "failed_node": ending.failed_node,
             },
         }
+        # Only runs with breakpoints (from the editor) have these.
+        if self.breakpoints:
+            data["breakpoints"] = sorted(self.breakpoints)
+        if self.stepping:
+            data["stepping"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunState:
@@ -559,6 +582,8 @@ class RunState:
         state.overrides = {n: dict(ports) for n, ports in data["overrides"].items()}
         state.running = dict(data["running"])
         state.waiting = dict(data.get("waiting", {}))  # states stored before waiting existed
+        state.breakpoints = set(data.get("breakpoints", ()))
+        state.stepping = bool(data.get("stepping", False))
         state.started = set(data["started"])
         state.outputs = dict(data["outputs"])
         state.usage_by_model = {m: Usage.from_dict(u) for m, u in data["usage_by_model"].items()}
@@ -661,6 +686,8 @@ class Schedule:
             state.reuse = dict(options.reuse)
         if options is not None and options.overrides:
             state.overrides = {node: dict(ports) for node, ports in options.overrides.items()}
+        if options is not None and options.breakpoints:
+            state.breakpoints = set(options.breakpoints)
         self._events.append(
             ("run_started", {"flow": self.plan.name, "inputs": state.inputs, "schema": SCHEMA})
         )
@@ -786,13 +813,9 @@ class Schedule:
         and the run goes on as after ``node_finished``. Refused for a node that is not
         waiting, so a second answer to the same wait changes nothing."""
         state = self.state
-        if node not in state.waiting or state.iterations.get(node) != iteration:
-            if state.phase != "running":
-                raise StepRefused(f"node {node!r} iteration {iteration}: the run is {state.phase}")
-            raise StepRefused(
-                f"node {node!r} iteration {iteration} is not waiting: it was resumed already "
-                "(a second answer?), or it never waited"
-            )
+        self._check_waiting(node, iteration)
+        if state.waiting[node].get("kind") == BREAKPOINT:
+            raise StepRefused(f"node {node!r} iteration {iteration} waits at a breakpoint: go_on")
         self._open()
         wait = state.waiting.pop(node)
         self._events.append(("node_resumed", {"node": node, "iteration": iteration, "by": by}))
@@ -808,6 +831,48 @@ class Schedule:
         spec = self.plan.nodes[node]
         self._hand_on(spec, outputs)
         self._release(spec)
+        return self._close()
+
+    def go_on(
+        self,
+        node: str,
+        iteration: int,
+        inputs: Mapping[str, Any] | None,
+        by: dict[str, Any],
+        *,
+        step: bool = False,
+    ) -> StepResult:
+        """Someone (``by``) lets a node paused at a breakpoint start, on ``inputs`` (the
+        paused inputs, edited: None keeps them) (see "Breakpoints"). ``step``: pause before
+        every node that becomes ready from now on, until a go_on without it. Refused, as
+        resume is, for a node that does not wait at a breakpoint; ValueError for an
+        input port the node does not have."""
+        state = self.state
+        self._check_waiting(node, iteration)
+        wait = state.waiting[node]
+        if wait.get("kind") != BREAKPOINT:
+            raise StepRefused(f"node {node!r} iteration {iteration} waits for an answer: resume")
+        paused = dict(wait.get("inputs") or {})
+        used = paused if inputs is None else dict(inputs)
+        ports = set(self.plan.nodes[node].in_ports)
+        if unknown := sorted(set(used) - ports - set(paused)):
+            raise ValueError(f"node {node!r} has no input port {unknown[0]!r}")
+        self._open()
+        del state.waiting[node]
+        state.stepping = step
+        state.running[node] = used
+        # What the node gets is recorded here (and in its node_started): replay shows it.
+        edited = sorted(p for p in used.keys() | paused.keys() if used.get(p) != paused.get(p))
+        resumed = {
+            "node": node,
+            "iteration": iteration,
+            "by": by,
+            "action": "step" if step else "continue",
+            "inputs": used,
+            "edited": edited,
+        }
+        self._events.append(("node_resumed", resumed))
+        self._ready.append(Ready(node, iteration, used))
         return self._close()
 
     def apply(self, ready: Ready, outcome: Outcome) -> StepResult:
@@ -867,6 +932,16 @@ class Schedule:
         if node in state.waiting:
             # Nothing runs a waiting node: only resume (or the run's end) moves it on.
             raise StepRefused(f"node {node!r} iteration {iteration} is waiting: resume it")
+
+    def _check_waiting(self, node: str, iteration: int) -> None:
+        state = self.state
+        if node not in state.waiting or state.iterations.get(node) != iteration:
+            if state.phase != "running":
+                raise StepRefused(f"node {node!r} iteration {iteration}: the run is {state.phase}")
+            raise StepRefused(
+                f"node {node!r} iteration {iteration} is not waiting: it was resumed already "
+                "(a second answer?), or it never waited"
+            )
 
     def _refuse(self, node: str, iteration: int) -> NoReturn:
         # Only a running run has running nodes, so the phase need not be checked first.
@@ -1009,6 +1084,13 @@ class Schedule:
         if self.plan.components[spec.component].cyclic:
             state.entered.add(node)
         state.component_active[spec.component] += 1
+        if not reused and (state.stepping or node in state.breakpoints):
+            # Paused before it starts: running (its component stays active) but waiting.
+            wait = {"kind": BREAKPOINT, "inputs": inputs}
+            state.waiting[node] = wait
+            fields = {"node": node, "iteration": iteration, "wait": wait}
+            self._events.append(("node_waiting", fields))
+            return
         # A reused node is reported at the end of the step, as if it had run.
         (self._reused if reused else self._ready).append(Ready(node, iteration, inputs))
 

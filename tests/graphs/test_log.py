@@ -209,3 +209,18 @@ def test_a_retry_starts_the_thinking_over_and_thinking_tokens_join_the_totals():
     (visit,) = log.visits("a")
     assert (visit.thinking, visit.text) == ("second try", "answer")
     assert log.usage == {"input_tokens": 2, "output_tokens": 9, "thinking_tokens": 7}
+
+
+def test_a_breakpoint_shows_the_paused_inputs_then_the_edited_ones_it_ran_on():
+    events = golden("breakpoint")["events"]
+    paused = next(i for i, e in enumerate(events) if e["type"] == "node_waiting") + 1
+    log = fold(events[:paused])
+    visit = log.last_visit("a")
+    assert (visit.status, visit.inputs) == ("waiting", {"x": "hi"})
+    assert visit.detail == {"wait": {"kind": "breakpoint", "inputs": {"x": "hi"}}}
+    resumed = fold(events[: paused + 1]).last_visit("a")
+    assert (resumed.status, resumed.inputs) == ("running", {"x": "edited"})
+    answered = fold(events)
+    assert answered.last_visit("a").inputs == {"x": "edited"}
+    assert answered.final_states() == {"q": "done", "a": "done", "b": "done", "out": "done"}
+    assert answered.outputs == {"answer": "b(a(edited))"}

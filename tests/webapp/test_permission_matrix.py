@@ -343,6 +343,17 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "run_rerun_from": (POST(EDITOR, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),),
     "run_resume": (POST(EDITOR, run_id),),
     "run_approvals": (GET(VIEWER, run_id),),
+    "run_breakpoints": (GET(VIEWER, run_id),),
+    # Its run is paused nowhere: an editor's answer gets a 409 with the section.
+    "run_breakpoint": (
+        POST(
+            EDITOR,
+            lambda w: {"run_id": w.run.pk, "node_id": "answer"},
+            lambda w: {"action": "continue"},
+        ),
+    ),
+    # A form body is not the JSON it takes: an editor gets a 400 saying so.
+    "editor_run": (POST(EDITOR, flow_id),),
     # Its run waits for nothing: an editor's answer gets the section back with why.
     "run_approve": (
         GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),

@@ -43,6 +43,8 @@ class InProcessDriver:
     """Runs execute as tasks of an event loop in this process; cancel reaches them directly."""
 
     runs_outlive_the_server = False
+    # Its runs park at breakpoints (webapp.runs.breakpoints) and resume here.
+    pauses_runs = True
 
     def __init__(self) -> None:
         # run -> what cancels it (the engine's Run, or a resumed run's task), and its loop.
@@ -184,6 +186,7 @@ class InProcessDriver:
                     seq=run.last_seq,
                     slots=run_slots(flow.services),
                     options=options,
+                    breakpoint=answer.breakpoint,  # type: ignore[arg-type]
                 )
             )
             sink.stop_run = task.cancel

@@ -33,6 +33,7 @@ from webapp.credentials.service import model_key, names_credentials, run_credent
 from webapp.execution.cache import DbNodeCache
 from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
 from webapp.flows.models import Flow, FlowVersion
+from webapp.runs import breakpoints
 from webapp.runs.models import Run, RunEvent
 
 
@@ -182,6 +183,7 @@ def options_for(run: Run) -> RunOptions:
         overrides=overrides,
         cache=DbNodeCache(run.flow_id, run.pk),
         read_cache=not run.ignore_cache,
+        breakpoints=breakpoints.applied(run),
     )
 
 

@@ -35,6 +35,9 @@ class Answer:
     iteration: int
     outputs: dict[str, Any]
     by: dict[str, Any]
+    # A pause at a breakpoint (webapp.runs.breakpoints): "continue" or "step", and
+    # ``outputs`` are then the inputs the node starts on.
+    breakpoint: str | None = None
 
 
 def who(user) -> dict[str, Any]:

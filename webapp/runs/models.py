@@ -78,6 +78,9 @@ class Run(models.Model):
     # Values a re-run-from node gets on its ports instead of what arrives: {node: {port: value}}.
     input_overrides = models.JSONField(default=dict, blank=True)
     ignore_cache = models.BooleanField(default=False)
+    # Node ids the run pauses before (graphs.schedule "Breakpoints"): set only by the
+    # editor's run form (webapp.runs.breakpoint_views), and applied only to editor runs.
+    breakpoints = models.JSONField(default=list, blank=True)
     # The celery driver's scheduling state (graphs.schedule.RunState as JSON), written by
     # each coordinator step under this row's lock; None until the run has begun. On the
     # in-process driver, the state of a run parked waiting (and after it was resumed, so a

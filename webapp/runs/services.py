@@ -37,9 +37,10 @@ def create_run(
     version: FlowVersion | None = None,
     trigger: str = Run.Trigger.EDITOR,
     ignore_cache: bool = False,
+    breakpoints: list[str] | None = None,
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
-    stored) if it cannot run.
+    stored) if it cannot run. ``breakpoints``: the editor's (webapp.runs.breakpoints).
 
     The flow is compiled and the inputs resolved here so that a bad request never
     leaves a run behind that could only fail.
@@ -55,6 +56,7 @@ def create_run(
         inputs=resolved,
         trigger=trigger,
         ignore_cache=ignore_cache,
+        breakpoints=breakpoints or [],
     )
 
 

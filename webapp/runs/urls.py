@@ -3,7 +3,14 @@
 from django.urls import include, path
 
 from webapp import converters  # noqa: F401  (registers <identifier:>)
-from webapp.runs import approval_views, compare_views, history_views, rerun_views, views
+from webapp.runs import (
+    approval_views,
+    breakpoint_views,
+    compare_views,
+    history_views,
+    rerun_views,
+    views,
+)
 
 run_urls = [
     path("", views.run_detail, name="run_detail"),
@@ -18,10 +25,17 @@ run_urls = [
     path("resume/", rerun_views.run_resume, name="run_resume"),
     path("approvals/", approval_views.run_approvals, name="run_approvals"),
     path("approvals/<identifier:node_id>/", approval_views.run_approve, name="run_approve"),
+    path("breakpoints/", breakpoint_views.run_breakpoints, name="run_breakpoints"),
+    path(
+        "breakpoints/<identifier:node_id>/",
+        breakpoint_views.run_breakpoint,
+        name="run_breakpoint",
+    ),
 ]
 
 flow_urls = [
     path("run-form/", views.run_form, name="run_form"),
+    path("editor-runs/", breakpoint_views.editor_run, name="editor_run"),
     path("recent-runs/", views.recent_runs, name="recent_runs"),
     path("runs/", history_views.flow_runs, name="flow_runs"),
 ]

@@ -28,7 +28,11 @@
  *                              draft of the old base is dropped; keepView keeps zoom and pan
  *   setReadOnly(bool)          no moving, connecting, deleting or editing while true
  *   isReadOnly()
- *   setStatus(nodeId, status)  idle | queued | running | done | skipped | failed | cancelled
+ *   setStatus(nodeId, status)  idle | queued | running | waiting | done | skipped | failed |
+ *                              cancelled (waiting: paused at a breakpoint or for an answer)
+ *   breakpoints()              the node ids this browser marked (breakpoints.js), which a run
+ *                              from the editor pauses before; toggleBreakpoint(nodeId) (B, F9,
+ *                              the node form's button) marks or unmarks one
  *   appendText(nodeId, text)   streamed text, shown inside the node: the last 6 lines
  *   setText(nodeId, text)
  *   setProgress(nodeId, done, total)   a bar under the node's title
@@ -79,6 +83,7 @@ import { keepFramed } from "./autofit.js";
 import { banner, clearBanner, toast } from "./banners.js";
 import { attachRouting } from "./routes.js";
 import { edgeDoc, edgeMeta, findEdge, framing, graphDocument, nextId, nodeMeta, uniqueName } from "./document.js";
+import { Breakpoints } from "./breakpoints.js";
 import { Drafts } from "./drafts.js";
 import { Drill } from "./drill.js";
 import { setFormProblems, syncForm, watchForms } from "./nodeproblems.js";
@@ -110,6 +115,15 @@ function api(method, url, body) {
   );
 }
 
+/** localStorage, or null where the browser refuses it. */
+function storage() {
+  try {
+    return window.localStorage;
+  } catch (err) {
+    return null;
+  }
+}
+
 function createCanvas(X6, DATA) {
   registerShapes(X6);
   registerAnnotationShapes(X6);
@@ -131,6 +145,8 @@ function createCanvas(X6, DATA) {
   const diffMarks = new Map(); // node id -> added | changed | removed (a version diff)
   const clickCallbacks = [];
   const drafts = new Drafts(DATA.flowId);
+  // This browser's breakpoints on the flow (breakpoints.js): never part of the document.
+  const breakpoints = new Breakpoints(DATA.flowId, storage());
   let clipboard = null;
   let pasteCount = 0;
   let pendingDrop = null;
@@ -385,6 +401,7 @@ function createCanvas(X6, DATA) {
       state.total ? "has-progress" : "",
       state.iteration > 1 ? "has-iteration" : "",
       selection.isSelected(node) ? "is-selected" : "",
+      breakpoints.has(node.id) && !drill.depth ? "has-breakpoint" : "",
     ].filter(Boolean);
     const progress = state.total ? Math.max(0, Math.min(1, state.done / state.total)) : 0;
     const attrs = {
@@ -712,6 +729,44 @@ function createCanvas(X6, DATA) {
     const count = box.querySelector("[data-count]");
     if (count) count.textContent = String(items.length);
   }
+
+  // ---- Breakpoints (a run from this editor pauses before these nodes) --------------------
+  function toggleBreakpoint(id) {
+    const node = id && graph.getCellById(id);
+    if (!DATA.editable || drill.depth || !node || !node.isNode() || isAnnotation(node)) return false;
+    const on = breakpoints.toggle(id);
+    renderNode(node, true);
+    syncBreakpointButtons();
+    keyboard.announce(`${on ? "Breakpoint on" : "Breakpoint off"}: ${displayName({ ...node.getData(), id })}`);
+    return on;
+  }
+
+  function toggleSelectedBreakpoints() {
+    for (const cell of selection.getSelectedCells()) {
+      if (cell.isNode() && !isAnnotation(cell)) toggleBreakpoint(cell.id);
+    }
+  }
+
+  /** The node form's button says whether its node has one. */
+  function syncBreakpointButtons() {
+    document.querySelectorAll("[data-breakpoint-toggle]").forEach((button) => {
+      const on = breakpoints.has(button.dataset.node);
+      button.setAttribute("aria-pressed", String(on));
+      button.textContent = on ? "Breakpoint on" : "Breakpoint";
+    });
+  }
+
+  /** The breakpoints on nodes the flow has (marks on deleted nodes are forgotten). */
+  function breakpointList() {
+    breakpoints.keepOnly(graph.getNodes().filter((n) => !isAnnotation(n)).map((n) => n.id));
+    return breakpoints.list();
+  }
+
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest && e.target.closest("[data-breakpoint-toggle]");
+    if (button) toggleBreakpoint(button.dataset.node);
+  });
+  document.body.addEventListener("htmx:afterSettle", syncBreakpointButtons);
 
   function focusNode(id) {
     const node = id && graph.getCellById(id);
@@ -1161,6 +1216,9 @@ function createCanvas(X6, DATA) {
       selection.clean();
     } else if (!mod && key === "f") {
       fit(null, { all: true });
+    } else if (!mod && (key === "b" || e.key === "F9")) {
+      e.preventDefault();
+      toggleSelectedBreakpoints();
     } else if (!mod && (e.key === "+" || e.key === "=")) {
       graph.zoom(0.1);
     } else if (!mod && e.key === "-") {
@@ -1252,6 +1310,8 @@ function createCanvas(X6, DATA) {
     pendingSave: () => saving,
     save,
     onNodeClick: (callback) => clickCallbacks.push(callback),
+    breakpoints: breakpointList,
+    toggleBreakpoint,
     focusNode,
     renameNode,
     renamePort,

@@ -21,7 +21,7 @@ const KIND_CHAR = 7.8;
 export const PORT_CHARS = 12;
 // A problem under a node (sans 13px) ends within the node's width.
 export const PROBLEM_CHARS = 28;
-export const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
+export const STATUSES = ["idle", "queued", "running", "waiting", "done", "skipped", "failed", "cancelled"];
 
 // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
 export const TAG_SLOTS = 3;
@@ -195,6 +195,8 @@ export function registerShapes(X6) {
           children: [
             { tagName: "rect", selector: "body" },
             { tagName: "circle", selector: "dot" },
+            // A breakpoint's mark, left of the head (shown by the frame's has-breakpoint).
+            { tagName: "circle", selector: "bp" },
             { tagName: "text", selector: "title" },
             { tagName: "text", selector: "kind" },
             { tagName: "rect", selector: "barBg" },
@@ -225,6 +227,7 @@ export function registerShapes(X6) {
         frame: { class: "sy-node" },
         body: { refWidth: "100%", refHeight: "100%", rx: 8, ry: 8, class: "sy-body" },
         dot: { cx: 15, cy: HEAD / 2, r: 4.5, class: "sy-dot" },
+        bp: { cx: -10, cy: HEAD / 2, r: 6, class: "sy-bp" },
         title: { x: 28, y: HEAD / 2, textVerticalAnchor: "middle", class: "sy-title", text: "" },
         kind: {
           x: W - 10, y: HEAD / 2, textAnchor: "end", textVerticalAnchor: "middle", class: "sy-kind", text: "",

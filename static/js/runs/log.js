@@ -386,8 +386,14 @@ export class RunLog {
       // What it waits for shows as its detail until its answer's node_finished.
       visit.status = "waiting";
       visit.detail = { wait: object(event.wait) };
+      if (visit.detail.wait.kind === "breakpoint") {
+        // Paused before it starts: what it would run on are its inputs so far.
+        visit.inputs = object(visit.detail.wait.inputs);
+      }
     } else if (kind === "node_resumed") {
       visit.status = "running";
+      // A breakpoint's answer: the inputs, maybe edited.
+      if ("inputs" in event) visit.inputs = object(event.inputs);
     }
     if (RUNNING.has(kind) && visit.status === "queued") {
       visit.status = "running";

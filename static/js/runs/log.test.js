@@ -110,6 +110,19 @@ test("thinking folds apart from the text, and its tokens join the totals, as in 
   assert.deepStrictEqual(log.usage, { input_tokens: 2, output_tokens: 10, thinking_tokens: 7 });
 });
 
+test("a breakpoint shows the paused inputs, then the edited ones the node ran on", () => {
+  const { events } = golden("breakpoint");
+  const paused = events.findIndex((event) => event.type === "node_waiting") + 1;
+  const visit = fold(events.slice(0, paused)).lastVisit("a");
+  assert.deepStrictEqual([visit.status, visit.inputs], ["waiting", { x: "hi" }]);
+  assert.equal(visit.detail.wait.kind, "breakpoint");
+  const resumed = fold(events.slice(0, paused + 1)).lastVisit("a");
+  assert.deepStrictEqual([resumed.status, resumed.inputs], ["running", { x: "edited" }]);
+  const answered = fold(events);
+  assert.deepStrictEqual(answered.lastVisit("a").inputs, { x: "edited" });
+  assert.deepStrictEqual(answered.outputs, { answer: "b(a(edited))" });
+});
+
 test("a parked node folds as waiting, with what it waits for, until its answer", () => {
   const { events } = golden("approval");
   const parked = events.findIndex((event) => event.type === "node_waiting") + 1;

@@ -12,7 +12,7 @@
    incremental ones with view.paintNodes(model.takeChanges()).
 */
 import { formatSeconds, formatUsage, formatUsd } from "../lib/format.js";
-import { postJSON } from "../lib/net.js";
+import { csrfToken, postJSON } from "../lib/net.js";
 import { Follower } from "./follower.js";
 import { BadValue, collectInputs, parseValue } from "./inputs.js";
 import { FINISHED, RunModel, nodeBadges, preview } from "./model.js";
@@ -23,11 +23,17 @@ const STATUS_TEXT = {
   idle: "Not run yet",
   queued: "Queued",
   running: "Running",
+  waiting: "Waiting",
   succeeded: "Succeeded",
   failed: "Failed",
   cancelled: "Cancelled",
 };
 const FRAME_BUDGET_MS = 10;
+// Events that change where a run is paused at a breakpoint.
+const PAUSE_EVENTS = new Set(["node_waiting", "node_resumed", "run_finished"]);
+const PAUSE_RETRY_MS = 300;
+const PAUSE_TRIES = 40;
+const ANSWERED = new Set([200, 400, 409]);
 const STALL_CHECK_MS = 15000;
 const NODE_ID = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/; // graphs.document.IDENTIFIER
 
@@ -107,6 +113,7 @@ export class RunView {
       node: this.$("[data-run-node]"),
       recent: this.$("[data-run-recent]"),
       cost: this.$("[data-run-cost]"),
+      pauses: this.$("[data-run-pauses]"),
     };
     this.replay = null;
     this.bind();
@@ -122,6 +129,12 @@ export class RunView {
     if (cancel) cancel.addEventListener("click", () => this.cancel());
     if (open) open.addEventListener("click", () => this.toggleForm());
     this.root.addEventListener("submit", (event) => {
+      const pause = event.target.closest("[data-breakpoint-form]");
+      if (pause) {
+        event.preventDefault();
+        this.answerPause(pause, event.submitter);
+        return;
+      }
       const form = event.target.closest("[data-run-form]");
       if (!form) return;
       event.preventDefault();
@@ -279,6 +292,8 @@ export class RunView {
       this.setStatus(this.model.status);
       this.showCancel(true);
     }
+    if (this.el.pauses) this.el.pauses.replaceChildren();
+    this.pauseTries = 0;
     this.follower = new Follower(runId, {
       onEvents: (events) => this.enqueue(events),
       onConnection: (state) => this.connection(state),
@@ -315,13 +330,16 @@ export class RunView {
 
   enqueue(events) {
     let waitingSeen = false;
+    let pausesChanged = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
       // The run page's approvals section (runs/_approvals.html) fetches the form.
       else if (event.type === "node_waiting") waitingSeen = true;
+      if (PAUSE_EVENTS.has(event.type)) pausesChanged = true;
     }
     if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
+    if (pausesChanged) this.refreshPauses();
     this.lastEventAt = Date.now();
     this.schedule();
   }
@@ -354,14 +372,22 @@ export class RunView {
 
   paint(changes) {
     this.paintNodes(changes);
+    if (changes.run || changes.reset || changes.nodes.length) {
+      // A running run whose nodes wait (a breakpoint, an approval) reads as waiting.
+      this.setStatus(this.model.status === "running" && this.anyWaiting() ? "waiting" : this.model.status);
+    }
     if (changes.run || changes.reset) {
-      this.setStatus(this.model.status);
       this.paintClock();
       this.paintTime("[data-run-started-at]", this.model.startTs);
       if (this.el.usage) this.el.usage.textContent = formatUsage(this.model.usage);
       if (this.el.cost && this.model.cost != null) this.el.cost.textContent = formatUsd(this.model.cost);
     }
     if (changes.finished) this.finished();
+  }
+
+  anyWaiting() {
+    for (const look of this.model.nodes.values()) if (look && look.status === "waiting") return true;
+    return false;
   }
 
   /** The nodes' part of a paint: canvas, steps, the open node card. */
@@ -583,6 +609,54 @@ export class RunView {
     delete el.dataset.kind;
   }
 
+  // -- a pause at a breakpoint (runs/_breakpoints.html)
+
+  /** Place where the run is paused; the server asks again shortly while it is parking. */
+  refreshPauses() {
+    const slot = this.el.pauses;
+    const runId = this.runId;
+    if (!slot || runId == null || this.root.hasAttribute("data-public")) return;
+    clearTimeout(this.pauseTimer);
+    fetch("/runs/" + runId + "/breakpoints/", { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : ""))
+      .catch(() => "")
+      .then((html) => {
+        if (runId !== this.runId) return;
+        slot.innerHTML = html;
+        const section = slot.querySelector("[data-run-breakpoints]");
+        // node_waiting goes out before the driver stores the run as waiting.
+        if (section && section.hasAttribute("data-parking") && this.pauseTries++ < PAUSE_TRIES) {
+          this.pauseTimer = setTimeout(() => this.refreshPauses(), PAUSE_RETRY_MS);
+        }
+      });
+  }
+
+  /** Continue, Step or Stop: the answer's section (with why, when refused) replaces it. */
+  async answerPause(form, submitter) {
+    const slot = this.el.pauses;
+    const body = new FormData(form);
+    if (submitter && submitter.name) body.set(submitter.name, submitter.value);
+    const buttons = [...form.querySelectorAll("button")];
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      // getAttribute: form.action would be the buttons named "action".
+      const response = await fetch(form.getAttribute("action"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken() },
+        body,
+      });
+      const html = await response.text();
+      // Refused answers (400 with why, 409 answered already) come with the section too.
+      if (slot && ANSWERED.has(response.status)) slot.innerHTML = html;
+      else this.showMessage("Could not answer the pause (HTTP " + response.status + ").", true);
+    } catch (error) {
+      this.showMessage("Could not reach the server; the run is still paused.", true);
+    } finally {
+      buttons.forEach((b) => b.isConnected && (b.disabled = false));
+    }
+  }
+
   // -- the run form (editor)
 
   formOpen() {
@@ -626,6 +700,12 @@ export class RunView {
       await place(open.dataset.formUrl, formSlot);
       if (!this.formOpen()) throw new Error("no form");
       open.setAttribute("aria-expanded", "true");
+      const note = formSlot.querySelector("[data-run-breakpoints-note]");
+      const marked = canvasCall("breakpoints") || [];
+      if (note && marked.length) {
+        note.textContent = "This run pauses before " + marked.join(", ") + " (your breakpoints).";
+        note.hidden = false;
+      }
       const first = formSlot.querySelector("textarea, [data-testid=run-submit]");
       if (first) first.focus();
     } catch (error) {
@@ -657,12 +737,16 @@ export class RunView {
       const flowId = form.dataset.flowId || this.root.dataset.flowId;
       this.showMessage("Starting the run…");
       const ignoreCache = form.querySelector("[data-ignore-cache]");
-      const result = await postJSON("/api/flows/" + flowId + "/runs", {
-        // The editor runs what it shows, which may be newer than the published version.
-        version: "current",
-        inputs,
-        ignore_cache: Boolean(ignoreCache && ignoreCache.checked),
-      });
+      const breakpoints = canvasCall("breakpoints") || [];
+      const body = { inputs, ignore_cache: Boolean(ignoreCache && ignoreCache.checked) };
+      // Breakpoints are the editor's alone: only its own endpoint takes them, never the API.
+      const result = breakpoints.length
+        ? await postJSON("/flows/" + flowId + "/editor-runs/", { ...body, breakpoints })
+        : await postJSON("/api/flows/" + flowId + "/runs", {
+            // The editor runs what it shows, which may be newer than the published version.
+            version: "current",
+            ...body,
+          });
       if (result.status === 201 || result.ok) {
         this.closeForm(false);
         this.follow(result.data.id);
