@@ -121,7 +121,7 @@ def test_a_rejection_reaches_the_model_with_who_rejected_it_and_why(waiting_run,
     wait_for(lambda: Run.objects.get(pk=waiting_run.pk).finished, message="the run to end")
     waiting_run.refresh_from_db()
     assert waiting_run.status == Run.Status.SUCCEEDED, waiting_run.error
-    first, second = model.message_requests  # turn 1 was not asked for again
+    _, second = model.message_requests  # turn 1 was not asked for again
     (result,) = second["messages"][-1]["content"]
     assert result["type"] == "tool_result" and result["tool_use_id"] == call
     assert result["content"] == "This tool call was rejected by bob: too risky"
