@@ -86,7 +86,7 @@ def call(server: DaphneServer, token: str, path: str, body: dict | None = None) 
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="GET" if body is None else "POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
