@@ -133,6 +133,24 @@ def test_a_rejection_reaches_the_model_with_who_rejected_it_and_why(waiting_run,
     assert again.status_code == 409
 
 
+def test_the_inspector_lists_the_turns_and_replay_shows_them_as_they_were(
+    waiting_run, api, client, carol
+):
+    waited_at = waiting_run.last_seq
+    api("bob").post(url(waiting_run), {"action": "reject", "values": {"reason": "<no>"}})
+    idle()
+    wait_for(lambda: Run.objects.get(pk=waiting_run.pk).finished, message="the run to end")
+    client.force_login(carol)  # a viewer sees what the agent did
+    page = client.get(f"/runs/{waiting_run.pk}/nodes/solve/").content.decode()
+    assert 'data-testid="inspector-turns"' in page and "Turns (2)" in page
+    assert '<li data-turn="1">' in page and '<li data-turn="2">' in page
+    assert "tool_use calculator" in page
+    assert "rejected by bob: &lt;no&gt;" in page and "<no>" not in page
+    # Replayed to the moment it waited: turn 1 only, its call not yet answered.
+    page = client.get(f"/runs/{waiting_run.pk}/nodes/solve/?upto={waited_at}").content.decode()
+    assert "Turns (1)" in page and 'data-testid="inspector-tool"' not in page
+
+
 def test_an_approval_runs_the_tool_and_the_model_gets_its_result(waiting_run, model, api):
     response = api("alice").post(url(waiting_run), {"action": "approve"})
     assert response.status_code == 202, response.content
