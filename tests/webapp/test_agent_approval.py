@@ -221,3 +221,20 @@ def test_a_cancelled_agent_resumed_goes_on_at_its_next_turn(model, alice):
         (5, None),
     ]
     assert approvals.waits_of(resumed) == {}
+
+
+def test_the_node_form_offers_approve_tools_and_names_one_that_is_not_a_tool(alice, client):
+    flow = services.create(alice, "Form", services.starter_graph("Form"))
+    client.force_login(alice)
+    data = {
+        "type": "agent",
+        "node_id": "solve",
+        "form_key": "k1",
+        "f_prompt": "Solve {{ x }}",
+        "f_tools": ["calculator"],
+        "f_approve_tools": ["http_get"],
+    }
+    page = client.post(f"/flows/{flow.pk}/node-form/", data).content.decode()
+    assert "Tools needing approval" in page
+    error = page.split('data-testid="error-approve_tools">')[1].split("<")[0]
+    assert "&#x27;http_get&#x27; is not one of the agent&#x27;s tools" in error
