@@ -238,3 +238,31 @@ def test_the_node_form_offers_approve_tools_and_names_one_that_is_not_a_tool(ali
     assert "Tools needing approval" in page
     error = page.split('data-testid="error-approve_tools">')[1].split("<")[0]
     assert "&#x27;http_get&#x27; is not one of the agent&#x27;s tools" in error
+
+
+async def test_the_sink_has_stored_every_event_it_was_given_when_commit_returns(alice):
+    from asgiref.sync import sync_to_async
+
+    from webapp.execution.sink import Sink
+
+    def new_run() -> Run:
+        flow = services.create(alice, "Sink", services.starter_graph("Sink"))
+        return Run.objects.create(flow=flow, flow_version=flow.current(), started_by=alice)
+
+    def stored(run: Run) -> list[str]:
+        return list(RunEvent.objects.filter(run=run).values_list("type", flat=True))
+
+    run = await sync_to_async(new_run)()
+    sink = Sink(run.pk)
+    try:
+        sink({"seq": 1, "ts": 1000.0, "type": "run_started", "schema": 1})
+        sink({"seq": 2, "ts": 1000.0, "type": "node_started", "node": "solve", "iteration": 1})
+        turn = {"seq": 3, "ts": 1000.1, "type": "agent_turn", "node": "solve", "iteration": 1}
+        sink({**turn, "turn": 1, "content": [], "stop_reason": "tool_use"})
+        await sink.commit()
+        # Read before anything else may run on the loop (the writer among it).
+        assert (sink.given, sink.stored) == (3, 3)
+        assert await sync_to_async(stored)(run) == ["run_started", "node_started", "agent_turn"]
+        await sink.commit()  # nothing more to wait for
+    finally:
+        await sink.close()
