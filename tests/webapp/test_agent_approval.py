@@ -266,3 +266,42 @@ async def test_the_sink_has_stored_every_event_it_was_given_when_commit_returns(
         await sink.commit()  # nothing more to wait for
     finally:
         await sink.close()
+
+
+def test_recover_runs_counts_the_turns_an_interrupted_agent_paid_for(alice):
+    from django.core.management import call_command
+
+    from webapp.runs.eventlog import write_batch
+
+    flow = services.create(alice, "Cut", agent_graph("{{ q }}"))
+    run = Run.objects.create(
+        flow=flow, flow_version=flow.current(), started_by=alice, status=Run.Status.RUNNING
+    )
+    visit = {"node": "solve", "iteration": 1}
+
+    def turn(seq: int, number: int, source: str | None = None) -> dict:
+        usage = {"input_tokens": 100 * number, "output_tokens": number}
+        event = {"seq": seq, "ts": 1000.0 + seq, "type": "agent_turn", **visit, "turn": number}
+        return {
+            **event,
+            "model": "claude-x",
+            "usage": usage,
+            **({"source": source} if source else {}),
+        }
+
+    write_batch(
+        run.pk,
+        [
+            {"seq": 1, "ts": 1000.0, "type": "run_started", "schema": 1},
+            {"seq": 2, "ts": 1000.0, "type": "node_started", **visit},
+            turn(3, 1, source="run 1"),  # carried over: paid for by run 1
+            turn(4, 2),
+            turn(5, 3),
+        ],
+    )
+    call_command("recover_runs")
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert (run.input_tokens, run.output_tokens) == (500, 5)
+    finished = events(run, "run_finished")[0]
+    assert finished["usage_by_model"] == {"claude-x": {"input_tokens": 500, "output_tokens": 5}}
