@@ -28,14 +28,18 @@ Event = dict[str, Any]
 
 # The events a visit's history is made of (what hosts need to keep and read back).
 VISIT_KINDS = ("agent_turn", "agent_tool", "node_resumed")
+# Set (True) on an event a host read from another run's log (the run a resumed run
+# continues), which the node then carries into its own run's log; its ``source`` names
+# that run. An event already carried has a ``source`` but not this.
+ELSEWHERE = "elsewhere"
 
 
 class VisitHistory(Protocol):
     """The recorded events of a run's node visits, read back by the nodes that made them."""
 
     async def events(self, node: str, iteration: int) -> list[Event]:
-        """The visit's recorded events (of ``VISIT_KINDS``), in log order. An event carried
-        over from another run says so in ``source`` ("run 7")."""
+        """The visit's recorded events (of ``VISIT_KINDS``), in log order. An event read
+        from another run's log has ``ELSEWHERE`` set and names the run in ``source``."""
         ...
 
 

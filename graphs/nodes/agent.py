@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 
 from graphs import structured
 from graphs.errors import NodeError
+from graphs.history import ELSEWHERE
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from graphs.nodes import approval, modelcall
 from graphs.nodes.base import (
@@ -427,14 +428,13 @@ class Loop:
     async def carry(self, recorded: dict[str, Any]) -> None:
         """A record another run made goes into this run's log too, saying where it came
         from: this run's own log then holds its whole visit (a resume of it reads it)."""
-        source = recorded.get("source")
-        if source:
+        if recorded.get(ELSEWHERE):
             fields = {k: v for k, v in recorded.items() if k not in _EVENT_KEYS}
-            await self.ctx.record(recorded["type"], {**fields, "source": source})
+            await self.ctx.record(recorded["type"], {**fields, "source": recorded.get("source")})
 
 
 # What an event carries beside its own fields (its log's numbering, its node visit).
-_EVENT_KEYS = frozenset({"seq", "ts", "type", "node", "iteration", "source"})
+_EVENT_KEYS = frozenset({"seq", "ts", "type", "node", "iteration", "source", ELSEWHERE})
 
 
 def _conversation_key(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from graphs.history import EventHistory
+from graphs.history import ELSEWHERE, EventHistory
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from graphs.log import fold
 from graphs.nodes import agent
@@ -241,3 +241,41 @@ def test_approve_tools_must_be_among_the_agents_tools():
         compiled(agent_flow(approve_tools=["http_get"]))
     spec = agent.AgentNode.Config.model_fields["approve_tools"]
     assert spec.description and spec.json_schema_extra == {"widget": "tools"}
+
+
+class ResumedHistory:
+    """As the web app reads a resumed run's visits: its own, else its parent's (marked)."""
+
+    def __init__(self, own: list[dict], parent: list[dict]):
+        self.own, self.parent = EventHistory(own), EventHistory(parent)
+
+    async def events(self, node: str, iteration: int) -> list[dict]:
+        own = await self.own.events(node, iteration)
+        if own:
+            return own
+        parent = await self.parent.events(node, iteration)
+        return [{**e, "source": "run 7", ELSEWHERE: True} for e in parent]
+
+
+async def test_turns_of_the_run_resumed_are_carried_over_once_even_across_a_wait():
+    doc = agent_flow(approve_tools=["calculator"])
+    parent: list[dict] = []
+    flow_ = compiled(doc, model_client=Scripted([["6*7"], "ok"]))
+    await flow_.run({"q": "go"}, parent.append, options=RunOptions(history=EventHistory(parent)))
+    assert [e["type"] for e in parent if e["type"].startswith("agent")] == ["agent_turn"]
+
+    own: list[dict] = []
+    model = Scripted([["6*7"], "ok"])
+    flow_ = compiled(doc, model_client=model)
+    options = RunOptions(history=ResumedHistory(own, parent))
+    parked = await flow_.run({"q": "go"}, own.append, options=options)
+    assert parked.status == "waiting" and not model.requests  # turn 1 came from the parent
+    wait = of_type(own, "node_waiting")[-1]["wait"]
+    answer = agent.answer_tool(wait, "approve", {}, by=BOB)
+    result = await flow_.resume(
+        parked.state, "agent", 1, answer, BOB, own.append, seq=own[-1]["seq"], options=options
+    )
+    assert result.status == "succeeded" and len(model.requests) == 1
+    turns = [(t["turn"], t.get("source")) for t in of_type(own, "agent_turn")]
+    assert turns == [(1, "run 7"), (2, None)]
+    assert all(ELSEWHERE not in e for e in own)

@@ -14,7 +14,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from graphs.history import VISIT_KINDS
+from graphs.history import ELSEWHERE, VISIT_KINDS
 from webapp.runs.models import Run, RunEvent
 
 
@@ -40,7 +40,7 @@ class RunHistory:
         # An answer given in the parent was to a wait of the parent's: asked again here.
         source = f"run {self.parent_id}"
         return [
-            {**event, "source": event.get("source") or source}
+            {**event, "source": event.get("source") or source, ELSEWHERE: True}
             for event in visit_events(self.parent_id, node, iteration)
             if event["type"] != "node_resumed"
         ]
