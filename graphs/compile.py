@@ -29,7 +29,7 @@ are given.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import networkx as nx
@@ -203,7 +203,7 @@ class CompiledFlow:
         execution = Execution(
             self,
             saved.inputs,
-            Emitter(sink or discard, seq=seq),
+            Emitter(sink or discard, seq=seq, commit=_commit_of(sink)),
             slots=slots,
             options=options or NO_OPTIONS,
             state=saved,
@@ -224,7 +224,13 @@ class CompiledFlow:
         options = options or NO_OPTIONS
         if problems := self.option_problems(options):
             raise FlowInvalid(problems)
-        return Execution(self, resolved, Emitter(sink or discard), slots=slots, options=options)
+        emitter = Emitter(sink or discard, commit=_commit_of(sink))
+        return Execution(self, resolved, emitter, slots=slots, options=options)
+
+
+def _commit_of(sink: EventSink | None) -> Callable[[], Awaitable[None]] | None:
+    """A durable sink's ``commit`` (waits until what it was given is stored), if it has one."""
+    return getattr(sink, "commit", None)
 
 
 def _cache_config(node_type: NodeType, config: CommonConfig, services: Services) -> dict | None:

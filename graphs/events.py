@@ -4,7 +4,7 @@ Event types: ``run_started``, ``node_started``, ``node_delta`` (streamed text,
 coalesced), ``node_thinking`` (the model's streamed thinking, coalesced the same way and
 kept apart from the text), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
 own event), ``node_retrying``, ``node_finished``, ``node_skipped``, ``node_failed``,
-``node_waiting``, ``node_resumed``, ``run_finished``.
+``node_waiting``, ``node_resumed``, ``agent_turn``, ``agent_tool``, ``run_finished``.
 Node events carry ``node`` and ``iteration``.
 
 Fields beyond those, by event (keys are only ever added, so old recordings still
@@ -38,6 +38,17 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
   breakpoint waits with ``{"kind": "breakpoint", "inputs"}`` before its ``node_started``;
   its ``node_resumed`` adds ``action`` (``continue`` or ``step``), the ``inputs`` it
   starts on and the ports ``edited``, and its ``node_started`` follows.
+  ``output``, ``detail`` ``{wait, by}`` and no ``duration_s`` follows. A wait that asked
+  to run its node again (``wait.rerun``: an agent's tool approval) has ``answer`` instead
+  (what was answered, JSON) and no ``node_finished``: the node runs on, reading it.
+- ``agent_turn``: one reply of an agent's model, written before the agent goes on:
+  ``turn`` (from 1), ``content`` (the assistant's blocks, thinking included, exactly as
+  they go back to the model), ``stop_reason``, ``model``, ``usage``, ``key`` (a digest of
+  what the conversation began with: turns of another key are not this visit's), and
+  ``source`` ("run 7") when it was recorded by an earlier run and carried over.
+- ``agent_tool``: one tool call of an agent answered: ``turn``, ``tool_use_id``,
+  ``name``, ``input``, ``content`` (what went back to the model), ``is_error``, ``key``,
+  ``rejected`` (``{by, reason}``) when a person refused the call, and ``source`` as above.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 
@@ -53,7 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 Event = dict[str, Any]
@@ -86,9 +97,13 @@ class Emitter:
         coalesce_s: float = COALESCE_S,
         clock: Callable[[], float] = time.time,
         seq: int = 0,
+        commit: Callable[[], Awaitable[None]] | None = None,
     ):
-        """``seq``: the number of the last event already out (a resumed run goes on)."""
+        """``seq``: the number of the last event already out (a resumed run goes on);
+        ``commit``: waits until every event the sink was given is stored for good (a
+        durable sink's; the default sink keeps nothing, so there is nothing to wait for)."""
         self._sink = sink
+        self._commit = commit
         self._clock = clock
         self._coalesce_s = coalesce_s
         self._seq = seq
@@ -136,6 +151,12 @@ class Emitter:
         kind = self._kinds.pop(key, "node_delta")
         if buffer:
             self.emit(kind, node=node, iteration=iteration, text="".join(buffer))
+
+    async def commit(self) -> None:
+        """Wait until what was emitted so far is stored (an agent's turn, say, before its
+        next model call), where the sink can say so."""
+        if self._commit is not None:
+            await self._commit()
 
     def flush_all(self) -> None:
         for node, iteration in list(self._pending):

@@ -35,7 +35,12 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   usage}``, ``status`` being ``running``, ``done``, ``failed`` or ``cancelled``, ``node``
   the inner node its latest event was about, ``text`` what it streamed since its latest
   node started, ``usage``
-  the item's tokens so far).
+  the item's tokens so far), ``turns`` (an agent's recorded turns, ``[]`` for none: each
+  ``{turn, content, stop_reason, model, usage, source, tools}``, ``content`` the reply's
+  blocks, ``source`` the run it was carried over from ("run 7") or null, ``tools`` its
+  answered tool calls ``[{tool_use_id, name, input, content, is_error, rejected,
+  source}]``, ``rejected`` being ``{by, reason}`` when a person refused the call). Turns
+  outlive a ``node_started`` of the same visit: an agent that runs again goes on with them.
 
 Old logs read the same: no ``schema`` is schema 1, ``reused``/``cached`` may carry only a
 ``source`` text ("run 42") or only a ``run`` id, an event without ``iteration`` is of
@@ -207,6 +212,7 @@ class Visit:
     duration_s: float | None = None
     progress: dict[str, Any] | None = None
     items: dict[str, dict[str, Any]] | None = None
+    turns: list[dict[str, Any]] = field(default_factory=list)
     # Streamed pieces, joined when read: a long stream must not cost quadratic copying.
     _parts: list[str] = field(default_factory=list, repr=False)
     _thought: list[str] = field(default_factory=list, repr=False)
@@ -269,6 +275,9 @@ class Visit:
                     for index, item in self.items.items()
                 }
             ),
+            "turns": [
+                {**turn, "tools": [dict(tool) for tool in turn["tools"]]} for turn in self.turns
+            ],
         }
 
 
@@ -485,6 +494,10 @@ class RunLog:
             visit.status = "running"
             if "inputs" in event:  # a breakpoint's answer: the inputs, maybe edited
                 visit.inputs = _object(event.get("inputs"))
+        elif kind == "agent_turn":
+            _agent_turn(visit, event)
+        elif kind == "agent_tool":
+            _agent_tool(visit, event)
         if kind in _RUNNING and visit.status == "queued":
             visit.status = "running"
 
@@ -564,6 +577,80 @@ def _item_event(visit: Visit, event: Event) -> None:
         item["status"] = _ITEM_ENDED.get(str(event.get("status")), "failed")
         if event.get("error"):
             item["error"] = str(event["error"])
+
+
+def _turn_of(visit: Visit, number: int) -> dict[str, Any]:
+    for turn in visit.turns:
+        if turn["turn"] == number:
+            return turn
+    turn = {
+        "turn": number,
+        "content": [],
+        "stop_reason": None,
+        "model": None,
+        "usage": None,
+        "source": None,
+        "tools": [],
+    }
+    visit.turns.append(turn)
+    return turn
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _agent_turn(visit: Visit, event: Event) -> None:
+    """An agent's reply, by its turn (recorded again, it replaces what the turn held).
+
+    >>> visit = Visit("a", 1)
+    >>> _agent_turn(visit, {"turn": 1, "content": [{"type": "text", "text": "hi"}],
+    ...     "stop_reason": "end_turn", "model": "m", "usage": {"input_tokens": 1}})
+    >>> visit.turns[0]["content"], visit.turns[0]["tools"]
+    ([{'type': 'text', 'text': 'hi'}], [])
+    """
+    number = event.get("turn")
+    if isinstance(number, bool) or not isinstance(number, int):
+        return
+    turn = _turn_of(visit, number)
+    content = event.get("content")
+    turn["content"] = list(content) if isinstance(content, list) else []
+    turn["stop_reason"] = _text_or_none(event.get("stop_reason"))
+    turn["model"] = _text_or_none(event.get("model"))
+    usage = event.get("usage")
+    turn["usage"] = dict(usage) if isinstance(usage, Mapping) else None
+    turn["source"] = _text_or_none(event.get("source"))
+
+
+def _agent_tool(visit: Visit, event: Event) -> None:
+    """An agent's answered tool call, in its turn, by its ``tool_use_id``.
+
+    >>> visit = Visit("a", 1)
+    >>> _agent_tool(visit, {"turn": 2, "tool_use_id": "t", "name": "calc", "input": {},
+    ...     "content": "no", "is_error": True, "rejected": {"by": {"user": "bob"}}})
+    >>> visit.turns[0]["turn"], visit.turns[0]["tools"][0]["rejected"]
+    (2, {'by': {'user': 'bob'}})
+    """
+    number = event.get("turn")
+    use_id = event.get("tool_use_id")
+    if isinstance(number, bool) or not isinstance(number, int) or not isinstance(use_id, str):
+        return
+    tools = _turn_of(visit, number)["tools"]
+    rejected = event.get("rejected")
+    tool = {
+        "tool_use_id": use_id,
+        "name": str(event.get("name") or ""),
+        "input": event.get("input"),
+        "content": str(event.get("content") or ""),
+        "is_error": bool(event.get("is_error")),
+        "rejected": dict(rejected) if isinstance(rejected, Mapping) else None,
+        "source": _text_or_none(event.get("source")),
+    }
+    for at, known in enumerate(tools):
+        if known["tool_use_id"] == use_id:
+            tools[at] = tool
+            return
+    tools.append(tool)
 
 
 def fold(events: Iterable[Event]) -> RunLog:

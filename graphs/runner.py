@@ -124,6 +124,7 @@ class NodeRunner:
         self.slots = slots or asyncio.Semaphore(flow.services.max_concurrency)
         self.cache = options.cache
         self.read_cache = options.read_cache
+        self.history = options.history
 
     async def run(self, ready: Ready) -> Outcome:
         """Run one node to its end; cancelling the caller's task gives ``NodeCancelled``."""
@@ -298,6 +299,8 @@ class NodeRunner:
                 emit_thinking=lambda text: self.emitter.delta(
                     spec.id, iteration, text, "node_thinking"
                 ),
+                prior=lambda: self.prior(spec.id, iteration),
+                record=lambda type_, fields: self.record(spec.id, iteration, type_, fields),
             )
             try:
                 if spec.type.holds_slot:
@@ -326,6 +329,20 @@ class NodeRunner:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    async def prior(self, node: str, iteration: int) -> list[dict[str, Any]]:
+        """What the visit recorded before (graphs.history), this run's latest events among
+        them (a ``node_resumed`` that made it run again)."""
+        if self.history is None:
+            return []
+        await self.emitter.commit()
+        return await self.history.events(node, iteration)
+
+    async def record(self, node: str, iteration: int, type_: str, fields: dict[str, Any]) -> None:
+        # The text it streamed first goes first, as it came.
+        self.emitter.flush(node, iteration)
+        self.emitter.emit(type_, node=node, iteration=iteration, **fields)
+        await self.emitter.commit()
 
     def text_sink(
         self, node: str, iteration: int, texts: list[str] | None

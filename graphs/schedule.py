@@ -102,8 +102,11 @@ downstream of it is skipped, but no worker holds it: when every running node wai
 the step says ``waiting`` and the run is parked, not over, its state JSON all there is
 of it. ``resume`` answers the wait, once (a second answer is refused), recording
 who did (``node_resumed``); the node finishes with the outputs given and the run goes
-on as after ``node_finished``. A run that ends (``stop``, a failure elsewhere)
-cancels its waiting nodes itself, as it would running ones.
+on as after ``node_finished``. A wait that says ``rerun`` (an agent waiting for a tool
+call's approval) is answered differently: ``resume`` makes its node ready again, same
+visit and inputs, and the answer goes into ``node_resumed`` for the node to read (see
+``graphs.history``). A run that ends (``stop``, a failure elsewhere) cancels its waiting
+nodes itself, as it would running ones.
 
 Breakpoints. A run may pause before it starts a node (``RunOptions.breakpoints``,
 set only by the editor): the node made ready waits instead of starting, its wait
@@ -148,6 +151,7 @@ import networkx as nx
 
 from graphs.cache import NodeCache
 from graphs.events import SCHEMA
+from graphs.history import VisitHistory
 from graphs.llm.types import Usage
 from graphs.loops import loop_order, pick_entry
 from graphs.naming import node_names
@@ -192,6 +196,8 @@ class RunOptions:
     read_cache: bool = True
     # Nodes a run started from the editor pauses before (see "Breakpoints").
     breakpoints: frozenset[str] = frozenset()
+    # What node visits recorded before they ran again (graphs.history): the runner's.
+    history: VisitHistory | None = None
 
 
 NO_OPTIONS = RunOptions()
@@ -810,14 +816,23 @@ class Schedule:
         by: dict[str, Any],
     ) -> StepResult:
         """Someone (``by``: who, JSON) answered a waiting node: it finishes with ``outputs``
-        and the run goes on as after ``node_finished``. Refused for a node that is not
-        waiting, so a second answer to the same wait changes nothing."""
+        and the run goes on as after ``node_finished``; or, when its wait says ``rerun``,
+        it runs again, ``outputs`` being the answer it reads. Refused for a node that is
+        not waiting, so a second answer to the same wait changes nothing."""
         state = self.state
         self._check_waiting(node, iteration)
         if state.waiting[node].get("kind") == BREAKPOINT:
             raise StepRefused(f"node {node!r} iteration {iteration} waits at a breakpoint: go_on")
         self._open()
         wait = state.waiting.pop(node)
+        if wait.get("rerun"):
+            # The node asked to run again with the answer (an agent's tool approval): it
+            # is ready once more, its visit and inputs the same, and reads the answer from
+            # its visit's history (this event).
+            resumed = {"node": node, "iteration": iteration, "by": by, "answer": outputs}
+            self._events.append(("node_resumed", resumed))
+            self._ready.append(Ready(node, iteration, state.running[node]))
+            return self._close()
         self._events.append(("node_resumed", {"node": node, "iteration": iteration, "by": by}))
         # The runner that parked the node is gone, so its finish is reported here, with
         # the question and who answered it as the node's detail.

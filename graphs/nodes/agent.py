@@ -9,26 +9,45 @@ input schema (required unless they have a default). Each call runs the flow as a
 run of this node (its id goes into the node's ``child_runs``, its usage into the node's),
 and its outputs go back as the tool's result: one output's text as is, else JSON. A
 child that fails goes back as an error result, for the model to act on.
+
+Turns are recorded. Each reply of the model is an ``agent_turn`` event and each answered
+tool call an ``agent_tool`` event, stored before the agent goes on (``ctx.record``). When
+the same visit runs again (a wait for approval answered, a worker's takeover, a retry, a
+run resuming a failed one), the agent reads them back (``ctx.prior``, see
+``graphs.history``) and goes on from the next turn: recorded replies are not asked for
+again, recorded tool calls not run again. Records of another conversation (another
+prompt, system, model or tools: their ``key`` differs) are not used.
+
+Tools that need approval (``approve_tools``, by the names in ``tools``). Before such a
+call runs, the node waits (``NodeWaits``, kind ``tool_approval``, showing the tool and its
+arguments) holding nothing; the wait says ``rerun``, so the answer runs the node again
+(``graphs.schedule``), and it reads the answer from its history: ``approve`` runs the
+tool, ``reject`` sends the model a tool result saying who rejected the call and why. The
+other calls of the same turn run before it waits; several calls that need approval wait
+one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from graphs import structured
 from graphs.errors import NodeError
-from graphs.llm.types import ModelRequest
-from graphs.nodes import modelcall
+from graphs.history import ELSEWHERE
+from graphs.llm.types import ModelRequest, ModelResponse, Usage
+from graphs.nodes import approval, modelcall
 from graphs.nodes.base import (
     CommonConfig,
     FieldProblem,
     NodeContext,
     NodeType,
+    NodeWaits,
     Services,
     template_ports,
 )
@@ -59,6 +78,15 @@ class AgentConfig(CommonConfig):
         description="Tools the agent may call; flow:ID offers the saved flow ID as a tool.",
         json_schema_extra={"widget": "tools"},
     )
+    approve_tools: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        title="Tools needing approval",
+        description="Of the tools above, those whose every call waits for a person to "
+        "approve or reject it (seeing its arguments); a rejection goes back to the model "
+        "as the tool's result.",
+        json_schema_extra={"widget": "tools"},
+    )
     max_turns: int = Field(default=10, ge=1, le=200)
     max_tokens: int = Field(default=1024, ge=1, le=128_000)
     output_schema: dict[str, Any] | None = modelcall.OUTPUT_SCHEMA
@@ -70,7 +98,7 @@ class AgentConfig(CommonConfig):
     thinking_budget: int | None = modelcall.THINKING_BUDGET
     retries: int = MODEL_RETRIES
 
-    @field_validator("tools")
+    @field_validator("tools", "approve_tools")
     @classmethod
     def _unique(cls, tools: list[str]) -> list[str]:
         if len(set(tools)) != len(tools):
@@ -124,6 +152,14 @@ class AgentNode(NodeType):
             + modelcall.sampling_problems(config)
             + modelcall.thinking_problems(config, config.max_tokens)
         )
+        for name in config.approve_tools:
+            if name not in config.tools:
+                found.append(
+                    FieldProblem(
+                        "approve_tools",
+                        f"tool {name!r} is not one of the agent's tools; add it to tools first",
+                    )
+                )
         if services is None:
             return found
         known = ", ".join(sorted(services.tools)) or "none"
@@ -147,29 +183,38 @@ class AgentNode(NodeType):
         system = await ctx.render("system", config.system, inputs) if config.system else None
         prepared: Prepared = ctx.prepared
         tools: dict[str, Tool | FlowTool] = {}
+        approve: set[str] = set()
         for name in config.tools:
             found = prepared.flows.get(name)
             if isinstance(found, str):
                 raise NodeError(f"tool {name!r}: {found}")
             tool = ctx.services.tools[name] if found is None else FlowTool(found)
             tools[tool.name] = tool
+            if name in config.approve_tools:
+                approve.add(tool.name)
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)
         shape = prepared.shape
+        model = config.model or ctx.services.default_model
+        schemas = [_schema(tool) for tool in tools.values()]
+        key = _conversation_key(model, system, prompt, schemas, config)
+        past = Past.read(await ctx.prior(), key)
+        loop = Loop(ctx, tools, approve, past, key)
         retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
                 ctx.emit_text("\n")
-            response = await ctx.call_model(
+            response = await loop.reply(
+                turn,
                 ModelRequest(
-                    model=config.model or ctx.services.default_model,
+                    model=model,
                     messages=list(messages),
                     system=system,
                     max_tokens=config.max_tokens,
-                    tools=[_schema(tool) for tool in tools.values()],
+                    tools=schemas,
                     output_schema=config.output_schema,
                     **modelcall.sampling(config),
-                )
+                ),
             )
             messages.append({"role": "assistant", "content": response.content or _NO_REPLY})
             if response.stop_reason != "tool_use" or not response.tool_uses:
@@ -187,14 +232,229 @@ class AgentNode(NodeType):
                 messages.append(modelcall.correction(reason))
                 continue
             results = await asyncio.gather(
-                *(_call_tool(ctx, tools, use) for use in response.tool_uses)
+                *(loop.tool_result(turn, use) for use in response.tool_uses)
             )
+            asked = next((r for r in results if isinstance(r, Ask)), None)
+            if asked is not None:
+                # The other calls of the turn are answered and recorded: only this waits.
+                ctx.detail["turns"] = turn
+                raise NodeWaits(asked.wait)
             messages.append({"role": "user", "content": list(results)})
         ctx.detail["turns"] = config.max_turns
         raise NodeError(
             f"the agent did not finish within max_turns={config.max_turns}; "
             "raise max_turns or make the task smaller"
         )
+
+
+def answer_tool(
+    wait: dict[str, Any], action: str, values: dict[str, Any], *, by: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to a ``tool_approval`` wait: what its node reads when it runs again.
+    Raises ``approval.AnswerInvalid`` for an action or a field the wait does not have.
+
+    >>> wait = tool_wait(2, {"id": "tu_1", "name": "calculator", "input": {"x": 1}})
+    >>> answer_tool(wait, "reject", {"reason": "too costly"}, by={"user": "bob"})
+    {'action': 'reject', 'reason': 'too costly', 'by': {'user': 'bob'}, 'tool_use_id': 'tu_1'}
+    """
+    (carried,) = approval.answer(wait, action, values, by=by).values()
+    return {**carried, "tool_use_id": wait.get("tool_use_id", "")}
+
+
+def tool_wait(turn: int, use: dict[str, Any]) -> dict[str, Any]:
+    """What an agent waits for before a call of a tool that needs approval: an approval's
+    wait (message, a reason field, approve or reject), with the tool and its arguments,
+    and ``rerun``: the answer runs the node again."""
+    name = use.get("name", "")
+    return {
+        "kind": "tool_approval",
+        "rerun": True,
+        "message": f"The agent asks to call the tool {name}.",
+        "tool": name,
+        "input": use.get("input") or {},
+        "tool_use_id": use.get("id", ""),
+        "turn": turn,
+        "fields": [
+            {"name": "reason", "label": "Reason", "kind": "text", "choices": [], "required": False}
+        ],
+        "actions": list(TOOL_ACTIONS),
+        "timeout_s": None,
+        "approvers": [],
+    }
+
+
+TOOL_ACTIONS = ("approve", "reject")
+
+
+def rejection(by: dict[str, Any], reason: str | None) -> str:
+    """The tool result a rejected call sends the model.
+
+    >>> rejection({"user": "bob"}, "not today")
+    'This tool call was rejected by bob: not today'
+    >>> rejection({}, None)
+    'This tool call was rejected by a person (no reason given)'
+    """
+    who = by.get("user") if isinstance(by, dict) else None
+    who = str(who) if who else "a person"
+    if reason:
+        return f"This tool call was rejected by {who}: {reason}"
+    return f"This tool call was rejected by {who} (no reason given)"
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A tool call that waits for a person's approval."""
+
+    wait: dict[str, Any]
+
+
+@dataclass
+class Past:
+    """What this visit recorded before it ran this time: replies by turn, tool results
+    and approval answers by tool_use id."""
+
+    turns: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, events: list[dict[str, Any]], key: str) -> Past:
+        past = cls()
+        for event in events:
+            kind = event.get("type")
+            if kind == "node_resumed":
+                answer = event.get("answer")
+                if isinstance(answer, dict) and answer.get("tool_use_id"):
+                    past.answers[answer["tool_use_id"]] = answer
+            elif event.get("key") != key:
+                continue  # of another conversation (the prompt or the tools changed)
+            elif kind == "agent_turn" and isinstance(event.get("turn"), int):
+                past.turns[event["turn"]] = event
+            elif kind == "agent_tool" and event.get("tool_use_id"):
+                past.tools[event["tool_use_id"]] = event
+        return past
+
+
+class Loop:
+    """One run of an agent's loop: its replies and tool results, recorded or replayed."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        tools: dict[str, Tool | FlowTool],
+        approve: set[str],
+        past: Past,
+        key: str,
+    ):
+        self.ctx, self.tools, self.approve, self.past, self.key = ctx, tools, approve, past, key
+
+    async def reply(self, turn: int, request: ModelRequest) -> ModelResponse:
+        """The model's reply for ``turn``: the recorded one, else a new call, recorded."""
+        ctx = self.ctx
+        recorded = self.past.turns.get(turn)
+        if recorded is not None:
+            content = list(recorded.get("content") or [])
+            response = ModelResponse(
+                str(recorded.get("model") or request.model),
+                content,
+                recorded.get("stop_reason"),
+                Usage(),  # paid when it was recorded
+            )
+            ctx.emit_text(response.text)
+            await self.carry(recorded)
+            return response
+        response = await ctx.call_model(request)
+        await ctx.record(
+            "agent_turn",
+            {
+                "turn": turn,
+                "content": response.content,
+                "stop_reason": response.stop_reason,
+                "model": response.model,
+                "usage": response.usage.as_dict(),
+                "key": self.key,
+            },
+        )
+        return response
+
+    async def tool_result(self, turn: int, use: dict[str, Any]) -> dict[str, Any] | Ask:
+        """The tool_result block answering ``use``: recorded, or run (with approval, where
+        its tool needs it) and recorded; an ``Ask`` when it waits for an approval."""
+        ctx = self.ctx
+        use_id, name = use.get("id", ""), use.get("name", "")
+        args = use.get("input") or {}
+        recorded = self.past.tools.get(use_id)
+        if recorded is not None:
+            content, is_error = str(recorded.get("content", "")), bool(recorded.get("is_error"))
+            await self.carry(recorded)
+        else:
+            rejected: dict[str, Any] | None = None
+            if name in self.approve:
+                answer = self.past.answers.get(use_id)
+                if answer is None:
+                    return Ask(tool_wait(turn, use))
+                if answer.get("action") != "approve":
+                    by = answer.get("by")
+                    reason = answer.get("reason")
+                    rejected = {
+                        "by": by if isinstance(by, dict) else {},
+                        "reason": reason if isinstance(reason, str) and reason else None,
+                    }
+            if rejected is None:
+                content, is_error = await _call_tool(ctx, self.tools, name, args)
+            else:
+                content, is_error = rejection(rejected["by"], rejected["reason"]), True
+            fields: dict[str, Any] = {
+                "turn": turn,
+                "tool_use_id": use_id,
+                "name": name,
+                "input": args,
+                "content": content,
+                "is_error": is_error,
+                "key": self.key,
+            }
+            if rejected is not None:
+                fields["rejected"] = rejected
+            await ctx.record("agent_tool", fields)
+        shown = json.dumps(args, ensure_ascii=False)[:200]
+        ctx.emit_text(f"\n[{name}({shown}) -> {'error: ' if is_error else ''}{content[:200]}]\n")
+        return {
+            "type": "tool_result",
+            "tool_use_id": use_id,
+            "content": content,
+            **({"is_error": True} if is_error else {}),
+        }
+
+    async def carry(self, recorded: dict[str, Any]) -> None:
+        """A record another run made goes into this run's log too, saying where it came
+        from: this run's own log then holds its whole visit (a resume of it reads it)."""
+        if recorded.get(ELSEWHERE):
+            fields = {k: v for k, v in recorded.items() if k not in _EVENT_KEYS}
+            await self.ctx.record(recorded["type"], {**fields, "source": recorded.get("source")})
+
+
+# What an event carries beside its own fields (its log's numbering, its node visit).
+_EVENT_KEYS = frozenset({"seq", "ts", "type", "node", "iteration", "source", ELSEWHERE})
+
+
+def _conversation_key(
+    model: str,
+    system: str | None,
+    prompt: str,
+    schemas: list[dict[str, Any]],
+    config: AgentConfig,
+) -> str:
+    """A digest of how the conversation begins: recorded turns of another are not reused."""
+    begins = {
+        "model": model,
+        "system": system,
+        "prompt": prompt,
+        "tools": schemas,
+        "output_schema": config.output_schema,
+        "thinking": config.thinking,
+    }
+    text = json.dumps(begins, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -232,9 +492,9 @@ def _schema(tool: Tool | FlowTool) -> dict[str, Any]:
 
 
 async def _call_tool(
-    ctx: NodeContext, tools: dict[str, Tool | FlowTool], use: dict
-) -> dict[str, Any]:
-    name, args = use.get("name", ""), use.get("input") or {}
+    ctx: NodeContext, tools: dict[str, Tool | FlowTool], name: str, args: Any
+) -> tuple[str, bool]:
+    """Run one tool call: its result's text, and whether it is an error."""
     tool = tools.get(name)
     try:
         if tool is None:
@@ -245,12 +505,4 @@ async def _call_tool(
             content, is_error = await tool.call(args, ctx.services.tool_settings), False
     except ToolError as exc:
         content, is_error = str(exc), True
-    content = content[:MAX_TOOL_RESULT_CHARS]
-    shown = json.dumps(args, ensure_ascii=False)[:200]
-    ctx.emit_text(f"\n[{name}({shown}) -> {'error: ' if is_error else ''}{content[:200]}]\n")
-    return {
-        "type": "tool_result",
-        "tool_use_id": use.get("id", ""),
-        "content": content,
-        **({"is_error": True} if is_error else {}),
-    }
+    return content[:MAX_TOOL_RESULT_CHARS], is_error

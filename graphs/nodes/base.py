@@ -54,7 +54,7 @@ A type's own checks (``problems()``) each name the field they are about:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
 
@@ -164,6 +164,14 @@ def _ignore(_: str) -> None:
     pass
 
 
+async def _nothing_prior() -> list[dict[str, Any]]:
+    return []
+
+
+async def _record_nowhere(type_: str, fields: dict[str, Any]) -> None:
+    pass
+
+
 @dataclass
 class NodeContext:
     """One execution of one node: what it may read, and how it reports."""
@@ -187,6 +195,11 @@ class NodeContext:
     detail: dict[str, Any] = field(default_factory=dict)
     # The host's ids of the flows this node ran as children (graphs.subflows), in order.
     child_runs: list[int | str] = field(default_factory=list)
+    # What this visit recorded before it ran this time (graphs.history): [] on a first run.
+    prior: Callable[[], Awaitable[list[dict[str, Any]]]] = _nothing_prior
+    # Emits an event of this visit (type, fields) and returns once it is stored for good:
+    # a record the node must find again should it run again (an agent's turn).
+    record: Callable[[str, dict[str, Any]], Awaitable[None]] = _record_nowhere
 
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total."""

@@ -169,6 +169,11 @@ def test_the_approval_list_shows_editors_what_waits_and_nobody_else(waiting_run,
                 "message": "Refund 12 EUR?",
                 "fields": waiting_run.state["waiting"]["ask"]["fields"],
                 "actions": ["approve", "reject"],
+                # What only an agent's tool call waiting for approval has.
+                "kind": "approval",
+                "tool": None,
+                "input": None,
+                "call": None,
             }
         ]
     assert api("carol").get("/api/approvals").json()["items"] == []

@@ -31,6 +31,7 @@ from graphs.replan import reuse_for_resume, reuse_from_node
 from graphs.settings import services_from_env
 from webapp.credentials.service import model_key, names_credentials, run_credentials
 from webapp.execution.cache import DbNodeCache
+from webapp.execution.history import RunHistory
 from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs import breakpoints
@@ -184,6 +185,7 @@ def options_for(run: Run) -> RunOptions:
         cache=DbNodeCache(run.flow_id, run.pk),
         read_cache=not run.ignore_cache,
         breakpoints=breakpoints.applied(run),
+        history=RunHistory.of(run),
     )
 
 

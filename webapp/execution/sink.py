@@ -39,11 +39,27 @@ class Sink:
         # Stops the engine's run when a limit is reached (the driver sets it to the run's
         # cancel: the log's run_finished says failed, and why, whatever the engine says).
         self.stop_run: Callable[[], None] | None = None
+        # How many events it was given, and how many of them are stored (committed).
+        self.given = 0
+        self.stored = 0
+        self.stored_more = asyncio.Event()
         self.writer = asyncio.ensure_future(self.write_loop())
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
+        self.given += 1
         self.wake.set()
+
+    async def commit(self) -> None:
+        """Wait until every event given so far is stored (the engine's ``Emitter.commit``:
+        an agent's turn is in the log before its next model call). Returns at once should
+        the writer have stopped: what it could not store is lost either way."""
+        target = self.given
+        while self.stored < target and not self.writer.done():
+            self.stored_more.clear()
+            waiter = asyncio.ensure_future(self.stored_more.wait())
+            await asyncio.wait([waiter, self.writer], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
 
     async def close(self) -> None:
         """Write everything still queued, then stop."""
@@ -58,6 +74,8 @@ class Sink:
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
                 _, tripped = await dbthreads.on(_writer, eventlog.append, self.run_id, batch)
+                self.stored += len(batch)
+                self.stored_more.set()
                 if tripped and self.stop_run is not None:
                     self.stop_run()
             if self.closed and not self.pending:

@@ -37,6 +37,7 @@ from graphs.schedule import NodeFinished, Ready
 from webapp.execution import cache as node_cache
 from webapp.execution import coordinator, dbthreads
 from webapp.execution.coordinator import Fenced
+from webapp.execution.history import RunHistory
 from webapp.execution.plans import compiled_run
 from webapp.execution.slots import Slots, scopes_for
 from webapp.runs.models import NodeTask
@@ -99,9 +100,12 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
     cache = FencedCache(holder, run.flow_id, run.pk)
     runner = DistributedRunner(
         flow,
-        emitter=Emitter(holder.sink),
+        # A record the node must find again (an agent's turn) is written before it goes on.
+        emitter=Emitter(holder.sink, commit=holder.commit),
         run_inputs=flow.resolve_inputs(run.inputs),
-        options=RunOptions(cache=cache, read_cache=not run.ignore_cache),
+        options=RunOptions(
+            cache=cache, read_cache=not run.ignore_cache, history=RunHistory.of(run)
+        ),
         slots=holder.slots(run.pk, flow),
         holder=holder,
     )
@@ -205,6 +209,11 @@ class Holder:
         if job.cancelled():
             raise Stopped
         return job.result()
+
+    async def commit(self) -> None:
+        """Write what is pending now (the engine's ``Emitter.commit``)."""
+        if self.pending:
+            await self.renew()
 
     async def renew(self) -> bool:
         """Write pending events, or just renew the lease when one is due; True: stop."""

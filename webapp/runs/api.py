@@ -387,6 +387,13 @@ class ApprovalIn(BodyIn):
     values: dict[str, Any] = Field(
         default_factory=dict, description="The form's field values: {field: value}."
     )
+    call: str | None = Field(
+        None,
+        max_length=200,
+        description="For an agent's tool call waiting for approval (kind tool_approval): "
+        "its tool_use_id, as the pending approval shows it; refused (409) when the agent "
+        "no longer waits on that call.",
+    )
 
 
 @router.post(
@@ -395,10 +402,11 @@ class ApprovalIn(BodyIn):
 )
 def run_approve(request: HttpRequest, run_id: Id, node: str, body: ApprovalIn) -> Any:
     """Answer an approval the run waits on (editors of its flow): the run goes on from the
-    action's port. 400 names the field at fault; 409 when the node does not wait (answered
-    already, or never asked)."""
+    action's port; for an agent's tool call (approve or reject, with an optional reason),
+    the agent runs the tool or tells the model it was rejected. 400 names the field at
+    fault; 409 when the node does not wait (answered already, or never asked)."""
     try:
-        approvals.answer(request.auth, run_id, node, body.action, body.values)
+        approvals.answer(request.auth, run_id, node, body.action, body.values, body.call)
     except approval.AnswerInvalid as exc:
         path = f"body.values.{exc.field}" if exc.field else "body.action"
         raise ProblemError(

@@ -4,6 +4,7 @@ flow's editors. Answering posts (htmx) to the same service as the API
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -21,9 +22,9 @@ FIELD_PREFIX = "f_"
 
 def approvals_context(user, run: Run) -> dict[str, Any]:
     waits = [
-        {"node": node, **wait}
+        {"node": node, **wait, **_shown_input(wait)}
         for node, wait in sorted(approvals.waits_of(run).items())
-        if wait.get("kind") == "approval"
+        if wait.get("kind") in approvals.ANSWERED_KINDS
     ]
     # The engine's node_waiting is broadcast before the driver stores the run waiting:
     # a page asking in between asks again shortly.
@@ -38,6 +39,13 @@ def approvals_context(user, run: Run) -> dict[str, Any]:
         "parking": parking,
         "can_answer": can_edit_flow(user, run.flow_id),
     }
+
+
+def _shown_input(wait: dict[str, Any]) -> dict[str, Any]:
+    """An agent's tool call's arguments as the page shows them (indented JSON)."""
+    if wait.get("kind") != "tool_approval":
+        return {}
+    return {"input_json": json.dumps(wait.get("input"), indent=2, ensure_ascii=False)}
 
 
 @login_required
@@ -59,7 +67,9 @@ def run_approve(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse
     }
     error, answered = "", ""
     try:
-        approvals.answer(request.user, run_id, node_id, request.POST.get("action", ""), values)
+        action = request.POST.get("action", "")
+        call = request.POST.get("call") or None
+        approvals.answer(request.user, run_id, node_id, action, values, call)
         answered = request.POST.get("action", "")
     except approval.AnswerInvalid as exc:
         error = str(exc)

@@ -1,4 +1,5 @@
-"""Runs parked waiting for a person (an ``approval`` node), on the in-process driver.
+"""Runs parked waiting for a person (an ``approval`` node, or an agent's tool call that
+needs approval: kind ``tool_approval``), on the in-process driver.
 
 A run whose every running node waits is stored ``waiting`` with its schedule state
 (``Run.state``) and holds nothing else: no task, no slot. Answering claims it back
@@ -14,12 +15,15 @@ from typing import Any
 
 from django.db import transaction
 
-from graphs.nodes import approval
+from graphs.nodes import agent, approval
 from graphs.schedule import RunState, Schedule
 from webapp.flows.access import editable_flows
 from webapp.runs import eventlog
 from webapp.runs.access import run_for_editor
 from webapp.runs.models import Run
+
+# The kinds of wait a person answers (the others, should there be any, are not theirs).
+ANSWERED_KINDS = ("approval", "tool_approval")
 
 
 class NotWaiting(RuntimeError):
@@ -66,17 +70,36 @@ def waits_of(run: Run) -> dict[str, dict[str, Any]]:
     return dict(run.state.get("waiting", {}))
 
 
-def claim_answer(run_id: int, node: str, action: str, values: dict[str, Any], user) -> Answer:
+def claim_answer(
+    run_id: int,
+    node: str,
+    action: str,
+    values: dict[str, Any],
+    user,
+    call: str | None = None,
+) -> Answer:
     """Check the answer (AnswerInvalid, naming the field) and take the run out of waiting
-    for it (NotWaiting when the node does not wait: answered already, or never)."""
+    for it (NotWaiting when the node does not wait: answered already, or never).
+
+    An agent waits for its tool calls one at a time, so ``call`` (the tool_use id the
+    person saw) makes sure a second answer to a call does not answer the next one.
+    """
     with transaction.atomic():
         # Read under the row's lock: two answers at once see one after the other.
         run = Run.objects.select_for_update().get(pk=run_id)
         wait = waits_of(run).get(node)
-        if wait is None or wait.get("kind") != "approval":
+        if wait is None or wait.get("kind") not in ANSWERED_KINDS:
             raise NotWaiting(f"node {node!r} of run {run_id} does not wait for an answer")
         by = who(user)
-        outputs = approval.answer(wait, action, values, by=by)
+        if wait["kind"] == "tool_approval":
+            if call and call != wait.get("tool_use_id"):
+                raise NotWaiting(
+                    f"node {node!r} of run {run_id} no longer waits on tool call {call!r} "
+                    "(answered already)"
+                )
+            outputs = agent.answer_tool(wait, action, values, by=by)
+        else:
+            outputs = approval.answer(wait, action, values, by=by)
         Run.objects.filter(pk=run_id).update(status=Run.Status.RUNNING)
         iteration = int(run.state["iterations"][node])
     return Answer(run_id, node, iteration, outputs, by)
@@ -114,29 +137,45 @@ def pending_for(user) -> list[dict[str, Any]]:
     pending = []
     for run in runs:
         for node, wait in sorted(waits_of(run).items()):
-            if wait.get("kind") != "approval":
+            if wait.get("kind") not in ANSWERED_KINDS:
                 continue
-            pending.append(
-                {
-                    "run": run.pk,
-                    "flow": run.flow_id,
-                    "flow_name": run.flow.name,
-                    "node": node,
-                    "message": wait.get("message", ""),
-                    "fields": wait.get("fields", []),
-                    "actions": wait.get("actions", []),
-                }
-            )
+            entry = {
+                "run": run.pk,
+                "flow": run.flow_id,
+                "flow_name": run.flow.name,
+                "node": node,
+                "kind": wait["kind"],
+                "message": wait.get("message", ""),
+                "fields": wait.get("fields", []),
+                "actions": wait.get("actions", []),
+            }
+            if wait["kind"] == "tool_approval":
+                entry.update(
+                    tool=wait.get("tool", ""),
+                    input=wait.get("input", {}),
+                    call=wait.get("tool_use_id", ""),
+                )
+            pending.append(entry)
     return pending
 
 
-def answer(user, run_id: int, node: str, action: str, values: dict[str, Any]) -> None:
-    """Answer a waiting approval as ``user`` (an editor of the run's flow: 403 for its
-    viewers, 404 for everyone else) and resume the run on its driver.
+def answer(
+    user,
+    run_id: int,
+    node: str,
+    action: str,
+    values: dict[str, Any],
+    call: str | None = None,
+) -> None:
+    """Answer a waiting approval (or an agent's tool call: ``call``, see claim_answer) as
+    ``user`` (an editor of the run's flow: 403 for its viewers, 404 for everyone else) and
+    resume the run on its driver.
 
     Raises AnswerInvalid (naming the field) or NotWaiting.
     """
     from webapp import execution  # the driver imports this module
 
     run = run_for_editor(user, run_id)
-    execution.driver().resume(run.pk, lambda: claim_answer(run.pk, node, action, values, user))
+    execution.driver().resume(
+        run.pk, lambda: claim_answer(run.pk, node, action, values, user, call)
+    )

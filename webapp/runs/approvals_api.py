@@ -33,6 +33,15 @@ class ApprovalOut(Schema):
     message: str = Field(description="The question, rendered over the node's inputs.")
     fields: list[FormFieldOut] = Field(description="The form answered with the action.")
     actions: list[str]
+    kind: str = Field(
+        "approval",
+        description="approval (an approval node) or tool_approval (an agent's tool call).",
+    )
+    tool: str | None = Field(None, description="tool_approval: the tool the agent calls.")
+    input: Any = Field(None, description="tool_approval: the call's arguments (JSON).")
+    call: str | None = Field(
+        None, description="tool_approval: the call's tool_use_id, to send with the answer."
+    )
 
 
 ApprovalPageOut = page_model("ApprovalPageOut", ApprovalOut)

@@ -41,6 +41,8 @@ REPLAYED_EVENTS = frozenset(
         "node_failed",
         "node_waiting",
         "node_resumed",
+        "agent_turn",
+        "agent_tool",
         "run_finished",
     }
 )

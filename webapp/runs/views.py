@@ -271,6 +271,41 @@ def _origin(value: Mapping[str, Any] | None, link) -> dict[str, Any] | None:
     return {"source": value["source"], "link": link(value["run"]), "usage": value.get("usage")}
 
 
+def _turn(turn: Mapping[str, Any]) -> dict[str, Any]:
+    """An agent's recorded turn (graphs.log's ``turns``) as the inspector shows it.
+
+    >>> shown = _turn({"turn": 2, "content": [{"type": "text", "text": "ok"}], "usage": None,
+    ...     "model": "m", "source": None, "tools": [{"name": "calc", "input": {"x": 1},
+    ...     "content": "no", "is_error": True, "rejected": {"by": {"user": "bob"},
+    ...     "reason": "why"}, "source": None}]})
+    >>> shown["parts"], shown["tools"][0]["rejected_by"], shown["tools"][0]["reason"]
+    ([('text', 'ok')], 'bob', 'why')
+    """
+    tools = []
+    for tool in turn.get("tools") or []:
+        rejected = tool.get("rejected") or {}
+        by = rejected.get("by") if isinstance(rejected.get("by"), dict) else {}
+        tools.append(
+            {
+                "name": tool.get("name", ""),
+                "input": pretty(tool.get("input")),
+                "content": str(tool.get("content", ""))[:MAX_NODE_TEXT],
+                "is_error": bool(tool.get("is_error")),
+                "rejected": bool(rejected),
+                "rejected_by": str(by.get("user") or "a person") if rejected else "",
+                "reason": rejected.get("reason") or "",
+            }
+        )
+    usage = turn.get("usage") or {}
+    return {
+        "turn": turn.get("turn"),
+        "parts": _message_parts({"content": turn.get("content") or []}),
+        "tokens": (usage.get("input_tokens", 0), usage.get("output_tokens", 0)) if usage else None,
+        "source": turn.get("source"),
+        "tools": tools,
+    }
+
+
 def _message_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
     """An agent message as (kind, text) parts: its text, tool calls and tool results.
 
@@ -396,6 +431,10 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
         section["progress"] = (visit.progress["done"], visit.progress["total"])
     if visit.items is not None:
         section["map_items"] = _items(visit)
+    if visit.turns:
+        # An agent's recorded turns, as far as they go: shown while it waits or after it
+        # failed too, which is when they say most.
+        section["turns"] = [_turn(turn) for turn in visit.turns]
     if visit.status in ("failed", "cancelled"):
         section["continued"] = visit.continued
         # "cancelled" says nothing the status does not; other reasons are worth showing.

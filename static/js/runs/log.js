@@ -123,6 +123,53 @@ function itemEvent(visit, event) {
   }
 }
 
+/** A recorded text, or null (graphs/log.py _text_or_none). */
+function textOrNull(value) {
+  return typeof value === "string" && value ? value : null;
+}
+
+/** An agent's turn of this number, added empty when it is new (graphs/log.py _turn_of). */
+function turnOf(visit, number) {
+  let turn = visit.turns.find((known) => known.turn === number);
+  if (turn === undefined) {
+    turn = { turn: number, content: [], stop_reason: null, model: null, usage: null, source: null, tools: [] };
+    visit.turns.push(turn);
+  }
+  return turn;
+}
+
+/** An agent's reply, by its turn (graphs/log.py _agent_turn). */
+function agentTurn(visit, event) {
+  if (!isInt(event.turn)) return;
+  const turn = turnOf(visit, event.turn);
+  turn.content = Array.isArray(event.content) ? [...event.content] : [];
+  turn.stop_reason = textOrNull(event.stop_reason);
+  turn.model = textOrNull(event.model);
+  turn.usage = isObject(event.usage) ? { ...event.usage } : null;
+  turn.source = textOrNull(event.source);
+}
+
+/** An agent's answered tool call, in its turn, by its tool_use_id (graphs/log.py _agent_tool). */
+function agentTool(visit, event) {
+  const useId = event.tool_use_id;
+  if (!isInt(event.turn) || typeof useId !== "string") return;
+  const tools = turnOf(visit, event.turn).tools;
+  const tool = {
+    tool_use_id: useId,
+    name: String(event.name || ""),
+    input: event.input === undefined ? null : event.input,
+    content: String(event.content || ""),
+    is_error: Boolean(event.is_error),
+    rejected: isObject(event.rejected) ? { ...event.rejected } : null,
+    source: textOrNull(event.source),
+  };
+  const at = tools.findIndex((known) => known.tool_use_id === useId);
+  if (at >= 0) tools[at] = tool;
+  else tools.push(tool);
+}
+
+const copyTurns = (turns) => turns.map((turn) => ({ ...turn, tools: turn.tools.map((tool) => ({ ...tool })) }));
+
 class Visit {
   constructor(node, iteration, epoch) {
     Object.assign(this, {
@@ -131,7 +178,7 @@ class Visit {
       saved_usd: null, priced: false, cached: null, reused: null, child_runs: [], attempts: 1,
       retries: [],
       error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
-      duration_s: null, progress: null, items: null,
+      duration_s: null, progress: null, items: null, turns: [],
     });
     // Streamed pieces, joined when read: the answer's, and the model's thinking.
     Object.defineProperty(this, "parts", { value: [], writable: true });
@@ -163,6 +210,8 @@ class Visit {
     visit.thought = this.thought.slice();
     // A map's items change in place (itemEvent), so each gets its own copy.
     visit.items = copyItems(this.items);
+    // An agent's turns change in place too (their tools).
+    visit.turns = copyTurns(this.turns);
     return visit;
   }
 
@@ -176,7 +225,7 @@ class Visit {
       child_runs: [...this.child_runs], attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
       error: this.error, cancelled: this.cancelled, continued: this.continued,
       started_ts: this.started_ts, ended_ts: this.ended_ts, duration_s: this.duration_s,
-      progress: this.progress, items: copyItems(this.items),
+      progress: this.progress, items: copyItems(this.items), turns: copyTurns(this.turns),
     };
   }
 }
@@ -394,6 +443,10 @@ export class RunLog {
       visit.status = "running";
       // A breakpoint's answer: the inputs, maybe edited.
       if ("inputs" in event) visit.inputs = object(event.inputs);
+    } else if (kind === "agent_turn") {
+      agentTurn(visit, event);
+    } else if (kind === "agent_tool") {
+      agentTool(visit, event);
     }
     if (RUNNING.has(kind) && visit.status === "queued") {
       visit.status = "running";

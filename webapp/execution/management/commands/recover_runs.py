@@ -73,6 +73,13 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
     # The run's usage as far as its log goes (graphs.log adds up its finished nodes).
     log = fold(priced.values_list("payload", flat=True))
     usage, usage_by_model = log.usage, log.usage_by_model
+    # An agent cut mid-loop paid for the turns it recorded, though its node never finished.
+    spent = events.filter(type="agent_turn").values_list("payload", flat=True)
+    for turn in spent:
+        visit = (turn.get("node"), turn.get("iteration") or 1)
+        if visit in open_visits and not turn.get("source") and isinstance(turn.get("usage"), dict):
+            _add(usage, turn["usage"])
+            _add(usage_by_model.setdefault(str(turn.get("model")), {}), turn["usage"])
 
     closing = [
         {"type": "node_failed", "node": node, "iteration": iteration, "error": INTERRUPTED}
@@ -89,3 +96,9 @@ def closing_events(run_id: int) -> list[dict[str, Any]]:
         }
     )
     return [{"ts": ts, **event} for event in closing]
+
+
+def _add(total: dict[str, int], usage: dict[str, Any]) -> None:
+    for key in ("input_tokens", "output_tokens", "thinking_tokens"):
+        if usage.get(key) or key in total:
+            total[key] = total.get(key, 0) + int(usage.get(key) or 0)
