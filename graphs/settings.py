@@ -37,6 +37,7 @@ from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
 from graphs.sandbox import SandboxSettings
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
+from graphs.warm import WarmGate
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
@@ -114,6 +115,8 @@ def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
         max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
         sandbox=sandbox_from_env(env),
         code=code_from_env(env),
+        # One gate per process: the prompt cache is the API key's, whichever run warms it.
+        warm=WarmGate() if env_bool("SWITCHYARD_WARM_THEN_FAN", True, env=env) else None,
     )
 
 

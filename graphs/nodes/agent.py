@@ -68,6 +68,7 @@ class AgentConfig(CommonConfig):
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     thinking: modelcall.ThinkingMode = modelcall.THINKING
     thinking_budget: int | None = modelcall.THINKING_BUDGET
+    cache_ttl: modelcall.CacheTTL = modelcall.CACHE_TTL
     retries: int = MODEL_RETRIES
 
     @field_validator("tools")
@@ -156,6 +157,8 @@ class AgentNode(NodeType):
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)
         shape = prepared.shape
+        # Each turn also caches the conversation so far, which the next turn reads.
+        cache = modelcall.cache_settings(config, config.prompt, prompt, conversation=True)
         retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
@@ -169,6 +172,7 @@ class AgentNode(NodeType):
                     tools=[_schema(tool) for tool in tools.values()],
                     output_schema=config.output_schema,
                     **modelcall.sampling(config),
+                    **cache,
                 )
             )
             messages.append({"role": "assistant", "content": response.content or _NO_REPLY})
