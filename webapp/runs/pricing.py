@@ -98,7 +98,29 @@ def cache_read_share(usage: Mapping[str, Any] | None) -> int | None:
     written = _tokens(usage, "cache_creation_input_tokens")
     if not read and not written:
         return None
-    return round(100 * read / (read + written + _tokens(usage, "input_tokens")))
+    # Half up, as the browser rounds (static/js/runs/model.js providerCache).
+    return int(100 * read / (read + written + _tokens(usage, "input_tokens")) + 0.5)
+
+
+def provider_cache_text(usage: Mapping[str, Any] | None, saved: Any) -> str:
+    """"N% read, saved $X" for a usage record that wrote or read the provider's cache; ""
+    for one that did not.
+
+    >>> provider_cache_text({"input_tokens": 10, "cache_read_input_tokens": 90}, 0.0042)
+    '90% read, saved $0.0042'
+    >>> provider_cache_text({"input_tokens": 10, "cache_creation_input_tokens": 90}, -0.0001)
+    '0% read, saved -$0.0001'
+    >>> provider_cache_text({"input_tokens": 10}, None)
+    ''
+    """
+    share = cache_read_share(usage)
+    if share is None:
+        return ""
+    text = f"{share}% read"
+    if saved is not None:
+        amount = Decimal(str(saved))
+        text += f", saved {'-' if amount < 0 else ''}{format_usd(abs(amount))}"
+    return text
 
 
 def _tokens(usage: Mapping[str, Any], name: str) -> int:

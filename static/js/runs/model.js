@@ -64,6 +64,17 @@ export function itemsText(items) {
   return ["items: " + summary.join(", "), ...running, ...failed].join("\n");
 }
 
+/** The share of a visit's prompt tokens read from the provider's cache, and what that
+    saved; null when the visit neither wrote nor read it (pricing.cache_read_share). */
+export function providerCache(visit) {
+  const usage = visit.usage || {};
+  const read = Number(usage.cache_read_input_tokens) || 0;
+  const written = Number(usage.cache_creation_input_tokens) || 0;
+  if (!read && !written) return null;
+  const share = Math.round((100 * read) / (read + written + (Number(usage.input_tokens) || 0)));
+  return { read: share, saved: typeof visit.provider_saved_usd === "number" ? visit.provider_saved_usd : null };
+}
+
 /** A node's tags on the canvas: its cost, and whether its output was cached or reused. */
 export function nodeBadges(n) {
   const badges = [];
@@ -73,6 +84,12 @@ export function nodeBadges(n) {
   if (n.cached) {
     const saved = n.cached.saved != null ? "; saved " + formatUsd(n.cached.saved) : "";
     badges.push({ kind: "cached", text: "cached", title: "Cached output" + (n.cached.source ? " from " + n.cached.source : "") + saved });
+  }
+  if (n.providerCache) {
+    // The provider's prompt cache, next to the node cache's saving (webapp/runs/pricing.py).
+    const { read, saved } = n.providerCache;
+    const savedText = saved != null ? ", saved " + (saved < 0 ? "-" : "") + formatUsd(Math.abs(saved)) : "";
+    badges.push({ kind: "provider-cache", text: "cache " + read + "%", title: "provider cache: " + read + "% read" + savedText });
   }
   if (n.reused) {
     badges.push({ kind: "reused", text: "reused", title: "Output reused" + (n.reused.source ? " from " + n.reused.source : "") + "; the node did not run" });
@@ -124,6 +141,7 @@ function look(log, id, waiting, finished) {
     cost: cost,
     cached: done && done.cached ? { source: done.cached.source, saved: done.saved_usd } : null,
     reused: done && done.reused ? { source: done.reused.source, saved: null } : null,
+    providerCache: done ? providerCache(done) : null,
   };
   n.badges = nodeBadges(n);
   return n;
