@@ -75,13 +75,15 @@ blocks, in that order) are breakpoints, checked as the API checks them (400s nam
 field): at most 4, ``type`` ``ephemeral``, ``ttl`` ``5m`` or ``1h``, and no ``1h`` after a
 ``5m``. The prompt up to each breakpoint (its blocks without their ``cache_control``, and
 the model) is a cache entry that lives for its ttl after its last use. A request whose
-prompt starts with a live entry reads it (the longest one): its words up to there are
+prompt starts with a live entry reads it (the longest one, found at a breakpoint or at
+any of the 20 blocks before one, as the API looks back): its words up to there are
 ``cache_read_input_tokens``; the words from there to the last breakpoint are written
 (``cache_creation_input_tokens``, split by ttl in ``cache_creation``), and
 ``input_tokens`` is the rest, as the API counts. Tool definitions count no words, as in
 ``input_tokens``; there is no minimum length (the client decides what is worth marking).
-The entry is written when the answer starts (its ``message_start``), so a request that
-arrives while another is still in its ``delay`` does not read what that one writes.
+A request reads what is cached when it arrives; what it writes becomes readable when its
+answer starts (its ``message_start``, after its ``delay``), so requests sent together all
+miss and all write, as they do at the API.
 ``GET /_fake/cache`` lists the live entries' words and ttl.
 
 A few control endpoints help other processes: ``GET /_fake/requests``,
@@ -475,6 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Counted while it "thinks" (its delay), before any byte of the answer: a client
         # that gives its slot back once answered can never overlap the count of the call
         # it just finished.
+        lookup = self._fake._cache_lookup(body)
         self._fake._enter()
         try:
             answered = self._sleep(spec.delay)
@@ -496,7 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(spec.status, spec.error_message, headers=headers)
             return
 
-        cached = self._fake._use_cache(body)
+        cached = None
+        if lookup is not None:
+            cached, writes = lookup
+            self._fake._cache_store(writes)
         content, stop_reason = self._fake._content_for(body, spec)
         stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
         last = _last_user_message(body)
@@ -798,30 +804,37 @@ class FakeAnthropic:
                 if until > now
             ]
 
-    def _use_cache(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Reads and writes the prompt cache for a request (checked already); its usage
-        figures, or None when it marks no breakpoint."""
-        points = _breakpoints(body)
+    def _cache_lookup(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]] | None:
+        """What a request (checked already) reads from the prompt cache as it arrives: its
+        usage figures and the entries it will write; None when it marks no breakpoint."""
+        boundaries = _boundaries(body)
+        points = [(key, words, ttl) for key, words, ttl in boundaries if ttl]
         if not points:
             return None
+        marked = [i for i, (_, _, ttl) in enumerate(boundaries) if ttl]
+        looked = sorted(
+            {j for i in marked for j in range(max(0, i - _LOOKBACK_BLOCKS), i + 1)},
+            reverse=True,
+        )
         now = time.monotonic()
         read = 0
         with self._lock:
-            for key, words, ttl in reversed(points):
-                entry = self._cache.get(key)
+            for j in looked:
+                entry = self._cache.get(boundaries[j][0])
                 if entry is not None and entry[2] > now:
-                    read = words
+                    read = boundaries[j][1]
                     entry[2] = now + _TTL_SECONDS[entry[1]]  # a read refreshes it
                     break
-            written = {"5m": 0, "1h": 0}
-            last = read
-            for key, words, ttl in points:
-                if words <= read:
-                    continue
-                written[ttl] += words - last
-                last = words
-                self._cache[key] = [words, ttl, now + _TTL_SECONDS[ttl]]
-        return {
+        written = {"5m": 0, "1h": 0}
+        writes = []
+        last = read
+        for key, words, ttl in points:
+            if words <= read:
+                continue
+            written[ttl] += words - last
+            last = words
+            writes.append((key, words, ttl))
+        figures = {
             "cache_creation_input_tokens": written["5m"] + written["1h"],
             "cache_read_input_tokens": read,
             "cache_creation": {
@@ -829,6 +842,14 @@ class FakeAnthropic:
                 "ephemeral_1h_input_tokens": written["1h"],
             },
         }
+        return figures, writes
+
+    def _cache_store(self, writes: list[Any]) -> None:
+        """The entries a request wrote become readable (as its answer starts)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, words, ttl in writes:
+                self._cache[key] = [words, ttl, now + _TTL_SECONDS[ttl]]
 
     # --- internals used by the handler ------------------------------------------------
 
@@ -1107,20 +1128,28 @@ def _prompt_blocks(body: dict[str, Any]) -> Iterator[tuple[str, Any, int]]:
 
 def _breakpoints(body: dict[str, Any]) -> list[tuple[str, int, str]]:
     """``(prefix digest, words up to and including it, ttl)`` for each breakpoint."""
-    points = []
-    seen: list[Any] = [body.get("model")]
+    return [(digest, words, ttl) for digest, words, ttl in _boundaries(body) if ttl]
+
+
+def _boundaries(body: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+    """``(prefix digest, words so far, ttl of its breakpoint or None)`` after each block."""
+    running = hashlib.sha256(json.dumps(body.get("model")).encode())
+    found = []
     words = 0
     for _, block, count in _prompt_blocks(body):
         words += count
         plain = block
         if isinstance(block, dict):
             plain = {k: v for k, v in block.items() if k != "cache_control"}
-        seen.append(plain)
+        running.update(b"\x00" + json.dumps(plain, sort_keys=True).encode())
         marker = block.get("cache_control") if isinstance(block, dict) else None
-        if marker is not None:
-            digest = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
-            points.append((digest, words, marker.get("ttl", "5m")))
-    return points
+        ttl = marker.get("ttl", "5m") if isinstance(marker, dict) else None
+        found.append((running.copy().hexdigest(), words, ttl))
+    return found
+
+
+# As the API, a breakpoint finds an entry written at any of the 20 blocks before it.
+_LOOKBACK_BLOCKS = 20
 
 
 def _invalid_cache_control(body: dict[str, Any]) -> str | None:
