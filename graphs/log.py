@@ -25,11 +25,12 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
   ``thinking`` (the model's thinking that streamed in it, kept apart from ``text``),
   ``output``, ``detail``, ``model``, ``usage``, ``usage_by_model``, ``cost_usd``,
-  ``saved_usd``, ``provider_saved_usd``, ``priced`` (the event was priced when recorded: a null ``cost_usd`` then
-  means "no price", not "priced before costs were"), ``cached`` (``{source, run, usage}``)
-  and ``reused`` (``{source, run}``), ``run`` being the source run's id when the source
-  names one, ``child_runs`` (the runs of the flows the node called: a ``subflow``, an
-  agent's ``flow:`` tools; ``[]`` for none), ``attempts``, ``retries``
+  ``saved_usd``, ``provider_saved_usd``, ``priced`` (the event was priced when recorded: a
+  null ``cost_usd`` then means "no price", not "priced before costs were"), ``cached``
+  (``{source, run, usage}``) and ``reused`` (``{source, run}``), ``run`` being the source
+  run's id when the source names one, ``child_runs`` (the runs of the flows the node
+  called: a ``subflow``, an agent's ``flow:`` tools; ``[]`` for none), ``attempts``,
+  ``retries``
   (``[{attempt, error, delay_s, takeover}]``),
   ``error``, ``cancelled``, ``continued`` (``on_error: continue`` sent the error on),
   ``started_ts``, ``ended_ts``, ``duration_s`` (the engine's own measure),

@@ -144,7 +144,8 @@ def cache_params(request: ModelRequest) -> dict[str, Any]:
         elif where == "system":
             params["system"] = [{"type": "text", "text": request.system, "cache_control": marker}]
         elif where == "prefix":
-            messages[0]["content"][index] = {**messages[0]["content"][index], "cache_control": marker}
+            head = messages[0]["content"][index]
+            messages[0]["content"][index] = {**head, "cache_control": marker}
         else:
             _mark_last(messages[index], marker)
     if any(where in ("prefix", "conversation") for where, _ in placed):

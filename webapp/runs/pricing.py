@@ -103,7 +103,7 @@ def cache_read_share(usage: Mapping[str, Any] | None) -> int | None:
 
 
 def provider_cache_text(usage: Mapping[str, Any] | None, saved: Any) -> str:
-    """"N% read, saved $X" for a usage record that wrote or read the provider's cache; ""
+    """ "N% read, saved $X" for a usage record that wrote or read the provider's cache; ""
     for one that did not.
 
     >>> provider_cache_text({"input_tokens": 10, "cache_read_input_tokens": 90}, 0.0042)

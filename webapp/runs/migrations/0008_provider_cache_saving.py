@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0007_waiting_runs'),
+        ("runs", "0007_waiting_runs"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='provider_saved_usd',
+            model_name="run",
+            name="provider_saved_usd",
             field=models.DecimalField(decimal_places=6, default=0, max_digits=14),
         ),
     ]
