@@ -85,8 +85,9 @@ class WarmGate:
     run runs on loops of their own): a waiter's future is woken on its own loop.
     """
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock=time.monotonic, *, max_wait_s: float = MAX_WAIT_S) -> None:
         self._clock = clock
+        self.max_wait_s = max_wait_s
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {}
         self._waiting: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
@@ -95,7 +96,7 @@ class WarmGate:
 
     async def enter(self, key: str) -> Answer:
         """``lead`` or ``go``, once this call may be sent (after waiting, if it must)."""
-        deadline = self._clock() + MAX_WAIT_S
+        deadline = self._clock() + self.max_wait_s
         while True:
             loop = asyncio.get_running_loop()
             with self._lock:

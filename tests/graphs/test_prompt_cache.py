@@ -254,3 +254,39 @@ async def test_a_leader_that_fails_hands_the_lead_on(fake_anthropic):
     assert gate.leads == 2
     assert sum(1 for u in usages if u.get("cache_creation_input_tokens")) == 1
     assert sum(1 for u in usages if u.get("cache_read_input_tokens")) == 1
+
+
+async def test_a_fan_out_of_model_nodes_sharing_a_prefix_warms_then_fans(fake_anthropic):
+    # Three llm nodes ready at once whose prompts start with the same text: one writes it,
+    # the two others wait for that and read it.
+    asks = [
+        node(
+            f"ask{i}",
+            "llm",
+            prompt=RULES + "{{ q }}, from angle " + str(i) + "\n#fake:delay=0.3",
+            model=MODEL,
+        )
+        for i in range(3)
+    ]
+    doc = flow(
+        node("q", "input", name="q", default="tides"),
+        *asks,
+        node("join", "merge"),
+        node("out", "output", name="answer"),
+        edges=[
+            *[("q", "value", f"ask{i}", "q") for i in range(3)],
+            *[(f"ask{i}", "text", "join", f"a{i}") for i in range(3)],
+            ("join", "value", "out", "value"),
+        ],
+    )
+    gate = WarmGate()
+    result, events = await run(doc, model_client=client_for(fake_anthropic), warm=gate)
+    assert result.status == "succeeded"
+    usages = [finished(events, f"ask{i}")[0]["usage"] for i in range(3)]
+    assert gate.leads == 1 and gate.waits == 2
+    assert sorted(u.get("cache_creation_input_tokens", 0) for u in usages) == [0, 0, RULES_WORDS]
+    assert sorted(u.get("cache_read_input_tokens", 0) for u in usages) == [
+        0,
+        RULES_WORDS,
+        RULES_WORDS,
+    ]
