@@ -75,6 +75,14 @@ export function providerCache(visit) {
   return { read: share, saved: typeof visit.provider_saved_usd === "number" ? visit.provider_saved_usd : null };
 }
 
+/** "provider cache: N% read, saved $X" (pricing.provider_cache_text); "" for null. */
+export function providerCacheText(cache) {
+  if (!cache) return "";
+  const { read, saved } = cache;
+  const savedText = saved != null ? ", saved " + (saved < 0 ? "-" : "") + formatUsd(Math.abs(saved)) : "";
+  return "provider cache: " + read + "% read" + savedText;
+}
+
 /** A node's tags on the canvas: its cost, and whether its output was cached or reused. */
 export function nodeBadges(n) {
   const badges = [];
@@ -87,9 +95,7 @@ export function nodeBadges(n) {
   }
   if (n.providerCache) {
     // The provider's prompt cache, next to the node cache's saving (webapp/runs/pricing.py).
-    const { read, saved } = n.providerCache;
-    const savedText = saved != null ? ", saved " + (saved < 0 ? "-" : "") + formatUsd(Math.abs(saved)) : "";
-    badges.push({ kind: "provider-cache", text: "cache " + read + "%", title: "provider cache: " + read + "% read" + savedText });
+    badges.push({ kind: "provider-cache", text: "cache " + n.providerCache.read + "%", title: providerCacheText(n.providerCache) });
   }
   if (n.reused) {
     badges.push({ kind: "reused", text: "reused", title: "Output reused" + (n.reused.source ? " from " + n.reused.source : "") + "; the node did not run" });
@@ -183,6 +189,10 @@ export class RunModel {
   }
   get cost() {
     return this.log.costUsd;
+  }
+  /** The run's provider-cache figures so far, as the run page shows them ("" for none). */
+  get providerCacheText() {
+    return providerCacheText(providerCache({ usage: this.log.usage, provider_saved_usd: this.log.providerSavedUsd }));
   }
   get error() {
     return this.log.error;

@@ -306,3 +306,11 @@ test("a node that used the provider's prompt cache says how much it read and sav
   assert.equal(providerCache({ usage: { input_tokens: 3 } }), null);
   assert.deepEqual(providerCache({ usage: { input_tokens: 10, cache_creation_input_tokens: 90 }, provider_saved_usd: -0.5 }), { read: 0, saved: -0.5 });
 });
+
+test("the run's provider-cache figures follow the fold, for the run page's live view", () => {
+  const { events } = new Map(GOLDEN).get("prompt_cache");
+  const model = new RunModel(() => ["q", "each", "out"]);
+  assert.equal(model.providerCacheText, "");
+  for (const event of events) model.apply(event);
+  assert.equal(model.providerCacheText, "provider cache: 67% read, saved $0.003725");
+});
