@@ -4,6 +4,8 @@
 ``ANTHROPIC_API_KEY``              when unset, the offline model runs instead of Claude
 ``ANTHROPIC_BASE_URL``             read by the Anthropic SDK itself
 ``SWITCHYARD_MAX_CONCURRENCY``     nodes running at once in one run (default 64)
+``SWITCHYARD_WARM_THEN_FAN``       calls sharing a cached prompt prefix wait for the first
+                                   one's cache write (graphs.warm; default on)
 ``SWITCHYARD_HTTP_GET_ENABLED``    allow the agent tool ``http_get`` (default off)
 ``SWITCHYARD_HTTP_NODE_ENABLED``   allow the ``http`` node (default off)
 ``SWITCHYARD_HTTP_ALLOW_HOSTS``    internal hosts both may reach, comma-separated (default none)
