@@ -44,8 +44,11 @@ from typing import Any, Protocol
 
 from graphs.llm.types import Usage
 
-# CommonConfig keys that change how the executor treats a node, never what it computes.
-EXECUTOR_KEYS = frozenset({"max_iterations", "timeout_s", "retries", "on_error", "cache"})
+# Config keys that change how the executor treats a node, never what it computes; and the
+# provider's prompt cache lifetime (cache_ttl), which changes what a call costs, not its reply.
+EXECUTOR_KEYS = frozenset(
+    {"max_iterations", "timeout_s", "retries", "on_error", "cache", "cache_ttl"}
+)
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,24 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
 - run: ``status`` (``queued`` until ``run_started``, ``running``, then the
   ``run_finished`` status: ``succeeded``, ``failed`` or ``cancelled``), ``schema`` (1
   when the log predates it), ``inputs``, ``outputs``, ``error``, ``usage``
-  (``{input_tokens, output_tokens}``, with ``thinking_tokens`` once an event counts
-  some: the nodes' sum while running, the run's own figure once finished),
-  ``usage_by_model``, ``cost_usd`` and ``saved_usd`` (null until an event carries a figure),
+  (``{input_tokens, output_tokens}``, with ``thinking_tokens``,
+  ``cache_creation_input_tokens``, ``cache_read_input_tokens`` and
+  ``cache_creation_1h_input_tokens`` each once an event counts some: the nodes' sum while
+  running, the run's own figure once finished), ``usage_by_model``, ``cost_usd``,
+  ``saved_usd`` and ``provider_saved_usd`` (what the provider's prompt cache saved) (null
+  until an event carries a figure),
   ``cache_hits``, ``started_ts``, ``finished_ts``, ``duration_s``, ``last_seq``, ``last_ts``;
 - ``nodes``: node id -> its visits, by iteration, each with ``node``, ``iteration``,
   ``status`` (``queued``, ``running``, ``done``, ``failed``, ``cancelled`` or
   ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
   ``thinking`` (the model's thinking that streamed in it, kept apart from ``text``),
   ``output``, ``detail``, ``model``, ``usage``, ``usage_by_model``, ``cost_usd``,
-  ``saved_usd``, ``priced`` (the event was priced when recorded: a null ``cost_usd`` then
-  means "no price", not "priced before costs were"), ``cached`` (``{source, run, usage}``)
-  and ``reused`` (``{source, run}``), ``run`` being the source run's id when the source
-  names one, ``child_runs`` (the runs of the flows the node called: a ``subflow``, an
-  agent's ``flow:`` tools; ``[]`` for none), ``attempts``, ``retries``
+  ``saved_usd``, ``provider_saved_usd``, ``priced`` (the event was priced when recorded: a
+  null ``cost_usd`` then means "no price", not "priced before costs were"), ``cached``
+  (``{source, run, usage}``) and ``reused`` (``{source, run}``), ``run`` being the source
+  run's id when the source names one, ``child_runs`` (the runs of the flows the node
+  called: a ``subflow``, an agent's ``flow:`` tools; ``[]`` for none), ``attempts``,
+  ``retries``
   (``[{attempt, error, delay_s, takeover}]``),
   ``error``, ``cancelled``, ``continued`` (``on_error: continue`` sent the error on),
   ``started_ts``, ``ended_ts``, ``duration_s`` (the engine's own measure),
@@ -102,26 +106,38 @@ _RUNNING = frozenset({"node_delta", "node_thinking", "node_progress", "node_item
 _ITEM_ENDED = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled"}
 
 
+# Usage figures that join a total with the first record that has some (graphs.llm.types).
+_OPTIONAL_USAGE = (
+    "thinking_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_1h_input_tokens",
+)
+
+
 def _zero() -> dict[str, int]:
     return {"input_tokens": 0, "output_tokens": 0}
 
 
 def _add_usage(total: dict[str, int], usage: Any) -> None:
-    """Adds a usage record in; ``thinking_tokens`` joins the totals with the first that has
-    some, so a log without thinking folds to the two figures it always had.
+    """Adds a usage record in; ``thinking_tokens`` and the cache figures join the totals
+    with the first that has some, so a log without them folds to the two figures it always
+    had.
 
     >>> total = _zero()
     >>> _add_usage(total, {"input_tokens": 2, "output_tokens": 9, "thinking_tokens": 5})
-    >>> _add_usage(total, {"input_tokens": 1, "output_tokens": 1})
+    >>> _add_usage(total, {"input_tokens": 1, "output_tokens": 1,
+    ...                    "cache_read_input_tokens": 900})
     >>> total
-    {'input_tokens': 3, 'output_tokens': 10, 'thinking_tokens': 5}
+    {'input_tokens': 3, 'output_tokens': 10, 'thinking_tokens': 5, 'cache_read_input_tokens': 900}
     """
     if isinstance(usage, Mapping):
         for key in total:
             total[key] += int(usage.get(key) or 0)
-        thinking = int(usage.get("thinking_tokens") or 0)
-        if thinking and "thinking_tokens" not in total:
-            total["thinking_tokens"] = thinking
+        for key in _OPTIONAL_USAGE:
+            figure = int(usage.get(key) or 0)
+            if figure and key not in total:
+                total[key] = figure
 
 
 def _number(value: Any) -> float | None:
@@ -198,6 +214,7 @@ class Visit:
     usage_by_model: dict[str, Any] | None = None
     cost_usd: float | None = None
     saved_usd: float | None = None
+    provider_saved_usd: float | None = None
     priced: bool = False
     cached: dict[str, Any] | None = None
     reused: dict[str, Any] | None = None
@@ -254,6 +271,7 @@ class Visit:
             "usage_by_model": self.usage_by_model,
             "cost_usd": self.cost_usd,
             "saved_usd": self.saved_usd,
+            "provider_saved_usd": self.provider_saved_usd,
             "priced": self.priced,
             "cached": self.cached,
             "reused": self.reused,
@@ -297,6 +315,7 @@ class RunLog:
         self.usage_by_model: dict[str, dict[str, int]] = {}
         self.cost_usd: float | None = None
         self.saved_usd: float | None = None
+        self.provider_saved_usd: float | None = None
         self.cache_hits = 0
         self.started_ts: float | None = None
         self.finished_ts: float | None = None
@@ -361,6 +380,7 @@ class RunLog:
             "usage_by_model": {model: dict(usage) for model, usage in self.usage_by_model.items()},
             "cost_usd": self.cost_usd,
             "saved_usd": self.saved_usd,
+            "provider_saved_usd": self.provider_saved_usd,
             "cache_hits": self.cache_hits,
             "started_ts": self.started_ts,
             "finished_ts": self.finished_ts,
@@ -420,6 +440,8 @@ class RunLog:
             self.cost_usd = _number(event["cost_usd"])
         if "saved_usd" in event:
             self.saved_usd = _number(event["saved_usd"])
+        if "provider_saved_usd" in event:
+            self.provider_saved_usd = _number(event["provider_saved_usd"])
         hits = event.get("cache_hits")
         if isinstance(hits, int) and not isinstance(hits, bool):
             self.cache_hits = hits
@@ -519,6 +541,7 @@ class RunLog:
         visit.priced = "cost_usd" in event or "saved_usd" in event
         visit.cost_usd = _number(event.get("cost_usd"))
         visit.saved_usd = _number(event.get("saved_usd"))
+        visit.provider_saved_usd = _number(event.get("provider_saved_usd"))
         visit.cached = origin(event.get("cached"))
         visit.reused = origin(event.get("reused"))
         visit.child_runs = _run_ids(event.get("child_runs"))
@@ -531,6 +554,7 @@ class RunLog:
             _add_usage(self.usage_by_model.setdefault(visit.model, _zero()), usage)
         self.cost_usd = _plus(self.cost_usd, event.get("cost_usd"))
         self.saved_usd = _plus(self.saved_usd, event.get("saved_usd"))
+        self.provider_saved_usd = _plus(self.provider_saved_usd, event.get("provider_saved_usd"))
         if visit.cached is not None:
             self.cache_hits += 1
 

@@ -4,6 +4,8 @@
 ``ANTHROPIC_API_KEY``              when unset, the offline model runs instead of Claude
 ``ANTHROPIC_BASE_URL``             read by the Anthropic SDK itself
 ``SWITCHYARD_MAX_CONCURRENCY``     nodes running at once in one run (default 64)
+``SWITCHYARD_WARM_THEN_FAN``       calls sharing a cached prompt prefix wait for the first
+                                   one's cache write (graphs.warm; default on)
 ``SWITCHYARD_HTTP_GET_ENABLED``    allow the agent tool ``http_get`` (default off)
 ``SWITCHYARD_HTTP_NODE_ENABLED``   allow the ``http`` node (default off)
 ``SWITCHYARD_HTTP_ALLOW_HOSTS``    internal hosts both may reach, comma-separated (default none)
@@ -37,6 +39,7 @@ from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
 from graphs.sandbox import SandboxSettings
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
+from graphs.warm import WarmGate
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
@@ -114,6 +117,8 @@ def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
         max_concurrency=env_int("SWITCHYARD_MAX_CONCURRENCY", 64, minimum=1, env=env),
         sandbox=sandbox_from_env(env),
         code=code_from_env(env),
+        # One gate per process: the prompt cache is the API key's, whichever run warms it.
+        warm=WarmGate() if env_bool("SWITCHYARD_WARM_THEN_FAN", True, env=env) else None,
     )
 
 

@@ -276,15 +276,27 @@ if run_driver == "celery":
 # prefix of its name, so "claude-sonnet-4-5-20250929" finds "claude-sonnet-4-5". Costs are
 # worked out when a run finishes and stored with it: updating a price changes new runs only.
 # Unknown models cost 0 and are flagged as unpriced on the run page.
+# Prompt caching: writing the cache costs 1.25x input (5-minute lifetime) or 2x (one hour),
+# reading it 0.1x; an entry without these keys is priced at those multiples of its input.
+
+
+def _cache_prices(per_million_input: float) -> dict[str, float]:
+    return {
+        "cache_write": round(per_million_input * 1.25, 4),
+        "cache_write_1h": round(per_million_input * 2, 4),
+        "cache_read": round(per_million_input * 0.1, 4),
+    }
+
+
 MODEL_PRICES = {
-    "claude-opus-4-5": {"input": 5.00, "output": 25.00},
-    "claude-opus-4-1": {"input": 15.00, "output": 75.00},
-    "claude-opus-4": {"input": 15.00, "output": 75.00},
-    "claude-sonnet-4": {"input": 3.00, "output": 15.00},
-    "claude-3-7-sonnet": {"input": 3.00, "output": 15.00},
-    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
-    "claude-3-5-haiku": {"input": 0.80, "output": 4.00},
-    "offline": {"input": 0.00, "output": 0.00},
+    "claude-opus-4-5": {"input": 5.00, "output": 25.00, **_cache_prices(5.00)},
+    "claude-opus-4-1": {"input": 15.00, "output": 75.00, **_cache_prices(15.00)},
+    "claude-opus-4": {"input": 15.00, "output": 75.00, **_cache_prices(15.00)},
+    "claude-sonnet-4": {"input": 3.00, "output": 15.00, **_cache_prices(3.00)},
+    "claude-3-7-sonnet": {"input": 3.00, "output": 15.00, **_cache_prices(3.00)},
+    "claude-haiku-4-5": {"input": 1.00, "output": 5.00, **_cache_prices(1.00)},
+    "claude-3-5-haiku": {"input": 0.80, "output": 4.00, **_cache_prices(0.80)},
+    "offline": {"input": 0.00, "output": 0.00, **_cache_prices(0.00)},
 }
 # The stylesheets the vendored X6 (static/vendor/x6.min.js) writes into <style> elements for
 # what static/js/canvas/ uses of it: allowed by hash, since X6 takes no nonce.

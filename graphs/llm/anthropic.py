@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from graphs.errors import ModelError
+from graphs.llm.caching import cache_params
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class AnthropicClient:
         on_text: Callable[[str], None],
         *,
         on_thinking: Callable[[str], None] | None = None,
+        on_start: Callable[[Usage], None] | None = None,
     ) -> ModelResponse:
         params: dict[str, Any] = {
             "model": request.model,
@@ -116,6 +118,7 @@ class AnthropicClient:
         if request.tools:
             params["tools"] = request.tools
         params.update(_optional_params(request))
+        params.update(cache_params(request))
 
         sdk = self._sdk()
         import anthropic  # loaded by _sdk(); bound here for the except clauses below
@@ -127,7 +130,7 @@ class AnthropicClient:
             # the whole message on every event, which doubled the CPU of each call.
             async with await sdk.messages.create(**params, stream=True) as stream:
                 streaming = True
-                message = _Accumulator(on_text, on_thinking)
+                message = _Accumulator(on_text, on_thinking, on_start)
                 async for event in stream:
                     message.apply(event)
                 if not message.finished:
@@ -302,10 +305,17 @@ class _Accumulator:
     tool-use loop sends them back, and the API refuses any that changed."""
 
     def __init__(
-        self, on_text: Callable[[str], None], on_thinking: Callable[[str], None] | None = None
+        self,
+        on_text: Callable[[str], None],
+        on_thinking: Callable[[str], None] | None = None,
+        on_start: Callable[[Usage], None] | None = None,
     ):
         self.on_text = on_text
         self.on_thinking = on_thinking
+        self.on_start = on_start
+        self.cache_creation = 0
+        self.cache_creation_1h = 0
+        self.cache_read = 0
         self.model = ""
         self.blocks: dict[int, dict[str, Any]] = {}
         self.partial_json: dict[int, list[str]] = {}
@@ -352,6 +362,12 @@ class _Accumulator:
             self.model = event.message.model
             self.input_tokens = event.message.usage.input_tokens or 0
             self.output_tokens = event.message.usage.output_tokens or 0
+            self._cache_usage(event.message.usage)
+            if self.on_start is not None:
+                try:
+                    self.on_start(self.usage())
+                except Exception as exc:
+                    raise _OnTextFailed(exc) from exc
         elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason
             self.stop_sequence = event.delta.stop_sequence
@@ -360,15 +376,37 @@ class _Accumulator:
             details = getattr(event.usage, "output_tokens_details", None)
             if details is not None:
                 self.thinking_tokens = details.thinking_tokens or self.thinking_tokens
+            self._cache_usage(event.usage)
         elif kind == "message_stop":
             self.finished = True
+
+    def _cache_usage(self, usage: Any) -> None:
+        # message_start reports the cache figures; a message_delta may repeat them.
+        self.cache_creation = getattr(usage, "cache_creation_input_tokens", None) or (
+            self.cache_creation
+        )
+        self.cache_read = getattr(usage, "cache_read_input_tokens", None) or self.cache_read
+        split = getattr(usage, "cache_creation", None)
+        if split is not None:
+            hour = getattr(split, "ephemeral_1h_input_tokens", None)
+            self.cache_creation_1h = hour or self.cache_creation_1h
+
+    def usage(self) -> Usage:
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.thinking_tokens,
+            self.cache_creation,
+            self.cache_read,
+            self.cache_creation_1h,
+        )
 
     def response(self) -> ModelResponse:
         return ModelResponse(
             model=self.model,
             content=[self.blocks[index] for index in sorted(self.blocks)],
             stop_reason=self.stop_reason,
-            usage=Usage(self.input_tokens, self.output_tokens, self.thinking_tokens),
+            usage=self.usage(),
             stop_sequence=self.stop_sequence,
         )
 

@@ -45,7 +45,12 @@ class OfflineClient:
         on_text: Callable[[str], None],
         *,
         on_thinking: Callable[[str], None] | None = None,
+        on_start: Callable[[Usage], None] | None = None,
     ) -> ModelResponse:
+        # It has no prompt cache: caching settings change nothing, and a caller waiting
+        # to hear of a cache write hears at once that there was none.
+        if on_start is not None:
+            on_start(Usage())
         prompt = _last_user_text(request.messages)
         content = self._tool_call(request, prompt) or [
             {"type": "text", "text": self._reply(request, prompt)}

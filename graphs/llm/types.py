@@ -36,6 +36,23 @@ class ModelRequest:
     top_k: int | None = None
     stop_sequences: list[str] = field(default_factory=list)
     thinking: dict[str, Any] | None = None
+    # Prompt caching (graphs.llm.caching): the breakpoints' lifetime ("5m" or "1h"; None
+    # sends no cache_control), how many characters at the start of the first user text
+    # stay the same from call to call (its template's text before the first variable),
+    # and whether the conversation so far is cached too (an agent's growing turns).
+    cache_ttl: str | None = None
+    cache_prefix: int = 0
+    cache_conversation: bool = False
+
+
+# Usage figures that join a record only once some call has them: every log before they
+# were recorded, and every call without them, keeps the figures it always had.
+OPTIONAL_USAGE = (
+    "thinking_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_1h_input_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -43,29 +60,41 @@ class Usage:
     """Tokens spent. ``thinking_tokens`` is the part of ``output_tokens`` the model spent
     thinking: the API bills thinking as output, so prices apply to ``output_tokens`` alone.
 
+    As the API counts them, ``input_tokens`` are the prompt's tokens after its last cache
+    breakpoint; ``cache_creation_input_tokens`` were written to the prompt cache (of them,
+    ``cache_creation_1h_input_tokens`` with the one-hour lifetime) and
+    ``cache_read_input_tokens`` read from it: the three add up to the whole prompt.
+
     >>> (Usage(10, 50, 30) + Usage(1, 2)).as_dict()
     {'input_tokens': 11, 'output_tokens': 52, 'thinking_tokens': 30}
     >>> Usage(1, 2).as_dict()
     {'input_tokens': 1, 'output_tokens': 2}
+    >>> Usage(5, 2, cache_read_input_tokens=4000).as_dict()
+    {'input_tokens': 5, 'output_tokens': 2, 'cache_read_input_tokens': 4000}
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.thinking_tokens + other.thinking_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_1h_input_tokens + other.cache_creation_1h_input_tokens,
         )
 
     def as_dict(self) -> dict[str, int]:
-        # Only where there was thinking: every log before it, and every call without it,
-        # keeps the two figures it always had.
         usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-        if self.thinking_tokens:
-            usage["thinking_tokens"] = self.thinking_tokens
+        for name in OPTIONAL_USAGE:
+            if getattr(self, name):
+                usage[name] = getattr(self, name)
         return usage
 
     @classmethod
@@ -76,7 +105,7 @@ class Usage:
         return cls(
             int(usage.get("input_tokens") or 0),
             int(usage.get("output_tokens") or 0),
-            int(usage.get("thinking_tokens") or 0),
+            **{name: int(usage.get(name) or 0) for name in OPTIONAL_USAGE},
         )
 
 
@@ -105,6 +134,9 @@ class ModelResponse:
 class ModelClient(Protocol):
     """Streams one Messages call. ``on_text`` receives text deltas as they arrive, and
     ``on_thinking``, when given (only for a request with ``thinking``), thinking deltas.
+    ``on_start``, when given (only for a request with ``cache_ttl``), receives the usage
+    the reply's first event reports (its cache write or read, before any text); a client
+    without such an event calls it with what it knows, before returning.
 
     Failures raise ``graphs.errors.ModelError``; the client itself never retries
     (the executor owns the one retry layer).
@@ -118,4 +150,5 @@ class ModelClient(Protocol):
         on_text: Callable[[str], None],
         *,
         on_thinking: Callable[[str], None] | None = None,
+        on_start: Callable[[Usage], None] | None = None,
     ) -> ModelResponse: ...

@@ -96,6 +96,7 @@ class AgentConfig(CommonConfig):
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     thinking: modelcall.ThinkingMode = modelcall.THINKING
     thinking_budget: int | None = modelcall.THINKING_BUDGET
+    cache_ttl: modelcall.CacheTTL = modelcall.CACHE_TTL
     retries: int = MODEL_RETRIES
 
     @field_validator("tools", "approve_tools")
@@ -200,6 +201,8 @@ class AgentNode(NodeType):
         key = _conversation_key(model, system, prompt, schemas, config)
         past = Past.read(await ctx.prior(), key)
         loop = Loop(ctx, tools, approve, past, key)
+        # Each turn also caches the conversation so far, which the next turn reads.
+        cache = modelcall.cache_settings(config, config.prompt, prompt, conversation=True)
         retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
@@ -214,6 +217,7 @@ class AgentNode(NodeType):
                     tools=schemas,
                     output_schema=config.output_schema,
                     **modelcall.sampling(config),
+                    **cache,
                 ),
             )
             messages.append({"role": "assistant", "content": response.content or _NO_REPLY})

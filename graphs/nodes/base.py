@@ -63,10 +63,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphs import templating
 from graphs.codebox import CodeSettings
 from graphs.credentials import NO_CREDENTIALS, CredentialSource
+from graphs.llm import caching
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
 from graphs.tools.base import Tool, ToolSettings
+from graphs.warm import WarmGate
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
 # gives each a colour): the flow's boundary, text work, model calls, the routing of values,
@@ -148,6 +150,9 @@ class Services:
     # The secrets a flow names (the http node's ``auth``): lent per run by the host, never
     # part of the document (``graphs.credentials``).
     credentials: CredentialSource = NO_CREDENTIALS
+    # Warm, then fan (graphs.warm): calls sharing a cached prefix wait for the first one's
+    # cache write. None: every call goes at once.
+    warm: WarmGate | None = None
 
 
 @dataclass(frozen=True)
@@ -202,17 +207,43 @@ class NodeContext:
     record: Callable[[str, dict[str, Any]], Awaitable[None]] = _record_nowhere
 
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
-        """One model call; its usage is added to this node's total."""
+        """One model call; its usage is added to this node's total.
+
+        With a warm gate, a call whose cached prefix others share waits for the first of
+        them to write it (graphs.warm).
+        """
         on_text = self.emit_text if stream else _ignore
-        if request.thinking is None:
-            response = await self.services.model_client.complete(request, on_text)
+        kwargs: dict[str, Any] = {}
+        if request.thinking is not None:
+            kwargs["on_thinking"] = self.emit_thinking if stream else _ignore
+        gate = self.services.warm
+        key = caching.warm_key(request) if gate is not None else None
+        if gate is None or key is None or await gate.enter(key) == "go":
+            response = await self.services.model_client.complete(request, on_text, **kwargs)
         else:
-            on_thinking = self.emit_thinking if stream else _ignore
-            response = await self.services.model_client.complete(
-                request, on_text, on_thinking=on_thinking
-            )
+            response = await self._lead(gate, key, request, on_text, kwargs)
         self.add_usage(response.model, response.usage)
         return response
+
+    async def _lead(
+        self, gate: WarmGate, key: str, request: ModelRequest, on_text: Any, kwargs: dict
+    ) -> ModelResponse:
+        """The first call of a prefix: the others go once its first event tells of the cache."""
+        heard = False
+
+        def on_start(usage: Usage) -> None:
+            nonlocal heard
+            heard = True
+            cached = usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+            gate.started(key, wrote_or_read=cached > 0, ttl=request.cache_ttl)
+
+        try:
+            return await self.services.model_client.complete(
+                request, on_text, on_start=on_start, **kwargs
+            )
+        finally:
+            if not heard:
+                gate.failed(key)  # failed or cancelled first: another leads
 
     def add_usage(self, model: str, usage: Usage) -> None:
         """Count tokens this node spent on ``model`` (directly, or in a map's items)."""

@@ -43,6 +43,7 @@ class LLMConfig(CommonConfig):
     stop_sequences: modelcall.StopSequences = modelcall.STOP_SEQUENCES
     thinking: modelcall.ThinkingMode = modelcall.THINKING
     thinking_budget: int | None = modelcall.THINKING_BUDGET
+    cache_ttl: modelcall.CacheTTL = modelcall.CACHE_TTL
     retries: int = MODEL_RETRIES
 
 
@@ -94,6 +95,7 @@ class LLMNode(NodeType):
             max_tokens=config.max_tokens,
             output_schema=config.output_schema,
             **modelcall.sampling(config),
+            **modelcall.cache_settings(config, config.prompt, prompt),
         )
         response = await ctx.call_model(request)
         if config.output_schema is None:

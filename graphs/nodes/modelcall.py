@@ -43,6 +43,7 @@ from pydantic import AfterValidator, Field
 
 from graphs import structured
 from graphs.errors import NodeError
+from graphs.llm import caching
 from graphs.llm.types import ModelRequest, ModelResponse
 from graphs.nodes.base import FieldProblem, NodeContext
 
@@ -123,6 +124,19 @@ OUTPUT_SCHEMA = Field(
 )
 
 
+CacheTTL = Literal["off", "5m", "1h"]
+CACHE_TTL: Any = Field(
+    default="5m",
+    title="Prompt cache",
+    description="Cache the prompt's unchanging start (tools, system prompt, the prompt's text "
+    "before its first variable, an agent's conversation so far) with the provider, for 5 "
+    "minutes or 1 hour after its last use. Calls within that time read it at a tenth of the "
+    "input price; writing it costs 1.25x input (2x for 1 hour). Only prefixes long enough "
+    "for the model (about 1,024 tokens, 2,048-4,096 for some) are cached. off: never.",
+    json_schema_extra=ADVANCED,
+)
+
+
 class Sampled(Protocol):
     temperature: float | None
     top_p: float | None
@@ -147,6 +161,28 @@ def sampling(config: Thinks) -> dict[str, Any]:
         "top_k": config.top_k,
         "stop_sequences": list(config.stop_sequences),
         "thinking": thinking_param(config),
+    }
+
+
+def cache_settings(
+    config: Any, template: str, rendered: str, *, conversation: bool = False
+) -> dict[str, Any]:
+    """The config's prompt caching, as ``ModelRequest`` keywords: its lifetime, and how much
+    of the rendered prompt is the template's own text before its first variable.
+
+    >>> from graphs.nodes import NODE_TYPES
+    >>> config = NODE_TYPES["llm"].Config.model_validate({"prompt": "Be brief. {{ q }}"})
+    >>> cache_settings(config, config.prompt, "Be brief. why?")
+    {'cache_ttl': '5m', 'cache_prefix': 10, 'cache_conversation': False}
+    >>> cache_settings(config.model_copy(update={"cache_ttl": "off"}), "", "")["cache_ttl"]
+    """
+    ttl = getattr(config, "cache_ttl", "off")
+    if ttl == "off":
+        return {"cache_ttl": None, "cache_prefix": 0, "cache_conversation": False}
+    return {
+        "cache_ttl": ttl,
+        "cache_prefix": caching.stable_prefix(template, rendered),
+        "cache_conversation": conversation,
     }
 
 

@@ -167,6 +167,12 @@ class RouterConfig(CommonConfig):
         json_schema_extra={"when": {"mode": ["llm"]}},
     )
     thinking_budget: int | None = modelcall.THINKING_BUDGET
+    cache_ttl: modelcall.CacheTTL = Field(
+        default="5m",
+        title="Prompt cache",
+        description=modelcall.CACHE_TTL.description,
+        json_schema_extra={"advanced": True, "when": {"mode": ["llm"]}},
+    )
 
     @field_validator("routes")
     @classmethod
@@ -339,6 +345,8 @@ async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> st
     sampling = modelcall.sampling(config)
     model = config.model or ctx.services.default_model
     messages = [{"role": "user", "content": question}]
+    # Without a prompt of its own the question is the input: no stable start to cache.
+    cache = modelcall.cache_settings(config, config.prompt or "{{ input }}", question)
     if sampling["thinking"] is None:
         response = await ctx.call_model(
             ModelRequest(
@@ -349,6 +357,7 @@ async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> st
                 tools=[choice_tool(config.routes)],
                 tool_choice={"type": "tool", "name": CHOICE_TOOL},
                 **sampling,
+                **cache,
             )
         )
         return _chosen(response, config)
@@ -362,6 +371,7 @@ async def _ask_model(ctx: NodeContext, config: RouterConfig, inputs: dict) -> st
             max_tokens=budget + CHOICE_MAX_TOKENS,
             output_schema=choice_schema(config.routes),
             **sampling,
+            **cache,
         )
     )
     return _answered(response, config)

@@ -70,6 +70,22 @@ forces a tool (``any``, ``tool``), a thinking or redacted block sent back change
 signature or data no longer its own), and a tool-use loop whose last assistant turn does
 not start with the thinking it came with.
 
+Prompt caching. Blocks marked ``cache_control`` (tools, system blocks, message content
+blocks, in that order) are breakpoints, checked as the API checks them (400s naming the
+field): at most 4, ``type`` ``ephemeral``, ``ttl`` ``5m`` or ``1h``, and no ``1h`` after a
+``5m``. The prompt up to each breakpoint (its blocks without their ``cache_control``, and
+the model) is a cache entry that lives for its ttl after its last use. A request whose
+prompt starts with a live entry reads it (the longest one, found at a breakpoint or at
+any of the 20 blocks before one, as the API looks back): its words up to there are
+``cache_read_input_tokens``; the words from there to the last breakpoint are written
+(``cache_creation_input_tokens``, split by ttl in ``cache_creation``), and
+``input_tokens`` is the rest, as the API counts. Tool definitions count no words, as in
+``input_tokens``; there is no minimum length (the client decides what is worth marking).
+A request reads what is cached when it arrives; what it writes becomes readable when its
+answer starts (its ``message_start``, after its ``delay``), so requests sent together all
+miss and all write, as they do at the API.
+``GET /_fake/cache`` lists the live entries' words and ttl.
+
 A few control endpoints help other processes: ``GET /_fake/requests``,
 ``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
 """
@@ -403,6 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_fake/requests":
             self._send_json(200, [dataclasses.asdict(r) for r in self._fake.requests])
+        elif self.path == "/_fake/cache":
+            self._send_json(200, self._fake.cache_entries())
         else:
             self._send_error(404, f"fake server: no route GET {self.path}", "not_found_error")
 
@@ -444,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         if missing:
             self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
             return
-        invalid = _invalid_settings(body)
+        invalid = _invalid_settings(body) or _invalid_cache_control(body)
         if invalid is not None:
             self._send_error(400, f"fake server: {invalid}")
             return
@@ -459,6 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Counted while it "thinks" (its delay), before any byte of the answer: a client
         # that gives its slot back once answered can never overlap the count of the call
         # it just finished.
+        lookup = self._fake._cache_lookup(body)
         self._fake._enter()
         try:
             answered = self._sleep(spec.delay)
@@ -480,6 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(spec.status, spec.error_message, headers=headers)
             return
 
+        cached = None
+        if lookup is not None:
+            cached, writes = lookup
+            self._fake._cache_store(writes)
         content, stop_reason = self._fake._content_for(body, spec)
         stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
         last = _last_user_message(body)
@@ -506,6 +529,14 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if thinking_words:
             message["usage"]["output_tokens_details"] = {"thinking_tokens": thinking_words}
+        if cached is not None:
+            message["usage"].update(cached)
+            message["usage"]["input_tokens"] = max(
+                message["usage"]["input_tokens"]
+                - cached["cache_read_input_tokens"]
+                - cached["cache_creation_input_tokens"],
+                0,
+            )
         if body.get("stream"):
             self._stream(message, spec)
         elif spec.break_after is not None or spec.truncate_after is not None:
@@ -676,6 +707,8 @@ class FakeAnthropic:
         self._max_in_flight = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Prompt cache: digest of a prefix -> [words, ttl, expires at (monotonic)].
+        self._cache: dict[str, list[Any]] = {}
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -759,6 +792,64 @@ class FakeAnthropic:
             self._queue.clear()
             self._failures.clear()
             self._max_in_flight = self._in_flight
+            self._cache.clear()
+
+    def cache_entries(self) -> list[dict[str, Any]]:
+        """The live prompt-cache entries: their words and ttl."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                {"words": words, "ttl": ttl}
+                for words, ttl, until in self._cache.values()
+                if until > now
+            ]
+
+    def _cache_lookup(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]] | None:
+        """What a request (checked already) reads from the prompt cache as it arrives: its
+        usage figures and the entries it will write; None when it marks no breakpoint."""
+        boundaries = _boundaries(body)
+        points = [(key, words, ttl) for key, words, ttl in boundaries if ttl]
+        if not points:
+            return None
+        marked = [i for i, (_, _, ttl) in enumerate(boundaries) if ttl]
+        looked = sorted(
+            {j for i in marked for j in range(max(0, i - _LOOKBACK_BLOCKS), i + 1)},
+            reverse=True,
+        )
+        now = time.monotonic()
+        read = 0
+        with self._lock:
+            for j in looked:
+                entry = self._cache.get(boundaries[j][0])
+                if entry is not None and entry[2] > now:
+                    read = boundaries[j][1]
+                    entry[2] = now + _TTL_SECONDS[entry[1]]  # a read refreshes it
+                    break
+        written = {"5m": 0, "1h": 0}
+        writes = []
+        last = read
+        for key, words, ttl in points:
+            if words <= read:
+                continue
+            written[ttl] += words - last
+            last = words
+            writes.append((key, words, ttl))
+        figures = {
+            "cache_creation_input_tokens": written["5m"] + written["1h"],
+            "cache_read_input_tokens": read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": written["5m"],
+                "ephemeral_1h_input_tokens": written["1h"],
+            },
+        }
+        return figures, writes
+
+    def _cache_store(self, writes: list[Any]) -> None:
+        """The entries a request wrote become readable (as its answer starts)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, words, ttl in writes:
+                self._cache[key] = [words, ttl, now + _TTL_SECONDS[ttl]]
 
     # --- internals used by the handler ------------------------------------------------
 
@@ -1002,6 +1093,92 @@ def _invalid_settings(body: dict[str, Any]) -> str | None:
             and isinstance(output_format.get("schema"), dict)
         ):
             return "output_config.format: must be {type: json_schema, schema: {...}}"
+    return None
+
+
+_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
+
+def _prompt_blocks(body: dict[str, Any]) -> Iterator[tuple[str, Any, int]]:
+    """The prompt's blocks in the API's order, as ``(field path, block, words)``."""
+    for i, tool in enumerate(body.get("tools") or []):
+        yield f"tools.{i}", tool, 0
+    system = body.get("system")
+    if isinstance(system, str):
+        yield "system", {"type": "text", "text": system}, _words(system)
+    elif isinstance(system, list):
+        for i, block in enumerate(system):
+            text = block.get("text", "") if isinstance(block, dict) else ""
+            yield f"system.{i}", block, _words(text)
+    for m, message in enumerate(body.get("messages") or []):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            yield f"messages.{m}.content", {"type": "text", "text": content}, _words(content)
+            continue
+        for b, block in enumerate(content or []):
+            words = 0
+            if isinstance(block, dict) and block.get("type") == "text":
+                words = _words(block.get("text", ""))
+            elif isinstance(block, dict) and block.get("type") == "tool_result":
+                words = sum(_words(r) for r in _tool_results({"content": [block]}))
+            yield f"messages.{m}.content.{b}", block, words
+
+
+def _breakpoints(body: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """``(prefix digest, words up to and including it, ttl)`` for each breakpoint."""
+    return [(digest, words, ttl) for digest, words, ttl in _boundaries(body) if ttl]
+
+
+def _boundaries(body: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+    """``(prefix digest, words so far, ttl of its breakpoint or None)`` after each block."""
+    running = hashlib.sha256(json.dumps(body.get("model")).encode())
+    found = []
+    words = 0
+    for _, block, count in _prompt_blocks(body):
+        words += count
+        plain = block
+        if isinstance(block, dict):
+            plain = {k: v for k, v in block.items() if k != "cache_control"}
+        running.update(b"\x00" + json.dumps(plain, sort_keys=True).encode())
+        marker = block.get("cache_control") if isinstance(block, dict) else None
+        ttl = marker.get("ttl", "5m") if isinstance(marker, dict) else None
+        found.append((running.copy().hexdigest(), words, ttl))
+    return found
+
+
+# As the API, a breakpoint finds an entry written at any of the 20 blocks before it.
+_LOOKBACK_BLOCKS = 20
+
+
+def _invalid_cache_control(body: dict[str, Any]) -> str | None:
+    """What the API would refuse in the request's cache_control breakpoints, or None."""
+    count = 0
+    five_minutes_at: str | None = None
+    for path, block, _ in _prompt_blocks(body):
+        marker = block.get("cache_control") if isinstance(block, dict) else None
+        if marker is None:
+            continue
+        where = f"{path}.cache_control"
+        if not isinstance(marker, dict) or marker.get("type") != "ephemeral":
+            return f"{where}.type: must be 'ephemeral'"
+        ttl = marker.get("ttl", "5m")
+        if ttl not in _TTL_SECONDS:
+            return f"{where}.ttl: must be '5m' or '1h', got {ttl!r}"
+        if ttl == "1h" and five_minutes_at is not None:
+            return (
+                f"{where}.ttl: a ttl='1h' cache_control block must not come after a "
+                f"ttl='5m' one ({five_minutes_at})"
+            )
+        if ttl == "5m" and five_minutes_at is None:
+            five_minutes_at = path
+        count += 1
+    if count > 4:
+        return (
+            f"cache_control: a maximum of 4 blocks with cache_control may be provided, "
+            f"found {count}"
+        )
     return None
 
 

@@ -163,9 +163,13 @@ def test_an_expression_error_names_its_rule_and_route_under_conditions(alice, fl
 @pytest.mark.parametrize(
     ("mode", "shown", "hidden"),
     [
-        ("match", {"rules"}, {"conditions", "prompt", "system", "model", "thinking"}),
-        ("condition", {"conditions"}, {"rules", "prompt", "system", "model", "thinking"}),
-        ("llm", {"prompt", "system", "model", "thinking"}, {"rules", "conditions"}),
+        ("match", {"rules"}, {"conditions", "prompt", "system", "model", "thinking", "cache_ttl"}),
+        (
+            "condition",
+            {"conditions"},
+            {"rules", "prompt", "system", "model", "thinking", "cache_ttl"},
+        ),
+        ("llm", {"prompt", "system", "model", "thinking", "cache_ttl"}, {"rules", "conditions"}),
     ],
 )
 def test_only_the_fields_the_chosen_mode_uses_are_shown(alice, flow, mode, shown, hidden):

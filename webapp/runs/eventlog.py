@@ -35,7 +35,7 @@ from django.db import transaction
 
 from webapp.runs import limits
 from webapp.runs.models import Run, RunEvent
-from webapp.runs.pricing import cost_usd
+from webapp.runs.pricing import cache_saving_usd, cost_usd
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ ROW = (
     "cost_usd",
     "saved_usd",
     "cache_hits",
+    "provider_saved_usd",
     "started_at",
 )
 
@@ -72,6 +73,7 @@ class Appender:
         self.tally.cost = Decimal(run.cost_usd)
         self.tally.saved = Decimal(run.saved_usd)
         self.tally.cache_hits = run.cache_hits
+        self.tally.provider_saved = Decimal(run.provider_saved_usd)
         if run.started_at is not None:
             self.tally.started = run.started_at.timestamp()
         user_bytes = getattr(run, "user_bytes", None)
@@ -130,6 +132,7 @@ class Appender:
                 cost_usd=self.tally.cost,
                 saved_usd=self.tally.saved,
                 cache_hits=self.tally.cache_hits,
+                provider_saved_usd=self.tally.provider_saved,
             )
             changes.update(run_changes(events))
             counted, stored = limits.written(events, self.gate.bytes)
@@ -205,6 +208,20 @@ class Tally:
     >>> Tally({"m": {"input": 2.0, "output": 10.0}}).annotate(
     ...     {"type": "node_finished", "model": "m", "usage": thought})["cost_usd"]
     0.003
+
+    The provider's prompt cache: a node that wrote or read it says what that saved
+    (``provider_saved_usd``, pricing.cache_saving_usd), and the run's end the total, once
+    any node cached (a log without caching has no such figure at all).
+
+    >>> tally = Tally({"m": {"input": 2.0, "output": 10.0}})
+    >>> read = {"input_tokens": 10, "output_tokens": 0, "cache_read_input_tokens": 1000}
+    >>> event = tally.annotate({"type": "node_finished", "model": "m", "usage": read})
+    >>> event["cost_usd"], event["provider_saved_usd"]  # 10*2 + 1000*0.2; 1000*(2 - 0.2)
+    (0.00022, 0.0018)
+    >>> tally.annotate({"type": "run_finished"})["provider_saved_usd"]
+    0.0018
+    >>> "provider_saved_usd" in Tally({}).annotate({"type": "run_finished"})
+    False
     """
 
     def __init__(self, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:
@@ -212,6 +229,8 @@ class Tally:
         self.cost = Decimal(0)
         self.saved = Decimal(0)
         self.cache_hits = 0
+        self.provider_saved = Decimal(0)
+        self.provider_cached = False  # some node wrote or read the provider's cache
         self.started: float | None = None
 
     def annotate(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +253,11 @@ class Tally:
             cost = self.price(model, event["usage"])
             self.cost += cost or 0
             figures["cost_usd"] = _float(cost)
+            saving = cache_saving_usd(model, event["usage"], self.prices)
+            if saving is not None:
+                self.provider_saved += saving
+                self.provider_cached = True
+                figures["provider_saved_usd"] = float(saving)
         cached = event.get("cached")
         if cached is not None:
             self.cache_hits += 1
@@ -248,17 +272,26 @@ class Tally:
         # failed attempts. Runs of an engine without it have only the nodes' costs.
         by_model = event.get("usage_by_model")
         cost = self.cost
+        provider_saved: Decimal | None = self.provider_saved if self.provider_cached else None
         if by_model is not None:
             # pricing.usage_cost_usd, on this tally's table
             cost = sum((self.price(m, u) or Decimal(0) for m, u in by_model.items()), Decimal(0))
+            savings = [cache_saving_usd(m, u, self.prices) for m, u in by_model.items()]
+            if any(saving is not None for saving in savings):
+                provider_saved = sum((s for s in savings if s is not None), Decimal(0))
         started, finished = self.started, event.get("ts")
         duration = None if started is None or finished is None else round(finished - started, 6)
-        return {
+        figures: dict[str, Any] = {
             "cost_usd": float(cost),
             "saved_usd": float(self.saved),
             "cache_hits": self.cache_hits,
             "duration_s": duration,
         }
+        if provider_saved is not None:
+            # The map's items and failed attempts count here too, as in cost_usd.
+            self.provider_saved = provider_saved
+            figures["provider_saved_usd"] = float(provider_saved)
+        return figures
 
     def price(self, model: str, usage: Mapping[str, Any] | None) -> Decimal | None:
         return cost_usd(model, usage, self.prices)
@@ -297,7 +330,13 @@ def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
             # Figures the Tally added; a batch written without one (tests) keeps the defaults.
             changes.update(
                 (field, event[field])
-                for field in ("cost_usd", "saved_usd", "cache_hits", "duration_s")
+                for field in (
+                    "cost_usd",
+                    "saved_usd",
+                    "cache_hits",
+                    "duration_s",
+                    "provider_saved_usd",
+                )
                 if event.get(field) is not None
             )
     return changes

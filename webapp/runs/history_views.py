@@ -38,6 +38,7 @@ ROW_FIELDS = (
     "cost_usd",
     "saved_usd",
     "cache_hits",
+    "provider_saved_usd",
     "kind",
     "trigger",
     "parent",
@@ -127,6 +128,10 @@ def _render(
         run.seconds = run_seconds(run)
         run.cost_text = format_usd(run.cost_usd) if run.finished else ""
         run.saved_text = format_usd(run.saved_usd) if run.saved_usd else ""
+        saved = run.provider_saved_usd
+        run.provider_saved_text = (
+            ("-" if saved < 0 else "") + format_usd(abs(saved)) if saved else ""
+        )
     base = request.path
     filters = query_string(status=status, flow=flow_id)
 

@@ -60,6 +60,8 @@ class Run(models.Model):
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     saved_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     cache_hits = models.PositiveIntegerField(default=0)
+    # What the provider's prompt cache saved (webapp.runs.pricing.cache_saving_usd).
+    provider_saved_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     duration_s = models.FloatField(null=True, blank=True)
 
     # How this run came to be. A re-run, a re-run from a node and a resume link to the run

@@ -10,6 +10,19 @@ True
 ('$0.0042', '$12.50', '$0')
 >>> format_usd(Decimal("0.00123456"))
 '$0.001235'
+
+Prompt caching: the prompt's tokens written to the cache cost ``cache_write`` (one-hour
+ones ``cache_write_1h``), those read from it ``cache_read``; a price entry without them
+takes 1.25x, 2x and 0.1x its input price, as the API charges.
+
+>>> usage = {"input_tokens": 10, "output_tokens": 0, "cache_creation_input_tokens": 1000,
+...          "cache_read_input_tokens": 9000}
+>>> cost_usd("claude-sonnet-4-6", usage, prices)  # 10*3 + 1000*3.75 + 9000*0.3, per million
+Decimal('0.006480')
+>>> cache_saving_usd("claude-sonnet-4-6", usage, prices)  # 10,000 at 3 - (3,750 + 2,700)
+Decimal('0.023550')
+>>> cache_saving_usd("claude-sonnet-4-6", {"input_tokens": 5}, prices) is None
+True
 """
 
 from __future__ import annotations
@@ -43,10 +56,100 @@ def cost_usd(
     if price is None:
         return None
     usage = usage or {}
-    total = Decimal(str(price.get("input", 0))) * int(usage.get("input_tokens", 0)) + Decimal(
-        str(price.get("output", 0))
-    ) * int(usage.get("output_tokens", 0))
+    rates = _rates(price)
+    total = (
+        rates["input"] * _tokens(usage, "input_tokens")
+        + rates["output"] * _tokens(usage, "output_tokens")
+        + _cache_cost(rates, usage)
+    )
     return (total / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def cache_saving_usd(
+    model: str | None,
+    usage: Mapping[str, Any] | None,
+    prices: Mapping[str, Mapping[str, float]] | None = None,
+) -> Decimal | None:
+    """What the provider's prompt cache saved on one usage record: its cached tokens at the
+    input price, less what writing and reading them cost (negative when writes were never
+    read enough to pay for themselves). None when nothing was cached, or no price."""
+    usage = usage or {}
+    cached = _tokens(usage, "cache_creation_input_tokens") + _tokens(
+        usage, "cache_read_input_tokens"
+    )
+    price = price_for(model, prices)
+    if price is None or not cached:
+        return None
+    rates = _rates(price)
+    saved = rates["input"] * cached - _cache_cost(rates, usage)
+    return (saved / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def cache_read_share(usage: Mapping[str, Any] | None) -> int | None:
+    """The percentage of a usage record's prompt tokens read from the cache; None when
+    nothing was cached.
+
+    >>> cache_read_share({"input_tokens": 50, "cache_creation_input_tokens": 50,
+    ...                   "cache_read_input_tokens": 900})
+    90
+    """
+    usage = usage or {}
+    read = _tokens(usage, "cache_read_input_tokens")
+    written = _tokens(usage, "cache_creation_input_tokens")
+    if not read and not written:
+        return None
+    # Half up, as the browser rounds (static/js/runs/model.js providerCache).
+    return int(100 * read / (read + written + _tokens(usage, "input_tokens")) + 0.5)
+
+
+def provider_cache_text(usage: Mapping[str, Any] | None, saved: Any) -> str:
+    """ "N% read, saved $X" for a usage record that wrote or read the provider's cache; ""
+    for one that did not.
+
+    >>> provider_cache_text({"input_tokens": 10, "cache_read_input_tokens": 90}, 0.0042)
+    '90% read, saved $0.0042'
+    >>> provider_cache_text({"input_tokens": 10, "cache_creation_input_tokens": 90}, -0.0001)
+    '0% read, saved -$0.0001'
+    >>> provider_cache_text({"input_tokens": 10}, None)
+    ''
+    """
+    share = cache_read_share(usage)
+    if share is None:
+        return ""
+    text = f"{share}% read"
+    if saved is not None:
+        amount = Decimal(str(saved))
+        text += f", saved {'-' if amount < 0 else ''}{format_usd(abs(amount))}"
+    return text
+
+
+def _tokens(usage: Mapping[str, Any], name: str) -> int:
+    try:
+        return int(usage.get(name) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _rates(price: Mapping[str, float]) -> dict[str, Decimal]:
+    given = Decimal(str(price.get("input", 0)))
+    return {
+        "input": given,
+        "output": Decimal(str(price.get("output", 0))),
+        "cache_write": Decimal(str(price.get("cache_write", given * Decimal("1.25")))),
+        "cache_write_1h": Decimal(str(price.get("cache_write_1h", given * 2))),
+        "cache_read": Decimal(str(price.get("cache_read", given * Decimal("0.1")))),
+    }
+
+
+def _cache_cost(rates: Mapping[str, Decimal], usage: Mapping[str, Any]) -> Decimal:
+    """Per million: the cache writes (by lifetime) and reads of a usage record."""
+    written = _tokens(usage, "cache_creation_input_tokens")
+    hour = min(_tokens(usage, "cache_creation_1h_input_tokens"), written)
+    return (
+        rates["cache_write"] * (written - hour)
+        + rates["cache_write_1h"] * hour
+        + rates["cache_read"] * _tokens(usage, "cache_read_input_tokens")
+    )
 
 
 def usage_cost_usd(usage_by_model: Mapping[str, Mapping[str, Any]] | None) -> Decimal:

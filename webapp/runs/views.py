@@ -128,6 +128,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         # Runs recorded before costs were have none: no figure rather than a wrong "$0".
         "cost_text": pricing.format_usd(run.cost_usd) if run.cost_usd else "",
         "saved_text": pricing.format_usd(run.saved_usd) if run.saved_usd else "",
+        "provider_cache_text": _provider_cache_text(run),
         "inputs": [(name, pretty(value)) for name, value in run.inputs.items()],
         "outputs": _outputs(run),
         "can_cancel": can_edit_flow(request.user, run.flow_id),
@@ -380,6 +381,21 @@ def _items(visit: Visit) -> list[dict[str, Any]]:
     return rows
 
 
+def _provider_cache_text(run: Run) -> str:
+    """The run's provider-cache figures, from its run_finished (its totals); "" before it
+    finished, or when nothing was cached."""
+    if not run.finished:
+        return ""
+    payload = (
+        RunEvent.objects.filter(run=run, type="run_finished")
+        .order_by("-seq")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    return pricing.provider_cache_text(usage, run.provider_saved_usd)
+
+
 def _cost(visit: Visit) -> Decimal | None:
     """The recorded cost, else today's price of the recorded usage (runs from before costs)."""
     if visit.cost_usd is not None:
@@ -472,4 +488,6 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
     section["detail"] = [(k, pretty(v)) for k, v in detail.items() if v not in (None, "")]
     if section["cached"] is not None and visit.saved_usd is not None:
         section["cached"]["saved"] = pricing.format_usd(visit.saved_usd)
+    # Next to the node cache's saving: what the provider's prompt cache did for this node.
+    section["provider_cache"] = pricing.provider_cache_text(visit.usage, visit.provider_saved_usd)
     return section

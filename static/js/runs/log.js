@@ -36,13 +36,21 @@ const ITEM_ENDED = { succeeded: "done", failed: "failed", cancelled: "cancelled"
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 const isInt = (value) => Number.isInteger(value);
 const zero = () => ({ input_tokens: 0, output_tokens: 0 });
+// Usage figures that join a total with the first record that has some (graphs/log.py).
+const OPTIONAL_USAGE = [
+  "thinking_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+  "cache_creation_1h_input_tokens",
+];
 
-/** thinking_tokens joins the totals with the first usage that has some (graphs/log.py). */
+/** thinking_tokens and the cache figures join the totals with the first usage that has
+    some (graphs/log.py). */
 function addUsage(total, usage) {
   if (!isObject(usage)) return;
   for (const key of Object.keys(total)) total[key] += Math.trunc(Number(usage[key]) || 0);
-  const thinking = Math.trunc(Number(usage.thinking_tokens) || 0);
-  if (thinking && !("thinking_tokens" in total)) total.thinking_tokens = thinking;
+  for (const key of OPTIONAL_USAGE) {
+    const figure = Math.trunc(Number(usage[key]) || 0);
+    if (figure && !(key in total)) total[key] = figure;
+  }
 }
 
 /** A recorded figure, or null when the event has none (or not a number). */
@@ -175,7 +183,8 @@ class Visit {
     Object.assign(this, {
       node: node, iteration: iteration, status: "queued", inputs: null, output: null,
       detail: null, model: null, usage: null, usage_by_model: null, cost_usd: null,
-      saved_usd: null, priced: false, cached: null, reused: null, child_runs: [], attempts: 1,
+      saved_usd: null, provider_saved_usd: null, priced: false, cached: null, reused: null,
+      child_runs: [], attempts: 1,
       retries: [],
       error: "", cancelled: false, continued: false, started_ts: null, ended_ts: null,
       duration_s: null, progress: null, items: null, turns: [],
@@ -221,7 +230,8 @@ class Visit {
       text: this.text, thinking: this.thinking, output: this.output, detail: this.detail,
       model: this.model,
       usage: this.usage, usage_by_model: this.usage_by_model, cost_usd: this.cost_usd,
-      saved_usd: this.saved_usd, priced: this.priced, cached: this.cached, reused: this.reused,
+      saved_usd: this.saved_usd, provider_saved_usd: this.provider_saved_usd,
+      priced: this.priced, cached: this.cached, reused: this.reused,
       child_runs: [...this.child_runs], attempts: this.attempts, retries: this.retries.map((retry) => ({ ...retry })),
       error: this.error, cancelled: this.cancelled, continued: this.continued,
       started_ts: this.started_ts, ended_ts: this.ended_ts, duration_s: this.duration_s,
@@ -245,6 +255,7 @@ export class RunLog {
     this.usageByModel = {};
     this.costUsd = null;
     this.savedUsd = null;
+    this.providerSavedUsd = null;
     this.cacheHits = 0;
     this.startedTs = null;
     this.finishedTs = null;
@@ -311,7 +322,8 @@ export class RunLog {
     return {
       status: this.status, schema: this.schema, inputs: this.inputs, outputs: this.outputs,
       error: this.error, usage: { ...this.usage }, usage_by_model: usageByModel,
-      cost_usd: this.costUsd, saved_usd: this.savedUsd, cache_hits: this.cacheHits,
+      cost_usd: this.costUsd, saved_usd: this.savedUsd,
+      provider_saved_usd: this.providerSavedUsd, cache_hits: this.cacheHits,
       started_ts: this.startedTs, finished_ts: this.finishedTs, duration_s: this.durationS,
       last_seq: this.lastSeq, last_ts: this.lastTs, nodes: nodes,
     };
@@ -364,6 +376,7 @@ export class RunLog {
     }
     if ("cost_usd" in event) this.costUsd = number(event.cost_usd);
     if ("saved_usd" in event) this.savedUsd = number(event.saved_usd);
+    if ("provider_saved_usd" in event) this.providerSavedUsd = number(event.provider_saved_usd);
     if (isInt(event.cache_hits)) this.cacheHits = event.cache_hits;
     let duration = number(event.duration_s);
     if (duration === null && ts !== null && this.startedTs !== null) duration = ts - this.startedTs;
@@ -467,6 +480,7 @@ export class RunLog {
     visit.priced = "cost_usd" in event || "saved_usd" in event;
     visit.cost_usd = number(event.cost_usd);
     visit.saved_usd = number(event.saved_usd);
+    visit.provider_saved_usd = number(event.provider_saved_usd);
     visit.cached = origin(event.cached);
     visit.reused = origin(event.reused);
     visit.child_runs = runIds(event.child_runs);
@@ -483,6 +497,7 @@ export class RunLog {
     }
     this.costUsd = plus(this.costUsd, event.cost_usd);
     this.savedUsd = plus(this.savedUsd, event.saved_usd);
+    this.providerSavedUsd = plus(this.providerSavedUsd, event.provider_saved_usd);
     if (visit.cached !== null) this.cacheHits += 1;
   }
 }

@@ -64,6 +64,25 @@ export function itemsText(items) {
   return ["items: " + summary.join(", "), ...running, ...failed].join("\n");
 }
 
+/** The share of a visit's prompt tokens read from the provider's cache, and what that
+    saved; null when the visit neither wrote nor read it (pricing.cache_read_share). */
+export function providerCache(visit) {
+  const usage = visit.usage || {};
+  const read = Number(usage.cache_read_input_tokens) || 0;
+  const written = Number(usage.cache_creation_input_tokens) || 0;
+  if (!read && !written) return null;
+  const share = Math.round((100 * read) / (read + written + (Number(usage.input_tokens) || 0)));
+  return { read: share, saved: typeof visit.provider_saved_usd === "number" ? visit.provider_saved_usd : null };
+}
+
+/** "provider cache: N% read, saved $X" (pricing.provider_cache_text); "" for null. */
+export function providerCacheText(cache) {
+  if (!cache) return "";
+  const { read, saved } = cache;
+  const savedText = saved != null ? ", saved " + (saved < 0 ? "-" : "") + formatUsd(Math.abs(saved)) : "";
+  return "provider cache: " + read + "% read" + savedText;
+}
+
 /** A node's tags on the canvas: its cost, and whether its output was cached or reused. */
 export function nodeBadges(n) {
   const badges = [];
@@ -73,6 +92,10 @@ export function nodeBadges(n) {
   if (n.cached) {
     const saved = n.cached.saved != null ? "; saved " + formatUsd(n.cached.saved) : "";
     badges.push({ kind: "cached", text: "cached", title: "Cached output" + (n.cached.source ? " from " + n.cached.source : "") + saved });
+  }
+  if (n.providerCache) {
+    // The provider's prompt cache, next to the node cache's saving (webapp/runs/pricing.py).
+    badges.push({ kind: "provider-cache", text: "cache " + n.providerCache.read + "%", title: providerCacheText(n.providerCache) });
   }
   if (n.reused) {
     badges.push({ kind: "reused", text: "reused", title: "Output reused" + (n.reused.source ? " from " + n.reused.source : "") + "; the node did not run" });
@@ -124,6 +147,7 @@ function look(log, id, waiting, finished) {
     cost: cost,
     cached: done && done.cached ? { source: done.cached.source, saved: done.saved_usd } : null,
     reused: done && done.reused ? { source: done.reused.source, saved: null } : null,
+    providerCache: done ? providerCache(done) : null,
   };
   n.badges = nodeBadges(n);
   return n;
@@ -165,6 +189,10 @@ export class RunModel {
   }
   get cost() {
     return this.log.costUsd;
+  }
+  /** The run's provider-cache figures so far, as the run page shows them ("" for none). */
+  get providerCacheText() {
+    return providerCacheText(providerCache({ usage: this.log.usage, provider_saved_usd: this.log.providerSavedUsd }));
   }
   get error() {
     return this.log.error;

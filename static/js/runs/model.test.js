@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { test } from "node:test";
 
-import { RunModel, itemsText, nodeBadges, preview } from "./model.js";
+import { RunModel, itemsText, nodeBadges, preview, providerCache } from "./model.js";
 
 const LOGS = new URL("../../../tests/fixtures/logs/", import.meta.url);
 const GOLDEN = readdirSync(LOGS)
@@ -174,6 +174,8 @@ function expectedLooks(events, expected) {
     const kinds = [];
     if (costs.length) kinds.push("cost");
     if (done && done.cached) kinds.push("cached");
+    const usage = (done && done.usage) || {};
+    if (usage.cache_read_input_tokens || usage.cache_creation_input_tokens) kinds.push("provider-cache");
     if (done && done.reused) kinds.push("reused");
     // The run is over: a visit it left open was stopped.
     const status = last.status === "running" ? "cancelled" : last.status;
@@ -292,4 +294,23 @@ test("a thinking node says so, and its canvas text is only ever the answer", () 
   model.apply({ seq: 4, type: "node_delta", node: "a", iteration: 1, text: "391" });
   a = model.nodes.get("a");
   assert.deepStrictEqual([a.text, a.note], ["391", ""]);
+});
+
+test("a node that used the provider's prompt cache says how much it read and saved", () => {
+  const { events } = new Map(GOLDEN).get("prompt_cache");
+  const model = new RunModel(() => ["q", "each", "out"]);
+  for (const event of events) model.apply(event);
+  const badge = nodeBadges(model.nodes.get("each")).find((b) => b.kind === "provider-cache");
+  // 1,602 of 2,409 prompt tokens read (the two items after the first); saved as recorded.
+  assert.deepEqual(badge, { kind: "provider-cache", text: "cache 67%", title: "provider cache: 67% read, saved $0.003725" });
+  assert.equal(providerCache({ usage: { input_tokens: 3 } }), null);
+  assert.deepEqual(providerCache({ usage: { input_tokens: 10, cache_creation_input_tokens: 90 }, provider_saved_usd: -0.5 }), { read: 0, saved: -0.5 });
+});
+
+test("the run's provider-cache figures follow the fold, for the run page's live view", () => {
+  const { events } = new Map(GOLDEN).get("prompt_cache");
+  const model = new RunModel(() => ["q", "each", "out"]);
+  assert.equal(model.providerCacheText, "");
+  for (const event of events) model.apply(event);
+  assert.equal(model.providerCacheText, "provider cache: 67% read, saved $0.003725");
 });

@@ -114,6 +114,7 @@ export class RunView {
       recent: this.$("[data-run-recent]"),
       cost: this.$("[data-run-cost]"),
       pauses: this.$("[data-run-pauses]"),
+      providerCache: this.$("[data-run-provider-cache]"),
     };
     this.replay = null;
     this.bind();
@@ -381,6 +382,11 @@ export class RunView {
       this.paintTime("[data-run-started-at]", this.model.startTs);
       if (this.el.usage) this.el.usage.textContent = formatUsage(this.model.usage);
       if (this.el.cost && this.model.cost != null) this.el.cost.textContent = formatUsd(this.model.cost);
+      if (this.el.providerCache) {
+        const text = this.model.providerCacheText;
+        this.el.providerCache.textContent = text;
+        this.el.providerCache.hidden = !text;
+      }
     }
     if (changes.finished) this.finished();
   }
