@@ -1,6 +1,7 @@
 """The run page's approvals: what a parked run waits on, and a form per wait for those
-who may answer it (its approvers, else the flow's editors). Answering posts (htmx) to the same service as the API
-(webapp.runs.approvals.answer); the page's live view then shows the run going on."""
+who may answer it (its approvers, else the flow's editors). Answering posts (htmx) to the
+same service as the API (webapp.runs.approvals.answer); the page's live view then shows the
+run going on."""
 
 from __future__ import annotations
 

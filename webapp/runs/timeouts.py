@@ -100,3 +100,13 @@ async def tick_forever() -> None:
         except Exception:
             log.exception("sweeping approval timeouts failed; trying again")
         await asyncio.sleep(settings.WAIT_TICK_S)
+
+
+def stop_on(loop: asyncio.AbstractEventLoop) -> None:
+    """Stop sweeping on ``loop`` (a test's; a server's ticker ends with its loop)."""
+    with _lock:
+        _loops.discard(loop)
+        ours = [task for task in _tasks if task.get_loop() is loop]
+        _tasks.difference_update(ours)
+    for task in ours:
+        loop.call_soon_threadsafe(task.cancel)
