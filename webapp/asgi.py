@@ -28,6 +28,7 @@ from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
+from webapp.runs import timeouts  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.schedules.ticker import start_with_server  # noqa: E402
 from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
@@ -49,11 +50,12 @@ router = ProtocolTypeRouter(
 )
 
 
-# Schedules tick on the server's loop from the moment it starts: Daphne (what we ship, and
-# what runserver runs) made that loop before importing this module. Not on the loops of
-# other callers (tests' communicators), whose loops end with them.
+# Schedules and approval timeouts tick on the server's loop from the moment it starts:
+# Daphne (what we ship, and what runserver runs) made that loop before importing this
+# module. Not on the loops of other callers (tests' communicators), whose loops end with them.
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
+    timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -179,6 +179,10 @@ RUN_STREAM_MAX_S = env.integer("SWITCHYARD_RUN_STREAM_MAX_S", 3600, minimum=1)
 # worker looks for due ticks, in seconds; 0 stops this process ticking (``manage.py
 # tick_schedules`` from cron then does it). A tick is at most this late.
 SCHEDULE_TICK_S = env.integer("SWITCHYARD_SCHEDULE_TICK_S", 10, minimum=0)
+# Approval timeouts (webapp.runs.timeouts): how often the server (embedded default) or each
+# Celery worker's sweeper looks for waits past their deadline (seconds, above 0).
+# A timeout fires at most this late.
+WAIT_TICK_S = env.number("SWITCHYARD_WAIT_TICK_S", 1.0)
 # A webhook delivery's body above this many bytes is refused with 413 as it arrives.
 WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The MCP server (/mcp): how long a tool call waits for its run to end before answering that

@@ -6,7 +6,13 @@ Its ``run`` renders ``message`` over its inputs and, instead of outputs, asks to
 "Waiting" in ``graphs.schedule``). A host checks an answer with ``answer`` and resumes the
 run with the outputs it gives: the chosen action's port carries ``{action, <field
 values>..., by}``. When ``timeout_s`` passes unanswered, the host resumes it with
-``timed_out``'s outputs instead, on the port ``timeout``.
+``timed_out``'s outputs instead, on the port ``timeout``: the wait carries its
+``deadline`` (Unix time, set as the node parks), so it survives a restart with the run's
+state.
+
+``approvers`` names who may answer: ``<username>`` for a user, ``team:<id>`` for every
+member of that team (its number, as in /teams/<id>/). Empty, the flow's editors may. The
+host checks it (``may_answer``); a named approver still has to be able to see the run.
 
 >>> config = ApprovalConfig.model_validate({
 ...     "message": "Refund {{ amount }}?",
@@ -25,6 +31,8 @@ graphs.nodes.approval.AnswerInvalid: no action 'maybe': the actions are approve,
 from __future__ import annotations
 
 import math
+import re
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +48,9 @@ from graphs.nodes.base import (
 )
 
 TIMEOUT_PORT = "timeout"
+# An approver: a username (Django's characters: letters, digits, @.+-_) or team:<id>.
+APPROVER = re.compile(r"(?:[\w.@+-]{1,150}|team:[0-9]{1,18})", re.ASCII)
+TEAM_PREFIX = "team:"
 # Keys of an action's output beside the fields' values: a field may not take them.
 RESERVED = frozenset({"action", "by"})
 
@@ -93,7 +104,8 @@ class ApprovalConfig(CommonConfig):
     approvers: list[str] = Field(
         default_factory=list,
         max_length=100,
-        description="Users or teams who may answer; empty: the flow's editors.",
+        description="Who may answer: usernames, and team:<id> for a team's members; "
+        "empty: the flow's editors.",
     )
 
 
@@ -135,6 +147,15 @@ class ApprovalNode(NodeType):
                 found.append(
                     FieldProblem("actions", "'timeout' is the port taken when nobody answers")
                 )
+        for approver in config.approvers:
+            if not APPROVER.fullmatch(approver):
+                found.append(
+                    FieldProblem(
+                        "approvers",
+                        f"approver {approver!r} is neither a username (letters, digits, "
+                        "@.+-_) nor team:<id>",
+                    )
+                )
         names = [f.name for f in config.fields]
         for name in _repeated(names):
             found.append(FieldProblem("fields", f"field {name!r} is listed twice"))
@@ -155,16 +176,18 @@ class ApprovalNode(NodeType):
 
     async def run(self, ctx: NodeContext, config: ApprovalConfig, inputs: dict) -> dict:
         message = await ctx.render("message", config.message, inputs)
-        raise NodeWaits(
-            {
-                "kind": "approval",
-                "message": message,
-                "fields": [field.model_dump() for field in config.fields],
-                "actions": list(config.actions),
-                "timeout_s": config.timeout_s,
-                "approvers": list(config.approvers),
-            }
-        )
+        wait: dict[str, Any] = {
+            "kind": "approval",
+            "message": message,
+            "fields": [field.model_dump() for field in config.fields],
+            "actions": list(config.actions),
+            "timeout_s": config.timeout_s,
+            "approvers": list(config.approvers),
+        }
+        if config.timeout_s is not None:
+            # Wall-clock, not monotonic: it is compared after restarts, on other machines.
+            wait["deadline"] = time.time() + config.timeout_s
+        raise NodeWaits(wait)
 
 
 def answer(
@@ -188,6 +211,39 @@ def answer(
         carried[name] = _value(field, values.get(name))
     carried["by"] = by
     return {action: carried}
+
+
+def deadline(wait: dict[str, Any]) -> float | None:
+    """When an unanswered ``wait`` times out (Unix time), or None if it never does."""
+    value = wait.get("deadline")
+    return (
+        float(value) if isinstance(value, int | float) and wait.get("kind") == "approval" else None
+    )
+
+
+def may_answer(wait: dict[str, Any], *, username: str, teams: frozenset[int], editor: bool) -> bool:
+    """Whether a user (their username, the ids of their teams, whether they edit the flow)
+    may answer ``wait``: one it names, or, when it names nobody, an editor.
+
+    >>> may_answer({"approvers": []}, username="bob", teams=frozenset(), editor=True)
+    True
+    >>> may_answer({"approvers": ["carol", "team:7"]}, username="bob", teams=frozenset({7}),
+    ...            editor=False)
+    True
+    >>> may_answer({"approvers": ["carol"]}, username="bob", teams=frozenset(), editor=True)
+    False
+    """
+    approvers = wait.get("approvers") or []
+    if not approvers:
+        return editor
+    for approver in approvers:
+        if approver.startswith(TEAM_PREFIX):
+            team = approver.removeprefix(TEAM_PREFIX)
+            if team.isdigit() and int(team) in teams:
+                return True
+        elif approver == username:
+            return True
+    return False
 
 
 def timed_out(wait: dict[str, Any]) -> dict[str, Any]:

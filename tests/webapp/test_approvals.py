@@ -27,8 +27,9 @@ FORM = [
 ]
 
 
-def refund_graph() -> dict:
-    """q -> ask (approval) -> approve/reject -> answer."""
+def refund_graph(**ask) -> dict:
+    """q -> ask (approval) -> approve/reject -> answer; `ask`: more of the approval's
+    config (with ``timeout_s``, its timeout port goes to the answer too)."""
 
     def node(id_: str, type_: str, **config) -> dict:
         return {"id": id_, "type": type_, "config": config, "position": {"x": 0, "y": 0}}
@@ -41,13 +42,13 @@ def refund_graph() -> dict:
             "target_port": target_port,
         }
 
-    return {
+    graph = {
         "directed": True,
         "multigraph": True,
         "graph": {"name": "Refund"},
         "nodes": [
             node("q", "input", name="q"),
-            node("ask", "approval", message="Refund {{ q }}?", fields=FORM),
+            node("ask", "approval", message="Refund {{ q }}?", fields=FORM, **ask),
             node("yes", "template", template="approved by {{ a.by.user }}: {{ a.note }}"),
             node("no", "template", template="rejected: {{ a.note }}"),
             node("out", "output", name="answer"),
@@ -60,6 +61,15 @@ def refund_graph() -> dict:
             edge("no", "text", "out", "value"),
         ],
     }
+    if ask.get("timeout_s") is not None:
+        graph["nodes"].append(
+            node("late", "template", template="timed out after {{ t.timeout_s }} s")
+        )
+        graph["edges"] += [
+            edge("ask", "timeout", "late", "t"),
+            edge("late", "text", "out", "value"),
+        ]
+    return graph
 
 
 def idle() -> None:

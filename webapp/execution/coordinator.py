@@ -45,7 +45,7 @@ from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.celery import app
 from webapp.execution.plans import compiled_run, options_for
-from webapp.runs import limits, services
+from webapp.runs import approvals, limits, services
 from webapp.runs.eventlog import Appender
 from webapp.runs.models import NodeTask, Run, Slot
 
@@ -172,9 +172,14 @@ class Step:
             self.stopping = True
             schedule = self.schedule or self.load()
             self.apply(schedule.stop("failed", self.log.stopped))
-        fields = {}
+        fields: dict[str, Any] = {}
         if self.schedule is not None:
             fields["state"] = self.schedule.state.to_json()
+            if self.schedule.state.is_waiting:
+                # Every running node waits for a person: parked, holding no task (the
+                # waiting node's was closed with its outcome), lease or slot until an
+                # answer or a timeout resumes it (webapp.execution.parking).
+                fields.update(approvals.parked_fields(fields["state"]))
         self.dispatch.events = self.log.save(**fields)
         return self.dispatch
 

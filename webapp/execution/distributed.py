@@ -12,7 +12,8 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from webapp.celery import app
-from webapp.execution import coordinator
+from webapp.execution import coordinator, parking
+from webapp.runs.approvals import Answer
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,9 @@ class CeleryDriver:
     def cancel(self, run_id: int) -> bool:
         return coordinator.cancel(run_id)
 
-    def resume(self, run_id: int, claim: Callable[[], object]) -> None:
-        """Runs on this driver do not park yet (issue 16): no node of theirs waits, so an
-        answer is refused as one to a wait already answered, and nothing is claimed."""
-        from webapp.runs.approvals import NotWaiting
-
-        raise NotWaiting(
-            f"run {run_id}: waiting for a person is not yet supported by the celery driver"
-        )
+    def resume(self, run_id: int, claim: Callable[[], Answer]) -> None:
+        """Claim a parked run and go on with it on the workers (webapp.execution.parking)."""
+        parking.resume(run_id, claim)
 
     async def wait_idle(self) -> None:
         """Nothing runs in this process."""

@@ -1,6 +1,7 @@
 """The sweeper every Celery worker runs on a thread of its own: coordinator.sweep every
 second or so, so lapsed leases are taken over and unsent tasks sent while any worker lives
-(``manage.py sweep_runs`` runs one sweep by hand)."""
+(``manage.py sweep_runs`` runs one sweep by hand); and, as often, approval waits past
+their deadline resume from their timeout port (webapp.runs.timeouts)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from django.db import connection
 
 from graphs.nodes.base import Services
 from webapp.execution import coordinator
+from webapp.execution.distributed import CeleryDriver
 from webapp.execution.plans import engine_services
+from webapp.runs import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                counts = coordinator.sweep()
+                counts = sweep()
             except Exception:
                 log.exception("sweep failed; trying again")
                 connection.close()
@@ -36,6 +39,13 @@ class Sweeper(threading.Thread):
             if any(counts.values()):
                 log.info("sweep: %s", counts)
         connection.close()
+
+
+def sweep() -> dict[str, int]:
+    """One sweep: leases, unsent tasks, stranded runs, then approval timeouts."""
+    counts = coordinator.sweep()
+    counts["timed_out"] = timeouts.fire_due(CeleryDriver())
+    return counts
 
 
 def warm_up(services: Services) -> None:

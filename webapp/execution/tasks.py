@@ -2,7 +2,8 @@
 
 ``run_node`` executes one task of the celery driver (webapp.execution.worker);
 ``begin_run`` begins a queued run. The coordinator sends both by name. Every worker also
-runs the sweeper (webapp.execution.sweeper) from the moment it is ready.
+runs the sweeper (webapp.execution.sweeper) from the moment it is ready, approval
+timeouts included; ``fire_timeouts`` does that part alone, for a beat schedule.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from django.db import connection
 
 from webapp.celery import app
 from webapp.execution import coordinator, sweeper, worker
+from webapp.execution.distributed import CeleryDriver
+from webapp.runs import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,12 @@ def begin_run(run_id: int) -> None:
     dispatch = coordinator.begin(run_id)
     if dispatch is not None:
         dispatch.send()
+
+
+@app.task(name="runs.fire_timeouts", ignore_result=True)
+def fire_timeouts() -> int:
+    """Resume the parked runs whose approval waited past its deadline (webapp.runs.timeouts)."""
+    return timeouts.fire_due(CeleryDriver())
 
 
 @worker_ready.connect

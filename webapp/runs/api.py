@@ -401,10 +401,12 @@ class ApprovalIn(BodyIn):
     response={202: StatusOut, **responses(400, 403, 409)},
 )
 def run_approve(request: HttpRequest, run_id: Id, node: str, body: ApprovalIn) -> Any:
-    """Answer an approval the run waits on (editors of its flow): the run goes on from the
-    action's port; for an agent's tool call (approve or reject, with an optional reason),
-    the agent runs the tool or tells the model it was rejected. 400 names the field at
-    fault; 409 when the node does not wait (answered already, or never asked)."""
+    """Answer an approval the run waits on: the run goes on from the action's port; for an
+    agent's tool call (approve or reject, with an optional reason), the agent runs the tool
+    or tells the model it was rejected. Who may answer: the users and teams (``team:<id>``)
+    the approval's ``approvers`` name, else the editors of its flow; others who can see the
+    run get 403. 400 names the field at fault; 409 when the node does not wait (answered
+    already, timed out, or never asked)."""
     try:
         approvals.answer(request.auth, run_id, node, body.action, body.values, body.call)
     except approval.AnswerInvalid as exc:

@@ -1,6 +1,7 @@
-"""The run page's approvals: what a parked run waits on, and a form per wait for the
-flow's editors. Answering posts (htmx) to the same service as the API
-(webapp.runs.approvals.answer); the page's live view then shows the run going on."""
+"""The run page's approvals: what a parked run waits on, and a form per wait for those
+who may answer it (its approvers, else the flow's editors). Answering posts (htmx) to the
+same service as the API (webapp.runs.approvals.answer); the page's live view then shows the
+run going on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from graphs.nodes import approval
-from webapp.flows.access import can_edit_flow
 from webapp.runs import approvals
 from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run, RunEvent
@@ -22,7 +22,12 @@ FIELD_PREFIX = "f_"
 
 def approvals_context(user, run: Run) -> dict[str, Any]:
     waits = [
-        {"node": node, **wait, **_shown_input(wait)}
+        {
+            "node": node,
+            **wait,
+            **_shown_input(wait),
+            "may_answer": approvals.may_answer(user, run, wait),
+        }
         for node, wait in sorted(approvals.waits_of(run).items())
         if wait.get("kind") in approvals.ANSWERED_KINDS
     ]
@@ -37,7 +42,7 @@ def approvals_context(user, run: Run) -> dict[str, Any]:
         "run": run,
         "waits": waits,
         "parking": parking,
-        "can_answer": can_edit_flow(user, run.flow_id),
+        "can_answer": any(wait["may_answer"] for wait in waits),
     }
 
 

@@ -1,26 +1,33 @@
 """Runs parked waiting for a person (an ``approval`` node, or an agent's tool call that
-needs approval: kind ``tool_approval``), on the in-process driver.
+needs approval: kind ``tool_approval``), on either driver.
 
 A run whose every running node waits is stored ``waiting`` with its schedule state
 (``Run.state``) and holds nothing else: no task, no slot. Answering claims it back
 (waiting -> running, one row update, so of two answers only one wins: the other is
-refused) and hands it to the driver to resume; cancelling closes its log with the
+refused) and hands it to the driver to resume; so does a wait's timeout
+(``claim_timeout``, fired by webapp.runs.timeouts). Cancelling closes its log with the
 events the engine itself would write on a stop (``graphs.schedule.Schedule.stop``).
+
+Who may answer: the wait's ``approvers`` when it names any (users, ``team:<id>``), among
+those who can see the run; else the flow's editors (graphs.nodes.approval.may_answer).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from graphs.nodes import agent, approval
 from graphs.schedule import RunState, Schedule
-from webapp.flows.access import editable_flows
+from webapp.flows.access import can_edit_flow, editable_flows, visible_flows
 from webapp.runs import eventlog
-from webapp.runs.access import run_for_editor
+from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run
+from webapp.teams.models import Membership
 
 # The kinds of wait a person answers (the others, should there be any, are not theirs).
 ANSWERED_KINDS = ("approval", "tool_approval")
@@ -44,16 +51,31 @@ class Answer:
     breakpoint: str | None = None
 
 
+# Who "answered" a wait nobody answered in time (node_resumed's ``by``).
+TIMED_OUT_BY = {"timeout": True}
+
+
 def who(user) -> dict[str, Any]:
     return {"user": user.get_username(), "id": user.pk}
+
+
+def wait_deadline(state: dict[str, Any]) -> dt.datetime | None:
+    """The earliest deadline of a parked state's waits (Run.wait_deadline), if any."""
+    deadlines = [d for w in state.get("waiting", {}).values() if (d := approval.deadline(w))]
+    if not deadlines:
+        return None
+    return dt.datetime.fromtimestamp(min(deadlines), tz=dt.UTC)
+
+
+def parked_fields(state: dict[str, Any]) -> dict[str, Any]:
+    """What a run's row gets as it parks with ``state``."""
+    return {"status": Run.Status.WAITING, "state": state, "wait_deadline": wait_deadline(state)}
 
 
 def park(run_id: int, state: dict[str, Any]) -> bool:
     """Store a run the engine returned waiting; False when it ended meanwhile (cancelled)."""
     return bool(
-        Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
-            status=Run.Status.WAITING, state=state
-        )
+        Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(**parked_fields(state))
     )
 
 
@@ -70,6 +92,21 @@ def waits_of(run: Run) -> dict[str, dict[str, Any]]:
     return dict(run.state.get("waiting", {}))
 
 
+def may_answer(user, run: Run, wait: dict[str, Any]) -> bool:
+    """Whether ``user`` (who can see ``run``) may answer its ``wait``."""
+    named = bool(wait.get("approvers"))
+    return approval.may_answer(
+        wait,
+        username=user.get_username(),
+        teams=team_ids(user) if named else frozenset(),
+        editor=not named and can_edit_flow(user, run.flow_id),
+    )
+
+
+def team_ids(user) -> frozenset[int]:
+    return frozenset(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+
+
 def claim_answer(
     run_id: int,
     node: str,
@@ -79,7 +116,8 @@ def claim_answer(
     call: str | None = None,
 ) -> Answer:
     """Check the answer (AnswerInvalid, naming the field) and take the run out of waiting
-    for it (NotWaiting when the node does not wait: answered already, or never).
+    for it (NotWaiting when the node does not wait: answered already, or never;
+    PermissionDenied when ``user`` is not one who may answer it).
 
     An agent waits for its tool calls one at a time, so ``call`` (the tool_use id the
     person saw) makes sure a second answer to a call does not answer the next one.
@@ -90,6 +128,8 @@ def claim_answer(
         wait = waits_of(run).get(node)
         if wait is None or wait.get("kind") not in ANSWERED_KINDS:
             raise NotWaiting(f"node {node!r} of run {run_id} does not wait for an answer")
+        if not may_answer(user, run, wait):
+            raise PermissionDenied(refusal(wait))
         by = who(user)
         if wait["kind"] == "tool_approval":
             if call and call != wait.get("tool_use_id"):
@@ -100,9 +140,32 @@ def claim_answer(
             outputs = agent.answer_tool(wait, action, values, by=by)
         else:
             outputs = approval.answer(wait, action, values, by=by)
-        Run.objects.filter(pk=run_id).update(status=Run.Status.RUNNING)
-        iteration = int(run.state["iterations"][node])
-    return Answer(run_id, node, iteration, outputs, by)
+        return _claim(run, node, outputs, by)
+
+
+def claim_timeout(run_id: int, node: str, now: float) -> Answer:
+    """Take the run out of waiting for ``node``'s timeout (Unix time ``now`` is past its
+    deadline); NotWaiting when it no longer waits (answered, cancelled, timed out by
+    another process), so of two processes firing it only one resumes the run."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        wait = waits_of(run).get(node)
+        deadline = approval.deadline(wait) if wait is not None else None
+        if wait is None or deadline is None or deadline > now:
+            raise NotWaiting(f"node {node!r} of run {run_id} has no wait past its deadline")
+        return _claim(run, node, approval.timed_out(wait), dict(TIMED_OUT_BY))
+
+
+def _claim(run: Run, node: str, outputs: dict[str, Any], by: dict[str, Any]) -> Answer:
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, wait_deadline=None)
+    iteration = int(run.state["iterations"][node])
+    return Answer(run.pk, node, iteration, outputs, by)
+
+
+def refusal(wait: dict[str, Any]) -> str:
+    if wait.get("approvers"):
+        return "Only the approvers this step names may answer it."
+    return "You need the editor role on this run's flow."
 
 
 def cancel_waiting(run_id: int) -> bool:
@@ -128,16 +191,26 @@ def cancel_waiting(run_id: int) -> bool:
 
 
 def pending_for(user) -> list[dict[str, Any]]:
-    """The approvals waiting in runs of flows the user may edit, oldest run first."""
-    runs = (
-        Run.objects.filter(status=Run.Status.WAITING, flow__in=editable_flows(user))
+    """The approvals waiting for ``user``'s answer (those they may answer: see the module),
+    in runs they can see, oldest run first."""
+    runs = list(
+        Run.objects.filter(status=Run.Status.WAITING, flow__in=visible_flows(user))
         .select_related("flow")
         .order_by("created")
     )
+    if not runs:
+        return []
+    flows = {run.flow_id for run in runs}
+    editable = set(editable_flows(user).filter(pk__in=flows).values_list("pk", flat=True))
+    teams, username = team_ids(user), user.get_username()
     pending = []
     for run in runs:
         for node, wait in sorted(waits_of(run).items()):
             if wait.get("kind") not in ANSWERED_KINDS:
+                continue
+            if not approval.may_answer(
+                wait, username=username, teams=teams, editor=run.flow_id in editable
+            ):
                 continue
             entry = {
                 "run": run.pk,
@@ -168,14 +241,22 @@ def answer(
     call: str | None = None,
 ) -> None:
     """Answer a waiting approval (or an agent's tool call: ``call``, see claim_answer) as
-    ``user`` (an editor of the run's flow: 403 for its viewers, 404 for everyone else) and
-    resume the run on its driver.
+    ``user`` and resume the run on its driver.
 
-    Raises AnswerInvalid (naming the field) or NotWaiting.
+    Http404 for who cannot see the run; PermissionDenied for who can but may not answer
+    (the claim checks again under the row's lock). Raises AnswerInvalid (naming the field)
+    or NotWaiting.
     """
     from webapp import execution  # the driver imports this module
 
-    run = run_for_editor(user, run_id)
+    run = run_for_viewer(user, run_id)
+    wait = waits_of(run).get(node)
+    if wait is None:
+        # Nothing to name approvers: who may not edit learns no more than before.
+        if not can_edit_flow(user, run.flow_id):
+            raise PermissionDenied(refusal({}))
+    elif not may_answer(user, run, wait):
+        raise PermissionDenied(refusal(wait))
     execution.driver().resume(
         run.pk, lambda: claim_answer(run.pk, node, action, values, user, call)
     )

@@ -90,6 +90,10 @@ class Run(models.Model):
     state = models.JSONField(null=True, blank=True)
     # When the celery driver handed the run to the broker; None while it still has to be.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # A parked run's earliest approval deadline (its waits' timeout_s), so the timeout sweep
+    # (webapp.runs.timeouts) reads one index, not every waiting run's state. Only meaningful
+    # while status is waiting: whoever parks the run sets it again.
+    wait_deadline = models.DateTimeField(null=True, blank=True)
     # What the run stores, in bytes, counted as it is written (webapp.runs.limits): its
     # event log, held to settings.MAX_RUN_EVENT_BYTES, and all of it (the log, what it
     # was started with, its outputs), which counts against its user's UserStorage.
@@ -111,6 +115,11 @@ class Run(models.Model):
                 fields=["started_by"],
                 condition=models.Q(status__in=["queued", "running"]),
                 name="runs_in_flight_by_user",
+            ),
+            models.Index(
+                fields=["wait_deadline"],
+                condition=models.Q(status="waiting", wait_deadline__isnull=False),
+                name="runs_waiting_by_deadline",
             ),
         ]
 

@@ -8,14 +8,17 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.execution import coordinator
+from webapp.execution import sweeper
 
 
 class Command(BaseCommand):
-    help = "Take over lapsed node leases and send what the broker missed (celery driver)."
+    help = (
+        "Take over lapsed node leases, send what the broker missed and fire approval "
+        "timeouts (celery driver)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.RUN_DRIVERS["celery"] != settings.RUN_DRIVER:
             raise CommandError("sweep_runs is for SWITCHYARD_RUN_DRIVER=celery")
-        counts = coordinator.sweep()
+        counts = sweeper.sweep()
         self.stdout.write(", ".join(f"{what}: {n}" for what, n in counts.items()))
