@@ -9,12 +9,17 @@ input schema (required unless they have a default). Each call runs the flow as a
 run of this node (its id goes into the node's ``child_runs``, its usage into the node's),
 and its outputs go back as the tool's result: one output's text as is, else JSON. A
 child that fails goes back as an error result, for the model to act on.
+
+A tool named ``mcp:<server>/<tool>`` is a tool of an MCP server the host lends through
+``services.mcp`` (``graphs.tools.mcp``). Each call's duration goes into the node's
+``tool_calls`` detail, by the id of its tool_use (its input and result are in ``messages``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +47,7 @@ from graphs.subflows import (
     tool_content,
     tool_reference,
 )
+from graphs.tools import mcp
 from graphs.tools.base import Tool, ToolError
 
 MAX_TOOL_RESULT_CHARS = 100_000
@@ -138,6 +144,14 @@ class AgentNode(NodeType):
                         problem = str(exc)
                 if problem is not None:
                     found.append(FieldProblem("tools", f"tool {name!r}: {problem}"))
+            elif mcp.reference(name) is not None:
+                problem = (
+                    mcp.reference_problem(name)
+                    if services.mcp is None
+                    else mcp.lookup_problem(name, services.mcp)
+                )
+                if problem is not None:
+                    found.append(FieldProblem("tools", f"tool {name!r}: {problem}"))
             elif name not in services.tools:
                 found.append(FieldProblem("tools", f"unknown tool {name!r} (known: {known})"))
         return found
@@ -151,7 +165,11 @@ class AgentNode(NodeType):
             found = prepared.flows.get(name)
             if isinstance(found, str):
                 raise NodeError(f"tool {name!r}: {found}")
-            tool = ctx.services.tools[name] if found is None else FlowTool(found)
+            tool: Tool | FlowTool
+            if mcp.reference(name) is not None:
+                tool = _mcp_tool(name, ctx.services)
+            else:
+                tool = ctx.services.tools[name] if found is None else FlowTool(found)
             tools[tool.name] = tool
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         ctx.detail.update(prompt=prompt, system=system, messages=messages)
@@ -227,6 +245,13 @@ class FlowTool:
         return tool_content(result.outputs)
 
 
+def _mcp_tool(name: str, services: Services) -> Tool:
+    try:
+        return mcp.bind(name, services.mcp or {}, services.credentials)
+    except ToolError as exc:  # the server or tool is gone since the flow was checked
+        raise NodeError(str(exc)) from None
+
+
 def _schema(tool: Tool | FlowTool) -> dict[str, Any]:
     return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
 
@@ -236,6 +261,7 @@ async def _call_tool(
 ) -> dict[str, Any]:
     name, args = use.get("name", ""), use.get("input") or {}
     tool = tools.get(name)
+    started = time.monotonic()
     try:
         if tool is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(tools) or 'none'}")
@@ -246,6 +272,10 @@ async def _call_tool(
     except ToolError as exc:
         content, is_error = str(exc), True
     content = content[:MAX_TOOL_RESULT_CHARS]
+    took = round((time.monotonic() - started) * 1000)
+    ctx.detail.setdefault("tool_calls", []).append(
+        {"id": use.get("id", ""), "name": name, "duration_ms": took, "is_error": is_error}
+    )
     shown = json.dumps(args, ensure_ascii=False)[:200]
     ctx.emit_text(f"\n[{name}({shown}) -> {'error: ' if is_error else ''}{content[:200]}]\n")
     return {

@@ -67,6 +67,7 @@ from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
 from graphs.tools.base import Tool, ToolSettings
+from graphs.tools.mcp import McpServer
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
 # gives each a colour): the flow's boundary, text work, model calls, the routing of values,
@@ -148,6 +149,10 @@ class Services:
     # The secrets a flow names (the http node's ``auth``): lent per run by the host, never
     # part of the document (``graphs.credentials``).
     credentials: CredentialSource = NO_CREDENTIALS
+    # The MCP servers an agent's ``mcp:<server>/<tool>`` tools reach (``graphs.tools.mcp``),
+    # lent per run by the host. None: the host lends none (the command line), so a flow's
+    # MCP tool names are checked for their shape only, and fail when the agent runs.
+    mcp: Mapping[str, McpServer] | None = None
 
 
 @dataclass(frozen=True)
