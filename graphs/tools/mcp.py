@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -208,6 +209,27 @@ def bind(name: str, servers: Mapping[str, McpServer], credentials: CredentialSou
     return McpTool(server, server.tool(tool) or McpToolInfo(tool), credentials)
 
 
+async def tools_of(
+    server: McpServer, settings: ToolSettings, credentials: CredentialSource = NO_CREDENTIALS
+) -> list[McpToolInfo]:
+    """What `server` lists now, asked with its credential (a refresh); ToolError naming why
+    not, never with the credential's value in it."""
+    headers, secrets = _auth(server, credentials)
+    try:
+        found = await list_tools(server.url, settings, headers)
+    except ToolError as exc:
+        raise ToolError(_redact(str(exc), secrets)) from None
+    # A server may echo what it was sent; what is stored and shown must not hold it.
+    return [
+        McpToolInfo(
+            tool.name,
+            _redact(tool.description, secrets),
+            json.loads(_redact(json.dumps(tool.input_schema), secrets)),
+        )
+        for tool in found
+    ]
+
+
 def _auth(
     server: McpServer, credentials: CredentialSource
 ) -> tuple[list[tuple[str, str]], list[str]]:
@@ -303,6 +325,26 @@ def _text(result: Any) -> str:
     return "\n".join(parts)
 
 
+# The SDK's client logs each message it reads at DEBUG: what a server sends, which may echo
+# a credential (cut out of results, but not out of those lines).
+_WIRE_LOGGERS = ("mcp.client.streamable_http", "mcp.client.session", "mcp.shared.session")
+
+
+class _NoWireDumps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO
+
+
+_NO_WIRE_DUMPS = _NoWireDumps()
+
+
+def _quiet_wire_logs() -> None:
+    for name in _WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_WIRE_DUMPS not in logger.filters:
+            logger.addFilter(_NO_WIRE_DUMPS)
+
+
 async def _with_session(
     url: str, settings: ToolSettings, headers: list[tuple[str, str]], work: Any
 ) -> Any:
@@ -314,6 +356,7 @@ async def _with_session(
         net.destination(url, allow=settings.http_allow)
     except net.NetError as exc:
         raise ToolError(f"MCP server {url}: {exc}") from None
+    _quiet_wire_logs()
     transport = guarded_transport(settings.http_allow, settings.mcp_max_response_bytes)
     timeout = settings.mcp_timeout_s
     try:
