@@ -74,7 +74,7 @@ async def call_via_agent(server, listed, prompt, tools, settings=ALLOW, auth=Non
 
 def test_refresh_lists_each_tool_with_its_description_and_input_schema(listed):
     by_name = {tool.name: tool for tool in listed}
-    assert sorted(by_name) == ["add", "big", "echo", "fail", "hang", "whoami"]
+    assert sorted(by_name) == ["add", "big", "deny", "echo", "fail", "hang", "whoami"]
     add = by_name["add"]
     assert add.description == "Add two integers."
     assert add.input_schema["properties"]["a"]["type"] == "integer"
@@ -189,6 +189,21 @@ async def test_the_credential_goes_in_the_headers_only_and_never_into_events_or_
     assert SECRET not in json.dumps(events)
     assert SECRET not in json.dumps(anthropic_env.message_requests)
     assert SECRET not in json.dumps(result.outputs)
+
+
+async def test_an_error_that_quotes_the_credential_reaches_nobody_with_it(
+    anthropic_env, server, listed
+):
+    lent = Lent(tok=Secret(kind="api_key", value=SECRET, header="X-Key"))
+    result, events = await call_via_agent(
+        server, listed, "#fake:tool=mcp__t__deny {}", ["mcp:t/deny"], auth="tok", lent=lent
+    )
+    assert result.status == "succeeded", result.error
+    assert server.requests[-1]["headers"]["x-key"] == SECRET
+    tool_result = anthropic_env.message_requests[1]["messages"][-1]["content"][0]
+    assert tool_result["is_error"] is True
+    assert "'x-key': '[redacted]'" in tool_result["content"]
+    assert SECRET not in json.dumps(events) + json.dumps(anthropic_env.message_requests)
 
 
 async def test_a_credential_the_run_is_not_lent_fails_the_call_naming_it_not_its_value(

@@ -2,8 +2,9 @@
 Streamable HTTP, served by uvicorn on 127.0.0.1 in a thread of the test process.
 
 Its tools: ``echo`` (says its text back), ``add``, ``fail`` (raises: a tool error result),
-``hang`` (never answers), ``big`` (returns N bytes of text) and ``whoami`` (returns the
-Authorization header of the request that called it: a server echoing a secret).
+``hang`` (never answers), ``big`` (returns N bytes of text), ``whoami`` (returns the
+Authorization header of the request that called it: a server echoing a secret) and ``deny``
+(an error result quoting the headers it got).
 ``requests`` records each HTTP request's method and headers, so a test can see what a
 client sent.
 
@@ -55,6 +56,10 @@ class McpTestServer:
         @app.tool(description="Tell who called (the Authorization header it got).")
         def whoami() -> str:
             return f"you sent {self.authorization}"
+
+        @app.tool(description="Refuse, quoting the headers of the request that called it.")
+        def deny() -> str:
+            raise ToolError(f"not allowed for {self.requests[-1]['headers']}")
 
         inner = app.streamable_http_app(stateless_http=False)
 

@@ -164,7 +164,9 @@ def test_refresh_lists_the_servers_tools_for_editors(api, alice, team, mcp_serve
     body = refreshed.json()
     assert body["refresh_error"] is None and body["refreshed"] is not None
     tools = {t["name"]: t for t in body["tools"]}
-    assert sorted(tools) == [f"mcp:t/{n}" for n in ("add", "big", "echo", "fail", "hang", "whoami")]
+    assert sorted(tools) == [
+        f"mcp:t/{n}" for n in ("add", "big", "deny", "echo", "fail", "hang", "whoami")
+    ]
     assert tools["mcp:t/add"]["tool"] == "add"
     assert tools["mcp:t/add"]["description"] == "Add two integers."
     assert sorted(tools["mcp:t/add"]["input_schema"]["required"]) == ["a", "b"]
@@ -178,7 +180,7 @@ def test_a_refresh_refused_by_the_policy_says_why_and_keeps_the_tools(
     plans.engine_services.cache_clear()
     server = service.create(alice, "t", mcp_server.url)
     service.refresh(server)
-    assert len(server.tools) == 6
+    assert len(server.tools) == 7
     monkeypatch.delenv("SWITCHYARD_HTTP_ALLOW_HOSTS")
     plans.engine_services.cache_clear()
     try:
@@ -186,7 +188,7 @@ def test_a_refresh_refused_by_the_policy_says_why_and_keeps_the_tools(
     finally:
         plans.engine_services.cache_clear()
     assert body["refresh_error"].endswith("refused: 127.0.0.1 is a loopback address")
-    assert len(body["tools"]) == 6  # what was listed before is not lost
+    assert len(body["tools"]) == 7  # what was listed before is not lost
 
 
 def test_a_listing_past_the_cap_keeps_what_fits_and_says_so():
@@ -215,7 +217,7 @@ def test_the_page_registers_refreshes_and_deletes(alice, mcp_server, allow_liste
     server = McpServer.objects.get()
     page = client.post(f"/settings/mcp-servers/{server.pk}/refresh/", follow=True)
     text = page.content.decode()
-    assert "“t” lists 6 tools." in text
+    assert "“t” lists 7 tools." in text
     assert "<code>mcp:t/add</code> — Add two integers." in text
     client.post(f"/settings/mcp-servers/{server.pk}/delete/")
     assert not McpServer.objects.exists()
