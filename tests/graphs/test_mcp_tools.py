@@ -159,6 +159,15 @@ async def test_ten_megabytes_back_is_a_clear_error_not_a_memory_blow_up(
     assert tool_result["content"] == "the MCP server's response is over the 200000-byte limit"
 
 
+async def test_ten_megabytes_as_one_json_body_are_cut_off_at_the_cap_too():
+    with McpTestServer(json_response=True) as plain:
+        text, is_error = await mcp.call_tool(plain.url, "echo", {"text": "hi"}, ALLOW)
+        assert (text, is_error) == ("echo: hi", False)
+        with pytest.raises(ToolError) as refused:
+            await mcp.call_tool(plain.url, "big", {"size": 10_000_000}, ALLOW)
+    assert str(refused.value) == "the MCP server's response is over the 200000-byte limit"
+
+
 async def test_a_call_to_a_server_not_on_the_allow_list_is_refused_naming_why(
     anthropic_env, server, listed
 ):

@@ -27,7 +27,7 @@ from tests.support.wait import wait_for
 
 
 class McpTestServer:
-    def __init__(self) -> None:
+    def __init__(self, *, json_response: bool = False) -> None:
         self.requests: list[dict[str, Any]] = []
         self.authorization: str | None = None
         app = MCPServer("test-tools", log_level="WARNING")
@@ -61,7 +61,8 @@ class McpTestServer:
         def deny() -> str:
             raise ToolError(f"not allowed for {self.requests[-1]['headers']}")
 
-        inner = app.streamable_http_app(stateless_http=False)
+        # json_response: answers as one JSON body rather than an SSE stream.
+        inner = app.streamable_http_app(stateless_http=False, json_response=json_response)
 
         async def recording(scope: dict, receive: Any, send: Any) -> None:
             if scope["type"] == "http":
