@@ -7,6 +7,7 @@ secret is searched for everywhere a value could leak."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
+from tests.graphs.support import flow as document
+from tests.graphs.support import node
 from tests.support.mcp_server import McpTestServer
 from tests.webapp.conftest import JSON
 from tests.webapp.test_credentials import stored_text
@@ -25,6 +28,7 @@ from webapp.execution import plans
 from webapp.flows import services
 from webapp.mcpservers import service
 from webapp.mcpservers.models import McpServer
+from webapp.runs.models import Run
 
 PLANTED = "sk-planted-mcp-7c2f-do-not-leak"
 
@@ -341,3 +345,38 @@ async def test_a_personal_flow_cannot_reach_a_teams_server(
     answer = (await async_client.get(f"/api/runs/{started.json()['id']}", headers=headers)).json()
     assert answer["status"] == "failed"
     assert "no MCP server named 't' is registered (known: none)" in answer["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_called_team_flow_calls_its_teams_server_not_its_callers(
+    api, alice, team, mcp_server, anthropic_env, allow_listed
+):
+    team_server = service.create(alice, "t", mcp_server.url, team_id=team.pk)
+    service.refresh(team_server)
+    # Alice's own "t" lists the same tools but lives where nothing may go.
+    McpServer.objects.create(
+        owner=alice, name="t", url="http://10.0.0.9/mcp", tools=team_server.tools
+    )
+    child = document(
+        node("text", "input", name="text"),
+        node("agent", "agent", prompt="{{ text }}", tools=["mcp:t/echo"]),
+        node("loud", "output", name="loud"),
+        edges=[("text", "value", "agent", "text"), ("agent", "text", "loud", "value")],
+        name="child",
+    )
+    child_flow = services.create(alice, "child", child, team=team)
+    parent = document(
+        node("q", "input", name="q"),
+        node("call", "subflow", flow=str(child_flow.pk)),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "call", "text"), ("call", "loud", "out", "value")],
+        name="caller",
+    )
+    parent_flow = services.create(alice, "caller", parent)
+    prompt = '#fake:tool=mcp__t__echo {"text": "hi"}'
+    started = api("alice").post(f"/api/flows/{parent_flow.pk}/runs", {"inputs": {"q": prompt}})
+    assert started.status_code == 201, started.content
+    asyncio.run(execution.driver().wait_idle())
+    run = Run.objects.get(pk=started.json()["id"])
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"a": "tool results: echo: hi"}
