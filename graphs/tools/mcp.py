@@ -287,6 +287,9 @@ def _info(tool: Any) -> McpToolInfo | None:
     if not TOOL_NAME.match(tool.name or ""):
         return None
     schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
+    if schema.get("type") != "object":
+        # The Messages API takes an object's schema only (as MCP specified until 2026).
+        schema = {"type": "object"}
     if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
         schema = {"type": "object", "description": "(the server's schema is too large to keep)"}
     description = (tool.description or "")[:MAX_DESCRIPTION_CHARS]
