@@ -292,6 +292,17 @@ def check_url_shape(url: str) -> None:
     _parse(url, None)
 
 
+def destination(url: str, *, allow: AllowList = NO_ALLOW_LIST) -> tuple[str, int]:
+    """``check_url``, returning the host and port the URL names (for a client of its own
+    that resolves and pins them with ``resolve_and_check``, as ``graphs.tools.mcp``'s).
+
+    >>> destination("https://Example.com/mcp")
+    ('example.com', 443)
+    """
+    parsed = _parse(url, allow)
+    return parsed.raw_host.decode("ascii"), _port(parsed)
+
+
 async def _getaddrinfo(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -12,6 +12,9 @@
 ``SWITCHYARD_HTTP_TIMEOUT_S``      the http node's budget when it sets no timeout_s (default 30)
 ``SWITCHYARD_HTTP_MAX_REQUEST_BYTES``   the http node's request body cap (default 1000000)
 ``SWITCHYARD_HTTP_MAX_RESPONSE_BYTES``  the http node's response body cap (default 10000000)
+``SWITCHYARD_MCP_TIMEOUT_S``       the budget of one MCP tool call or listing (default 30); MCP
+                                   servers are reached through the same allow-list
+``SWITCHYARD_MCP_MAX_BYTES``       the cap on one response of an MCP server (default 1000000)
 ``SWITCHYARD_OFFLINE_DELAY_MS``    pause between the offline model's streamed words (default 0)
 ``SWITCHYARD_SANDBOX_WORKERS``     template sandbox processes per event loop (default 2)
 ``SWITCHYARD_SANDBOX_TIMEOUT_S``   wall-clock budget of one sandboxed render (default 2)
@@ -151,6 +154,12 @@ def tool_settings_from_env(env: Mapping[str, str] = os.environ) -> ToolSettings:
         ),
         http_max_response_bytes=env_int(
             "SWITCHYARD_HTTP_MAX_RESPONSE_BYTES", default.http_max_response_bytes, env=env
+        ),
+        mcp_timeout_s=env_float(
+            "SWITCHYARD_MCP_TIMEOUT_S", default.mcp_timeout_s, minimum=0.01, env=env
+        ),
+        mcp_max_response_bytes=env_int(
+            "SWITCHYARD_MCP_MAX_BYTES", default.mcp_max_response_bytes, minimum=1024, env=env
         ),
     )
 

@@ -44,6 +44,7 @@ from webapp.flows.sharing.pending_api import router as pending_shares_router
 from webapp.flows.transfer.api import router as transfer_router
 from webapp.flows.versions.api import router as versions_router
 from webapp.flows.webhooks.api import router as webhooks_router
+from webapp.mcpservers.api import router as mcp_servers_router
 from webapp.problems import ProblemError, ProblemOut
 from webapp.runs.api import router as runs_router
 from webapp.runs.approvals_api import router as approvals_router
@@ -241,6 +242,7 @@ api.add_router("/approvals", approvals_router)
 api.add_router("/teams", teams_router)
 api.add_router("/editor", editor_router)
 api.add_router("/credentials", credentials_router)
+api.add_router("/mcp-servers", mcp_servers_router)
 
 
 # ---- Every error as a problem ------------------------------------------------------------

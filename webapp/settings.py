@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "webapp.chat",
     "webapp.schedules",
     "webapp.credentials",
+    "webapp.mcpservers",
 ]
 
 MIDDLEWARE = [

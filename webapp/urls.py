@@ -17,5 +17,7 @@ urlpatterns = [
     path("", include("webapp.schedules.urls")),
     # /settings/credentials/...
     path("", include("webapp.credentials.urls")),
+    # /settings/mcp-servers/...
+    path("", include("webapp.mcpservers.urls")),
     path("api/", include("webapp.api_urls")),
 ]

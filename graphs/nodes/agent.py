@@ -25,6 +25,10 @@ arguments) holding nothing; the wait says ``rerun``, so the answer runs the node
 tool, ``reject`` sends the model a tool result saying who rejected the call and why. The
 other calls of the same turn run before it waits; several calls that need approval wait
 one after the other.
+
+A tool named ``mcp:<server>/<tool>`` is a tool of an MCP server the host lends through
+``services.mcp`` (``graphs.tools.mcp``). Each call's duration goes into the node's
+``tool_calls`` detail, by the id of its tool_use (its input and result are in ``messages``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +66,7 @@ from graphs.subflows import (
     tool_content,
     tool_reference,
 )
+from graphs.tools import mcp
 from graphs.tools.base import Tool, ToolError
 
 MAX_TOOL_RESULT_CHARS = 100_000
@@ -175,6 +181,14 @@ class AgentNode(NodeType):
                         problem = str(exc)
                 if problem is not None:
                     found.append(FieldProblem("tools", f"tool {name!r}: {problem}"))
+            elif mcp.reference(name) is not None:
+                problem = (
+                    mcp.reference_problem(name)
+                    if services.mcp is None
+                    else mcp.lookup_problem(name, services.mcp)
+                )
+                if problem is not None:
+                    found.append(FieldProblem("tools", f"tool {name!r}: {problem}"))
             elif name not in services.tools:
                 found.append(FieldProblem("tools", f"unknown tool {name!r} (known: {known})"))
         return found
@@ -189,7 +203,11 @@ class AgentNode(NodeType):
             found = prepared.flows.get(name)
             if isinstance(found, str):
                 raise NodeError(f"tool {name!r}: {found}")
-            tool = ctx.services.tools[name] if found is None else FlowTool(found)
+            tool: Tool | FlowTool
+            if mcp.reference(name) is not None:
+                tool = _mcp_tool(name, ctx.services)
+            else:
+                tool = ctx.services.tools[name] if found is None else FlowTool(found)
             tools[tool.name] = tool
             if name in config.approve_tools:
                 approve.add(tool.name)
@@ -405,7 +423,12 @@ class Loop:
                         "reason": reason if isinstance(reason, str) and reason else None,
                     }
             if rejected is None:
+                started = time.monotonic()
                 content, is_error = await _call_tool(ctx, self.tools, name, args)
+                took = round((time.monotonic() - started) * 1000)
+                ctx.detail.setdefault("tool_calls", []).append(
+                    {"id": use_id, "name": name, "duration_ms": took, "is_error": is_error}
+                )
             else:
                 content, is_error = rejection(rejected["by"], rejected["reason"]), True
             fields: dict[str, Any] = {
@@ -489,6 +512,13 @@ class FlowTool:
         if result.status != "succeeded":
             raise ToolError(result.failure(self.info.reference))
         return tool_content(result.outputs)
+
+
+def _mcp_tool(name: str, services: Services) -> Tool:
+    try:
+        return mcp.bind(name, services.mcp or {}, services.credentials)
+    except ToolError as exc:  # the server or tool is gone since the flow was checked
+        raise NodeError(str(exc)) from None
 
 
 def _schema(tool: Tool | FlowTool) -> dict[str, Any]:

@@ -68,6 +68,7 @@ from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
 from graphs.tools.base import Tool, ToolSettings
+from graphs.tools.mcp import McpServer
 from graphs.warm import WarmGate
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
@@ -153,6 +154,10 @@ class Services:
     # Warm, then fan (graphs.warm): calls sharing a cached prefix wait for the first one's
     # cache write. None: every call goes at once.
     warm: WarmGate | None = None
+    # The MCP servers an agent's ``mcp:<server>/<tool>`` tools reach (``graphs.tools.mcp``),
+    # lent per run by the host. None: the host lends none (the command line), so a flow's
+    # MCP tool names are checked for their shape only, and fail when the agent runs.
+    mcp: Mapping[str, McpServer] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ class ToolSettings:
     http_timeout_s: float = 30.0
     http_max_request_bytes: int = 1_000_000
     http_max_response_bytes: int = 10_000_000
+    # MCP tool calls (graphs.tools.mcp): one budget for a whole call (connect, handshake,
+    # the call), and the cap on any one response of the server (a bigger one is an error).
+    mcp_timeout_s: float = 30.0
+    mcp_max_response_bytes: int = 1_000_000
 
 
 class Tool(Protocol):

@@ -63,7 +63,12 @@ def test_pending_for_lists_a_wait_only_for_those_who_may_answer_it(
     assert pending_runs(dave) == []
     listed = api("carol").get("/api/approvals").json()["items"]
     assert [item["run"] for item in listed] == [named.pk]
-    assert set(listed[0]) == {"run", "flow", "flow_name", "node", "message", "fields", "actions"}
+    assert listed[0]["kind"] == "approval"
+    assert set(listed[0]) == {
+        *("run", "flow", "flow_name", "node", "kind", "message", "fields", "actions"),
+        # An agent's tool call's (null here).
+        *("tool", "input", "call"),
+    }
 
 
 def test_a_named_team_lets_its_members_answer(alice, bob, carol, team, api):

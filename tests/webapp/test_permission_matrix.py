@@ -47,6 +47,7 @@ from webapp.flows import services
 from webapp.flows.models import Flow, FlowShare, ShareLink, Webhook
 from webapp.flows.sharing import service as sharing
 from webapp.flows.webhooks import service as webhooks
+from webapp.mcpservers.models import McpServer
 from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run
 from webapp.schedules.models import Schedule
@@ -89,6 +90,8 @@ class World:
     visit: ChatMessage  # a reply in a visitor's conversation through chat_link
     panel: ChatMessage  # a reply in alice's conversation in the chat panel
     credential: Credential  # the team's: its owners change it, its editors only use it
+    # The team's, at an address the SSRF policy refuses: a refresh fails at once, offline.
+    mcp_server: McpServer
 
     @property
     def document(self) -> dict[str, Any]:
@@ -161,6 +164,9 @@ def build_world() -> World:
         visit=ChatMessage.objects.create(conversation=visit, role="assistant", content="hi"),
         panel=ChatMessage.objects.create(conversation=panel, role="assistant", content="hi"),
         credential=credentials.create(alice, "matrix_key", "bearer", "s3cret", team.pk),
+        mcp_server=McpServer.objects.create(
+            team=team, name="matrix_tools", url="http://10.0.0.9/mcp", created_by=alice
+        ),
     )
 
 
@@ -235,6 +241,14 @@ def credential_id(w: World) -> dict[str, Any]:
 
 def new_team_credential(w: World) -> dict[str, Any]:
     return {"name": "made", "kind": "bearer", "value": "v", "team": w.team.pk}
+
+
+def mcp_server_id(w: World) -> dict[str, Any]:
+    return {"server_id": w.mcp_server.pk}
+
+
+def new_team_mcp_server(w: World) -> dict[str, Any]:
+    return {"name": "made", "url": "https://mcp.example.com/mcp", "team": w.team.pk}
 
 
 @dataclass(frozen=True)
@@ -551,6 +565,15 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "api:credential_list": (GET(USER),),
     "api:credential_create": (POST(OWNER, nothing, new_team_credential),),
     "api:credential_delete": (DELETE(OWNER, credential_id),),
+    # ---- MCP servers: as credentials; the team's editors also refresh their tools
+    "mcp_server_list": (GET(USER),),
+    "mcp_server_create": (POST(OWNER, nothing, new_team_mcp_server),),
+    "mcp_server_refresh": (POST(EDITOR, mcp_server_id),),
+    "mcp_server_delete": (POST(OWNER, mcp_server_id),),
+    "api:mcp_server_list": (GET(USER),),
+    "api:mcp_server_create": (POST(OWNER, nothing, new_team_mcp_server),),
+    "api:mcp_server_refresh": (POST(EDITOR, mcp_server_id),),
+    "api:mcp_server_delete": (DELETE(OWNER, mcp_server_id),),
 }
 
 

@@ -34,6 +34,7 @@ from webapp.execution.cache import DbNodeCache
 from webapp.execution.history import RunHistory
 from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
 from webapp.flows.models import Flow, FlowVersion
+from webapp.mcpservers.service import names_mcp_tools, run_servers
 from webapp.runs import breakpoints
 from webapp.runs.models import Run, RunEvent
 
@@ -127,7 +128,8 @@ def compiled_graph(
 
 def compiled_run(run: Run) -> graphs.CompiledFlow:
     """The run's compiled plan; one that calls saved flows starts its children as `run`'s,
-    and one that names credentials is lent the run's (its team's, else its starter's)."""
+    and one that names credentials or MCP tools is lent the run's credentials and MCP servers
+    (its team's, else its starter's)."""
     if not calls_flows(run.graph):
         flow = compiled_graph(run.flow_version, run.graph_override)
     else:
@@ -135,7 +137,10 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
         flow = compile_version(run.graph, flows)
     team_id = Flow.objects.filter(pk=run.flow_id).values_list("team_id", flat=True).first()
     changes: dict[str, Any] = {}
-    if names_credentials(run.graph):
+    uses_mcp = names_mcp_tools(run.graph)
+    if uses_mcp:
+        changes["mcp"] = run_servers(team_id, run.started_by_id)
+    if uses_mcp or names_credentials(run.graph):
         changes["credentials"] = run_credentials(team_id, run.started_by_id)
     key = model_key(team_id, run.started_by_id)
     if key is not None:

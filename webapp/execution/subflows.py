@@ -58,6 +58,7 @@ from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.flows import access
 from webapp.flows.models import Flow, FlowVersion
+from webapp.mcpservers.service import names_mcp_tools, run_servers
 from webapp.runs import limits
 from webapp.runs.models import Run
 
@@ -157,12 +158,18 @@ class SavedFlows:
             max_depth=self.max_depth,
         )
         lent = services.credentials
-        if names_credentials(graph):
+        servers = services.mcp
+        uses_mcp = names_mcp_tools(graph)
+        if uses_mcp or names_credentials(graph):
             # The called flow's own (its team's, else the runner's), not its caller's.
             team_id = Flow.objects.filter(pk=version.flow_id).values_list("team_id", flat=True)
             lent = run_credentials(team_id.first(), self.user_id)
+            if uses_mcp:
+                servers = run_servers(team_id.first(), self.user_id)
         try:
-            flow = _compile(graph, replace(services, flows=child_flows, credentials=lent))
+            flow = _compile(
+                graph, replace(services, flows=child_flows, credentials=lent, mcp=servers)
+            )
             inputs = flow.resolve_inputs(call.inputs)
         except FlowInvalid as exc:
             return ChildResult("failed", {}, f"flow {call.reference} cannot run: {exc}")

@@ -305,7 +305,8 @@ def _read_lines(data: QueryDict, spec: Spec) -> Any:
 
 
 def _fill_tools(item: FormField, value: Any, spec: Spec, config: dict[str, Any]) -> None:
-    item.choices = available_tools()
+    # A copy: the list is cached, and offers of one user's flows and servers are added to it.
+    item.choices = list(available_tools())
     item.chosen = [str(v) for v in value or []]
     item.choices += [c for c in item.chosen if c not in item.choices]
 

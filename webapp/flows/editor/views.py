@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from graphs import keys
 from graphs.document import is_identifier
+from graphs.tools import mcp
 from webapp.chat.service import is_chat_flow
 from webapp.core.canvas import canvas_payload, ports_for
 from webapp.core.model_setup import offline_model_in_use
@@ -25,6 +27,7 @@ from webapp.execution.plans import user_services
 from webapp.flows import forms
 from webapp.flows.access import VIEWER, can_edit_flow, can_own_flow, flow_for_viewer
 from webapp.flows.api import warnings_json
+from webapp.mcpservers import service as mcp_servers
 
 MAX_LABEL_CHARS = 200
 # Inputs and outputs go by their config's name (the run input or output they are): the key
@@ -159,6 +162,12 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     editing = "config" not in request.POST
     # The saved flows it may call are those the user may run (a read-only form: see).
     services = user_services(request.user.pk, role=VIEWER if readonly else None)
+    offered_mcp = []
+    if node_type.name == "agent" and not readonly:
+        # Editors only, as credentials: the servers a run of this flow started by them gets.
+        servers = mcp_servers.run_servers(flow.team_id, request.user.pk)
+        services = replace(services, mcp=servers)
+        offered_mcp = mcp.listing(servers)
     if editing:
         config, errors, keep = forms.read_form(node_type, request.POST)
         checked = forms.check(node_type, config, errors, services)
@@ -188,6 +197,10 @@ def node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         for item in fields:
             if item.name == "auth":
                 item.suggestions = offered
+    for item in fields:
+        if item.name == "tools" and offered_mcp:
+            item.choices += [t.name for t in offered_mcp if t.name not in item.choices]
+            item.labels = {**item.labels, **{t.name: t.description[:120] for t in offered_mcp}}
     for item in fields:
         item.error = checked.errors.get(item.name, "") or item.error
     payload: dict[str, Any] = {

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class McpServersConfig(AppConfig):
+    name = "webapp.mcpservers"
+    label = "mcpservers"
