@@ -61,8 +61,10 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
+from graphs.budget import NO_BUDGET, Budget
 from graphs.codebox import CodeSettings
 from graphs.credentials import NO_CREDENTIALS, CredentialSource
+from graphs.errors import NodeWaits as NodeWaits  # where node types import it from
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
@@ -148,6 +150,8 @@ class Services:
     # The secrets a flow names (the http node's ``auth``): lent per run by the host, never
     # part of the document (``graphs.credentials``).
     credentials: CredentialSource = NO_CREDENTIALS
+    # What each model call may cost (``graphs.budget``); none unless the host lends one.
+    budget: Budget = NO_BUDGET
 
 
 @dataclass(frozen=True)
@@ -191,13 +195,21 @@ class NodeContext:
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total."""
         on_text = self.emit_text if stream else _ignore
-        if request.thinking is None:
-            response = await self.services.model_client.complete(request, on_text)
-        else:
-            on_thinking = self.emit_thinking if stream else _ignore
-            response = await self.services.model_client.complete(
-                request, on_text, on_thinking=on_thinking
-            )
+        # Before the call: one that would exceed the run's budget parks its node here.
+        hold = await self.services.budget.reserve(self.node_id, self.iteration, request)
+        try:
+            if request.thinking is None:
+                response = await self.services.model_client.complete(request, on_text)
+            else:
+                on_thinking = self.emit_thinking if stream else _ignore
+                response = await self.services.model_client.complete(
+                    request, on_text, on_thinking=on_thinking
+                )
+        except BaseException:
+            # A failed call reports no usage: its reservation goes, nothing is counted.
+            await hold.settle(request.model, Usage())
+            raise
+        await hold.settle(response.model, response.usage)
         self.add_usage(response.model, response.usage)
         return response
 
@@ -277,16 +289,6 @@ class NodeType(ABC):
     @abstractmethod
     async def run(self, ctx: NodeContext, config: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """Do the work; return the value emitted on each output port."""
-
-
-class NodeWaits(Exception):
-    """Raised by a node's ``run`` that cannot finish until someone answers (an approval):
-    its node parks (``Schedule.node_waiting``) with ``wait``, JSON saying what it waits
-    for, and finishes when the run is resumed with its outputs."""
-
-    def __init__(self, wait: dict[str, Any]):
-        super().__init__(wait.get("kind", "wait"))
-        self.wait = wait
 
 
 def template_ports(sources: Mapping[str, str | None]) -> frozenset[str]:

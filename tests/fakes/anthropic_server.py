@@ -70,6 +70,9 @@ forces a tool (``any``, ``tool``), a thinking or redacted block sent back change
 signature or data no longer its own), and a tool-use loop whose last assistant turn does
 not start with the thinking it came with.
 
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``, N counted as a reply's
+usage counts input_tokens (words in system + all message text); it is recorded like a call.
+
 A few control endpoints help other processes: ``GET /_fake/requests``,
 ``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
 """
@@ -434,6 +437,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raw=raw.decode(errors="replace"),
             )
         )
+        if self.path.split("?")[0] == "/v1/messages/count_tokens":
+            self._count_tokens(body)
+            return
         if self.path.split("?")[0] != "/v1/messages":
             self._send_error(404, f"fake server: no route POST {self.path}", "not_found_error")
             return
@@ -454,6 +460,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, f"fake server: {exc}")
             return
         self._answer(body, spec)
+
+    def _count_tokens(self, body: Any) -> None:
+        # Counted as a reply's usage counts input_tokens, so an estimate can be checked
+        # against what the same prompt then costs.
+        if not isinstance(body, dict):
+            self._send_error(400, "fake server: request body is not a JSON object")
+            return
+        missing = [k for k in ("model", "messages") if k not in body]
+        if missing:
+            self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
+            return
+        self._send_json(200, {"input_tokens": _request_words(body)})
 
     def _answer(self, body: dict[str, Any], spec: FakeResponse) -> None:
         # Counted while it "thinks" (its delay), before any byte of the answer: a client
