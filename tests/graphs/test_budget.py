@@ -6,51 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
-
 import pytest
 
-from graphs.budget import BudgetExceeded, Hold, request_tokens
-from graphs.llm.types import ModelRequest, Usage
 from graphs.schedule import StepRefused
-from tests.graphs.support import CountingClient, compiled, flow, node, of_type
-
-# A dollar per token: figures stay readable.
-PRICE = 1.0
-
-
-@dataclass
-class LedgerBudget:
-    """A run's budget held in memory: spent and reserved, priced at PRICE per token."""
-
-    budget_usd: float
-    spent_usd: float = 0.0
-    reserved: dict[int, float] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-
-    async def reserve(self, node: str, iteration: int, request: ModelRequest) -> Hold:
-        needed = (request_tokens(request) + request.max_tokens) * PRICE
-        if self.spent_usd + sum(self.reserved.values()) + needed > self.budget_usd:
-            raise BudgetExceeded(
-                spent_usd=self.spent_usd,
-                remaining_usd=self.budget_usd - self.spent_usd,
-                needed_usd=needed,
-                budget_usd=self.budget_usd,
-            )
-        key = len(self.calls)
-        self.calls.append(node)
-        self.reserved[key] = needed
-        ledger = self
-
-        class _Hold:
-            async def settle(self, model: str, usage: Usage) -> None:
-                del ledger.reserved[key]
-                ledger.spent_usd += (usage.input_tokens + usage.output_tokens) * PRICE
-
-        return _Hold()
+from tests.graphs.support import CountingClient, LedgerBudget, compiled, flow, node, of_type
 
 
 def fan_out(branches: int) -> dict:
+    """``branches`` model calls side by side, merged."""
     asks = [
         node(f"ask{i}", "llm", prompt=f"Topic {i}: {{{{ q }}}}", max_tokens=20)
         for i in range(branches)
