@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+
 import pytest
 
 from graphs.schedule import StepRefused
