@@ -75,6 +75,14 @@ class RunIn(BodyIn):
         description='The version to run, or "current" for the newest; default: the '
         "published version, else the newest.",
     )
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="A cost budget for this run in US dollars, in place of the flow's: a "
+        "model call that would exceed it does not start, the run pauses (run_paused) until "
+        "the budget is raised (POST /api/runs/{id}/budget).",
+    )
     wait: float | None = Field(
         None,
         ge=0,
@@ -340,6 +348,7 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
                 version=version,
                 trigger=trigger,
                 ignore_cache=payload.ignore_cache,
+                budget_usd=payload.budget_usd,
             )
         except FlowInvalid as exc:
             raise invalid(exc, "the run cannot start") from None
