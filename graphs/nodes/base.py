@@ -248,6 +248,9 @@ class NodeType(ABC):
     version: ClassVar[int] = 1
     # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
     holds_slot: ClassVar[bool] = True
+    # Its run calls the model (``ctx.call_model``) and nothing else outside the engine
+    # before its first call, so a cost estimate may render that call (graphs.estimate).
+    calls_model: ClassVar[bool] = False
 
     def input_ports(self, config: Any) -> frozenset[str] | None:
         """The ports this node reads; None means any name (a merge)."""

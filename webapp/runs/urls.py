@@ -22,6 +22,7 @@ run_urls = [
 
 flow_urls = [
     path("run-form/", views.run_form, name="run_form"),
+    path("run-estimate/", views.run_estimate, name="run_estimate"),
     path("recent-runs/", views.recent_runs, name="recent_runs"),
     path("runs/", history_views.flow_runs, name="flow_runs"),
 ]

@@ -657,12 +657,16 @@ export class RunView {
       const flowId = form.dataset.flowId || this.root.dataset.flowId;
       this.showMessage("Starting the run…");
       const ignoreCache = form.querySelector("[data-ignore-cache]");
-      const result = await postJSON("/api/flows/" + flowId + "/runs", {
+      const body = {
         // The editor runs what it shows, which may be newer than the published version.
         version: "current",
         inputs,
         ignore_cache: Boolean(ignoreCache && ignoreCache.checked),
-      });
+      };
+      // Empty: the flow's budget, if it has one (the server's to apply).
+      const budget = form.querySelector("[data-run-budget]");
+      if (budget && budget.value.trim() !== "") body.budget_usd = Number(budget.value);
+      const result = await postJSON("/api/flows/" + flowId + "/runs", body);
       if (result.status === 201 || result.ok) {
         this.closeForm(false);
         this.follow(result.data.id);
