@@ -3,7 +3,14 @@
 from django.urls import include, path
 
 from webapp import converters  # noqa: F401  (registers <identifier:>)
-from webapp.runs import approval_views, compare_views, history_views, rerun_views, views
+from webapp.runs import (
+    approval_views,
+    budget_views,
+    compare_views,
+    history_views,
+    rerun_views,
+    views,
+)
 
 run_urls = [
     path("", views.run_detail, name="run_detail"),
@@ -17,6 +24,7 @@ run_urls = [
     path("rerun-from/<identifier:node_id>/", rerun_views.run_rerun_from, name="run_rerun_from"),
     path("resume/", rerun_views.run_resume, name="run_resume"),
     path("approvals/", approval_views.run_approvals, name="run_approvals"),
+    path("budget/", budget_views.run_budget, name="run_budget"),
     path("approvals/<identifier:node_id>/", approval_views.run_approve, name="run_approve"),
 ]
 

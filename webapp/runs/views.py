@@ -26,6 +26,7 @@ from webapp.runs import estimate as run_estimates
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
 from webapp.runs.approval_views import approvals_context
+from webapp.runs.budget_views import budget_context
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.timeline import build_timeline
@@ -186,6 +187,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "server_now": timezone.now().timestamp(),
         "offline_model": offline_model_in_use(),
         **approvals_context(request.user, run),
+        **budget_context(request.user, run),
     }
     return render(request, "runs/detail.html", context)
 

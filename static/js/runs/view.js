@@ -315,13 +315,17 @@ export class RunView {
 
   enqueue(events) {
     let waitingSeen = false;
+    let budgetSeen = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
       // The run page's approvals section (runs/_approvals.html) fetches the form.
       else if (event.type === "node_waiting") waitingSeen = true;
+      // ... and its budget section (runs/_budget.html) the pause and the raise.
+      else if (event.type === "run_paused" || event.type === "run_resumed") budgetSeen = true;
     }
     if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
+    if (budgetSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-paused", { bubbles: true }));
     this.lastEventAt = Date.now();
     this.schedule();
   }
