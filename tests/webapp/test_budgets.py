@@ -193,3 +193,26 @@ def test_a_run_takes_its_flows_budget_unless_it_names_its_own(flow, api):
     assert Run.objects.get(pk=inherited.json()["id"]).budget_usd == Decimal("2.5")
     detail = api("carol").get(f"/api/runs/{own.json()['id']}").json()
     assert detail["budget"]["budget_usd"] == 0.25 and detail["budget"]["paused"] is False
+
+
+def test_the_run_page_shows_the_pause_and_editors_raise_the_budget_there(
+    paused_run, model, client, bob, carol, dave
+):
+    url = f"/runs/{paused_run.pk}/"
+    client.force_login(carol)
+    page = client.get(url).content.decode()
+    assert 'data-testid="budget-paused"' in page
+    assert "$0.000252 spent of $0.0017" in page and "needs up to $0.001512" in page
+    assert 'data-testid="budget-raise"' not in page, "a viewer cannot raise it"
+    assert client.post(f"{url}budget/", {"budget_usd": "1"}).status_code == 403
+    client.force_login(dave)
+    assert client.post(f"{url}budget/", {"budget_usd": "1"}).status_code == 404
+    client.force_login(bob)
+    assert 'data-testid="budget-raise"' in client.get(url).content.decode()
+    refused = client.post(f"{url}budget/", {"budget_usd": "nothing"}).content.decode()
+    assert 'data-testid="budget-error"' in refused
+    section = client.post(f"{url}budget/", {"budget_usd": "1"}).content.decode()
+    assert 'data-testid="budget-resumed"' in section
+    idle()
+    paused_run.refresh_from_db()
+    assert paused_run.status == Run.Status.SUCCEEDED and len(model_calls(model)) == BRANCHES
