@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 
+from graphs.llm.types import Usage
 from webapp import execution
 from webapp.execution import plans
 from webapp.flows import services
@@ -216,3 +217,52 @@ def test_the_run_page_shows_the_pause_and_editors_raise_the_budget_there(
     idle()
     paused_run.refresh_from_db()
     assert paused_run.status == Run.Status.SUCCEEDED and len(model_calls(model)) == BRANCHES
+
+
+def test_a_paused_run_can_be_cancelled(paused_run, api):
+    assert api("bob").post(f"/api/runs/{paused_run.pk}/cancel").status_code == 202
+    paused_run.refresh_from_db()
+    assert paused_run.status == Run.Status.CANCELLED
+    assert payloads(paused_run, "run_finished")[0]["status"] == "cancelled"
+    raised = api("alice").post(f"/api/runs/{paused_run.pk}/budget", {"budget_usd": 1})
+    assert raised.status_code == 409
+
+
+def test_reservations_taken_at_once_never_exceed_the_budget(flow, alice):
+    """Eight calls reserve at once from threads of their own, as workers would: the budget
+    holds three, so three are taken and the others wait (calls in flight) or pause."""
+    import threading
+
+    from webapp.runs import budgets
+
+    run = Run.objects.create(
+        flow=flow,
+        flow_version=flow.current(),
+        started_by=alice,
+        budget_usd=Decimal("0.3"),
+        spent_usd=Decimal("0.05"),
+    )
+    taken: list[object] = []
+    lock = threading.Lock()
+
+    def reserve(index: int) -> None:
+        from django.db import connection
+
+        try:
+            outcome = budgets.take(run.pk, f"ask{index}", 1, Decimal("0.08"))
+        finally:
+            connection.close()
+        with lock:
+            taken.append(outcome)
+
+    threads = [threading.Thread(target=reserve, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [t for t in taken if isinstance(t, int)]
+    assert len(ids) == 3 and BudgetReservation.objects.filter(run=run).count() == 3
+    assert all(t is budgets._WAIT for t in taken if not isinstance(t, int))
+    budgets.settle(run.pk, ids[0], "claude-sonnet-4-6", Usage(1000, 1000))
+    run.refresh_from_db()
+    assert run.spent_usd == Decimal("0.068") and run.reservations.count() == 2
