@@ -89,7 +89,7 @@ def first_nodes(flow: CompiledFlow, inputs: Mapping[str, Any]) -> dict[str, dict
             continue
         if all(source in names for source, _, _ in edges):
             found[node] = {
-                data.get("target_port"): inputs.get(names[source]) for source, _, data in edges
+                str(data.get("target_port")): inputs.get(names[source]) for source, _, data in edges
             }
     return found
 
