@@ -266,3 +266,11 @@ def test_reservations_taken_at_once_never_exceed_the_budget(flow, alice):
     budgets.settle(run.pk, ids[0], "claude-sonnet-4-6", Usage(1000, 1000))
     run.refresh_from_db()
     assert run.spent_usd == Decimal("0.068") and run.reservations.count() == 2
+
+
+def test_a_run_started_without_a_budget_cannot_be_given_one(flow, api):
+    response = api("alice").post(f"/api/flows/{flow.pk}/runs", {"inputs": {"q": "x"}})
+    idle()
+    raised = api("alice").post(f"/api/runs/{response.json()['id']}/budget", {"budget_usd": 1})
+    assert raised.status_code == 409 and raised.json()["code"] == "no_budget"
+    assert Run.objects.get(pk=response.json()["id"]).budget_usd is None

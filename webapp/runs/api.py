@@ -453,7 +453,8 @@ def run_approve(request: HttpRequest, run_id: Id, node: str, body: ApprovalIn) -
 def run_budget(request: HttpRequest, run_id: Id, body: BudgetIn) -> Any:
     """Set the run's cost budget (editors of its flow). A run paused because a model call
     would have exceeded its budget goes on (``resumed``): the paused calls are made again,
-    nothing that finished is. 409 when the run has ended."""
+    nothing that finished is. 409 when the run has ended or was started without a
+    budget (its calls reserve nothing)."""
     try:
         resumed = budget_raise.raise_budget(request.auth, run_id, body.budget_usd)
     except budgets.BudgetInvalid as exc:
@@ -463,6 +464,8 @@ def run_budget(request: HttpRequest, run_id: Id, body: BudgetIn) -> Any:
             str(exc),
             errors=[{"path": "body.budget_usd", "message": str(exc)}],
         ) from None
+    except budget_raise.NoBudget as exc:
+        raise ProblemError(409, "no_budget", str(exc)) from None
     except budget_raise.RunFinished as exc:
         raise ProblemError(409, "run_finished", str(exc)) from None
     run = Run.objects.get(pk=run_id)

@@ -55,13 +55,16 @@ def raise_budget(user, run_id: int, value: Any) -> bool:
     """Set the run's budget as ``user`` (an editor of its flow: 403 for viewers, 404 for
     everyone else); a run paused for its budget resumes on its driver. True when it did.
 
-    Raises BudgetInvalid, or RunFinished when the run has ended."""
+    Raises BudgetInvalid, or RunFinished when the run has ended or has no budget."""
     run = run_for_editor(user, run_id)
     budget = checked_budget(value)
     if budget is None:
         raise BudgetInvalid("budget_usd is required: the run's new budget in US dollars")
     if run.finished:
         raise RunFinished(f"run {run_id} has ended; its budget can no longer change")
+    if run.budget_usd is None:
+        # Its calls reserve nothing: a budget set now would hold nothing back.
+        raise NoBudget(f"run {run_id} was started without a budget; start it again with budget_usd")
     Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).update(budget_usd=budget)
     run.refresh_from_db(fields=["status", "state"])
     if not paused_nodes(run):
@@ -74,7 +77,7 @@ def raise_budget(user, run_id: int, value: Any) -> bool:
 
 
 class RunFinished(ValueError):
-    """The run has ended: a 409."""
+    """The run has ended, or was started without a budget: a 409."""
 
 
 def resume_if_raised(run_id: int) -> bool:
@@ -92,3 +95,7 @@ def resume_if_raised(run_id: int) -> bool:
     except NotWaiting:
         return False
     return True
+
+
+class NoBudget(RunFinished):
+    """The run was started without a budget: a 409 of its own."""
