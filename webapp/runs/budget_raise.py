@@ -60,11 +60,11 @@ def raise_budget(user, run_id: int, value: Any) -> bool:
     budget = checked_budget(value)
     if budget is None:
         raise BudgetInvalid("budget_usd is required: the run's new budget in US dollars")
-    if run.finished:
-        raise RunFinished(f"run {run_id} has ended; its budget can no longer change")
     if run.budget_usd is None:
         # Its calls reserve nothing: a budget set now would hold nothing back.
         raise NoBudget(f"run {run_id} was started without a budget; start it again with budget_usd")
+    if run.finished:
+        raise RunFinished(f"run {run_id} has ended; its budget can no longer change")
     Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).update(budget_usd=budget)
     run.refresh_from_db(fields=["status", "state"])
     if not paused_nodes(run):
