@@ -212,6 +212,31 @@ class CompiledFlow:
             return await execution.go_on(node, iteration, outputs, by, step=breakpoint == "step")
         return await execution.resume(node, iteration, outputs, by)
 
+    async def resume_budget(
+        self,
+        state: Mapping[str, Any],
+        budget_usd: float,
+        by: dict[str, Any],
+        sink: EventSink | None = None,
+        *,
+        seq: int = 0,
+        slots: asyncio.Semaphore | None = None,
+        options: RunOptions | None = None,
+    ) -> RunResult:
+        """Go on with a run parked because a model call would have exceeded its budget
+        (``graphs.budget``), the budget now ``budget_usd``: its paused nodes run again.
+        Raises StepRefused, before any event, when no node is paused for the budget."""
+        saved = RunState.from_json(state)
+        execution = Execution(
+            self,
+            saved.inputs,
+            Emitter(sink or discard, seq=seq),
+            slots=slots,
+            options=options or NO_OPTIONS,
+            state=saved,
+        )
+        return await execution.resume_budget(budget_usd, by)
+
     def _execution(
         self,
         inputs: Mapping[str, Any],

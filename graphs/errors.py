@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,13 @@ class ModelError(NodeError):
     ):
         super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.status = status
+
+
+class NodeWaits(Exception):
+    """Raised by a node's ``run`` that cannot finish until someone answers (an approval)
+    or something changes (a budget): its node parks (``Schedule.node_waiting``) with
+    ``wait``, JSON saying what it waits for, and finishes when the run is resumed."""
+
+    def __init__(self, wait: dict[str, Any]):
+        super().__init__(wait.get("kind", "wait"))
+        self.wait = wait

@@ -151,6 +151,14 @@ class Execution:
         self.resumed = True
         return await self.settle()
 
+    async def resume_budget(self, budget_usd: float, by: dict[str, Any]) -> RunResult:
+        """Run again the nodes of the parked run that paused for its budget, now raised to
+        ``budget_usd``, and run on. StepRefused when none is paused for it."""
+        self.loop = asyncio.get_running_loop()
+        self.apply(self.schedule.resume_budget(budget_usd, by))
+        self.resumed = True
+        return await self.settle()
+
     async def settle(self) -> RunResult:
         """Wait until the run is over or parked: no task of it is left either way."""
         try:

@@ -19,7 +19,10 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   running, the run's own figure once finished), ``usage_by_model``, ``cost_usd``,
   ``saved_usd`` and ``provider_saved_usd`` (what the provider's prompt cache saved) (null
   until an event carries a figure),
-  ``cache_hits``, ``started_ts``, ``finished_ts``, ``duration_s``, ``last_seq``, ``last_ts``;
+  ``cache_hits``, ``started_ts``, ``finished_ts``, ``duration_s``, ``last_seq``, ``last_ts``,
+  ``budget_usd`` (the run's budget as its latest ``run_paused`` or ``run_resumed`` said, null
+  before either), ``paused`` (null, or while the run is paused for its budget, the latest
+  ``run_paused``'s ``{node, iteration, spent_usd, remaining_usd, needed_usd, budget_usd}``);
 - ``nodes``: node id -> its visits, by iteration, each with ``node``, ``iteration``,
   ``status`` (``queued``, ``running``, ``done``, ``failed``, ``cancelled`` or
   ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
@@ -113,6 +116,8 @@ _OPTIONAL_USAGE = (
     "cache_read_input_tokens",
     "cache_creation_1h_input_tokens",
 )
+# What a run_paused says (graphs.budget): the call's node and the run's figures.
+_PAUSED = ("node", "iteration", "spent_usd", "remaining_usd", "needed_usd", "budget_usd")
 
 
 def _zero() -> dict[str, int]:
@@ -322,6 +327,8 @@ class RunLog:
         self.duration_s: float | None = None
         self.last_seq = 0
         self.last_ts: float | None = None
+        self.budget_usd: float | None = None
+        self.paused: dict[str, Any] | None = None
         self._visits: dict[VisitKey, Visit] = {}  # in the order first seen
         self._nodes: dict[str, dict[int, Visit]] = {}
         self._last: dict[str, Visit] = {}  # each node's visit its latest event was about
@@ -387,6 +394,8 @@ class RunLog:
             "duration_s": self.duration_s,
             "last_seq": self.last_seq,
             "last_ts": self.last_ts,
+            "budget_usd": self.budget_usd,
+            "paused": None if self.paused is None else dict(self.paused),
             "nodes": {node: [v.to_json() for v in self.visits(node)] for node in self._nodes},
         }
 
@@ -408,6 +417,12 @@ class RunLog:
             self._run_started(event, ts)
         elif kind == "run_finished":
             self._run_finished(event, ts)
+        elif kind == "run_paused":
+            self.paused = {key: event.get(key) for key in _PAUSED}
+            self.budget_usd = _number(event.get("budget_usd"))
+        elif kind == "run_resumed":
+            self.paused = None
+            self.budget_usd = _number(event.get("budget_usd"))
         elif isinstance(node, str):
             self._node_event(kind, node, event, ts)
         return True

@@ -55,11 +55,12 @@ schedule fails a run whose node ends with no result while the run goes on).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from graphs import templating
@@ -399,6 +400,11 @@ class NodeRunner:
         """Run a map's item; its events go to ``sink`` (numbered there afresh), else nowhere."""
         # A map's items share the cache; what to reuse or override names this flow's nodes.
         options = RunOptions(cache=self.cache, read_cache=self.read_cache)
+        if flow.services.budget is not self.services.budget:
+            # The items' calls count against the run's budget (the map compiled its flow
+            # with the services of the version, which a host lends no run's budget).
+            flow = copy.copy(flow)
+            flow.services = replace(flow.services, budget=self.services.budget)
         return await flow.run(inputs, sink, slots=self.slots, options=options)
 
 

@@ -415,6 +415,10 @@ class Ending:
 _NO_USAGE = Usage()
 
 
+# What a budget's wait (graphs.budget) and its run_paused event say.
+_PAUSED_FIGURES = ("spent_usd", "remaining_usd", "needed_usd", "budget_usd")
+
+
 def _fresh_ports() -> defaultdict[str, deque[tuple[Any, bool]]]:
     return defaultdict(deque)
 
@@ -806,6 +810,28 @@ class Schedule:
             self._count(usage)
         self.state.waiting[node] = wait
         self._events.append(("node_waiting", {"node": node, "iteration": iteration, "wait": wait}))
+        if wait.get("kind") == "budget":
+            # The run's model calls stop here: what it spent, has left and this call needs.
+            paused = {key: wait.get(key) for key in _PAUSED_FIGURES}
+            self._events.append(("run_paused", {"node": node, "iteration": iteration, **paused}))
+        return self._close()
+
+    def resume_budget(self, budget_usd: float, by: dict[str, Any]) -> StepResult:
+        """Someone (``by``) raised the run's budget to ``budget_usd``: the nodes parked on
+        it (``graphs.budget``) run again from their inputs, as they were before they
+        paused; nodes that finished stay finished. Refused when no node waits on a budget,
+        so a second raise of the same pause resumes nothing twice."""
+        state = self.state
+        parked = sorted(n for n, wait in state.waiting.items() if wait.get("kind") == "budget")
+        if state.phase != "running" or not parked:
+            raise StepRefused("the run is not paused for its budget")
+        self._open()
+        self._events.append(("run_resumed", {"budget_usd": budget_usd, "by": by, "nodes": parked}))
+        for node in parked:
+            del state.waiting[node]
+            iteration = state.iterations[node]
+            self._events.append(("node_resumed", {"node": node, "iteration": iteration, "by": by}))
+            self._ready.append(Ready(node, iteration, dict(state.running[node])))
         return self._close()
 
     def resume(

@@ -182,6 +182,34 @@ class AnthropicClient:
 
         return message.response()
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The input tokens of ``request`` as the API counts them (``messages.count_tokens``,
+        which costs nothing): what a cost estimate prices. Failures raise ModelError."""
+        params: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        if request.system is not None:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = request.tools
+        if request.tool_choice is not None:
+            params["tool_choice"] = request.tool_choice
+        if request.thinking is not None:
+            params["thinking"] = request.thinking
+        sdk = self._sdk()
+        import anthropic
+
+        try:
+            counted = await sdk.messages.count_tokens(**params)
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc, request) from exc
+        except anthropic.APITimeoutError as exc:
+            raise self._timeout_error() from exc
+        except anthropic.APIConnectionError as exc:
+            raise ModelError(
+                f"could not connect to the Anthropic API at {sdk.base_url} to count tokens",
+                retryable=True,
+            ) from exc
+        return int(counted.input_tokens)
+
     def _timeout_error(self) -> ModelError:
         return ModelError(
             f"the Anthropic API did not respond within {self._timeout_s:g}s", retryable=True

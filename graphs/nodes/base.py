@@ -61,8 +61,10 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs import templating
+from graphs.budget import NO_BUDGET, Budget
 from graphs.codebox import CodeSettings
 from graphs.credentials import NO_CREDENTIALS, CredentialSource
+from graphs.errors import NodeWaits as NodeWaits  # where node types import it from
 from graphs.llm import caching
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
@@ -158,6 +160,8 @@ class Services:
     # lent per run by the host. None: the host lends none (the command line), so a flow's
     # MCP tool names are checked for their shape only, and fail when the agent runs.
     mcp: Mapping[str, McpServer] | None = None
+    # What each model call may cost (``graphs.budget``); none unless the host lends one.
+    budget: Budget = NO_BUDGET
 
 
 @dataclass(frozen=True)
@@ -221,12 +225,20 @@ class NodeContext:
         kwargs: dict[str, Any] = {}
         if request.thinking is not None:
             kwargs["on_thinking"] = self.emit_thinking if stream else _ignore
-        gate = self.services.warm
-        key = caching.warm_key(request) if gate is not None else None
-        if gate is None or key is None or await gate.enter(key) == "go":
-            response = await self.services.model_client.complete(request, on_text, **kwargs)
-        else:
-            response = await self._lead(gate, key, request, on_text, kwargs)
+        # Before the call: one that would exceed the run's budget parks its node here.
+        hold = await self.services.budget.reserve(self.node_id, self.iteration, request)
+        try:
+            gate = self.services.warm
+            key = caching.warm_key(request) if gate is not None else None
+            if gate is None or key is None or await gate.enter(key) == "go":
+                response = await self.services.model_client.complete(request, on_text, **kwargs)
+            else:
+                response = await self._lead(gate, key, request, on_text, kwargs)
+        except BaseException:
+            # A failed call reports no usage: its reservation goes, nothing is counted.
+            await hold.settle(request.model, Usage())
+            raise
+        await hold.settle(response.model, response.usage)
         self.add_usage(response.model, response.usage)
         return response
 
@@ -285,6 +297,9 @@ class NodeType(ABC):
     version: ClassVar[int] = 1
     # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
     holds_slot: ClassVar[bool] = True
+    # Its run calls the model (``ctx.call_model``) and nothing else outside the engine
+    # before its first call, so a cost estimate may render that call (graphs.estimate).
+    calls_model: ClassVar[bool] = False
 
     def input_ports(self, config: Any) -> frozenset[str] | None:
         """The ports this node reads; None means any name (a merge)."""
@@ -326,16 +341,6 @@ class NodeType(ABC):
     @abstractmethod
     async def run(self, ctx: NodeContext, config: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """Do the work; return the value emitted on each output port."""
-
-
-class NodeWaits(Exception):
-    """Raised by a node's ``run`` that cannot finish until someone answers (an approval):
-    its node parks (``Schedule.node_waiting``) with ``wait``, JSON saying what it waits
-    for, and finishes when the run is resumed with its outputs."""
-
-    def __init__(self, wait: dict[str, Any]):
-        super().__init__(wait.get("kind", "wait"))
-        self.wait = wait
 
 
 def template_ports(sources: Mapping[str, str | None]) -> frozenset[str]:

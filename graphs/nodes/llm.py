@@ -49,6 +49,7 @@ class LLMConfig(CommonConfig):
 
 class LLMNode(NodeType):
     name = "llm"
+    calls_model = True
     label = "LLM call"
     description = (
         "One model call, streamed; emits `text`, or with an output schema `value` and one "

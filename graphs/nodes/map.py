@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from graphs.document import load
-from graphs.errors import FlowInvalid, NodeError
+from graphs.errors import FlowInvalid, NodeError, NodeWaits
 from graphs.events import Event
 from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType, Services
 
@@ -146,6 +146,11 @@ class MapNode(NodeType):
                 result = await ctx.run_subflow(flow, {**context, "item": item}, sink)
             for model, usage in result.usage_by_model.items():
                 ctx.add_usage(model, usage)
+            wait = _budget_wait(result.state) if result.status == "waiting" else None
+            if wait is not None:
+                # An item's call would exceed the run's budget: the map parks as a whole
+                # (items that finished are in the node cache when it is on).
+                raise NodeWaits(wait)
             if result.status != "succeeded":
                 raise NodeError(f"item {index} {result.status}: {result.error}")
             done += 1
@@ -160,7 +165,18 @@ class MapNode(NodeType):
                 tasks = [group.create_task(one(i, item)) for i, item in enumerate(items)]
         except* NodeError as failed:
             raise failed.exceptions[0] from None
+        except* NodeWaits as waits:
+            raise waits.exceptions[0] from None
         return {"results": [task.result() for task in tasks]}
+
+
+def _budget_wait(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An item's budget wait; None for any other (an item cannot wait for a person)."""
+    waits = (state or {}).get("waiting") or {}
+    for _, wait in sorted(waits.items()):
+        if isinstance(wait, dict) and wait.get("kind") == "budget":
+            return dict(wait)
+    return None
 
 
 def inline_inputs(flow: Any) -> frozenset[str]:

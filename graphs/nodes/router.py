@@ -189,6 +189,7 @@ class RouterConfig(CommonConfig):
 
 class RouterNode(NodeType):
     name = "router"
+    calls_model = True
     label = "Router"
     description = (
         "Sends its `input` down exactly one route, chosen by regex rules, by conditions "

@@ -85,6 +85,8 @@ A request reads what is cached when it arrives; what it writes becomes readable 
 answer starts (its ``message_start``, after its ``delay``), so requests sent together all
 miss and all write, as they do at the API.
 ``GET /_fake/cache`` lists the live entries' words and ttl.
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``, N counted as a reply's
+usage counts input_tokens (words in system + all message text); it is recorded like a call.
 
 A few control endpoints help other processes: ``GET /_fake/requests``,
 ``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
@@ -452,6 +454,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raw=raw.decode(errors="replace"),
             )
         )
+        if self.path.split("?")[0] == "/v1/messages/count_tokens":
+            self._count_tokens(body)
+            return
         if self.path.split("?")[0] != "/v1/messages":
             self._send_error(404, f"fake server: no route POST {self.path}", "not_found_error")
             return
@@ -472,6 +477,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, f"fake server: {exc}")
             return
         self._answer(body, spec)
+
+    def _count_tokens(self, body: Any) -> None:
+        # Counted as a reply's usage counts input_tokens, so an estimate can be checked
+        # against what the same prompt then costs.
+        if not isinstance(body, dict):
+            self._send_error(400, "fake server: request body is not a JSON object")
+            return
+        missing = [k for k in ("model", "messages") if k not in body]
+        if missing:
+            self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
+            return
+        self._send_json(200, {"input_tokens": _request_words(body)})
 
     def _answer(self, body: dict[str, Any], spec: FakeResponse) -> None:
         # Counted while it "thinks" (its delay), before any byte of the answer: a client

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from graphs.budget import BudgetExceeded, Hold, request_tokens
 from graphs.compile import CompiledFlow, compile_flow
 from graphs.errors import NodeError
 from graphs.flowfiles import FileFlows
 from graphs.llm.offline import OfflineClient
-from graphs.llm.types import ModelRequest, ModelResponse
+from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from graphs.net import AllowList
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType, Services
@@ -142,6 +143,41 @@ class CountingClient(OfflineClient):
         content = request.messages[-1]["content"]
         self.prompts.append(content if isinstance(content, str) else str(content))
         return await super().complete(request, on_text)
+
+
+# A dollar per token: figures stay readable.
+PRICE = 1.0
+
+
+@dataclass
+class LedgerBudget:
+    """A run's budget held in memory: spent and reserved, priced at PRICE per token."""
+
+    budget_usd: float
+    spent_usd: float = 0.0
+    reserved: dict[int, float] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    async def reserve(self, node: str, iteration: int, request: ModelRequest) -> Hold:
+        needed = (request_tokens(request) + request.max_tokens) * PRICE
+        if self.spent_usd + sum(self.reserved.values()) + needed > self.budget_usd:
+            raise BudgetExceeded(
+                spent_usd=self.spent_usd,
+                remaining_usd=self.budget_usd - self.spent_usd,
+                needed_usd=needed,
+                budget_usd=self.budget_usd,
+            )
+        key = len(self.calls)
+        self.calls.append(node)
+        self.reserved[key] = needed
+        ledger = self
+
+        class _Hold:
+            async def settle(self, model: str, usage: Usage) -> None:
+                del ledger.reserved[key]
+                ledger.spent_usd += (usage.input_tokens + usage.output_tokens) * PRICE
+
+        return _Hold()
 
 
 def services(probe: Probe | None = None, **overrides: Any) -> Services:

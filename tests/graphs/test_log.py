@@ -22,7 +22,7 @@ def test_the_golden_logs_cover_every_scenario_the_readers_meet():
     assert names >= {
         "chain", "router", "loop", "fanout", "map", "failure", "on_error_continue",
         "retries", "cancel", "cache_hit", "reused", "interrupted", "old_schemaless",
-        "thinking",
+        "thinking", "approval", "budget",
     }  # fmt: skip
 
 
@@ -224,3 +224,22 @@ def test_a_breakpoint_shows_the_paused_inputs_then_the_edited_ones_it_ran_on():
     assert answered.last_visit("a").inputs == {"x": "edited"}
     assert answered.final_states() == {"q": "done", "a": "done", "b": "done", "out": "done"}
     assert answered.outputs == {"answer": "b(a(edited))"}
+
+
+def test_a_budget_pause_reads_its_figures_until_the_raise_resumes_the_run():
+    events = golden("budget")["events"]
+    paused_at = next(i for i, e in enumerate(events) if e["type"] == "run_paused") + 1
+    log = fold(events[:paused_at])
+    assert log.paused == {
+        "node": "ask2",
+        "iteration": 1,
+        "spent_usd": 46.0,
+        "remaining_usd": 4.0,
+        "needed_usd": 24.0,
+        "budget_usd": 50,
+    }
+    assert log.budget_usd == 50 and log.final_states()["ask2"] == "waiting"
+    assert log.final_states()["ask0"] == "done"
+    resumed = fold(events)
+    assert resumed.paused is None and resumed.budget_usd == 100
+    assert resumed.final_states()["ask2"] == "done" and resumed.status == "succeeded"

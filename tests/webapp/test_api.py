@@ -461,6 +461,7 @@ def test_run_detail_shows_state_version_and_usage(api, alice_run):
         "parent": None,
         "from_node": "",
         "parent_node": "",
+        "budget": None,
     }
 
 

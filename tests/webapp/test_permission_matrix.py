@@ -342,6 +342,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     ),
     # ---- Runs
     "run_form": (GET(EDITOR, flow_id),),
+    "run_estimate": (GET(EDITOR, flow_id),),
     "recent_runs": (GET(VIEWER, flow_id),),
     "run_history": (GET(USER),),
     "flow_runs": (GET(VIEWER, flow_id),),
@@ -368,6 +369,8 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     ),
     # A form body is not the JSON it takes: an editor gets a 400 saying so.
     "editor_run": (POST(EDITOR, flow_id),),
+    # Its run has no budget and has ended: an editor gets the section back saying so.
+    "run_budget": (GET(VIEWER, run_id), POST(EDITOR, run_id, lambda w: {"budget_usd": "1"})),
     # Its run waits for nothing: an editor's answer gets the section back with why.
     "run_approve": (
         GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),
@@ -492,6 +495,10 @@ ROUTES: dict[str, tuple[Check, ...]] = {
         ),
     ),
     "api:approval_list": (GET(USER),),
+    # The run has ended: an editor's raise is a 409, past the permission check.
+    "api:run_budget": (POST(EDITOR, run_id, lambda w: {"budget_usd": 1}),),
+    "api:run_estimate": (POST(EDITOR, flow_id, lambda w: {"inputs": {}}),),
+    "api:flow_budget": (PUT(EDITOR, flow_id, lambda w: {"budget_usd": 1}),),
     "api:team_list": (GET(USER),),
     "api:team_create": (POST(USER, nothing, lambda w: {"name": "Another"}),),
     "api:invitation_list": (GET(USER),),

@@ -33,8 +33,12 @@ from graphs.spec import RunResult
 from webapp.execution.plans import compiled_run, run_options
 from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
-from webapp.runs import approvals, services
+from webapp.runs import approvals, budget_raise, services
+from webapp.runs.budget_raise import BudgetRaise
 from webapp.runs.models import Run
+
+# What resumes a parked run: a person's answer, or a raised budget.
+Resumption = approvals.Answer | BudgetRaise
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +128,14 @@ class InProcessDriver:
             await sink.close()
         # After the log's last write, so that its row says running when parked.
         if outcome is not None and outcome.status == "waiting" and outcome.state is not None:
-            await database_sync_to_async(approvals.park)(run_id, outcome.state)
+            if await database_sync_to_async(approvals.park)(run_id, outcome.state):
+                await database_sync_to_async(budget_raise.resume_if_raised)(run_id)
         elif outcome is not None:
             await database_sync_to_async(approvals.keep_state)(run_id, outcome.state)
 
-    def resume(self, run_id: int, claim: Callable[[], approvals.Answer]) -> None:
-        """Claim a parked run (``claim``: approvals.claim_answer, which may refuse) and go
+    def resume(self, run_id: int, claim: Callable[[], Resumption]) -> None:
+        """Claim a parked run (``claim``: approvals.claim_answer, or a budget's
+        budget_raise.claim_raise, which may refuse) and go
         on with it on a loop like start's; its events number on from the log's last.
 
         The run counts as starting from before the claim, so that a cancel meanwhile is
@@ -160,7 +166,7 @@ class InProcessDriver:
 
         loop.call_soon_threadsafe(spawn)
 
-    async def execute_resume(self, answer: approvals.Answer) -> None:
+    async def execute_resume(self, answer: Resumption) -> None:
         run_id = answer.run_id
         cancelled = False
         try:
@@ -175,8 +181,19 @@ class InProcessDriver:
                 return
             # The engine's resume is a coroutine: its task is what a cancel stops (the
             # execution records the cancel as it unwinds).
-            task = asyncio.ensure_future(
-                flow.resume(
+            slots = run_slots(flow.services)
+            if isinstance(answer, BudgetRaise):
+                resumed = flow.resume_budget(
+                    run.state or {},
+                    answer.budget_usd,
+                    answer.by,
+                    sink,
+                    seq=run.last_seq,
+                    slots=slots,
+                    options=options,
+                )
+            else:
+                resumed = flow.resume(
                     run.state or {},
                     answer.node,
                     answer.iteration,
@@ -184,11 +201,11 @@ class InProcessDriver:
                     answer.by,
                     sink,
                     seq=run.last_seq,
-                    slots=run_slots(flow.services),
+                    slots=slots,
                     options=options,
                     breakpoint=answer.breakpoint,  # type: ignore[arg-type]
                 )
-            )
+            task = asyncio.ensure_future(resumed)
             sink.stop_run = task.cancel
             with self.lock:
                 self.active[run_id] = (task, asyncio.get_running_loop())

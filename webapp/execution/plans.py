@@ -36,6 +36,7 @@ from webapp.execution.subflows import SavedFlows, calls_flows, chain_of
 from webapp.flows.models import Flow, FlowVersion
 from webapp.mcpservers.service import names_mcp_tools, run_servers
 from webapp.runs import breakpoints
+from webapp.runs.budgets import DbBudget
 from webapp.runs.models import Run, RunEvent
 
 
@@ -145,6 +146,9 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
     key = model_key(team_id, run.started_by_id)
     if key is not None:
         changes["model_client"] = keyed_model_client(key)
+    if run.budget_usd is not None:
+        # Each model call reserves its cost against the run's budget, in the database.
+        changes["budget"] = DbBudget(run.pk)
     if not changes:
         return flow
     # A shallow copy: the cached plan is shared by other runs and must not hold these.

@@ -7,6 +7,7 @@ version it was based on and is refused with 409 when someone saved since.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from asgiref.sync import sync_to_async
@@ -31,9 +32,11 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.execution.plans import VersionCannotRun
 from webapp.flows import access, services
+from webapp.flows.models import Flow, FlowVersion
 from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs import answers, follow, idempotency
+from webapp.runs import answers, budgets, follow, idempotency
+from webapp.runs import estimate as run_estimates
 from webapp.runs.models import Run
 from webapp.runs.services import create_run, version_for_outside
 from webapp.teams.models import Role
@@ -74,6 +77,14 @@ class RunIn(BodyIn):
         None,
         description='The version to run, or "current" for the newest; default: the '
         "published version, else the newest.",
+    )
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="A cost budget for this run in US dollars, in place of the flow's: a "
+        "model call that would exceed it does not start, the run pauses (run_paused) until "
+        "the budget is raised (POST /api/runs/{id}/budget).",
     )
     wait: float | None = Field(
         None,
@@ -319,6 +330,90 @@ async def run_create(
     return Status(202, await sync_to_async(answers.started)(run))
 
 
+class EstimateIn(BodyIn):
+    inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
+    version: VersionNumber | Literal["current"] | None = Field(
+        None, description='As for a run: a version, "current", or the published one.'
+    )
+    budget_usd: float | None = Field(
+        None, gt=0, le=1_000_000, description="The run's budget, to compare; else the flow's."
+    )
+
+
+class NodeCostOut(Schema):
+    node: str
+    usd: float = Field(description="What the node may cost, US dollars.")
+    source: str = Field(
+        description="count_tokens (its prompt counted by the API, plus max_tokens), "
+        "past_runs (its mean in the flow's recent runs) or offline (the offline model)."
+    )
+    input_tokens: int | None = None
+    max_tokens: int | None = None
+    items: int | None = Field(None, description="A map's items, its cost multiplied by them.")
+
+
+class EstimateOut(Schema):
+    estimate_usd: float
+    nodes: list[NodeCostOut]
+    budget_usd: float | None = Field(description="The budget the run would have.")
+    over_budget: bool = Field(description="The estimate is above that budget.")
+
+
+@router.post(
+    "/{flow_id}/estimate",
+    response={200: EstimateOut, 400: InvalidOut, **responses(403, 404)},
+)
+async def run_estimate(request: HttpRequest, flow_id: Id, payload: EstimateIn) -> Any:
+    """What a run with these inputs may cost (editors, as for starting one), before it
+    starts: the first model nodes' prompts counted by the API's token counting and priced
+    with their max_tokens as the reply's upper bound; other nodes at their mean in the
+    flow's recent runs; a map's calls times its items. 0 on the offline model."""
+    flow, version = await sync_to_async(_version_to_run)(request, flow_id, payload.version)
+    try:
+        found = await run_estimates.estimate(flow, version, request.auth, payload.inputs)
+    except FlowInvalid as exc:
+        raise invalid(exc, "the run cannot start") from None
+    budget = payload.budget_usd if payload.budget_usd is not None else flow.budget_usd
+    return {
+        **found.as_json(),
+        "budget_usd": None if budget is None else float(budget),
+        "over_budget": budget is not None and found.usd > Decimal(str(budget)),
+    }
+
+
+def _version_to_run(
+    request: HttpRequest, flow_id: int, asked: int | str | None
+) -> tuple[Flow, FlowVersion]:
+    flow = access.flow_for_editor(request.auth, flow_id)
+    if asked == "current":
+        return flow, flow.current()
+    if asked is not None:
+        return flow, versions.get(flow, int(asked))
+    return flow, version_for_outside(flow)
+
+
+class FlowBudgetIn(BodyIn):
+    budget_usd: float | None = Field(
+        gt=0,
+        le=1_000_000,
+        description="The cost budget of each run of the flow in US dollars (a run may name "
+        "its own); null: none.",
+    )
+
+
+class FlowBudgetOut(Schema):
+    budget_usd: float | None
+
+
+@router.put("/{flow_id}/budget", response={200: FlowBudgetOut, **responses(400, 403, 404)})
+def flow_budget(request: HttpRequest, flow_id: Id, payload: FlowBudgetIn) -> Any:
+    """Set the flow's cost budget for its runs (editors); null removes it."""
+    flow = access.flow_for_editor(request.auth, flow_id)
+    flow.budget_usd = budgets.checked_budget(payload.budget_usd)
+    flow.save(update_fields=["budget_usd"])
+    return {"budget_usd": None if flow.budget_usd is None else float(flow.budget_usd)}
+
+
 def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, bool]:
     flow = access.flow_for_editor(request.auth, flow_id)
     if payload.version == "current":
@@ -340,6 +435,7 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
                 version=version,
                 trigger=trigger,
                 ignore_cache=payload.ignore_cache,
+                budget_usd=payload.budget_usd,
             )
         except FlowInvalid as exc:
             raise invalid(exc, "the run cannot start") from None

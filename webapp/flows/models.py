@@ -24,6 +24,9 @@ class Flow(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # A cost budget in US dollars for each of its runs, unless a run names its own; None:
+    # no budget (webapp.runs.budgets).
+    budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
 
     class Meta:
         ordering = ["-updated"]

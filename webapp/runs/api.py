@@ -35,7 +35,7 @@ from webapp.api_schema import (
 from webapp.auth_api import api_auth
 from webapp.flows.api import InvalidOut, invalid
 from webapp.problems import ProblemError, responses
-from webapp.runs import approvals, eventlog, follow, services
+from webapp.runs import approvals, budget_raise, budgets, eventlog, follow, services
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds
@@ -44,6 +44,15 @@ from webapp.runs.models import Run, RunEvent
 router = Router(auth=api_auth, tags=["runs"])
 
 MAX_EVENTS = 5000
+
+
+class BudgetOut(Schema):
+    budget_usd: float = Field(description="The run's cost budget, US dollars.")
+    spent_usd: float = Field(description="What its model calls cost so far.")
+    paused: bool = Field(
+        description="A model call would have exceeded the budget: the run waits until it is raised."
+    )
+    paused_nodes: list[str] = Field(description="The nodes that paused for the budget.")
 
 
 class RunOut(Schema):
@@ -75,6 +84,32 @@ class RunOut(Schema):
     parent_node: str = Field(
         description="For a subflow run, the parent's node that called it; empty otherwise."
     )
+    budget: BudgetOut | None = Field(
+        None, description="The run's cost budget and what its model calls spent; null: none."
+    )
+
+
+class BudgetIn(BodyIn):
+    budget_usd: float = Field(
+        gt=0, le=1_000_000, description="The run's new cost budget in US dollars."
+    )
+
+
+class BudgetRaisedOut(BudgetOut):
+    status: str
+    resumed: bool = Field(description="The run was paused for its budget and now goes on.")
+
+
+def budget_of(run: Run) -> dict[str, Any] | None:
+    if run.budget_usd is None:
+        return None
+    nodes = budget_raise.paused_nodes(run)
+    return {
+        "budget_usd": float(run.budget_usd),
+        "spent_usd": float(run.spent_usd),
+        "paused": bool(nodes),
+        "paused_nodes": nodes,
+    }
 
 
 class RunSummaryOut(Schema):
@@ -267,6 +302,7 @@ def run_detail(request: HttpRequest, run_id: Id) -> Any:
         "finished_at": run.finished_at,
         "usage": run.usage,
         **run_figures(run),
+        "budget": budget_of(run),
     }
 
 
@@ -418,6 +454,32 @@ def run_approve(request: HttpRequest, run_id: Id, node: str, body: ApprovalIn) -
         raise ProblemError(409, "not_waiting", str(exc)) from None
     status = Run.objects.values_list("status", flat=True).get(pk=run_id)
     return Status(202, {"status": status})
+
+
+@router.post(
+    "/{run_id}/budget",
+    response={200: BudgetRaisedOut, **responses(400, 403, 409)},
+)
+def run_budget(request: HttpRequest, run_id: Id, body: BudgetIn) -> Any:
+    """Set the run's cost budget (editors of its flow). A run paused because a model call
+    would have exceeded its budget goes on (``resumed``): the paused calls are made again,
+    nothing that finished is. 409 when the run has ended or was started without a
+    budget (its calls reserve nothing)."""
+    try:
+        resumed = budget_raise.raise_budget(request.auth, run_id, body.budget_usd)
+    except budgets.BudgetInvalid as exc:
+        raise ProblemError(
+            400,
+            "budget_invalid",
+            str(exc),
+            errors=[{"path": "body.budget_usd", "message": str(exc)}],
+        ) from None
+    except budget_raise.NoBudget as exc:
+        raise ProblemError(409, "no_budget", str(exc)) from None
+    except budget_raise.RunFinished as exc:
+        raise ProblemError(409, "run_finished", str(exc)) from None
+    run = Run.objects.get(pk=run_id)
+    return {**(budget_of(run) or {}), "status": run.status, "resumed": resumed}
 
 
 # Re-run, re-run from a node, resume: each starts a new run linked to this one.

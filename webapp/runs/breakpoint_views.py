@@ -20,7 +20,7 @@ from graphs.errors import FlowInvalid
 from webapp import execution, problems
 from webapp.flows.access import can_edit_flow, flow_for_editor
 from webapp.flows.api import invalid
-from webapp.runs import answers, breakpoints
+from webapp.runs import answers, breakpoints, budgets
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.approvals import NotWaiting
 from webapp.runs.limits import RunRefused
@@ -34,7 +34,7 @@ INPUT_PREFIX = "in_"
 @require_POST
 def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
     """Start a run of the flow's current version from the editor (JSON: ``inputs``,
-    ``ignore_cache``, ``breakpoints``): 201 with what the API's 201 says."""
+    ``ignore_cache``, ``breakpoints``, ``budget_usd``): 201 with what the API's 201 says."""
     flow = flow_for_editor(request.user, flow_id)
     try:
         body = json.loads(request.body or b"{}")
@@ -67,7 +67,10 @@ def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
             trigger=Run.Trigger.EDITOR,
             ignore_cache=ignore_cache,
             breakpoints=[node for node in wanted if node in ids],
+            budget_usd=body.get("budget_usd"),
         )
+    except budgets.BudgetInvalid as exc:
+        return problems.response(400, "budget_invalid", str(exc))
     except FlowInvalid as exc:
         return invalid(exc, "the run cannot start").response()
     except RunRefused as exc:

@@ -102,6 +102,11 @@ class Run(models.Model):
     # Set when a limit stopped the run: it ends failed with this error, and until it has
     # ended only the events that close its log are stored.
     limit_error = models.CharField(max_length=300, blank=True)
+    # The run's cost budget in US dollars (the run form's, else its flow's); None: no
+    # budget. ``spent_usd`` is what its model calls cost so far, settled call by call
+    # (webapp.runs.budgets), so a raised budget resumes from what was really spent.
+    budget_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
 
     class Meta:
         ordering = ["-created"]
@@ -280,3 +285,15 @@ class Slot(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["scope"])]
+
+
+class BudgetReservation(models.Model):
+    """What one model call of a run in flight may cost, held against the run's budget
+    until the call ends and its real cost replaces it (webapp.runs.budgets). Rows of a
+    run are taken and counted under the run row's lock, so workers anywhere share them."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="reservations")
+    node = models.CharField(max_length=200)
+    iteration = models.PositiveIntegerField()
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    created = models.DateTimeField(auto_now_add=True)

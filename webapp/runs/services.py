@@ -25,7 +25,7 @@ from graphs.errors import FlowInvalid, Problem
 from webapp import execution
 from webapp.execution.plans import compiled_graph, compiled_version
 from webapp.flows.models import Flow, FlowVersion
-from webapp.runs import limits
+from webapp.runs import budgets, limits
 from webapp.runs.models import Run
 
 
@@ -38,9 +38,12 @@ def create_run(
     trigger: str = Run.Trigger.EDITOR,
     ignore_cache: bool = False,
     breakpoints: list[str] | None = None,
+    budget_usd: Any = None,
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
     stored) if it cannot run. ``breakpoints``: the editor's (webapp.runs.breakpoints).
+    ``budget_usd``: its cost budget, else its flow's (budgets.BudgetInvalid, nothing
+    stored, when it cannot be one).
 
     The flow is compiled and the inputs resolved here so that a bad request never
     leaves a run behind that could only fail.
@@ -57,6 +60,7 @@ def create_run(
         trigger=trigger,
         ignore_cache=ignore_cache,
         breakpoints=breakpoints or [],
+        budget_usd=budgets.budget_for(flow.budget_usd, budget_usd),
     )
 
 
@@ -74,6 +78,9 @@ def _store(**fields: Any) -> Run:
     """A new queued run, if its user is within their limits (else limits.RunRefused)."""
     if fields.get("parent") is not None:
         fields.setdefault("trigger", Run.Trigger.RERUN)
+    if "budget_usd" not in fields:
+        # Runs made otherwise (re-runs, webhooks, schedules, sub-flows) take their flow's.
+        fields["budget_usd"] = fields["flow"].budget_usd
     with transaction.atomic():
         limits.check_start(fields["started_by"])
         run = Run(**fields)

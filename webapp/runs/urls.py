@@ -6,6 +6,7 @@ from webapp import converters  # noqa: F401  (registers <identifier:>)
 from webapp.runs import (
     approval_views,
     breakpoint_views,
+    budget_views,
     compare_views,
     history_views,
     rerun_views,
@@ -24,6 +25,7 @@ run_urls = [
     path("rerun-from/<identifier:node_id>/", rerun_views.run_rerun_from, name="run_rerun_from"),
     path("resume/", rerun_views.run_resume, name="run_resume"),
     path("approvals/", approval_views.run_approvals, name="run_approvals"),
+    path("budget/", budget_views.run_budget, name="run_budget"),
     path("approvals/<identifier:node_id>/", approval_views.run_approve, name="run_approve"),
     path("breakpoints/", breakpoint_views.run_breakpoints, name="run_breakpoints"),
     path(
@@ -36,6 +38,7 @@ run_urls = [
 flow_urls = [
     path("run-form/", views.run_form, name="run_form"),
     path("editor-runs/", breakpoint_views.editor_run, name="editor_run"),
+    path("run-estimate/", views.run_estimate, name="run_estimate"),
     path("recent-runs/", views.recent_runs, name="recent_runs"),
     path("runs/", history_views.flow_runs, name="flow_runs"),
 ]

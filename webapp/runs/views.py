@@ -8,21 +8,25 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from graphs.errors import FlowInvalid
 from graphs.log import Visit, fold
 from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
 from webapp.core.model_setup import offline_model_in_use
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
-from webapp.runs import pricing
+from webapp.runs import budgets, pricing
+from webapp.runs import estimate as run_estimates
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
 from webapp.runs.approval_views import approvals_context
+from webapp.runs.budget_views import budget_context
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.timeline import build_timeline
@@ -100,6 +104,53 @@ def run_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     return render(request, "runs/_run_form.html", context)
 
 
+def form_value(text: str) -> Any:
+    """A run form field's value as runs/inputs.js reads it: JSON when it parses, else the
+    text; None (left out) when empty or broken JSON (the form says so when it is sent).
+
+    >>> form_value("42"), form_value("tea"), form_value(" "), form_value("[1,")
+    (42, 'tea', None, None)
+    """
+    trimmed = text.strip()
+    if not trimmed:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None if trimmed[0] in "[{" else text
+
+
+@login_required
+async def run_estimate(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """The run form's cost estimate for the inputs it holds (htmx, as they change)."""
+    flow = await sync_to_async(flow_for_editor)(request.user, flow_id)
+    version = await sync_to_async(flow.current)()
+    names = {field["name"] for field in input_fields(version.graph)}
+    inputs = {
+        name: value
+        for name in names
+        if (value := form_value(request.GET.get(name, ""))) is not None
+    }
+    context: dict[str, Any] = {"flow": flow}
+    try:
+        budget = budgets.budget_for(flow.budget_usd, request.GET.get("run-budget-usd", ""))
+    except budgets.BudgetInvalid as exc:
+        budget, context["budget_problem"] = None, str(exc)
+    try:
+        found = await run_estimates.estimate(flow, version, request.user, inputs)
+    except FlowInvalid as exc:
+        context["missing"] = "; ".join(str(p) for p in exc.problems[:3])
+    else:
+        context.update(
+            estimate=found,
+            estimate_text=pricing.format_usd(found.usd),
+            sources=sorted({n.source for n in found.nodes}),
+            over_budget=budget is not None and found.usd > budget,
+        )
+    context["budget_text"] = pricing.format_usd(budget) if budget is not None else ""
+    return render(request, "runs/_estimate.html", context)
+
+
 @login_required
 def recent_runs(request: HttpRequest, flow_id: int) -> HttpResponse:
     flow = flow_for_viewer(request.user, flow_id)
@@ -137,6 +188,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "server_now": timezone.now().timestamp(),
         "offline_model": offline_model_in_use(run.flow.team_id, run.started_by_id),
         **approvals_context(request.user, run),
+        **budget_context(request.user, run),
     }
     return render(request, "runs/detail.html", context)
 

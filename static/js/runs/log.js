@@ -33,6 +33,9 @@ const RUNNING = new Set(["node_delta", "node_thinking", "node_progress", "node_i
 // An item's run_finished status as the item's status (a visit's words).
 const ITEM_ENDED = { succeeded: "done", failed: "failed", cancelled: "cancelled" };
 
+// What a run_paused says (graphs.budget): the call's node and the run's figures.
+const PAUSED = ["node", "iteration", "spent_usd", "remaining_usd", "needed_usd", "budget_usd"];
+
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 const isInt = (value) => Number.isInteger(value);
 const zero = () => ({ input_tokens: 0, output_tokens: 0 });
@@ -262,6 +265,8 @@ export class RunLog {
     this.durationS = null;
     this.lastSeq = 0;
     this.lastTs = null;
+    this.budgetUsd = null;
+    this.paused = null;
     this.byKey = new Map(); // "node\0iteration" -> visit, in the order first seen
     this.byNode = new Map(); // node -> Map(iteration -> visit)
     this.last = new Map(); // node -> the visit its latest event was about
@@ -325,7 +330,8 @@ export class RunLog {
       cost_usd: this.costUsd, saved_usd: this.savedUsd,
       provider_saved_usd: this.providerSavedUsd, cache_hits: this.cacheHits,
       started_ts: this.startedTs, finished_ts: this.finishedTs, duration_s: this.durationS,
-      last_seq: this.lastSeq, last_ts: this.lastTs, nodes: nodes,
+      last_seq: this.lastSeq, last_ts: this.lastTs, budget_usd: this.budgetUsd,
+      paused: this.paused === null ? null : { ...this.paused }, nodes: nodes,
     };
   }
 
@@ -341,7 +347,14 @@ export class RunLog {
     if (ts !== null) this.lastTs = ts;
     if (event.type === "run_started") this.runStarted(event, ts);
     else if (event.type === "run_finished") this.runFinished(event, ts);
-    else if (typeof event.node === "string") this.nodeEvent(event.type, event.node, event, ts);
+    else if (event.type === "run_paused") {
+      this.paused = {};
+      for (const key of PAUSED) this.paused[key] = key in event ? event[key] : null;
+      this.budgetUsd = number(event.budget_usd);
+    } else if (event.type === "run_resumed") {
+      this.paused = null;
+      this.budgetUsd = number(event.budget_usd);
+    } else if (typeof event.node === "string") this.nodeEvent(event.type, event.node, event, ts);
     return true;
   }
 

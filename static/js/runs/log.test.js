@@ -134,3 +134,18 @@ test("a parked node folds as waiting, with what it waits for, until its answer",
   assert.equal(answered.finalStates().ask, "done");
   assert.deepStrictEqual(answered.lastVisit("ask").detail.by, { user: "bob" });
 });
+
+test("a budget pause folds its figures until the raise resumes the run, as in Python", () => {
+  const { events } = golden("budget");
+  const pausedAt = events.findIndex((event) => event.type === "run_paused") + 1;
+  const log = fold(events.slice(0, pausedAt));
+  assert.deepStrictEqual(log.toJSON().paused, {
+    node: "ask2", iteration: 1, spent_usd: 46, remaining_usd: 4, needed_usd: 24, budget_usd: 50,
+  });
+  assert.equal(log.budgetUsd, 50);
+  assert.equal(log.finalStates().ask2, "waiting");
+  const resumed = fold(events);
+  assert.equal(resumed.paused, null);
+  assert.equal(resumed.budgetUsd, 100);
+  assert.equal(resumed.finalStates().ask2, "done");
+});

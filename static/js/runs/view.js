@@ -332,14 +332,18 @@ export class RunView {
   enqueue(events) {
     let waitingSeen = false;
     let pausesChanged = false;
+    let budgetSeen = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
       // The run page's approvals section (runs/_approvals.html) fetches the form.
       else if (event.type === "node_waiting") waitingSeen = true;
+      // ... and its budget section (runs/_budget.html) the pause and the raise.
+      else if (event.type === "run_paused" || event.type === "run_resumed") budgetSeen = true;
       if (PAUSE_EVENTS.has(event.type)) pausesChanged = true;
     }
     if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
+    if (budgetSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-paused", { bubbles: true }));
     if (pausesChanged) this.refreshPauses();
     this.lastEventAt = Date.now();
     this.schedule();
@@ -745,6 +749,9 @@ export class RunView {
       const ignoreCache = form.querySelector("[data-ignore-cache]");
       const breakpoints = canvasCall("breakpoints") || [];
       const body = { inputs, ignore_cache: Boolean(ignoreCache && ignoreCache.checked) };
+      // Empty: the flow's budget, if it has one (the server's to apply).
+      const budget = form.querySelector("[data-run-budget]");
+      if (budget && budget.value.trim() !== "") body.budget_usd = Number(budget.value);
       // Breakpoints are the editor's alone: only its own endpoint takes them, never the API.
       const result = breakpoints.length
         ? await postJSON("/flows/" + flowId + "/editor-runs/", { ...body, breakpoints })
