@@ -44,8 +44,19 @@ def through_json(state: RunState) -> RunState:
 
 
 def stable(events: list[dict]) -> list[dict]:
-    """Events without what differs between two runs of the same flow (numbering, timing)."""
-    return [{k: v for k, v in e.items() if k not in VOLATILE} for e in events]
+    """Events without what differs between two runs of the same flow (numbering, timing,
+    and the time an agent's tool calls took, in its detail)."""
+    return [
+        {k: _timeless(v) if k == "detail" else v for k, v in e.items() if k not in VOLATILE}
+        for e in events
+    ]
+
+
+def _timeless(detail):
+    if not isinstance(detail, dict) or "tool_calls" not in detail:
+        return detail
+    calls = [{k: v for k, v in call.items() if k != "duration_ms"} for call in detail["tool_calls"]]
+    return {**detail, "tool_calls": calls}
 
 
 class StepDriver:
