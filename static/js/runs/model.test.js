@@ -166,6 +166,7 @@ function paintInto(canvas, changes) {
 function expectedLooks(events, expected) {
   const lastIteration = new Map();
   for (const event of events) if (event.node) lastIteration.set(event.node, event.iteration || 1);
+  const over = expected.status !== "waiting";
   const looks = {};
   for (const [id, visits] of Object.entries(expected.nodes)) {
     const last = visits.find((visit) => visit.iteration === lastIteration.get(id));
@@ -175,16 +176,16 @@ function expectedLooks(events, expected) {
     if (costs.length) kinds.push("cost");
     if (done && done.cached) kinds.push("cached");
     if (done && done.reused) kinds.push("reused");
-    // The run is over: a visit it left open was stopped.
-    const status = last.status === "running" ? "cancelled" : last.status;
+    // The run is over: a visit it left open was stopped (a parked run is not over).
+    const status = last.status === "running" && over ? "cancelled" : last.status;
     looks[id] = {
       status: status, iteration: last.iteration, badges: kinds,
       cost: costs.length ? costs.reduce((a, b) => a + b, 0) : null,
       source: done && (done.cached || done.reused) ? (done.cached || done.reused).source : null,
     };
   }
-  // In the flow, never reached: idle once the run is over.
-  looks.never = { status: "idle", iteration: 0, badges: [], cost: null, source: null };
+  // In the flow, never reached: idle once the run is over, queued while it waits.
+  looks.never = { status: over ? "idle" : "queued", iteration: 0, badges: [], cost: null, source: null };
   return looks;
 }
 
@@ -292,4 +293,21 @@ test("a thinking node says so, and its canvas text is only ever the answer", () 
   model.apply({ seq: 4, type: "node_delta", node: "a", iteration: 1, text: "391" });
   a = model.nodes.get("a");
   assert.deepStrictEqual([a.text, a.note], ["391", ""]);
+});
+
+test("a parked run going on is the same run: no reset, its marks kept, its status waiting then running", () => {
+  const { events } = GOLDEN.find(([name]) => name === "approval")[1];
+  const model = new RunModel(() => ["q", "ask", "yes", "no", "out"]);
+  const resumed = events.findIndex((event) => event.type === "node_resumed");
+  for (const event of events.slice(0, resumed)) model.apply(event);
+  model.takeChanges();
+  assert.equal(model.status, "waiting");
+  assert.equal(model.nodes.get("ask").status, "waiting");
+  model.apply(events[resumed]);
+  const changes = model.takeChanges();
+  assert.equal(changes.reset, false);
+  assert.equal(changes.run, true);
+  assert.equal(model.status, "running");
+  assert.equal(model.nodes.get("ask").status, "running");
+  assert.equal(model.nodes.get("q").status, "done", "what ran before the wait stays painted");
 });
