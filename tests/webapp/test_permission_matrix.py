@@ -343,6 +343,9 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "run_rerun_from": (POST(EDITOR, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),),
     "run_resume": (POST(EDITOR, run_id),),
     "run_approvals": (GET(VIEWER, run_id),),
+    # What waits for the user (only what they may answer: none of these personas here).
+    "approval_inbox": (GET(USER),),
+    "approval_badge": (GET(USER),),
     # Its run waits for nothing: an editor's answer gets the section back with why.
     "run_approve": (
         GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),

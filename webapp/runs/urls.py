@@ -3,7 +3,14 @@
 from django.urls import include, path
 
 from webapp import converters  # noqa: F401  (registers <identifier:>)
-from webapp.runs import approval_views, compare_views, history_views, rerun_views, views
+from webapp.runs import (
+    approval_views,
+    compare_views,
+    history_views,
+    inbox_views,
+    rerun_views,
+    views,
+)
 
 run_urls = [
     path("", views.run_detail, name="run_detail"),
@@ -27,6 +34,8 @@ flow_urls = [
 ]
 
 urlpatterns = [
+    path("approvals/", inbox_views.approval_inbox, name="approval_inbox"),
+    path("approvals/badge/", inbox_views.approval_badge, name="approval_badge"),
     path("runs/", history_views.run_history, name="run_history"),
     path("runs/compare/", compare_views.run_compare, name="run_compare"),
     path("runs/<int:run_id>/", include(run_urls)),

@@ -19,7 +19,7 @@ from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
 from webapp.core.model_setup import offline_model_in_use
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
-from webapp.runs import pricing
+from webapp.runs import approvals, pricing
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
 from webapp.runs.approval_views import approvals_context
@@ -180,6 +180,8 @@ TIMELINE_EVENTS = (
     "node_failed",
     "node_skipped",
     "node_delta",
+    "node_waiting",
+    "node_resumed",
 )
 
 
@@ -230,7 +232,21 @@ def node_detail(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse
         "replaying": upto is not None and upto < run.last_seq,
         "total_cost": _total_cost(visits),
     }
+    if upto is None:
+        context.update(_node_wait(request.user, run, node_id, visits))
     return render(request, "runs/_node.html", context)
+
+
+def _node_wait(user, run: Run, node_id: str, visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """A waiting node's card shows its form (the live canvas: click the node, answer)."""
+    wait = approvals.waits_of(run).get(node_id)
+    if wait is not None and wait.get("kind") == "approval":
+        return {"wait": {"node": node_id, **wait}, "can_answer": can_edit_flow(user, run.flow_id)}
+    # The engine's node_waiting is broadcast before the driver stores the run waiting: a
+    # card asked in between asks again shortly.
+    last = visits[-1]["status"] if visits else None
+    parking = run.status == Run.Status.RUNNING and last == "waiting"
+    return {"wait_parking": parking}
 
 
 def _upto(value: str | None) -> int | None:

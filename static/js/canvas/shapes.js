@@ -21,7 +21,7 @@ const KIND_CHAR = 7.8;
 export const PORT_CHARS = 12;
 // A problem under a node (sans 13px) ends within the node's width.
 export const PROBLEM_CHARS = 28;
-export const STATUSES = ["idle", "queued", "running", "done", "skipped", "failed", "cancelled"];
+export const STATUSES = ["idle", "queued", "running", "waiting", "done", "skipped", "failed", "cancelled"];
 
 // Run badges (cost, cached, reused) sit as small tags above the node's top-left corner.
 export const TAG_SLOTS = 3;

@@ -23,6 +23,7 @@ const STATUS_TEXT = {
   idle: "Not run yet",
   queued: "Queued",
   running: "Running",
+  waiting: "Waiting",
   succeeded: "Succeeded",
   failed: "Failed",
   cancelled: "Cancelled",
@@ -315,13 +316,17 @@ export class RunView {
 
   enqueue(events) {
     let waitingSeen = false;
+    let resumedSeen = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
       // The run page's approvals section (runs/_approvals.html) fetches the form.
       else if (event.type === "node_waiting") waitingSeen = true;
+      // Answered, here or anywhere else: the section drops the form it showed.
+      else if (event.type === "node_resumed") resumedSeen = true;
     }
     if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
+    if (resumedSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-resumed", { bubbles: true }));
     this.lastEventAt = Date.now();
     this.schedule();
   }
