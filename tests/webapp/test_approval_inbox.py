@@ -149,3 +149,16 @@ def test_a_waiting_run_says_waiting_in_the_history_the_timeline_and_its_page(
     detail = page(client, alice, f"/runs/{waiting_run.pk}/")
     assert re.search(r'data-run-status data-status="waiting"', detail)
     assert "Waiting</span>" in detail
+
+
+def test_waiting_has_its_own_colour_in_light_and_both_dark_blocks():
+    from pathlib import Path
+
+    tokens = (Path(__file__).parents[2] / "static/css/tokens.css").read_text()
+    for name in ("--waiting", "--waiting-soft"):
+        values = re.findall(rf"^\s*{name}: (#[0-9a-f]{{6}});", tokens, re.M)
+        # :root, the system's dark preference, the chosen dark: the two dark ones agree.
+        assert len(values) == 3 and values[1] == values[2] != values[0], (name, values)
+    root = tokens.split("@media")[0]
+    light = dict(re.findall(r"^  (--[a-z-]+): (#[0-9a-f]{6});", root, re.M))
+    assert light["--waiting"] not in (light["--running"], light["--warn"], light["--accent"])
