@@ -121,7 +121,9 @@ def test_the_badge_counts_for_editors_only(waiting_run, client, alice, bob, caro
         html = client.get("/approvals/badge/").content.decode()
         assert badge(html) == "1" and 'href="/approvals/"' in html and "every 5s" in html
     client.force_login(carol)
-    assert badge(client.get("/approvals/badge/").content.decode()) is None
+    html = client.get("/approvals/badge/").content.decode()
+    # Nothing for her: no link and no count, only the poller, which asks again.
+    assert badge(html) is None and 'href="/approvals/"' not in html and "every 5s" in html
 
 
 def test_the_waiting_nodes_card_holds_its_form_for_editors_only(waiting_run, client, bob, carol):
@@ -144,6 +146,7 @@ def test_a_waiting_run_says_waiting_in_the_history_the_timeline_and_its_page(
     row = re.search(row_html, history, re.S)
     assert row and row.group(1) == "waiting"
     assert '<span class="badge waiting">waiting</span>' in row.group(2)
+    assert 'href="/approvals/" data-testid="inbox-link"' in history
     timeline = page(client, alice, f"/runs/{waiting_run.pk}/timeline/")
     assert re.search(r'class="tl-bar st-waiting[^"]*"', timeline)
     detail = page(client, alice, f"/runs/{waiting_run.pk}/")
