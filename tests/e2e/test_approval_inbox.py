@@ -14,6 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import log_in
+from tests.e2e.test_accessibility import audit
 from tests.e2e.test_runs import TIMEOUT_MS, canvas_status, start_run
 from tests.webapp.test_approvals import refund_graph
 from webapp.flows import services
@@ -97,6 +98,7 @@ def test_bob_sees_the_badge_approves_from_his_inbox_and_alices_canvas_goes_on(
     log_in(alice_page, server, alice)
     run_id = start_waiting_run(alice_page, server, flow_id)
     alice_page.evaluate("window.__stillThisPage = true")
+    assert audit(alice_page, server) == [], "the waiting run's page, its status pill included"
 
     # Bob's page polls: the count arrives without a reload.
     bob_page.evaluate("window.__stillThisPage = true")
@@ -107,6 +109,7 @@ def test_bob_sees_the_badge_approves_from_his_inbox_and_alices_canvas_goes_on(
     item = bob_page.locator(f'[data-testid="inbox-item"][data-run="{run_id}"]')
     expect(item).to_contain_text("Refund 12 EUR?")
     expect(item).to_contain_text(f"run #{run_id}")
+    assert audit(bob_page, server) == [], "the inbox with its form"
     item.locator('input[name="f_note"]').fill("fine")
     item.get_by_test_id("approval-action-approve").click()
     expect(item.get_by_test_id("approval-answered")).to_contain_text("approve")
