@@ -165,3 +165,26 @@ def test_waiting_has_its_own_colour_in_light_and_both_dark_blocks():
     root = tokens.split("@media")[0]
     light = dict(re.findall(r"^  (--[a-z-]+): (#[0-9a-f]{6});", root, re.M))
     assert light["--waiting"] not in (light["--running"], light["--warn"], light["--accent"])
+
+
+def test_the_inbox_costs_the_same_queries_for_one_waiting_run_or_three(
+    waiting_run, flow, alice, bob, client
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webapp import execution
+
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as one:
+        client.get("/approvals/")
+    for _ in range(2):
+        run = Run.objects.create(
+            flow=flow, flow_version=flow.current(), started_by=alice, inputs={"q": "1"}
+        )
+        execution.start(run.pk)
+        idle()
+    with CaptureQueriesContext(connection) as three:
+        html = client.get("/approvals/").content.decode()
+    assert html.count('data-testid="inbox-item"') == 3
+    assert len(three.captured_queries) == len(one.captured_queries)
