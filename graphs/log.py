@@ -10,8 +10,10 @@ it goes; ``fold(events)`` folds a whole log. A *visit* is one execution of a nod
 ``(node, iteration)``, retries included. ``to_json()`` is the whole state as plain JSON,
 exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same events:
 
-- run: ``status`` (``queued`` until ``run_started``, ``running``, then the
-  ``run_finished`` status: ``succeeded``, ``failed`` or ``cancelled``), ``schema`` (1
+- run: ``status`` (``queued`` until ``run_started``, ``running``, ``waiting`` while
+  every visit begun and not ended waits for someone (``node_waiting``, until its
+  ``node_resumed``), then the ``run_finished`` status: ``succeeded``, ``failed`` or
+  ``cancelled``), ``schema`` (1
   when the log predates it), ``inputs``, ``outputs``, ``error``, ``usage``
   (``{input_tokens, output_tokens}``, with ``thinking_tokens``,
   ``cache_creation_input_tokens``, ``cache_read_input_tokens`` and
@@ -24,8 +26,8 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   before either), ``paused`` (null, or while the run is paused for its budget, the latest
   ``run_paused``'s ``{node, iteration, spent_usd, remaining_usd, needed_usd, budget_usd}``);
 - ``nodes``: node id -> its visits, by iteration, each with ``node``, ``iteration``,
-  ``status`` (``queued``, ``running``, ``done``, ``failed``, ``cancelled`` or
-  ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
+  ``status`` (``queued``, ``running``, ``waiting``, ``done``, ``failed``, ``cancelled``
+  or ``skipped``), ``inputs``, ``text`` (what streamed in the attempt that counted),
   ``thinking`` (the model's thinking that streamed in it, kept apart from ``text``),
   ``output``, ``detail``, ``model``, ``usage``, ``usage_by_model``, ``cost_usd``,
   ``saved_usd``, ``provider_saved_usd``, ``priced`` (the event was priced when recorded: a
@@ -332,6 +334,10 @@ class RunLog:
         self._visits: dict[VisitKey, Visit] = {}  # in the order first seen
         self._nodes: dict[str, dict[int, Visit]] = {}
         self._last: dict[str, Visit] = {}  # each node's visit its latest event was about
+        # How many visits are open (begun, not ended) and how many of those wait: the run
+        # waits when they are the same (and not zero), counted so no event scans them all.
+        self._open = 0
+        self._waits = 0
 
     # Reading ---------------------------------------------------------------------
 
@@ -471,6 +477,7 @@ class RunLog:
         if visit is None:
             visit = self._visits[key] = Visit(node, iteration)
             self._nodes.setdefault(node, {})[iteration] = visit
+            self._open += 1
         self._last[node] = visit
         return visit
 
@@ -479,6 +486,15 @@ class RunLog:
         if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 1:
             iteration = 1
         visit = self._visit(node, iteration)
+        was = visit.status
+        self._visit_event(kind, visit, event, ts)
+        if visit.status != was:
+            self._open += (was in _SETTLED) - (visit.status in _SETTLED)
+            self._waits += (visit.status == _WAITING) - (was == _WAITING)
+        if self.status in ("running", _WAITING):
+            self.status = _WAITING if self._waits and self._waits == self._open else "running"
+
+    def _visit_event(self, kind: Any, visit: Visit, event: Event, ts: float | None) -> None:
         if kind == "node_started":
             # Again after a takeover: the node runs anew elsewhere, its stream too.
             visit.status = "running"

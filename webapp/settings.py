@@ -74,6 +74,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "webapp.teams.context_processors.waiting",
+                "webapp.runs.context_processors.waiting",
             ],
         },
     },

@@ -76,6 +76,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
         ("editor", f"/flows/{flow_id}/", "html[data-canvas=ready]"),
         ("run page", f"/runs/{run_id}/", "[data-testid=run-status][data-status=succeeded]"),
         ("share page", f"/flows/{flow_id}/share/", "main"),
+        ("approvals inbox", "/approvals/", "[data-testid=approval-inbox]"),
     ]:
         page.goto(server.url + path)
         page.wait_for_selector(ready, timeout=TIMEOUT_MS)

@@ -22,7 +22,7 @@ def test_the_golden_logs_cover_every_scenario_the_readers_meet():
     assert names >= {
         "chain", "router", "loop", "fanout", "map", "failure", "on_error_continue",
         "retries", "cancel", "cache_hit", "reused", "interrupted", "old_schemaless",
-        "thinking", "approval", "budget",
+        "thinking", "approval", "approval_parked", "budget",
     }  # fmt: skip
 
 
@@ -243,3 +243,51 @@ def test_a_budget_pause_reads_its_figures_until_the_raise_resumes_the_run():
     resumed = fold(events)
     assert resumed.paused is None and resumed.budget_usd == 100
     assert resumed.final_states()["ask2"] == "done" and resumed.status == "succeeded"
+
+
+def statuses(events: list[dict]) -> dict[int, str]:
+    """seq -> the run's status once that event is folded in, one event at a time."""
+    log, seen = RunLog(), {}
+    for event in events:
+        log.apply(event)
+        seen[event["seq"]] = log.status
+    return seen
+
+
+def seq_of(events: list[dict], kind: str, node: str | None = None) -> int:
+    return next(e["seq"] for e in events if e["type"] == kind and e.get("node", node) == node)
+
+
+def test_a_parked_run_reads_waiting_until_its_answer_then_running_to_its_end():
+    events = golden("approval")["events"]
+    seen = statuses(events)
+    assert seen[seq_of(events, "node_started", "ask")] == "running"
+    assert seen[seq_of(events, "node_waiting", "ask")] == "waiting"
+    assert seen[seq_of(events, "node_resumed", "ask")] == "running"
+    assert seen[events[-1]["seq"]] == golden("approval")["fold"]["status"] == "succeeded"
+
+
+def test_a_run_waits_only_while_every_open_visit_waits():
+    document = golden("approval_parked")
+    events = document["events"]
+    seen = statuses(events)
+    # note runs beside the two waiting approvals: the run runs.
+    assert seen[seq_of(events, "node_started", "note")] == "running"
+    resumed = seq_of(events, "node_resumed", "ask")
+    assert seen[resumed - 1] == "waiting", "parked: nothing but the approvals is open"
+    assert seen[resumed] == "running"
+    # check still waits once ask's branch is done: parked again, and the fold says so.
+    assert document["fold"]["status"] == "waiting"
+    assert fold(events).final_states()["check"] == "waiting"
+
+
+def test_a_waiting_run_cancelled_reads_cancelled():
+    events = golden("approval")["events"]
+    parked = [e for e in events if e["seq"] <= seq_of(events, "node_waiting", "ask")]
+    seq = parked[-1]["seq"]
+    log = fold(parked)
+    assert log.status == "waiting"
+    log.apply({"seq": seq + 1, "type": "node_failed", "node": "ask", "cancelled": True})
+    assert log.status == "running", "no visit waits any more (the run_finished follows)"
+    log.apply({"seq": seq + 2, "type": "run_finished", "status": "cancelled"})
+    assert log.status == "cancelled"

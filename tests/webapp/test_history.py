@@ -164,12 +164,12 @@ def test_a_page_of_history_costs_the_same_few_queries_however_many_rows(
     parents = add_runs(summarise, PAGE_SIZE)
     for parent in parents[:20]:
         add_runs(triage, 1, kind="rerun", parent=parent)
-    # session, user, the header's pending-invitation badge, flows for the select, count,
-    # the page: nothing per row
-    with django_assert_max_num_queries(6):
+    # session, user, the header's pending-invitation and waiting-approval badges, flows
+    # for the select, count, the page: nothing per row
+    with django_assert_max_num_queries(7):
         html = alice_client.get("/runs/").content.decode()
     assert len(row_ids(html)) == PAGE_SIZE
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         alice_client.get(f"/flows/{triage.pk}/runs/")
 
 

@@ -371,6 +371,9 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "editor_run": (POST(EDITOR, flow_id),),
     # Its run has no budget and has ended: an editor gets the section back saying so.
     "run_budget": (GET(VIEWER, run_id), POST(EDITOR, run_id, lambda w: {"budget_usd": "1"})),
+    # What waits for the user (only what they may answer: none of these personas here).
+    "approval_inbox": (GET(USER),),
+    "approval_badge": (GET(USER),),
     # Its run waits for nothing: an editor's answer gets the section back with why.
     "run_approve": (
         GET(VIEWER, lambda w: {"run_id": w.run.pk, "node_id": "answer"}),

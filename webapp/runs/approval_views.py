@@ -18,16 +18,26 @@ from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run, RunEvent
 
 FIELD_PREFIX = "f_"
+# Where a form posted from shows one wait (runs/_approval_item.html) rather than the run
+# page's whole section: the inbox and the run page's node card.
+ITEM_PLACES = ("inbox", "node")
+# The event (on the page's body) that makes the header's approvals count ask again.
+APPROVALS_CHANGED = "switchyard-approvals-changed"
+
+
+def shown_wait(user, run: Run, node: str, wait: dict[str, Any]) -> dict[str, Any]:
+    """A wait as its form shows it, with whether ``user`` may answer it."""
+    return {
+        "node": node,
+        **wait,
+        **_shown_input(wait),
+        "may_answer": approvals.may_answer(user, run, wait),
+    }
 
 
 def approvals_context(user, run: Run) -> dict[str, Any]:
     waits = [
-        {
-            "node": node,
-            **wait,
-            **_shown_input(wait),
-            "may_answer": approvals.may_answer(user, run, wait),
-        }
+        shown_wait(user, run, node, wait)
         for node, wait in sorted(approvals.waits_of(run).items())
         if wait.get("kind") in approvals.ANSWERED_KINDS
     ]
@@ -81,6 +91,24 @@ def run_approve(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse
     except approvals.NotWaiting as exc:
         error = str(exc)
     run = Run.objects.get(pk=run_id)
-    context = approvals_context(request.user, run)
-    context.update(error=error, error_node=node_id, answered=answered, answered_node=node_id)
-    return render(request, "runs/_approvals.html", context)
+    place = request.POST.get("place", "")
+    if place in ITEM_PLACES:
+        # The inbox and the node card show this one wait: what the answer left of it.
+        wait = approvals.waits_of(run).get(node_id) if not answered else None
+        context = {
+            "run_id": run.pk,
+            "wait": shown_wait(request.user, run, node_id, wait) if wait else {"node": node_id},
+            "place": place,
+            "error": error,
+            "error_node": node_id,
+            "answered": answered,
+        }
+        response = render(request, "runs/_approval_item.html", context)
+    else:
+        context = approvals_context(request.user, run)
+        context.update(error=error, error_node=node_id, answered=answered, answered_node=node_id)
+        response = render(request, "runs/_approvals.html", context)
+    if answered:
+        # The header's count (runs/_approvals_badge.html) asks again at once.
+        response["HX-Trigger"] = APPROVALS_CHANGED
+    return response

@@ -112,7 +112,7 @@ def build_timeline(
         start = visit.started_ts if visit.started_ts is not None else visit.ended_ts
         if start is None:
             continue
-        settled = visit.status in ("done", "failed", "cancelled")
+        settled = visit.status in ("done", "failed", "cancelled", "waiting")
         visits.append(
             {
                 "node": visit.node,

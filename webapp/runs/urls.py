@@ -9,6 +9,7 @@ from webapp.runs import (
     budget_views,
     compare_views,
     history_views,
+    inbox_views,
     rerun_views,
     views,
 )
@@ -44,6 +45,8 @@ flow_urls = [
 ]
 
 urlpatterns = [
+    path("approvals/", inbox_views.approval_inbox, name="approval_inbox"),
+    path("approvals/badge/", inbox_views.approval_badge, name="approval_badge"),
     path("runs/", history_views.run_history, name="run_history"),
     path("runs/compare/", compare_views.run_compare, name="run_compare"),
     path("runs/<int:run_id>/", include(run_urls)),

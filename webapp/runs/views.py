@@ -21,11 +21,11 @@ from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
 from webapp.core.model_setup import offline_model_in_use
 from webapp.flows.access import can_edit_flow, can_own_flow, flow_for_editor, flow_for_viewer
-from webapp.runs import budgets, pricing
+from webapp.runs import approvals, budgets, pricing
 from webapp.runs import estimate as run_estimates
 from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
-from webapp.runs.approval_views import approvals_context
+from webapp.runs.approval_views import approvals_context, shown_wait
 from webapp.runs.budget_views import budget_context
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
@@ -233,6 +233,8 @@ TIMELINE_EVENTS = (
     "node_failed",
     "node_skipped",
     "node_delta",
+    "node_waiting",
+    "node_resumed",
 )
 
 
@@ -283,7 +285,21 @@ def node_detail(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse
         "replaying": upto is not None and upto < run.last_seq,
         "total_cost": _total_cost(visits),
     }
+    if upto is None:
+        context.update(_node_wait(request.user, run, node_id, visits))
     return render(request, "runs/_node.html", context)
+
+
+def _node_wait(user, run: Run, node_id: str, visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """A waiting node's card shows its form (the live canvas: click the node, answer)."""
+    wait = approvals.waits_of(run).get(node_id)
+    if wait is not None and wait.get("kind") in approvals.ANSWERED_KINDS:
+        return {"wait": shown_wait(user, run, node_id, wait)}
+    # The engine's node_waiting is broadcast before the driver stores the run waiting: a
+    # card asked in between asks again shortly.
+    last = visits[-1]["status"] if visits else None
+    parking = run.status == Run.Status.RUNNING and last == "waiting"
+    return {"wait_parking": parking}
 
 
 def _upto(value: str | None) -> int | None:

@@ -104,6 +104,8 @@ import {
 // Options marking changes that are not edits of the flow (ports, sizes, run state, styles):
 // history skips them and they never make the flow dirty. (X6 itself uses `ui` for user gestures.)
 const UI = { derived: true };
+// Under a node parked for a person (PROBLEM_CHARS at most).
+const WAITING_TEXT = "Waiting for an answer";
 
 const $ = (selector, root) => (root || document).querySelector(selector);
 
@@ -384,6 +386,8 @@ function createCanvas(X6, DATA) {
     const warning = problem ? null : warnings.get(node.id);
     // A runtime error shows on the failed node (live and in a replay) when nothing else does.
     const failure = !problem && !warning && state.status === "failed" ? state.error || "" : "";
+    // A node parked for a person says so under its frame (the run page opens its form on a click).
+    const waits = !problem && !warning && state.status === "waiting";
     const hasStream = Boolean(state.text);
     if (hasStream) run.tall.add(node.id);
     const base = baseHeight(rows);
@@ -414,8 +418,14 @@ function createCanvas(X6, DATA) {
       badgeText: { text: state.iteration > 1 ? `×${state.iteration}` : "" },
       problem: {
         y: height + 14,
-        text: shortText(problem || warning || failure || "", PROBLEM_CHARS),
-        class: warning ? "sy-problem-text is-warning" : failure ? "sy-problem-text is-failure" : "sy-problem-text",
+        text: shortText(problem || warning || failure || (waits ? WAITING_TEXT : ""), PROBLEM_CHARS),
+        class: warning
+          ? "sy-problem-text is-warning"
+          : failure
+            ? "sy-problem-text is-failure"
+            : waits
+              ? "sy-problem-text is-waiting"
+              : "sy-problem-text",
       },
       ...tagAttrs(state.badges || []),
     };

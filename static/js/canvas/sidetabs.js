@@ -11,7 +11,8 @@
  * tabs.
  */
 
-const ACTIVE = new Set(["queued", "running"]);
+// A run parked for a person (waiting) is still under way: its tab stays shown.
+const ACTIVE = new Set(["queued", "running", "waiting"]);
 
 export function sideTabs(side) {
   const tabs = [...side.querySelectorAll("[data-side-tab]")];

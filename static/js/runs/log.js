@@ -271,6 +271,10 @@ export class RunLog {
     this.byNode = new Map(); // node -> Map(iteration -> visit)
     this.last = new Map(); // node -> the visit its latest event was about
     this.epoch = {}; // what this log's own visits carry (see copy())
+    // Visits open (begun, not ended) and how many of them wait: the run waits when the
+    // two are the same (and not zero), counted so no event scans every visit.
+    this.open = 0;
+    this.waits = 0;
   }
 
   // Reading -------------------------------------------------------------------------
@@ -404,6 +408,7 @@ export class RunLog {
       this.byKey.set(key, visit);
       if (!this.byNode.has(node)) this.byNode.set(node, new Map());
       this.byNode.get(node).set(iteration, visit);
+      this.open += 1;
     } else if (visit.epoch !== this.epoch) {
       // Shared with a copy: change one of this log's own.
       visit = visit.copy(this.epoch);
@@ -418,6 +423,18 @@ export class RunLog {
     let iteration = event.iteration;
     if (!isInt(iteration) || iteration < 1) iteration = 1;
     const visit = this.visit(node, iteration);
+    const was = visit.status;
+    this.visitEvent(kind, visit, event, ts);
+    if (visit.status !== was) {
+      this.open += SETTLED.has(was) - SETTLED.has(visit.status);
+      this.waits += (visit.status === "waiting") - (was === "waiting");
+    }
+    if (this.status === "running" || this.status === "waiting") {
+      this.status = this.waits && this.waits === this.open ? "waiting" : "running";
+    }
+  }
+
+  visitEvent(kind, visit, event, ts) {
     if (kind === "node_started") {
       // Again after a takeover: the node runs anew elsewhere, its stream too.
       visit.status = "running";

@@ -149,3 +149,40 @@ test("a budget pause folds its figures until the raise resumes the run, as in Py
   assert.equal(resumed.budgetUsd, 100);
   assert.equal(resumed.finalStates().ask2, "done");
 });
+
+/** seq -> the run's status once that event is folded in, one event at a time. */
+function statuses(events) {
+  const log = new RunLog();
+  const seen = {};
+  for (const event of events) {
+    log.apply(event);
+    seen[event.seq] = log.status;
+  }
+  return seen;
+}
+const seqOf = (events, type, node) => events.find((e) => e.type === type && e.node === node).seq;
+
+test("a parked run reads waiting until its answer, then running to its end, as in Python", () => {
+  const { events } = golden("approval");
+  const seen = statuses(events);
+  assert.equal(seen[seqOf(events, "node_started", "ask")], "running");
+  assert.equal(seen[seqOf(events, "node_waiting", "ask")], "waiting");
+  assert.equal(seen[seqOf(events, "node_resumed", "ask")], "running");
+  assert.equal(seen[events.at(-1).seq], "succeeded");
+});
+
+test("a run waits only while every open visit waits, as in Python", () => {
+  const { events, fold: expected } = golden("approval_parked");
+  const seen = statuses(events);
+  assert.equal(seen[seqOf(events, "node_started", "note")], "running");
+  const resumed = seqOf(events, "node_resumed", "ask");
+  assert.equal(seen[resumed - 1], "waiting");
+  assert.equal(seen[resumed], "running");
+  assert.equal(expected.status, "waiting");
+  // A copy taken while waiting goes on on its own (a replay's seek point).
+  const parked = fold(events.slice(0, resumed - 1));
+  const copy = parked.copy();
+  copy.apply(events[resumed - 1]);
+  assert.equal(copy.status, "running");
+  assert.equal(parked.status, "waiting");
+});

@@ -263,7 +263,9 @@ export class RunModel {
     const { input_tokens: input, output_tokens: output } = log.usage;
     if (!log.apply(event)) return false;
     // The fold began afresh: a new run on a clean canvas.
-    if (log.status === "running" && (status !== "running" || log.startedTs !== startedTs)) this.begin();
+    // (A parked run going on, waiting -> running, is the same run.)
+    const going = status === "running" || status === "waiting";
+    if (log.status === "running" && (!going || log.startedTs !== startedTs)) this.begin();
     if (node !== null && log.lastVisit(node) !== null) {
       this.changed(node);
       const visit = log.lastVisit(node);

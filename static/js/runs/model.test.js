@@ -166,6 +166,7 @@ function paintInto(canvas, changes) {
 function expectedLooks(events, expected) {
   const lastIteration = new Map();
   for (const event of events) if (event.node) lastIteration.set(event.node, event.iteration || 1);
+  const over = expected.status !== "waiting";
   const looks = {};
   for (const [id, visits] of Object.entries(expected.nodes)) {
     const last = visits.find((visit) => visit.iteration === lastIteration.get(id));
@@ -177,16 +178,16 @@ function expectedLooks(events, expected) {
     const usage = (done && done.usage) || {};
     if (usage.cache_read_input_tokens || usage.cache_creation_input_tokens) kinds.push("provider-cache");
     if (done && done.reused) kinds.push("reused");
-    // The run is over: a visit it left open was stopped.
-    const status = last.status === "running" ? "cancelled" : last.status;
+    // The run is over: a visit it left open was stopped (a parked run is not over).
+    const status = last.status === "running" && over ? "cancelled" : last.status;
     looks[id] = {
       status: status, iteration: last.iteration, badges: kinds,
       cost: costs.length ? costs.reduce((a, b) => a + b, 0) : null,
       source: done && (done.cached || done.reused) ? (done.cached || done.reused).source : null,
     };
   }
-  // In the flow, never reached: idle once the run is over.
-  looks.never = { status: "idle", iteration: 0, badges: [], cost: null, source: null };
+  // In the flow, never reached: idle once the run is over, queued while it waits.
+  looks.never = { status: over ? "idle" : "queued", iteration: 0, badges: [], cost: null, source: null };
   return looks;
 }
 
@@ -313,4 +314,21 @@ test("the run's provider-cache figures follow the fold, for the run page's live 
   assert.equal(model.providerCacheText, "");
   for (const event of events) model.apply(event);
   assert.equal(model.providerCacheText, "provider cache: 67% read, saved $0.003725");
+});
+
+test("a parked run going on is the same run: no reset, its marks kept, its status waiting then running", () => {
+  const { events } = GOLDEN.find(([name]) => name === "approval")[1];
+  const model = new RunModel(() => ["q", "ask", "yes", "no", "out"]);
+  const resumed = events.findIndex((event) => event.type === "node_resumed");
+  for (const event of events.slice(0, resumed)) model.apply(event);
+  model.takeChanges();
+  assert.equal(model.status, "waiting");
+  assert.equal(model.nodes.get("ask").status, "waiting");
+  model.apply(events[resumed]);
+  const changes = model.takeChanges();
+  assert.equal(changes.reset, false);
+  assert.equal(changes.run, true);
+  assert.equal(model.status, "running");
+  assert.equal(model.nodes.get("ask").status, "running");
+  assert.equal(model.nodes.get("q").status, "done", "what ran before the wait stays painted");
 });

@@ -333,6 +333,7 @@ export class RunView {
     let waitingSeen = false;
     let pausesChanged = false;
     let budgetSeen = false;
+    let resumedSeen = false;
     for (const event of events) {
       this.queue.push(event);
       if (event.type === "node_item") this.itemEvents.push(event);
@@ -340,9 +341,12 @@ export class RunView {
       else if (event.type === "node_waiting") waitingSeen = true;
       // ... and its budget section (runs/_budget.html) the pause and the raise.
       else if (event.type === "run_paused" || event.type === "run_resumed") budgetSeen = true;
+      // Answered, here or anywhere else: the section drops the form it showed.
+      else if (event.type === "node_resumed") resumedSeen = true;
       if (PAUSE_EVENTS.has(event.type)) pausesChanged = true;
     }
     if (waitingSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-waiting", { bubbles: true }));
+    if (resumedSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-resumed", { bubbles: true }));
     if (budgetSeen) document.body.dispatchEvent(new CustomEvent("switchyard-run-paused", { bubbles: true }));
     if (pausesChanged) this.refreshPauses();
     this.lastEventAt = Date.now();
