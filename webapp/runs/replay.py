@@ -43,6 +43,8 @@ REPLAYED_EVENTS = frozenset(
         "node_resumed",
         "agent_turn",
         "agent_tool",
+        "run_paused",
+        "run_resumed",
         "run_finished",
     }
 )

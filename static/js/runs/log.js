@@ -478,7 +478,8 @@ export class RunLog {
       // What it waits for shows as its detail until its answer's node_finished.
       visit.status = "waiting";
       visit.detail = { wait: object(event.wait) };
-      if (visit.detail.wait.kind === "breakpoint") {
+      const waitsFor = visit.detail.wait.kind;
+      if (waitsFor === "breakpoint") {
         // Paused before it starts: what it would run on are its inputs so far.
         visit.inputs = object(visit.detail.wait.inputs);
       }
