@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from webapp import execution
+from webapp.execution.inprocess import InProcessDriver
 from webapp.flows import services
 from webapp.runs.models import Run, RunEvent
 
@@ -239,8 +240,14 @@ def test_a_paused_run_stays_paused_through_recover_runs_and_then_continues(pause
     assert paused.outputs == {"answer": "b(a(after))"}
 
 
+class NeverPauses(InProcessDriver):
+    """A driver whose runs cannot pause (both of the product's can)."""
+
+    pauses_runs = False
+
+
 def test_a_driver_whose_runs_cannot_pause_refuses_breakpoints(flow, alice, settings):
-    settings.RUN_DRIVER = "webapp.execution.distributed.CeleryDriver"
+    settings.RUN_DRIVER = f"{__name__}.NeverPauses"
     body = json.dumps({"inputs": {"q": "hi"}, "breakpoints": ["a"]})
     response = session(alice).post(
         f"/flows/{flow.pk}/editor-runs/", body, content_type="application/json"

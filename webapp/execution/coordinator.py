@@ -45,7 +45,7 @@ from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.celery import app
 from webapp.execution.plans import compiled_run, options_for
-from webapp.runs import approvals, limits, services
+from webapp.runs import approvals, budget_raise, limits, services
 from webapp.runs.eventlog import Appender
 from webapp.runs.models import NodeTask, Run, Slot
 
@@ -108,6 +108,7 @@ class Step:
         self.log = Appender(run)
         self.schedule: Schedule | None = None
         self.stopping = False
+        self.parked = False  # save stored the run waiting
 
     @classmethod
     def locked(cls, run_id: int) -> Step:
@@ -142,11 +143,36 @@ class Step:
         if step.stopped:
             self.stop_tasks()
         if step.ready:
-            tasks = NodeTask.objects.bulk_create(
-                NodeTask(run=self.run, node=r.node, iteration=r.iteration, inputs=r.inputs)
-                for r in step.ready
-            )
-            self.dispatch.tasks += [(task.pk, task.epoch) for task in tasks]
+            self.dispatch.tasks += self.tasks_for(step.ready)
+
+    def tasks_for(self, ready: list[Ready]) -> list[tuple[int, int]]:
+        """A queued task for each visit made ready: a new row, or, for a visit that ran
+        already and is ready again (it parked to be run again: an agent's tool approval, a
+        raised budget), its own row queued in a new epoch (one task per node visit)."""
+        visits = Q()
+        for r in ready:
+            visits |= Q(node=r.node, iteration=r.iteration)
+        rows = NodeTask.objects.select_for_update().filter(visits, run=self.run, item=NodeTask.NODE)
+        existing = {(task.node, task.iteration): task for task in rows}
+        again = []
+        for r in ready:
+            if (task := existing.get((r.node, r.iteration))) is not None:
+                task.inputs, task.epoch, task.status = (
+                    r.inputs,
+                    task.epoch + 1,
+                    NodeTask.Status.QUEUED,
+                )
+                task.worker, task.result, task.cancel, task.enqueued_at = "", None, False, None
+                task.lease_until = task.finished_at = None
+                again.append(task)
+        fields = ["inputs", "epoch", "status", "worker", "result", "cancel", "enqueued_at"]
+        NodeTask.objects.bulk_update(again, [*fields, "lease_until", "finished_at"])
+        made = NodeTask.objects.bulk_create(
+            NodeTask(run=self.run, node=r.node, iteration=r.iteration, inputs=r.inputs)
+            for r in ready
+            if (r.node, r.iteration) not in existing
+        )
+        return [(task.pk, task.epoch) for task in [*again, *made]]
 
     def stop_tasks(self) -> None:
         """The run is ending: running tasks stop at their next heartbeat; queued ones now."""
@@ -180,6 +206,7 @@ class Step:
                 # waiting node's was closed with its outcome), lease or slot until an
                 # answer or a timeout resumes it (webapp.execution.parking).
                 fields.update(approvals.parked_fields(fields["state"]))
+                self.parked = True
         self.dispatch.events = self.log.save(**fields)
         return self.dispatch
 
@@ -307,6 +334,10 @@ def finish(task_id: int, epoch: int, outcome: Outcome, events: list[dict[str, An
             step.apply(next_step)
         dispatch = step.save()
     dispatch.send()
+    if step.parked:
+        # Paused for its budget, it may have been raised while the run still ran, which
+        # had nothing to resume then (a no-op for any other wait).
+        budget_raise.resume_if_raised(run_id)
 
 
 def item_task(parent_id: int, epoch: int, index: int, inputs: dict[str, Any]) -> NodeTask:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from webapp.celery import app
 from webapp.execution import coordinator, parking
 from webapp.runs.approvals import Answer
+from webapp.runs.budget_raise import BudgetRaise
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ QUEUED_NOTICE = (
 
 class CeleryDriver:
     runs_outlive_the_server = True
+    # Its runs park at breakpoints (webapp.runs.breakpoints) and resume on the workers.
+    pauses_runs = True
 
     def start(self, run_id: int) -> str | None:
         return self.send_begin(run_id)
@@ -43,8 +46,9 @@ class CeleryDriver:
     def cancel(self, run_id: int) -> bool:
         return coordinator.cancel(run_id)
 
-    def resume(self, run_id: int, claim: Callable[[], Answer]) -> None:
-        """Claim a parked run and go on with it on the workers (webapp.execution.parking)."""
+    def resume(self, run_id: int, claim: Callable[[], Answer | BudgetRaise]) -> None:
+        """Claim a parked run (an answer, a pause's Continue or Step, a raised budget) and
+        go on with it on the workers (webapp.execution.parking)."""
         parking.resume(run_id, claim)
 
     async def wait_idle(self) -> None:
