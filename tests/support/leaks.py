@@ -7,12 +7,18 @@ tests/scaleout/test_secret_leaks_celery.py (Celery workers on PostgreSQL and Red
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
 from django.apps import apps
+from django.test import Client
+
+from webapp.accounts.models import ApiToken
+from webapp.flows.sharing import service as sharing
+from webapp.runs.models import Run
 
 # The credential rows hold the values encrypted; searched anyway (a plain value there is a
 # leak too), they only must not hold the plain text.
@@ -65,3 +71,72 @@ def assert_nowhere(places: Mapping[str, str], secrets: Iterable[str]) -> None:
     for secret in secrets:
         found = leaks(places, secret)
         assert found == {}, f"the planted secret leaked into: {sorted(found)}"
+
+
+def page_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def body(answer) -> str:
+    if answer.streaming and answer.is_async:  # the event stream
+
+        async def read() -> bytes:
+            return b"".join([chunk async for chunk in answer.streaming_content])
+
+        return asyncio.run(read()).decode()
+    if answer.streaming:
+        return b"".join(answer.streaming_content).decode()
+    return answer.content.decode()
+
+
+def every_place(user, owner, run: Run) -> dict[str, str]:
+    """Every API answer and page about `run` and its flow as `user` sees them, its share
+    links' public pages (made by `owner`) and the database dump, by name."""
+    flow = run.flow
+    places: dict[str, str] = {}
+    token = ApiToken.issue(user, "leak search")[1]
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    for path in (
+        f"/api/runs/{run.pk}",
+        f"/api/runs/{run.pk}/events",
+        f"/api/runs/{run.pk}/stream",
+        f"/api/flows/{flow.pk}",
+        f"/api/flows/{flow.pk}/export",
+        "/api/credentials",
+        "/api/mcp-servers",
+    ):
+        answer = api.get(path)
+        assert answer.status_code == 200, (path, answer.status_code)
+        places[path] = body(answer)
+    pages = page_client(user)
+    nodes = [n["id"] for n in run.graph["nodes"]]
+    for path in [
+        f"/runs/{run.pk}/",
+        f"/runs/{run.pk}/outputs/",
+        f"/runs/{run.pk}/steps/",
+        f"/runs/{run.pk}/replay/",
+        f"/runs/{run.pk}/timeline/",
+        *(f"/runs/{run.pk}/nodes/{node}/" for node in nodes),
+        f"/flows/{flow.pk}/",
+        f"/flows/{flow.pk}/export/",
+        f"/flows/{flow.pk}/runs/",
+        f"/flows/{flow.pk}/versions/",
+        *(f"/flows/{flow.pk}/versions/{v.number}/" for v in flow.versions.all()),
+        "/runs/",
+    ]:
+        answer = pages.get(path, headers={"HX-Request": "true"})
+        assert answer.status_code == 200, (path, answer.status_code)
+        places[path] = body(answer)
+    _, flow_link = sharing.create_link(flow, owner)
+    _, run_link = sharing.create_link(flow, owner, run=run)
+    public = Client()
+    for raw in (flow_link, run_link):
+        for path in (f"/s/{raw}/", f"/s/{raw}/runs/{run.pk}/", f"/s/{raw}/runs/{run.pk}/events"):
+            answer = public.get(path, follow=True)
+            assert answer.status_code == 200, (path, answer.status_code)
+            places[path] = answer.content.decode()
+    for table, text in database_dump().items():
+        places[f"table {table}"] = text
+    return places

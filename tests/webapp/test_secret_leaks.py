@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.test import Client
 
 from tests.fakes.anthropic_server import FakeResponse
 from tests.support.http_server import Reply, Seen, Server, json_reply, redirect, serve
-from tests.support.leaks import PLANTED, assert_nowhere, database_dump, leaks
+from tests.support.leaks import PLANTED, assert_nowhere, every_place, leaks
 from tests.support.mcp_server import McpTestServer
 from tests.webapp.test_credentials import model_flow
 from tests.webapp.test_mcp_servers import agent_flow
@@ -29,7 +28,6 @@ from webapp import execution
 from webapp.credentials import service as credentials
 from webapp.execution import plans
 from webapp.flows import services
-from webapp.flows.sharing import service as sharing
 from webapp.mcpservers import service as mcp_servers
 from webapp.runs.models import Run, RunEvent
 
@@ -101,72 +99,6 @@ def run_once(api, who: str, flow, inputs: dict) -> Run:
     return Run.objects.get(pk=started.json()["id"])
 
 
-def page_client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def body(answer) -> str:
-    if answer.streaming and answer.is_async:  # the event stream
-
-        async def read() -> bytes:
-            return b"".join([chunk async for chunk in answer.streaming_content])
-
-        return asyncio.run(read()).decode()
-    if answer.streaming:
-        return b"".join(answer.streaming_content).decode()
-    return answer.content.decode()
-
-
-def every_place(api, who, user, owner, run: Run) -> dict[str, str]:
-    """Every answer, page and row about `run` and its flow, by name."""
-    flow = run.flow
-    places: dict[str, str] = {}
-    for path in (
-        f"/api/runs/{run.pk}",
-        f"/api/runs/{run.pk}/events",
-        f"/api/runs/{run.pk}/stream",
-        f"/api/flows/{flow.pk}",
-        f"/api/flows/{flow.pk}/export",
-        "/api/credentials",
-        "/api/mcp-servers",
-    ):
-        answer = api(who).get(path)
-        assert answer.status_code == 200, (path, answer.status_code)
-        places[path] = body(answer)
-    pages = page_client(user)
-    nodes = [n["id"] for n in run.graph["nodes"]]
-    for path in [
-        f"/runs/{run.pk}/",
-        f"/runs/{run.pk}/outputs/",
-        f"/runs/{run.pk}/steps/",
-        f"/runs/{run.pk}/replay/",
-        f"/runs/{run.pk}/timeline/",
-        *(f"/runs/{run.pk}/nodes/{node}/" for node in nodes),
-        f"/flows/{flow.pk}/",
-        f"/flows/{flow.pk}/export/",
-        f"/flows/{flow.pk}/runs/",
-        f"/flows/{flow.pk}/versions/",
-        *(f"/flows/{flow.pk}/versions/{v.number}/" for v in flow.versions.all()),
-        "/runs/",
-    ]:
-        answer = pages.get(path, headers={"HX-Request": "true"})
-        assert answer.status_code == 200, (path, answer.status_code)
-        places[path] = body(answer)
-    _, flow_link = sharing.create_link(flow, owner)
-    _, run_link = sharing.create_link(flow, owner, run=run)
-    public = Client()
-    for raw in (flow_link, run_link):
-        for path in (f"/s/{raw}/", f"/s/{raw}/runs/{run.pk}/", f"/s/{raw}/runs/{run.pk}/events"):
-            answer = public.get(path, follow=True)
-            assert answer.status_code == 200, (path, answer.status_code)
-            places[path] = answer.content.decode()
-    for table, text in database_dump().items():
-        places[f"table {table}"] = text
-    return places
-
-
 @dataclass(frozen=True)
 class Call:
     """One http-node scenario: the credential's kind and value, where the node calls, and
@@ -216,7 +148,7 @@ def test_an_http_nodes_credential_leaks_nowhere(
         assert leaks({"first hop": str(hop.seen[-1].headers)}, case.value)
     if case.path == "closed":
         assert len(upstream.seen) + len(elsewhere.seen) == before
-    places = every_place(api, "bob", bob, alice, run)
+    places = every_place(bob, alice, run)
     places["caplog"] = "\n".join(r.getMessage() for r in caplog.records)
     assert_nowhere(places, [case.value])
 
@@ -267,7 +199,7 @@ def test_a_teams_anthropic_key_leaks_nowhere(failure, api, alice, bob, team, no_
     else:
         assert run.status == "failed"
         assert f"HTTP {failure.status}" in run.error and "[redacted]" in run.error
-    places = every_place(api, "bob", bob, alice, run)
+    places = every_place(bob, alice, run)
     places["caplog"] = "\n".join(r.getMessage() for r in caplog.records)
     assert_nowhere(places, [PLANTED])
 
@@ -302,7 +234,7 @@ def test_an_mcp_servers_credential_leaks_nowhere(
     plans.engine_services.cache_clear()
     assert run.status == "succeeded", run.error
     assert mcp_server.authorization == f"Bearer {PLANTED}"
-    places = every_place(api, "bob", bob, alice, run)
+    places = every_place(bob, alice, run)
     places["model requests"] = str(anthropic_env.message_requests)
     # The test's MCP server runs in this process and logs what it got; the app's lines only.
     server_side = ("mcp.server", "sse_starlette", "uvicorn")
