@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import redis
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -34,6 +35,26 @@ from webapp.runs.models import Run
 from webapp.teams.models import Membership, Role, Team
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def redis_dump(url: str) -> str:
+    """Every key of the session's Redis database and its value, whatever its type (the
+    broker's queues, task results, the channel layer's groups and messages)."""
+    client = redis.Redis.from_url(url)
+    read = {
+        b"string": client.get,
+        b"list": lambda k: client.lrange(k, 0, -1),
+        b"set": client.smembers,
+        b"zset": lambda k: client.zrange(k, 0, -1),
+        b"hash": client.hgetall,
+        b"stream": lambda k: client.xrange(k),
+    }
+    dump = []
+    for key in client.scan_iter():
+        kind = client.type(key)
+        dump.append(repr((key, read[kind](key) if kind in read else kind)))
+    assert dump, "the broker's keys are there to search"
+    return "\n".join(dump)
 
 
 @pytest.fixture
@@ -142,6 +163,7 @@ def test_no_credential_leaks_from_runs_the_workers_execute(
     for done in runs:
         for place, text in every_place(bob, alice, done).items():
             places[f"run {done.pk}: {place}"] = text
+    places["redis"] = redis_dump(settings.REDIS_URL)
     places["worker log"] = worker.log()
     assert "DEBUG" in places["worker log"] and "succeeded" in places["worker log"]
     places["model requests"] = str(model.message_requests)
