@@ -5,7 +5,9 @@ never inside template text, so a secret can be neither sent to a model nor rende
 an output. The host lends the values through ``Services.credentials``, a
 ``CredentialSource``: the web app's is loaded for one run (its team's credentials, or its
 runner's own), the command line has none. Only ``auth_headers`` here turns a value into
-what goes on the wire; nothing here logs, returns or raises with a value in it.
+what goes on the wire; nothing here logs, returns or raises with a value in it. A server
+may echo what it got (in a body, a header, an error text): ``secret_forms`` and ``redact``
+cut it out of an answer before a node emits, fails with or records any of it.
 
 >>> auth_headers("bearer", "s3cret")
 [('Authorization', 'Bearer s3cret')]
