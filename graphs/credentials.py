@@ -5,7 +5,9 @@ never inside template text, so a secret can be neither sent to a model nor rende
 an output. The host lends the values through ``Services.credentials``, a
 ``CredentialSource``: the web app's is loaded for one run (its team's credentials, or its
 runner's own), the command line has none. Only ``auth_headers`` here turns a value into
-what goes on the wire; nothing here logs, returns or raises with a value in it.
+what goes on the wire; nothing here logs, returns or raises with a value in it. A server
+may echo what it got (in a body, a header, an error text): ``secret_forms`` and ``redact``
+cut it out of an answer before a node emits, fails with or records any of it.
 
 >>> auth_headers("bearer", "s3cret")
 [('Authorization', 'Bearer s3cret')]
@@ -123,3 +125,31 @@ def auth_headers(
         if not _HEADER_VALUE.match(text):
             raise CredentialError(f"the value for header {name} holds a line break or control")
     return pairs
+
+
+REDACTED = "[redacted]"
+
+
+def secret_forms(secret: Secret, headers: list[tuple[str, str]]) -> list[str]:
+    """What to cut out of an answer to a request `secret` authenticated: the value as
+    entered and each header value it became (a Basic token, say), with the token alone
+    after its scheme and a basic credential's password. A server may echo any of them, in
+    a body or an error. Longest first, so a longer form is cut before a part of it.
+
+    >>> secret_forms(Secret("basic", "ann:pw-12345678"), auth_headers("basic", "ann:pw-12345678"))
+    ['Basic YW5uOnB3LTEyMzQ1Njc4', 'YW5uOnB3LTEyMzQ1Njc4', 'ann:pw-12345678', 'pw-12345678']
+    """
+    whole = {secret.value.strip(), *(value for _, value in headers)}
+    # Parts, only when long enough not to be an ordinary word of an answer.
+    parts = {value.rpartition(" ")[2] for _, value in headers}
+    if secret.kind == "basic":
+        parts.add(secret.value.partition(":")[2])
+    found = {s for s in whole if len(s) >= 4} | {s for s in parts if len(s) >= 8}
+    return sorted(found, key=lambda s: (-len(s), s))
+
+
+def redact(text: str, forms: list[str]) -> str:
+    """`text` with each of `forms` (``secret_forms``) replaced by ``[redacted]``."""
+    for form in forms:
+        text = text.replace(form, REDACTED)
+    return text

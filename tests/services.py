@@ -421,14 +421,22 @@ class Process:
 class Worker(Process):
     """One ``celery -A webapp worker`` process (``--pool solo`` by default)."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path, pool: str, size: int):
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_path: Path,
+        pool: str,
+        size: int,
+        loglevel: str = "INFO",
+    ):
         self.hostname = f"{name}@{socket.gethostname()}"
         command = [
             sys.executable, "-m", "celery", "-A", "webapp", "worker",
             "--hostname", self.hostname,
             "--pool", pool,
             "--concurrency", str(size),
-            "--loglevel", "INFO",
+            "--loglevel", loglevel,
             # Tests start and stop workers all the time: no gossip, mingle or heartbeats.
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
@@ -451,7 +459,13 @@ class Workers:
         return self.many(1, **options)[0]
 
     def many(
-        self, count: int, *, pool: str = "solo", size: int = 1, env: dict[str, str] | None = None
+        self,
+        count: int,
+        *,
+        pool: str = "solo",
+        size: int = 1,
+        env: dict[str, str] | None = None,
+        loglevel: str = "INFO",
     ) -> list[Worker]:
         """`pool`: ``solo`` runs each task in the worker process itself, so one process is
         one worker and SIGKILL or SIGSTOP hits exactly the task it runs; a task may run its
@@ -460,7 +474,7 @@ class Workers:
         for _ in range(count):
             name = f"w{len(self.started) + 1}-{os.getpid()}"
             log_path = self.log_dir / f"{name}.log"
-            worker = Worker(name, {**self.env, **(env or {})}, log_path, pool, size)
+            worker = Worker(name, {**self.env, **(env or {})}, log_path, pool, size, loglevel)
             worker.start()
             self.started.append(worker)
             workers.append(worker)

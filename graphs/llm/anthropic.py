@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from graphs.credentials import redact
 from graphs.errors import ModelError
 from graphs.llm.caching import cache_params
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
@@ -210,6 +211,15 @@ class AnthropicClient:
             ) from exc
         return int(counted.input_tokens)
 
+    def _without_key(self, text: str) -> str:
+        """`text` (the API's words, which a proxy or gateway may fill with the request's
+        headers) without the key this client sends: a team's own key is a credential, and
+        an error message is kept, logged and shown."""
+        if self._client is None:
+            return text
+        keys = (self._client.api_key, getattr(self._client, "auth_token", None))
+        return redact(text, sorted({k for k in keys if k and len(k) >= 4}, key=len, reverse=True))
+
     def _timeout_error(self) -> ModelError:
         return ModelError(
             f"the Anthropic API did not respond within {self._timeout_s:g}s", retryable=True
@@ -235,7 +245,7 @@ class AnthropicClient:
             where = f"{error_type or 'error'} in the response stream"
         else:
             where = f"HTTP {exc.status_code} {error_type}" if error_type else f"HTTP {status}"
-        text = f"Anthropic API error ({where}): {api_message}"
+        text = f"Anthropic API error ({where}): {self._without_key(str(api_message))}"
         hint = _hint(status, request)
         if hint:
             text += f"; {hint}"

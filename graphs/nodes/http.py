@@ -206,8 +206,9 @@ class HttpNode(NodeType):
             for pair in config.query
         ]
         private: list[str] = []
+        forms: list[str] = []
         if config.auth:
-            headers, private = _with_credential(ctx, config.auth, headers)
+            headers, private, forms = _with_credential(ctx, config.auth, headers)
         content, content_type = await _body(ctx, config, inputs)
         if content_type and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", content_type))
@@ -231,25 +232,32 @@ class HttpNode(NodeType):
                 private=private,
             )
         except (net.NetTimeout, net.Unreachable) as exc:
-            raise NodeError(str(exc), retryable=True) from None
+            raise NodeError(credentials.redact(str(exc), forms), retryable=True) from None
         except net.NetError as exc:  # refused, too large, malformed: the same again would be
-            raise NodeError(str(exc)) from None
-        out_headers = net.header_dict(response)
+            raise NodeError(credentials.redact(str(exc), forms)) from None
+        # A server may echo the credential it got (in a body, a header, an error text):
+        # what the node emits or fails with is kept, logged and shown, so it is cut out.
+        out_headers = {
+            name: credentials.redact(value, forms)
+            for name, value in net.header_dict(response).items()
+        }
+        text = credentials.redact(response.text(), forms)
         if config.fail_on_status and response.status >= 400:
-            raise _status_error(response, out_headers)
+            raise _status_error(response, out_headers, forms)
         return {
             "status": response.status,
             "headers": out_headers,
-            "body": _decoded(response, out_headers),
+            "body": _decoded(text, out_headers),
         }
 
 
 def _with_credential(
     ctx: NodeContext, name: str, headers: list[tuple[str, str]]
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """`headers` with the credential's, and the names of those (never sent on to another
-    origin by a redirect). The credential's win over a header of the same name typed in the
-    node, which may only be a placeholder. Errors name the credential, never its value."""
+) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """`headers` with the credential's, the names of those (never sent on to another
+    origin by a redirect) and the forms of its value to cut out of the answer. The
+    credential's win over a header of the same name typed in the node, which may only be a
+    placeholder. Errors name the credential, never its value."""
     secret = ctx.services.credentials.look_up(name)
     if secret is None:
         raise NodeError(f"auth: no credential named {name!r} is available to this run")
@@ -258,7 +266,8 @@ def _with_credential(
     except credentials.CredentialError as exc:
         raise NodeError(f"auth: credential {name!r}: {exc}") from None
     taken = {key.lower() for key, _ in added}
-    return [(k, v) for k, v in headers if k.lower() not in taken] + added, sorted(taken)
+    kept = [(k, v) for k, v in headers if k.lower() not in taken]
+    return kept + added, sorted(taken), credentials.secret_forms(secret, added)
 
 
 async def _body(
@@ -282,8 +291,7 @@ async def _body(
     return json.dumps(value, ensure_ascii=False).encode(), "application/json"
 
 
-def _decoded(response: net.Response, headers: dict[str, str]) -> Any:
-    text = response.text()
+def _decoded(text: str, headers: dict[str, str]) -> Any:
     if net.is_json(headers) and text.strip():
         try:
             return json.loads(text)
@@ -292,12 +300,14 @@ def _decoded(response: net.Response, headers: dict[str, str]) -> Any:
     return text
 
 
-def _status_error(response: net.Response, headers: dict[str, str]) -> NodeError:
+def _status_error(response: net.Response, headers: dict[str, str], forms: list[str]) -> NodeError:
     status = response.status
     retryable = status in _RETRYABLE_STATUSES or status >= 500
     retry_after = retry_after_s(headers) if retryable else None
-    excerpt = " ".join(response.text().split())[:300]
-    message = f"HTTP {status} {response.reason} from {response.url}".rstrip()
+    # Cut before the excerpt is trimmed, or a secret across the cut would leave its head.
+    excerpt = " ".join(credentials.redact(response.text(), forms).split())[:300]
+    where = credentials.redact(str(response.url), forms)
+    message = f"HTTP {status} {response.reason} from {where}".rstrip()
     if excerpt:
         message += f": {excerpt}"
     if retry_after is not None:

@@ -33,6 +33,8 @@ from graphs.credentials import (
     CredentialError,
     CredentialSource,
     auth_headers,
+    redact,
+    secret_forms,
 )
 from graphs.tools.base import ToolError, ToolSettings
 
@@ -53,7 +55,6 @@ MAX_SCHEMA_CHARS = 20_000
 # The API's tool names: ^[a-zA-Z0-9_-]{1,64}$.
 _MODEL_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _MODEL_NAME_MAX = 64
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,8 @@ class McpTool:
                 self.server.url, self.tool.name, args, settings, headers
             )
         except ToolError as exc:
-            raise ToolError(_redact(str(exc), secrets)) from None
-        text = _redact(text, secrets)
+            raise ToolError(redact(str(exc), secrets)) from None
+        text = redact(text, secrets)
         if is_error:
             raise ToolError(text or "the MCP tool reported an error")
         return text
@@ -218,13 +219,13 @@ async def tools_of(
     try:
         found = await list_tools(server.url, settings, headers)
     except ToolError as exc:
-        raise ToolError(_redact(str(exc), secrets)) from None
+        raise ToolError(redact(str(exc), secrets)) from None
     # A server may echo what it was sent; what is stored and shown must not hold it.
     return [
         McpToolInfo(
             tool.name,
-            _redact(tool.description, secrets),
-            json.loads(_redact(json.dumps(tool.input_schema), secrets)),
+            redact(tool.description, secrets),
+            json.loads(redact(json.dumps(tool.input_schema), secrets)),
         )
         for tool in found
     ]
@@ -246,15 +247,7 @@ def _auth(
         headers = auth_headers(secret.kind, secret.value, header=secret.header)
     except CredentialError as exc:
         raise ToolError(f"{where}: {exc}") from None
-    # The value as entered, and each header value it became (a Basic token, say).
-    secrets = [secret.value.strip(), *(value for _, value in headers)]
-    return headers, sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+    return headers, secret_forms(secret, headers)
 
 
 async def list_tools(

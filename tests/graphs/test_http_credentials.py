@@ -12,7 +12,7 @@ import pytest
 from graphs.credentials import Secret, auth_headers, value_problem
 from tests.graphs.support import run
 from tests.graphs.test_http_node import call, settings_for
-from tests.support.http_server import Server, json_reply, redirect, serve
+from tests.support.http_server import Reply, Server, json_reply, redirect, serve
 
 PLANTED = "sk-planted-7f3a9c-never-anywhere"
 
@@ -135,3 +135,52 @@ async def test_a_redirect_to_another_origin_does_not_carry_the_credential(server
 def test_a_credential_cannot_set_a_header_the_client_owns():
     assert value_problem("api_key", "k", header="Host") is not None
     assert value_problem("headers", "Content-Length: 5") is not None
+
+
+@pytest.fixture
+def echoing() -> Iterator[Server]:
+    """A server that tells what it got: in a body, a header, an error text."""
+
+    def told(seen) -> str:
+        return seen.headers.get("authorization", "")
+
+    routes = {
+        "/body": lambda s: json_reply({"you_sent": told(s)}),
+        "/header": lambda s: Reply(200, b"ok", (("X-You-Sent", told(s)),)),
+        "/error": lambda s: Reply(401, f"bad credentials: {told(s)}".encode()),
+    }
+    with serve(routes) as server:
+        yield server
+
+
+@pytest.mark.parametrize("secret", [Secret("bearer", PLANTED), Secret("basic", f"ann:{PLANTED}")])
+async def test_a_server_echoing_the_credential_gets_it_cut_from_body_headers_and_error(
+    echoing, secret
+):
+    lent = Lent(svc=secret)
+    body, events = await run(
+        call(url=echoing.url("/body"), auth="svc"),
+        tool_settings=settings_for(echoing),
+        credentials=lent,
+    )
+    assert body.status == "succeeded", body.error
+    assert body.outputs["body"] == {"you_sent": "[redacted]"}
+    header, header_events = await run(
+        call(url=echoing.url("/header"), auth="svc"),
+        tool_settings=settings_for(echoing),
+        credentials=lent,
+    )
+    assert header.status == "succeeded", header.error
+    assert header.outputs["headers"]["x-you-sent"] == "[redacted]"
+    error, error_events = await run(
+        call(url=echoing.url("/error"), auth="svc"),
+        tool_settings=settings_for(echoing),
+        credentials=lent,
+    )
+    assert error.status == "failed"
+    assert "HTTP 401 Unauthorized" in error.error and "bad credentials: [redacted]" in error.error
+    # What reached the server was the real thing; what came back holds none of it.
+    sent = auth_headers(secret.kind, secret.value)[0][1]
+    assert [s.headers["authorization"] for s in echoing.seen] == [sent] * 3
+    for result, trail in ((body, events), (header, header_events), (error, error_events)):
+        assert not leaks(trail, result)

@@ -73,8 +73,18 @@ class Cluster:
         }
         self.service_env = {**service_env, **self.env}
 
-    def workers(self, count: int = 1, *, pool: str = "solo", size: int = 1, **env: str):
-        return self.celery_worker.many(count, pool=pool, size=size, env={**self.env, **env})
+    def workers(
+        self,
+        count: int = 1,
+        *,
+        pool: str = "solo",
+        size: int = 1,
+        loglevel: str = "INFO",
+        **env: str,
+    ):
+        return self.celery_worker.many(
+            count, pool=pool, size=size, env={**self.env, **env}, loglevel=loglevel
+        )
 
     def start(self, graph: dict, inputs: dict | None = None, *, owner=None) -> Run:
         """A run of `graph` (as a new flow of alice's), handed to the broker."""
