@@ -313,3 +313,27 @@ def test_a_file_of_another_run_is_not_served_nor_read_by_a_typed_reference(
     assert not model_calls(model)[1:]
     client.force_login(alice)
     assert client.get(f"/runs/{run.pk}/files/{ref['file'] + 1000}/").status_code == 404
+
+
+def test_an_agent_sends_the_file_in_its_first_turn_and_records_only_its_name(
+    model, alice, team, api
+):
+    graph = file_graph("Look: {{ pic }} then {{ q }}")
+    graph["nodes"][2] = node(
+        "ask", "agent", prompt="Look: {{ pic }} then {{ q }}", tools=["calculator"]
+    )
+    made = services.create(alice, "Agent", graph, team=team)
+    response = start(api, made, {"pic": {"name": "cat.png", "data": PNG64}})
+    assert response.status_code == 201, response.content
+    run = finished(response.json()["id"])
+    [call] = model_calls(model)
+    assert call["messages"][0]["content"][1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG64},
+    }
+    done = RunEvent.objects.get(run=run, type="node_finished", payload__node="ask").payload
+    assert done["detail"]["messages"][0] == {
+        "role": "user",
+        "content": "Look: [file cat.png] then what is it?",
+    }
+    assert PNG64[:40] not in all_payloads(run)
