@@ -127,7 +127,8 @@ async def run_estimate(request: HttpRequest, flow_id: int) -> HttpResponse:
     """The run form's cost estimate for the inputs it holds (htmx, as they change)."""
     flow = await sync_to_async(flow_for_editor)(request.user, flow_id)
     version = await sync_to_async(flow.current)()
-    names = {field["name"] for field in input_fields(version.graph)}
+    # A file field's value is its file's name: the estimate goes without the file.
+    names = {field["name"] for field in input_fields(version.graph) if not field["file"]}
     inputs = {
         name: value
         for name in names
