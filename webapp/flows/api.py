@@ -336,7 +336,8 @@ async def run_create(
     starts nothing; with another body, 409 ``idempotency_key_reused``.
 
     400 (``invalid_flow``) when the version has problems (saved unfinished: the answer's
-    ``problems`` name them) or the inputs do not fit the flow.
+    ``problems`` name them) or the inputs do not fit the flow; 400 (``file_refused``) when
+    a file of ``files`` is over its cap or of a type a run does not take, naming its input.
     """
     run, replayed = await sync_to_async(_start)(request, flow_id, payload)
     if replayed:
