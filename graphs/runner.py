@@ -63,7 +63,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from graphs import templating
+from graphs import files, templating
 from graphs.cache import CachedOutput, cache_key
 from graphs.errors import NodeError
 from graphs.events import Emitter, EventSink
@@ -237,7 +237,8 @@ class NodeRunner:
             version=spec.type.version,
             config=spec.cache_config,
             default_model=self.services.default_model,
-            inputs=inputs,
+            # A file input by its content's sha256, not its id (graphs.files).
+            inputs=files.cache_form(inputs),
             client=self.services.model_client.name,
         )
 

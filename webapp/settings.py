@@ -157,6 +157,11 @@ LOGIN_LOCK_MAX_S = env.integer("SWITCHYARD_LOGIN_LOCK_MAX_S", 3600)
 # Bodies of API requests above this many bytes are refused with 413.
 API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# A file run input (webapp.runs.files): at most this many bytes each, and all of one
+# run's together. Sent base64 in the JSON body, so the API's body cap must hold 4/3 of
+# RUN_FILES_MAX_BYTES: raise SWITCHYARD_API_MAX_BODY_BYTES with them.
+RUN_FILE_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILE_MAX_BYTES", 1_000_000, minimum=0)
+RUN_FILES_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILES_MAX_BYTES", 1_400_000, minimum=0)
 # Bodies of other requests above this many bytes (at least the API's cap plus 1 MB, for the
 # import page) are refused with 413 while they arrive (webapp/bodylimit.py).
 MAX_BODY_BYTES = env.integer("SWITCHYARD_MAX_BODY_BYTES", 10_000_000)

@@ -385,6 +385,10 @@ class _Accumulator:
                         raise _OnTextFailed(exc) from exc
             elif delta.type == "signature_delta":
                 self.blocks[event.index]["signature"] = delta.signature
+            elif delta.type == "citations_delta":
+                # A text block's sources, when a document was sent with citations on.
+                cited = delta.citation.model_dump(mode="json", exclude_none=True)
+                self.blocks[event.index].setdefault("citations", []).append(cited)
         elif kind == "content_block_start":
             block = _block_to_dict(event.content_block)
             if block["type"] == "text":

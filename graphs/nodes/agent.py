@@ -42,7 +42,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from graphs import structured
+from graphs import files, structured
 from graphs.errors import NodeError
 from graphs.history import ELSEWHERE
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
@@ -103,6 +103,7 @@ class AgentConfig(CommonConfig):
     thinking: modelcall.ThinkingMode = modelcall.THINKING
     thinking_budget: int | None = modelcall.THINKING_BUDGET
     cache_ttl: modelcall.CacheTTL = modelcall.CACHE_TTL
+    citations: bool = modelcall.CITATIONS
     retries: int = MODEL_RETRIES
 
     @field_validator("tools", "approve_tools")
@@ -195,7 +196,12 @@ class AgentNode(NodeType):
         return found
 
     async def run(self, ctx: NodeContext, config: AgentConfig, inputs: dict) -> dict:
-        prompt = await ctx.render("prompt", config.prompt, inputs)
+        # A file input becomes an image or document block where its variable is; the
+        # conversation as recorded (detail, the turns' key) names it, never holds its bytes.
+        values, refs = files.with_markers(inputs)
+        rendered = await ctx.render("prompt", config.prompt, values)
+        prompt = files.readable(rendered, refs)
+        first = await files.content(rendered, refs, ctx.services.files, citations=config.citations)
         system = await ctx.render("system", config.system, inputs) if config.system else None
         prepared: Prepared = ctx.prepared
         tools: dict[str, Tool | FlowTool] = {}
@@ -217,11 +223,12 @@ class AgentNode(NodeType):
         shape = prepared.shape
         model = config.model or ctx.services.default_model
         schemas = [_schema(tool) for tool in tools.values()]
-        key = _conversation_key(model, system, prompt, schemas, config)
+        shas = "".join(f" {ref['sha256']}" for ref in refs)
+        key = _conversation_key(model, system, prompt + shas, schemas, config)
         past = Past.read(await ctx.prior(), key)
         loop = Loop(ctx, tools, approve, past, key)
         # Each turn also caches the conversation so far, which the next turn reads.
-        cache = modelcall.cache_settings(config, config.prompt, prompt, conversation=True)
+        cache = modelcall.cache_settings(config, config.prompt, rendered, conversation=True)
         retried = False
         for turn in range(1, config.max_turns + 1):
             if turn > 1:
@@ -230,7 +237,7 @@ class AgentNode(NodeType):
                 turn,
                 ModelRequest(
                     model=model,
-                    messages=list(messages),
+                    messages=[{"role": "user", "content": first}, *messages[1:]],
                     system=system,
                     max_tokens=config.max_tokens,
                     tools=schemas,
@@ -242,6 +249,9 @@ class AgentNode(NodeType):
             messages.append({"role": "assistant", "content": response.content or _NO_REPLY})
             if response.stop_reason != "tool_use" or not response.tool_uses:
                 ctx.detail["turns"] = turn
+                cited = files.citations_of(response.content)
+                if cited:
+                    ctx.detail["citations"] = cited
                 if config.output_schema is None or shape is None:
                     return {"text": response.text}
                 reason = modelcall.mismatch(response, config.max_tokens, shape)

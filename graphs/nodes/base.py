@@ -65,6 +65,7 @@ from graphs.budget import NO_BUDGET, Budget
 from graphs.codebox import CodeSettings
 from graphs.credentials import NO_CREDENTIALS, CredentialSource
 from graphs.errors import NodeWaits as NodeWaits  # where node types import it from
+from graphs.files import NO_FILES, FileSource
 from graphs.llm import caching
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
@@ -162,6 +163,8 @@ class Services:
     mcp: Mapping[str, McpServer] | None = None
     # What each model call may cost (``graphs.budget``); none unless the host lends one.
     budget: Budget = NO_BUDGET
+    # The bytes of the run's file inputs (``graphs.files``), lent per run by the host.
+    files: FileSource = NO_FILES
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from graphs import files
 from graphs.nodes.base import CommonConfig, NodeContext, NodeType
 
 CHAT_ROLES = ("user", "assistant")
@@ -50,11 +51,13 @@ class InputConfig(CommonConfig):
         default=None,
         description="Used when a run gives no value. JSON; plain text is taken as a string.",
     )
-    kind: Literal["value", "chat"] = Field(
+    kind: Literal["value", "chat", "file"] = Field(
         default="value",
         description="chat: the value is a chat turn {message, history}; the node emits the "
         "message on `message` and the conversation so far on `history` (a list of "
-        "{role, content}), which makes the flow a chat flow whose output is the reply.",
+        "{role, content}), which makes the flow a chat flow whose output is the reply. "
+        "file: the run form asks for a file (an image, a PDF or text); a prompt variable "
+        "fed by it sends the file to the model.",
     )
 
 
@@ -101,6 +104,8 @@ class InputNode(NodeType):
         if config.kind == "chat":
             turn = chat_value(value)
             return {"value": turn, **turn}
+        if config.kind == "file" and value is not None and not files.is_ref(value):
+            raise ValueError(f"input {config.name!r} takes a file: start the run with one")
         return {"value": value}
 
 

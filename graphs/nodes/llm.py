@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from graphs import structured
+from graphs import files, structured
 from graphs.llm.types import ModelRequest
 from graphs.nodes import modelcall
 from graphs.nodes.base import (
@@ -44,6 +44,7 @@ class LLMConfig(CommonConfig):
     thinking: modelcall.ThinkingMode = modelcall.THINKING
     thinking_budget: int | None = modelcall.THINKING_BUDGET
     cache_ttl: modelcall.CacheTTL = modelcall.CACHE_TTL
+    citations: bool = modelcall.CITATIONS
     retries: int = MODEL_RETRIES
 
 
@@ -86,12 +87,15 @@ class LLMNode(NodeType):
         return modelcall.shape_of(config)
 
     async def run(self, ctx: NodeContext, config: LLMConfig, inputs: dict) -> dict:
-        prompt = await ctx.render("prompt", config.prompt, inputs)
+        # A file input becomes an image or document block where its variable is.
+        values, refs = files.with_markers(inputs)
+        prompt = await ctx.render("prompt", config.prompt, values)
         system = await ctx.render("system", config.system, inputs) if config.system else None
-        ctx.detail.update(prompt=prompt, system=system)
+        ctx.detail.update(prompt=files.readable(prompt, refs), system=system)
+        content = await files.content(prompt, refs, ctx.services.files, citations=config.citations)
         request = ModelRequest(
             model=config.model or ctx.services.default_model,
-            messages=[{"role": "user", "content": prompt}],
+            messages=[{"role": "user", "content": content}],
             system=system,
             max_tokens=config.max_tokens,
             output_schema=config.output_schema,
@@ -99,6 +103,9 @@ class LLMNode(NodeType):
             **modelcall.cache_settings(config, config.prompt, prompt),
         )
         response = await ctx.call_model(request)
+        cited = files.citations_of(response.content)
+        if cited:
+            ctx.detail["citations"] = cited
         if config.output_schema is None:
             return {"text": response.text}
         return await modelcall.shaped_reply(ctx, request, response, ctx.prepared)

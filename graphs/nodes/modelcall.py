@@ -137,6 +137,14 @@ CACHE_TTL: Any = Field(
 )
 
 
+CITATIONS: Any = Field(
+    default=True,
+    description="When a file input is a document (PDF, text), ask the model to cite it: "
+    "the passages it quotes come back in the node's detail as citations.",
+    json_schema_extra=ADVANCED,
+)
+
+
 class Sampled(Protocol):
     temperature: float | None
     top_p: float | None

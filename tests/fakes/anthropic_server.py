@@ -85,6 +85,14 @@ A request reads what is cached when it arrives; what it writes becomes readable 
 answer starts (its ``message_start``, after its ``delay``), so requests sent together all
 miss and all write, as they do at the API.
 ``GET /_fake/cache`` lists the live entries' words and ttl.
+
+Files. ``image`` blocks (``source``: ``base64`` with ``media_type`` image/png, image/jpeg,
+image/gif or image/webp and valid base64 ``data``) and ``document`` blocks (``base64``
+application/pdf, or ``text`` text/plain with string ``data``; ``citations``, if sent,
+``{"enabled": bool}``) are checked as the API checks them (400 naming the block). Each
+counts ``FILE_TOKENS`` input tokens. ``#fake:cite`` answers with a text block citing the
+first document sent with citations enabled (``char_location`` of its first 40 characters
+for text, ``page_location`` of page 1 for a PDF), streamed as a ``citations_delta``.
 ``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``, N counted as a reply's
 usage counts input_tokens (words in system + all message text); it is recorded like a call.
 
@@ -154,7 +162,10 @@ _KNOWN_DIRECTIVES = {
     "stream_error",
     "times",
     "redacted_thinking",
+    "cite",
 }
+FILE_TOKENS = 100
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DIRECTIVE = re.compile(r"#fake:([a-z_]+)")
 
 
@@ -180,6 +191,8 @@ class FakeResponse:
     truncate_after: int | None = None
     stream_error: str | None = None
     redacted_thinking: bool = False
+    # Cite the first document with citations enabled (#fake:cite).
+    cite: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,6 +296,8 @@ def _spec_from_directives(
             spec.hang = True
         elif name == "redacted_thinking":
             spec.redacted_thinking = True
+        elif name == "cite":
+            spec.cite = True
         elif name == "stream_error":
             spec.stream_error = value or "overloaded_error"
         elif name == "times":
@@ -307,7 +322,75 @@ def _request_words(body: dict[str, Any]) -> int:
         if isinstance(message, dict):
             count += _words(_user_text(message))
             count += sum(_words(r) for r in _tool_results(message))
+            count += FILE_TOKENS * len(_file_blocks(message))
     return max(count, 1)
+
+
+def _file_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") in ("image", "document")]
+
+
+def _invalid_files(body: dict[str, Any]) -> str | None:
+    """What the API would refuse in the request's image and document blocks."""
+    for m, message in enumerate(body.get("messages") or []):
+        if not isinstance(message, dict):
+            continue
+        for b, block in enumerate(message.get("content") or []):
+            if not isinstance(block, dict) or block.get("type") not in ("image", "document"):
+                continue
+            where = f"messages.{m}.content.{b}"
+            source = block.get("source")
+            if not isinstance(source, dict):
+                return f"{where}.source: Field required"
+            kind, media, data = source.get("type"), source.get("media_type"), source.get("data")
+            if block["type"] == "image":
+                allowed = {("base64", t) for t in _IMAGE_TYPES}
+            else:
+                allowed = {("base64", "application/pdf"), ("text", "text/plain")}
+            if (kind, media) not in allowed:
+                return f"{where}.source: {kind!r} {media!r} is not a valid {block['type']} source"
+            if not isinstance(data, str) or not data:
+                return f"{where}.source.data: Field required"
+            if kind == "base64":
+                try:
+                    base64.b64decode(data, validate=True)
+                except ValueError:
+                    return f"{where}.source.data: not valid base64"
+            cite = block.get("citations")
+            if cite is not None and (
+                block["type"] != "document"
+                or not isinstance(cite, dict)
+                or not isinstance(cite.get("enabled"), bool)
+            ):
+                return f'{where}.citations: must be {{"enabled": true|false}} on a document'
+    return None
+
+
+def _cited(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The citation of the first document sent with citations enabled."""
+    index = 0
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        for block in _file_blocks(message):
+            if block["type"] != "document":
+                continue
+            if (block.get("citations") or {}).get("enabled"):
+                source = block["source"]
+                title = block.get("title")
+                if source["type"] == "text":
+                    quoted = source["data"][:40]
+                    return {"type": "char_location", "cited_text": quoted,
+                            "document_index": index, "document_title": title,
+                            "start_char_index": 0, "end_char_index": len(quoted)}  # fmt: skip
+                return {"type": "page_location", "cited_text": "fake page text",
+                        "document_index": index, "document_title": title,
+                        "start_page_number": 1, "end_page_number": 2}  # fmt: skip
+            index += 1
+    return None
 
 
 def _text_chunks(text: str) -> list[str]:
@@ -467,7 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
         if missing:
             self._send_error(400, f"fake server: missing required field(s): {', '.join(missing)}")
             return
-        invalid = _invalid_settings(body) or _invalid_cache_control(body)
+        invalid = _invalid_settings(body) or _invalid_cache_control(body) or _invalid_files(body)
         if invalid is not None:
             self._send_error(400, f"fake server: {invalid}")
             return
@@ -649,6 +732,12 @@ class _Handler(BaseHTTPRequestHandler):
                     {"type": "content_block_start", "index": index,
                      "content_block": {"type": "text", "text": ""}},
                 )  # fmt: skip
+                for cited in block.get("citations") or []:
+                    yield _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index,
+                         "delta": {"type": "citations_delta", "citation": cited}},
+                    )  # fmt: skip
                 for piece in _text_chunks(block["text"]):
                     yield None
                     if not self._sleep(chunk_delay):
@@ -949,6 +1038,12 @@ class FakeAnthropic:
         output_format = (body.get("output_config") or {}).get("format")
         if spec.text is None and output_format is not None:
             text = json.dumps(_made_up(output_format["schema"]))
+        cited = _cited(body) if spec.cite else None
+        if cited is not None:
+            return [
+                {"type": "text", "text": "From the document: "},
+                {"type": "text", "text": cited["cited_text"], "citations": [cited]},
+            ], "end_turn"
         return [{"type": "text", "text": text}], "end_turn"
 
 
@@ -1140,6 +1235,8 @@ def _prompt_blocks(body: dict[str, Any]) -> Iterator[tuple[str, Any, int]]:
                 words = _words(block.get("text", ""))
             elif isinstance(block, dict) and block.get("type") == "tool_result":
                 words = sum(_words(r) for r in _tool_results({"content": [block]}))
+            elif isinstance(block, dict) and block.get("type") in ("image", "document"):
+                words = FILE_TOKENS
             yield f"messages.{m}.content.{b}", block, words
 
 

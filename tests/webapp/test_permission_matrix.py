@@ -49,7 +49,7 @@ from webapp.flows.sharing import service as sharing
 from webapp.flows.webhooks import service as webhooks
 from webapp.mcpservers.models import McpServer
 from webapp.runs.eventlog import write_batch
-from webapp.runs.models import Run
+from webapp.runs.models import Run, RunFile
 from webapp.schedules.models import Schedule
 from webapp.teams import services as team_services
 from webapp.teams.models import Invite, Membership, Role, Team
@@ -185,6 +185,20 @@ def flow_id(w: World) -> dict[str, Any]:
 
 def run_id(w: World) -> dict[str, Any]:
     return {"run_id": w.run.pk}
+
+
+def run_file_ids(w: World) -> dict[str, Any]:
+    """A text file of the run's (made on first use), its input a reference to it."""
+    stored, _ = RunFile.objects.get_or_create(
+        run=w.run,
+        input_name="input",
+        defaults={"name": "a.txt", "media_type": "text/plain", "size": 2, "sha256": "0" * 64,
+                  "data": b"hi"},
+    )  # fmt: skip
+    ref = {"file": stored.pk, "name": "a.txt", "media_type": "text/plain", "size": 2,
+           "sha256": "0" * 64}  # fmt: skip
+    Run.objects.filter(pk=w.run.pk).update(inputs={"input": ref})
+    return {"run_id": w.run.pk, "file_id": stored.pk}
 
 
 def team_id(w: World) -> dict[str, Any]:
@@ -350,6 +364,7 @@ ROUTES: dict[str, tuple[Check, ...]] = {
     "run_detail": (GET(VIEWER, run_id),),
     "run_compare_picker": (GET(VIEWER, run_id),),
     "run_outputs": (GET(VIEWER, run_id),),
+    "run_file": (GET(VIEWER, run_file_ids),),
     "run_steps": (GET(VIEWER, run_id),),
     "run_replay": (GET(VIEWER, run_id),),
     "run_timeline": (GET(VIEWER, run_id),),

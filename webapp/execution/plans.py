@@ -21,6 +21,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 import graphs
+from graphs import files
 from graphs.errors import FlowInvalid, Problem
 from graphs.executor import RunOptions
 from graphs.llm.anthropic import AnthropicClient
@@ -37,6 +38,7 @@ from webapp.flows.models import Flow, FlowVersion
 from webapp.mcpservers.service import names_mcp_tools, run_servers
 from webapp.runs import breakpoints
 from webapp.runs.budgets import DbBudget
+from webapp.runs.files import RunFiles
 from webapp.runs.models import Run, RunEvent
 
 
@@ -146,6 +148,8 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
     key = model_key(team_id, run.started_by_id)
     if key is not None:
         changes["model_client"] = keyed_model_client(key)
+    if any(files.is_ref(value) for value in (run.inputs or {}).values()):
+        changes["files"] = RunFiles(run.flow_id)
     if run.budget_usd is not None:
         # Each model call reserves its cost against the run's budget, in the database.
         changes["budget"] = DbBudget(run.pk)

@@ -37,6 +37,7 @@ from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
 from webapp.runs import answers, budgets, follow, idempotency
 from webapp.runs import estimate as run_estimates
+from webapp.runs.files import FileRefused
 from webapp.runs.models import Run
 from webapp.runs.services import create_run, version_for_outside
 from webapp.teams.models import Role
@@ -68,8 +69,25 @@ class FlowSaveIn(BodyIn):
     message: Message = Field("", description="Optional: what this version changes.")
 
 
+class FileIn(BodyIn):
+    name: str = Field(
+        "",
+        max_length=255,
+        description="The file's name, for people: kept as letters, digits, '.', '_' and '-'.",
+    )
+    data: str = Field(description="The file's bytes, base64.")
+
+
 class RunIn(BodyIn):
     inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
+    files: dict[str, FileIn] = Field(
+        {},
+        description="File inputs, by input name: PNG, JPEG, GIF, WebP, PDF or UTF-8 text, "
+        "told by their bytes, each at most SWITCHYARD_RUN_FILE_MAX_BYTES (all of a run's "
+        "SWITCHYARD_RUN_FILES_MAX_BYTES). The input's value becomes a reference {file, name, "
+        "media_type, size, sha256}; a prompt variable holding it sends the file to the model "
+        "as an image or document. 400 file_refused names the input at fault.",
+    )
     ignore_cache: bool = Field(
         False, description="Run every node, even those with a cached output (and refresh it)."
     )
@@ -318,7 +336,8 @@ async def run_create(
     starts nothing; with another body, 409 ``idempotency_key_reused``.
 
     400 (``invalid_flow``) when the version has problems (saved unfinished: the answer's
-    ``problems`` name them) or the inputs do not fit the flow.
+    ``problems`` name them) or the inputs do not fit the flow; 400 (``file_refused``) when
+    a file of ``files`` is over its cap or of a type a run does not take, naming its input.
     """
     run, replayed = await sync_to_async(_start)(request, flow_id, payload)
     if replayed:
@@ -436,9 +455,12 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
                 trigger=trigger,
                 ignore_cache=payload.ignore_cache,
                 budget_usd=payload.budget_usd,
+                files={name: sent.model_dump() for name, sent in payload.files.items()},
             )
         except FlowInvalid as exc:
             raise invalid(exc, "the run cannot start") from None
+        except FileRefused as exc:
+            raise ProblemError(400, "file_refused", str(exc)) from None
 
     key = request.headers.get("Idempotency-Key")
     if key is None:

@@ -23,6 +23,7 @@ from webapp.flows.api import invalid
 from webapp.runs import answers, breakpoints, budgets
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.approvals import NotWaiting
+from webapp.runs.files import FileRefused
 from webapp.runs.limits import RunRefused
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import create_run
@@ -68,7 +69,10 @@ def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
             ignore_cache=ignore_cache,
             breakpoints=[node for node in wanted if node in ids],
             budget_usd=body.get("budget_usd"),
+            files=body.get("files") or None,
         )
+    except FileRefused as exc:
+        return problems.response(400, "file_refused", str(exc))
     except budgets.BudgetInvalid as exc:
         return problems.response(400, "budget_invalid", str(exc))
     except FlowInvalid as exc:

@@ -297,3 +297,22 @@ class BudgetReservation(models.Model):
     iteration = models.PositiveIntegerField()
     amount_usd = models.DecimalField(max_digits=14, decimal_places=6)
     created = models.DateTimeField(auto_now_add=True)
+
+
+class RunFile(models.Model):
+    """A file a run was started with (webapp.runs.files): its bytes, and what the run's
+    input holds instead of them, a reference (graphs.files)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files")
+    input_name = models.CharField(max_length=100)
+    # Sanitised: letters, digits, '.', '_' and '-' (webapp.runs.files.safe_name).
+    name = models.CharField(max_length=100)
+    media_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "input_name"], name="one_file_per_run_input")
+        ]

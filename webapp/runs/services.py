@@ -26,6 +26,7 @@ from webapp import execution
 from webapp.execution.plans import compiled_graph, compiled_version
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs import budgets, limits
+from webapp.runs import files as run_files
 from webapp.runs.models import Run
 
 
@@ -39,11 +40,13 @@ def create_run(
     ignore_cache: bool = False,
     breakpoints: list[str] | None = None,
     budget_usd: Any = None,
+    files: dict[str, Any] | None = None,
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
-    stored) if it cannot run. ``breakpoints``: the editor's (webapp.runs.breakpoints).
-    ``budget_usd``: its cost budget, else its flow's (budgets.BudgetInvalid, nothing
-    stored, when it cannot be one).
+    stored) if it cannot run. ``files``: file inputs, {input: {name, data (base64)}}
+    (webapp.runs.files; FileRefused, nothing stored, naming the input at fault).
+    ``breakpoints``: the editor's (webapp.runs.breakpoints). ``budget_usd``: its cost
+    budget, else its flow's (budgets.BudgetInvalid, nothing stored, when it cannot be one).
 
     The flow is compiled and the inputs resolved here so that a bad request never
     leaves a run behind that could only fail.
@@ -51,8 +54,15 @@ def create_run(
     version = version or flow.current()
     # The flows it calls are checked for its runner here: one they may not run is a problem.
     compiled = compiled_version(version, _id(user))
-    resolved = compiled.resolve_inputs(inputs)
+    uploads = run_files.check(files) if files else []
+    both = set(inputs) & {u.input_name for u in uploads}
+    if both:
+        raise run_files.FileRefused(
+            f"input {sorted(both)[0]!r} is given both as a value and a file"
+        )
+    resolved = compiled.resolve_inputs({**inputs, **run_files.refs(uploads)})
     return _store(
+        uploads=uploads,
         flow=flow,
         flow_version=version,
         started_by=user,
@@ -81,11 +91,16 @@ def _store(**fields: Any) -> Run:
     if "budget_usd" not in fields:
         # Runs made otherwise (re-runs, webhooks, schedules, sub-flows) take their flow's.
         fields["budget_usd"] = fields["flow"].budget_usd
+    uploads = fields.pop("uploads", [])
     with transaction.atomic():
         limits.check_start(fields["started_by"])
         run = Run(**fields)
         run.stored_bytes = limits.start_bytes(run)
         run.save()
+        if uploads:
+            # The run's id names its files; its inputs then name theirs.
+            run.stored_bytes += run_files.store(run, uploads)
+            run.save(update_fields=["inputs", "stored_bytes"])
         limits.charge(run.started_by_id, run.stored_bytes)
         transaction.on_commit(lambda: _start(run))
     return run

@@ -27,6 +27,7 @@ from webapp.runs.access import run_for_viewer, visible_runs
 from webapp.runs.api import MAX_EVENTS
 from webapp.runs.approval_views import approvals_context, shown_wait
 from webapp.runs.budget_views import budget_context
+from webapp.runs.files import file_inputs
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.replay import GAP_CAP_S, replay_check
 from webapp.runs.timeline import build_timeline
@@ -65,6 +66,7 @@ def input_fields(graph: dict[str, Any]) -> list[dict[str, Any]]:
                 "node": node["id"],
                 "label": node.get("label") or "",
                 "required": not has_default,
+                "file": config.get("kind") == "file",
                 "value": field_text(config["default"]) if has_default else "",
                 "sort": (position.get("y", 0), position.get("x", 0), order),
             }
@@ -125,7 +127,8 @@ async def run_estimate(request: HttpRequest, flow_id: int) -> HttpResponse:
     """The run form's cost estimate for the inputs it holds (htmx, as they change)."""
     flow = await sync_to_async(flow_for_editor)(request.user, flow_id)
     version = await sync_to_async(flow.current)()
-    names = {field["name"] for field in input_fields(version.graph)}
+    # A file field's value is its file's name: the estimate goes without the file.
+    names = {field["name"] for field in input_fields(version.graph) if not field["file"]}
     inputs = {
         name: value
         for name in names
@@ -181,6 +184,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "saved_text": pricing.format_usd(run.saved_usd) if run.saved_usd else "",
         "provider_cache_text": _provider_cache_text(run),
         "inputs": [(name, pretty(value)) for name, value in run.inputs.items()],
+        "run_files": file_inputs(run),
         "outputs": _outputs(run),
         "can_cancel": can_edit_flow(request.user, run.flow_id),
         "can_share": can_own_flow(request.user, run.flow_id),

@@ -39,3 +39,17 @@ export function collectInputs(form) {
   }
   return inputs;
 }
+
+/** {name: {name, data (base64)}} from a run form's file fields with a file chosen. */
+export async function collectFiles(form) {
+  const files = {};
+  for (const field of form.querySelectorAll("[data-file-input]")) {
+    const file = field.files && field.files[0];
+    if (!file) continue;
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    files[field.dataset.fileInput] = { name: file.name, data: btoa(binary) };
+  }
+  return files;
+}

@@ -14,7 +14,7 @@
 import { formatSeconds, formatUsage, formatUsd } from "../lib/format.js";
 import { csrfToken, postJSON } from "../lib/net.js";
 import { Follower } from "./follower.js";
-import { BadValue, collectInputs, parseValue } from "./inputs.js";
+import { BadValue, collectFiles, collectInputs, parseValue } from "./inputs.js";
 import { FINISHED, RunModel, nodeBadges, preview } from "./model.js";
 
 const Switchyard = (window.Switchyard = window.Switchyard || {});
@@ -753,6 +753,9 @@ export class RunView {
       const ignoreCache = form.querySelector("[data-ignore-cache]");
       const breakpoints = canvasCall("breakpoints") || [];
       const body = { inputs, ignore_cache: Boolean(ignoreCache && ignoreCache.checked) };
+      // File inputs go base64 in the same JSON body (webapp.runs.files checks them).
+      const files = await collectFiles(form);
+      if (Object.keys(files).length) body.files = files;
       // Empty: the flow's budget, if it has one (the server's to apply).
       const budget = form.querySelector("[data-run-budget]");
       if (budget && budget.value.trim() !== "") body.budget_usd = Number(budget.value);
