@@ -226,6 +226,11 @@ class AnthropicClient:
     async def cancel_batch(self, batch_id: str) -> None:
         await self._batch_call("cancel a message batch", "cancel", batch_id)
 
+    async def close(self) -> None:
+        """Close the SDK client's connections (a short-lived client's, a batch poll's)."""
+        if self._client is not None:
+            await self._client.close()
+
     async def _batch_call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         sdk = self._sdk()
         import anthropic
