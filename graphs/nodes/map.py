@@ -148,7 +148,8 @@ class MapNode(NodeType):
             raise NodeError(f"{len(items):,} items; the limit is {MAX_ITEMS:,}")
         flow = ctx.prepared
         lane = None
-        if config.latency == "batch" and batch.supports(ctx.services.model_client):
+        on_lane = config.latency == "batch" or ctx.services.batch is not None  # the run's
+        if on_lane and batch.supports(ctx.services.model_client):
             # Its items' calls are answered from the batches of earlier visits, or collected.
             lane = batch.BatchLane(batch.answered(await ctx.prior()))
             flow = copy.copy(flow)

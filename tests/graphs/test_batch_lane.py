@@ -174,3 +174,49 @@ async def test_the_fake_refuses_a_batch_item_the_api_would_refuse(fake_anthropic
         assert "requests.1.params" in str(exc) and "temperature" in str(exc)
     else:
         raise AssertionError("a temperature of 3 was accepted")
+
+
+async def test_a_run_on_the_batch_lane_sends_each_ready_call_in_a_batch(fake_anthropic):
+    doc = flow(
+        node("q", "input", name="q"),
+        node("first", "llm", prompt="Name {{ q }}", model=MODEL, cache_ttl="off"),
+        node("second", "llm", prompt="Rhyme {{ text }}", model=MODEL, cache_ttl="off"),
+        node("out", "output", name="a"),
+        edges=[
+            ("q", "value", "first", "q"),
+            ("first", "text", "second", "text"),
+            ("second", "text", "out", "value"),
+        ],
+    )
+    client = client_for(fake_anthropic)
+    flow_ = compiled(doc, model_client=client)
+    events: list[dict] = []
+    options = RunOptions(history=EventHistory(events), latency="batch")
+    result = await flow_.run({"q": "tides"}, events.append, options=options)
+    for node_id in ("first", "second"):
+        assert result.status == "waiting"
+        wait = result.state["waiting"][node_id]
+        assert wait["kind"] == "batch"
+        results = await client.batch_results(wait["batch_id"])
+        result = await flow_.resume(
+            result.state,
+            node_id,
+            1,
+            batch.answer(results),
+            BY,
+            events.append,
+            seq=events[-1]["seq"],
+            options=options,
+        )
+    assert result.status == "succeeded"
+    assert result.outputs == {"a": "fake reply: Rhyme fake reply: Name tides"}
+    assert fake_anthropic.message_requests == []
+    creates = [r.body for r in fake_anthropic.batch_requests if r.method == "POST"]
+    assert [[i["params"]["messages"][0]["content"] for i in c["requests"]] for c in creates] == [
+        ["Name tides"],
+        ["Rhyme fake reply: Name tides"],
+    ]
+    assert set(result.usage_by_model) == {f"{MODEL}@batch"}
+    # Node text streams as one piece from the batch's reply.
+    deltas = [e["text"] for e in of_type(events, "node_delta") if e["node"] == "first"]
+    assert "".join(deltas) == "fake reply: Name tides"
