@@ -10,6 +10,7 @@ The polls here are given the time (``now``) rather than waiting for it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from decimal import Decimal
@@ -164,17 +165,33 @@ def test_cancelling_the_run_cancels_its_batch(alice, real_model, settings):
     assert batches.poll_due(now=later(settings)) == 0
 
 
-def test_runs_parked_on_batches_hold_no_thread(alice, real_model):
+def test_runs_parked_on_batches_hold_no_thread_and_no_task(alice, real_model):
+    from webapp.execution import inprocess
+
     real_model.batch_delay = 3600
+    loop = inprocess.own_loop()
     parked = [park(alice, [f"a{n}"]) for n in range(2)]
     before = {thread.name for thread in threading.enumerate()}
+    tasks = len(asyncio.run_coroutine_threadsafe(_tasks(), loop).result(10))
     parked += [park(alice, [f"b{n}"]) for n in range(4)]
     driver = execution.driver()
-    more = {thread.name for thread in threading.enumerate()} - before
+    # Executor workers (the SDK resolving the fake's address, say) are shared by every run
+    # and come and go with the pool: what a parked run would hold is a thread of its own,
+    # or a task on the driver's loop.
+    more = {
+        name
+        for thread in threading.enumerate()
+        if not (name := thread.name).startswith("ThreadPoolExecutor-")
+    } - before
     assert not more, f"parked runs hold threads: {more}"
+    assert len(asyncio.run_coroutine_threadsafe(_tasks(), loop).result(10)) == tasks
     assert not driver.active and not driver.running and not driver.starting
     waiting = Run.objects.filter(pk__in=[r.pk for r in parked], status="waiting")
     assert waiting.exclude(batch_poll_at=None).count() == 6
+
+
+async def _tasks() -> set:
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
 
 
 def test_the_servers_ticker_polls_and_resumes_by_itself(alice, real_model, settings):
@@ -192,3 +209,38 @@ def test_the_servers_ticker_polls_and_resumes_by_itself(alice, real_model, setti
     idle()
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, run.error
+
+
+def test_a_run_started_on_the_batch_lane_through_the_api_batches_its_calls(
+    alice, real_model, settings, api
+):
+    doc = flow(
+        node("q", "input", name="q"),
+        node("ask", "llm", prompt="Name {{ q }}", model=MODEL, cache_ttl="off"),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "ask", "q"), ("ask", "text", "out", "value")],
+    )
+    made = services.create(alice, "one call", doc)
+    bad = api("alice").post(f"/api/flows/{made.pk}/runs", {"inputs": {"q": "x"}, "latency": "x"})
+    assert bad.status_code in (400, 422)
+    started = api("alice").post(
+        f"/api/flows/{made.pk}/runs", {"inputs": {"q": "tides"}, "latency": "batch"}
+    )
+    assert started.status_code == 201, started.content
+    idle()
+    run = Run.objects.get(pk=started.json()["id"])
+    assert run.latency == "batch"
+    assert run.status == Run.Status.WAITING, run.error
+    assert run.state["waiting"]["ask"]["kind"] == "batch"
+    [create] = real_model.batch_requests
+    assert [r["params"]["messages"] for r in create.body["requests"]] == [
+        [{"role": "user", "content": "Name tides"}]
+    ]
+    assert batches.poll_due(now=later(settings)) == 1
+    idle()
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.outputs == {"a": "fake reply: Name tides"}
+    assert real_model.message_requests == []
+    # 2 input words and 4 output words at 1 and 5 $/M, halved.
+    assert run.cost_usd == Decimal("0.000011")

@@ -97,6 +97,11 @@ class Run(models.Model):
     # A parked run's next look at the message batches it waits on (webapp.runs.batches), so
     # the batch poller reads one index. Only meaningful while status is waiting.
     batch_poll_at = models.DateTimeField(null=True, blank=True)
+    # "batch": every model call of the run goes to the Message Batches API at half price
+    # (graphs.llm.batch), the run waiting on each batch holding no worker.
+    latency = models.CharField(
+        max_length=6, choices=[("stream", "stream"), ("batch", "batch")], default="stream"
+    )
     # What the run stores, in bytes, counted as it is written (webapp.runs.limits): its
     # event log, held to settings.MAX_RUN_EVENT_BYTES, and all of it (the log, what it
     # was started with, its outputs), which counts against its user's UserStorage.

@@ -39,9 +39,11 @@ def create_run(
     ignore_cache: bool = False,
     breakpoints: list[str] | None = None,
     budget_usd: Any = None,
+    latency: str = "stream",
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
     stored) if it cannot run. ``breakpoints``: the editor's (webapp.runs.breakpoints).
+    ``latency``: "batch" sends its model calls to the Message Batches API (graphs.llm.batch).
     ``budget_usd``: its cost budget, else its flow's (budgets.BudgetInvalid, nothing
     stored, when it cannot be one).
 
@@ -61,6 +63,7 @@ def create_run(
         ignore_cache=ignore_cache,
         breakpoints=breakpoints or [],
         budget_usd=budgets.budget_for(flow.budget_usd, budget_usd),
+        latency=latency,
     )
 
 
