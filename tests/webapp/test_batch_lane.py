@@ -244,3 +244,26 @@ def test_a_run_started_on_the_batch_lane_through_the_api_batches_its_calls(
     assert real_model.message_requests == []
     # 2 input words and 4 output words at 1 and 5 $/M, halved.
     assert run.cost_usd == Decimal("0.000011")
+
+
+def test_a_batch_answer_is_kept_in_the_node_cache_and_the_next_run_sends_no_batch(
+    alice, real_model, settings
+):
+    items = ["tides", "waves"]
+    first = park(alice, items)
+    assert batches.poll_due(now=later(settings)) == 1
+    idle()
+    first.refresh_from_db()
+    assert first.status == Run.Status.SUCCEEDED, first.error
+    again = Run.objects.create(
+        flow=first.flow, flow_version=first.flow_version, started_by=alice
+    )
+    execution.start(again.pk)
+    idle()
+    again.refresh_from_db()
+    assert again.status == Run.Status.SUCCEEDED, again.error
+    assert again.outputs == first.outputs
+    assert len([r for r in real_model.batch_requests if r.method == "POST"]) == 1
+    assert real_model.message_requests == []
+    # Its items' calls were answered from the cache: the run spent nothing.
+    assert again.cost_usd == 0 < first.cost_usd
