@@ -255,9 +255,7 @@ def test_a_batch_answer_is_kept_in_the_node_cache_and_the_next_run_sends_no_batc
     idle()
     first.refresh_from_db()
     assert first.status == Run.Status.SUCCEEDED, first.error
-    again = Run.objects.create(
-        flow=first.flow, flow_version=first.flow_version, started_by=alice
-    )
+    again = Run.objects.create(flow=first.flow, flow_version=first.flow_version, started_by=alice)
     execution.start(again.pk)
     idle()
     again.refresh_from_db()
