@@ -67,6 +67,7 @@ from graphs import files, templating
 from graphs.cache import CachedOutput, cache_key
 from graphs.errors import NodeError
 from graphs.events import Emitter, EventSink
+from graphs.llm import batch
 from graphs.llm.types import Usage
 from graphs.nodes.base import NodeContext, NodeWaits
 from graphs.schedule import (
@@ -126,6 +127,7 @@ class NodeRunner:
         self.cache = options.cache
         self.read_cache = options.read_cache
         self.history = options.history
+        self.latency = options.latency
 
     async def run(self, ready: Ready) -> Outcome:
         """Run one node to its end; cancelling the caller's task gives ``NodeCancelled``."""
@@ -280,6 +282,13 @@ class NodeRunner:
         """
         config = spec.config
         iteration = ready.iteration
+        services = self.services
+        on_lane = self.latency == "batch" and batch.supports(services.model_client)
+        if on_lane:
+            # The run's calls go in batches: this node's are answered from its earlier
+            # visits' batches (graphs.llm.batch), or collected for one.
+            answers = batch.answered(await self.prior(spec.id, iteration))
+            services = replace(services, batch=batch.BatchLane(answers))
         for attempt in range(1, config.retries + 2):
             # Only the text of the attempt that succeeds is what a cache hit replays.
             texts: list[str] | None = [] if keep_text else None
@@ -288,7 +297,7 @@ class NodeRunner:
                 iteration=iteration,
                 attempt=attempt,
                 run_inputs=self.run_inputs,
-                services=self.services,
+                services=services,
                 prepared=spec.prepared,
                 emit_text=self.text_sink(spec.id, iteration, texts),
                 emit_progress=lambda done, total: self.emitter.emit(
@@ -311,6 +320,11 @@ class NodeRunner:
                 else:
                     outputs = await self.attempt(spec, ctx, ready.inputs)
                 return _Success(ctx, outputs, "".join(texts) if texts else "")
+            except batch.BatchPending as pending:
+                _add_usage(usage, ctx.usage_by_model)
+                if not on_lane:
+                    raise  # a map's item: its map sends its items' calls in one batch
+                raise NodeWaits(await self.submit(pending)) from None
             except NodeWaits:
                 _add_usage(usage, ctx.usage_by_model)  # what it spent before asking counts
                 raise
@@ -331,6 +345,15 @@ class NodeRunner:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    async def submit(self, pending: batch.BatchPending) -> dict[str, Any]:
+        """Send a node's call in a batch of its own; the wait it parks with."""
+        client: Any = self.services.model_client
+        try:
+            batch_id = await client.submit_batch({pending.cid: pending.request})
+        except NodeError as error:  # a ModelError: the API refused or could not be reached
+            raise _Failed(f"could not send the model call in a batch: {error}") from None
+        return batch.wait_for(batch_id, [pending.cid])
 
     async def prior(self, node: str, iteration: int) -> list[dict[str, Any]]:
         """What the visit recorded before (graphs.history), this run's latest events among

@@ -198,6 +198,9 @@ class RunOptions:
     breakpoints: frozenset[str] = frozenset()
     # What node visits recorded before they ran again (graphs.history): the runner's.
     history: VisitHistory | None = None
+    # "batch": every model call of the run goes on the batch lane (graphs.llm.batch), as a
+    # map's items' do with ``latency: batch``: the runner's.
+    latency: Literal["stream", "batch"] = "stream"
 
 
 NO_OPTIONS = RunOptions()

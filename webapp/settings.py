@@ -190,6 +190,9 @@ SCHEDULE_TICK_S = env.integer("SWITCHYARD_SCHEDULE_TICK_S", 10, minimum=0)
 # Celery worker's sweeper looks for waits past their deadline (seconds, above 0).
 # A timeout fires at most this late.
 WAIT_TICK_S = env.number("SWITCHYARD_WAIT_TICK_S", 1.0)
+# The batch lane (webapp.runs.batches): how often a run parked on a Message Batch has its
+# batch looked at (seconds); swept by the same tickers as the approval timeouts.
+BATCH_POLL_S = env.number("SWITCHYARD_BATCH_POLL_S", 30.0)
 # A webhook delivery's body above this many bytes is refused with 413 as it arrives.
 WEBHOOK_MAX_BODY_BYTES = env.integer("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1_000_000, minimum=1)
 # The MCP server (/mcp): how long a tool call waits for its run to end before answering that

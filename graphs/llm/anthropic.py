@@ -17,7 +17,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphs.credentials import redact
@@ -109,18 +109,7 @@ class AnthropicClient:
         on_thinking: Callable[[str], None] | None = None,
         on_start: Callable[[Usage], None] | None = None,
     ) -> ModelResponse:
-        params: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": request.messages,
-        }
-        if request.system is not None:
-            params["system"] = request.system
-        if request.tools:
-            params["tools"] = request.tools
-        params.update(_optional_params(request))
-        params.update(cache_params(request))
-
+        params = _params(request)
         sdk = self._sdk()
         import anthropic  # loaded by _sdk(); bound here for the except clauses below
         import httpx2  # the SDK's HTTP stack; mid-stream transport failures surface as its errors
@@ -220,6 +209,53 @@ class AnthropicClient:
         keys = (self._client.api_key, getattr(self._client, "auth_token", None))
         return redact(text, sorted({k for k in keys if k and len(k) >= 4}, key=len, reverse=True))
 
+    # The Message Batches API (graphs.llm.batch): half price, answered within 24 hours.
+
+    async def submit_batch(self, requests: Mapping[str, ModelRequest]) -> str:
+        """Send ``requests`` (custom_id -> request) as one Message Batch; its id."""
+        items = [{"custom_id": cid, "params": batch_params(r)} for cid, r in requests.items()]
+        batch = await self._batch_call("create a message batch", "create", requests=items)
+        return str(batch.id)
+
+    async def batch_status(self, batch_id: str) -> str:
+        """The batch's ``processing_status``: in_progress, canceling or ended."""
+        batch = await self._batch_call("read a message batch", "retrieve", batch_id)
+        return str(batch.processing_status)
+
+    async def batch_results(self, batch_id: str) -> dict[str, dict[str, Any] | None]:
+        """An ended batch's results: custom_id -> the message (JSON) of each that
+        succeeded, None for each that errored, expired or was canceled."""
+        decoder = await self._batch_call("read a message batch's results", "results", batch_id)
+        found: dict[str, dict[str, Any] | None] = {}
+        async for entry in decoder:
+            result = entry.result
+            message = result.message if result.type == "succeeded" else None  # type: ignore[union-attr]
+            found[entry.custom_id] = None if message is None else message.model_dump(mode="json")
+        return found
+
+    async def cancel_batch(self, batch_id: str) -> None:
+        await self._batch_call("cancel a message batch", "cancel", batch_id)
+
+    async def close(self) -> None:
+        """Close the SDK client's connections (a short-lived client's, a batch poll's)."""
+        if self._client is not None:
+            await self._client.close()
+
+    async def _batch_call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        sdk = self._sdk()
+        import anthropic
+
+        try:
+            return await getattr(sdk.messages.batches, method)(*args, **kwargs)
+        except anthropic.APIStatusError as exc:
+            raise ModelError(
+                f"could not {what}: the Anthropic API answered {exc.status_code} "
+                f"({_body_field(exc.body, 'message') or exc})",
+                retryable=exc.status_code in (408, 429) or exc.status_code >= 500,
+            ) from exc
+        except anthropic.AnthropicError as exc:
+            raise ModelError(f"could not {what}: {_describe(exc)}", retryable=True) from exc
+
     def _timeout_error(self) -> ModelError:
         return ModelError(
             f"the Anthropic API did not respond within {self._timeout_s:g}s", retryable=True
@@ -255,6 +291,29 @@ class AnthropicClient:
         if request_id:
             text += f" [request id {request_id}]"
         return ModelError(text, status=status, retryable=retryable, retry_after=retry_after)
+
+
+def _params(request: ModelRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": request.messages,
+    }
+    if request.system is not None:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = request.tools
+    params.update(_optional_params(request))
+    params.update(cache_params(request))
+    return params
+
+
+def batch_params(request: ModelRequest) -> dict[str, Any]:
+    """The request as one item's ``params`` of a Message Batch: the body a streamed call
+    sends, without ``stream`` (the SDK's ``extra_body`` settings are inline JSON there)."""
+    params = _params(request)
+    params.update(params.pop("extra_body", {}))
+    return params
 
 
 def _optional_params(request: ModelRequest) -> dict[str, Any]:

@@ -66,7 +66,8 @@ from graphs.codebox import CodeSettings
 from graphs.credentials import NO_CREDENTIALS, CredentialSource
 from graphs.errors import NodeWaits as NodeWaits  # where node types import it from
 from graphs.files import NO_FILES, FileSource
-from graphs.llm import caching
+from graphs.llm import batch, caching
+from graphs.llm.batch import BatchLane
 from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
@@ -165,6 +166,9 @@ class Services:
     budget: Budget = NO_BUDGET
     # The bytes of the run's file inputs (``graphs.files``), lent per run by the host.
     files: FileSource = NO_FILES
+    # The batch lane (graphs.llm.batch): calls answered from a Message Batch, or collected
+    # for one. None: calls stream. A ``map`` with ``latency: batch`` lends its items one.
+    batch: BatchLane | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,15 @@ class NodeContext:
         With a warm gate, a call whose cached prefix others share waits for the first of
         them to write it (graphs.warm).
         """
+        lane = self.services.batch
+        if lane is not None and batch.supports(self.services.model_client):
+            cid = batch.custom_id(request)
+            if cid not in lane.results:
+                raise batch.BatchPending(cid, request)  # sent in its node's batch
+            message = lane.results[cid]
+            if message is not None:
+                return await self._batched(request, message, stream)
+            # Its batch item errored or expired: it streams, as off the lane.
         on_text = self.emit_text if stream else _ignore
         kwargs: dict[str, Any] = {}
         if request.thinking is not None:
@@ -242,6 +255,21 @@ class NodeContext:
             await hold.settle(request.model, Usage())
             raise
         await hold.settle(response.model, response.usage)
+        self.add_usage(response.model, response.usage)
+        return response
+
+    async def _batched(
+        self, request: ModelRequest, message: dict[str, Any], stream: bool
+    ) -> ModelResponse:
+        """A reply from a batch: what it said goes out as if streamed, in one piece."""
+        response = batch.response_from_message(message)
+        hold = await self.services.budget.reserve(self.node_id, self.iteration, request)
+        await hold.settle(response.model, response.usage)
+        if stream:
+            if request.thinking is not None and response.thinking:
+                self.emit_thinking(response.thinking)
+            if response.text:
+                self.emit_text(response.text)
         self.add_usage(response.model, response.usage)
         return response
 

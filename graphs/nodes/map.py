@@ -19,14 +19,17 @@ events, not 10,000 times their nodes' events.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from pydantic import Field
 
 from graphs.document import load
 from graphs.errors import FlowInvalid, NodeError, NodeWaits
 from graphs.events import Event
+from graphs.llm import batch
 from graphs.nodes.base import CommonConfig, FieldProblem, NodeContext, NodeType, Services
 
 # graphs.validation and graphs.compile are imported where used. They import neither this
@@ -82,6 +85,16 @@ class MapConfig(CommonConfig):
         ),
     )
 
+    latency: Literal["stream", "batch"] = Field(
+        default="stream",
+        description=(
+            "stream: items' model calls are sent at once and stream their replies. batch: "
+            "they go to the Message Batches API at half the price, and the run waits for "
+            "the batch (usually minutes, at most 24 hours) holding no worker; a call whose "
+            "batch item fails or expires is streamed instead."
+        ),
+    )
+
 
 class MapNode(NodeType):
     name = "map"
@@ -134,6 +147,14 @@ class MapNode(NodeType):
         if len(items) > MAX_ITEMS:
             raise NodeError(f"{len(items):,} items; the limit is {MAX_ITEMS:,}")
         flow = ctx.prepared
+        lane = None
+        on_lane = config.latency == "batch" or ctx.services.batch is not None  # the run's
+        if on_lane and batch.supports(ctx.services.model_client):
+            # Its items' calls are answered from the batches of earlier visits, or collected.
+            lane = batch.BatchLane(batch.answered(await ctx.prior()))
+            flow = copy.copy(flow)
+            flow.services = replace(flow.services, batch=lane)
+        pending: dict[str, dict[str, Any]] = {}
         context = {port: value for port, value in inputs.items() if port != LIST_PORT}
         boundary = boundary_of(flow)
         gate = asyncio.Semaphore(config.concurrency)
@@ -146,6 +167,10 @@ class MapNode(NodeType):
                 result = await ctx.run_subflow(flow, {**context, "item": item}, sink)
             for model, usage in result.usage_by_model.items():
                 ctx.add_usage(model, usage)
+            calls = _batch_calls(result.state) if result.status == "waiting" else None
+            if calls:
+                pending.update(calls)  # every item gets as far as it can first
+                return None
             wait = _budget_wait(result.state) if result.status == "waiting" else None
             if wait is not None:
                 # An item's call would exceed the run's budget: the map parks as a whole
@@ -167,7 +192,21 @@ class MapNode(NodeType):
             raise failed.exceptions[0] from None
         except* NodeWaits as waits:
             raise waits.exceptions[0] from None
+        if pending:
+            client = ctx.services.model_client
+            requests = {cid: batch.request_from_json(r) for cid, r in sorted(pending.items())}
+            batch_id = await client.submit_batch(requests)  # type: ignore[attr-defined]
+            raise NodeWaits(batch.wait_for(batch_id, list(requests)))
         return {"results": [task.result() for task in tasks]}
+
+
+def _batch_calls(state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The calls an item's nodes wait to send in a batch (custom_id -> request JSON)."""
+    calls: dict[str, dict[str, Any]] = {}
+    for wait in ((state or {}).get("waiting") or {}).values():
+        if isinstance(wait, dict) and wait.get("kind") == batch.KIND:
+            calls.update(wait.get("requests") or {})
+    return calls
 
 
 def _budget_wait(state: dict[str, Any] | None) -> dict[str, Any] | None:

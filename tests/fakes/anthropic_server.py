@@ -34,6 +34,9 @@ server object drive it through the prompt alone:
 ``#fake:stream_error=TYPE``    stream one text delta, then an SSE ``error`` event of TYPE
                                (e.g. overloaded_error), as the real API does mid-stream
 ``#fake:redacted_thinking``    with thinking on: a ``redacted_thinking`` block after the thinking
+``#fake:batch_item=FATE``      in a message batch: this item ends ``errored`` or ``expired``
+``#fake:batch_delay=S``        in a message batch: it ends no sooner than S seconds after
+                               its creation (the most of its items' and ``batch_delay``'s)
 ``#fake:times=N``              apply the failure directives above (status, hang, break_after,
                                truncate_after, stream_error) to the first N requests with the
                                same last user text only; later ones answer normally
@@ -95,6 +98,15 @@ first document sent with citations enabled (``char_location`` of its first 40 ch
 for text, ``page_location`` of page 1 for a PDF), streamed as a ``citations_delta``.
 ``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}``, N counted as a reply's
 usage counts input_tokens (words in system + all message text); it is recorded like a call.
+
+Message batches. ``POST /v1/messages/batches`` checks each item as a Messages call is
+checked (a 400 names ``requests.N``), with custom_ids of 1-64 ``[A-Za-z0-9_-]``, unique, and
+answers the batch ``in_progress``. ``GET /v1/messages/batches/{id}`` answers it ``ended``
+once ``FakeAnthropic.batch_delay`` (or an item's ``#fake:batch_delay``) has passed since its
+creation; its results are computed then, each as a Messages call would be answered (the
+prompt cache included), and ``GET .../results`` sends them as JSONL. ``POST .../cancel``
+makes it ``canceling``; the next look finds it ended, every item ``canceled``. These
+requests are recorded (``batch_requests``); ``batches`` lists each batch's status.
 
 A few control endpoints help other processes: ``GET /_fake/requests``,
 ``POST /_fake/reset``, ``POST /_fake/enqueue`` (body: FakeResponse fields as JSON).
@@ -163,9 +175,14 @@ _KNOWN_DIRECTIVES = {
     "times",
     "redacted_thinking",
     "cite",
+    "batch_item",
+    "batch_delay",
 }
 FILE_TOKENS = 100
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_BATCH_ITEM_FATES = ("errored", "expired")
+_CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BATCH_PATH = re.compile(r"/v1/messages/batches/([A-Za-z0-9_]+)(/results|/cancel)?")
 _DIRECTIVE = re.compile(r"#fake:([a-z_]+)")
 
 
@@ -193,6 +210,10 @@ class FakeResponse:
     redacted_thinking: bool = False
     # Cite the first document with citations enabled (#fake:cite).
     cite: bool = False
+    # In a message batch: this item ends "errored" or "expired" instead of succeeding, and
+    # the batch ends no sooner than this many seconds after it was created.
+    batch_item: str | None = None
+    batch_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -302,6 +323,10 @@ def _spec_from_directives(
             spec.stream_error = value or "overloaded_error"
         elif name == "times":
             times = _number(name, value, int)
+        elif name == "batch_item":
+            if value not in _BATCH_ITEM_FATES:
+                raise DirectiveError(f"#fake:batch_item takes errored or expired, got {value!r}")
+            spec.batch_item = value
         elif name in ("status", "break_after", "truncate_after"):
             setattr(spec, name, _number(name, value, int))
         else:  # delay, chunk_delay, retry_after, retry_after_ms
@@ -405,6 +430,10 @@ def _json_chunks(data: str) -> list[str]:
     return ["", *[data[i : i + third] for i in range(0, len(data), third)]]
 
 
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
@@ -506,6 +535,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, [dataclasses.asdict(r) for r in self._fake.requests])
         elif self.path == "/_fake/cache":
             self._send_json(200, self._fake.cache_entries())
+        elif (batch := _BATCH_PATH.fullmatch(self.path.split("?")[0])) and batch[2] != "/cancel":
+            self._fake._record(
+                RecordedRequest(
+                    method="GET",
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=None,
+                )
+            )
+            if batch[2] == "/results":
+                self._batch_results(batch[1])
+            else:
+                self._batch_reply(self._fake._batch_now(batch[1]))
         else:
             self._send_error(404, f"fake server: no route GET {self.path}", "not_found_error")
 
@@ -540,6 +582,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] == "/v1/messages/count_tokens":
             self._count_tokens(body)
             return
+        if self.path.split("?")[0] == "/v1/messages/batches":
+            self._create_batch(body)
+            return
+        batch = _BATCH_PATH.fullmatch(self.path.split("?")[0])
+        if batch and batch[2] == "/cancel":
+            self._batch_reply(self._fake._cancel_batch(batch[1]))
+            return
         if self.path.split("?")[0] != "/v1/messages":
             self._send_error(404, f"fake server: no route POST {self.path}", "not_found_error")
             return
@@ -560,6 +609,72 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, f"fake server: {exc}")
             return
         self._answer(body, spec)
+
+    # --- message batches ------------------------------------------------------------
+
+    def _create_batch(self, body: Any) -> None:
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            self._send_error(400, "fake server: requests: a non-empty list is required")
+            return
+        seen: set[str] = set()
+        items = []
+        for i, item in enumerate(requests):
+            where = f"requests.{i}"
+            custom_id = item.get("custom_id") if isinstance(item, dict) else None
+            params = item.get("params") if isinstance(item, dict) else None
+            if not isinstance(custom_id, str) or not _CUSTOM_ID.fullmatch(custom_id):
+                self._send_error(400, f"fake server: {where}.custom_id: 1-64 of [A-Za-z0-9_-]")
+                return
+            if custom_id in seen:
+                self._send_error(400, f"fake server: {where}.custom_id: {custom_id!r} twice")
+                return
+            seen.add(custom_id)
+            if not isinstance(params, dict):
+                self._send_error(400, f"fake server: {where}.params: an object is required")
+                return
+            missing = [k for k in ("model", "max_tokens", "messages") if k not in params]
+            invalid = (
+                f"missing required field(s): {', '.join(missing)}"
+                if missing
+                else "a batch item does not stream"
+                if params.get("stream")
+                else _invalid_settings(params) or _invalid_cache_control(params)
+            )
+            if invalid is None:
+                try:
+                    spec = self._fake._spec_for(params)
+                except DirectiveError as exc:
+                    invalid = str(exc)
+            if invalid is not None:
+                self._send_error(400, f"fake server: {where}.params: {invalid}")
+                return
+            items.append((custom_id, params, spec))
+        self._batch_reply(self._fake._create_batch(items))
+
+    def _batch_reply(self, batch: dict[str, Any] | None) -> None:
+        if batch is None:
+            self._send_error(404, "fake server: no such message batch", "not_found_error")
+            return
+        self._send_json(200, self._fake._batch_json(batch, self._base_url()))
+
+    def _base_url(self) -> str:
+        return f"http://{self.headers.get('Host') or self._fake.url.removeprefix('http://')}"
+
+    def _batch_results(self, batch_id: str) -> None:
+        batch = self._fake._batch_now(batch_id)
+        if batch is None:
+            self._send_error(404, "fake server: no such message batch", "not_found_error")
+            return
+        if batch["status"] != "ended":
+            self._send_error(400, f"fake server: batch {batch_id} has not ended")
+            return
+        data = "".join(json.dumps(r) + "\n" for r in batch["results"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/binary")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _count_tokens(self, body: Any) -> None:
         # Counted as a reply's usage counts input_tokens, so an estimate can be checked
@@ -599,44 +714,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(spec.status, spec.error_message, headers=headers)
             return
 
-        cached = None
-        if lookup is not None:
-            cached, writes = lookup
-            self._fake._cache_store(writes)
-        content, stop_reason = self._fake._content_for(body, spec)
-        stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
-        last = _last_user_message(body)
-        if _thinking_on(body) and not _tool_results(last):
-            content[:0] = _thought(_user_text(last), redacted=spec.redacted_thinking)
-        thinking_words = sum(_words(b["thinking"]) for b in content if b["type"] == "thinking")
-        message = {
-            "id": self._fake._message_id(),
-            "type": "message",
-            "role": "assistant",
-            "model": body.get("model"),
-            "content": content,
-            "stop_reason": "stop_sequence" if stop_sequence is not None else stop_reason,
-            "stop_sequence": stop_sequence,
-            "usage": {
-                "input_tokens": _request_words(body),
-                "output_tokens": thinking_words
-                + sum(
-                    _words(b["text"]) if b["type"] == "text" else _words(json.dumps(b["input"]))
-                    for b in content
-                    if b["type"] in ("text", "tool_use")
-                ),
-            },
-        }
-        if thinking_words:
-            message["usage"]["output_tokens_details"] = {"thinking_tokens": thinking_words}
-        if cached is not None:
-            message["usage"].update(cached)
-            message["usage"]["input_tokens"] = max(
-                message["usage"]["input_tokens"]
-                - cached["cache_read_input_tokens"]
-                - cached["cache_creation_input_tokens"],
-                0,
-            )
+        message = self._fake._message_for(body, spec, lookup)
         if body.get("stream"):
             self._stream(message, spec)
         elif spec.break_after is not None or spec.truncate_after is not None:
@@ -815,6 +893,9 @@ class FakeAnthropic:
         self._thread: threading.Thread | None = None
         # Prompt cache: digest of a prefix -> [words, ttl, expires at (monotonic)].
         self._cache: dict[str, list[Any]] = {}
+        # Message batches by id (see _create_batch); a batch ends no sooner than this.
+        self._batches: dict[str, dict[str, Any]] = {}
+        self.batch_delay = 0.0
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -891,6 +972,17 @@ class FakeAnthropic:
             for spec in specs:
                 self._queue.append(spec if isinstance(spec, FakeResponse) else FakeResponse(**spec))
 
+    @property
+    def batch_requests(self) -> list[RecordedRequest]:
+        """The Message Batches API requests (create, retrieve, results, cancel), in order."""
+        return [r for r in self.requests if r.path.startswith("/v1/messages/batches")]
+
+    @property
+    def batches(self) -> dict[str, str]:
+        """Each batch's id -> its processing_status, as last looked at."""
+        with self._lock:
+            return {batch_id: b["status"] for batch_id, b in self._batches.items()}
+
     def reset(self) -> None:
         """Forget recorded requests, queued specs and ``#fake:times`` counts."""
         with self._lock:
@@ -899,6 +991,7 @@ class FakeAnthropic:
             self._failures.clear()
             self._max_in_flight = self._in_flight
             self._cache.clear()
+            self._batches.clear()
 
     def cache_entries(self) -> list[dict[str, Any]]:
         """The live prompt-cache entries: their words and ttl."""
@@ -984,6 +1077,127 @@ class FakeAnthropic:
 
     def _message_id(self) -> str:
         return f"msg_fake_{next(self._ids):06d}"
+
+    def _message_for(self, body: dict[str, Any], spec: FakeResponse, lookup: Any) -> dict[str, Any]:
+        """The reply message to a checked request (streamed, sent whole, or a batch item's);
+        ``lookup`` is what it reads of the prompt cache (``_cache_lookup``)."""
+        cached = None
+        if lookup is not None:
+            cached, writes = lookup
+            self._cache_store(writes)
+        content, stop_reason = self._content_for(body, spec)
+        stop_sequence = _apply_stop_sequences(content, body.get("stop_sequences") or [])
+        last = _last_user_message(body)
+        if _thinking_on(body) and not _tool_results(last):
+            content[:0] = _thought(_user_text(last), redacted=spec.redacted_thinking)
+        thinking_words = sum(_words(b["thinking"]) for b in content if b["type"] == "thinking")
+        message = {
+            "id": self._message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": content,
+            "stop_reason": "stop_sequence" if stop_sequence is not None else stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": {
+                "input_tokens": _request_words(body),
+                "output_tokens": thinking_words
+                + sum(
+                    _words(b["text"]) if b["type"] == "text" else _words(json.dumps(b["input"]))
+                    for b in content
+                    if b["type"] in ("text", "tool_use")
+                ),
+            },
+        }
+        if thinking_words:
+            message["usage"]["output_tokens_details"] = {"thinking_tokens": thinking_words}
+        if cached is not None:
+            message["usage"].update(cached)
+            message["usage"]["input_tokens"] = max(
+                message["usage"]["input_tokens"]
+                - cached["cache_read_input_tokens"]
+                - cached["cache_creation_input_tokens"],
+                0,
+            )
+        return message
+
+    def _create_batch(self, items: list[tuple[str, dict[str, Any], FakeResponse]]) -> dict:
+        with self._lock:
+            batch_id = f"msgbatch_fake_{next(self._ids):06d}"
+            batch = {
+                "id": batch_id,
+                "items": items,
+                "created": time.time(),
+                "delay": max([self.batch_delay, *(spec.batch_delay for _, _, spec in items)]),
+                "status": "in_progress",
+                "cancel_initiated": None,
+                "ended": None,
+                "results": [],
+            }
+            self._batches[batch_id] = batch
+            return batch
+
+    def _batch_now(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch as it is now: it ends (its results made) once its delay has passed,
+        or on the first look after a cancel."""
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None or batch["status"] == "ended":
+                return batch
+            canceling = batch["status"] == "canceling"
+            if not canceling and time.time() < batch["created"] + batch["delay"]:
+                return batch
+        results = [self._batch_result(cid, p, s, canceling) for cid, p, s in batch["items"]]
+        with self._lock:
+            batch.update(status="ended", ended=time.time(), results=results)
+        return batch
+
+    def _batch_result(
+        self, custom_id: str, params: dict[str, Any], spec: FakeResponse, canceled: bool
+    ) -> dict[str, Any]:
+        if canceled:
+            return {"custom_id": custom_id, "result": {"type": "canceled"}}
+        if spec.batch_item == "expired":
+            return {"custom_id": custom_id, "result": {"type": "expired"}}
+        if spec.batch_item == "errored" or spec.status is not None:
+            error = {"type": "api_error", "message": spec.error_message or "fake item error"}
+            result = {"type": "errored", "error": {"type": "error", "error": error}}
+            return {"custom_id": custom_id, "result": result}
+        lookup = self._cache_lookup(params)
+        message = self._message_for(params, spec, lookup)
+        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
+
+    def _cancel_batch(self, batch_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is not None and batch["status"] == "in_progress":
+                batch.update(status="canceling", cancel_initiated=time.time())
+            return batch
+
+    def _batch_json(self, batch: dict[str, Any], base_url: str) -> dict[str, Any]:
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        if batch["status"] == "ended":
+            for result in batch["results"]:
+                counts[result["result"]["type"]] += 1
+        else:
+            counts["processing"] = len(batch["items"])
+        ended = batch["status"] == "ended"
+        return {
+            "id": batch["id"],
+            "type": "message_batch",
+            "processing_status": batch["status"],
+            "request_counts": counts,
+            "created_at": _iso(batch["created"]),
+            "expires_at": _iso(batch["created"] + 86_400),
+            "ended_at": _iso(batch["ended"]) if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": _iso(batch["cancel_initiated"])
+            if batch["cancel_initiated"]
+            else None,
+            "results_url": f"{base_url}/v1/messages/batches/{batch['id']}/results"
+            if ended
+            else None,
+        }
 
     def _spec_for(self, body: dict[str, Any]) -> FakeResponse:
         with self._lock:

@@ -45,7 +45,7 @@ from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.celery import app
 from webapp.execution.plans import compiled_run, options_for
-from webapp.runs import approvals, budget_raise, limits, services
+from webapp.runs import approvals, batches, budget_raise, limits, services
 from webapp.runs.eventlog import Appender
 from webapp.runs.models import NodeTask, Run, Slot
 
@@ -255,9 +255,11 @@ def cancel(run_id: int) -> bool:
         if run.state is None:  # still queued: no worker has begun it
             services.cancel_queued(run_id)
             return True
+        parked = run.state
         step.apply(step.load().stop("cancelled"))
         dispatch = step.save()
     dispatch.send()
+    batches.cancel(run, parked)  # the message batches it waited on, if any
     return True
 
 

@@ -199,6 +199,7 @@ def options_for(run: Run) -> RunOptions:
         read_cache=not run.ignore_cache,
         breakpoints=breakpoints.applied(run),
         history=RunHistory.of(run),
+        latency="batch" if run.latency == "batch" else "stream",
     )
 
 

@@ -15,7 +15,7 @@ from graphs.nodes.base import Services
 from webapp.execution import coordinator
 from webapp.execution.distributed import CeleryDriver
 from webapp.execution.plans import engine_services
-from webapp.runs import timeouts
+from webapp.runs import batches, timeouts
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ class Sweeper(threading.Thread):
 
 
 def sweep() -> dict[str, int]:
-    """One sweep: leases, unsent tasks, stranded runs, then approval timeouts."""
+    """One sweep: leases, unsent tasks, stranded runs, approval timeouts, message batches."""
     counts = coordinator.sweep()
     counts["timed_out"] = timeouts.fire_due(CeleryDriver())
+    counts["batches"] = batches.poll_due(CeleryDriver())
     return counts
 
 

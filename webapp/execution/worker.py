@@ -104,7 +104,10 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
         emitter=Emitter(holder.sink, commit=holder.commit),
         run_inputs=flow.resolve_inputs(run.inputs),
         options=RunOptions(
-            cache=cache, read_cache=not run.ignore_cache, history=RunHistory.of(run)
+            cache=cache,
+            read_cache=not run.ignore_cache,
+            history=RunHistory.of(run),
+            latency="batch" if run.latency == "batch" else "stream",
         ),
         slots=holder.slots(run.pk, flow),
         holder=holder,

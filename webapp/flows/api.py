@@ -104,6 +104,12 @@ class RunIn(BodyIn):
         "model call that would exceed it does not start, the run pauses (run_paused) until "
         "the budget is raised (POST /api/runs/{id}/budget).",
     )
+    latency: Literal["stream", "batch"] = Field(
+        "stream",
+        description='"batch": the run\'s model calls go to the Message Batches API at half '
+        "the price instead of streaming; the run waits (status waiting) for each batch, "
+        "usually minutes, at most 24 hours. A call whose batch item fails is streamed.",
+    )
     wait: float | None = Field(
         None,
         ge=0,
@@ -456,6 +462,7 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
                 ignore_cache=payload.ignore_cache,
                 budget_usd=payload.budget_usd,
                 files={name: sent.model_dump() for name, sent in payload.files.items()},
+                latency=payload.latency,
             )
         except FlowInvalid as exc:
             raise invalid(exc, "the run cannot start") from None

@@ -69,7 +69,14 @@ def wait_deadline(state: dict[str, Any]) -> dt.datetime | None:
 
 def parked_fields(state: dict[str, Any]) -> dict[str, Any]:
     """What a run's row gets as it parks with ``state``."""
-    return {"status": Run.Status.WAITING, "state": state, "wait_deadline": wait_deadline(state)}
+    from webapp.runs import batches  # which imports this module
+
+    return {
+        "status": Run.Status.WAITING,
+        "state": state,
+        "wait_deadline": wait_deadline(state),
+        "batch_poll_at": batches.first_poll(state),
+    }
 
 
 def park(run_id: int, state: dict[str, Any]) -> bool:
@@ -156,6 +163,12 @@ def claim_timeout(run_id: int, node: str, now: float) -> Answer:
         return _claim(run, node, approval.timed_out(wait), dict(TIMED_OUT_BY))
 
 
+def claim_for(run: Run, node: str, outputs: dict[str, Any], by: dict[str, Any]) -> Answer:
+    """Take ``run`` (locked, checked to wait on ``node``) out of waiting, answered with
+    ``outputs`` by ``by``: what a claim of another kind of wait (webapp.runs.batches) ends with."""
+    return _claim(run, node, outputs, by)
+
+
 def _claim(run: Run, node: str, outputs: dict[str, Any], by: dict[str, Any]) -> Answer:
     Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, wait_deadline=None)
     iteration = int(run.state["iterations"][node])
@@ -182,11 +195,16 @@ def cancel_waiting(run_id: int) -> bool:
         )
         if run is None or not run.state:
             return False
+        parked = run.state
         schedule = Schedule(compiled_run(run).plan, RunState.from_json(run.state))
         step = schedule.stop("cancelled", None)
         events = [{"type": type_, **fields} for type_, fields in step.events]
         eventlog.append(run_id, events, limited=False)
-        Run.objects.filter(pk=run_id).update(state=schedule.state.to_json())
+        Run.objects.filter(pk=run_id).update(state=schedule.state.to_json(), batch_poll_at=None)
+    # Its message batches too, once the run is cancelled (no lock held through the API).
+    from webapp.runs import batches
+
+    batches.cancel(run, parked)
     return True
 
 

@@ -35,7 +35,8 @@ INPUT_PREFIX = "in_"
 @require_POST
 def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
     """Start a run of the flow's current version from the editor (JSON: ``inputs``,
-    ``ignore_cache``, ``breakpoints``, ``budget_usd``): 201 with what the API's 201 says."""
+    ``ignore_cache``, ``breakpoints``, ``budget_usd``, ``latency``): 201 with what the API's
+    201 says."""
     flow = flow_for_editor(request.user, flow_id)
     try:
         body = json.loads(request.body or b"{}")
@@ -44,6 +45,9 @@ def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
     if not isinstance(body, dict):
         return problems.response(400, "bad_request", "the body must be a JSON object")
     inputs, ignore_cache = body.get("inputs", {}), body.get("ignore_cache", False)
+    latency = body.get("latency", "stream")
+    if latency not in ("stream", "batch"):
+        return problems.response(400, "bad_request", 'latency must be "stream" or "batch"')
     if not isinstance(inputs, dict) or not isinstance(ignore_cache, bool):
         return problems.response(
             400, "bad_request", "inputs must be an object and ignore_cache true or false"
@@ -70,6 +74,7 @@ def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
             breakpoints=[node for node in wanted if node in ids],
             budget_usd=body.get("budget_usd"),
             files=body.get("files") or None,
+            latency=latency,
         )
     except FileRefused as exc:
         return problems.response(400, "file_refused", str(exc))

@@ -94,6 +94,14 @@ class Run(models.Model):
     # (webapp.runs.timeouts) reads one index, not every waiting run's state. Only meaningful
     # while status is waiting: whoever parks the run sets it again.
     wait_deadline = models.DateTimeField(null=True, blank=True)
+    # A parked run's next look at the message batches it waits on (webapp.runs.batches), so
+    # the batch poller reads one index. Only meaningful while status is waiting.
+    batch_poll_at = models.DateTimeField(null=True, blank=True)
+    # "batch": every model call of the run goes to the Message Batches API at half price
+    # (graphs.llm.batch), the run waiting on each batch holding no worker.
+    latency = models.CharField(
+        max_length=6, choices=[("stream", "stream"), ("batch", "batch")], default="stream"
+    )
     # What the run stores, in bytes, counted as it is written (webapp.runs.limits): its
     # event log, held to settings.MAX_RUN_EVENT_BYTES, and all of it (the log, what it
     # was started with, its outputs), which counts against its user's UserStorage.
@@ -125,6 +133,11 @@ class Run(models.Model):
                 fields=["wait_deadline"],
                 condition=models.Q(status="waiting", wait_deadline__isnull=False),
                 name="runs_waiting_by_deadline",
+            ),
+            models.Index(
+                fields=["batch_poll_at"],
+                condition=models.Q(status="waiting", batch_poll_at__isnull=False),
+                name="runs_waiting_on_batches",
             ),
         ]
 

@@ -11,6 +11,12 @@ True
 >>> format_usd(Decimal("0.00123456"))
 '$0.001235'
 
+The batch lane: usage answered from a Message Batch counts under ``<model>@batch`` and
+costs half of the model's price, cache figures included.
+
+>>> cost_usd("claude-sonnet-4-6@batch", {"input_tokens": 1000, "output_tokens": 200}, prices)
+Decimal('0.003000')
+
 Prompt caching: the prompt's tokens written to the cache cost ``cache_write`` (one-hour
 ones ``cache_write_1h``), those read from it ``cache_read``; a price entry without them
 takes 1.25x, 2x and 0.1x its input price, as the API charges.
@@ -33,14 +39,19 @@ from typing import Any
 
 from django.conf import settings
 
+from graphs.llm import batch
+
 MILLION = Decimal(1_000_000)
 CENTS = Decimal("0.000001")
+# Calls answered from a Message Batch (usage under "<model>@batch", graphs.llm.batch).
+BATCH_RATE = Decimal(str(batch.BATCH_RATE))
 
 
 def price_for(model: str | None, prices: Mapping[str, Mapping[str, float]] | None = None):
     """The price entry whose key is the longest prefix of `model`; None when unpriced."""
     if not model:
         return None
+    model = batch.base_model(model)[0]
     table = settings.MODEL_PRICES if prices is None else prices
     best = max((key for key in table if model.startswith(key)), key=len, default=None)
     return None if best is None else table[best]
@@ -62,6 +73,8 @@ def cost_usd(
         + rates["output"] * _tokens(usage, "output_tokens")
         + _cache_cost(rates, usage)
     )
+    if model and batch.base_model(model)[1]:
+        total *= BATCH_RATE
     return (total / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
@@ -82,6 +95,8 @@ def cache_saving_usd(
         return None
     rates = _rates(price)
     saved = rates["input"] * cached - _cache_cost(rates, usage)
+    if model and batch.base_model(model)[1]:
+        saved *= BATCH_RATE
     return (saved / MILLION).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 

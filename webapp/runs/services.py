@@ -41,11 +41,13 @@ def create_run(
     breakpoints: list[str] | None = None,
     budget_usd: Any = None,
     files: dict[str, Any] | None = None,
+    latency: str = "stream",
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
     stored) if it cannot run. ``files``: file inputs, {input: {name, data (base64)}}
     (webapp.runs.files; FileRefused, nothing stored, naming the input at fault).
-    ``breakpoints``: the editor's (webapp.runs.breakpoints). ``budget_usd``: its cost
+    ``breakpoints``: the editor's (webapp.runs.breakpoints). ``latency``: "batch" sends its
+    model calls to the Message Batches API (graphs.llm.batch). ``budget_usd``: its cost
     budget, else its flow's (budgets.BudgetInvalid, nothing stored, when it cannot be one).
 
     The flow is compiled and the inputs resolved here so that a bad request never
@@ -71,6 +73,7 @@ def create_run(
         ignore_cache=ignore_cache,
         breakpoints=breakpoints or [],
         budget_usd=budgets.budget_for(flow.budget_usd, budget_usd),
+        latency=latency,
     )
 
 

@@ -1,4 +1,5 @@
-"""Approval timeouts: a wait with ``timeout_s`` unanswered by its deadline resumes its run
+"""Approval timeouts (and, on the same tickers, the batch lane's polls: webapp.runs.batches):
+a wait with ``timeout_s`` unanswered by its deadline resumes its run
 from the approval's ``timeout`` port (graphs.nodes.approval.timed_out).
 
 The deadline is in the wait's JSON (the run's state) and, for a cheap sweep, the earliest
@@ -99,7 +100,26 @@ async def tick_forever() -> None:
                 log.info("approval timeouts fired: %s", fired)
         except Exception:
             log.exception("sweeping approval timeouts failed; trying again")
+        try:
+            # Runs parked on message batches: a thread of its own, as the batch calls
+            # run on an event loop of their own (webapp.runs.batches).
+            polled = await asyncio.to_thread(_poll_batches)
+            if polled:
+                log.info("runs resumed from their message batches: %s", polled)
+        except Exception:
+            log.exception("polling message batches failed; trying again")
         await asyncio.sleep(settings.WAIT_TICK_S)
+
+
+def _poll_batches() -> int:
+    from django.db import connection
+
+    from webapp.runs import batches
+
+    try:
+        return batches.poll_due()
+    finally:
+        connection.close()  # a thread of asyncio's pool, not Django's: close what it opened
 
 
 def stop_on(loop: asyncio.AbstractEventLoop) -> None:

@@ -759,6 +759,8 @@ export class RunView {
       // Empty: the flow's budget, if it has one (the server's to apply).
       const budget = form.querySelector("[data-run-budget]");
       if (budget && budget.value.trim() !== "") body.budget_usd = Number(budget.value);
+      const batchLane = form.querySelector("[data-run-batch]");
+      if (batchLane && batchLane.checked) body.latency = "batch";
       // Breakpoints are the editor's alone: only its own endpoint takes them, never the API.
       const result = breakpoints.length
         ? await postJSON("/flows/" + flowId + "/editor-runs/", { ...body, breakpoints })
