@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from graphs import net
 from graphs.credentials import HTTP_KINDS, NAME, NAME_HELP
+from graphs.settings import tool_settings_from_env
 from graphs.tools import mcp
 from graphs.tools.base import ToolError, ToolSettings
 from webapp.credentials.models import Credential
@@ -51,9 +52,8 @@ class ServerRefused(ValueError):
 
 
 def tool_settings() -> ToolSettings:
-    from webapp.execution.plans import engine_services  # plans imports this module's users
-
-    return engine_services().tool_settings
+    # Read afresh: registering and refreshing are rare, and the allow-list is the server's.
+    return tool_settings_from_env()
 
 
 def usable(user) -> QuerySet[McpServer]:

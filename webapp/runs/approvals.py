@@ -15,7 +15,6 @@ those who can see the run; else the flow's editors (graphs.nodes.approval.may_an
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -27,36 +26,15 @@ from webapp.flows.access import can_edit_flow, editable_flows, visible_flows
 from webapp.runs import eventlog
 from webapp.runs.access import run_for_viewer
 from webapp.runs.models import Run
+from webapp.runs.waits import Answer, NotWaiting, claim_for, waits_of, who
 from webapp.teams.models import Membership
 
 # The kinds of wait a person answers (the others, should there be any, are not theirs).
 ANSWERED_KINDS = ("approval", "tool_approval")
 
 
-class NotWaiting(RuntimeError):
-    """The node does not wait (answered already, or the run is not parked): a 409."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What resumes a parked run: its node, the visit, the outputs and who answered."""
-
-    run_id: int
-    node: str
-    iteration: int
-    outputs: dict[str, Any]
-    by: dict[str, Any]
-    # A pause at a breakpoint (webapp.runs.breakpoints): "continue" or "step", and
-    # ``outputs`` are then the inputs the node starts on.
-    breakpoint: str | None = None
-
-
 # Who "answered" a wait nobody answered in time (node_resumed's ``by``).
 TIMED_OUT_BY = {"timeout": True}
-
-
-def who(user) -> dict[str, Any]:
-    return {"user": user.get_username(), "id": user.pk}
 
 
 def wait_deadline(state: dict[str, Any]) -> dt.datetime | None:
@@ -90,13 +68,6 @@ def keep_state(run_id: int, state: dict[str, Any] | None) -> None:
     """A resumed run is over: keep its last state (its waits are all answered)."""
     if state is not None:
         Run.objects.filter(pk=run_id).update(state=state)
-
-
-def waits_of(run: Run) -> dict[str, dict[str, Any]]:
-    """node -> what it waits for, of a parked run."""
-    if run.status != Run.Status.WAITING or not run.state:
-        return {}
-    return dict(run.state.get("waiting", {}))
 
 
 def may_answer(user, run: Run, wait: dict[str, Any]) -> bool:
@@ -147,7 +118,7 @@ def claim_answer(
             outputs = agent.answer_tool(wait, action, values, by=by)
         else:
             outputs = approval.answer(wait, action, values, by=by)
-        return _claim(run, node, outputs, by)
+        return claim_for(run, node, outputs, by)
 
 
 def claim_timeout(run_id: int, node: str, now: float) -> Answer:
@@ -160,19 +131,7 @@ def claim_timeout(run_id: int, node: str, now: float) -> Answer:
         deadline = approval.deadline(wait) if wait is not None else None
         if wait is None or deadline is None or deadline > now:
             raise NotWaiting(f"node {node!r} of run {run_id} has no wait past its deadline")
-        return _claim(run, node, approval.timed_out(wait), dict(TIMED_OUT_BY))
-
-
-def claim_for(run: Run, node: str, outputs: dict[str, Any], by: dict[str, Any]) -> Answer:
-    """Take ``run`` (locked, checked to wait on ``node``) out of waiting, answered with
-    ``outputs`` by ``by``: what a claim of another kind of wait (webapp.runs.batches) ends with."""
-    return _claim(run, node, outputs, by)
-
-
-def _claim(run: Run, node: str, outputs: dict[str, Any], by: dict[str, Any]) -> Answer:
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, wait_deadline=None)
-    iteration = int(run.state["iterations"][node])
-    return Answer(run.pk, node, iteration, outputs, by)
+        return claim_for(run, node, approval.timed_out(wait), dict(TIMED_OUT_BY))
 
 
 def refusal(wait: dict[str, Any]) -> str:

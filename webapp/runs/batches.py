@@ -32,7 +32,7 @@ from graphs.llm import batch
 from graphs.llm.anthropic import AnthropicClient
 from webapp.credentials.service import model_key
 from webapp.flows.models import Flow
-from webapp.runs import approvals
+from webapp.runs import waits as parked
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def poll_due(driver=None, now: float | None = None) -> int:
         node, batch_id, results = ended
         try:
             driver.resume(run.pk, _claimer(run.pk, node, batch_id, results))
-        except approvals.NotWaiting:
+        except parked.NotWaiting:
             continue  # cancelled or resumed by another sweep meanwhile
         resumed += 1
     return resumed
@@ -110,15 +110,15 @@ def _claimer(run_id: int, node: str, batch_id: str, results: dict[str, Any]):
     return lambda: claim(run_id, node, batch_id, results)
 
 
-def claim(run_id: int, node: str, batch_id: str, results: dict[str, Any]) -> approvals.Answer:
+def claim(run_id: int, node: str, batch_id: str, results: dict[str, Any]) -> parked.Answer:
     """Take the run out of waiting for ``node``'s ended batch; NotWaiting when it no
     longer waits on that batch (cancelled, or resumed by another process)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        if waits({"waiting": approvals.waits_of(run)}).get(node) != batch_id:
-            raise approvals.NotWaiting(f"node {node!r} of run {run_id} does not wait on {batch_id}")
+        if waits({"waiting": parked.waits_of(run)}).get(node) != batch_id:
+            raise parked.NotWaiting(f"node {node!r} of run {run_id} does not wait on {batch_id}")
         Run.objects.filter(pk=run_id).update(batch_poll_at=None)
-        return approvals.claim_for(run, node, batch.answer(results), {BY: batch_id})
+        return parked.claim_for(run, node, batch.answer(results), {BY: batch_id})
 
 
 def cancel(run: Run, state: dict[str, Any] | None) -> None:

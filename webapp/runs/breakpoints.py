@@ -24,8 +24,8 @@ from django.db import transaction
 from graphs.document import IDENTIFIER
 from graphs.schedule import BREAKPOINT
 from webapp.runs.access import run_for_editor
-from webapp.runs.approvals import Answer, NotWaiting, waits_of, who
 from webapp.runs.models import Run
+from webapp.runs.waits import Answer, NotWaiting, waits_of, who
 
 ACTIONS = ("continue", "step", "stop")
 # More would not be a debugging session but a misuse; the form never sends that many.
