@@ -157,6 +157,38 @@ export class Drill {
     document.dispatchEvent(new CustomEvent("switchyard:drill", { detail: { path: this.path() } }));
   }
 
+  /**
+   * A change to node `nodeId` (of `type`) of the level at `path` (maps from the top, as
+   * path() gives), wherever the canvas is now: a node form's answer that came back after
+   * the canvas changed level (panel.js). `update(data)` gives the node's new
+   * {config, label} from its {config, label}. The drawn level has another level's node
+   * only inside one of its maps: that map's config changes as one undoable change. A level
+   * above the drawn one is its frame's document, written back when going up (not undoable
+   * from down here). False when there is no such node any more.
+   */
+  applyAt(path, nodeId, type, update) {
+    const here = this.path();
+    let k = 0;
+    while (k < path.length && k < here.length && path[k] === here[k]) k++;
+    const rest = path.slice(k);
+    if (k === here.length) {
+      if (!rest.length) return false; // the drawn level: the panel applies it itself
+      const map = this.host.graph.getCellById(rest[0]);
+      const data = map && map.isNode() ? map.getData() || {} : {};
+      if (data.type !== "map" || !data.config || !data.config.flow) return false;
+      const flow = clone(data.config.flow);
+      if (!updateIn(flow, rest.slice(1), nodeId, type, update, false)) return false;
+      map.setData({ ...data, config: { ...data.config, flow } }, { overwrite: true });
+      return true;
+    }
+    // The map drilled into from level k keeps its flow: the levels below own it.
+    const doc = this.stack[k].parent;
+    const keepFlow = !rest.length && nodeId === this.stack[k].mapId;
+    if (!updateIn(doc, rest, nodeId, type, update, keepFlow)) return false;
+    this.host.checkDirty();
+    return true;
+  }
+
   /** Forget every level (a new document is drawn at the top). */
   reset() {
     this.stack = [];
@@ -271,6 +303,23 @@ export function withInner(parent, mapId, inner) {
     if (node.id === mapId) node.config = { ...(node.config || {}), flow: inner };
   }
   return doc;
+}
+
+/** Node `nodeId` of the flow inside `doc`'s maps `maps` (a path), changed in place. */
+function updateIn(doc, maps, nodeId, type, update, keepFlow) {
+  let level = doc;
+  for (const mapId of maps) {
+    const map = (level.nodes || []).find((n) => n.id === mapId && n.type === "map");
+    level = map && map.config && map.config.flow;
+    if (!level || typeof level !== "object") return false;
+  }
+  const node = (level.nodes || []).find((n) => n.id === nodeId);
+  if (!node || node.type !== type) return false;
+  const { config, label } = update({ config: node.config || {}, label: node.label || "" });
+  node.config = keepFlow ? { ...config, flow: (node.config || {}).flow } : config;
+  if (label) node.label = label;
+  else delete node.label;
+  return true;
 }
 
 function el(tag, className, text) {
