@@ -31,6 +31,7 @@ export class Panel {
     // Each open or close: an opening answer of an older one is not placed (htmx:beforeSwap).
     this.generation = 0;
     this.openedLevel = "[]"; // the level of the form placed last (the flow's own, first)
+    this.lastAt = new Map(); // level -> the form placed there last
     this.listen();
     attachCompletion(this.element, () => this.completionContext());
   }
@@ -164,13 +165,20 @@ export class Panel {
       if (!form) return;
       mountSchemaTables(form);
       form.dataset.level = this.openedLevel;
-      // On the form itself: an answer that comes after the form left the page (the canvas
-      // changed level, another form opened) is dispatched on it alone, not up to the body,
-      // and must still reach its node (or the edit would be lost).
+      this.lastAt.set(form.dataset.level, form);
+      // On the form itself: an answer that comes after the form left the page is
+      // dispatched on it alone, not up to the body. At its own level a newer form shows
+      // the node now (an older answer would undo what was typed since): dropped. After a
+      // level change, the answer of the last form placed at that level is the last word
+      // on its node there: applied, or it would be lost.
       if (!form.dataset.answers) {
         form.dataset.answers = "1";
         form.addEventListener("htmx:afterRequest", (answer) => {
-          if (answer.detail && answer.detail.elt === form) this.answered(answer);
+          if (!answer.detail || answer.detail.elt !== form) return;
+          const level = form.dataset.level;
+          const left = level !== this.level() && this.lastAt.get(level) === form;
+          if (form.isConnected || left) this.answered(answer);
+          else this.settled(form);
         });
       }
       form.dataset.ready = "true";
