@@ -8,7 +8,7 @@
    whose node ids may repeat the level above's. A form belongs to the level it was opened
    at (data-level): its answers are applied to that level's node wherever the canvas now
    is (edges.applyAt), never to a node of the same id drawn now; and a form whose opening
-   answer comes after the level changed (or after it was closed) is not placed. */
+   answer comes after the level changed is not placed. */
 import { csrfToken } from "../lib/net.js";
 import { attachCompletion } from "./complete.js";
 import { mountSchemaTables } from "./schematable.js";
@@ -28,8 +28,6 @@ export class Panel {
     this.edits = 0; // input events in the form so far
     this.applied = 0; // the edits whose answer has come back
     this.waiters = [];
-    // Each open or close: an opening answer of an older one is not placed (htmx:beforeSwap).
-    this.generation = 0;
     this.openedLevel = "[]"; // the level of the form placed last (the flow's own, first)
     this.lastAt = new Map(); // level -> the form placed there last
     this.listen();
@@ -52,11 +50,10 @@ export class Panel {
     return JSON.stringify(this.edges.levelPath ? this.edges.levelPath() : []);
   }
 
-  /** Headers of a request that places a form: its generation, checked when it answers. */
+  /** Headers of a request that places a form: its level, checked when it answers. */
   placing() {
-    this.generation += 1;
     this.openedLevel = this.level();
-    return { "X-CSRFToken": csrfToken(), "X-Switchyard-Panel": String(this.generation) };
+    return { "X-CSRFToken": csrfToken(), "X-Switchyard-Level": this.openedLevel };
   }
 
   open(node) {
@@ -139,7 +136,6 @@ export class Panel {
   }
 
   close() {
-    this.generation += 1;
     this.nodeId = null;
     this.edgeId = null;
     if (this.element) this.element.innerHTML = this.placeholder;
@@ -178,18 +174,18 @@ export class Panel {
           const level = form.dataset.level;
           const left = level !== this.level() && this.lastAt.get(level) === form;
           if (form.isConnected || left) this.answered(answer);
-          else this.settled(form);
         });
       }
       form.dataset.ready = "true";
     });
-    // An opening answer overtaken by another open, a close or a level change: not placed.
+    // An opening answer that comes after the canvas changed level: not placed (its node
+    // is not drawn; a node of the same id may be).
     document.body.addEventListener("htmx:beforeSwap", (event) => {
       const detail = event.detail || {};
       if (!panel || detail.target !== panel) return;
       const headers = (detail.requestConfig && detail.requestConfig.headers) || {};
-      const sent = headers["X-Switchyard-Panel"];
-      if (sent !== undefined && Number(sent) !== this.generation) detail.shouldSwap = false;
+      const sent = headers["X-Switchyard-Level"];
+      if (sent !== undefined && sent !== this.level()) detail.shouldSwap = false;
     });
     if (panel) {
       panel.addEventListener("input", (event) => {
