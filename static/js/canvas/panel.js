@@ -170,10 +170,10 @@ export class Panel {
       if (!form.dataset.answers) {
         form.dataset.answers = "1";
         form.addEventListener("htmx:afterRequest", (answer) => {
-          if (!answer.detail || answer.detail.elt !== form) return;
+          // Connected, the answer bubbles up to the body's listener below.
+          if (!answer.detail || answer.detail.elt !== form || form.isConnected) return;
           const level = form.dataset.level;
-          const left = level !== this.level() && this.lastAt.get(level) === form;
-          if (form.isConnected || left) this.answered(answer);
+          if (level !== this.level() && this.lastAt.get(level) === form) this.answered(answer);
         });
       }
       form.dataset.ready = "true";
@@ -208,6 +208,10 @@ export class Panel {
       });
       panel.addEventListener("change", (event) => showFieldsInUse(event.target));
     }
+    document.body.addEventListener("htmx:afterRequest", (event) => {
+      const elt = event.detail && event.detail.elt;
+      if (elt && elt.matches && elt.matches("form.nf")) this.answered(event);
+    });
     document.body.addEventListener("htmx:beforeRequest", (event) => {
       const elt = event.detail && event.detail.elt;
       if (elt && elt.matches && elt.matches("form.nf")) elt.dataset.edits = String(this.edits);
