@@ -27,8 +27,11 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
   event it stands for: ``run_started``; ``node_started``, ``node_delta`` (``text``,
   coalesced in the item as here), ``node_finished`` (``usage`` when it used a model) or
   ``node_failed`` (``error``), each with ``inner``, the item's node; ``run_finished``
-  (``status``, ``error`` when it failed). Only a map's first ``item_events`` items send
-  them; inputs and outputs stay out (the map's ``node_finished`` has the results).
+  (``status``, ``error`` when it failed); or ``node_item`` itself, when the item's node
+  ``inner`` is a map of its own: ``nested`` holds that map's item event (``item``,
+  ``event``, ... as here, nesting again for a map deeper still). Only a map's first
+  ``item_events`` items send them, at each level; inputs and outputs stay out (the map's
+  ``node_finished`` has the results).
 - ``node_retrying``: ``attempt``, ``error``, ``delay_s``; ``takeover: true`` when a
   distributed driver runs the node again because the worker running it stopped answering.
 - ``node_waiting``: ``wait``, what the node waits for (JSON: ``kind``, ``message``,

@@ -44,7 +44,9 @@ exactly equal to what the JavaScript fold's ``toJSON()`` gives for the same even
   usage}``, ``status`` being ``running``, ``done``, ``failed`` or ``cancelled``, ``node``
   the inner node its latest event was about, ``text`` what it streamed since its latest
   node started, ``usage``
-  the item's tokens so far), ``turns`` (an agent's recorded turns, ``[]`` for none: each
+  the item's tokens so far; and ``maps`` once a map among the item's nodes sends its own
+  items' events: that map's node id -> its items, the same way, nesting again), ``turns``
+  (an agent's recorded turns, ``[]`` for none: each
   ``{turn, content, stop_reason, model, usage, source, tools}``, ``content`` the reply's
   blocks, ``source`` the run it was carried over from ("run 7") or null, ``tools`` its
   answered tool calls ``[{tool_use_id, name, input, content, is_error, rejected,
@@ -295,10 +297,7 @@ class Visit:
             "items": (
                 None
                 if self.items is None
-                else {
-                    index: {**item, "usage": dict(item["usage"])}
-                    for index, item in self.items.items()
-                }
+                else {index: _item_copy(item) for index, item in self.items.items()}
             ),
             "turns": [
                 {**turn, "tools": [dict(tool) for tool in turn["tools"]]} for turn in self.turns
@@ -590,6 +589,16 @@ class RunLog:
             self.cache_hits += 1
 
 
+def _item_copy(item: dict[str, Any]) -> dict[str, Any]:
+    copied = {**item, "usage": dict(item["usage"])}
+    if "maps" in item:
+        copied["maps"] = {
+            node: {index: _item_copy(inner) for index, inner in items.items()}
+            for node, items in item["maps"].items()
+        }
+    return copied
+
+
 def _item_event(visit: Visit, event: Event) -> None:
     """Fold a map's ``node_item`` event into its item's state.
 
@@ -602,11 +611,29 @@ def _item_event(visit: Visit, event: Event) -> None:
     >>> visit.items["0"]["status"], visit.items["0"]["text"]
     ('done', 'hi')
     """
+    if visit.items is None:
+        visit.items = {}
+    _fold_item(visit.items, event)
+
+
+def _fold_item(items: dict[str, dict[str, Any]], event: Event) -> None:
+    """Fold a ``node_item`` event (or one ``nested`` in another) into ``items``.
+
+    An inner map's item events fold into ``maps`` of the item they ran in; that map
+    starting again (a new visit in the item) starts its items afresh.
+
+    >>> items = {}
+    >>> _fold_item(items, {"item": 1, "event": "node_item", "inner": "deep",
+    ...     "nested": {"item": 0, "event": "node_delta", "inner": "ask", "text": "a"}})
+    >>> items["1"]["maps"]["deep"]["0"]["text"], items["1"]["node"]
+    ('a', 'deep')
+    >>> _fold_item(items, {"item": 1, "event": "node_started", "inner": "deep"})
+    >>> items["1"]["maps"]
+    {}
+    """
     index = event.get("item")
     if isinstance(index, bool) or not isinstance(index, int):
         return
-    items = visit.items if visit.items is not None else {}
-    visit.items = items
     item = items.get(str(index))
     if item is None:
         item = items[str(index)] = {
@@ -622,7 +649,14 @@ def _item_event(visit: Visit, event: Event) -> None:
         item["node"] = inner
     if kind == "node_started":
         item["text"] = ""
-    if kind == "node_delta":
+        if isinstance(inner, str) and "maps" in item:
+            item["maps"].pop(inner, None)
+    if kind == "node_item":
+        nested = event.get("nested")
+        if isinstance(inner, str) and isinstance(nested, Mapping):
+            maps = item.setdefault("maps", {})
+            _fold_item(maps.setdefault(inner, {}), nested)
+    elif kind == "node_delta":
         item["text"] += str(event.get("text") or "")
     elif kind == "node_finished":
         _add_usage(item["usage"], event.get("usage"))

@@ -13,7 +13,9 @@ of the map of the same name, and each item's run gets that port's value.
 Item events: the first ``item_events`` items (by index) stream their inner events into
 the run's one log as ``node_item`` events of the map's visit (see ``graphs.events``);
 the rest show only in the map's ``node_progress``, so 10,000 items cost 10,000 progress
-events, not 10,000 times their nodes' events.
+events, not 10,000 times their nodes' events. A map in the inline flow forwards its own
+items' ``node_item`` events the same way, nested in its item's (``nested``); so at each
+level only the first ``item_events`` items of that level's map stream anything.
 """
 
 from __future__ import annotations
@@ -41,10 +43,22 @@ MAX_ITEMS = 10_000
 # The map's own port; an inline input of this name could never be told apart from it.
 LIST_PORT = "items"
 # Inner events forwarded as node_item: enough to draw each item's progress and tokens.
-# Inputs and outputs stay out (the map's node_finished holds the results once).
+# Inputs and outputs stay out (the map's node_finished holds the results once). An inner
+# map's node_item is forwarded whole, nested, so maps in maps show their items too.
 _FORWARDED = frozenset(
-    {"run_started", "node_started", "node_delta", "node_finished", "node_failed", "run_finished"}
+    {
+        "run_started",
+        "node_started",
+        "node_delta",
+        "node_finished",
+        "node_failed",
+        "node_item",
+        "run_finished",
+    }
 )
+# What a forwarded inner node_item keeps: its own item fields, without the inner run's
+# numbering, clock and node (the outer event's ``inner`` names that map).
+_NOT_NESTED = frozenset({"seq", "ts", "type", "node", "iteration"})
 
 # A new map node's inline flow: its item straight to its result, the smallest that runs.
 EACH_ITEM = {
@@ -257,6 +271,13 @@ def item_fields(event: Event, index: int, boundary: frozenset[str]) -> dict[str,
     {'item': 2, 'event': 'node_delta', 'inner': 'ask', 'text': 'hi'}
     >>> item_fields({"type": "node_started", "node": "item"}, 2, frozenset({"item"})) is None
     True
+
+    An inner map's item event, nested in the item's (its map named as ``inner``):
+
+    >>> fields = item_fields({"seq": 9, "type": "node_item", "node": "deep", "iteration": 1,
+    ...     "item": 0, "event": "node_started", "inner": "ask"}, 2, frozenset())
+    >>> fields["event"], fields["inner"], fields["nested"]
+    ('node_item', 'deep', {'item': 0, 'event': 'node_started', 'inner': 'ask'})
     """
     kind = event["type"]
     if kind not in _FORWARDED or event.get("node") in boundary:
@@ -268,7 +289,9 @@ def item_fields(event: Event, index: int, boundary: frozenset[str]) -> dict[str,
             fields["error"] = event["error"]
     elif kind != "run_started":
         fields["inner"] = event.get("node")
-        if kind == "node_delta":
+        if kind == "node_item":
+            fields["nested"] = {k: v for k, v in event.items() if k not in _NOT_NESTED}
+        elif kind == "node_delta":
             fields["text"] = event.get("text", "")
         elif kind == "node_finished" and event.get("usage"):
             fields["usage"] = event["usage"]

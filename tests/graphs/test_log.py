@@ -44,6 +44,22 @@ def test_folding_event_by_event_reads_the_same_state_at_every_step(path):
         assert state == fold(events[:i]).to_json()
 
 
+def test_a_map_in_a_map_reads_the_inner_maps_items_in_the_outer_item():
+    state = fold(golden("map_nested")["events"]).to_json()
+    items = state["nodes"]["each"][0]["items"]
+    # Each level's item_events: 1 outer item streams, 2 of its inner map's 3 items.
+    assert list(items) == ["0"]
+    deep = items["0"]["maps"]["deep"]
+    assert sorted(deep) == ["0", "1"]
+    assert deep["1"]["status"] == "done" and deep["1"]["text"].endswith("Spell bee")
+    assert deep["1"]["usage"]["output_tokens"] > 0
+    # The outer item's own state is its own nodes' (the inner map's tokens count once).
+    assert items["0"]["node"] == "deep" and items["0"]["text"] == ""
+    # A log without nested items folds without the key.
+    flat = fold(golden("map_items")["events"]).to_json()["nodes"]["each"][0]["items"]
+    assert "maps" not in flat["0"]
+
+
 def test_a_chain_reads_each_visit_done_with_its_text_model_and_usage():
     state = golden("chain")["fold"]
     assert state["status"] == "succeeded" and state["schema"] == 1

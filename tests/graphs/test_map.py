@@ -201,3 +201,76 @@ def test_a_retried_or_restarted_map_starts_its_items_afresh_in_the_fold():
     assert log.last_visit("m").items["0"]["text"] == "again"
     log.apply({"type": "node_started", "node": "m"})  # a takeover runs it anew
     assert log.to_json()["nodes"]["m"][0]["items"] is None
+
+
+# Maps in maps ------------------------------------------------------------------------------
+
+
+def nested_maps(outer_events: int, inner_events: int) -> dict:
+    """A map over lists whose inline flow maps each list's items through a template."""
+    words = flow(
+        node("item", "input", name="item"),
+        node("deep", "map", flow=each_item(), concurrency=1, item_events=inner_events),
+        node("r", "output", name="r"),
+        edges=[("item", "value", "deep", "items"), ("deep", "results", "r", "value")],
+    )
+    return mapped(words, concurrency=1, item_events=outer_events)
+
+
+async def test_an_inner_maps_items_are_forwarded_nested_in_the_outer_items_events():
+    groups = [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    result, events = await run(nested_maps(2, 2), {"items": groups})
+    assert result.status == "succeeded", result.error
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    nested = [e for e in items_of(events) if e["event"] == "node_item"]
+    assert {e["inner"] for e in nested} == {"deep"}
+    # Only the first item_events items at each level stream: outer 0 and 1, inner 0 and 1.
+    assert {(e["item"], e["nested"]["item"]) for e in nested} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    one = [e["nested"] for e in nested if e["item"] == 1 and e["nested"]["item"] == 0]
+    assert [(e["event"], e.get("inner")) for e in one] == [
+        ("run_started", None),
+        ("node_started", "t"),
+        ("node_finished", "t"),
+        ("run_finished", None),
+    ]
+    assert not any({"seq", "ts", "type", "node"} & set(e["nested"]) for e in nested)
+    # The fold reads them into the outer item's maps.
+    items = fold(events).last_visit("each").items
+    assert sorted(items) == ["0", "1"]
+    assert sorted(items["1"]["maps"]["deep"]) == ["0", "1"]
+    assert items["1"]["maps"]["deep"]["1"]["status"] == "done"
+    assert items["1"]["maps"]["deep"]["1"]["node"] == "t"
+
+
+async def test_an_inner_map_with_item_events_zero_forwards_no_nested_events():
+    _, events = await run(nested_maps(5, 0), {"items": [["a"], ["b"]]})
+    assert not [e for e in items_of(events) if e["event"] == "node_item"]
+    assert {e["item"] for e in items_of(events)} == {0, 1}
+
+
+async def test_three_levels_nest_twice():
+    deepest = flow(
+        node("item", "input", name="item"),
+        node("deeper", "map", flow=each_item(), concurrency=1),
+        node("r", "output", name="r"),
+        edges=[("item", "value", "deeper", "items"), ("deeper", "results", "r", "value")],
+    )
+    middle = flow(
+        node("item", "input", name="item"),
+        node("deep", "map", flow=deepest, concurrency=1),
+        node("r", "output", name="r"),
+        edges=[("item", "value", "deep", "items"), ("deep", "results", "r", "value")],
+    )
+    result, events = await run(mapped(middle), {"items": [[["x", "y"]]]})
+    assert result.status == "succeeded", result.error
+    twice = [
+        e
+        for e in items_of(events)
+        if e["event"] == "node_item" and e["nested"]["event"] == "node_item"
+    ]
+    assert {(e["nested"]["inner"], e["nested"]["nested"]["item"]) for e in twice} == {
+        ("deeper", 0),
+        ("deeper", 1),
+    }
+    items = fold(events).last_visit("each").items
+    assert items["0"]["maps"]["deep"]["0"]["maps"]["deeper"]["1"]["status"] == "done"

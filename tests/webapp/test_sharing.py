@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -656,3 +657,21 @@ def test_api_share_links(api, client, echo, echo_run):
     assert (
         api("alice").post(f"/api/flows/{f}/share-links", {"expires_in_days": 3}).status_code == 422
     )
+
+
+def test_hide_io_hides_the_text_and_errors_of_a_map_in_a_maps_items():
+    # The golden log of a map in a map: the inner map's item events come nested.
+    events = json.loads(
+        (Path(__file__).parents[1] / "fixtures" / "logs" / "map_nested.json").read_text()
+    )["events"]
+    nested = [e for e in events if e.get("nested")]
+    assert any("Spell" in json.dumps(e) for e in nested)  # what there is to hide
+    failure = {"item": 0, "event": "node_failed", "inner": "w", "error": SECRET}
+    failing = {"type": "node_item", "item": 0, "event": "node_item", "nested": failure}
+    hidden = [sharing.without_io(e) for e in [*events, failing]]
+    dumped = json.dumps(hidden)
+    assert "Spell" not in dumped and "offline model" not in dumped and SECRET not in dumped
+    assert hidden[-1]["nested"]["error"] == sharing.HIDDEN_ERROR
+    assert [e["nested"]["event"] for e in hidden if "nested" in e] == [
+        e["nested"]["event"] for e in nested
+    ] + ["node_failed"]

@@ -15,7 +15,10 @@
    and leaving a map never makes the flow dirty.
 
    On a run page (read-only, with a run view), a drilled-in map shows one of its items:
-   the inner nodes painted from that item's node_item events (runs/items.js). */
+   the inner nodes painted from that item's node_item events (runs/items.js). Each level
+   keeps the item it shows: a map inside that item's flow opens onto its own items, as
+   that item ran them (its events come nested in the item's; the first item_events items
+   of each level send them). */
 import { itemIndices, itemStates } from "../runs/items.js";
 
 const clone = (value) => JSON.parse(JSON.stringify(value));
@@ -32,7 +35,6 @@ export class Drill {
   constructor(host) {
     this.host = host;
     this.stack = [];
-    this.item = 0; // the map item shown on a run page
     this.bar = null;
     const { graph } = host;
     graph.on("node:dblclick", ({ node }) => {
@@ -61,6 +63,22 @@ export class Drill {
 
   get depth() {
     return this.stack.length;
+  }
+
+  /** The map item shown at the drawn level, on a run page. */
+  get item() {
+    const top = this.stack[this.stack.length - 1];
+    return top ? top.item : 0;
+  }
+
+  set item(value) {
+    const top = this.stack[this.stack.length - 1];
+    if (top) top.item = value;
+  }
+
+  /** The levels above the drawn one as [[mapId, item]], for runs/items.js. */
+  outer() {
+    return this.stack.slice(0, -1).map((f) => [f.mapId, f.item]);
   }
 
   /** The drawn level's document, or the one it was read from when nothing changed. */
@@ -99,8 +117,8 @@ export class Drill {
       undo: history.undoStack.slice(),
       redo: history.redoStack.slice(),
       loadedText: "",
+      item: 0, // the item shown on a run page
     });
-    this.item = 0;
     this.host.drawLevel(inner, {});
     this.stack[this.stack.length - 1].loadedText = JSON.stringify(this.host.levelJSON());
     // Drawn, the level reads as it was written: the document is as it was (not dirty).
@@ -139,6 +157,38 @@ export class Drill {
     document.dispatchEvent(new CustomEvent("switchyard:drill", { detail: { path: this.path() } }));
   }
 
+  /**
+   * A change to node `nodeId` (of `type`) of the level at `path` (maps from the top, as
+   * path() gives), wherever the canvas is now: a node form's answer that came back after
+   * the canvas changed level (panel.js). `update(data)` gives the node's new
+   * {config, label} from its {config, label}. The drawn level has another level's node
+   * only inside one of its maps: that map's config changes as one undoable change. A level
+   * above the drawn one is its frame's document, written back when going up (not undoable
+   * from down here). False when there is no such node any more.
+   */
+  applyAt(path, nodeId, type, update) {
+    const here = this.path();
+    let k = 0;
+    while (k < path.length && k < here.length && path[k] === here[k]) k++;
+    const rest = path.slice(k);
+    if (k === here.length) {
+      if (!rest.length) return false; // the drawn level: the panel applies it itself
+      const map = this.host.graph.getCellById(rest[0]);
+      const data = map && map.isNode() ? map.getData() || {} : {};
+      if (data.type !== "map" || !data.config || !data.config.flow) return false;
+      const flow = clone(data.config.flow);
+      if (!updateIn(flow, rest.slice(1), nodeId, type, update, false)) return false;
+      map.setData({ ...data, config: { ...data.config, flow } }, { overwrite: true });
+      return true;
+    }
+    // The map drilled into from level k keeps its flow: the levels below own it.
+    const doc = this.stack[k].parent;
+    const keepFlow = !rest.length && nodeId === this.stack[k].mapId;
+    if (!updateIn(doc, rest, nodeId, type, update, keepFlow)) return false;
+    this.host.checkDirty();
+    return true;
+  }
+
   /** Forget every level (a new document is drawn at the top). */
   reset() {
     this.stack = [];
@@ -164,7 +214,12 @@ export class Drill {
       wrap.appendChild(this.bar);
     }
     this.bar.hidden = false;
-    const crumbs = [this.host.rootName(""), ...this.stack.map((f) => f.label)];
+    // On a run page, each level above names the item it shows.
+    const onRun = Boolean(this.runView());
+    const crumbs = [
+      this.host.rootName(""),
+      ...this.stack.map((f, i) => (onRun && i < this.stack.length - 1 ? `${f.label} #${f.item}` : f.label)),
+    ];
     const parts = [];
     crumbs.forEach((text, depth) => {
       if (depth) parts.push(el("span", "drill-sep", "›"));
@@ -203,13 +258,14 @@ export class Drill {
   }
 
   itemPicker() {
-    // Items stream for the top map only (inner maps' items are not forwarded).
-    const events = this.stack.length === 1 ? this.runEvents() : null;
+    const events = this.stack.length ? this.runEvents() : null;
     if (!events) return null;
-    const indices = itemIndices(events, this.stack[0].mapId);
+    const mapId = this.stack[this.stack.length - 1].mapId;
+    const indices = itemIndices(events, mapId, this.outer());
     const label = el("label", "drill-item", "Item ");
     const select = document.createElement("select");
     select.dataset.testid = "drill-item";
+    select.dataset.depth = String(this.stack.length);
     for (const i of indices.length ? indices : [0]) {
       const option = document.createElement("option");
       option.value = String(i);
@@ -230,13 +286,10 @@ export class Drill {
     if (!this.stack.length) return;
     const events = this.runEvents();
     if (!events) return;
-    if (this.stack.length > 1) {
-      this.host.paintItems([], []);
-      return;
-    }
-    const mapId = this.stack[0].mapId;
-    if (itemIndices(events, mapId).length !== this.itemCount) this.render();
-    const states = itemStates(events, mapId, this.item);
+    const mapId = this.stack[this.stack.length - 1].mapId;
+    const outer = this.outer();
+    if (itemIndices(events, mapId, outer).length !== this.itemCount) this.render();
+    const states = itemStates(events, mapId, this.item, outer);
     const done = states.filter(([, s]) => s.status === "done").map(([id]) => id);
     this.host.paintItems(states, done);
     if (this.bar) this.bar.dataset.item = String(this.item);
@@ -250,6 +303,23 @@ export function withInner(parent, mapId, inner) {
     if (node.id === mapId) node.config = { ...(node.config || {}), flow: inner };
   }
   return doc;
+}
+
+/** Node `nodeId` of the flow inside `doc`'s maps `maps` (a path), changed in place. */
+function updateIn(doc, maps, nodeId, type, update, keepFlow) {
+  let level = doc;
+  for (const mapId of maps) {
+    const map = (level.nodes || []).find((n) => n.id === mapId && n.type === "map");
+    level = map && map.config && map.config.flow;
+    if (!level || typeof level !== "object") return false;
+  }
+  const node = (level.nodes || []).find((n) => n.id === nodeId);
+  if (!node || node.type !== type) return false;
+  const { config, label } = update({ config: node.config || {}, label: node.label || "" });
+  node.config = keepFlow ? { ...config, flow: (node.config || {}).flow } : config;
+  if (label) node.label = label;
+  else delete node.label;
+  return true;
 }
 
 function el(tag, className, text) {

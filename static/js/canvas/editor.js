@@ -252,6 +252,10 @@ function createCanvas(X6, DATA) {
     rename: (oldId, key) => renameNode(oldId, key),
     renamePort: (nodeId, port, name) => renamePort(nodeId, port, name),
     edgeDoc,
+    // A form belongs to the level drawn when it opened (panel.js); drill is made below,
+    // before any form opens.
+    levelPath: () => drill.path(),
+    applyAt: (path, nodeId, type, update) => drill.applyAt(path, nodeId, type, update),
   });
   const drill = new Drill({
     graph,

@@ -2,7 +2,13 @@
    (POST urls.nodeForm through htmx) and checks every edit; this file opens it for a node
    and hands each checked config back to the node. An edge's form (POST urls.edgeForm: a
    loop-back edge's `initial` and `append`) is placed and answered the same way. Edits typed in the form reach the node
-   after a short debounce (the form's own hx-trigger); save() waits for them: flush(). */
+   after a short debounce (the form's own hx-trigger); save() waits for them: flush().
+
+   Levels. While a map's inner flow is drawn (drill.js) the canvas holds another level,
+   whose node ids may repeat the level above's. A form belongs to the level it was opened
+   at (data-level): its answers are applied to that level's node wherever the canvas now
+   is (edges.applyAt), never to a node of the same id drawn now; and a form whose opening
+   answer comes after the level changed is not placed. */
 import { csrfToken } from "../lib/net.js";
 import { attachCompletion } from "./complete.js";
 import { mountSchemaTables } from "./schematable.js";
@@ -22,6 +28,8 @@ export class Panel {
     this.edits = 0; // input events in the form so far
     this.applied = 0; // the edits whose answer has come back
     this.waiters = [];
+    this.openedLevel = "[]"; // the level of the form placed last (the flow's own, first)
+    this.lastAt = new Map(); // level -> the form placed there last
     this.listen();
     attachCompletion(this.element, () => this.completionContext());
   }
@@ -37,6 +45,17 @@ export class Panel {
     return { nodeId: node.id, doc: this.edges.documentJSON(), ports };
   }
 
+  /** The level the canvas draws: the path of maps drilled into ("[]": the flow itself). */
+  level() {
+    return JSON.stringify(this.edges.levelPath ? this.edges.levelPath() : []);
+  }
+
+  /** Headers of a request that places a form: its level, checked when it answers. */
+  placing() {
+    this.openedLevel = this.level();
+    return { "X-CSRFToken": csrfToken(), "X-Switchyard-Level": this.openedLevel };
+  }
+
   open(node) {
     if (!this.element || !window.htmx) return;
     const data = node.getData() || {};
@@ -45,7 +64,7 @@ export class Panel {
     window.htmx.ajax("POST", this.url, {
       target: this.element,
       swap: "innerHTML",
-      headers: { "X-CSRFToken": csrfToken() },
+      headers: this.placing(),
       values: {
         type: data.type,
         node_id: node.id,
@@ -102,7 +121,7 @@ export class Panel {
     window.htmx.ajax("POST", this.edges.url, {
       target: this.element,
       swap: "innerHTML",
-      headers: { "X-CSRFToken": csrfToken() },
+      headers: this.placing(),
       values: {
         edge_id: edge.id,
         source,
@@ -141,7 +160,32 @@ export class Panel {
       const form = event.detail && event.detail.target === panel && panel.querySelector("form.nf");
       if (!form) return;
       mountSchemaTables(form);
+      form.dataset.level = this.openedLevel;
+      this.lastAt.set(form.dataset.level, form);
+      // On the form itself: an answer that comes after the form left the page is
+      // dispatched on it alone, not up to the body. At its own level a newer form shows
+      // the node now (an older answer would undo what was typed since): dropped. After a
+      // level change, the answer of the last form placed at that level is the last word
+      // on its node there: applied, or it would be lost.
+      if (!form.dataset.answers) {
+        form.dataset.answers = "1";
+        form.addEventListener("htmx:afterRequest", (answer) => {
+          // Connected, the answer bubbles up to the body's listener below.
+          if (!answer.detail || answer.detail.elt !== form || form.isConnected) return;
+          const level = form.dataset.level;
+          if (level !== this.level() && this.lastAt.get(level) === form) this.answered(answer);
+        });
+      }
       form.dataset.ready = "true";
+    });
+    // An opening answer that comes after the canvas changed level: not placed (its node
+    // is not drawn; a node of the same id may be).
+    document.body.addEventListener("htmx:beforeSwap", (event) => {
+      const detail = event.detail || {};
+      if (!panel || detail.target !== panel) return;
+      const headers = (detail.requestConfig && detail.requestConfig.headers) || {};
+      const sent = headers["X-Switchyard-Level"];
+      if (sent !== undefined && sent !== this.level()) detail.shouldSwap = false;
     });
     if (panel) {
       panel.addEventListener("input", (event) => {
@@ -164,20 +208,24 @@ export class Panel {
       });
       panel.addEventListener("change", (event) => showFieldsInUse(event.target));
     }
+    document.body.addEventListener("htmx:afterRequest", (event) => {
+      const elt = event.detail && event.detail.elt;
+      if (elt && elt.matches && elt.matches("form.nf")) this.answered(event);
+    });
     document.body.addEventListener("htmx:beforeRequest", (event) => {
       const elt = event.detail && event.detail.elt;
       if (elt && elt.matches && elt.matches("form.nf")) elt.dataset.edits = String(this.edits);
     });
-    // A form response carries the config it checked; the node takes it (as typed when invalid).
-    document.body.addEventListener("htmx:afterRequest", (event) => {
-      const elt = event.detail && event.detail.elt;
-      if (!elt || !elt.matches || !elt.matches("form.nf")) return;
-      try {
-        if (event.detail.successful) this.applyResponse(event);
-      } finally {
-        this.settled(elt);
-      }
-    });
+  }
+
+  /** A form response carries the config it checked; the node takes it (as typed when invalid). */
+  answered(event) {
+    const elt = event.detail.elt;
+    try {
+      if (event.detail.successful) this.applyResponse(event);
+    } finally {
+      this.settled(elt);
+    }
   }
 
   settled(elt) {
@@ -190,21 +238,32 @@ export class Panel {
   applyResponse(event) {
     const html = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
     const edgeScript = html.querySelector("[data-edge-config] script");
+    const elt = event.detail.elt;
+    // The form's level, when it was placed; the canvas may draw another one now.
+    const level = elt.dataset.level;
+    const elsewhere = level !== undefined && level !== this.level();
     if (edgeScript) {
-      this.applyEdge(JSON.parse(edgeScript.textContent));
+      // An edge has no id of its own in the document: its form's answer from another
+      // level has no edge to go to (its change is dropped with the form).
+      if (!elsewhere) this.applyEdge(JSON.parse(edgeScript.textContent));
       return;
     }
     const script = html.querySelector("[data-node-config] script");
     if (!script) return;
     const payload = JSON.parse(script.textContent);
-    const node = this.graph.getCellById(payload.node);
-    if (!node || this.isReadOnly()) return;
-    const data = node.getData() || {};
-    const config = { ...payload.config };
-    for (const key of payload.keep || []) {
-      if (data.config && key in data.config) config[key] = data.config[key];
+    if (this.isReadOnly()) return;
+    if (elsewhere) {
+      // Written into that level's node (a rename waits: it rewires that level's edges).
+      const type = elt.querySelector('input[name="type"]');
+      if (this.edges.applyAt && type) {
+        this.edges.applyAt(JSON.parse(level), payload.node, type.value, (data) => answered(data, payload));
+      }
+      return;
     }
-    const label = payload.label || "";
+    const node = this.graph.getCellById(payload.node);
+    if (!node) return;
+    const data = node.getData() || {};
+    const { config, label } = answered(data, payload);
     const rename = payload.key && payload.key !== node.id && this.edges.rename;
     if (JSON.stringify(config) !== JSON.stringify(data.config || {}) || label !== (data.label || "")) {
       node.setData({ type: data.type, config, label, rows: data.rows }, { overwrite: true, source: "form" });
@@ -225,6 +284,16 @@ export class Panel {
     // One recorded change, as a node's config edit is: undo and redo take it back and forth.
     edge.setData({ ...data, kept: payload.kept }, { overwrite: true, source: "form" });
   }
+}
+
+/** A node's data ({config, label}) with a form's answer applied: its checked config, but
+    the fields it could not read (`keep`) as the node had them. */
+export function answered(data, payload) {
+  const config = { ...payload.config };
+  for (const key of payload.keep || []) {
+    if (data.config && key in data.config) config[key] = data.config[key];
+  }
+  return { config, label: payload.label || "" };
 }
 
 /* A rows field (a table of records): add and remove rows. The change is posted as any

@@ -99,29 +99,53 @@ export function origin(value) {
   return kept;
 }
 
+function copyItem(item) {
+  const copied = { ...item, usage: { ...item.usage } };
+  if (Object.hasOwn(item, "maps")) {
+    copied.maps = {};
+    for (const [node, items] of Object.entries(item.maps)) copied.maps[node] = copyItems(items);
+  }
+  return copied;
+}
+
 function copyItems(items) {
   if (items === null) return null;
   const copied = {};
-  for (const [index, item] of Object.entries(items)) {
-    copied[index] = { ...item, usage: { ...item.usage } };
-  }
+  for (const [index, item] of Object.entries(items)) copied[index] = copyItem(item);
   return copied;
 }
 
 /** Fold a map's node_item event into its item's state (graphs/log.py _item_event). */
 function itemEvent(visit, event) {
+  if (visit.items === null) visit.items = {};
+  foldItem(visit.items, event);
+}
+
+/** A node_item event, or one nested in another, into `items` (graphs/log.py _fold_item):
+    an inner map's items fold into `maps` of the item they ran in. */
+function foldItem(items, event) {
   const index = event.item;
   if (!isInt(index)) return;
-  if (visit.items === null) visit.items = {};
   const key = String(index);
-  let item = visit.items[key];
+  let item = items[key];
   if (item === undefined) {
-    item = visit.items[key] = { status: "running", node: null, text: "", error: "", usage: zero() };
+    item = items[key] = { status: "running", node: null, text: "", error: "", usage: zero() };
   }
   const kind = event.event;
-  if (typeof event.inner === "string") item.node = event.inner;
-  if (kind === "node_started") item.text = "";
-  if (kind === "node_delta") {
+  const inner = event.inner;
+  if (typeof inner === "string") item.node = inner;
+  if (kind === "node_started") {
+    item.text = "";
+    if (typeof inner === "string" && Object.hasOwn(item, "maps")) delete item.maps[inner];
+  }
+  if (kind === "node_item") {
+    const nested = event.nested;
+    if (typeof inner === "string" && nested !== null && typeof nested === "object" && !Array.isArray(nested)) {
+      if (!Object.hasOwn(item, "maps")) item.maps = {};
+      if (!Object.hasOwn(item.maps, inner)) item.maps[inner] = {};
+      foldItem(item.maps[inner], nested);
+    }
+  } else if (kind === "node_delta") {
     item.text += String(event.text || "");
   } else if (kind === "node_finished") {
     addUsage(item.usage, event.usage);

@@ -186,3 +186,18 @@ test("a run waits only while every open visit waits, as in Python", () => {
   assert.equal(copy.status, "running");
   assert.equal(parked.status, "waiting");
 });
+
+test("a map in a map reads the inner map's items in the outer item, as in Python", () => {
+  const { events } = golden("map_nested");
+  const items = fold(events).toJSON().nodes.each[0].items;
+  assert.deepStrictEqual(Object.keys(items), ["0"]);
+  const deep = items["0"].maps.deep;
+  assert.deepStrictEqual(Object.keys(deep).sort(), ["0", "1"]);
+  assert.equal(deep["1"].status, "done");
+  assert.ok(deep["1"].text.endsWith("Spell bee"));
+  // The inner map starting again starts its items afresh.
+  const log = fold(events.slice(0, 12));
+  assert.ok(log.lastVisit("each").items["0"].maps.deep["0"]);
+  log.apply({ seq: 100, type: "node_item", node: "each", iteration: 1, item: 0, event: "node_started", inner: "deep" });
+  assert.deepStrictEqual(log.toJSON().nodes.each[0].items["0"].maps, {});
+});

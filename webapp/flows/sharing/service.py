@@ -373,11 +373,21 @@ def without_io(event: dict[str, Any]) -> dict[str, Any]:
     {'type': 'node_item', 'item': 0, 'event': 'node_delta'}
     >>> without_io({"type": "node_failed", "node": "a", "error": "bad input 'my secret'"})["error"]
     'failed (this link hides error details, which can quote inputs and outputs)'
+
+    A map in a map's item event, nested in its outer item's, is cut the same way:
+
+    >>> without_io({"type": "node_item", "item": 0, "event": "node_item", "inner": "m",
+    ...     "nested": {"item": 1, "event": "node_delta", "text": "secret"}})["nested"]
+    {'item': 1, 'event': 'node_delta'}
     """
-    hidden = HIDDEN_FIELDS.get(event.get("type", ""), ())
+    kind = event.get("type", "")
+    hidden = HIDDEN_FIELDS.get(kind, ())
     kept = {k: v for k, v in event.items() if k not in hidden}
     if "error" in kept:
         kept["error"] = HIDDEN_ERROR
+    if kind == "node_item" and isinstance(kept.get("nested"), dict):
+        inner = without_io({**kept["nested"], "type": "node_item"})
+        kept["nested"] = {k: v for k, v in inner.items() if k != "type"}
     return kept
 
 
