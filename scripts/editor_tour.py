@@ -161,19 +161,19 @@ def build(page: Page) -> float:
     connect(page, source, "value", ask, "question")
     route = add_node(page, "router", (600, 80))
     connect(page, ask, "text", route, "input")
-    form = open_form(page, route)
     # The form may be drawn again as the new edge's ports arrive: choose until it holds.
-    for _ in range(5):
+    for attempt in range(5):
+        form = open_form(page, route)
+        page.wait_for_timeout(300)  # a person's pace: the form is live before they choose
         form.locator('select[name="f_mode"]').select_option("condition")
         try:
-            page.wait_for_function(MODE_IS_CONDITION, arg=route, timeout=2000)
+            page.wait_for_function(MODE_IS_CONDITION, arg=route, timeout=3000)
             break
         except PlaywrightTimeout:
-            form = open_form(page, route)
-    form = open_form(page, route)
+            if attempt == 4:
+                raise
     rows = form.get_by_test_id("rows-conditions")
     expect(rows).to_be_visible()
-    page.wait_for_timeout(300)  # the mode's fields settle (the form may be drawn again)
     # An empty list of rows may hold a hidden row to copy: only visible rows count.
     if not rows.locator('input[name="f_conditions.route"]:visible').count():
         form.get_by_test_id("add-row-conditions").click()
