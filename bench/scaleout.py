@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -271,6 +273,8 @@ class Bench:
             # Production-like: DEBUG keeps a log of every query in every process.
             "DEBUG": "0",
             "SECRET_KEY": "bench-" + secrets.token_hex(16),
+            # Required without DEBUG (webapp/env.py): a throwaway key for this run's rows.
+            "SWITCHYARD_CREDENTIAL_KEYS": Fernet.generate_key().decode(),
             "NO_PROXY": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
         }
