@@ -264,6 +264,8 @@ def test_a_valid_edit_returns_the_normalized_config(alice, flow):
                 "f_max_tokens": "1024",
                 "f_retries": "2",
                 "f_on_error": "continue",
+                # Ticked by default, so the browser posts it.
+                "f_citations": "on",
             },
         )
         .content.decode()

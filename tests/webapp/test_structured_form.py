@@ -36,7 +36,14 @@ def payload_of(html: str) -> dict:
 
 
 def edit(client: Client, flow, **fields: str) -> str:
-    data = {"type": "llm", "node_id": "judge", "form_key": "k1", "f_prompt": "Judge {{ x }}"}
+    # As the browser posts the form: the citations box is ticked by default.
+    data = {
+        "type": "llm",
+        "node_id": "judge",
+        "form_key": "k1",
+        "f_prompt": "Judge {{ x }}",
+        "f_citations": "on",
+    }
     response = client.post(f"/flows/{flow.pk}/node-form/", data | fields)
     assert response.status_code == 200
     return response.content.decode()

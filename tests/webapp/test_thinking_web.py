@@ -40,7 +40,14 @@ def flow(alice):
 
 
 def edit(user, flow, type_: str = "llm", **fields: str) -> str:
-    data = {"type": type_, "node_id": "think", "form_key": "k1", "f_prompt": "Solve {{ x }}"}
+    # As the browser posts the form: the citations box is ticked by default.
+    data = {
+        "type": type_,
+        "node_id": "think",
+        "form_key": "k1",
+        "f_prompt": "Solve {{ x }}",
+        "f_citations": "on",
+    }
     response = client_for(user).post(f"/flows/{flow.pk}/node-form/", data | fields)
     assert response.status_code == 200
     return response.content.decode()
