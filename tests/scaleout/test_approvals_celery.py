@@ -69,10 +69,13 @@ def test_a_parked_run_holds_nothing_and_an_answer_finishes_it_on_the_workers(clu
     assert run.state["waiting"]["ask"]["message"] == "Refund 12 EUR?"
     holds_nothing(run)
     threads = threads_of(worker.pid)
-    more = [parked(cluster, q=f"{n} EUR") for n in range(5)]
+    more = [parked(cluster, q=f"{n} EUR") for n in range(6)]
     for other in more:
         holds_nothing(other)
-    assert threads_of(worker.pid) <= threads, "waiting runs hold worker threads"
+    # The worker's pools grow lazily to their bounds as work comes, so a thread or two may
+    # appear; a thread held by each waiting run would be six.
+    grown = threads_of(worker.pid) - threads
+    assert grown < len(more) // 2, f"waiting runs hold worker threads: {grown} more"
 
     response = answer(run)
     assert response.status_code == 202, response.content
