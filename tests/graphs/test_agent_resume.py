@@ -76,8 +76,10 @@ class Durable:
         self.stored[:] = self.given
 
     async def commit(self) -> None:
-        while len(self.stored) < len(self.given):
-            await asyncio.sleep(0.005)
+        # Each event is stored 10 ms after it is given: 5 s is far past any of them.
+        async with asyncio.timeout(5):
+            while len(self.stored) < len(self.given):
+                await asyncio.sleep(0.005)
 
 
 def five_turns() -> list[Any]:
