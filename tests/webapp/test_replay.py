@@ -14,6 +14,7 @@ from django.utils import timezone
 from tests.webapp.test_run_pages import GRAPH, make_run
 from webapp.flows import services
 from webapp.flows.models import FlowVersion
+from webapp.runs.models import RunEvent
 from webapp.runs.replay import REPLAYED_EVENTS, check_replay
 from webapp.runs.timeline import build_timeline
 
@@ -275,6 +276,35 @@ def test_timeline_view_renders_the_svg_with_its_time_scale(client, alice, flow):
     assert 'data-node="greet"' in html and "Greeting · done · 2.00 s" not in html
     assert "Greeting · done" in html  # the bar's hover title names the node by its label
     assert "Output tokens, cumulative" in html and ": 7 tokens" in html
+
+
+def test_timeline_view_plots_streamed_characters_read_apart_from_the_deltas(client, alice, flow):
+    """No node counted its tokens: the plot is the deltas' characters, which the view reads
+    as (ts, length) pairs, not as whole events."""
+    run = greet_run(flow)  # "Hello " + "world", no usage
+    client.force_login(alice)
+    response = client.get(reverse("run_timeline", args=[run.pk]))
+    t = response.context["t"]
+    assert t["plot"]["unit"] == "characters" and t["plot"]["total"] == len("Hello world")
+    assert "Streamed characters, cumulative" in response.content.decode()
+    assert [bar["node"] for bar in t["bars"]] == ["greet", "out"]
+
+
+def test_the_inspector_finds_a_nodes_events_through_the_node_index(client, alice, flow):
+    """Each stored event keeps its node in a column of the (run, node, seq) index."""
+    from django.db import connection
+
+    run = greet_run(flow)
+    client.force_login(alice)
+    sql, params = RunEvent.objects.filter(run=run).of_node("greet").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "runevent_node" in plan
+    assert RunEvent.objects.filter(run=run).of_node("greet").count() == 4
+    assert RunEvent.objects.get(run=run, seq=1).node == ""  # run_started names no node
+    assert "Hello " in inspector(client, run, "greet")
+    assert "Hello " not in inspector(client, run, "out")
 
 
 def test_timeline_of_a_run_without_events_says_so(client, alice, flow):

@@ -47,7 +47,10 @@ class RunHistory:
 
 
 def visit_events(run_id: int, node: str, iteration: int) -> list[dict[str, Any]]:
-    rows = RunEvent.objects.filter(
-        run_id=run_id, type__in=VISIT_KINDS, payload__node=node, payload__iteration=iteration
-    ).order_by("seq")
+    rows = (
+        RunEvent.objects.filter(run_id=run_id, type__in=VISIT_KINDS)
+        .of_node(node)
+        .filter(payload__iteration=iteration)
+        .order_by("seq")
+    )
     return list(rows.values_list("payload", flat=True))

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -196,17 +199,48 @@ class UserStorage(models.Model):
         return f"{self.user_id}: {self.stored_bytes} bytes"
 
 
+class RunEventQuerySet(models.QuerySet):
+    def of_node(self, node_id: str) -> RunEventQuerySet:
+        """The events that name ``node_id``, through the (run, node, seq) index: a node's
+        inspector reads its own events, not all of a long run's."""
+        return self.filter(node=node_id)
+
+    def bulk_create(self, objs: Iterable[RunEvent], *args: Any, **kwargs: Any) -> list[RunEvent]:
+        objs = list(objs)
+        for event in objs:
+            event.node = node_of(event.payload)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+def node_of(payload: Any) -> str:
+    """The node an event names, as RunEvent.node keeps it ("" for run-level events)."""
+    node = payload.get("node") if isinstance(payload, dict) else None
+    return node if isinstance(node, str) else ""
+
+
 class RunEvent(models.Model):
-    """One engine event of a run; `payload` is the event exactly as the engine emitted it."""
+    """One engine event of a run; `payload` is the event exactly as the engine emitted it.
+
+    `node` repeats the payload's node, kept by every save and bulk_create, so that a
+    node's events are an index range of a long log rather than a scan of its JSON.
+    """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=32)
+    node = models.CharField(max_length=100, blank=True, default="")
     payload = models.JSONField()
+
+    objects = RunEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+        indexes = [models.Index(fields=["run", "node", "seq"], name="runevent_node")]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.node = node_of(self.payload)
+        super().save(*args, **kwargs)
 
 
 class CacheEntry(models.Model):

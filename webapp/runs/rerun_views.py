@@ -134,7 +134,8 @@ def node_ports(run: Run, node_id: str) -> set[str]:
 def recorded_inputs(run: Run, node_id: str) -> dict[str, Any]:
     """What the node read the first time it started in `run` ({} if it never started)."""
     event = (
-        RunEvent.objects.filter(run=run, type="node_started", payload__node=node_id)
+        RunEvent.objects.filter(run=run, type="node_started")
+        .of_node(node_id)
         .order_by("seq")
         .values_list("payload", flat=True)
         .first()

@@ -24,7 +24,7 @@ move a cursor line to any event's `ts` without asking the server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from graphs.log import fold
@@ -74,10 +74,15 @@ def _n(value: float) -> float:
 
 
 def build_timeline(
-    events: Iterable[Mapping[str, Any]], steps: list[Mapping[str, Any]]
+    events: Iterable[Mapping[str, Any]],
+    steps: list[Mapping[str, Any]],
+    read_chars: Callable[[], Iterable[tuple[float, int]]] | None = None,
 ) -> dict[str, Any]:
     """Geometry for _timeline.html; `steps` are the graph's nodes in drawing order
-    (views.graph_steps): one row each, then any node only the events name."""
+    (views.graph_steps): one row each, then any node only the events name.
+
+    `read_chars`, when given, reads the (ts, characters) of the run's streamed deltas, which
+    `events` then leaves out: they are asked for only when no node counted its tokens."""
     events = [e for e in events if isinstance(e.get("ts"), (int, float))]
     rows: dict[str, dict[str, Any]] = {}
     for step in steps:
@@ -169,6 +174,8 @@ def build_timeline(
         series, label = tokens, "Output tokens, cumulative (counted as each node finishes)"
         unit = "tokens"
     else:
+        if read_chars is not None:
+            chars = list(read_chars())
         series, label = chars, "Streamed characters, cumulative (no token counts recorded)"
         unit = "characters"
     plot = _plot(series, x, plot_top, x0, x1)

@@ -10,6 +10,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.db.models import FloatField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Length
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -245,10 +248,18 @@ TIMELINE_EVENTS = (
 @login_required
 def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_for_viewer(request.user, run_id)
-    rows = RunEvent.objects.filter(run=run, type__in=TIMELINE_EVENTS).order_by("seq")
-    events = [_timeline_fields(payload) for payload in rows.values_list("payload", flat=True)]
-    timeline = build_timeline(events, graph_steps(run.graph))
+    rows = RunEvent.objects.filter(run=run, type__in=TIMELINE_EVENTS).exclude(type="node_delta")
+    events = [_timeline_fields(p) for p in rows.order_by("seq").values_list("payload", flat=True)]
+    timeline = build_timeline(events, graph_steps(run.graph), read_chars=lambda: _streamed(run))
     return render(request, "runs/_timeline.html", {"run": run, "t": timeline})
+
+
+def _streamed(run: Run) -> list[tuple[float, int]]:
+    """(ts, characters) of each node_delta, read as two numbers apiece: a long run's deltas
+    are most of its log, and the timeline needs only their time and length."""
+    deltas = RunEvent.objects.filter(run=run, type="node_delta").order_by("seq")
+    rows = deltas.values_list(Cast(KT("payload__ts"), FloatField()), Length(KT("payload__text")))
+    return [(ts, length or 0) for ts, length in rows if ts is not None]
 
 
 def _timeline_fields(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,8 +268,6 @@ def _timeline_fields(event: Mapping[str, Any]) -> dict[str, Any]:
     kept["cached"], kept["reused"] = event.get("cached"), event.get("reused")
     if event.get("usage"):
         kept["usage"] = {"output_tokens": event["usage"].get("output_tokens", 0)}
-    if event.get("type") == "node_delta":
-        kept["text"] = event.get("text") or ""
     return kept
 
 
@@ -271,7 +280,7 @@ def node_detail(request: HttpRequest, run_id: int, node_id: str) -> HttpResponse
     run = run_for_viewer(request.user, run_id)
     graph_node = next((n for n in run.graph.get("nodes", []) if n["id"] == node_id), None)
     upto = _upto(request.GET.get("upto"))
-    events = RunEvent.objects.filter(run=run, payload__node=node_id)
+    events = RunEvent.objects.filter(run=run).of_node(node_id)
     if upto is not None:
         events = events.filter(seq__lte=upto)
     first = RunEvent.objects.filter(run=run, seq=1).values_list("payload", flat=True).first()
