@@ -34,6 +34,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cryptography.fernet import Fernet
+
 from bench._live import machine_line, table, verdict
 
 TARGET_MS = 300.0
@@ -49,6 +51,8 @@ def setup_django(tmp: Path) -> None:
         DEBUG="0",
         SECRET_KEY="history-bench-throwaway-key-" + "x" * 40,
         ALLOWED_HOSTS="testserver",
+        # Without DEBUG the app refuses to start with no key; nothing is encrypted here.
+        SWITCHYARD_CREDENTIAL_KEYS=Fernet.generate_key().decode(),
     )
     import django
 
@@ -58,7 +62,9 @@ def setup_django(tmp: Path) -> None:
     call_command("migrate", "--noinput", verbosity=0)
 
 
-def populate(runs: int, others: int, seed: int = 4) -> dict[str, Any]:
+def populate(
+    runs: int, others: int, seed: int = 4, *, name: str = "bench", other: str = "someone"
+) -> dict[str, Any]:
     """The benchmark user, their flows and RUNS runs, and OTHERS runs nobody else sees."""
     import datetime as dt
     from decimal import Decimal
@@ -70,8 +76,8 @@ def populate(runs: int, others: int, seed: int = 4) -> dict[str, Any]:
 
     rng = random.Random(seed)
     users = get_user_model().objects
-    me = users.create_user("bench", password="correct horse battery")
-    someone = users.create_user("someone", password="correct horse battery")
+    me = users.create_user(name, password="correct horse battery")
+    someone = users.create_user(other, password="correct horse battery")
     doc = {
         "graph": {"name": "bench"},
         "nodes": [
