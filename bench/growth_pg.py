@@ -13,17 +13,17 @@ with ``COPY``: ``node_started``, ``node_delta`` and ``node_finished`` of 20 ``ll
 taking turns, as a long streamed run records them, after a first node, ``probe``, whose 50
 events are the same in every run (the inspector's subject).
 
-Each row times a request on the large subject and on the small one, alternately, so a
-busy machine weighs on both alike: the history pages (10,000 runs against 1,000, as
+Each row times a request on the large subject and on the small one, alternately, so a busy
+machine weighs on both alike: the history pages (10,000 runs against 1,000, as
 bench/history_list.py asks them), the run page, its timeline and the ``probe`` node's
 inspector (also as of a replay position, ``?upto=``) of the 100,000-event run against the
 1,000-event one, a page of 1,000 events from the events API, and the last page of the long
-run as the replay player asks for it (5,000 events) against its first. ``x small`` is the ratio; **flat** means
-within ``FLAT`` for the requests whose work does not depend on the size (a page of 50 rows,
-a page of events, one node's events). The timeline draws every node's bars, so it reads its
-run's events: shown, not held flat. Appending a batch of 50 events through the one writer is
-shown too. Medians of ``--reps`` requests after one warm-up; floor: a ``SELECT 1`` round
-trip. EXPLAIN of the key statements is printed last.
+run as the replay player asks for it (5,000 events) against its first. ``x small`` is the
+ratio; **flat** means within ``FLAT`` for the requests whose work does not depend on the
+size (a page of 50 rows, a page of events, one node's events). The timeline draws every
+node's bars, so it reads its run's events: shown, not held flat. Appending a batch of 50
+events through the one writer is shown too. Medians of ``--reps`` requests after one warm-
+up; floor: a ``SELECT 1`` round trip. EXPLAIN of the key statements is printed last.
 
 Exit status 1 if a row held to flat is not: a benchmark's own floor, not a test.
 """
