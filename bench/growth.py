@@ -18,8 +18,8 @@
 Every run must finish as it should (``succeeded`` with the right output, or ``cancelled``
 in table 3), or the script stops: a figure from a broken run means nothing. Medians of
 ``--reps`` repetitions after one warm-up; ``gc.collect()`` before each, outside the timing.
-Not here yet (issue 18, target 5): the history page, run page and replay seek with 10,000
-runs and 1,000,000 events on PostgreSQL.
+The history page, run page and replay with 10,000 runs and 1,000,000 events on PostgreSQL
+(issue 18, target 5) are bench/growth_pg.py's.
 
 Exits 0 whatever the results: a benchmark, not a test.
 """

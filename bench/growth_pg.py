@@ -22,8 +22,8 @@ run as the replay player asks for it (5,000 events) against its first. ``x small
 ratio; **flat** means within ``FLAT`` for the requests whose work does not depend on the
 size (a page of 50 rows, a page of events, one node's events). The timeline draws every
 node's bars, so it reads its run's events: shown, not held flat. Appending a batch of 50
-events through the one writer is shown too. Medians of ``--reps`` requests after one warm-
-up; floor: a ``SELECT 1`` round trip. EXPLAIN of the key statements is printed last.
+events through the one writer is shown too. Medians of ``--reps`` requests after one warm-up;
+floor: a ``SELECT 1`` round trip. EXPLAIN of the key statements is printed last.
 
 Exit status 1 if a row held to flat is not: a benchmark's own floor, not a test.
 """
