@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from graphs.errors import NodeWaits
@@ -95,6 +95,16 @@ def base_model(model: str) -> tuple[str, bool]:
     if model.endswith(BATCH_SUFFIX):
         return model[: -len(BATCH_SUFFIX)], True
     return model, False
+
+
+def priced(request: ModelRequest) -> ModelRequest:
+    """``request`` as a budget prices a call sent in a batch: under the batch name, so it
+    reserves at ``BATCH_RATE`` of the streamed price (``graphs.budget``).
+
+    >>> priced(ModelRequest(model="m", messages=[])).model
+    'm@batch'
+    """
+    return replace(request, model=f"{request.model}{BATCH_SUFFIX}")
 
 
 def response_from_message(message: dict[str, Any]) -> ModelResponse:
