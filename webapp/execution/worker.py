@@ -261,8 +261,9 @@ class DistributedRunner(NodeRunner):
             # items here, in its own task, as the in-process driver does: their model calls
             # only collect requests for the map's one Message Batch, or read its answers, so
             # tasks of their own would buy no parallelism, and only the map sees the lane.
-            # A takeover runs the map again: before its batch was sent that pays nothing,
-            # after its answers came (node_resumed, in the log) it reads them again.
+            # A takeover runs the map again and pays nothing twice: before its batch was
+            # sent, nothing was paid; once sent, the batch is recorded (batch_sent) and the
+            # map parks on it again; once answered (node_resumed), it reads the answers.
             return await super().run_subflow(flow, inputs, sink)
         # The map node asks for its items in item order (see graphs.nodes.map), so the
         # n-th call is item n: a takeover after a crash finds the same items in place.
