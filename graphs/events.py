@@ -4,7 +4,8 @@ Event types: ``run_started``, ``node_started``, ``node_delta`` (streamed text,
 coalesced), ``node_thinking`` (the model's streamed thinking, coalesced the same way and
 kept apart from the text), ``node_progress`` (done/total of a map), ``node_item`` (a map's item's
 own event), ``node_retrying``, ``node_finished``, ``node_skipped``, ``node_failed``,
-``node_waiting``, ``node_resumed``, ``agent_turn``, ``agent_tool``, ``run_finished``.
+``node_waiting``, ``node_resumed``, ``agent_turn``, ``agent_tool``, ``batch_sent``,
+``run_finished``.
 Node events carry ``node`` and ``iteration``.
 
 Fields beyond those, by event (keys are only ever added, so old recordings still
@@ -52,6 +53,9 @@ read; ``run_started.schema`` is the version of this list, missing means 1):
 - ``agent_tool``: one tool call of an agent answered: ``turn``, ``tool_use_id``,
   ``name``, ``input``, ``content`` (what went back to the model), ``is_error``, ``key``,
   ``rejected`` (``{by, reason}``) when a person refused the call, and ``source`` as above.
+- ``batch_sent``: a node's model calls went in a Message Batch (``graphs.llm.batch``),
+  stored before the node parks on it: ``batch_id``, ``custom_ids``. The node run again
+  before it parked (a takeover) parks on that batch rather than send another.
 - ``run_finished``: ``status``, ``outputs``, ``usage``, ``usage_by_model``
   ({model: usage}, failed attempts and map items included), ``error``.
 

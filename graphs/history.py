@@ -27,7 +27,7 @@ from typing import Any, Protocol
 Event = dict[str, Any]
 
 # The events a visit's history is made of (what hosts need to keep and read back).
-VISIT_KINDS = ("agent_turn", "agent_tool", "node_resumed")
+VISIT_KINDS = ("agent_turn", "agent_tool", "node_resumed", "batch_sent")
 # Set (True) on an event a host read from another run's log (the run a resumed run
 # continues), which the node then carries into its own run's log; its ``source`` names
 # that run. An event already carried has a ``source`` but not this.

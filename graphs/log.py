@@ -550,6 +550,8 @@ class RunLog:
             _agent_turn(visit, event)
         elif kind == "agent_tool":
             _agent_tool(visit, event)
+        elif kind == "batch_sent":
+            pass  # for the node to find again (graphs.llm.batch); its wait shows the batch
         if kind in _RUNNING and visit.status == "queued":
             visit.status = "running"
 

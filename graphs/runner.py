@@ -324,7 +324,7 @@ class NodeRunner:
                 _add_usage(usage, ctx.usage_by_model)
                 if not on_lane:
                     raise  # a map's item: its map sends its items' calls in one batch
-                raise NodeWaits(await self.submit(pending)) from None
+                raise NodeWaits(await self.submit(spec.id, iteration, pending)) from None
             except NodeWaits:
                 _add_usage(usage, ctx.usage_by_model)  # what it spent before asking counts
                 raise
@@ -346,14 +346,22 @@ class NodeRunner:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def submit(self, pending: batch.BatchPending) -> dict[str, Any]:
-        """Send a node's call in a batch of its own; the wait it parks with."""
+    async def submit(
+        self, node: str, iteration: int, pending: batch.BatchPending
+    ) -> dict[str, Any]:
+        """Send a node's call in a batch of its own (unless the visit sent it already and
+        did not get to park); the wait it parks with."""
+        ids = [pending.cid]
+        batch_id = batch.sent_before(await self.prior(node, iteration), ids)
+        if batch_id is not None:
+            return batch.wait_for(batch_id, ids)
         client: Any = self.services.model_client
         try:
             batch_id = await client.submit_batch({pending.cid: pending.request})
         except NodeError as error:  # a ModelError: the API refused or could not be reached
             raise _Failed(f"could not send the model call in a batch: {error}") from None
-        return batch.wait_for(batch_id, [pending.cid])
+        await self.record(node, iteration, batch.SENT, batch.sent(batch_id, ids))
+        return batch.wait_for(batch_id, ids)
 
     async def prior(self, node: str, iteration: int) -> list[dict[str, Any]]:
         """What the visit recorded before (graphs.history), this run's latest events among

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from graphs.errors import NodeWaits
+from graphs.history import ELSEWHERE
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 
 # What the Message Batches API charges, of the streamed price.
@@ -42,6 +43,10 @@ BATCH_SUFFIX = "@batch"
 # The wait's kind, and where the answer holds the results.
 KIND = "batch"
 RESULTS = "batch_results"
+# The event a node records as soon as its batch is sent (graphs.history): run again before
+# it could park (its worker died, a takeover), it parks on that batch instead of paying
+# for a second one.
+SENT = "batch_sent"
 
 
 class BatchClient(Protocol):
@@ -97,6 +102,16 @@ def base_model(model: str) -> tuple[str, bool]:
     return model, False
 
 
+def priced(request: ModelRequest) -> ModelRequest:
+    """``request`` as a budget prices a call sent in a batch: under the batch name, so it
+    reserves at ``BATCH_RATE`` of the streamed price (``graphs.budget``).
+
+    >>> priced(ModelRequest(model="m", messages=[])).model
+    'm@batch'
+    """
+    return replace(request, model=f"{request.model}{BATCH_SUFFIX}")
+
+
 def response_from_message(message: dict[str, Any]) -> ModelResponse:
     """A batch item's message (the API's JSON) as a reply; its usage under the batch name."""
     usage = message.get("usage") or {}
@@ -127,6 +142,31 @@ def answered(prior: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
         if isinstance(answer, dict) and isinstance(answer.get(RESULTS), dict):
             results.update(answer[RESULTS])
     return results
+
+
+def sent_before(prior: list[dict[str, Any]], ids: list[str]) -> str | None:
+    """The batch this visit recorded sending with exactly the calls ``ids``, not answered
+    since; None when it sent none (then they are sent now). Another run's records (a run
+    resuming a failed one reads its parent's) do not count: that batch was its parent's.
+
+    >>> sent = {"type": SENT, "batch_id": "b1", "custom_ids": ["x", "y"]}
+    >>> sent_before([sent], ["y", "x"]), sent_before([sent], ["x"])
+    ('b1', None)
+    >>> sent_before([sent, {"type": "node_resumed", "by": {"batch": "b1"}}], ["x", "y"])
+    """
+    found = None
+    for event in prior:
+        if event.get("type") == SENT and not event.get(ELSEWHERE):
+            if sorted(event.get("custom_ids") or []) == sorted(ids):
+                found = event.get("batch_id")
+        elif event.get("type") == "node_resumed" and found is not None:
+            found = None  # answered: a call asked again after that is a new one
+    return str(found) if found else None
+
+
+def sent(batch_id: str, ids: list[str]) -> dict[str, Any]:
+    """The fields of the ``batch_sent`` event a node records once its batch is sent."""
+    return {"batch_id": batch_id, "custom_ids": sorted(ids)}
 
 
 def wait_for(batch_id: str, ids: list[str]) -> dict[str, Any]:

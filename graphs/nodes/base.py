@@ -232,6 +232,11 @@ class NodeContext:
         if lane is not None and batch.supports(self.services.model_client):
             cid = batch.custom_id(request)
             if cid not in lane.results:
+                # Before it is sent: a call the budget cannot take even at the batch price
+                # parks its node here, and nothing goes out. The answer reserves again.
+                priced = batch.priced(request)
+                hold = await self.services.budget.reserve(self.node_id, self.iteration, priced)
+                await hold.settle(priced.model, Usage())
                 raise batch.BatchPending(cid, request)  # sent in its node's batch
             message = lane.results[cid]
             if message is not None:
@@ -263,7 +268,9 @@ class NodeContext:
     ) -> ModelResponse:
         """A reply from a batch: what it said goes out as if streamed, in one piece."""
         response = batch.response_from_message(message)
-        hold = await self.services.budget.reserve(self.node_id, self.iteration, request)
+        # Reserved at what the batch charges (usage under "<model>@batch"), not the full price.
+        priced = batch.priced(request)
+        hold = await self.services.budget.reserve(self.node_id, self.iteration, priced)
         await hold.settle(response.model, response.usage)
         if stream:
             if request.thinking is not None and response.thinking:

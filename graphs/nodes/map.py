@@ -162,10 +162,12 @@ class MapNode(NodeType):
             raise NodeError(f"{len(items):,} items; the limit is {MAX_ITEMS:,}")
         flow = ctx.prepared
         lane = None
+        prior: list[dict[str, Any]] = []
         on_lane = config.latency == "batch" or ctx.services.batch is not None  # the run's
         if on_lane and batch.supports(ctx.services.model_client):
             # Its items' calls are answered from the batches of earlier visits, or collected.
-            lane = batch.BatchLane(batch.answered(await ctx.prior()))
+            prior = await ctx.prior()
+            lane = batch.BatchLane(batch.answered(prior))
             flow = copy.copy(flow)
             flow.services = replace(flow.services, batch=lane)
         pending: dict[str, dict[str, Any]] = {}
@@ -209,7 +211,11 @@ class MapNode(NodeType):
         if pending:
             client = ctx.services.model_client
             requests = {cid: batch.request_from_json(r) for cid, r in sorted(pending.items())}
-            batch_id = await client.submit_batch(requests)  # type: ignore[attr-defined]
+            batch_id = batch.sent_before(prior, list(requests))
+            if batch_id is None:
+                batch_id = await client.submit_batch(requests)  # type: ignore[attr-defined]
+                # Stored before it parks: run again before then, it finds this batch.
+                await ctx.record(batch.SENT, batch.sent(batch_id, list(requests)))
             raise NodeWaits(batch.wait_for(batch_id, list(requests)))
         return {"results": [task.result() for task in tasks]}
 

@@ -983,6 +983,13 @@ class FakeAnthropic:
         with self._lock:
             return {batch_id: b["status"] for batch_id, b in self._batches.items()}
 
+    def end_batches(self) -> None:
+        """Batches still in progress end at their next look, whatever their delay (a test
+        that held a run parked on its batch lets it go on)."""
+        with self._lock:
+            for batch in self._batches.values():
+                batch["delay"] = 0.0
+
     def reset(self) -> None:
         """Forget recorded requests, queued specs and ``#fake:times`` counts."""
         with self._lock:

@@ -220,3 +220,49 @@ async def test_a_run_on_the_batch_lane_sends_each_ready_call_in_a_batch(fake_ant
     # Node text streams as one piece from the batch's reply.
     deltas = [e["text"] for e in of_type(events, "node_delta") if e["node"] == "first"]
     assert "".join(deltas) == "fake reply: Name tides"
+
+
+async def test_a_map_run_again_before_it_parked_parks_on_the_batch_it_sent(fake_anthropic):
+    items = ["tides", "waves"]
+    flow_, parked, events, options = await park(fake_anthropic, items)
+    wait = parked.state["waiting"]["map"]
+    [sent] = of_type(events, batch.SENT)
+    assert (sent["node"], sent["iteration"]) == ("map", 1)
+    assert (sent["batch_id"], sent["custom_ids"]) == (wait["batch_id"], wait["custom_ids"])
+    # Recorded before the node parks: what a worker lost in between leaves in the log.
+    types = [e["type"] for e in events]
+    assert types.index(batch.SENT) < types.index("node_waiting")
+
+    # Run again from its history (a takeover of a worker lost before the park was stored):
+    # it parks on the batch it sent, and sends none.
+    again = await flow_.run({"items": items}, events.append, options=options)
+    assert again.status == "waiting"
+    assert again.state["waiting"]["map"] == wait
+    assert [r.method for r in fake_anthropic.batch_requests] == ["POST"]
+    assert len(of_type(events, batch.SENT)) == 1
+
+    result = await finish(fake_anthropic, flow_, again, events, options)
+    assert result.status == "succeeded"
+    assert result.outputs["results"] == [f"fake reply: Summarise {item}" for item in items]
+    assert fake_anthropic.message_requests == []
+    assert fold(events).final_states()["map"] == "done"
+
+
+async def test_a_node_on_the_runs_lane_run_again_before_it_parked_sends_no_second_batch(
+    fake_anthropic,
+):
+    doc = flow(
+        node("q", "input", name="q"),
+        node("ask", "llm", prompt="Name {{ q }}", model=MODEL, cache_ttl="off"),
+        node("out", "output", name="a"),
+        edges=[("q", "value", "ask", "q"), ("ask", "text", "out", "value")],
+    )
+    flow_ = compiled(doc, model_client=client_for(fake_anthropic))
+    events: list[dict] = []
+    options = RunOptions(history=EventHistory(events), latency="batch")
+    first = await flow_.run({"q": "tides"}, events.append, options=options)
+    again = await flow_.run({"q": "tides"}, events.append, options=options)
+    assert first.status == again.status == "waiting"
+    [sent] = of_type(events, batch.SENT)
+    assert again.state["waiting"]["ask"]["batch_id"] == sent["batch_id"]
+    assert [r.method for r in fake_anthropic.batch_requests] == ["POST"]

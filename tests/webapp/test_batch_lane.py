@@ -265,3 +265,81 @@ def test_a_batch_answer_is_kept_in_the_node_cache_and_the_next_run_sends_no_batc
     assert real_model.message_requests == []
     # Its items' calls were answered from the cache: the run spent nothing.
     assert again.cost_usd == 0 < first.cost_usd
+
+
+# ---- Budgets at the batch price -----------------------------------------------------------
+
+# An item's call reserves its prompt ("Summarise tides", 5 tokens counted conservatively)
+# and max_tokens: at 1 and 5 $/M, $0.001005 streamed, $0.000503 in a batch (half, rounded).
+MAX_TOKENS = 200
+FULL_ESTIMATE = Decimal("0.001005")
+BATCH_ESTIMATE = Decimal("0.000503")
+
+
+def budgeted(owner, budget: str, latency: str = "batch") -> Run:
+    doc = batch_map(["tides", "waves", "storms"])
+    doc["nodes"][1]["config"]["latency"] = latency
+    inner = doc["nodes"][1]["config"]["flow"]
+    inner["nodes"][1]["config"]["max_tokens"] = MAX_TOKENS
+    made = services.create(owner, "batch map", doc)
+    run = Run.objects.create(
+        flow=made, flow_version=made.current(), started_by=owner, budget_usd=Decimal(budget)
+    )
+    execution.start(run.pk)
+    idle()
+    run.refresh_from_db()
+    return run
+
+
+def test_a_batched_call_reserves_the_batch_estimate():
+    from graphs.llm import batch
+    from graphs.llm.types import ModelRequest
+    from webapp.runs.budgets import call_cost
+
+    request = ModelRequest(
+        model=MODEL, messages=[{"role": "user", "content": "Summarise tides"}], max_tokens=200
+    )
+    assert call_cost(request) == FULL_ESTIMATE
+    assert call_cost(batch.priced(request)) == BATCH_ESTIMATE
+
+
+def test_a_budget_that_fits_the_batch_price_but_not_the_full_price_lets_the_batched_map_run(
+    alice, real_model, settings
+):
+    budget = "0.0008"
+    assert BATCH_ESTIMATE < Decimal(budget) < FULL_ESTIMATE
+    # Streamed, its first call would not fit: the run pauses before any call.
+    streamed = budgeted(alice, budget, latency="stream")
+    assert streamed.status == Run.Status.WAITING, streamed.error
+    [paused] = payloads(streamed, "run_paused")
+    assert Decimal(str(paused["needed_usd"])) == FULL_ESTIMATE
+    assert real_model.message_requests == [] and real_model.batch_requests == []
+
+    run = budgeted(alice, budget)
+    assert run.status == Run.Status.WAITING, run.error
+    assert run.state["waiting"]["each"]["kind"] == "batch"
+    assert not payloads(run, "run_paused")
+    [create] = real_model.batch_requests
+    assert len(create.body["requests"]) == 3
+    assert batches.poll_due(now=later(settings)) == 1
+    idle()
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert real_model.message_requests == []
+    # What was spent is what the batch charged: 3 x (2 input, 4 output tokens), halved.
+    assert run.spent_usd == run.cost_usd == Decimal("0.000033")
+    assert not run.reservations.exists()
+
+
+def test_a_budget_below_the_batch_estimate_pauses_before_any_batch_is_sent(
+    alice, real_model, settings
+):
+    run = budgeted(alice, "0.0004")
+    assert run.status == Run.Status.WAITING, run.error
+    [paused] = payloads(run, "run_paused")
+    # The figure reserved is the batch estimate, not the streamed one.
+    assert Decimal(str(paused["needed_usd"])) == BATCH_ESTIMATE
+    assert run.state["waiting"]["each"]["kind"] == "budget"
+    assert real_model.batch_requests == [] and real_model.message_requests == []
+    assert run.batch_poll_at is None
+    assert not run.reservations.exists()

@@ -207,6 +207,10 @@ class Step:
                 # answer or a timeout resumes it (webapp.execution.parking).
                 fields.update(approvals.parked_fields(fields["state"]))
                 self.parked = True
+            elif self.run.batch_poll_at is not None:
+                # No longer parked on a batch (cancelled while it waited): nothing to poll,
+                # as the in-process driver's cancel leaves it (approvals.cancel_waiting).
+                fields["batch_poll_at"] = None
         self.dispatch.events = self.log.save(**fields)
         return self.dispatch
 

@@ -9,7 +9,9 @@ the run was cancelled (the node stops) or that the task was taken over (the node
 and nothing more is written). The node's outcome is then the coordinator's next step.
 
 A map node does not run its items here: each item is a task of its own, so the items
-spread over the workers; the map node waits for their results. An item among the map's
+spread over the workers; the map node waits for their results. A map on the batch lane
+(graphs.llm.batch) is the exception: its items run in its own task (see
+``DistributedRunner.run_subflow``). An item among the map's
 first ``item_events`` writes its own events into the run's log as the map's ``node_item``
 events, as the in-process driver's map forwards them, held by the item's own task.
 """
@@ -254,6 +256,15 @@ class DistributedRunner(NodeRunner):
     async def run_subflow(
         self, flow: CompiledFlow, inputs: Mapping[str, Any], sink: EventSink | None = None
     ) -> RunResult:
+        if flow.services.batch is not None:
+            # A map on the batch lane (its own ``latency: batch`` or the run's) runs its
+            # items here, in its own task, as the in-process driver does: their model calls
+            # only collect requests for the map's one Message Batch, or read its answers, so
+            # tasks of their own would buy no parallelism, and only the map sees the lane.
+            # A takeover runs the map again and pays nothing twice: before its batch was
+            # sent, nothing was paid; once sent, the batch is recorded (batch_sent) and the
+            # map parks on it again; once answered (node_resumed), it reads the answers.
+            return await super().run_subflow(flow, inputs, sink)
         # The map node asks for its items in item order (see graphs.nodes.map), so the
         # n-th call is item n: a takeover after a crash finds the same items in place.
         index = self.items

@@ -43,6 +43,7 @@ REPLAYED_EVENTS = frozenset(
         "node_resumed",
         "agent_turn",
         "agent_tool",
+        "batch_sent",
         "run_paused",
         "run_resumed",
         "run_finished",

@@ -515,6 +515,8 @@ export class RunLog {
       agentTurn(visit, event);
     } else if (kind === "agent_tool") {
       agentTool(visit, event);
+    } else if (kind === "batch_sent") {
+      // For the node to find again (graphs/llm/batch.py); its wait shows the batch.
     }
     if (RUNNING.has(kind) && visit.status === "queued") {
       visit.status = "running";
