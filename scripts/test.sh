@@ -44,4 +44,7 @@ find static/js -name '*.test.js' -print0 | sort -z | xargs -0 --no-run-if-empty 
 .venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@"
 # The web app on PostgreSQL and Redis with the celery driver: settings a whole pytest session
 # runs under, so a run of its own (tests/conftest.py keeps tests/scaleout out of the first).
-.venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout
+# Two workers too: most of its time is waiting (worker and Daphne start-up, runs on the fake
+# model's delays), and each worker is a session of its own (tests/services.py: its own
+# PostgreSQL database, Redis database number, Celery workers and ports).
+.venv/bin/python -m pytest -n 2 --dist loadfile --ds tests.scaleout.settings tests/scaleout
