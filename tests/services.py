@@ -4,7 +4,9 @@ Servers: the ones on 127.0.0.1 when they answer (PostgreSQL on 5432, user ``post
 with trust authentication; Redis on 6379), else started here from Debian's packages
 (scripts/test.sh installs them when missing). A server started here is left running for
 the next session. Each session gets a PostgreSQL database and a Redis database number of
-its own, so test runs side by side (or a developer's own data) never meet.
+its own, so test runs side by side (or a developer's own data) never meet. Under
+pytest-xdist every worker process is such a session (both are keyed by its pid), with its
+own Celery workers (named after that pid) and Daphne ports.
 
 Fixtures: ``postgres_url`` and ``redis_url`` (the session's own), ``service_env`` (the
 environment a worker or web process of this session runs with), ``celery_worker`` (starts
@@ -595,7 +597,9 @@ class DaphneServer(Server):
     def ws_url(self) -> str:
         return f"ws://{HOST}:{self.port}"
 
-    def start(self, timeout: float = 30) -> None:
+    # As long as a Celery worker gets (Worker.wait_ready): on a machine other sessions keep
+    # busy, Daphne's imports alone have taken more than 30 s.
+    def start(self, timeout: float = 60) -> None:
         self.process.start()
         self.process.wait_until(lambda: answers(self.port), f"to listen on {self.url}", timeout)
 
