@@ -150,6 +150,20 @@ def model_name(server: str, tool: str) -> str:
     return _MODEL_NAME_CHARS.sub("_", f"{MODEL_PREFIX}{server}__{tool}")[:_MODEL_NAME_MAX]
 
 
+def shown_name(name: str) -> str:
+    """A tool's name as the model used it, shown as picked: ``mcp:<server>/<tool>`` for an
+    MCP tool (the server's name ends at its first ``__``; a tool's ``.`` reads as ``_``),
+    else as it is.
+
+    >>> shown_name("mcp__docs__search_v2"), shown_name("calculator")
+    ('mcp:docs/search_v2', 'calculator')
+    """
+    if not name.startswith(MODEL_PREFIX):
+        return name
+    server, _, tool = name[len(MODEL_PREFIX) :].partition("__")
+    return tool_name(server, tool) if server and tool else name
+
+
 def lookup_problem(name: str, servers: Mapping[str, McpServer]) -> str | None:
     """Why the ``mcp:`` tool `name` is not among `servers`' listed tools, or None."""
     problem = reference_problem(name)
