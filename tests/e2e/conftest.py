@@ -111,7 +111,7 @@ def server(
     }
     server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
-    server.start()
+    server.start(timeout=90)  # a loaded machine (2 cores, many test runs) starts it slowly
     yield server
     server.stop()
 

@@ -110,7 +110,7 @@ def test_alice_registers_an_mcp_server_picks_its_tool_and_sees_the_call_in_the_i
     # Run: the fake model calls the tool; the run makes one handshake and closes its session.
     handshakes = len(mcp_tools.rpcs("initialize"))
     prompt = '#fake:tool=mcp__docs__echo {"text": "hello from alice"}'
-    start_run(page, {"q": prompt})
+    run_id = start_run(page, {"q": prompt})
     # Generous: the server's first model call loads the SDK, slow on a loaded machine.
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=4 * TIMEOUT_MS
@@ -121,7 +121,13 @@ def test_alice_registers_an_mcp_server_picks_its_tool_and_sees_the_call_in_the_i
     session = call["headers"]["mcp-session-id"]
     wait_for(lambda: session in mcp_tools.deletes(), timeout=10, message="the session closed")
 
-    # The inspector: the call as the picker named it, its arguments, its result.
+    # The run's page: the inspector shows the call as the picker named it, its arguments,
+    # its result and how long it took.
+    page.goto(f"{server.url}/runs/{run_id}/")
+    page.wait_for_selector("html[data-replay=ready]", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-cell-id] .sy-node.st-done').length === 3"
+    )
     page.locator('[data-cell-id="agent"]').first.click()
     inspector = page.get_by_test_id("inspector")
     turns = inspector.get_by_test_id("inspector-turns")
