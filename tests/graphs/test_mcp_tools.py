@@ -412,3 +412,30 @@ async def test_a_call_over_the_limit_or_the_time_fails_alone_and_the_session_goe
     finally:
         await sessions.aclose()
     assert len([r for r in server.requests[before:] if r.get("rpc") == "initialize"]) == 1
+
+
+async def test_a_cancelled_run_closes_its_session_too(anthropic_env, server, listed):
+    import asyncio
+
+    slow = ToolSettings(http_allow=ALLOW.http_allow, mcp_timeout_s=60)
+    flow_ = compiled(
+        agent("mcp:t/hang"),
+        model_client=AnthropicClient(),
+        tool_settings=slow,
+        mcp=servers(server, listed),
+    )
+    before = len(server.requests)
+    handle = flow_.start({"q": "#fake:tool=mcp__t__hang {}"})
+
+    def hanging() -> list[dict]:
+        return [r for r in server.requests[before:] if r.get("rpc") == "tools/call"]
+
+    async with asyncio.timeout(120):  # the first model call loads the SDK: slow when loaded
+        while not hanging():
+            await asyncio.sleep(0.05)
+    handle.cancel()
+    result = await handle.wait()
+    assert result.status == "cancelled"
+    session = hanging()[0]["headers"]["mcp-session-id"]
+    # Closed by the time the run's result is out, not at the 60 s deadline.
+    assert session in server.deletes()
