@@ -160,7 +160,9 @@ class Execution:
         return await self.settle()
 
     async def settle(self) -> RunResult:
-        """Wait until the run is over or parked: no task of it is left either way."""
+        """Wait until the run is over or parked: no task of it is left either way.
+
+        Then its MCP sessions close: a parked run holds none, its resumption opens anew."""
         try:
             if self.tasks:  # else the run is over already
                 await self.quiet.wait()
@@ -170,6 +172,8 @@ class Execution:
             if self.tasks:
                 await asyncio.wait(list(self.tasks))
             raise
+        finally:
+            await self.runner.aclose_sessions()
         return self.result()
 
     def stop(self, status: Status, error: str | None, failed_node: str | None = None) -> None:

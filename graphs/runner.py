@@ -81,6 +81,7 @@ from graphs.schedule import (
     RunOptions,
 )
 from graphs.spec import NodeSpec, RunResult
+from graphs.tools.mcp import McpSessions
 
 if TYPE_CHECKING:
     from graphs.compile import CompiledFlow
@@ -120,6 +121,10 @@ class NodeRunner:
         slots: asyncio.Semaphore | None = None,
     ):
         self.flow = flow
+        # The run's MCP sessions: whoever made this runner closes them (``aclose_sessions``)
+        # when the run (or, on a worker, the node's task) ends, unless they are lent.
+        self.mcp_sessions = options.mcp_sessions or McpSessions()
+        self.owns_sessions = options.mcp_sessions is None
         self.emitter = emitter
         self.run_inputs = run_inputs
         self.services = flow.services
@@ -312,6 +317,7 @@ class NodeRunner:
                 ),
                 prior=lambda: self.prior(spec.id, iteration),
                 record=lambda type_, fields: self.record(spec.id, iteration, type_, fields),
+                mcp_sessions=self.mcp_sessions,
             )
             try:
                 if spec.type.holds_slot:
@@ -419,6 +425,11 @@ class NodeRunner:
             # A bug in a node type must fail its node, not the whole engine.
             raise NodeError(f"internal error in {spec.type.name}: {_described(exc)}") from exc
 
+    async def aclose_sessions(self) -> None:
+        """Close the run's MCP sessions, when this runner's own (the run is over)."""
+        if self.owns_sessions:
+            await self.mcp_sessions.aclose()
+
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.services.backoff_max_s)
@@ -431,7 +442,9 @@ class NodeRunner:
     ) -> RunResult:
         """Run a map's item; its events go to ``sink`` (numbered there afresh), else nowhere."""
         # A map's items share the cache; what to reuse or override names this flow's nodes.
-        options = RunOptions(cache=self.cache, read_cache=self.read_cache)
+        options = RunOptions(
+            cache=self.cache, read_cache=self.read_cache, mcp_sessions=self.mcp_sessions
+        )
         if flow.services.budget is not self.services.budget:
             # The items' calls count against the run's budget (the map compiled its flow
             # with the services of the version, which a host lends no run's budget).

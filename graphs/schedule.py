@@ -145,7 +145,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import networkx as nx
 
@@ -155,6 +155,9 @@ from graphs.history import VisitHistory
 from graphs.llm.types import Usage
 from graphs.loops import loop_order, pick_entry
 from graphs.naming import node_names
+
+if TYPE_CHECKING:
+    from graphs.tools.mcp import McpSessions
 
 Status = Literal["succeeded", "failed", "cancelled"]
 Phase = Literal["new", "running", "finished"]
@@ -201,6 +204,9 @@ class RunOptions:
     # "batch": every model call of the run goes on the batch lane (graphs.llm.batch), as a
     # map's items' do with ``latency: batch``: the runner's.
     latency: Literal["stream", "batch"] = "stream"
+    # The MCP sessions of the run this one is part of (a map's item shares its map's run's);
+    # None: the run opens its own and closes them when it ends: the runner's.
+    mcp_sessions: McpSessions | None = None
 
 
 NO_OPTIONS = RunOptions()

@@ -212,7 +212,7 @@ class AgentNode(NodeType):
                 raise NodeError(f"tool {name!r}: {found}")
             tool: Tool | FlowTool
             if mcp.reference(name) is not None:
-                tool = _mcp_tool(name, ctx.services)
+                tool = _mcp_tool(name, ctx)
             else:
                 tool = ctx.services.tools[name] if found is None else FlowTool(found)
             tools[tool.name] = tool
@@ -525,9 +525,10 @@ class FlowTool:
         return tool_content(result.outputs)
 
 
-def _mcp_tool(name: str, services: Services) -> Tool:
+def _mcp_tool(name: str, ctx: NodeContext) -> Tool:
+    services = ctx.services
     try:
-        return mcp.bind(name, services.mcp or {}, services.credentials)
+        return mcp.bind(name, services.mcp or {}, services.credentials, ctx.mcp_sessions)
     except ToolError as exc:  # the server or tool is gone since the flow was checked
         raise NodeError(str(exc)) from None
 

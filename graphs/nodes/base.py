@@ -72,7 +72,7 @@ from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
 from graphs.sandbox import SandboxSettings
 from graphs.subflows import NO_FLOWS, FlowSource
 from graphs.tools.base import Tool, ToolSettings
-from graphs.tools.mcp import McpServer
+from graphs.tools.mcp import McpServer, McpSessions
 from graphs.warm import WarmGate
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
@@ -221,6 +221,8 @@ class NodeContext:
     # Emits an event of this visit (type, fields) and returns once it is stored for good:
     # a record the node must find again should it run again (an agent's turn).
     record: Callable[[str, dict[str, Any]], Awaitable[None]] = _record_nowhere
+    # The run's MCP client sessions (graphs.tools.mcp): None, a session per tool call.
+    mcp_sessions: McpSessions | None = None
 
     async def call_model(self, request: ModelRequest, *, stream: bool = True) -> ModelResponse:
         """One model call; its usage is added to this node's total.

@@ -11,6 +11,14 @@ whose transport (``GuardedTransport``) applies ``graphs.net``'s SSRF policy to e
 address checked, the connection pinned to a checked address) and caps each response body.
 A whole call (connect, handshake, call) has one deadline, ``ToolSettings.mcp_timeout_s``.
 
+Sessions. A run's calls share its ``McpSessions``: one client session per server URL and
+credential, opened (``initialize``) by the first call that needs it, reused by every later
+call of the run, parallel agents' included (the SDK matches each answer to its request by
+id), and closed when the run ends (the SDK's ``DELETE`` of the session). A server that has
+dropped the session (404 on its id, per the Streamable HTTP spec) gets one new handshake,
+and the call is sent again: the server refused it before running it. Without a run's
+sessions (a refresh, a lone call), a call opens and closes a session of its own.
+
 A server's ``auth`` names a credential (``graphs.credentials``); its value is looked up when
 a call is made, goes only into that call's request headers, and is cut out of anything the
 server sends back, so neither the model nor an event nor an error can carry it.
@@ -19,6 +27,7 @@ server sends back, so neither the model nor an event nor an error can carry it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
@@ -40,6 +49,8 @@ from graphs.tools.base import ToolError, ToolSettings
 
 if TYPE_CHECKING:
     import httpx2
+
+log = logging.getLogger(__name__)
 
 PREFIX = "mcp:"
 MODEL_PREFIX = "mcp__"
@@ -139,6 +150,20 @@ def model_name(server: str, tool: str) -> str:
     return _MODEL_NAME_CHARS.sub("_", f"{MODEL_PREFIX}{server}__{tool}")[:_MODEL_NAME_MAX]
 
 
+def shown_name(name: str) -> str:
+    """A tool's name as the model used it, shown as picked: ``mcp:<server>/<tool>`` for an
+    MCP tool (the server's name ends at its first ``__``; a tool's ``.`` reads as ``_``),
+    else as it is.
+
+    >>> shown_name("mcp__docs__search_v2"), shown_name("calculator")
+    ('mcp:docs/search_v2', 'calculator')
+    """
+    if not name.startswith(MODEL_PREFIX):
+        return name
+    server, _, tool = name[len(MODEL_PREFIX) :].partition("__")
+    return tool_name(server, tool) if server and tool else name
+
+
 def lookup_problem(name: str, servers: Mapping[str, McpServer]) -> str | None:
     """Why the ``mcp:`` tool `name` is not among `servers`' listed tools, or None."""
     problem = reference_problem(name)
@@ -176,10 +201,12 @@ class McpTool:
         server: McpServer,
         tool: McpToolInfo,
         credentials: CredentialSource = NO_CREDENTIALS,
+        sessions: McpSessions | None = None,
     ):
         self.server = server
         self.tool = tool
         self.credentials = credentials
+        self.sessions = sessions
         self.name = model_name(server.name, tool.name)
         self.description = tool.description or f"{tool.name} (MCP server {server.name})"
         self.input_schema = tool.input_schema
@@ -189,9 +216,14 @@ class McpTool:
             raise ToolError("the tool's input must be an object")
         headers, secrets = _auth(self.server, self.credentials)
         try:
-            text, is_error = await call_tool(
-                self.server.url, self.tool.name, args, settings, headers
-            )
+            if self.sessions is None:
+                text, is_error = await call_tool(
+                    self.server.url, self.tool.name, args, settings, headers
+                )
+            else:
+                text, is_error = await self.sessions.call(
+                    self.server.url, self.tool.name, args, settings, headers
+                )
         except ToolError as exc:
             raise ToolError(redact(str(exc), secrets)) from None
         text = redact(text, secrets)
@@ -200,14 +232,20 @@ class McpTool:
         return text
 
 
-def bind(name: str, servers: Mapping[str, McpServer], credentials: CredentialSource) -> McpTool:
-    """The tool an agent named ``mcp:<server>/<tool>``; ToolError naming why not."""
+def bind(
+    name: str,
+    servers: Mapping[str, McpServer],
+    credentials: CredentialSource,
+    sessions: McpSessions | None = None,
+) -> McpTool:
+    """The tool an agent named ``mcp:<server>/<tool>``, calling through the run's
+    `sessions` (None: a session per call); ToolError naming why not."""
     problem = lookup_problem(name, servers)
     if problem is not None:
         raise ToolError(f"tool {name!r}: {problem}")
     server_name, tool = reference(name) or ("", "")
     server = servers[server_name]
-    return McpTool(server, server.tool(tool) or McpToolInfo(tool), credentials)
+    return McpTool(server, server.tool(tool) or McpToolInfo(tool), credentials, sessions)
 
 
 async def tools_of(
@@ -382,6 +420,212 @@ async def _with_session(
         raise ToolError(transport.failure or f"MCP server {url}: {_describe(exc)}") from None
 
 
+# The refusal of the transport (SSRF policy, size cap) that failed the call of this context:
+# the SDK runs each request's HTTP exchange in a task with its sender's context, so a call
+# sees its own refusal, not another's made over the same session meanwhile.
+_FAILURE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "mcp_failure", default=None
+)
+# What a call waits at most for its session to close, when the run ends.
+CLOSE_TIMEOUT_S = 5.0
+_SessionKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class McpSessions:
+    """The MCP client sessions of one run, one per server URL and credential headers.
+
+    ``call`` opens a server's session on first use and reuses it after; ``aclose`` (the run
+    ended, however) closes them all. One instance must serve one run only: a session is
+    never shared across runs, nor across credentials (the headers are part of the key).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[_SessionKey, _Session] = {}
+        self.closed = False
+        # Handshakes made (sessions opened), for a host's counters and the tests.
+        self.opened = 0
+
+    async def call(
+        self,
+        url: str,
+        name: str,
+        args: dict[str, Any],
+        settings: ToolSettings,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> tuple[str, bool]:
+        """As ``call_tool``, over the run's session with the server at `url`."""
+        headers = headers or []
+        key = (url, tuple(headers))
+        timeout = settings.mcp_timeout_s
+        box: list[str] = []
+        token = _FAILURE.set(box)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._call(key, url, name, args, settings, headers)
+        except TimeoutError:
+            failure = box[0] if box else None
+            raise ToolError(failure or f"MCP server {url}: no answer within {timeout:g}s") from None
+        except ToolError:
+            raise
+        except Exception as exc:  # the SDK's, httpx2's, or ours through them
+            raise ToolError(box[0] if box else f"MCP server {url}: {_describe(exc)}") from None
+        finally:
+            _FAILURE.reset(token)
+
+    async def _call(
+        self,
+        key: _SessionKey,
+        url: str,
+        name: str,
+        args: dict[str, Any],
+        settings: ToolSettings,
+        headers: list[tuple[str, str]],
+    ) -> tuple[str, bool]:
+        from mcp.shared.exceptions import MCPError
+
+        session = await self._session(key, url, settings, headers)
+        try:
+            result = await session.request(name, args)
+        except MCPError as exc:
+            if not _dropped(exc):
+                raise
+            # The server forgot the session (restarted, expired it): the call never ran
+            # there. One new handshake, and the call once more.
+            await self._forget(key, session)
+            session = await self._session(key, url, settings, headers)
+            result = await session.request(name, args)
+        return _text(result), bool(result.is_error)
+
+    async def _session(
+        self, key: _SessionKey, url: str, settings: ToolSettings, headers: list[tuple[str, str]]
+    ) -> _Session:
+        if self.closed:
+            raise ToolError(f"MCP server {url}: the run has ended")
+        session = self._open.get(key)
+        if session is None or session.ended:
+            if session is not None:
+                await self._forget(key, session)
+            try:
+                net.destination(url, allow=settings.http_allow)
+            except net.NetError as exc:
+                raise ToolError(f"MCP server {url}: {exc}") from None
+            _quiet_wire_logs()
+            session = _Session(url, settings, headers)
+            self._open[key] = session
+            self.opened += 1
+        await session.wait_ready()
+        return session
+
+    async def _forget(self, key: _SessionKey, session: _Session) -> None:
+        if self._open.get(key) is session:
+            del self._open[key]
+        await session.close()
+
+    async def aclose(self) -> None:
+        """Close every session (the run is over); calls after this are refused."""
+        self.closed = True
+        sessions, self._open = list(self._open.values()), {}
+        if sessions:
+            await asyncio.gather(*(session.close() for session in sessions))
+
+
+def _dropped(exc: Any) -> bool:
+    """Whether an error is the SDK's report of a 404 on the session's id."""
+    from mcp.types import INVALID_REQUEST
+
+    return bool(exc.code == INVALID_REQUEST and exc.message == "Session terminated")
+
+
+class _Session:
+    """One open client session, held by a task of its own: the SDK's context managers
+    (anyio task groups) must be left by the task that entered them, and the calls that
+    use the session come from many tasks."""
+
+    def __init__(self, url: str, settings: ToolSettings, headers: list[tuple[str, str]]):
+        self.url = url
+        self.transport = guarded_transport(settings.http_allow, settings.mcp_max_response_bytes)
+        self.timeout = settings.mcp_timeout_s
+        self.ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.stop = asyncio.Event()
+        self.ended = False
+        # A fresh context: the holder outlives the call that opened it, whose failure
+        # box must not collect the refusals of later requests (the GET stream's).
+        self.task = asyncio.get_running_loop().create_task(
+            self._hold(headers), context=contextvars.Context()
+        )
+
+    async def _hold(self, headers: list[tuple[str, str]]) -> None:
+        import httpx2
+        from mcp import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+
+        timeout = self.timeout
+        try:
+            async with (
+                httpx2.AsyncClient(
+                    transport=self.transport,
+                    headers=dict(headers),
+                    timeout=httpx2.Timeout(timeout),
+                    trust_env=False,
+                    follow_redirects=False,
+                ) as client,
+                streamable_http_client(
+                    self.url,
+                    http_client=client,
+                    max_sse_event_size=self.transport.max_bytes,
+                ) as (read, write),
+                ClientSession(read, write, read_timeout_seconds=timeout) as session,
+            ):
+                async with asyncio.timeout(timeout):
+                    await session.initialize()
+                self.ready.set_result(session)
+                await self.stop.wait()
+        except Exception as exc:  # the SDK's, httpx2's, or ours through them
+            if not self.ready.done():
+                failure = self.transport.failure
+                if isinstance(exc, TimeoutError):
+                    failure = failure or f"MCP server {self.url}: no answer within {timeout:g}s"
+                self.ready.set_exception(
+                    ToolError(failure or f"MCP server {self.url}: {_describe(exc)}")
+                )
+            else:
+                log.info("MCP session with %s ended: %s", self.url, _describe(exc))
+        finally:
+            self.ended = True
+            if not self.ready.done():
+                self.ready.set_exception(ToolError(f"MCP server {self.url}: the session closed"))
+
+    async def wait_ready(self) -> None:
+        # Shielded: a caller's deadline must not cancel the handshake others wait for.
+        await asyncio.shield(self.ready)
+
+    async def request(self, name: str, args: dict[str, Any]) -> Any:
+        """Call a tool over the session; a session that breaks meanwhile fails the call."""
+        session = self.ready.result()
+        call = asyncio.ensure_future(session.call_tool(name, args))
+        try:
+            await asyncio.wait({call, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not call.done():
+                call.cancel()
+        if not call.done():
+            await asyncio.gather(call, return_exceptions=True)
+            raise ToolError(self.transport.failure or f"MCP server {self.url}: the session closed")
+        return call.result()
+
+    async def close(self) -> None:
+        """Leave the session (the SDK sends its DELETE), within a bounded wait."""
+        self.stop.set()
+        if self.ready.done() and not self.ready.cancelled():
+            self.ready.exception()  # retrieved: a failed handshake was reported already
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.shield(self.task)
+        except TimeoutError:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
 def _describe(exc: BaseException) -> str:
     """An error as one line; an exception group (the SDK's task groups) by its first leaf."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -404,7 +648,7 @@ class _CappedStream:
             size += len(chunk)
             if size > self.cap:
                 message = f"the MCP server's response is over the {self.cap}-byte limit"
-                self.owner.failure = message
+                self.owner.refused(message)
                 raise net.TooLarge(message)
             yield chunk
 
@@ -456,7 +700,7 @@ class _Guarded:
             host, port = net.destination(str(request.url), allow=self.allow)
             addresses = await net.resolve_and_check(host, port, allow=self.allow)
         except net.NetError as exc:
-            self.failure = self.failure or f"MCP server {request.url.host}: {exc}"
+            self.refused(f"MCP server {request.url.host}: {exc}")
             raise
         original = request.url
         request.headers["Host"] = original.netloc.decode("ascii")
@@ -476,8 +720,16 @@ class _Guarded:
                 request.url = original
             response.stream = _CLASSES["stream"](response.stream, self.max_bytes, self)  # type: ignore[assignment]
             return response
-        self.failure = self.failure or f"MCP server {host}: could not connect ({failure})"
-        raise httpx2.ConnectError(self.failure, request=request)
+        message = f"MCP server {host}: could not connect ({failure})"
+        self.refused(message)
+        raise httpx2.ConnectError(message, request=request)
+
+    def refused(self, message: str) -> None:
+        """Keep the first refusal, for the transport and for the call it failed."""
+        self.failure = self.failure or message
+        box = _FAILURE.get()
+        if box is not None and not box:
+            box.append(message)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

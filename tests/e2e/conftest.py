@@ -21,6 +21,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import PASSWORD, DaphneServer, Server
 from tests.support.http_server import Server as HttpServer
 from tests.support.http_server import github_stand_in
+from tests.support.mcp_server import McpTestServer
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
@@ -82,10 +83,19 @@ def http_api() -> Iterator[HttpServer]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, model_server, http_api, django_db_blocker) -> Iterator[DaphneServer]:
+def mcp_tools() -> Iterator[McpTestServer]:
+    """A real MCP server (the SDK's) on 127.0.0.1, which the server allow-lists."""
+    with McpTestServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory, model_server, http_api, mcp_tools, django_db_blocker
+) -> Iterator[DaphneServer]:
     """Daphne on a SQLite file of its own, calling the fake model server, its http node on
-    and allowed to reach ``http_api`` alone. Tests build their world in it with
-    ``server.orm()`` (and ``server.create_user``)."""
+    and allowed to reach ``http_api`` and ``mcp_tools`` alone. Tests build their world in it
+    with ``server.orm()`` (and ``server.create_user``)."""
     folder = tmp_path_factory.mktemp("e2e")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DJANGO_"))},
@@ -97,11 +107,11 @@ def server(tmp_path_factory, model_server, http_api, django_db_blocker) -> Itera
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
         "SWITCHYARD_HTTP_NODE_ENABLED": "1",
-        "SWITCHYARD_HTTP_ALLOW_HOSTS": f"127.0.0.1:{http_api.port}",
+        "SWITCHYARD_HTTP_ALLOW_HOSTS": f"127.0.0.1:{http_api.port},127.0.0.1:{mcp_tools.port}",
     }
     server = DaphneServer(env, folder / "daphne.log", django_db_blocker)
     server.manage("migrate", "--noinput")
-    server.start()
+    server.start(timeout=90)  # a loaded machine (2 cores, many test runs) starts it slowly
     yield server
     server.stop()
 

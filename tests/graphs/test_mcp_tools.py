@@ -268,3 +268,174 @@ def test_an_agent_with_mcp_tools_is_not_served_from_the_node_cache(server, liste
 def test_model_names_fit_the_api():
     assert mcp.model_name("docs", "a.b-c") == "mcp__docs__a_b-c"
     assert len(mcp.model_name("s" * 40, "t" * 128)) == 64
+
+
+# One session per run and server
+
+
+def calls(*lines: tuple[str, dict]) -> str:
+    """A prompt whose first reply calls these tools, all in one turn (run in parallel)."""
+    return "\n".join(f"#fake:tool={name} {json.dumps(args)}" for name, args in lines)
+
+
+THREE_CALLS = calls(
+    ("mcp__t__echo", {"text": "one"}),
+    ("mcp__t__add", {"a": 1, "b": 2}),
+    ("mcp__t__echo", {"text": "three"}),
+)
+
+
+async def test_a_runs_calls_share_one_session_which_closes_when_the_run_ends(
+    anthropic_env, server, listed
+):
+    before = len(server.requests)
+    result, _ = await call_via_agent(server, listed, THREE_CALLS, ["mcp:t/echo", "mcp:t/add"])
+    assert result.status == "succeeded", result.error
+    assert result.outputs == {"a": "tool results: echo: one; 3; echo: three"}
+    sent = server.requests[before:]
+    assert [r["rpc"] for r in sent if r.get("rpc") == "initialize"] == ["initialize"]
+    assert len([r for r in sent if r.get("rpc") == "tools/call"]) == 3
+    (session,) = {r["headers"]["mcp-session-id"] for r in sent if "mcp-session-id" in r["headers"]}
+    # Closed as the run ended: the SDK's DELETE of that very session, before run() returned.
+    assert [r["headers"]["mcp-session-id"] for r in sent if r["method"] == "DELETE"] == [session]
+
+    before = len(server.requests)
+    for _ in range(2):
+        result, _ = await call_via_agent(server, listed, THREE_CALLS, ["mcp:t/echo", "mcp:t/add"])
+        assert result.status == "succeeded", result.error
+    sent = server.requests[before:]
+    print(
+        f"\n6 MCP tool calls in 2 runs: {len([r for r in sent if r.get('rpc') == 'initialize'])} "
+        f"initialize, {len(sent)} HTTP requests in all"
+    )
+    assert len([r for r in sent if r.get("rpc") == "initialize"]) == 2  # one per run
+    opened = {r["headers"]["mcp-session-id"] for r in sent if "mcp-session-id" in r["headers"]}
+    assert len(opened) == 2 and session not in opened  # never shared across runs
+    assert sorted(r["headers"]["mcp-session-id"] for r in sent if r["method"] == "DELETE") == (
+        sorted(opened)
+    )
+
+
+async def test_parallel_agents_of_one_run_share_the_session(anthropic_env, server, listed):
+    doc = flow(
+        node("q", "input", name="q"),
+        node(
+            "left",
+            "agent",
+            prompt=calls(("mcp__t__echo", {"text": "L"})) + "\n{{ q }}",
+            tools=["mcp:t/echo"],
+        ),
+        node(
+            "right",
+            "agent",
+            prompt=calls(("mcp__t__add", {"a": 2, "b": 2})) + "\n{{ q }}",
+            tools=["mcp:t/add"],
+        ),
+        node("a", "output", name="a"),
+        node("b", "output", name="b"),
+        edges=[
+            ("q", "value", "left", "q"),
+            ("q", "value", "right", "q"),
+            ("left", "text", "a", "value"),
+            ("right", "text", "b", "value"),
+        ],
+    )
+    before = len(server.requests)
+    result, _ = await run(
+        doc,
+        {"q": "go"},
+        model_client=AnthropicClient(),
+        tool_settings=ALLOW,
+        mcp=servers(server, listed),
+    )
+    assert result.status == "succeeded", result.error
+    assert result.outputs == {"a": "tool results: echo: L", "b": "tool results: 4"}
+    sent = server.requests[before:]
+    assert len([r for r in sent if r.get("rpc") == "initialize"]) == 1
+    assert len([r for r in sent if r.get("rpc") == "tools/call"]) == 2
+
+
+async def test_another_credential_gets_a_session_of_its_own(server):
+    sessions = mcp.McpSessions()
+    before = len(server.requests)
+    try:
+        for token in ("first-token", "second-token", "first-token"):
+            headers = [("Authorization", f"Bearer {token}")]
+            answer = await sessions.call(server.url, "echo", {"text": token}, ALLOW, headers)
+            assert answer == (f"echo: {token}", False)
+    finally:
+        await sessions.aclose()
+    sent = server.requests[before:]
+    handshakes = [r["headers"]["authorization"] for r in sent if r.get("rpc") == "initialize"]
+    assert handshakes == ["Bearer first-token", "Bearer second-token"]
+    assert len(server.deletes()) >= 2 and len([r for r in sent if r["method"] == "DELETE"]) == 2
+    with pytest.raises(ToolError, match="the run has ended"):
+        await sessions.call(server.url, "echo", {"text": "late"}, ALLOW)
+
+
+async def test_a_session_the_server_dropped_is_opened_again_once_transparently(server):
+    sessions = mcp.McpSessions()
+    before = len(server.requests)
+    try:
+        assert await sessions.call(server.url, "echo", {"text": "a"}, ALLOW) == ("echo: a", False)
+        server.forget()  # as a restarted server: 404 to the session's id
+        assert await sessions.call(server.url, "echo", {"text": "b"}, ALLOW) == ("echo: b", False)
+        assert await sessions.call(server.url, "echo", {"text": "c"}, ALLOW) == ("echo: c", False)
+    finally:
+        await sessions.aclose()
+    sent = server.requests[before:]
+    assert len([r for r in sent if r.get("rpc") == "initialize"]) == 2
+    # The call refused with 404 was sent once more on the new session, and ran once.
+    calls_ = [r for r in sent if r.get("rpc") == "tools/call"]
+    assert len(calls_) == 4
+    assert sessions.opened == 2
+
+
+async def test_a_call_over_the_limit_or_the_time_fails_alone_and_the_session_goes_on(server):
+    quick = ToolSettings(
+        http_allow=ALLOW.http_allow, mcp_timeout_s=1.5, mcp_max_response_bytes=200_000
+    )
+    sessions = mcp.McpSessions()
+    before = len(server.requests)
+    try:
+        with pytest.raises(ToolError) as big:
+            await sessions.call(server.url, "big", {"size": 10_000_000}, ALLOW)
+        assert str(big.value) == "the MCP server's response is over the 200000-byte limit"
+        with pytest.raises(ToolError) as slow:
+            await sessions.call(server.url, "hang", {}, quick)
+        # Its own failure, not the earlier call's.
+        assert str(slow.value) == f"MCP server {server.url}: no answer within 1.5s"
+        assert await sessions.call(server.url, "echo", {"text": "ok"}, quick) == (
+            "echo: ok",
+            False,
+        )
+    finally:
+        await sessions.aclose()
+    assert len([r for r in server.requests[before:] if r.get("rpc") == "initialize"]) == 1
+
+
+async def test_a_cancelled_run_closes_its_session_too(anthropic_env, server, listed):
+    import asyncio
+
+    slow = ToolSettings(http_allow=ALLOW.http_allow, mcp_timeout_s=60)
+    flow_ = compiled(
+        agent("mcp:t/hang"),
+        model_client=AnthropicClient(),
+        tool_settings=slow,
+        mcp=servers(server, listed),
+    )
+    before = len(server.requests)
+    handle = flow_.start({"q": "#fake:tool=mcp__t__hang {}"})
+
+    def hanging() -> list[dict]:
+        return [r for r in server.requests[before:] if r.get("rpc") == "tools/call"]
+
+    async with asyncio.timeout(120):  # the first model call loads the SDK: slow when loaded
+        while not hanging():
+            await asyncio.sleep(0.05)
+    handle.cancel()
+    result = await handle.wait()
+    assert result.status == "cancelled"
+    session = hanging()[0]["headers"]["mcp-session-id"]
+    # Closed by the time the run's result is out, not at the 60 s deadline.
+    assert session in server.deletes()

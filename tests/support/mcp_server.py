@@ -5,8 +5,10 @@ Its tools: ``echo`` (says its text back), ``add``, ``fail`` (raises: a tool erro
 ``hang`` (never answers), ``big`` (returns N bytes of text), ``whoami`` (returns the
 Authorization header of the request that called it: a server echoing a secret) and ``deny``
 (an error result quoting the headers it got).
-``requests`` records each HTTP request's method and headers, so a test can see what a
-client sent.
+``requests`` records each HTTP request's method and headers (and, for a POST, the
+JSON-RPC ``rpc`` method it carries), so a test can see what a client sent: ``rpcs("initialize")``
+counts handshakes, ``deletes()`` the sessions clients closed. ``forget()`` makes the server
+answer 404 to every session it had, as one that restarted would.
 
     with McpTestServer() as server:
         server.url  # http://127.0.0.1:PORT/mcp
@@ -15,6 +17,7 @@ client sent.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from typing import Any
@@ -30,6 +33,7 @@ class McpTestServer:
     def __init__(self, *, json_response: bool = False) -> None:
         self.requests: list[dict[str, Any]] = []
         self.authorization: str | None = None
+        self.forgotten: set[str] = set()
         app = MCPServer("test-tools", log_level="WARNING")
 
         @app.tool(description="Say the text back.")
@@ -67,9 +71,15 @@ class McpTestServer:
         async def recording(scope: dict, receive: Any, send: Any) -> None:
             if scope["type"] == "http":
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                self.requests.append({"method": scope["method"], "headers": headers})
+                entry: dict[str, Any] = {"method": scope["method"], "headers": headers}
+                if scope["method"] == "POST":
+                    receive, entry["rpc"] = await _peek_rpc(receive)
+                self.requests.append(entry)
                 if "authorization" in headers:
                     self.authorization = headers["authorization"]
+                if headers.get("mcp-session-id") in self.forgotten:
+                    await _not_found(send)
+                    return
             await inner(scope, receive, send)
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -87,6 +97,28 @@ class McpTestServer:
         config.app = _Lifespan(recording, inner)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, daemon=True, name="mcp-test-server")
+
+    def rpcs(self, method: str) -> list[dict[str, Any]]:
+        """The POSTs that carried JSON-RPC `method` (``initialize``, ``tools/call``...)."""
+        return [r for r in self.requests if r.get("rpc") == method]
+
+    def deletes(self) -> list[str]:
+        """The session ids clients closed (DELETE)."""
+        return [
+            r["headers"].get("mcp-session-id", "") for r in self.requests if r["method"] == "DELETE"
+        ]
+
+    def sessions(self) -> set[str]:
+        """Every session id a client has used."""
+        return {
+            r["headers"]["mcp-session-id"]
+            for r in self.requests
+            if "mcp-session-id" in r["headers"]
+        }
+
+    def forget(self) -> None:
+        """Answer 404 to the sessions opened so far, as a restarted server does."""
+        self.forgotten |= self.sessions()
 
     def _serve(self) -> None:
         self.server.run(sockets=[self.sock])
@@ -114,3 +146,31 @@ class _Lifespan:
             await self.inner(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+async def _peek_rpc(receive: Any) -> tuple[Any, str | None]:
+    """The JSON-RPC method of a request's body, and a receive that replays the body."""
+    messages = []
+    body = b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    try:
+        rpc = json.loads(body).get("method")
+    except (ValueError, AttributeError):
+        rpc = None
+
+    async def replay() -> Any:
+        return messages.pop(0) if messages else await receive()
+
+    return replay, rpc
+
+
+async def _not_found(send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]}
+    )
+    await send({"type": "http.response.body", "body": b""})

@@ -228,6 +228,29 @@ def test_the_page_registers_refreshes_and_deletes(alice, mcp_server, allow_liste
     assert "Manage MCP servers" in client.get("/settings/").content.decode()
 
 
+def test_an_htmx_action_says_what_it_did_inside_the_section_it_swaps(
+    alice, mcp_server, allow_listed
+):
+    client = Client()
+    client.force_login(alice)
+    htmx = {"HX-Request": "true"}
+    made = client.post(
+        "/settings/mcp-servers/new/", {"name": "t", "url": mcp_server.url}, headers=htmx
+    )
+    assert made.status_code == 200
+    # htmx swaps #mcp-servers only: what happened must be said in it.
+    section = made.content.decode().split('id="mcp-servers"', 1)[1]
+    assert 'data-testid="mcp-notice"><li class="success">Registered. “t” lists 7 tools.' in section
+    server = McpServer.objects.get()
+    server.url = "http://10.1.2.3/mcp"  # somewhere the policy refuses
+    server.save()
+    refreshed = client.post(f"/settings/mcp-servers/{server.pk}/refresh/", headers=htmx)
+    section = refreshed.content.decode().split('id="mcp-servers"', 1)[1]
+    notice = section.split('data-testid="mcp-notice">', 1)[1].split("</ul>", 1)[0]
+    assert notice.startswith('<li class="warning">“t”: ')  # its old tools are kept
+    assert "10.1.2.3 is a private address" in notice
+
+
 def node_form(user, flow, config: dict) -> str:
     client = Client()
     client.force_login(user)
@@ -243,6 +266,9 @@ def test_the_agents_tools_picker_offers_editors_the_teams_mcp_tools(
     flow = services.create(alice, "Agent", services.starter_graph("Agent"), team=team)
     form = node_form(bob, flow, {"prompt": "hi", "tools": ["calculator"]})
     assert 'value="mcp:t/add"' in form and "Add two integers." in form
+    # Under their server, apart from the built-in tools.
+    group = form.split('data-testid="tools-mcp-t"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'value="mcp:t/add"' in group and 'value="calculator"' not in group
     assert 'value="calculator" checked' in form
     # An unknown tool of a known server is a problem on the field; viewers see no servers.
     checked = node_form(bob, flow, {"prompt": "hi", "tools": ["mcp:t/nope"]})

@@ -114,7 +114,12 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
         slots=holder.slots(run.pk, flow),
         holder=holder,
     )
-    outcome = await holder.hold(runner.run(Ready(task.node, task.iteration, task.inputs)))
+    try:
+        outcome = await holder.hold(runner.run(Ready(task.node, task.iteration, task.inputs)))
+    finally:
+        # A run's nodes run on many workers: its MCP sessions here are this task's, one per
+        # server for all of the node's calls (an agent's loop), closed as the task ends.
+        await runner.aclose_sessions()
     if runner.items and type(outcome) is not NodeFinished:
         await db(coordinator.stop_items, task.pk)
     await db(coordinator.finish, task.pk, holder.epoch, outcome, holder.take())

@@ -31,6 +31,7 @@ from graphs import nodes, templating
 from graphs.nodes.base import CommonConfig, NodeType, Services
 from graphs.settings import default_services
 from graphs.subflows import TOOL_PREFIX
+from graphs.tools import mcp
 from graphs.validation import config_message
 from webapp.core.model_setup import known_models
 from webapp.flows.access import editable_flows
@@ -103,6 +104,31 @@ class FormField:
     def options(self) -> list[tuple[str, str]]:
         """A select's (value, text) pairs."""
         return [(c, self.labels.get(c) or c or "—") for c in self.choices]
+
+    @property
+    def option_groups(self) -> list[ChoiceGroup]:
+        """Checkbox choices, those of MCP servers (``mcp:<server>/<tool>``) under their
+        server, after the others: a server may offer dozens of tools."""
+        plain = ChoiceGroup("", [])
+        servers: dict[str, ChoiceGroup] = {}
+        for value, text in self.options:
+            found = mcp.reference(value)
+            if found is None or not found[1]:
+                plain.choices.append((value, value, "" if text == value else text))
+                continue
+            server, tool = found
+            group = servers.setdefault(server, ChoiceGroup(server, []))
+            group.choices.append((value, tool, "" if text == value else text))
+        return [plain, *(servers[name] for name in sorted(servers))]
+
+
+@dataclass
+class ChoiceGroup:
+    """Checkbox choices under one heading (an MCP server's name; "": none): each is
+    (value, the name shown, its description)."""
+
+    server: str
+    choices: list[tuple[str, str, str]]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ from webapp.mcpservers import service
 from webapp.mcpservers.forms import McpServerForm
 
 
-def _page(request: HttpRequest, form: McpServerForm | None = None, status: int = 200):
+def _page(
+    request: HttpRequest,
+    form: McpServerForm | None = None,
+    status: int = 200,
+    notice: tuple[str, str] | None = None,
+):
     teams = owner_teams(request.user)
     owned = {team.pk for team in teams}
     rows = [
@@ -30,8 +35,17 @@ def _page(request: HttpRequest, form: McpServerForm | None = None, status: int =
         }
         for s in service.usable(request.user)
     ]
-    context = {"form": form or McpServerForm(teams=teams), "rows": rows}
+    context = {"form": form or McpServerForm(teams=teams), "rows": rows, "notice": notice}
     return render(request, "mcpservers/list.html", context, status=status)
+
+
+def _done(request: HttpRequest, level: str, text: str) -> HttpResponse:
+    """What an action did: htmx swaps only the page's section, so it is said there (the
+    site's messages, above it, would never be seen); without htmx, a message and the page."""
+    if request.headers.get("HX-Request"):
+        return _page(request, notice=(level, text))
+    messages.add_message(request, getattr(messages, level.upper()), text)
+    return redirect("mcp_server_list")
 
 
 @login_required
@@ -53,25 +67,23 @@ def mcp_server_create(request: HttpRequest) -> HttpResponse:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         # 200 for htmx, which swaps only a success: the form with its problems.
         return _page(request, form, 200 if request.headers.get("HX-Request") else 400)
-    messages.success(
-        request, f"Registered the MCP server “{server.name}”; refresh it to list its tools."
-    )
-    return redirect("mcp_server_list")
+    # Listed at once, as a person registering a server wants to see what it offers; one
+    # that does not answer is kept, saying why, to refresh later.
+    return _done(request, *_refreshed(service.refresh(server), "Registered. "))
 
 
 @login_required
 @require_POST
 def mcp_server_refresh(request: HttpRequest, server_id: int) -> HttpResponse:
-    server = service.refresh(service.for_use(request.user, server_id))
+    return _done(request, *_refreshed(service.refresh(service.for_use(request.user, server_id))))
+
+
+def _refreshed(server, lead: str = "") -> tuple[str, str]:
     if server.refresh_error and not server.tools:
-        messages.error(
-            request, f"Could not list the tools of “{server.name}”: {server.refresh_error}"
-        )
-    elif server.refresh_error:
-        messages.warning(request, f"“{server.name}”: {server.refresh_error}")
-    else:
-        messages.success(request, f"“{server.name}” lists {len(server.tools)} tools.")
-    return redirect("mcp_server_list")
+        return "error", f"{lead}Could not list the tools of “{server.name}”: {server.refresh_error}"
+    if server.refresh_error:
+        return "warning", f"{lead}“{server.name}”: {server.refresh_error}"
+    return "success", f"{lead}“{server.name}” lists {len(server.tools)} tools."
 
 
 @login_required
@@ -79,5 +91,4 @@ def mcp_server_refresh(request: HttpRequest, server_id: int) -> HttpResponse:
 def mcp_server_delete(request: HttpRequest, server_id: int) -> HttpResponse:
     server = service.for_change(request.user, server_id)
     server.delete()
-    messages.success(request, f"Deleted the MCP server “{server.name}”.")
-    return redirect("mcp_server_list")
+    return _done(request, "success", f"Deleted the MCP server “{server.name}”.")

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from graphs.errors import FlowInvalid
 from graphs.log import Visit, fold
+from graphs.tools import mcp
 from webapp.core.canvas import canvas_payload
 from webapp.core.format import pretty
 from webapp.core.model_setup import offline_model_in_use
@@ -353,23 +354,27 @@ def _origin(value: Mapping[str, Any] | None, link) -> dict[str, Any] | None:
     return {"source": value["source"], "link": link(value["run"]), "usage": value.get("usage")}
 
 
-def _turn(turn: Mapping[str, Any]) -> dict[str, Any]:
-    """An agent's recorded turn (graphs.log's ``turns``) as the inspector shows it.
+def _turn(turn: Mapping[str, Any], durations: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An agent's recorded turn (graphs.log's ``turns``) as the inspector shows it: each
+    tool by the name it was picked by (``mcp:<server>/<tool>``), with how long its call took
+    (`durations`: tool_use id -> ms, from the node's ``tool_calls``) once the node is done.
 
     >>> shown = _turn({"turn": 2, "content": [{"type": "text", "text": "ok"}], "usage": None,
     ...     "model": "m", "source": None, "tools": [{"name": "calc", "input": {"x": 1},
     ...     "content": "no", "is_error": True, "rejected": {"by": {"user": "bob"},
     ...     "reason": "why"}, "source": None}]})
     >>> shown["parts"], shown["tools"][0]["rejected_by"], shown["tools"][0]["reason"]
-    ([('text', 'ok')], 'bob', 'why')
+    ([('text', 'ok', False)], 'bob', 'why')
     """
     tools = []
     for tool in turn.get("tools") or []:
         rejected = tool.get("rejected") or {}
         by = rejected.get("by") if isinstance(rejected.get("by"), dict) else {}
+        took = (durations or {}).get(tool.get("tool_use_id"))
         tools.append(
             {
-                "name": tool.get("name", ""),
+                "name": mcp.shown_name(str(tool.get("name", ""))),
+                "duration_ms": took if isinstance(took, int) else None,
                 "input": pretty(tool.get("input")),
                 "content": str(tool.get("content", ""))[:MAX_NODE_TEXT],
                 "is_error": bool(tool.get("is_error")),
@@ -381,7 +386,12 @@ def _turn(turn: Mapping[str, Any]) -> dict[str, Any]:
     usage = turn.get("usage") or {}
     return {
         "turn": turn.get("turn"),
-        "parts": _message_parts({"content": turn.get("content") or []}),
+        "parts": [
+            (f"tool_use {mcp.shown_name(kind[9:])}", text, True)
+            if kind.startswith("tool_use ")
+            else (kind, text, False)
+            for kind, text in _message_parts({"content": turn.get("content") or []})
+        ],
         "tokens": (usage.get("input_tokens", 0), usage.get("output_tokens", 0)) if usage else None,
         "source": turn.get("source"),
         "tools": tools,
@@ -531,7 +541,13 @@ def _section(visit: Visit, start_ts: float | None, links) -> dict[str, Any]:
     if visit.turns:
         # An agent's recorded turns, as far as they go: shown while it waits or after it
         # failed too, which is when they say most.
-        section["turns"] = [_turn(turn) for turn in visit.turns]
+        calls = (visit.detail or {}).get("tool_calls")
+        durations = {
+            c.get("id"): c.get("duration_ms")
+            for c in (calls if isinstance(calls, list) else [])
+            if isinstance(c, dict)
+        }
+        section["turns"] = [_turn(turn, durations) for turn in visit.turns]
     if visit.status in ("failed", "cancelled"):
         section["continued"] = visit.continued
         # "cancelled" says nothing the status does not; other reasons are worth showing.
