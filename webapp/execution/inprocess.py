@@ -287,7 +287,7 @@ def prepare(run_id: int) -> tuple[Run, Planned | ValueError] | None:
     cancel got there first. A flow that calls saved flows looks them up as it compiles."""
     if not claim(run_id):
         return None
-    run = Run.objects.select_related("flow_version").get(pk=run_id)
+    run = Run.objects.select_related("flow_version", "flow").get(pk=run_id)
     try:
         return run, (compiled_run(run), options_for(run))
     except ValueError as exc:
