@@ -168,7 +168,7 @@ class LiveStack:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=DAPHNE_START_S,  # migrate alone has taken over 120 s at a load of 20
         )
         if done.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
