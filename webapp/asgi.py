@@ -56,6 +56,12 @@ router = ProtocolTypeRouter(
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
     timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
+    # The Anthropic SDK is loaded on a thread now, not by the first model call on the loop:
+    # that import held the loop for 1-2 s on an idle machine and over 60 s at a load of 15-20
+    # (bench/load.py's requests timed out behind it).
+    from webapp.execution.warm import warm_model_client
+
+    warm_model_client()
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

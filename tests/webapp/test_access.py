@@ -94,3 +94,32 @@ def test_a_stranger_gets_404_and_a_viewer_403_for_editing(team_flow, carol, dave
 def test_leaving_the_team_removes_access(team_flow, team, bob):
     Membership.objects.filter(team=team, user=bob).delete()
     assert access.role_on_flow(bob, team_flow) is None
+
+
+def test_a_personal_flow_and_its_runs_reach_their_owner_in_one_plain_read(
+    personal_flow, alice, bob
+):
+    # The common case skips the query over teams and shares, which costs the server
+    # several times more to build (bench/load.py: every run POST and every run socket).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webapp.runs.access import can_view_run
+    from webapp.runs.models import Run
+
+    run = Run.objects.create(
+        flow=personal_flow, flow_version=personal_flow.current(), started_by=alice
+    )
+    for check in (
+        lambda: access.flow_for_editor(alice, personal_flow.pk),
+        lambda: access.flow_for_owner(alice, personal_flow.pk),
+        lambda: can_view_run(alice, run.pk),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert check()
+        assert len(queries) == 1
+        assert "flowshare" not in queries[0]["sql"].lower()
+    # Anyone else still goes through the full rules: bob is a stranger to it.
+    assert not can_view_run(bob, run.pk)
+    with pytest.raises(Http404):
+        access.flow_for_viewer(bob, personal_flow.pk)

@@ -24,13 +24,17 @@ import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import AsyncToSync, SyncToAsync
 from channels.db import database_sync_to_async
 
+from graphs import CompiledFlow
+from graphs.executor import RunOptions
 from graphs.spec import RunResult
-from webapp.execution.plans import compiled_run, run_options
+from webapp.execution import dbthreads
+from webapp.execution.plans import compiled_run, options_for, run_options
 from webapp.execution.provider_cap import run_slots
 from webapp.execution.sink import Sink
 from webapp.runs import approvals, budget_raise, services
@@ -84,14 +88,15 @@ class InProcessDriver:
     async def execute(self, run_id: int) -> None:
         cancelled = False
         try:
-            if not await claim(run_id):
+            prepared = await dbthreads.on(_starts, prepare, run_id)
+            if prepared is None:
                 return  # cancelled before it started
-            run = await Run.objects.select_related("flow_version").aget(pk=run_id)
+            run, planned = prepared
             sink = Sink(run_id)
             try:
-                # A flow that calls saved flows looks them up in the database as it compiles.
-                flow = await database_sync_to_async(compiled_run)(run)
-                options = await run_options(run)
+                if isinstance(planned, ValueError):
+                    raise planned
+                flow, options = planned
                 # Its own max_concurrency, and the provider's cap shared by every run.
                 slots = run_slots(flow.services)
                 handle = flow.start(run.inputs, sink, slots=slots, options=options)
@@ -261,12 +266,32 @@ async def _cancel_quietly(task: asyncio.Future[RunResult]) -> RunResult | None:
         return None
 
 
-@database_sync_to_async
 def claim(run_id: int) -> bool:
     """Move a queued run to running; False when someone (a cancel) got there first."""
     return bool(
         Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING)
     )
+
+
+# A run's start (claim, load, compile, options) is one trip to a thread of its own, not four
+# to asgiref's shared thread: under a burst (bench/load.py: 50 runs posted at once) the
+# starts queued there behind every request and behind each other, a hop each.
+_starts = ThreadPoolExecutor(max_workers=2, thread_name_prefix="run-start")
+
+Planned = tuple[CompiledFlow, RunOptions]
+
+
+def prepare(run_id: int) -> tuple[Run, Planned | ValueError] | None:
+    """Claim the queued run and plan it: the run and (its compiled flow, its options), or
+    the ValueError (FlowInvalid among them) that says why it cannot start; None when a
+    cancel got there first. A flow that calls saved flows looks them up as it compiles."""
+    if not claim(run_id):
+        return None
+    run = Run.objects.select_related("flow_version", "flow").get(pk=run_id)
+    try:
+        return run, (compiled_run(run), options_for(run))
+    except ValueError as exc:
+        return run, exc
 
 
 # Which loop runs a run ---------------------------------------------------------------

@@ -138,7 +138,10 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
     else:
         flows = SavedFlows(run.started_by_id, run_id=run.pk, chain=chain_of(run))
         flow = compile_version(run.graph, flows)
-    team_id = Flow.objects.filter(pk=run.flow_id).values_list("team_id", flat=True).first()
+    if Run.flow.is_cached(run):  # loaded with the run (the in-process driver's start)
+        team_id = run.flow.team_id
+    else:
+        team_id = Flow.objects.filter(pk=run.flow_id).values_list("team_id", flat=True).first()
     changes: dict[str, Any] = {}
     uses_mcp = names_mcp_tools(run.graph)
     if uses_mcp:

@@ -82,12 +82,25 @@ def _higher(a: str | None, b: str | None) -> str | None:
 def _flow_with_role(user, flow_id: int, role: str) -> Flow:
     """The flow if the user has `role` on it; 404 if they cannot see it, 403 if they can
     see it but their role is lower (they know it exists; they should know why not)."""
+    flow = _own_personal_flow(user, flow_id)
+    if flow is not None:
+        return flow
     flow = flows_with_role(user, role).filter(pk=flow_id).first()
     if flow is not None:
         return flow
     if role != VIEWER and can_view_flow(user, flow_id):
         raise PermissionDenied(f"You need the {role} role on this flow.")
     raise Http404("No such flow.")
+
+
+def _own_personal_flow(user, flow_id: int) -> Flow | None:
+    """The flow if it is in `user`'s personal space: theirs, with every role. Asked first
+    because it is the common case and a plain read; the query over teams and shares
+    (``flows_with_role``) costs the server several times more to build (bench/load.py:
+    every POST of a run and every run socket asked it)."""
+    if not user.is_authenticated:
+        return None
+    return Flow.objects.filter(pk=flow_id, owner=user, team__isnull=True).first()
 
 
 def flow_for_viewer(user, flow_id: int) -> Flow:

@@ -32,4 +32,9 @@ def run_for_editor(user, run_id: int) -> Run:
 
 
 def can_view_run(user, run_id: int) -> bool:
-    return visible_runs(user).filter(pk=run_id).exists()
+    if not user.is_authenticated:
+        return False
+    # A run of a flow in the user's personal space first: the common case, a plain read
+    # (see flows.access._own_personal_flow).
+    mine = Run.objects.filter(pk=run_id, flow__owner=user, flow__team__isnull=True)
+    return mine.exists() or visible_runs(user).filter(pk=run_id).exists()
