@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "webapp.csp.ContentSecurityPolicyMiddleware",
+    # /static/v/<version>/... -> /static/..., cached for good (webapp/core/assets.py).
+    "webapp.core.assets.versioned_static",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "webapp.middleware.api_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -143,6 +145,11 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = True
+# {% static %} URLs carry a version of the files, so browsers keep them (webapp/core/assets.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "webapp.core.assets.VersionedStaticFilesStorage"},
+}
 
 # Switchyard's own settings.
 SIGNUP_ENABLED = env.flag("SWITCHYARD_SIGNUP_ENABLED", True)

@@ -96,6 +96,7 @@ import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
 import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
+import { fastViewOptions } from "./x6views.js";
 import {
   PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
   registerShapes, shortText, streamLines, tagAttrs, titleText,
@@ -127,6 +128,7 @@ function storage() {
 }
 
 function createCanvas(X6, DATA) {
+  fastViewOptions(X6);
   registerShapes(X6);
   registerAnnotationShapes(X6);
 
@@ -693,14 +695,17 @@ function createCanvas(X6, DATA) {
     }
     const previous = [...problems.keys()];
     problems.clear();
-    for (const e of graph.getEdges()) e.attr("line/class", "sy-edge-line", UI);
     const items = list || [];
+    const problemEdges = new Set();
     for (const p of items) {
       if (p.node && !problems.has(p.node)) problems.set(p.node, p.message);
-      if (p.edge) {
-        const edge = findEdge(graph, p.edge);
-        if (edge) edge.attr("line/class", "sy-edge-line is-problem", UI);
-      }
+      if (p.edge) problemEdges.add(findEdge(graph, p.edge));
+    }
+    // Only edges whose class changes are touched: setting an attr copies the edge's attrs,
+    // and a flow opens with a showProblems over every edge (600 in a 302-node flow).
+    for (const e of graph.getEdges()) {
+      const cls = problemEdges.has(e) ? "sy-edge-line is-problem" : "sy-edge-line";
+      if (e.attr("line/class") !== cls) e.attr("line/class", cls, UI);
     }
     for (const id of new Set([...previous, ...problems.keys()])) {
       const node = graph.getCellById(id);
