@@ -39,8 +39,9 @@ passages its reply cites from the documents it was sent ([] when none):
 
 >>> sorted(llm.output_ports(llm.Config.model_validate({"prompt": "Hi"})))
 ['citations', 'text']
->>> with_citations(llm.Config.model_validate({"prompt": "Hi", "citations": False}), {"text": "a"}, [])
-{'text': 'a'}
+>>> off = llm.Config.model_validate({"prompt": "Hi", "citations": False})
+>>> with_citations(off, {"text": "a"}, []), sorted(llm.output_ports(off))
+({'text': 'a'}, ['text'])
 """
 
 from __future__ import annotations
