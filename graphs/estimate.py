@@ -11,6 +11,10 @@ say (the web app: the mean of past runs of the flow).
 Only node types that say ``calls_model`` are rendered: their ``run`` does nothing outside
 the engine before its first model call, so rendering one has no effect anywhere.
 
+File inputs (``graphs.files`` references) are read from the ``files`` source the host
+lends, as a run reads them: the rendered request holds their image and document blocks,
+so counting its tokens counts the files too.
+
 >>> import asyncio
 >>> from graphs.compile import compile_flow
 >>> from graphs.settings import default_services
@@ -38,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from graphs.budget import NO_BUDGET
+from graphs.files import FileSource
 from graphs.llm.types import ModelRequest, ModelResponse, Usage
 from graphs.nodes.base import NodeContext
 
@@ -95,15 +100,18 @@ def first_nodes(flow: CompiledFlow, inputs: Mapping[str, Any]) -> dict[str, dict
     return found
 
 
-async def first_calls(flow: CompiledFlow, inputs: Mapping[str, Any]) -> list[FirstCall]:
-    """The first request of each first model node (see the module), in node order.
-    Raises FlowInvalid when the inputs do not fit the flow."""
+async def first_calls(
+    flow: CompiledFlow, inputs: Mapping[str, Any], files: FileSource | None = None
+) -> list[FirstCall]:
+    """The first request of each first model node (see the module), in node order, file
+    inputs read from ``files`` (default: the flow's services'). Raises FlowInvalid when the
+    inputs do not fit the flow."""
     resolved = flow.resolve_inputs(inputs)
     calls: list[FirstCall] = []
     for node, values in first_nodes(flow, resolved).items():
         spec = flow.nodes[node]
         if spec.type.calls_model:
-            request = await _render(flow, node, values)
+            request = await _render(flow, node, values, files)
             if request is not None:
                 calls.append(FirstCall(node, request))
         elif spec.type.name == "map" and isinstance(values.get("items"), list) and values["items"]:
@@ -111,7 +119,7 @@ async def first_calls(flow: CompiledFlow, inputs: Mapping[str, Any]) -> list[Fir
             context = {port: value for port, value in values.items() if port != "items"}
             inner = spec.prepared
             try:
-                inner_calls = await first_calls(inner, {**context, "item": items[0]})
+                inner_calls = await first_calls(inner, {**context, "item": items[0]}, files)
             except ValueError:  # FlowInvalid: the inline flow takes other inputs
                 continue
             calls += [
@@ -120,11 +128,18 @@ async def first_calls(flow: CompiledFlow, inputs: Mapping[str, Any]) -> list[Fir
     return calls
 
 
-async def _render(flow: CompiledFlow, node: str, values: dict[str, Any]) -> ModelRequest | None:
+async def _render(
+    flow: CompiledFlow, node: str, values: dict[str, Any], files: FileSource | None
+) -> ModelRequest | None:
     """The node's first request as its run would make it; None when it makes none (a
     router choosing by rule) or cannot be rendered (a template that fails)."""
     spec = flow.nodes[node]
-    services = replace(flow.services, model_client=_Keeper(), budget=NO_BUDGET)
+    services = replace(
+        flow.services,
+        model_client=_Keeper(),
+        budget=NO_BUDGET,
+        files=files if files is not None else flow.services.files,
+    )
     ctx = NodeContext(
         node_id=node,
         iteration=1,

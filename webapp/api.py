@@ -46,6 +46,7 @@ from webapp.flows.versions.api import router as versions_router
 from webapp.flows.webhooks.api import router as webhooks_router
 from webapp.mcpservers.api import router as mcp_servers_router
 from webapp.problems import ProblemError, ProblemOut
+from webapp.runs import uploads
 from webapp.runs.api import router as runs_router
 from webapp.runs.approvals_api import router as approvals_router
 from webapp.runs.limits import RunRefused
@@ -65,7 +66,9 @@ Authenticate with `Authorization: Bearer <token>` (the settings page, or
 (`application/problem+json`): `type`, `title`, `status`, `code` (the reason, for
 programs), `detail` (for people) and, for invalid requests, `errors: [{path, message}]`.
 
-**Bodies** are JSON objects sent as `application/json`.
+**Bodies** are JSON objects sent as `application/json`. Starting a run or estimating one
+also takes `multipart/form-data`: the JSON as the field `body`, and each file input as a
+file part named by its input (see `run_create`).
 
 **Lists** are pages: `limit` and `offset` in, `{items, count, next}` out; `next` is the
 URL of the following page, null on the last. A run's events page by `after` (a seq).
@@ -84,7 +87,8 @@ class SwitchyardParser(Parser):
         # Ninja wraps whatever this raises in a 400 "Cannot parse request body"; the
         # HttpError handler below answers with the ProblemError it carries instead.
         media_type = request.content_type.split(";")[0].strip().lower()
-        if media_type not in JSON_TYPES:
+        # A run with files as parts (webapp.runs.uploads): its body is its JSON field's.
+        if media_type not in JSON_TYPES and not uploads.is_upload(request):
             raise ProblemError(
                 415,
                 "unsupported_media_type",

@@ -1,6 +1,7 @@
 """Request bodies over their cap get 413 while they stream in, not after.
 
-Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` and ``WEBHOOK_MAX_BODY_BYTES`` under
+Caps: ``API_MAX_BODY_BYTES`` under ``/api/`` (a multipart run upload:
+``webapp.runs.uploads.upload_limit()``, for its files) and ``WEBHOOK_MAX_BODY_BYTES`` under
 ``/hooks/`` (the answer is problem details), ``API_MAX_BODY_BYTES`` for the MCP server at
 ``/mcp`` (plain text, as any other), else
 ``MAX_BODY_BYTES`` (plain text; forms keep their own, finer limits below it, such as
@@ -27,6 +28,7 @@ from typing import Any
 from django.conf import settings
 
 from webapp import problems
+from webapp.runs import uploads
 
 API_PREFIX = "/api/"
 HOOK_PREFIX = "/hooks/"
@@ -39,8 +41,10 @@ PAGE_SLACK_BYTES = 1_000_000
 Scope = dict[str, Any]
 
 
-def limit_for(path: str) -> int:
-    """The largest body, in bytes, a request to ``path`` may send."""
+def limit_for(path: str, content_type: str | None = None) -> int:
+    """The largest body, in bytes, a request to ``path`` of ``content_type`` may send."""
+    if uploads.takes_files(path, content_type):
+        return uploads.upload_limit()
     if path.startswith(API_PREFIX) or path in MCP_PATHS:
         return settings.API_MAX_BODY_BYTES
     if path.startswith(HOOK_PREFIX):
@@ -48,9 +52,11 @@ def limit_for(path: str) -> int:
     return max(settings.MAX_BODY_BYTES, settings.API_MAX_BODY_BYTES + PAGE_SLACK_BYTES)
 
 
-def refusal(path: str, length: int | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def refusal(
+    path: str, length: int | None, content_type: str | None = None
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Headers and body of the 413 for ``path``; ``length`` is the declared size, if any."""
-    limit = limit_for(path)
+    limit = limit_for(path, content_type)
     size = f"{length:,} bytes" if length is not None else f"over {limit:,} bytes"
     detail = f"request body is {size}; the limit is {limit:,}"
     if path.startswith(JSON_PREFIXES):
@@ -60,6 +66,13 @@ def refusal(path: str, length: int | None) -> tuple[list[tuple[bytes, bytes]], b
         content_type, body = "text/plain; charset=utf-8", f"Request too large: {detail}.\n".encode()
     headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
     return headers, body
+
+
+def content_type_of(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
@@ -80,10 +93,11 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.application(scope, receive, send)
         path = scope.get("path", "")
-        limit = limit_for(path)
+        content_type = content_type_of(scope.get("headers", []))
+        limit = limit_for(path, content_type)
         length = declared_length(scope.get("headers", []))
         if length is not None and length > limit:
-            return await self.refuse(send, path, length)
+            return await self.refuse(send, path, length, content_type)
 
         received = 0
         refused = False
@@ -97,7 +111,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     refused = True
-                    await self.refuse(send, path, None)
+                    await self.refuse(send, path, None, content_type)
                     # Django's handler takes this for a client gone mid-body and stops
                     # quietly, without a response of its own.
                     return {"type": "http.disconnect"}
@@ -106,7 +120,9 @@ class BodyLimit:
         return await self.application(scope, counting_receive, send)
 
     @staticmethod
-    async def refuse(send: Any, path: str, length: int | None) -> None:
-        headers, body = refusal(path, length)
+    async def refuse(
+        send: Any, path: str, length: int | None, content_type: str | None = None
+    ) -> None:
+        headers, body = refusal(path, length, content_type)
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -61,10 +61,15 @@ def _request_path(request: WebRequest) -> str:
     return unquote(urlsplit(target.decode("latin-1")).path)
 
 
+def _content_type(request: WebRequest) -> str | None:
+    found = request.requestHeaders.getRawHeaders(b"content-type")
+    return found[0].decode("latin-1") if found else None
+
+
 def _refuse(request: WebRequest, length: int | None) -> None:
     request.body_refused = True
     request.content = io.BytesIO()  # what was kept of the body is of no use now
-    headers, body = bodylimit.refusal(_request_path(request), length)
+    headers, body = bodylimit.refusal(_request_path(request), length, _content_type(request))
     head = [b"HTTP/1.1 413 Content Too Large"]
     head += [name + b": " + value for name, value in headers]
     head += [b"connection: close", b"", b""]
@@ -91,7 +96,7 @@ def _patch_body_cap() -> None:
     def gotLength(self: WebRequest, length: int | None) -> None:
         self.body_refused = False
         self.body_received = 0
-        self.body_limit = bodylimit.limit_for(_request_path(self))
+        self.body_limit = bodylimit.limit_for(_request_path(self), _content_type(self))
         if length is not None and length > self.body_limit:
             _refuse(self, length)
             return

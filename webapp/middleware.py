@@ -1,23 +1,30 @@
-"""Refuse oversized API bodies with 413 before anything reads them."""
+"""Refuse oversized API bodies with 413 before anything reads them; parse a multipart run
+upload under its caps before anything else reads it (webapp.runs.uploads)."""
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import sync_and_async_middleware
 
-from webapp import problems
+from webapp import bodylimit, problems
+from webapp.runs import uploads
 
 
 def _too_large(request: HttpRequest) -> JsonResponse | None:
-    if not request.path.startswith("/api/"):
+    upload = _is_upload(request)
+    if not request.path.startswith("/api/") and not upload:
         return None
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    limit = settings.API_MAX_BODY_BYTES
+    limit = (
+        bodylimit.limit_for(request.path, request.content_type)
+        if upload
+        else settings.API_MAX_BODY_BYTES
+    )
     if length <= limit:
         return None
     return problems.response(
@@ -25,16 +32,32 @@ def _too_large(request: HttpRequest) -> JsonResponse | None:
     )
 
 
+def _is_upload(request: HttpRequest) -> bool:
+    return request.method == "POST" and uploads.takes_files(
+        request.path, request.META.get("CONTENT_TYPE")
+    )
+
+
+def _upload_refused(request: HttpRequest) -> JsonResponse | None:
+    if not _is_upload(request):
+        return None
+    problem = uploads.prepare(request)
+    return problem.response() if problem is not None else None
+
+
 @sync_and_async_middleware
 def api_body_limit(get_response):
     if iscoroutinefunction(get_response):
 
         async def middleware(request):
-            return _too_large(request) or await get_response(request)
+            refused = _too_large(request)
+            if refused is None and _is_upload(request):
+                refused = await sync_to_async(_upload_refused)(request)
+            return refused or await get_response(request)
 
     else:
 
         def middleware(request):
-            return _too_large(request) or get_response(request)
+            return _too_large(request) or _upload_refused(request) or get_response(request)
 
     return middleware

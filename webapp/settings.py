@@ -165,10 +165,18 @@ LOGIN_LOCK_MAX_S = env.integer("SWITCHYARD_LOGIN_LOCK_MAX_S", 3600)
 API_MAX_BODY_BYTES = env.integer("SWITCHYARD_API_MAX_BODY_BYTES", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # A file run input (webapp.runs.files): at most this many bytes each, and all of one
-# run's together. Sent base64 in the JSON body, so the API's body cap must hold 4/3 of
-# RUN_FILES_MAX_BYTES: raise SWITCHYARD_API_MAX_BODY_BYTES with them.
-RUN_FILE_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILE_MAX_BYTES", 1_000_000, minimum=0)
-RUN_FILES_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILES_MAX_BYTES", 1_400_000, minimum=0)
+# run's together. Sent as multipart parts (webapp.runs.uploads) a run's body may be
+# API_MAX_BODY_BYTES + RUN_FILES_MAX_BYTES; sent base64 in a JSON body they stay within
+# API_MAX_BODY_BYTES. Never above RUN_FILES_HARD_MAX_BYTES: the Messages API takes
+# requests up to 32 MB, so no larger file could reach a model.
+RUN_FILES_HARD_MAX_BYTES = 32_000_000
+RUN_FILE_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILE_MAX_BYTES", 10_000_000, minimum=1)
+RUN_FILES_MAX_BYTES = env.integer("SWITCHYARD_RUN_FILES_MAX_BYTES", 20_000_000, minimum=1)
+if max(RUN_FILE_MAX_BYTES, RUN_FILES_MAX_BYTES) > RUN_FILES_HARD_MAX_BYTES:
+    raise ImproperlyConfigured(
+        "SWITCHYARD_RUN_FILE_MAX_BYTES and SWITCHYARD_RUN_FILES_MAX_BYTES are at most "
+        f"{RUN_FILES_HARD_MAX_BYTES}"
+    )
 # Bodies of other requests above this many bytes (at least the API's cap plus 1 MB, for the
 # import page) are refused with 413 while they arrive (webapp/bodylimit.py).
 MAX_BODY_BYTES = env.integer("SWITCHYARD_MAX_BODY_BYTES", 10_000_000)

@@ -119,7 +119,9 @@ class AgentNode(NodeType):
     calls_model = True
     label = "Agent"
     description = (
-        "Calls the model with tools, runs the tools it asks for, repeats until it is done."
+        "Calls the model with tools, runs the tools it asks for, repeats until it is done. "
+        "With citations on, `citations` carries the passages its answer cites from "
+        "documents sent to it ([] if none)."
     )
     category = "model"
     Config = AgentConfig
@@ -253,10 +255,11 @@ class AgentNode(NodeType):
                 if cited:
                     ctx.detail["citations"] = cited
                 if config.output_schema is None or shape is None:
-                    return {"text": response.text}
+                    return modelcall.with_citations(config, {"text": response.text}, cited)
                 reason = modelcall.mismatch(response, config.max_tokens, shape)
                 if reason is None:
-                    return shape.outputs(shape.parse(response.text))
+                    outputs = shape.outputs(shape.parse(response.text))
+                    return modelcall.with_citations(config, outputs, cited)
                 if retried:
                     raise modelcall.failed(reason)
                 # The final answer did not fit: one more turn, with the reason.

@@ -54,7 +54,8 @@ class LLMNode(NodeType):
     label = "LLM call"
     description = (
         "One model call, streamed; emits `text`, or with an output schema `value` and one "
-        "port per property, and records token usage."
+        "port per property, and records token usage. With citations on, `citations` "
+        "carries the passages the reply cites from documents sent to it ([] if none)."
     )
     category = "model"
     Config = LLMConfig
@@ -103,9 +104,11 @@ class LLMNode(NodeType):
             **modelcall.cache_settings(config, config.prompt, prompt),
         )
         response = await ctx.call_model(request)
+        if config.output_schema is None:
+            outputs = {"text": response.text}
+        else:
+            outputs, response = await modelcall.shaped_reply(ctx, request, response, ctx.prepared)
         cited = files.citations_of(response.content)
         if cited:
             ctx.detail["citations"] = cited
-        if config.output_schema is None:
-            return {"text": response.text}
-        return await modelcall.shaped_reply(ctx, request, response, ctx.prepared)
+        return modelcall.with_citations(config, outputs, cited)

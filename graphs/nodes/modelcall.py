@@ -30,8 +30,18 @@ field at fault before anything is sent:
 >>> llm.output_ports(llm.Config.model_validate({
 ...     "prompt": "Rate {{ text }}",
 ...     "output_schema": {"type": "object", "properties": {"score": {"type": "integer"}}},
+...     "citations": False,
 ... })) == {"score", "value"}
 True
+
+With ``citations`` on (the default) the node also has a ``citations`` port: the list of
+passages its reply cites from the documents it was sent ([] when none):
+
+>>> sorted(llm.output_ports(llm.Config.model_validate({"prompt": "Hi"})))
+['citations', 'text']
+>>> off = llm.Config.model_validate({"prompt": "Hi", "citations": False})
+>>> with_citations(off, {"text": "a"}, []), sorted(llm.output_ports(off))
+({'text': 'a'}, ['text'])
 """
 
 from __future__ import annotations
@@ -140,7 +150,10 @@ CACHE_TTL: Any = Field(
 CITATIONS: Any = Field(
     default=True,
     description="When a file input is a document (PDF, text), ask the model to cite it: "
-    "the passages it quotes come back in the node's detail as citations.",
+    "the passages it quotes come out on the port citations, a list of {text, cited_text, "
+    "document_title, document_index, type, and where: start/end_char_index for text, "
+    "start/end_page_number for a PDF} ([] when it cites nothing), and in the node's "
+    "detail. Off: no such port.",
     json_schema_extra=ADVANCED,
 )
 
@@ -256,10 +269,33 @@ def schema_problems(config: Shaped) -> list[FieldProblem]:
     return [FieldProblem("output_schema", message) for message in found]
 
 
+# The port a node with citations on carries its reply's cited passages on.
+CITATIONS_PORT = "citations"
+
+
 def output_ports(config: Shaped) -> frozenset[str]:
     if config.output_schema is None:
-        return frozenset({"text"})
-    return structured.ports(config.output_schema)
+        ports = frozenset({"text"})
+    else:
+        ports = structured.ports(config.output_schema)
+    if _cites(config) and CITATIONS_PORT not in ports:
+        # An output schema's own "citations" property keeps the port: the passages
+        # then stay in the detail only.
+        ports |= {CITATIONS_PORT}
+    return ports
+
+
+def _cites(config: Any) -> bool:
+    return bool(getattr(config, "citations", False))
+
+
+def with_citations(
+    config: Shaped, outputs: dict[str, Any], cited: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``outputs`` with the reply's cited passages on the citations port, when it has one."""
+    if CITATIONS_PORT in outputs or not _cites(config):
+        return outputs
+    return {**outputs, CITATIONS_PORT: cited}
 
 
 def shape_of(config: Shaped) -> structured.Shape | None:
@@ -299,8 +335,9 @@ def failed(reason: str) -> NodeError:
 
 async def shaped_reply(
     ctx: NodeContext, request: ModelRequest, response: ModelResponse, shape: structured.Shape
-) -> dict[str, Any]:
-    """The ports of a reply fitting ``shape``, asking once more when the first does not fit."""
+) -> tuple[dict[str, Any], ModelResponse]:
+    """The ports of a reply fitting ``shape``, asking once more when the first does not fit;
+    and the reply they come from."""
     reason = mismatch(response, request.max_tokens, shape)
     if reason is not None:
         ctx.detail["output_schema_retry"] = reason
@@ -317,7 +354,7 @@ async def shaped_reply(
         reason = mismatch(response, request.max_tokens, shape)
         if reason is not None:
             raise failed(reason)
-    return shape.outputs(shape.parse(response.text))
+    return shape.outputs(shape.parse(response.text)), response
 
 
 def _empty() -> list[dict[str, Any]]:

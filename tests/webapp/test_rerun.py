@@ -133,7 +133,7 @@ async def test_an_edited_config_takes_effect_and_is_stored_with_the_run(api, mod
     child = await started(await api.post(f"/api/runs/{parent.pk}/rerun-from", body))
     assert called(model)[3:] == ["critique", "revise"]
     finished = await node_events(child)
-    assert finished["critique"]["output"] == {"text": "Too long."}
+    assert finished["critique"]["output"] == {"text": "Too long.", "citations": []}
     assert "Too long." in model.message_requests[-1]["messages"][-1]["content"]
     edited = next(n for n in child.graph_override["nodes"] if n["id"] == "critique")
     assert edited["config"] == config
@@ -215,7 +215,7 @@ async def test_rerunning_a_rerun_from_an_edited_node_keeps_the_edit(api, model, 
     child = await started(await api.post(f"/api/runs/{parent.pk}/rerun-from", body))
     again = await started(await api.post(f"/api/runs/{child.pk}/rerun", {"ignore_cache": True}))
     assert again.graph_override == child.graph_override
-    assert (await node_events(again))["critique"]["output"] == {"text": "Edited."}
+    assert (await node_events(again))["critique"]["output"] == {"text": "Edited.", "citations": []}
 
 
 # ---- Resume ------------------------------------------------------------------------------

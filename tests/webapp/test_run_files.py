@@ -337,3 +337,41 @@ def test_an_agent_sends_the_file_in_its_first_turn_and_records_only_its_name(
         "content": "Look: [file cat.png] then what is it?",
     }
     assert PNG64[:40] not in all_payloads(run)
+
+
+def test_the_citations_port_carries_the_fakes_citations_to_an_output(model, alice, team, api):
+    doc = "The tea harvest of 1901 was the largest on record in Assam."
+    graph = file_graph("{{ pic }}\n{{ q }} #fake:cite")
+    graph["nodes"].append(node("cites", "output", name="cites"))
+    graph["edges"].append(edge("ask", "citations", "cites", "value"))
+    made = services.create(alice, "Cite port", graph, team=team)
+    assert made.current().problems == []
+    sent = {"pic": {"name": "notes.txt", "data": base64.b64encode(doc.encode()).decode()}}
+    response = start(api, made, sent)
+    assert response.status_code == 201, response.content
+    run = finished(response.json()["id"])
+    expected = [
+        {
+            "text": doc[:40],
+            "type": "char_location",
+            "cited_text": doc[:40],
+            "document_index": 0,
+            "document_title": "notes.txt",
+            "start_char_index": 0,
+            "end_char_index": 40,
+        }
+    ]
+    assert run.outputs["cites"] == expected
+    assert run.outputs["answer"] == "From the document: " + doc[:40]
+    done = RunEvent.objects.get(run=run, type="node_finished", payload__node="ask").payload
+    assert done["output"]["citations"] == expected
+
+
+def test_without_citations_the_port_is_gone_and_wiring_it_is_a_problem(alice, team):
+    graph = file_graph("{{ pic }} {{ q }}")
+    graph["nodes"][2]["config"]["citations"] = False
+    graph["nodes"].append(node("cites", "output", name="cites"))
+    graph["edges"].append(edge("ask", "citations", "cites", "value"))
+    made = services.create(alice, "No port", graph, team=team)
+    problems = made.current().problems
+    assert any("citations" in p["message"] and p.get("edge") for p in problems), problems

@@ -7,6 +7,7 @@ version it was based on and is refused with 409 when someone saved since.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -35,8 +36,9 @@ from webapp.flows import access, services
 from webapp.flows.models import Flow, FlowVersion
 from webapp.flows.versions import service as versions
 from webapp.problems import ProblemError, ProblemOut, responses
-from webapp.runs import answers, budgets, follow, idempotency
+from webapp.runs import answers, budgets, follow, idempotency, uploads
 from webapp.runs import estimate as run_estimates
+from webapp.runs import files as run_files
 from webapp.runs.files import FileRefused
 from webapp.runs.models import Run
 from webapp.runs.services import create_run, version_for_outside
@@ -78,16 +80,49 @@ class FileIn(BodyIn):
     data: str = Field(description="The file's bytes, base64.")
 
 
+FILES_HELP = (
+    "File inputs, by input name: PNG, JPEG, GIF, WebP, PDF or UTF-8 text, told by their "
+    "bytes, each at most SWITCHYARD_RUN_FILE_MAX_BYTES (all of a run's "
+    "SWITCHYARD_RUN_FILES_MAX_BYTES), base64 here and so within the body's cap "
+    "(SWITCHYARD_API_MAX_BODY_BYTES): larger files go as parts of a multipart/form-data "
+    "body. The input's value becomes a reference {file, name, media_type, size, sha256}; a "
+    "prompt variable holding it sends the file to the model as an image or document. "
+    "400 file_refused names the input at fault."
+)
+
+
+def multipart_body(json_form: str) -> dict[str, Any]:
+    """The OpenAPI request body of an operation that also takes files as parts
+    (webapp.runs.uploads), beside its JSON form."""
+    return {
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "body": {
+                                "type": "string",
+                                "description": f"The {json_form} object of the JSON form, as "
+                                "JSON text (without files). Absent: {}.",
+                            }
+                        },
+                        "additionalProperties": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A file input's file: the part named by the "
+                            "input, its filename kept for people.",
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+
 class RunIn(BodyIn):
     inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
-    files: dict[str, FileIn] = Field(
-        {},
-        description="File inputs, by input name: PNG, JPEG, GIF, WebP, PDF or UTF-8 text, "
-        "told by their bytes, each at most SWITCHYARD_RUN_FILE_MAX_BYTES (all of a run's "
-        "SWITCHYARD_RUN_FILES_MAX_BYTES). The input's value becomes a reference {file, name, "
-        "media_type, size, sha256}; a prompt variable holding it sends the file to the model "
-        "as an image or document. 400 file_refused names the input at fault.",
-    )
+    files: dict[str, FileIn] = Field({}, description=FILES_HELP)
     ignore_cache: bool = Field(
         False, description="Run every node, even those with a cached output (and refresh it)."
     )
@@ -326,12 +361,19 @@ RUN_STARTS = {
 }
 
 
-@router.post("/{flow_id}/runs", response=RUN_STARTS)
+@router.post("/{flow_id}/runs", response=RUN_STARTS, openapi_extra=multipart_body("RunIn"))
 async def run_create(
     request: HttpRequest, response: HttpResponse, flow_id: Id, payload: RunIn
 ) -> Any:
     """Start a run (editors): of the published version, else the newest, unless ``version``
     names one. It begins queued: 201 with its id.
+
+    Files: base64 in the JSON body's ``files``, or as ``multipart/form-data``: the JSON
+    body as the text field ``body``, and one file part per file input, named by the input
+    (``curl -F 'body={"inputs": {"q": "why?"}}' -F report=@report.pdf``). Each file at
+    most ``SWITCHYARD_RUN_FILE_MAX_BYTES``, all of them ``SWITCHYARD_RUN_FILES_MAX_BYTES``:
+    413 ``file_too_large`` naming the input, the rest of the body unread; a body longer
+    than the JSON cap plus the files' is a 413 ``body_too_large`` before any of it is read.
 
     With ``wait`` (seconds) the answer waits for the run: 200 with its status and outputs
     when it ends within that time, else 202 as without. A client that goes away while
@@ -343,7 +385,7 @@ async def run_create(
 
     400 (``invalid_flow``) when the version has problems (saved unfinished: the answer's
     ``problems`` name them) or the inputs do not fit the flow; 400 (``file_refused``) when
-    a file of ``files`` is over its cap or of a type a run does not take, naming its input.
+    a file is of a type a run does not take (or, base64, over its cap), naming its input.
     """
     # The answer is made in the same trip to the sync thread as the run: a second hop per
     # POST queued again behind the burst's other requests.
@@ -359,6 +401,11 @@ async def run_create(
 
 class EstimateIn(BodyIn):
     inputs: dict[str, Any] = Field({}, description="The flow's inputs, by input name.")
+    files: dict[str, FileIn] = Field(
+        {},
+        description="File inputs, as for a run (or as parts of a multipart body): checked "
+        "and counted with the prompts they are in, never stored.",
+    )
     version: VersionNumber | Literal["current"] | None = Field(
         None, description='As for a run: a version, "current", or the published one.'
     )
@@ -389,15 +436,20 @@ class EstimateOut(Schema):
 @router.post(
     "/{flow_id}/estimate",
     response={200: EstimateOut, 400: InvalidOut, **responses(403, 404)},
+    openapi_extra=multipart_body("EstimateIn"),
 )
 async def run_estimate(request: HttpRequest, flow_id: Id, payload: EstimateIn) -> Any:
     """What a run with these inputs may cost (editors, as for starting one), before it
-    starts: the first model nodes' prompts counted by the API's token counting and priced
-    with their max_tokens as the reply's upper bound; other nodes at their mean in the
-    flow's recent runs; a map's calls times its items. 0 on the offline model."""
+    starts: the first model nodes' prompts (with the files they hold, sent as for a run)
+    counted by the API's token counting and priced with their max_tokens as the reply's
+    upper bound; other nodes at their mean in the flow's recent runs; a map's calls times
+    its items. 0 on the offline model."""
     flow, version = await sync_to_async(_version_to_run)(request, flow_id, payload.version)
     try:
-        found = await run_estimates.estimate(flow, version, request.auth, payload.inputs)
+        held = await sync_to_async(_checked_files)(request, payload.files)
+        found = await run_estimates.estimate(flow, version, request.auth, payload.inputs, held)
+    except FileRefused as exc:
+        raise ProblemError(400, "file_refused", str(exc)) from None
     except FlowInvalid as exc:
         raise invalid(exc, "the run cannot start") from None
     budget = payload.budget_usd if payload.budget_usd is not None else flow.budget_usd
@@ -406,6 +458,17 @@ async def run_estimate(request: HttpRequest, flow_id: Id, payload: EstimateIn) -
         "budget_usd": None if budget is None else float(budget),
         "over_budget": budget is not None and found.usd > Decimal(str(budget)),
     }
+
+
+def _sent_files(request: HttpRequest) -> dict[str, run_files.Sent]:
+    return uploads.sent_files(request) if uploads.is_upload(request) else {}
+
+
+def _checked_files(request: HttpRequest, files: dict[str, FileIn]) -> list[run_files.Upload]:
+    sent = _sent_files(request)
+    if not files and not sent:
+        return []
+    return run_files.check({name: f.model_dump() for name, f in files.items()}, sent)
 
 
 def _version_to_run(
@@ -460,6 +523,8 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
     from_api = bearer(request.headers.get("Authorization")) is not None
     trigger = Run.Trigger.API if from_api else Run.Trigger.EDITOR
 
+    sent = _sent_files(request)
+
     def start() -> Run:
         try:
             return create_run(
@@ -470,7 +535,8 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
                 trigger=trigger,
                 ignore_cache=payload.ignore_cache,
                 budget_usd=payload.budget_usd,
-                files={name: sent.model_dump() for name, sent in payload.files.items()},
+                files={name: one.model_dump() for name, one in payload.files.items()},
+                sent_files=sent,
                 latency=payload.latency,
             )
         except FlowInvalid as exc:
@@ -487,7 +553,15 @@ def _start(request: HttpRequest, flow_id: int, payload: RunIn) -> tuple[Run, boo
             "bad_idempotency_key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters (! to ~)",
         )
-    asked = idempotency.digest(str(flow.pk).encode(), payload.model_dump_json().encode())
+    # Files sent as parts count by their content, as the JSON form's do by theirs.
+    parts = [
+        f"{name}:{one.name}:{hashlib.sha256(one.data).hexdigest()}" for name, one in sent.items()
+    ]
+    asked = idempotency.digest(
+        str(flow.pk).encode(),
+        payload.model_dump_json().encode(),
+        *(p.encode() for p in sorted(parts)),
+    )
     try:
         return idempotency.start_once(request.auth, key, asked, start)
     except idempotency.KeyReused as exc:

@@ -20,7 +20,7 @@ from graphs.errors import FlowInvalid
 from webapp import execution, problems
 from webapp.flows.access import can_edit_flow, flow_for_editor
 from webapp.flows.api import invalid
-from webapp.runs import answers, breakpoints, budgets
+from webapp.runs import answers, breakpoints, budgets, uploads
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.approvals import NotWaiting
 from webapp.runs.files import FileRefused
@@ -35,9 +35,12 @@ INPUT_PREFIX = "in_"
 @require_POST
 def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
     """Start a run of the flow's current version from the editor (JSON: ``inputs``,
-    ``ignore_cache``, ``breakpoints``, ``budget_usd``, ``latency``): 201 with what the API's
-    201 says."""
+    ``ignore_cache``, ``breakpoints``, ``budget_usd``, ``latency``; or multipart, that JSON
+    as the field ``body`` and the files as parts, webapp.runs.uploads): 201 with what the
+    API's 201 says."""
     flow = flow_for_editor(request.user, flow_id)
+    # Files as parts: the body is then the JSON of the field "body".
+    sent = uploads.sent_files(request) if uploads.is_upload(request) else None
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
@@ -74,6 +77,7 @@ def editor_run(request: HttpRequest, flow_id: int) -> HttpResponse:
             breakpoints=[node for node in wanted if node in ids],
             budget_usd=body.get("budget_usd"),
             files=body.get("files") or None,
+            sent_files=sent,
             latency=latency,
         )
     except FileRefused as exc:

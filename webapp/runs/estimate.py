@@ -8,6 +8,8 @@
 - Every other node that cost something before: the mean of what it cost in the flow's
   last ``PAST_RUNS`` succeeded runs (its ``node_finished`` figures).
 - On the offline model, nothing costs anything: the estimate is 0.
+- File inputs sent with the estimate (checked as a run's, never stored) are lent to the
+  render from memory, so their image and document blocks are counted with the prompt.
 
 Each node's line says where its figure comes from (``source``: ``count_tokens``,
 ``past_runs``, ``offline``); a first model node whose count failed falls back to its past.
@@ -29,6 +31,7 @@ from webapp.credentials.service import model_key
 from webapp.execution.plans import compiled_version, keyed_model_client
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs import pricing
+from webapp.runs.files import HeldFiles, Upload, refs
 from webapp.runs.models import Run, RunEvent
 
 PAST_RUNS = 20
@@ -63,11 +66,20 @@ class Estimate:
         return {"estimate_usd": float(self.usd), "nodes": [n.as_json() for n in self.nodes]}
 
 
-async def estimate(flow: Flow, version: FlowVersion, user, inputs: dict[str, Any]) -> Estimate:
-    """The estimate of a run of ``version`` by ``user`` with ``inputs`` (FlowInvalid when
-    the version cannot run or the inputs do not fit it)."""
+async def estimate(
+    flow: Flow,
+    version: FlowVersion,
+    user,
+    inputs: dict[str, Any],
+    uploads: list[Upload] | None = None,
+) -> Estimate:
+    """The estimate of a run of ``version`` by ``user`` with ``inputs`` and file
+    ``uploads`` (``webapp.runs.files.check``'s) (FlowInvalid when the version cannot run
+    or the inputs do not fit it)."""
     compiled, client = await sync_to_async(_compiled_and_client)(flow, version, user)
-    calls = await first_calls(compiled, inputs)
+    if uploads:
+        inputs = {**inputs, **refs(uploads)}
+    calls = await first_calls(compiled, inputs, HeldFiles(uploads) if uploads else None)
     if client.name == "offline":
         zero = [NodeCost(call.map_node or call.node, Decimal(0), "offline") for call in calls]
         return Estimate(Decimal(0), _merged(zero))

@@ -1,11 +1,13 @@
 """Files as run inputs: checked, stored under the run, lent to its engine by reference.
 
-A run's ``files`` (input name → file name and base64 bytes) are checked before anything
-is stored: each at most ``RUN_FILE_MAX_BYTES``, all together ``RUN_FILES_MAX_BYTES``, of a
-media type sniffed from the bytes (the client's word is not taken): PNG, JPEG, GIF, WebP,
-PDF, or UTF-8 text. What is wrong raises ``FileRefused`` naming the input. A stored file
-is a ``RunFile`` (bytes in the database); the run's input holds its reference
-(``graphs.files``), and its size counts in the run's stored bytes.
+A run's files come base64 in a JSON body's ``files`` (input name → file name and base64
+bytes) or as parts of a multipart body (``webapp.runs.uploads``: input name → ``Sent``).
+Both are checked alike before anything is stored: each at most ``RUN_FILE_MAX_BYTES``,
+all together ``RUN_FILES_MAX_BYTES``, of a media type sniffed from the bytes (the
+client's word is not taken): PNG, JPEG, GIF, WebP, PDF, or UTF-8 text. What is wrong
+raises ``FileRefused`` naming the input. A stored file is a ``RunFile`` (bytes in the
+database); the run's input holds its reference (``graphs.files``), and its size counts in
+the run's stored bytes.
 
 A file's name is kept for people only, sanitised to letters, digits, ``.``, ``_`` and
 ``-`` (at most 100 characters, no leading dot); it never names anything on disk.
@@ -87,12 +89,19 @@ def sniff(data: bytes) -> str | None:
     return "text/plain" if text and not _BINARY.search(text) else None
 
 
-def check(files: dict[str, Any]) -> list[Upload]:
-    """The uploads of a run's ``files`` ({input: {"name", "data" base64}}), checked."""
+@dataclass(frozen=True)
+class Sent:
+    """A file as it arrived: the name its sender gave, and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def decoded(files: dict[str, Any]) -> dict[str, Sent]:
+    """A JSON body's ``files`` ({input: {"name", "data" base64}}) as bytes."""
     if not isinstance(files, dict):
         raise FileRefused("files must be an object: {input name: {name, data}}")
-    per_file, per_run = settings.RUN_FILE_MAX_BYTES, settings.RUN_FILES_MAX_BYTES
-    uploads, total = [], 0
+    found = {}
     for input_name, sent in files.items():
         if not isinstance(sent, dict) or not isinstance(sent.get("data"), str):
             raise FileRefused(f"file input {input_name!r}: expected {{name, data (base64)}}")
@@ -100,6 +109,22 @@ def check(files: dict[str, Any]) -> list[Upload]:
             data = base64.b64decode(sent["data"], validate=True)
         except (binascii.Error, ValueError):
             raise FileRefused(f"file input {input_name!r}: data is not valid base64") from None
+        found[str(input_name)] = Sent(str(sent.get("name") or ""), data)
+    return found
+
+
+def check(files: dict[str, Any] | None, sent: dict[str, Sent] | None = None) -> list[Upload]:
+    """The uploads of a run's ``files`` ({input: {"name", "data" base64}}) and of the files
+    ``sent`` as bytes (multipart), checked together."""
+    both = decoded(files) if files else {}
+    twice = set(both) & set(sent or {})
+    if twice:
+        raise FileRefused(f"file input {sorted(twice)[0]!r} is sent twice")
+    both.update(sent or {})
+    per_file, per_run = settings.RUN_FILE_MAX_BYTES, settings.RUN_FILES_MAX_BYTES
+    uploads, total = [], 0
+    for input_name, one in both.items():
+        data = one.data
         if per_file and len(data) > per_file:
             raise FileRefused(
                 f"file input {input_name!r} is {len(data)} bytes: the limit is {per_file} "
@@ -117,8 +142,7 @@ def check(files: dict[str, Any]) -> list[Upload]:
             raise FileRefused(
                 f"file input {input_name!r} is not a file a run takes (allowed: {allowed})"
             )
-        name = safe_name(str(sent.get("name") or ""))
-        uploads.append(Upload(str(input_name), name, data, media_type))
+        uploads.append(Upload(input_name, safe_name(one.name), data, media_type))
     return uploads
 
 
@@ -149,6 +173,19 @@ def file_inputs(run: Run) -> list[dict[str, Any]]:
     return [
         {"input": name, **value} for name, value in inputs.items() if engine_files.is_ref(value)
     ]
+
+
+class HeldFiles:
+    """Files not stored, lent by their references while held in memory (an estimate's)."""
+
+    def __init__(self, uploads: list[Upload]):
+        self.by_sha = {u.sha256: u.data for u in uploads}
+
+    async def read(self, ref: Any) -> bytes:
+        data = self.by_sha.get(ref.get("sha256"))
+        if data is None:
+            raise engine_files.FileError(f"file {ref.get('name')!r} was not sent")
+        return data
 
 
 class RunFiles:

@@ -41,11 +41,13 @@ def create_run(
     breakpoints: list[str] | None = None,
     budget_usd: Any = None,
     files: dict[str, Any] | None = None,
+    sent_files: dict[str, run_files.Sent] | None = None,
     latency: str = "stream",
 ) -> Run:
     """A queued run of `version` (default: the flow's current one); FlowInvalid (nothing
-    stored) if it cannot run. ``files``: file inputs, {input: {name, data (base64)}}
-    (webapp.runs.files; FileRefused, nothing stored, naming the input at fault).
+    stored) if it cannot run. ``files``: file inputs, {input: {name, data (base64)}};
+    ``sent_files``: file inputs as bytes, from a multipart body (webapp.runs.files;
+    FileRefused, nothing stored, naming the input at fault).
     ``breakpoints``: the editor's (webapp.runs.breakpoints). ``latency``: "batch" sends its
     model calls to the Message Batches API (graphs.llm.batch). ``budget_usd``: its cost
     budget, else its flow's (budgets.BudgetInvalid, nothing stored, when it cannot be one).
@@ -56,7 +58,7 @@ def create_run(
     version = version or flow.current()
     # The flows it calls are checked for its runner here: one they may not run is a problem.
     compiled = compiled_version(version, _id(user))
-    uploads = run_files.check(files) if files else []
+    uploads = run_files.check(files, sent_files) if files or sent_files else []
     both = set(inputs) & {u.input_name for u in uploads}
     if both:
         raise run_files.FileRefused(

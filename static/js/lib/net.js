@@ -28,6 +28,19 @@ export function postJSON(url, body) {
   return requestJSON("POST", url, body || {}).then((result) => ({ ...result, data: result.data || {} }));
 }
 
+/** POST a FormData (multipart; the browser writes its boundary) from this page's session:
+    {status, ok, data} as postJSON answers. */
+export async function postForm(url, form) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    body: form,
+  });
+  const data = await response.json().catch(() => null);
+  return { status: response.status, ok: response.ok, statusText: response.statusText, data: data || {} };
+}
+
 /** ws: or wss: (as the page) to a path on this host. */
 export function socketURL(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

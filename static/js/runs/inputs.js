@@ -40,16 +40,22 @@ export function collectInputs(form) {
   return inputs;
 }
 
-/** {name: {name, data (base64)}} from a run form's file fields with a file chosen. */
-export async function collectFiles(form) {
+/** {input name: File} from a run form's file fields with a file chosen: sent as parts of a
+    multipart body, each named by its input (webapp/runs/uploads.py). */
+export function collectFiles(form) {
   const files = {};
   for (const field of form.querySelectorAll("[data-file-input]")) {
     const file = field.files && field.files[0];
-    if (!file) continue;
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    files[field.dataset.fileInput] = { name: file.name, data: btoa(binary) };
+    if (file) files[field.dataset.fileInput] = file;
   }
   return files;
+}
+
+/** The multipart body of a run with files: the JSON as the field "body", then each file as
+    a part named by its input. */
+export function uploadBody(body, files) {
+  const form = new FormData();
+  form.append("body", JSON.stringify(body));
+  for (const [name, file] of Object.entries(files)) form.append(name, file, file.name);
+  return form;
 }

@@ -12,9 +12,9 @@
    incremental ones with view.paintNodes(model.takeChanges()).
 */
 import { formatSeconds, formatUsage, formatUsd } from "../lib/format.js";
-import { csrfToken, postJSON } from "../lib/net.js";
+import { csrfToken, postForm, postJSON } from "../lib/net.js";
 import { Follower } from "./follower.js";
-import { BadValue, collectFiles, collectInputs, parseValue } from "./inputs.js";
+import { BadValue, collectFiles, collectInputs, parseValue, uploadBody } from "./inputs.js";
 import { FINISHED, RunModel, nodeBadges, preview } from "./model.js";
 
 const Switchyard = (window.Switchyard = window.Switchyard || {});
@@ -753,9 +753,10 @@ export class RunView {
       const ignoreCache = form.querySelector("[data-ignore-cache]");
       const breakpoints = canvasCall("breakpoints") || [];
       const body = { inputs, ignore_cache: Boolean(ignoreCache && ignoreCache.checked) };
-      // File inputs go base64 in the same JSON body (webapp.runs.files checks them).
-      const files = await collectFiles(form);
-      if (Object.keys(files).length) body.files = files;
+      // File inputs go as parts of a multipart body, the JSON beside them (webapp/runs/uploads.py).
+      const files = collectFiles(form);
+      const send = (url, json) =>
+        Object.keys(files).length ? postForm(url, uploadBody(json, files)) : postJSON(url, json);
       // Empty: the flow's budget, if it has one (the server's to apply).
       const budget = form.querySelector("[data-run-budget]");
       if (budget && budget.value.trim() !== "") body.budget_usd = Number(budget.value);
@@ -763,8 +764,8 @@ export class RunView {
       if (batchLane && batchLane.checked) body.latency = "batch";
       // Breakpoints are the editor's alone: only its own endpoint takes them, never the API.
       const result = breakpoints.length
-        ? await postJSON("/flows/" + flowId + "/editor-runs/", { ...body, breakpoints })
-        : await postJSON("/api/flows/" + flowId + "/runs", {
+        ? await send("/flows/" + flowId + "/editor-runs/", { ...body, breakpoints })
+        : await send("/api/flows/" + flowId + "/runs", {
             // The editor runs what it shows, which may be newer than the published version.
             version: "current",
             ...body,
