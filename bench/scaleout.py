@@ -514,7 +514,8 @@ class Bench:
             for worker in workers:
                 worker.start()
             for worker in workers:
-                worker.wait_ready()
+                # A shared machine under load can take a minute to import and connect.
+                worker.wait_ready(timeout=240)
 
             warm = self.create_runs(2 * count)
             all_ids += warm
