@@ -361,7 +361,7 @@ class Bench:
         for name, count in zip(("active", "advisory", "row", "idle_tx"), counts, strict=True):
             round_.pg_samples[name] += count
 
-    def wait_finished(self, ids: list[int], round_: Round | None = None, timeout=300.0) -> None:
+    def wait_finished(self, ids: list[int], round_: Round | None = None, timeout=900.0) -> None:
         deadline = time.monotonic() + timeout
         while (left := self.unfinished(ids)) > 0:
             if round_ is not None:
