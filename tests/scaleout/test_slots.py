@@ -85,6 +85,9 @@ def test_a_limit_holds_across_many_concurrent_acquirers_and_all_get_through(make
     stop = threading.Event()
     deadline = time.monotonic() + 30  # a broken cap must fail the test, not hang it
 
+    def reached() -> bool:
+        return holding >= limit
+
     def worker(task: NodeTask) -> None:
         nonlocal holding, most
         for _ in range(rounds):
@@ -99,7 +102,7 @@ def test_a_limit_holds_across_many_concurrent_acquirers_and_all_get_through(make
                 # Held until the cap is reached (or a while): on a loaded machine a fixed
                 # short hold can end before the next acquirer gets through, and the test
                 # would see the cap never reached though nothing kept it from it.
-                lock.wait_for(lambda: holding >= limit, timeout=0.3)
+                lock.wait_for(reached, timeout=0.3)
                 holding -= 1
             assert release(task.pk, task.epoch, scopes) == 1
         served.append(task.pk)
