@@ -176,7 +176,7 @@ class Holder:
     finish, which writes them with its outcome in one step. Nothing wakes an idle holder.
     """
 
-    def __init__(self, task_id: int, epoch: int, run_id: int):
+    def __init__(self, task_id: int, epoch: int, run_id: int | None = None):
         self.task_id, self.epoch, self.run_id = task_id, epoch, run_id
         self.pending: list[dict[str, Any]] = []
         self.renewed = time.monotonic()
