@@ -361,7 +361,7 @@ class Bench:
         for name, count in zip(("active", "advisory", "row", "idle_tx"), counts, strict=True):
             round_.pg_samples[name] += count
 
-    def wait_finished(self, ids: list[int], round_: Round | None = None, timeout=300.0) -> None:
+    def wait_finished(self, ids: list[int], round_: Round | None = None, timeout=900.0) -> None:
         deadline = time.monotonic() + timeout
         while (left := self.unfinished(ids)) > 0:
             if round_ is not None:
@@ -514,7 +514,8 @@ class Bench:
             for worker in workers:
                 worker.start()
             for worker in workers:
-                worker.wait_ready()
+                # A shared machine under load can take a minute to import and connect.
+                worker.wait_ready(timeout=240)
 
             warm = self.create_runs(2 * count)
             all_ids += warm

@@ -445,7 +445,9 @@ class Worker(Process):
         super().__init__(command, env, log_path)
         self.name = f"worker {self.hostname}"
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:
+        # Generous: on a shared machine under load (load average 20 on 2 cores) a worker
+        # took over a minute to import, connect and warm up.
         self.wait_until(lambda: f"{self.hostname} ready." in self.log(), "to be ready", timeout)
 
 

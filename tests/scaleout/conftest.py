@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.services import session_database
 from tests.support.wait import wait_for
+from webapp.execution import slots
 from webapp.flows import services as flow_services
 from webapp.runs.models import Run, RunEvent
 from webapp.settings import redis_channel_layer
@@ -44,6 +45,14 @@ def session_services(postgres_url: str, redis_url: str) -> None:
     settings.CHANNEL_LAYERS = {"default": redis_channel_layer(redis_url)}
     channel_layers.backends.clear()
     app.conf.update(broker_url=redis_url, result_backend=redis_url)
+
+
+@pytest.fixture(autouse=True)
+def slot_listener() -> Iterator[None]:
+    """This process's slot listener (webapp.execution.slots) ends with the test that
+    started it: its connection must not outlive the test database."""
+    yield
+    slots.stop_listening()
 
 
 @pytest.fixture

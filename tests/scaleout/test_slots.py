@@ -80,10 +80,13 @@ def test_a_limit_holds_across_many_concurrent_acquirers_and_all_get_through(make
     limit, rounds = 3, 3
     tasks = [make_task() for _ in range(10)]
     scopes = [(MODEL, limit)]
-    lock = threading.Lock()
+    lock = threading.Condition()
     holding, most, seen, served = 0, 0, [], []
     stop = threading.Event()
-    deadline = time.monotonic() + 15  # a broken cap must fail the test, not hang it
+    deadline = time.monotonic() + 30  # a broken cap must fail the test, not hang it
+
+    def reached() -> bool:
+        return holding >= limit
 
     def worker(task: NodeTask) -> None:
         nonlocal holding, most
@@ -95,8 +98,11 @@ def test_a_limit_holds_across_many_concurrent_acquirers_and_all_get_through(make
             with lock:
                 holding += 1
                 most = max(most, holding)
-            time.sleep(0.01)
-            with lock:
+                lock.notify_all()
+                # Held until the cap is reached (or a while): on a loaded machine a fixed
+                # short hold can end before the next acquirer gets through, and the test
+                # would see the cap never reached though nothing kept it from it.
+                lock.wait_for(reached, timeout=0.3)
                 holding -= 1
             assert release(task.pk, task.epoch, scopes) == 1
         served.append(task.pk)
@@ -272,7 +278,7 @@ async def test_a_cancel_landing_while_an_acquire_succeeds_leaves_nothing_held(
     loop = asyncio.get_running_loop()
     entering: asyncio.Task | None = None
     taken, proceed = threading.Event(), threading.Event()
-    real = slots.acquire
+    real = slots._acquire
 
     def block_then_cancel() -> None:
         time.sleep(0.2)  # holds the loop while the thread finishes its attempt
@@ -287,7 +293,7 @@ async def test_a_cancel_landing_while_an_acquire_succeeds_leaves_nothing_held(
             proceed.wait(5)
         return got
 
-    monkeypatch.setattr(slots, "acquire", slow_acquire)
+    monkeypatch.setattr(slots, "_acquire", slow_acquire)
     entering = asyncio.create_task(Slots(task.pk, 1, [(MODEL, 1)]).__aenter__())
     if not thread_first:
         await asyncio.to_thread(taken.wait, 5)
@@ -309,3 +315,30 @@ async def test_a_slot_freed_in_this_process_goes_to_a_waiter_at_once(make_task):
     await asyncio.wait_for(waiting, timeout=30)  # woken by the release, not by its poll
     await lazy.__aexit__(None, None, None)
     assert await asyncio.to_thread(Slot.objects.count) == 0
+
+
+async def test_a_slot_freed_by_another_process_wakes_a_waiter_here_through_its_notification(
+    make_task,
+):
+    holder, waiter = await made(make_task, 2)
+    # Another worker's slot, taken and given back on a connection of its own, with nothing
+    # in this process told directly: only the release's NOTIFY can wake the waiter.
+    assert await asyncio.to_thread(in_thread_result, lambda: acquire(holder.pk, 1, [(MODEL, 1)]))
+    await asyncio.to_thread(slots.listen)
+    assert await asyncio.to_thread(slots.wait_listening, 30)
+    lazy = Slots(waiter.pk, 1, [(MODEL, 1)], poll_s=600.0, max_poll_s=600.0)
+    waiting = asyncio.create_task(lazy.__aenter__())
+    await asyncio.sleep(0.1)  # it tried, found the scope full, and sleeps
+    assert not waiting.done()
+    freed = await asyncio.to_thread(in_thread_result, lambda: release(holder.pk, 1, [(MODEL, 1)]))
+    assert freed == 1
+    await asyncio.wait_for(waiting, timeout=30)
+    assert await asyncio.to_thread(rows, waiter) == [MODEL]
+    await lazy.__aexit__(None, None, None)
+
+
+def in_thread_result(fn: Callable[[], object]) -> object:
+    """fn's result, computed on a thread of its own with its own connection."""
+    result: list[object] = []
+    in_thread(lambda: result.append(fn())).join(30)
+    return result[0]

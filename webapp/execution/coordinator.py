@@ -19,7 +19,7 @@ log broadcasts the events; both are best effort (``sweep`` re-sends what did not
 the broker, browsers refill from the database).
 
 Leases and fencing. A worker ``claim``s a queued task for the task's current
-``epoch`` and holds it by renewing ``lease_until`` (``heartbeat``, ``node_events``).
+``epoch`` and holds it by renewing ``lease_until`` (``heartbeats``, ``node_events``).
 Every write a worker makes checks that the task is still running in its epoch;
 when a lease has run out, ``reap`` raises the epoch and queues the task again, so
 a worker that was frozen and wakes up is refused (``Fenced``) and writes nothing.
@@ -37,16 +37,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from graphs.cache import CachedOutput
 from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.celery import app
+from webapp.execution import cache as node_cache
 from webapp.execution.plans import compiled_run, options_for
 from webapp.runs import approvals, batches, budget_raise, limits, services
-from webapp.runs.eventlog import Appender
+from webapp.runs.eventlog import ROW, Appender
 from webapp.runs.models import NodeTask, Run, Slot
 
 log = logging.getLogger(__name__)
@@ -111,13 +113,15 @@ class Step:
         self.parked = False  # save stored the run waiting
 
     @classmethod
-    def locked(cls, run_id: int) -> Step:
+    def locked(cls, run_id: int, *, events_only: bool = False) -> Step:
+        """The step on run `run_id`, its row locked. `events_only`: the step only records
+        events, so the row is read without its state and flow (loaded if ever needed)."""
         # FOR NO KEY UPDATE: steps still take turns, but a row that points at the run
         # (a map item's task, a cache entry) can be inserted by a transaction holding a
         # task row that the step waits for; FOR UPDATE would deadlock with its FK check.
         run = Run.objects.select_for_update(of=("self",), no_key=True)
-        run = limits.with_user_bytes(run.select_related("flow_version"))
-        return cls(run.get(pk=run_id))
+        run = run.only(*ROW) if events_only else run.select_related("flow_version")
+        return cls(limits.with_user_bytes(run).get(pk=run_id))
 
     @property
     def limited(self) -> bool:
@@ -284,50 +288,105 @@ def claim(task_id: int, epoch: int, worker: str) -> NodeTask | None:
     )
     if not taken:
         return None
-    return NodeTask.objects.select_related("run__flow_version").get(pk=task_id)
+    # Not the run's state: the worker never reads it, and it grows with the run.
+    tasks = NodeTask.objects.select_related("run__flow_version").defer("run__state")
+    return tasks.get(pk=task_id)
 
 
-RENEW = """
-    UPDATE runs_nodetask SET lease_until = %s
-    WHERE id = %s AND epoch = %s AND status = %s RETURNING cancel
+RENEW_MANY = """
+    UPDATE runs_nodetask t SET lease_until = %s
+    FROM unnest(%s::bigint[], %s::integer[]) AS u(id, epoch)
+    WHERE t.id = u.id AND t.epoch = u.epoch AND t.status = %s RETURNING t.id, t.cancel
 """
 
 
-def heartbeat(task_id: int, epoch: int) -> bool:
-    """Renew the lease; True when the run wants the task stopped. Raises Fenced."""
-    # One round trip (Django's update() cannot return a column): every running node
-    # sends this several times a second.
+def heartbeats(held_tasks: list[tuple[int, int]]) -> dict[int, bool]:
+    """Renew the leases of many (task, epoch) at once, in one statement: by task, True when
+    the run wants it stopped. A task missing from the answer is no longer held (fenced)."""
+    if not held_tasks:
+        return {}
+    ids, epochs = zip(*held_tasks, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
-            RENEW, [timezone.now() + lease(), task_id, epoch, NodeTask.Status.RUNNING.value]
+            RENEW_MANY,
+            [timezone.now() + lease(), list(ids), list(epochs), NodeTask.Status.RUNNING.value],
         )
-        row = cursor.fetchone()
-    if row is None:
-        raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
-    return row[0]
+        return dict(cursor.fetchall())
 
 
-def node_events(task_id: int, epoch: int, events: list[dict[str, Any]]) -> bool:
-    """Record events a running node emitted (renewing its lease); True to stop it."""
-    with transaction.atomic():
+# Renews the lease of a task held in its epoch (locking its row, as held() does) and
+# returns what node_events needs of it; no row: no longer held.
+HOLD = """
+    UPDATE runs_nodetask SET lease_until = %s
+    WHERE id = %s AND epoch = %s AND status = %s
+    RETURNING cancel, item, run_id, node, iteration
+"""
+
+
+def node_events(
+    task_id: int, epoch: int, events: list[dict[str, Any]], run_id: int | None = None
+) -> bool:
+    """Record events a running node emitted (renewing its lease); True to stop it.
+
+    `run_id`: the task's run, if the caller knows it (one query fewer)."""
+    if run_id is None:
         run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
-        step = Step.locked(run_id)
-        task = held(task_id, epoch)
-        task.lease_until = timezone.now() + lease()
-        task.save(update_fields=["lease_until"])
-        if task.item == NodeTask.NODE or map_running(task):
+    with transaction.atomic():
+        step = Step.locked(run_id, events_only=True)
+        with connection.cursor() as cursor:
+            running = NodeTask.Status.RUNNING.value
+            cursor.execute(HOLD, [timezone.now() + lease(), task_id, epoch, running])
+            row = cursor.fetchone()
+        if row is None:
+            raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
+        cancel, item, task_run, node, iteration = row
+        if task_run != run_id:
+            raise ValueError(f"task {task_id} is not of run {run_id}")
+        task = NodeTask(pk=task_id, run_id=run_id, node=node, iteration=iteration, item=item)
+        if item == NodeTask.NODE or map_running(task):
             step.record(events)
         step.save()
-    return task.cancel or step.limited
+    return cancel or step.limited
 
 
-def finish(task_id: int, epoch: int, outcome: Outcome, events: list[dict[str, Any]]) -> None:
-    """A node's last events and how it ended: the schedule's next step."""
-    run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
-    compile_first(run_id)
+# A cache entry a task's work produced, stored with its outcome (webapp.execution.worker's
+# FencedCache): flow id, run id, key, node type, entry.
+CacheStore = tuple[int, int, str, str, CachedOutput]
+
+
+def store_entries(stores: Iterable[CacheStore]) -> None:
+    """Store cache entries inside a task's closing transaction (after held()). A cache is
+    an optimisation: an entry that cannot be stored is logged and dropped, the rest stand."""
+    for flow_id, run_id, key, node_type, entry in stores:
+        try:
+            with transaction.atomic():  # a savepoint: a failed store spoils nothing else
+                node_cache.store(flow_id, run_id, key, node_type, entry)
+        except DatabaseError:
+            log.exception("node cache store failed; the result is not cached")
+
+
+def finish(
+    task_id: int,
+    epoch: int,
+    outcome: Outcome,
+    events: list[dict[str, Any]],
+    run: Run | None = None,
+    stores: Iterable[CacheStore] = (),
+) -> None:
+    """A node's last events and how it ended, and the cache entries it produced: the
+    schedule's next step. `run`: the task's run, its flow compiled in this process (the
+    node ran from it), so nothing is compiled or looked up before the lock."""
+    if run is None:
+        run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
+        compile_first(run_id)
+    else:
+        run_id = run.pk
+        with contextlib.suppress(ValueError):
+            compiled_run(run)  # cached for the run: no compiling under the lock
     with transaction.atomic():
         step = Step.locked(run_id)
         task = held(task_id, epoch)
+        store_entries(stores)
         step.record(events)
         schedule = step.load()
         try:
@@ -385,20 +444,27 @@ def item_results(task_ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def item_finished(
-    task_id: int, epoch: int, result: dict[str, Any], events: list[dict[str, Any]] | None = None
+    task_id: int,
+    epoch: int,
+    result: dict[str, Any],
+    events: list[dict[str, Any]] | None = None,
+    stores: Iterable[CacheStore] = (),
 ) -> None:
-    """A map item's result, with its last events (node_item events of its map)."""
+    """A map item's result, with its last events (node_item events of its map) and the
+    cache entries its work produced."""
     if not events:
         with transaction.atomic():
             task = held(task_id, epoch)
+            store_entries(stores)
             task.result = result
             _close(task)
         return
     run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
     with transaction.atomic():
         # The run's row first, then the task's, as node_events takes them.
-        step = Step.locked(run_id)
+        step = Step.locked(run_id, events_only=True)
         task = held(task_id, epoch)
+        store_entries(stores)
         if map_running(task):
             step.record(events)
         task.result = result

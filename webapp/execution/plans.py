@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from functools import cache, lru_cache
@@ -44,7 +45,9 @@ from webapp.runs.models import Run, RunEvent
 
 @cache
 def engine_services() -> Services:
-    _compiled.clear()  # compiled flows hold the services they were built with
+    # Compiled flows hold the services they were built with.
+    _compiled.clear()
+    _runs.clear()
     return services_from_env()
 
 
@@ -129,10 +132,38 @@ def compiled_graph(
     return compile_version(override)
 
 
+# Runs' compiled flows, with what each is lent, by run, for RUN_CACHE_S: a worker runs
+# many node tasks of a run, and the coordinator's steps on it, each of which would look up
+# its team and credentials (and compile it afresh, for a flow that calls saved flows).
+# Briefly: a credential changed while the run runs reaches its later nodes soon after, and
+# a run resumed after a wait looks everything up again, as the in-process driver does.
+RUN_CACHE_S = 30.0
+_runs: OrderedDict[tuple[int, dt.datetime], tuple[float, graphs.CompiledFlow]] = OrderedDict()
+_runs_lock = threading.Lock()
+
+
 def compiled_run(run: Run) -> graphs.CompiledFlow:
     """The run's compiled plan; one that calls saved flows starts its children as `run`'s,
     and one that names credentials or MCP tools is lent the run's credentials and MCP servers
-    (its team's, else its starter's)."""
+    (its team's, else its starter's). The same for RUN_CACHE_S (see _runs)."""
+    # The creation time guards against a reused primary key (a flushed test database).
+    key = (run.pk, run.created)
+    now = time.monotonic()
+    with _runs_lock:
+        found = _runs.get(key)
+        if found is not None and now - found[0] < RUN_CACHE_S:
+            _runs.move_to_end(key)
+            return found[1]
+    flow = _compiled_run(run)
+    with _runs_lock:
+        _runs[key] = (now, flow)
+        _runs.move_to_end(key)
+        while len(_runs) > COMPILED_CACHE_SIZE:
+            _runs.popitem(last=False)
+    return flow
+
+
+def _compiled_run(run: Run) -> graphs.CompiledFlow:
     if not calls_flows(run.graph):
         flow = compiled_graph(run.flow_version, run.graph_override)
     else:

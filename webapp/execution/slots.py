@@ -13,13 +13,17 @@ done, deleted, or taken over by another worker (its epoch bumped) holds none. De
 are only garbage: every ``acquire`` first deletes the dead rows of the scopes it takes,
 and nothing ever counts them. No slot can leak for longer than one lease.
 
-Taking slots is one short transaction: lock the scopes (transaction-scoped advisory locks,
-always in one global order so two acquirers never deadlock), drop the dead rows, count
-the live ones, and insert one row per scope only when every scope is below its limit, so
-a task holds a slot in all of its scopes or in none (a model slot is never parked while
-waiting for a run slot). ``Slots`` wraps this as the async context manager the engine's
-``NodeRunner`` uses in place of its ``asyncio.Semaphore``: it polls with a growing,
-jittered backoff, and a slot released in this process wakes a waiter here at once.
+Taking slots is one short transaction, sent in one round trip (``ACQUIRE``): lock the
+scopes (transaction-scoped advisory locks, always in one global order so two acquirers
+never deadlock), drop the dead rows, count the live ones, and insert one row per scope
+only when every scope is below its limit, so a task holds a slot in all of its scopes or
+in none (a model slot is never parked while waiting for a run slot). ``Slots`` wraps this
+as the async context manager the engine's ``NodeRunner`` uses in place of its
+``asyncio.Semaphore``. A waiter does not poll: every release notifies (PostgreSQL
+``NOTIFY`` on ``CHANNEL``, the scopes it freed), one thread per process listens
+(``Listener``) and wakes the oldest waiter of the process in each freed scope. A slow poll
+stays as the fallback for what sends no notification: a lease that ran out, a listener
+that lost its connection.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from webapp.execution import dbthreads
 from webapp.runs.models import NodeTask
@@ -58,40 +62,63 @@ _release_db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slots-releas
 
 # The statements name the tables of Slot and NodeTask ("runs_slot", "runs_nodetask").
 # A slot s is live while its task t has: t.status = 'running' AND t.epoch = s.epoch AND
-# t.lease_until > statement_timestamp(). The lease is compared with the statement's start,
-# not the transaction's: an acquire that waited on a lock must not count a slot whose
-# lease ran out meanwhile.
-TRY_LOCK = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
-DELETE_DEAD = """
-    DELETE FROM runs_slot s WHERE s.scope = ANY(%s) AND NOT EXISTS (
-        SELECT 1 FROM runs_nodetask t
-        WHERE t.id = s.task_id AND t.status = %s AND t.epoch = s.epoch
-        AND t.lease_until > statement_timestamp()
+# t.lease_until > now, now being the clock when the scopes' locks are held (not when the
+# query arrived: an acquire that waited on a lock must not count a slot whose lease ran
+# out meanwhile).
+#
+# ACQUIRE is one round trip: two statements in one query string, which PostgreSQL runs as
+# one implicit transaction (psycopg's client-side binding, Django's default, sends them
+# together). The first waits for the scopes' locks (transaction-scoped advisory locks, in
+# key order: two acquirers never deadlock); the second, with a snapshot taken once they
+# are held, drops the scopes' dead rows, counts the live ones and inserts one row per
+# scope only when every scope has room. The locks go with the implicit commit at the
+# query's end, so they are held for one statement, never across a client's round trip.
+ACQUIRE = """
+    SELECT pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT k FROM unnest(%(keys)s::bigint[]) AS k ORDER BY k
+    ) AS keys;
+    WITH now AS MATERIALIZED (SELECT clock_timestamp() AS ts), dead AS (
+        DELETE FROM runs_slot s USING now WHERE s.scope = ANY(%(names)s) AND NOT EXISTS (
+            SELECT 1 FROM runs_nodetask t
+            WHERE t.id = s.task_id AND t.status = %(running)s AND t.epoch = s.epoch
+            AND t.lease_until > now.ts
+        )
+    ), live AS MATERIALIZED (
+        SELECT u.scope, u.cap, (
+            SELECT count(*) FROM runs_slot s JOIN runs_nodetask t
+            ON t.id = s.task_id AND t.status = %(running)s AND t.epoch = s.epoch
+            AND t.lease_until > now.ts
+            WHERE s.scope = u.scope
+        ) AS held
+        FROM unnest(%(names)s::text[], %(caps)s::integer[]) AS u(scope, cap) CROSS JOIN now
+    ), taken AS (
+        INSERT INTO runs_slot (scope, task_id, epoch, acquired)
+        SELECT live.scope, t.id, t.epoch, now.ts
+        FROM live CROSS JOIN now CROSS JOIN runs_nodetask t
+        WHERE t.id = %(task)s AND t.epoch = %(epoch)s AND t.status = %(running)s
+        AND t.lease_until > now.ts AND NOT EXISTS (SELECT 1 FROM live WHERE held >= cap)
+        RETURNING 1
     )
+    SELECT (SELECT count(*) FROM taken), bool_and(held + 1 < cap) FROM live
 """
-COUNT_LIVE = """
-    SELECT s.scope, count(*) FROM runs_slot s JOIN runs_nodetask t
-    ON t.id = s.task_id AND t.status = %s AND t.epoch = s.epoch
-    AND t.lease_until > statement_timestamp()
-    WHERE s.scope = ANY(%s) GROUP BY s.scope
-"""
-# One row per scope if the task is live in this epoch, else none.
-INSERT = """
-    INSERT INTO runs_slot (scope, task_id, epoch, acquired)
-    SELECT u.scope, t.id, t.epoch, statement_timestamp()
-    FROM unnest(%s::text[]) AS u(scope) CROSS JOIN runs_nodetask t
-    WHERE t.id = %s AND t.epoch = %s AND t.status = %s
-    AND t.lease_until > statement_timestamp()
-"""
+# Deletes, and notifies the listeners of every process once per freed scope (delivered at
+# commit; a release runs in autocommit). The count forces the notifying CTE to run.
 RELEASE = """
-    DELETE FROM runs_slot WHERE id IN (
-        SELECT one.id FROM unnest(%s::text[]) AS u(scope) CROSS JOIN LATERAL (
-            SELECT s.id FROM runs_slot s
-            WHERE s.task_id = %s AND s.epoch = %s AND s.scope = u.scope
-            ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED
-        ) AS one
+    WITH gone AS (
+        DELETE FROM runs_slot WHERE id IN (
+            SELECT one.id FROM unnest(%s::text[]) AS u(scope) CROSS JOIN LATERAL (
+                SELECT s.id FROM runs_slot s
+                WHERE s.task_id = %s AND s.epoch = %s AND s.scope = u.scope
+                ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED
+            ) AS one
+        ) RETURNING scope
+    ), told AS (
+        SELECT pg_notify(%s, scope) FROM (SELECT DISTINCT scope FROM gone) AS d
     )
+    SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM told)
 """
+# The channel of release notifications; the payload is a scope's name.
+CHANNEL = "switchyard_slots"
 HELD = """
     SELECT count(*) FROM runs_slot s JOIN runs_nodetask t
     ON t.id = s.task_id AND t.status = %s AND t.epoch = s.epoch
@@ -130,24 +157,35 @@ def acquire(task_id: int, epoch: int, scopes: Scopes) -> bool:
     A task that is not running in ``epoch`` under a lease gets nothing: its slot would be
     dead the moment it was written, and a worker fenced out must not exceed the cap.
     """
+    return _acquire(task_id, epoch, scopes) in (TAKEN, TAKEN_ROOM_LEFT)
+
+
+# What an acquire found: TAKEN (with room for more: TAKEN_ROOM_LEFT), or no room (FULL).
+TAKEN, TAKEN_ROOM_LEFT, FULL = "taken", "taken, room left", "full"
+
+
+def _acquire(task_id: int, epoch: int, scopes: Scopes) -> str:
     limits = limited(scopes)
     if not limits:
-        return True
+        return TAKEN
     names = sorted(limits)
-    keys = sorted({lock_key(name) for name in names})
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Try, never wait: a scope another acquire holds counts as full for now, and the
-        # caller polls again; waiting would tie up a connection and a thread per waiter.
-        cursor.execute(TRY_LOCK, [keys])
-        if not cursor.fetchone()[0]:
-            return False
-        cursor.execute(DELETE_DEAD, [names, _RUNNING])
-        cursor.execute(COUNT_LIVE, [_RUNNING, names])
-        live = dict(cursor.fetchall())
-        if any(live.get(name, 0) >= limits[name] for name in names):
-            return False
-        cursor.execute(INSERT, [names, task_id, epoch, _RUNNING])
-        return cursor.rowcount == len(names)
+    params = {
+        "keys": [lock_key(name) for name in names],
+        "names": names,
+        "caps": [limits[name] for name in names],
+        "task": task_id,
+        "epoch": epoch,
+        "running": _RUNNING,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(ACQUIRE, params)
+        cursor.nextset()  # the locks' statement's rows are of no interest
+        taken, room = cursor.fetchone()
+    if taken != len(names):
+        # A scope was full, or the task is not running in that epoch (it gets nothing,
+        # ever: its slot would be dead the moment it was written).
+        return FULL
+    return TAKEN_ROOM_LEFT if room else TAKEN
 
 
 def release(task_id: int, epoch: int, scopes: Scopes) -> int:
@@ -162,8 +200,8 @@ def release(task_id: int, epoch: int, scopes: Scopes) -> int:
     if not names:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(RELEASE, [names, task_id, epoch])
-        return cursor.rowcount
+        cursor.execute(RELEASE, [names, task_id, epoch, CHANNEL])
+        return cursor.fetchone()[0]
 
 
 def held(scope: str) -> int:
@@ -189,20 +227,103 @@ def scopes_for(run_id: int, run_limit: int, client_name: str) -> list[tuple[str,
 
 @dataclass(eq=False)
 class _Waiter:
-    """A coroutine waiting in Slots.__aenter__, woken early when this process frees a slot."""
+    """A coroutine waiting in Slots.__aenter__, woken early when a slot is freed."""
 
     loop: asyncio.AbstractEventLoop
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Woken and not yet trying again (under _waiters_lock): a second release in a row
+    # wakes the next waiter rather than this one twice.
+    woken: bool = False
 
     def wake(self) -> None:
+        self.woken = True
         with contextlib.suppress(RuntimeError):  # its loop has closed: nobody to wake
             self.loop.call_soon_threadsafe(self.event.set)
 
 
-# Waiters of this process by scope, oldest first. Other processes' releases are only seen
-# by polling; a release here hands its slot to the oldest waiter here at once.
+# Waiters of this process by scope, oldest first. A release anywhere (its notification,
+# or at once when it is this process's) wakes the oldest waiter here that is not awake.
 _waiters: dict[str, list[_Waiter]] = {}
 _waiters_lock = threading.Lock()
+
+
+def _wake_first(scopes: Iterable[str]) -> None:
+    """Wake this process's oldest sleeping waiter in each of ``scopes``."""
+    with _waiters_lock:
+        for name in scopes:
+            for waiter in _waiters.get(name, ()):
+                if not waiter.woken:
+                    waiter.wake()
+                    break
+
+
+class Listener(threading.Thread):
+    """This process's one LISTEN connection: a release anywhere wakes a waiter here.
+
+    Best effort: without it (its connection lost, reconnecting) waiters fall back on
+    polling, so a notification missed costs latency, never a slot.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="slots-listener", daemon=True)
+        self.stopped = threading.Event()
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.listen()
+            except Exception:
+                log.warning("slot notifications lost; reconnecting", exc_info=True)
+            self.listening.clear()
+            self.stopped.wait(1.0)
+
+    def listen(self) -> None:
+        raw = connection.get_new_connection(connection.get_connection_params())
+        try:
+            raw.autocommit = True
+            raw.execute(f"LISTEN {CHANNEL}")
+            self.listening.set()
+            # Slots freed while nobody listened: whoever waits should look again.
+            with _waiters_lock:
+                waiting = list(_waiters)
+            _wake_first(waiting)
+            while not self.stopped.is_set():
+                for notice in raw.notifies(timeout=1.0):
+                    _wake_first([notice.payload])
+        finally:
+            raw.close()
+
+
+_listener: Listener | None = None
+_listener_lock = threading.Lock()
+
+
+def wait_listening(timeout: float) -> bool:
+    """Wait until this process's listener listens (tests); False if it does not in time."""
+    listener = _listener
+    return listener is not None and listener.listening.wait(timeout)
+
+
+def listen() -> None:
+    """Start this process's listener unless it runs (PostgreSQL only)."""
+    global _listener
+    if _listener is not None and _listener.is_alive():
+        return
+    with _listener_lock:
+        if (_listener is None or not _listener.is_alive()) and connection.vendor == "postgresql":
+            _listener = Listener()
+            _listener.start()
+
+
+def stop_listening(timeout: float = 5.0) -> None:
+    """Stop this process's listener (tests, before their database is dropped)."""
+    global _listener
+    with _listener_lock:
+        listener, _listener = _listener, None
+    if listener is not None:
+        listener.stopped.set()
+        listener.join(timeout)
 
 
 @dataclass
@@ -235,11 +356,13 @@ class Slots:
         scopes: Scopes,
         *,
         poll_s: float = 0.02,
-        max_poll_s: float = 0.25,
+        max_poll_s: float = 1.0,
     ):
         self.task_id = task_id
         self.epoch = epoch
         self.scopes: tuple[tuple[str, int], ...] = tuple(limited(scopes).items())
+        # A full scope waits for a release's wake-up, polling with a backoff from poll_s
+        # to max_poll_s for what sends none (a lapsed lease).
         self.poll_s = poll_s
         self.max_poll_s = max_poll_s
 
@@ -251,22 +374,29 @@ class Slots:
             return self
         waiter = _Waiter(asyncio.get_running_loop())
         self._wait_in_line(waiter)
+        found = FULL
         try:
             delay = self.poll_s
             while True:
+                with _waiters_lock:
+                    waiter.woken = False
                 waiter.event.clear()  # before trying: a release during the try still wakes
-                if await self._try():
+                found = await self._try()
+                if found in (TAKEN, TAKEN_ROOM_LEFT):
                     return self
+                listen()  # from now on, releases anywhere wake this process
                 # Jitter spreads out the retries of the many waiters one burst brings.
                 pause = delay * random.uniform(0.5, 1.0)  # noqa: S311
+                delay = min(delay * 2, self.max_poll_s)
                 try:
                     async with asyncio.timeout(pause):
                         await waiter.event.wait()
                 except TimeoutError:
                     pass
-                delay = min(delay * 2, self.max_poll_s)
         finally:
             self._leave_line(waiter)
+            if found == TAKEN_ROOM_LEFT:
+                self._wake_one()  # out of line now: the next need not wait for a release
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Shielded: a cancel arriving now must not stop the release (the thread finishes
@@ -282,8 +412,9 @@ class Slots:
     def _args(self) -> tuple[int, int, Scopes]:
         return self.task_id, self.epoch, self.scopes
 
-    async def _try(self) -> bool:
-        """One acquire on a slots thread. Cancelled meanwhile, it leaves nothing held."""
+    async def _try(self) -> str:
+        """One acquire on a slots thread (what it found: TAKEN, FULL...). Cancelled
+        meanwhile, it leaves nothing held."""
         attempt = _Attempt()
         call = asyncio.ensure_future(_on_db(self._take, attempt))
         try:
@@ -306,13 +437,14 @@ class Slots:
             # The database is unreachable: keep waiting. If it stays away, the lease runs
             # out, the task is taken over and its holder is stopped.
             log.warning("%r: acquire failed; retrying", self, exc_info=True)
-            return False
+            return FULL
 
-    def _take(self, attempt: _Attempt) -> bool:
+    def _take(self, attempt: _Attempt) -> str:
         """On a slots thread: acquire, and give back at once what a gone waiter got."""
-        got = False
+        found, got = FULL, False
         try:
-            got = acquire(*self._args())
+            found = _acquire(*self._args())
+            got = found in (TAKEN, TAKEN_ROOM_LEFT)
         finally:
             with attempt.lock:
                 attempt.done, attempt.got = True, got
@@ -322,7 +454,7 @@ class Slots:
                     release(*self._args())
                 except DatabaseError:
                     log.warning("%r: slots of a cancelled wait not released", self, exc_info=True)
-        return got
+        return found
 
     def _wait_in_line(self, waiter: _Waiter) -> None:
         with _waiters_lock:
@@ -339,11 +471,8 @@ class Slots:
                         del _waiters[name]
 
     def _wake_one(self) -> None:
-        """Tell the oldest waiter of this process in each freed scope to try now."""
-        with _waiters_lock:
-            first = {line[0] for name, _ in self.scopes if (line := _waiters.get(name))}
-        for waiter in first:
-            waiter.wake()
+        """Tell the oldest sleeping waiter of this process in each scope to try now."""
+        _wake_first(name for name, _ in self.scopes)
 
 
 async def _on_release_db(fn: Callable[..., T], *args: Any) -> T:

@@ -3,8 +3,9 @@ item of a map node's list.
 
 ``execute`` claims the task (webapp.execution.coordinator), runs it on an event loop of its
 own with graphs.runner's ``NodeRunner``, as the in-process executor does, and holds it
-meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and at least
-every ``settings.NODE_HEARTBEAT_S`` it renews the lease. A renewal also tells it that
+meanwhile (``Holder``): every ``FLUSH_S`` it writes what the node emitted, and about
+every ``settings.NODE_HEARTBEAT_S`` the lease is renewed, with the leases of every other
+task the process holds, in one statement (``Renewals``). A renewal also tells it that
 the run was cancelled (the node stops) or that the task was taken over (the node stops
 and nothing more is written). The node's outcome is then the coordinator's next step.
 
@@ -22,12 +23,13 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from graphs import CompiledFlow, RunOptions, RunResult
 from graphs.cache import CachedOutput
@@ -86,7 +88,7 @@ async def _execute(task_id: int, epoch: int, worker: str) -> str:
     task = await db(coordinator.claim, task_id, epoch, worker)
     if task is None:
         return "not claimed: a second delivery, a stale epoch or a stopped run"
-    holder = Holder(task_id, epoch)
+    holder = Holder(task_id, epoch, task.run_id)
     try:
         if task.item == NodeTask.NODE:
             return await run_node(task, holder)
@@ -122,7 +124,7 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
         await runner.aclose_sessions()
     if runner.items and type(outcome) is not NodeFinished:
         await db(coordinator.stop_items, task.pk)
-    await db(coordinator.finish, task.pk, holder.epoch, outcome, holder.take())
+    await db(coordinator.finish, task.pk, holder.epoch, outcome, holder.take(), run, holder.stores)
     return type(outcome).__name__
 
 
@@ -141,7 +143,7 @@ async def run_item(task: NodeTask, holder: Holder) -> str:
         result = result_json(await holder.hold(work))
     except Stopped:
         result = {"status": "cancelled", "error": "cancelled", "outputs": {}}
-    await db(coordinator.item_finished, task.pk, holder.epoch, result, holder.take())
+    await db(coordinator.item_finished, task.pk, holder.epoch, result, holder.take(), holder.stores)
     return result["status"]
 
 
@@ -173,17 +175,32 @@ CLOSING = frozenset({"node_finished", "node_failed"})
 
 
 class Holder:
-    """Holds a claimed task while its work runs: writes its events, renews its lease."""
+    """Holds a claimed task while its work runs: writes its events, and its loop's
+    ``Renewals`` renews its lease with every other task's of the process.
 
-    def __init__(self, task_id: int, epoch: int):
-        self.task_id, self.epoch = task_id, epoch
+    Events are written ``FLUSH_S`` after the first one of a batch is emitted (what comes
+    meanwhile joins the batch); a node that has ended in that time leaves them all to its
+    finish, which writes them with its outcome in one step. Nothing wakes an idle holder.
+    """
+
+    def __init__(self, task_id: int, epoch: int, run_id: int | None = None):
+        self.task_id, self.epoch, self.run_id = task_id, epoch, run_id
         self.pending: list[dict[str, Any]] = []
         self.renewed = time.monotonic()
         # One write at a time: batches taken in order must commit in order.
         self.writing = asyncio.Lock()
+        self.job: asyncio.Future[Any] | None = None
+        self.stopping = False  # the run asked for the work to stop; it was cancelled
+        self.fenced = False  # no longer held: the work was cancelled, nothing more is written
+        self.timer: asyncio.TimerHandle | None = None
+        self.writes: set[asyncio.Task[None]] = set()
+        # Cache entries the work produced, stored with its outcome (FencedCache).
+        self.stores: list[coordinator.CacheStore] = []
 
     def sink(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
+        if self.timer is None and self.job is not None and not self.job.done():
+            self.timer = asyncio.get_running_loop().call_later(FLUSH_S, self._flush_due)
 
     def take(self, *, closing: bool = True) -> list[dict[str, Any]]:
         """The pending events; without `closing`, only those before a node's closing one."""
@@ -201,53 +218,147 @@ class Holder:
     async def hold(self, work: Awaitable[T]) -> T:
         """Await `work` while holding the task. Raises Fenced if it was taken over (the work
         is stopped first), Stopped if the run stopped it and it ended by cancellation."""
-        job = asyncio.ensure_future(work)
-        stopping = False
+        job = self.job = asyncio.ensure_future(work)
+        renewals = Renewals.of_this_loop()
+        renewals.add(self)
         try:
-            while not job.done():
-                await asyncio.wait([job], timeout=FLUSH_S)
-                if job.done():
-                    break
-                stop = await self.renew()
-                if stop and not stopping:
-                    stopping = True
-                    job.cancel()
-        except Fenced:
-            job.cancel()
             await asyncio.wait([job])
-            raise
+        finally:
+            renewals.discard(self)
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            # A write in flight commits before the outcome's: its events come first.
+            if self.writes:
+                await asyncio.wait(list(self.writes))
+        if self.fenced:
+            raise Fenced(f"task {self.task_id} is no longer held in epoch {self.epoch}")
         if job.cancelled():
             raise Stopped
         return job.result()
 
+    def stop(self) -> None:
+        """The run wants the work stopped: cancel it (once)."""
+        if not self.stopping and self.job is not None:
+            self.stopping = True
+            self.job.cancel()
+
+    def fence(self) -> None:
+        """The task is no longer held: stop the work; hold raises Fenced once it ends."""
+        self.fenced = True
+        if self.job is not None:
+            self.job.cancel()
+
+    def _flush_due(self) -> None:
+        self.timer = None
+        if any(e["type"] in CLOSING for e in self.pending):
+            return  # the node has ended: its finish writes these with its outcome
+        write = asyncio.ensure_future(self._flush())
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+
+    async def _flush(self) -> None:
+        try:
+            if await self.write():
+                self.stop()
+        except Fenced:
+            self.fence()
+        except Exception:
+            log.exception("task %s: events not written", self.task_id)
+
     async def commit(self) -> None:
         """Write what is pending now (the engine's ``Emitter.commit``)."""
         if self.pending:
-            await self.renew()
+            try:
+                stop = await self.write()
+            except Fenced:
+                self.fence()
+                raise
+            if stop:
+                self.stop()
 
-    async def renew(self) -> bool:
-        """Write pending events, or just renew the lease when one is due; True: stop."""
+    async def write(self) -> bool:
+        """Write the pending events (renewing the lease); True: the run wants the work
+        stopped. Raises Fenced when the task is no longer held."""
         async with self.writing:
-            return await self._renew()
+            batch = self.take(closing=False)
+            if not batch:
+                return False
+            now = time.monotonic()
+            try:
+                stop = await db(
+                    coordinator.node_events, self.task_id, self.epoch, batch, self.run_id
+                )
+            except DatabaseError:
+                # The database is away for a moment: keep the events, try again later.
+                # Should it stay away past the lease, the task is taken over and fenced.
+                log.warning("task %s: events not written", self.task_id, exc_info=True)
+                self.pending[:0] = batch
+                if self.timer is None and self.job is not None and not self.job.done():
+                    loop = asyncio.get_running_loop()
+                    self.timer = loop.call_later(FLUSH_S, self._flush_due)
+                return False
+            self.renewed = now
+            return stop
 
-    async def _renew(self) -> bool:
+
+class Renewals:
+    """The leases of every task held on one event loop (a worker has one), renewed
+    together: one statement every NODE_HEARTBEAT_S for all of them, not one per task.
+    A renewal that finds a task stopped or no longer held tells its holder at once."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Renewals]
+    _by_loop = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.holders: set[Holder] = set()
+        self.ticking: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of_this_loop(cls) -> Renewals:
+        loop = asyncio.get_running_loop()
+        renewals = cls._by_loop.get(loop)
+        if renewals is None:
+            renewals = cls._by_loop[loop] = cls()
+        return renewals
+
+    def add(self, holder: Holder) -> None:
+        self.holders.add(holder)
+        if self.ticking is None or self.ticking.done():
+            self.ticking = asyncio.get_running_loop().create_task(self.tick())
+
+    def discard(self, holder: Holder) -> None:
+        self.holders.discard(holder)
+
+    async def tick(self) -> None:
+        every = settings.NODE_HEARTBEAT_S
+        while self.holders:
+            await asyncio.sleep(every)
+            try:
+                await self.renew(every)
+            except Exception:
+                # Never the end of the ticking: every lease of the process depends on it.
+                log.exception("leases not renewed; trying again")
+
+    async def renew(self, every: float) -> None:
         now = time.monotonic()
-        batch = self.take(closing=False)
-        if not batch and now - self.renewed < settings.NODE_HEARTBEAT_S:
-            return False
+        # Not those an event write renewed just now; none is left past 1.5 periods.
+        due = [h for h in self.holders if now - h.renewed >= every / 2]
+        if not due:
+            return
         try:
-            if batch:
-                stop = await db(coordinator.node_events, self.task_id, self.epoch, batch)
-            else:
-                stop = await db(coordinator.heartbeat, self.task_id, self.epoch)
+            found = await db(coordinator.heartbeats, [(h.task_id, h.epoch) for h in due])
         except DatabaseError:
-            # The database is away for a moment: keep the events, try again next round.
-            # Should it stay away past the lease, the task is taken over and fenced.
-            log.warning("task %s: lease not renewed", self.task_id, exc_info=True)
-            self.pending[:0] = batch
-            return False
-        self.renewed = now
-        return stop
+            # Should the database stay away past the lease, the tasks are taken over.
+            log.warning("%s leases not renewed", len(due), exc_info=True)
+            return
+        for holder in due:
+            if holder.task_id not in found:
+                holder.fence()
+            else:
+                holder.renewed = now
+                if found[holder.task_id]:
+                    holder.stop()
 
 
 class DistributedRunner(NodeRunner):
@@ -278,7 +389,7 @@ class DistributedRunner(NodeRunner):
         if index == 0:
             # The map's start goes into the log before any item can write its own events
             # (the worker running an item writes them, not this one; see run_item).
-            await holder.renew()
+            await holder.commit()
         task = await db(coordinator.item_task, holder.task_id, holder.epoch, index, dict(inputs))
         while True:
             results = await db(coordinator.item_results, [task.pk])
@@ -288,29 +399,17 @@ class DistributedRunner(NodeRunner):
 
 
 class FencedCache(node_cache.DbNodeCache):
-    """The node cache, storing only while the task is still held: a worker that wakes
-    after its task was taken over writes nothing, the cache included."""
+    """The node cache, storing only while the task is still held: its entries are stored
+    with the task's outcome (coordinator.finish, item_finished), in the transaction that
+    checks the task is still held, so a worker that wakes after its task was taken over
+    writes nothing, the cache included."""
 
     def __init__(self, holder: Holder, flow_id: int, run_id: int):
         super().__init__(flow_id, run_id)
         self.holder = holder
 
     async def put(self, key: str, node_type: str, entry: CachedOutput) -> None:
-        holder = self.holder
-        try:
-            await db(_store_if_held, holder.task_id, holder.epoch, self, key, node_type, entry)
-        except Fenced:
-            log.info("task %s: taken over; its result is not cached", holder.task_id)
-        except DatabaseError:
-            log.exception("node cache store failed; the result is not cached")
-
-
-def _store_if_held(
-    task_id: int, epoch: int, cache: FencedCache, key: str, node_type: str, entry: CachedOutput
-) -> None:
-    with transaction.atomic():
-        coordinator.held(task_id, epoch)
-        node_cache.store(cache.flow_id, cache.run_id, key, node_type, entry)
+        self.holder.stores.append((self.flow_id, self.run_id, key, node_type, entry))
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
