@@ -2,6 +2,7 @@
 flow websockets."""
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -26,6 +27,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from webapp.accounts.ws import BearerAuthMiddleware, SocketAuthStack  # noqa: E402
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
+from webapp.execution.plans import engine_services  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
 from webapp.runs import timeouts  # noqa: E402
@@ -56,6 +58,17 @@ router = ProtocolTypeRouter(
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
     timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
+    # The model SDK loads here, before the server takes a request: imported by the first
+    # model call it held the loop (every socket, every run) for as long as the import
+    # took, seconds on a busy machine, long enough for Daphne to refuse the handshakes
+    # waiting meanwhile (403). The command line keeps importing it lazily (graphs.llm).
+    # As a Celery worker does at start (webapp.execution.sweeper.warm_up).
+    _warm = getattr(engine_services().model_client, "warm_up", None)  # offline: none
+    if _warm is not None:
+        try:
+            _warm()
+        except Exception:  # no key, say: the node that needs it reports that
+            logging.getLogger(__name__).info("model client not warmed up", exc_info=True)
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
