@@ -5,10 +5,12 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.asgi import get_asgi_application
 
+from graphs.settings import model_client_from_env
 from webapp import daphne_patches
 
 # The run's event log is written from a thread of its own while the event loop streams tokens. With
@@ -27,7 +29,6 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from webapp.accounts.ws import BearerAuthMiddleware, SocketAuthStack  # noqa: E402
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
-from webapp.execution.plans import engine_services  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
 from webapp.runs import timeouts  # noqa: E402
@@ -52,23 +53,28 @@ router = ProtocolTypeRouter(
 )
 
 
+def _warm_up_model() -> None:
+    """Build the model client once (as a Celery worker does at start: sweeper.warm_up)."""
+    try:
+        warm = getattr(model_client_from_env(), "warm_up", None)  # the offline model: none
+        if warm is not None:
+            warm()
+    except Exception:  # no key, say: the node that needs it reports that
+        logging.getLogger(__name__).info("model client not warmed up", exc_info=True)
+
+
 # Schedules and approval timeouts tick on the server's loop from the moment it starts:
 # Daphne (what we ship, and what runserver runs) made that loop before importing this
 # module. Not on the loops of other callers (tests' communicators), whose loops end with them.
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
     timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
-    # The model SDK loads here, before the server takes a request: imported by the first
-    # model call it held the loop (every socket, every run) for as long as the import
-    # took, seconds on a busy machine, long enough for Daphne to refuse the handshakes
-    # waiting meanwhile (403). The command line keeps importing it lazily (graphs.llm).
-    # As a Celery worker does at start (webapp.execution.sweeper.warm_up).
-    _warm = getattr(engine_services().model_client, "warm_up", None)  # offline: none
-    if _warm is not None:
-        try:
-            _warm()
-        except Exception:  # no key, say: the node that needs it reports that
-            logging.getLogger(__name__).info("model client not warmed up", exc_info=True)
+    # The model SDK loads now, on a thread of its own, while the server starts: imported by
+    # the first model call it held the loop (every socket, every run) for as long as the
+    # import took, seconds on a busy machine, long enough for Daphne to refuse the
+    # handshakes waiting meanwhile (403). Not before the server listens, which it would
+    # delay as long. The command line keeps importing it lazily (graphs.llm).
+    threading.Thread(target=_warm_up_model, name="model-sdk-warm-up", daemon=True).start()
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
