@@ -122,7 +122,7 @@ CHANNEL_LAYERS = {
     "default": (
         redis_channel_layer(REDIS_URL)
         if REDIS_URL
-        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+        else {"BACKEND": "webapp.memorylayer.InMemoryChannelLayer"}
     )
 }
 

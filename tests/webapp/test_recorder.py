@@ -16,6 +16,7 @@ from webapp.execution import plans
 from webapp.execution.inprocess import Sink
 from webapp.execution.management.commands.recover_runs import INTERRUPTED
 from webapp.flows import services
+from webapp.runs import eventlog
 from webapp.runs.eventlog import write_batch
 from webapp.runs.models import Run, RunEvent
 
@@ -208,3 +209,35 @@ def test_recover_runs_closes_the_golden_interrupted_log_as_it_was_recorded(alice
     call_command("recover_runs", stdout=io.StringIO())
     rows = RunEvent.objects.filter(run=run, seq__gt=len(golden) - len(closing)).order_by("seq")
     assert list(rows.values_list("payload", flat=True)) == closing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_batch_reads_back_as_recorded_and_its_message_carries_the_same_events(alice):
+    run = new_run(alice)
+    events = [
+        {"type": "run_started", "ts": 100.0, "inputs": {"q": "é ✓ \u2028"}},
+        {"type": "node_delta", "ts": 100.5, "node": "a", "iteration": 1, "text": 'say "hi"\n'},
+        {"type": "node_finished", "ts": 101.0, "node": "a", "iteration": 1, "output": {}},
+    ]
+    message, tripped = eventlog.store(run.pk, events)
+    assert not tripped
+    stored = list(RunEvent.objects.filter(run=run).order_by("seq"))
+    assert [(e.seq, e.type) for e in stored] == [
+        (1, "run_started"),
+        (2, "node_delta"),
+        (3, "node_finished"),
+    ]
+    assert [e.payload for e in stored] == [{**e, "seq": n} for n, e in enumerate(events, 1)]
+    assert stored[0].payload["inputs"]["q"] == "é ✓ \u2028"
+    # What the sockets forward as one frame is the stored events, in order.
+    assert (message["type"], message["first"], message["last"]) == ("run.events", 1, 3)
+    assert json.loads(message["text"]) == {"events": [e.payload for e in stored]}
+    run.refresh_from_db()
+    assert (run.last_seq, run.status) == (3, Run.Status.RUNNING)
+    assert run.event_bytes == sum(len(json.dumps(e.payload)) for e in stored)
+    # The next batch numbers on; nothing stored, nothing to send.
+    message, _ = eventlog.store(
+        run.pk, [{"type": "node_delta", "node": "a", "iteration": 1, "text": "x"}]
+    )
+    assert (message["first"], message["last"]) == (4, 4)
+    assert eventlog.store(run.pk, []) == (None, False)

@@ -27,8 +27,13 @@ class Sink:
 
     The executor calls the sink synchronously and must never wait on it, so events are
     queued here and written by one task: whatever arrived while the previous batch was
-    being written goes in the next one. When a batch takes the log past one of the run's
-    limits, the log is closed and the run stopped (``stop_run``).
+    being written goes in the next one (no window: a batch is written as soon as the
+    writer is free). When a batch takes the log past one of the run's limits, the log is
+    closed and the run stopped (``stop_run``).
+
+    A batch is broadcast from this loop once its write has returned (committed), by a
+    task of its own chained after the previous batch's, so broadcasts go out in order
+    while the next batch is already being written.
     """
 
     def __init__(self, run_id: int):
@@ -43,6 +48,8 @@ class Sink:
         self.given = 0
         self.stored = 0
         self.stored_more = asyncio.Event()
+        # The last batch's broadcast (each waits for the one before).
+        self.sending: asyncio.Future[None] | None = None
         self.writer = asyncio.ensure_future(self.write_loop())
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -62,10 +69,14 @@ class Sink:
             waiter.cancel()
 
     async def close(self) -> None:
-        """Write everything still queued, then stop."""
+        """Write everything still queued, broadcast it, then stop."""
         self.closed = True
         self.wake.set()
-        await self.writer
+        try:
+            await self.writer
+        finally:
+            if self.sending is not None:
+                await self.sending
 
     async def write_loop(self) -> None:
         while True:
@@ -73,10 +84,17 @@ class Sink:
             self.wake.clear()
             while self.pending:
                 batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                _, tripped = await dbthreads.on(_writer, eventlog.append, self.run_id, batch)
+                message, tripped = await dbthreads.on(_writer, eventlog.store, self.run_id, batch)
                 self.stored += len(batch)
                 self.stored_more.set()
+                if message is not None:
+                    self.sending = asyncio.ensure_future(self.send(self.sending, message))
                 if tripped and self.stop_run is not None:
                     self.stop_run()
             if self.closed and not self.pending:
                 return
+
+    async def send(self, previous: asyncio.Future[None] | None, message: dict[str, Any]) -> None:
+        if previous is not None:
+            await previous
+        await eventlog.send(self.run_id, message)

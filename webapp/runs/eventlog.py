@@ -31,10 +31,10 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 from webapp.runs import limits
-from webapp.runs.models import Run, RunEvent
+from webapp.runs.models import Run, RunEvent, node_of
 from webapp.runs.pricing import cache_saving_usd, cost_usd
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,11 @@ class Appender:
             open_visits=lambda: limits.logged_open_visits(run.pk),
         )
         self.events: list[Event] = []
+        self.texts: list[str] = []  # each recorded event's JSON text (EventGate)
+        # None: each save broadcasts its events once its transaction commits. A list: the
+        # saves' channel-layer messages are put there instead, for a caller that sends them
+        # itself once the transaction has committed (``store``).
+        self.outbox: list[dict[str, Any]] | None = None
 
     @classmethod
     def open(cls, run_id: int, *, limited: bool = True) -> Appender:
@@ -110,6 +115,7 @@ class Appender:
                 event = {"ts": now, **event}
             kept += self.gate.admit(self.tally.annotate(event))
         self.events += kept
+        self.texts += self.gate.take_texts()
         return kept
 
     def save(self, **fields: Any) -> list[Event]:
@@ -119,15 +125,13 @@ class Appender:
         all of their runs' writers, so held for least time.
         """
         events, self.events = self.events, []
+        texts, self.texts = self.texts, []
         changes = dict(fields)
         if self.gate.tripped:
             changes["limit_error"] = self.gate.stopped
         stored = 0
         if events:
-            RunEvent.objects.bulk_create(
-                RunEvent(run_id=self.run_id, seq=e["seq"], type=e["type"], payload=e)
-                for e in events
-            )
+            insert(self.run_id, events, texts)
             changes.update(
                 cost_usd=self.tally.cost,
                 saved_usd=self.tally.saved,
@@ -141,7 +145,11 @@ class Appender:
             Run.objects.filter(pk=self.run_id).update(**changes)
         limits.charge(self.user_id, stored)
         if events:
-            transaction.on_commit(partial(broadcast, self.run_id, events))
+            message = encoded_message(events, texts)
+            if self.outbox is None:
+                transaction.on_commit(partial(send_message, self.run_id, message))
+            else:
+                self.outbox.append(message)
         return events
 
 
@@ -157,6 +165,42 @@ def append(
         appender.record(events)
         stored = appender.save()
     return stored, appender.tripped
+
+
+def store(run_id: int, events: Iterable[Event]) -> tuple[dict[str, Any] | None, bool]:
+    """Append `events` as ``append`` does, but leave the broadcast to the caller: returns
+    the channel-layer message of what was stored (None: nothing was), committed by then,
+    for ``send``; and whether a limit stopped the run just now.
+
+    For the in-process driver's sink, which writes on a thread of its own and sends from
+    the event loop: a broadcast from the writing thread would hold that thread until the
+    loop ran it, and the next batch's write with it. The transaction is durable (never a
+    savepoint of the caller's), so what is returned has been committed.
+    """
+    with transaction.atomic(durable=True):
+        appender = Appender.open(run_id)
+        appender.outbox = []
+        appender.record(events)
+        appender.save()
+    return (appender.outbox[0] if appender.outbox else None), appender.tripped
+
+
+def insert(run_id: int, events: list[Event], texts: list[str]) -> None:
+    """Insert a batch of numbered events, each with its JSON text (as ``json.dumps`` gives
+    it: what JSONField would store), in one statement, without an ORM object per event."""
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    payload = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    # The table's name and a placeholder are all that is formatted in: no data.
+    sql = (
+        f"INSERT INTO {table} (run_id, seq, type, node, payload) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s, {payload})"
+    )
+    rows = [
+        (run_id, e["seq"], e["type"], node_of(e), text)
+        for e, text in zip(events, texts, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def events(
@@ -303,11 +347,17 @@ def _float(amount: Decimal | None) -> float | None:
 
 def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """A channel-layer message carrying a batch, encoded once for every watching socket."""
+    return encoded_message(batch, [json.dumps(event) for event in batch])
+
+
+def encoded_message(batch: list[dict[str, Any]], texts: list[str]) -> dict[str, Any]:
+    """``batch_message`` from its events' JSON texts, as they were stored: the socket
+    forwards ``text`` as one frame to every watcher, so nothing is encoded again."""
     return {
         "type": "run.events",
         "first": batch[0]["seq"],
         "last": batch[-1]["seq"],
-        "text": json.dumps({"events": batch}, ensure_ascii=False),
+        "text": '{"events": [' + ", ".join(texts) + "]}",
     }
 
 
@@ -351,13 +401,26 @@ def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
     Best effort: when the channel layer (Redis) is unreachable the events are already in
     the database, and browsers refill from there.
     """
+    if batch:
+        send_message(run_id, batch_message(batch))
+
+
+def send_message(run_id: int, message: dict[str, Any]) -> None:
+    """``send``, from synchronous code (see ``broadcast``)."""
+    if get_channel_layer() is not None:
+        async_to_sync(send)(run_id, message)
+
+
+async def send(run_id: int, message: dict[str, Any]) -> None:
+    """Send a batch's message (``encoded_message``) to the run's watchers, once its events
+    are committed. Best effort, as ``broadcast``."""
     layer = get_channel_layer()
-    if layer is None or not batch:
+    if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(run_group(run_id), batch_message(batch))
+        await layer.group_send(run_group(run_id), message)
     except Exception:  # redis-py raises its own ConnectionError, OSError, TimeoutError...
-        log.warning("run %s: events %s-%s not broadcast", run_id, batch[0]["seq"], batch[-1]["seq"])
+        log.warning("run %s: events %s-%s not broadcast", run_id, message["first"], message["last"])
 
 
 def run_group(run_id: int) -> str:

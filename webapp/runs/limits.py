@@ -233,6 +233,9 @@ class EventGate:
         self.stopped = stopped
         self.tripped = False
         self.bytes = 0  # of what it admitted
+        # The JSON text of each event admitted and not yet taken (``take_texts``): encoded
+        # once here to be measured, and stored and broadcast as it is (webapp.runs.eventlog).
+        self.texts: list[str] = []
         self._open_before = open_visits
         self._admitted: list[Event] = []
 
@@ -241,15 +244,21 @@ class EventGate:
         if self.stopped:
             return self._closing(event)
         numbered = {**event, "seq": self.seq + 1}
-        size = size_of(numbered)
+        text = json.dumps(numbered)  # size_of's
+        size = len(text)
         over = next((error for room, error in self.rooms if size > room), None)
         if over is None:
-            return [self._take(numbered, size)]
+            return [self._take(numbered, text)]
         if event["type"] == "run_started":
             # Stored whatever its size (its inputs are bounded by the API's body limit): a
             # log opens with it. The run then stops at once.
-            return [self._take(numbered, size), *self._trip(over, None)]
+            return [self._take(numbered, text), *self._trip(over, None)]
         return self._trip(over, event)
+
+    def take_texts(self) -> list[str]:
+        """The JSON texts of the events admitted since the last call, in order."""
+        texts, self.texts = self.texts, []
+        return texts
 
     def open_visits(self) -> list[Visit]:
         """The node visits the stored log has opened and not closed, in the order opened."""
@@ -287,11 +296,13 @@ class EventGate:
 
     def _number(self, event: Event) -> Event:
         numbered = {**event, "seq": self.seq + 1}
-        return self._take(numbered, size_of(numbered))
+        return self._take(numbered, json.dumps(numbered))
 
-    def _take(self, event: Event, size: int) -> Event:
+    def _take(self, event: Event, text: str) -> Event:
+        size = len(text)
         self.seq = event["seq"]
         self.bytes += size
+        self.texts.append(text)
         for room in self.rooms:
             room[0] -= size
         self._admitted.append(event)
