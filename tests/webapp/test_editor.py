@@ -80,7 +80,7 @@ def test_llm_ports_are_its_prompt_variables(alice):
     assert response.status_code == 200
     body = response.json()
     assert body["inputs"] == ["context", "question", "tone"]
-    assert body["outputs"] == ["text"]
+    assert body["outputs"] == ["text", "citations"]  # the cited passages come after the answer
     assert body["problems"] == []
     assert body["known"] is True
 

@@ -125,4 +125,5 @@ def test_the_editor_gives_a_structured_node_a_port_per_property_plus_value(alice
         content_type="application/json",
     )
     body = response.json()
-    assert body["outputs"] == ["value", "verdict", "feedback"] and body["problems"] == []
+    assert body["outputs"] == ["value", "verdict", "feedback", "citations"]
+    assert body["problems"] == []

@@ -162,13 +162,17 @@ def _unknown(problems: list[str]) -> dict[str, Any]:
     return {"inputs": [], "outputs": [], "problems": problems, "known": False}
 
 
+TRAILING = ("citations", "error")
+
+
 def _ordered(ports: Any, text: str) -> list[str]:
-    """Fixed ports first, then in the order the config mentions them; ``error`` last."""
+    """Fixed ports first, then in the order the config mentions them; ``citations`` (a model
+    node's cited passages) and ``error`` last: the answer's own ports come first."""
     names = [p for p in ports if isinstance(p, str)]
 
     def rank(name: str) -> tuple[int, int, str]:
-        if name == "error":
-            return (2, 0, name)
+        if name in TRAILING:
+            return (2, TRAILING.index(name), name)
         at = max(text.find(f'"{name}"'), text.find("{{ " + name), text.find("{{" + name))
         return (0, 0, name) if at < 0 else (1, at, name)
 
