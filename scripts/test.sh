@@ -44,12 +44,4 @@ find static/js -name '*.test.js' -print0 | sort -z | xargs -0 --no-run-if-empty 
 .venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@"
 # The web app on PostgreSQL and Redis with the celery driver: settings a whole pytest session
 # runs under, so a run of its own (tests/conftest.py keeps tests/scaleout out of the first).
-# Two workers too, each a session of its own (tests/services.py: its own PostgreSQL
-# database, Redis database number, Celery workers and ports). Except test_slots.py, run
-# alone after them: it checks that threads and coroutines holding a slot for 10-20 ms really
-# overlap up to the cap, and a starved machine sees one holder at a time (both its overlap
-# checks failed so at a load of 17 on 2 cores, alone as under -n 2): a second worker busy
-# beside it by design would only make that likelier.
-.venv/bin/python -m pytest -n 2 --dist loadfile --ds tests.scaleout.settings tests/scaleout \
-    --ignore tests/scaleout/test_slots.py
-.venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout/test_slots.py
+.venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout
