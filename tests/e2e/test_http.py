@@ -49,11 +49,15 @@ def test_an_http_node_from_the_palette_calls_an_allow_listed_api(
     expect(form).to_contain_text("Internal addresses are refused")
     # The three new nodes' port and check answers may still reopen the form: let them land.
     page.wait_for_load_state("networkidle")
+    # The error comes back with the server's check of the form (posted 350 ms after the
+    # change), which on a loaded machine can take longer than expect's default 5 s.
     form.locator('select[name="f_body_type"]').select_option("text")
-    expect(page.get_by_test_id("error-body_type")).to_contain_text("a GET request sends no body")
+    expect(page.get_by_test_id("error-body_type")).to_contain_text(
+        "a GET request sends no body", timeout=TIMEOUT_MS
+    )
     form = page.locator('form[data-testid="node-form"][data-node="http1"][data-ready]')
     form.locator('select[name="f_body_type"]').select_option("none")
-    expect(page.get_by_test_id("error-body_type")).to_have_count(0)
+    expect(page.get_by_test_id("error-body_type")).to_have_count(0, timeout=TIMEOUT_MS)
     form = page.locator('form[data-testid="node-form"][data-node="http1"][data-ready]')
     form.locator('[name="f_url"]').fill(f"http://127.0.0.1:{http_api.port}/repos/{{{{ repo }}}}")
     headers = form.get_by_test_id("rows-headers")
