@@ -28,6 +28,7 @@ from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
+from webapp.requestthreads import prestart, request_thread  # noqa: E402
 from webapp.runs import timeouts  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.schedules.ticker import start_with_server  # noqa: E402
@@ -37,7 +38,9 @@ from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 async def http_or_mcp(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     if mcp.handles(scope["path"]):
         return await mcp.endpoint(scope, receive, send)
-    return await http(scope, receive, send)
+    # On a kept thread: Django would start one for the request, and one more to join it.
+    async with request_thread():
+        return await http(scope, receive, send)
 
 
 router = ProtocolTypeRouter(
@@ -62,6 +65,7 @@ if "daphne.server" in sys.modules:
     from webapp.execution.warm import warm_model_client
 
     warm_model_client()
+    prestart()
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
