@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio.events
 import collections
+import gc
 import json
 import os
 import signal
@@ -109,9 +110,26 @@ def _watchdog() -> None:
             _samples[id(handle) ^ int(started * 1e6)].append(_stack(frame))
 
 
+_gc: dict[int, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])  # n, ms, max
+_gc_started = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    # Collections on any thread: the GIL holds every other thread meanwhile, the loop too.
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _gc_started[0]) * 1000
+    figures = _gc[info["generation"]]
+    figures[0] += 1
+    figures[1] += ms
+    figures[2] = max(figures[2], ms)
+
+
 def _reset(*_: Any) -> None:
     _totals.clear()
     _stretches.clear()
+    _gc.clear()
 
 
 def report_path(pid: int) -> Path:
@@ -120,7 +138,7 @@ def report_path(pid: int) -> Path:
 
 
 def _snapshot(*_: Any) -> None:
-    found = json.dumps({"totals": dict(_totals), "stretches": _stretches})
+    found = json.dumps({"totals": dict(_totals), "stretches": _stretches, "gc": dict(_gc)})
     report_path(os.getpid()).write_text(found)
 
 
@@ -129,6 +147,7 @@ def install() -> None:
     SIGUSR2 writes what was found so far (it ends)."""
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     threading.Thread(target=_watchdog, name="loopwatch", daemon=True).start()
+    gc.callbacks.append(_on_gc)
     signal.signal(signal.SIGUSR1, _reset)
     signal.signal(signal.SIGUSR2, _snapshot)
 
@@ -159,6 +178,11 @@ def summary(path: Path, *, top: int = 12) -> str:
         lines.append(f"samples in those stretches ({every}), by place:")
         for place, count in where.most_common(top):
             lines.append(f"  {count:5d}  {place}")
+    for generation, (n, ms, peak) in sorted(data.get("gc", {}).items()):
+        lines.append(
+            f"garbage collections, generation {generation}: {int(n)}, "
+            f"{ms:.0f} ms in all, longest {peak:.1f} ms"
+        )
     lines.append("callbacks by total wall time on the loop (n, wall ms, cpu ms, max ms):")
     ranked = sorted(data["totals"].items(), key=lambda kv: -kv[1][1])[:top]
     for name, (n, wall, cpu, peak) in ranked:

@@ -27,6 +27,7 @@ from webapp.accounts.ws import BearerAuthMiddleware, SocketAuthStack  # noqa: E4
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
+from webapp.gcfreeze import freeze_startup  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
 from webapp.requestthreads import prestart, request_thread  # noqa: E402
 from webapp.runs import timeouts  # noqa: E402
@@ -59,13 +60,14 @@ router = ProtocolTypeRouter(
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
     timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
+    prestart()
+    freeze_startup()
     # The Anthropic SDK is loaded on a thread now, not by the first model call on the loop:
     # that import held the loop for 1-2 s on an idle machine and over 60 s at a load of 15-20
     # (bench/load.py's requests timed out behind it).
     from webapp.execution.warm import warm_model_client
 
     warm_model_client()
-    prestart()
 
 
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -76,3 +76,16 @@ async def test_requests_at_once_each_have_a_thread_of_their_own() -> None:
 
     (a1, a2), (b1, b2) = await asyncio.gather(one(), one())
     assert a1 == a2 and b1 == b2 and a1 != b1
+
+
+def test_the_start_up_objects_are_frozen_out_of_full_collections() -> None:
+    import gc
+
+    from webapp.gcfreeze import freeze_startup
+
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
