@@ -126,10 +126,40 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
     figures[2] = max(figures[2], ms)
 
 
+# By pool (thread name prefix): calls, and each call's wait for a thread and time on it (ms).
+_pools: dict[str, list[list[float]]] = collections.defaultdict(lambda: [[], []])
+
+
+def _watch_pools() -> None:
+    """Time the app's calls to its own thread pools (webapp.execution.dbthreads.on)."""
+    from webapp.execution import dbthreads
+
+    original = dbthreads.on
+
+    async def on(executor: Any, fn: Any, *args: Any) -> Any:
+        queued = time.perf_counter()
+        started: list[float] = []
+
+        def call(*call_args: Any) -> Any:
+            started.append(time.perf_counter())
+            return fn(*call_args)
+
+        try:
+            return await original(executor, call, *args)
+        finally:
+            if started:
+                waits, runs = _pools[getattr(executor, "_thread_name_prefix", "?")]
+                waits.append((started[0] - queued) * 1000)
+                runs.append((time.perf_counter() - started[0]) * 1000)
+
+    dbthreads.on = on  # type: ignore[assignment]
+
+
 def _reset(*_: Any) -> None:
     _totals.clear()
     _stretches.clear()
     _gc.clear()
+    _pools.clear()
 
 
 def report_path(pid: int) -> Path:
@@ -138,7 +168,9 @@ def report_path(pid: int) -> Path:
 
 
 def _snapshot(*_: Any) -> None:
-    found = json.dumps({"totals": dict(_totals), "stretches": _stretches, "gc": dict(_gc)})
+    found = json.dumps(
+        {"totals": dict(_totals), "stretches": _stretches, "gc": dict(_gc), "pools": dict(_pools)}
+    )
     report_path(os.getpid()).write_text(found)
 
 
@@ -148,6 +180,7 @@ def install() -> None:
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     threading.Thread(target=_watchdog, name="loopwatch", daemon=True).start()
     gc.callbacks.append(_on_gc)
+    _watch_pools()
     signal.signal(signal.SIGUSR1, _reset)
     signal.signal(signal.SIGUSR2, _snapshot)
 
@@ -183,6 +216,20 @@ def summary(path: Path, *, top: int = 12) -> str:
             f"garbage collections, generation {generation}: {int(n)}, "
             f"{ms:.0f} ms in all, longest {peak:.1f} ms"
         )
+    lines.append(
+        "thread pools: calls, wait for a thread p50/p95/max ms, "
+        "on the thread until the loop has the result p50/p95 ms"
+    )
+    for pool, (waits, runs) in sorted(data.get("pools", {}).items()):
+        w, r = sorted(waits), sorted(runs)
+
+        def q(values: list[float], f: float) -> float:
+            return values[min(len(values) - 1, int(f * len(values)))] if values else 0.0
+
+        lines.append(
+            f"  {pool:18s} {len(w):6d}  {q(w, 0.5):7.1f} {q(w, 0.95):7.1f} {q(w, 1):7.1f}"
+            f"   {q(r, 0.5):7.1f} {q(r, 0.95):7.1f}"
+        )
     lines.append("callbacks by total wall time on the loop (n, wall ms, cpu ms, max ms):")
     ranked = sorted(data["totals"].items(), key=lambda kv: -kv[1][1])[:top]
     for name, (n, wall, cpu, peak) in ranked:
@@ -191,6 +238,7 @@ def summary(path: Path, *, top: int = 12) -> str:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, ROOT)  # the script's own directory is bench/; the app is the root's
     install()
     from daphne.cli import CommandLineInterface
 
