@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import signal
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _loopwatch as loopwatch
 from bench._live import (
     Api,
     LiveStack,
@@ -188,6 +190,8 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
 
     probe = PingProbe(stack, warm_run)
     await probe.start()
+    if args.loopwatch:
+        os.kill(stack.server_pid, signal.SIGUSR1)  # the watch starts afresh with the burst
     overflows = listen_overflows()
     cpu_before = server_cpu_seconds(stack.server_pid)
     loaded, outcomes = await batch(stack, api, flow, args.runs, args.clients)
@@ -198,6 +202,14 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
     server_cpu = server_cpu_seconds(stack.server_pid) - cpu_before
     overflows = listen_overflows() - overflows
     probe_rtts = await probe.stop()
+    if args.loopwatch:
+        watched = loopwatch.report_path(stack.server_pid)
+        watched.unlink(missing_ok=True)
+        os.kill(stack.server_pid, signal.SIGUSR2)
+        for _ in range(100):
+            if watched.exists():
+                break
+            await asyncio.sleep(0.05)
 
     alone_problems, alone_latency, alone_delays, _ = await verify(api, alone_outcomes)
     problems, latencies, delays, delivered = await verify(api, outcomes)
@@ -214,7 +226,8 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
         f"load: {args.runs} concurrent runs of input -> {args.fanout} x llm "
         f"({args.delay * 1000:.0f} ms at the fake model) -> merge -> output, "
         f"{args.clients} websocket clients per run, one Daphne process, distinct inputs "
-        "for every run (no cache hits)"
+        "for every run (no cache hits), provider cap "
+        f"{'the default' if args.provider_cap is None else args.provider_cap or 'none'}"
     )
     print()
 
@@ -296,6 +309,12 @@ async def _bench(args: argparse.Namespace, stack: LiveStack, api: Api) -> None:
         f"floor check: {len(every_duration)} of {measured} measured runs finished, none "
         f"under the {floor_s * 1000:.0f} ms model floor"
     )
+    if args.loopwatch:
+        print()
+        print("the server's event loop during the burst (bench/_loopwatch.py):")
+        watched = loopwatch.report_path(stack.server_pid)
+        print(loopwatch.summary(watched))
+        watched.unlink(missing_ok=True)
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -335,6 +354,18 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the server")
     parser.add_argument(
+        "--provider-cap",
+        type=int,
+        default=None,
+        help="SWITCHYARD_ANTHROPIC_CONCURRENCY for the server (0: none); by default the "
+        "app's (16), which alone makes the burst's 250 calls of 0.5 s take >= 7.8 s",
+    )
+    parser.add_argument(
+        "--loopwatch",
+        action="store_true",
+        help="time every callback of the server's loop; show what held it over 20 ms",
+    )
+    parser.add_argument(
         "--no-debug",
         action="store_true",
         help="serve with DEBUG off (plain HTTP still: no SSL redirect), as a deployment would",
@@ -343,7 +374,14 @@ def main() -> None:
     env = {}
     if args.no_debug:
         env = {"DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SECRET_KEY": "bench-only-" * 4}
-    run_benchmark("load", bench, args, args.profile, model_backlog=args.model_backlog, env=env)
+    if args.provider_cap is not None:
+        env["SWITCHYARD_ANTHROPIC_CONCURRENCY"] = str(args.provider_cap)
+    options: dict[str, Any] = {}
+    if args.loopwatch:
+        options["server_script"] = Path(loopwatch.__file__)
+    run_benchmark(
+        "load", bench, args, args.profile, model_backlog=args.model_backlog, env=env, **options
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ from webapp.accounts.ws import BearerAuthMiddleware, SocketAuthStack  # noqa: E4
 from webapp.bodylimit import BodyLimit  # noqa: E402
 from webapp.execution.inprocess import serve_on  # noqa: E402
 from webapp.flows.routing import websocket_urlpatterns as flow_sockets  # noqa: E402
+from webapp.gcfreeze import freeze_startup  # noqa: E402
 from webapp.mcp import endpoint as mcp  # noqa: E402
+from webapp.requestthreads import prestart, request_thread  # noqa: E402
 from webapp.runs import timeouts  # noqa: E402
 from webapp.runs.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 from webapp.schedules.ticker import start_with_server  # noqa: E402
@@ -37,7 +39,9 @@ from webapp.sockets import Routes, SameOriginValidator  # noqa: E402
 async def http_or_mcp(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     if mcp.handles(scope["path"]):
         return await mcp.endpoint(scope, receive, send)
-    return await http(scope, receive, send)
+    # On a kept thread: Django would start one for the request, and one more to join it.
+    async with request_thread():
+        return await http(scope, receive, send)
 
 
 router = ProtocolTypeRouter(
@@ -56,6 +60,8 @@ router = ProtocolTypeRouter(
 if "daphne.server" in sys.modules:
     start_with_server(sys.modules["daphne.server"].twisted_loop)
     timeouts.start_with_server(sys.modules["daphne.server"].twisted_loop)
+    prestart()
+    freeze_startup()
     # The Anthropic SDK is loaded on a thread now, not by the first model call on the loop:
     # that import held the loop for 1-2 s on an idle machine and over 60 s at a load of 15-20
     # (bench/load.py's requests timed out behind it).

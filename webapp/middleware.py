@@ -61,3 +61,18 @@ def api_body_limit(get_response):
             return _too_large(request) or _upload_refused(request) or get_response(request)
 
     return middleware
+
+
+def sync_stack(get_response):
+    """Last in MIDDLEWARE, and sync only: Django then runs every middleware in its sync mode,
+    the whole stack in one trip to the request's thread (webapp.requestthreads), and a sync
+    view there too. Without it each of Django's middleware classes, in async mode, takes
+    its own trips to that thread for its process_request and process_response (a dozen
+    round trips through the event loop per request; WhiteNoise, which is sync only, already
+    put the middleware above it on the thread). An async view is called from the thread
+    through one ``async_to_sync`` and runs on the loop as before."""
+    return get_response
+
+
+sync_stack.sync_capable = True  # type: ignore[attr-defined]
+sync_stack.async_capable = False  # type: ignore[attr-defined]

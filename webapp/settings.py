@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: every middleware above in one trip to the request's thread (the function says why).
+    "webapp.middleware.sync_stack",
 ]
 
 ROOT_URLCONF = "webapp.urls"

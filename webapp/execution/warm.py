@@ -6,6 +6,7 @@ import logging
 import threading
 
 from graphs.errors import ModelError
+from webapp.gcfreeze import freeze_startup
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ def warm_model_client() -> threading.Thread:
             warm_up()
         except ModelError as exc:
             log.warning("model client not ready at start: %s", exc)
+            return
+        # The SDK's modules live as long as the process: out of the collector's full passes.
+        freeze_startup()
 
     thread = threading.Thread(target=warm, name="model-client-warm-up", daemon=True)
     thread.start()

@@ -88,17 +88,14 @@ class RunEventsConsumer(OffTheSharedThread, AsyncJsonWebsocketConsumer):
             # Joined before the check, so a revocation in between cannot be missed.
             self.access = access_group(flow_id)
             live = await self.join(self.access)
-        if user is None or not await socket_db(can_view_run)(user, self.run_id):
-            # Refusing the handshake looks the same whether the run exists or not.
-            await self.disconnect(CLOSE_POLICY)
-            await self.close()
-            return
         # Joined before the credential's re-check, for the same reason as the access group.
         for group in revocation.groups_for(self.scope):
             if live:
                 live = await self.join(group)
                 self.credentials.append(group)
-        if not await revocation.still_valid(self.scope):
+        # Both checks in one trip to a socket-db thread: under a burst each trip queues.
+        if user is None or not await _may_watch(user, self.run_id, self.scope):
+            # Refusing the handshake looks the same whether the run exists or not.
             await self.disconnect(CLOSE_POLICY)
             await self.close()
             return
@@ -201,6 +198,12 @@ def _after(query_string: bytes) -> int:
 @socket_db
 def _flow_id(run_id: int) -> int | None:
     return Run.objects.filter(pk=run_id).values_list("flow_id", flat=True).first()
+
+
+@socket_db
+def _may_watch(user: Any, run_id: int, scope: dict[str, Any]) -> bool:
+    """The user may view the run, and the credential that opened the socket still exists."""
+    return can_view_run(user, run_id) and revocation.still_valid.__wrapped__(scope)
 
 
 @socket_db
