@@ -93,6 +93,9 @@ class InputNode(NodeType):
     category = "io"
     Config = InputConfig
     default_config = {"name": "input"}
+    # No model call, no I/O, no wait: a slot would only cost it a round trip on the celery
+    # driver (and a provider slot some model call is waiting for).
+    holds_slot = False
 
     def output_ports(self, config: InputConfig) -> frozenset[str]:
         if config.kind == "chat":
@@ -120,6 +123,7 @@ class OutputNode(NodeType):
     category = "io"
     Config = OutputConfig
     default_config = {"name": "output"}
+    holds_slot = False  # as the input's
 
     def input_ports(self, config: OutputConfig) -> frozenset[str]:
         return frozenset({"value"})

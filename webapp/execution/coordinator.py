@@ -47,7 +47,7 @@ from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, Ste
 from webapp.celery import app
 from webapp.execution import cache as node_cache
 from webapp.execution.plans import compiled_run, options_for
-from webapp.runs import approvals, batches, budget_raise, limits, services
+from webapp.runs import approvals, batches, budget_raise, services
 from webapp.runs.eventlog import ROW, Appender
 from webapp.runs.models import NodeTask, Run, Slot
 
@@ -101,6 +101,22 @@ def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
 # Steps --------------------------------------------------------------------------------
 
 
+# A step's run row, locked, with its user's stored bytes (limits.with_user_bytes), in one
+# plain statement: every step of every run pays it, and a queryset built for it cost more
+# CPU than the query. FOR NO KEY UPDATE: steps still take turns, but a row that points at
+# the run (a map item's task, a cache entry) can be inserted by a transaction holding a
+# task row that the step waits for; FOR UPDATE would deadlock with its FK check. What a
+# step does not read (an events-only step's state, the flow version, loaded only on a
+# compiled-flow cache miss: see compile_first) is loaded if ever asked for.
+LOCK_RUN = """
+    SELECT {columns}, (
+        SELECT s.stored_bytes FROM runs_userstorage s WHERE s.user_id = r.started_by_id
+    ) AS user_bytes
+    FROM runs_run r WHERE r.id = %s FOR NO KEY UPDATE OF r
+"""
+_ROW_COLUMNS = ", ".join(f"r.{Run._meta.get_field(name).column}" for name in ("id", *ROW))
+
+
 class Step:
     """One coordinator transaction on a locked run: records events, makes tasks, saves."""
 
@@ -116,12 +132,11 @@ class Step:
     def locked(cls, run_id: int, *, events_only: bool = False) -> Step:
         """The step on run `run_id`, its row locked. `events_only`: the step only records
         events, so the row is read without its state and flow (loaded if ever needed)."""
-        # FOR NO KEY UPDATE: steps still take turns, but a row that points at the run
-        # (a map item's task, a cache entry) can be inserted by a transaction holding a
-        # task row that the step waits for; FOR UPDATE would deadlock with its FK check.
-        run = Run.objects.select_for_update(of=("self",), no_key=True)
-        run = run.only(*ROW) if events_only else run.select_related("flow_version")
-        return cls(limits.with_user_bytes(run).get(pk=run_id))
+        columns = _ROW_COLUMNS if events_only else "r.*"
+        found = list(Run.objects.raw(LOCK_RUN.format(columns=columns), [run_id]))
+        if not found:
+            raise Run.DoesNotExist(f"run {run_id} does not exist")
+        return cls(found[0])
 
     @property
     def limited(self) -> bool:
@@ -385,7 +400,7 @@ def finish(
             compiled_run(run)  # cached for the run: no compiling under the lock
     with transaction.atomic():
         step = Step.locked(run_id)
-        task = held(task_id, epoch)
+        task = close_held(task_id, epoch)
         store_entries(stores)
         step.record(events)
         schedule = step.load()
@@ -394,7 +409,6 @@ def finish(
         except StepRefused:
             log.warning("task %s: result refused by the schedule", task_id, exc_info=True)
             next_step = None
-        _close(task)
         if next_step is not None:
             step.apply(next_step)
         dispatch = step.save()
@@ -499,6 +513,33 @@ def stop_items(parent_id: int) -> None:
         finished_at=timezone.now(),
         result={"status": "cancelled", "error": "cancelled"},
     )
+
+
+# held() and _close() in one statement, for a node's finish: the task, if still running
+# in its epoch, is closed (its row locked until the commit, as held() locks it) and its
+# slot rows dropped; no row: no longer held. Its caller's transaction undoes it all when
+# the step fails, a Fenced included.
+CLOSE_HELD = """
+    WITH slots AS (DELETE FROM runs_slot WHERE task_id = %(id)s)
+    UPDATE runs_nodetask SET status = %(done)s, finished_at = %(now)s, lease_until = NULL
+    WHERE id = %(id)s AND epoch = %(epoch)s AND status = %(running)s
+    RETURNING *
+"""
+
+
+def close_held(task_id: int, epoch: int) -> NodeTask:
+    """Close a task still held in `epoch` (see CLOSE_HELD); raises Fenced if it is not."""
+    params = {
+        "id": task_id,
+        "epoch": epoch,
+        "now": timezone.now(),
+        "done": NodeTask.Status.DONE.value,
+        "running": NodeTask.Status.RUNNING.value,
+    }
+    found = list(NodeTask.objects.raw(CLOSE_HELD, params))
+    if not found:
+        raise Fenced(f"task {task_id} is no longer held in epoch {epoch}")
+    return found[0]
 
 
 def held(task_id: int, epoch: int) -> NodeTask:

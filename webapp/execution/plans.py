@@ -146,14 +146,12 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
     """The run's compiled plan; one that calls saved flows starts its children as `run`'s,
     and one that names credentials or MCP tools is lent the run's credentials and MCP servers
     (its team's, else its starter's). The same for RUN_CACHE_S (see _runs)."""
+    flow = cached_run(run)
+    if flow is not None:
+        return flow
     # The creation time guards against a reused primary key (a flushed test database).
     key = (run.pk, run.created)
     now = time.monotonic()
-    with _runs_lock:
-        found = _runs.get(key)
-        if found is not None and now - found[0] < RUN_CACHE_S:
-            _runs.move_to_end(key)
-            return found[1]
     flow = _compiled_run(run)
     with _runs_lock:
         _runs[key] = (now, flow)
@@ -161,6 +159,18 @@ def compiled_run(run: Run) -> graphs.CompiledFlow:
         while len(_runs) > COMPILED_CACHE_SIZE:
             _runs.popitem(last=False)
     return flow
+
+
+def cached_run(run: Run) -> graphs.CompiledFlow | None:
+    """``compiled_run``'s answer if it has one cached, else None; never touches the
+    database, so an event loop may ask (a worker's node, without a thread hop)."""
+    key = (run.pk, run.created)
+    with _runs_lock:
+        found = _runs.get(key)
+        if found is not None and time.monotonic() - found[0] < RUN_CACHE_S:
+            _runs.move_to_end(key)
+            return found[1]
+    return None
 
 
 def _compiled_run(run: Run) -> graphs.CompiledFlow:

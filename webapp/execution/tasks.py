@@ -18,7 +18,7 @@ from django.db import connection
 from webapp.celery import app
 from webapp.execution import coordinator, sweeper, worker
 from webapp.execution.distributed import CeleryDriver
-from webapp.runs import timeouts
+from webapp.runs import eventlog, timeouts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ def fire_timeouts() -> int:
 
 @worker_ready.connect
 def _start_sweeper(**_) -> None:
+    # The coordinator's steps broadcast their events from database threads: handed to the
+    # node loop, a step does not wait for the send (eventlog.Broadcaster). Here, in worker
+    # processes only, not wherever this module is imported.
+    eventlog.broadcast_from(worker.node_loop())
     sweeper.start()
 
 

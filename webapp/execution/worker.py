@@ -42,9 +42,9 @@ from webapp.execution import cache as node_cache
 from webapp.execution import coordinator, dbthreads
 from webapp.execution.coordinator import Fenced
 from webapp.execution.history import RunHistory
-from webapp.execution.plans import compiled_run
+from webapp.execution.plans import cached_run, compiled_run
 from webapp.execution.slots import Slots, scopes_for
-from webapp.runs.models import NodeTask
+from webapp.runs.models import NodeTask, Run
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,14 +65,14 @@ async def db(fn: Callable[..., T], *args: Any) -> T:
 
 def execute(task_id: int, epoch: int, worker: str) -> str:
     """Run a task to its end (this thread waits); says what happened, for the worker's log."""
-    return asyncio.run_coroutine_threadsafe(_execute(task_id, epoch, worker), _loop()).result()
+    return asyncio.run_coroutine_threadsafe(_execute(task_id, epoch, worker), node_loop()).result()
 
 
 _the_loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
 
-def _loop() -> asyncio.AbstractEventLoop:
+def node_loop() -> asyncio.AbstractEventLoop:
     """The process's one event loop, on a thread of its own. One, because the model client
     is made once per process and its connection pool belongs to the loop that opened it;
     a loop per task would hand the next task connections of a closed loop."""
@@ -99,8 +99,7 @@ async def _execute(task_id: int, epoch: int, worker: str) -> str:
 
 async def run_node(task: NodeTask, holder: Holder) -> str:
     run = task.run
-    # A flow that calls saved flows looks them up in the database as it compiles.
-    flow = await db(compiled_run, run)
+    flow = await run_flow(run)
     cache = FencedCache(holder, run.flow_id, run.pk)
     runner = DistributedRunner(
         flow,
@@ -128,9 +127,16 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
     return type(outcome).__name__
 
 
+async def run_flow(run: Run) -> CompiledFlow:
+    """The run's compiled flow: cached (a run's earlier nodes here), without a database
+    thread; else compiled on one (a flow that calls saved flows looks them up)."""
+    flow = cached_run(run)
+    return flow if flow is not None else await db(compiled_run, run)
+
+
 async def run_item(task: NodeTask, holder: Holder) -> str:
     run = task.run
-    spec = (await db(compiled_run, run)).nodes[task.node]
+    spec = (await run_flow(run)).nodes[task.node]
     flow: CompiledFlow = spec.prepared
     options = RunOptions(
         cache=FencedCache(holder, run.flow_id, run.pk), read_cache=not run.ignore_cache

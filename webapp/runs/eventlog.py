@@ -20,6 +20,7 @@ and the socket's backlog.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -406,9 +407,58 @@ def broadcast(run_id: int, batch: list[dict[str, Any]]) -> None:
 
 
 def send_message(run_id: int, message: dict[str, Any]) -> None:
-    """``send``, from synchronous code (see ``broadcast``)."""
-    if get_channel_layer() is not None:
+    """``send``, from synchronous code (see ``broadcast``); handed to the process's
+    ``Broadcaster`` when it has one (a Celery worker), else sent before returning."""
+    if _broadcaster is not None:
+        _broadcaster.put(run_id, message)
+    elif get_channel_layer() is not None:
         async_to_sync(send)(run_id, message)
+
+
+class Broadcaster:
+    """Sends committed batches from any thread on one long-lived event loop, in the order
+    they were handed over, without the caller waiting.
+
+    For a Celery worker, whose coordinator steps broadcast from database threads: with
+    ``async_to_sync`` each step's thread waited for the worker's busy node loop to run the
+    send before it could hand the step's new tasks to the broker (the next node's start
+    waited for the broadcast), and a send from a thread with no loop above it (begin_run,
+    the sweeper) made a loop, and a Redis connection, of its own. Best effort as ``send``
+    is: what a stopping worker has not sent yet, browsers refill from the database (a
+    watcher fills any gap from there too)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[int, dict[str, Any]]] | None = None
+        self.sending: asyncio.Task[None] | None = None  # referenced: a task is held weakly
+
+    def put(self, run_id: int, message: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self._put, run_id, message)
+
+    def _put(self, run_id: int, message: dict[str, Any]) -> None:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.sending = self.loop.create_task(self._send_all(self.queue))
+        self.queue.put_nowait((run_id, message))
+
+    @staticmethod
+    async def _send_all(queue: asyncio.Queue[tuple[int, dict[str, Any]]]) -> None:
+        while True:
+            run_id, message = await queue.get()
+            try:
+                await send(run_id, message)
+            except Exception:  # send's own are caught there: only a bug gets here
+                log.exception("run %s: events not broadcast", run_id)
+
+
+_broadcaster: Broadcaster | None = None
+
+
+def broadcast_from(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Send this process's broadcasts on `loop` from now on (None: each sender waits for
+    its own, as by default). A Celery worker's node loop (webapp.execution.worker)."""
+    global _broadcaster
+    _broadcaster = None if loop is None else Broadcaster(loop)
 
 
 async def send(run_id: int, message: dict[str, Any]) -> None:

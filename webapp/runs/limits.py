@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
 
@@ -153,7 +154,13 @@ def start_bytes(run: Run) -> int:
 def charge(user_id: int | None, count: int) -> None:
     """Add `count` bytes to a user's storage (a no-op for a run with no user)."""
     if user_id is not None and count:
-        UserStorage.objects.filter(user_id=user_id).update(stored_bytes=F("stored_bytes") + count)
+        # Every write of every run pays this: one plain statement, no queryset to build.
+        table = connection.ops.quote_name(UserStorage._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET stored_bytes = stored_bytes + %s WHERE user_id = %s",  # noqa: S608
+                [count, user_id],
+            )
 
 
 def charge_run(run_id: int, count: int) -> None:
