@@ -98,7 +98,7 @@ import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
 import { fastViewOptions } from "./x6views.js";
 import {
-  PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
+  PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, newInPort, nodeHeight, portItems, portKey, portName,
   registerShapes, shortText, streamLines, tagAttrs, titleText,
 } from "./shapes.js";
 
@@ -951,7 +951,7 @@ function createCanvas(X6, DATA) {
     const data = node.getData() || {};
     const config = { ...(data.config || {}), [field]: withVariable((data.config || {})[field], name) };
     graph.startBatch("wire-variable");
-    node.setPropByPath("ports/items", [...node.getPorts(), { id: `in:${name}`, group: "in" }], { rewrite: true, derived: true });
+    node.setPropByPath("ports/items", [...node.getPorts(), newInPort(name)], { rewrite: true, derived: true });
     node.setData({ ...data, config }, { overwrite: true });
     graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: name }));
     graph.stopBatch("wire-variable");
@@ -988,7 +988,7 @@ function createCanvas(X6, DATA) {
       const stem = String(source.id).replace(/[^A-Za-z0-9_]/g, "_").replace(/^(?=\d)/, "_") || "value";
       let name = stem;
       for (let i = 2; taken.has(`in:${name}`); i++) name = `${stem}_${i}`;
-      const items = [...target.getPorts(), { id: `in:${name}`, group: "in" }];
+      const items = [...target.getPorts(), newInPort(name)];
       target.setPropByPath("ports/items", items, { rewrite: true, derived: true });
       edge.setTarget({ cell: target.id, port: `in:${name}` });
     }
