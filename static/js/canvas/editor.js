@@ -96,7 +96,7 @@ import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
 import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
-import { fastViewOptions } from "./x6views.js";
+import { cachedPortPositions, fastViewOptions } from "./x6views.js";
 import {
   PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, newInPort, nodeHeight, portItems, portKey, portName,
   registerShapes, shortText, streamLines, tagAttrs, titleText,
@@ -129,6 +129,7 @@ function storage() {
 
 function createCanvas(X6, DATA) {
   fastViewOptions(X6);
+  cachedPortPositions(X6);
   registerShapes(X6);
   registerAnnotationShapes(X6);
 
