@@ -96,9 +96,9 @@ import { variableName, withVariable } from "./wiring.js";
 import { Panel } from "./panel.js";
 import { openQuickAdd } from "./quickadd.js";
 import { RunState } from "./runstate.js";
-import { fastViewOptions } from "./x6views.js";
+import { cachedPortPositions, fastViewOptions } from "./x6views.js";
 import {
-  PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, nodeHeight, portItems, portKey, portName,
+  PROBLEM_CHARS, STREAMING, W, baseHeight, connectedPorts, edgeLabels, newInPort, nodeHeight, portItems, portKey, portName,
   registerShapes, shortText, streamLines, tagAttrs, titleText,
 } from "./shapes.js";
 
@@ -129,6 +129,7 @@ function storage() {
 
 function createCanvas(X6, DATA) {
   fastViewOptions(X6);
+  cachedPortPositions(X6);
   registerShapes(X6);
   registerAnnotationShapes(X6);
 
@@ -573,6 +574,7 @@ function createCanvas(X6, DATA) {
     if (queue && "frameInterval" in queue) {
       queue.frameInterval = 400;
       graph.once("render:done", () => { queue.frameInterval = 16; });
+      holdUntilParsed(queue);
     }
     try {
       graph.fromJSON({ cells }, UI);
@@ -595,6 +597,26 @@ function createCanvas(X6, DATA) {
     if (Array.isArray(opts.problems)) showProblems(opts.problems);
     panel.close();
     checkDirty();
+  }
+
+  // The page's first render waits for DOMContentLoaded: htmx then looks through every
+  // element of the page for hx-on attributes (one XPath over the document), and a canvas
+  // drawn before it added thousands of SVG elements to that search (~70 ms for a 300-node
+  // flow). Module scripts run before DOMContentLoaded, and htmx's listener was added
+  // before ours, so the canvas is drawn right after htmx's pass, in the next frame.
+  function holdUntilParsed(queue) {
+    const nav = performance.getEntriesByType && performance.getEntriesByType("navigation")[0];
+    if (!nav || nav.domContentLoadedEventStart > 0 || typeof queue.scheduleJob !== "function") return;
+    const schedule = queue.scheduleJob;
+    queue.scheduleJob = () => {};
+    document.addEventListener(
+      "DOMContentLoaded",
+      () => {
+        if (queue.scheduleJob !== schedule) delete queue.scheduleJob;
+        if (queue.isFlushPending) queue.scheduleJob();
+      },
+      { once: true },
+    );
   }
 
   let framedOptions;
@@ -951,7 +973,7 @@ function createCanvas(X6, DATA) {
     const data = node.getData() || {};
     const config = { ...(data.config || {}), [field]: withVariable((data.config || {})[field], name) };
     graph.startBatch("wire-variable");
-    node.setPropByPath("ports/items", [...node.getPorts(), { id: `in:${name}`, group: "in" }], { rewrite: true, derived: true });
+    node.setPropByPath("ports/items", [...node.getPorts(), newInPort(name)], { rewrite: true, derived: true });
     node.setData({ ...data, config }, { overwrite: true });
     graph.addEdge(edgeMeta({ source: source.id, target: node.id, source_port: portName(sourcePort), target_port: name }));
     graph.stopBatch("wire-variable");
@@ -988,7 +1010,7 @@ function createCanvas(X6, DATA) {
       const stem = String(source.id).replace(/[^A-Za-z0-9_]/g, "_").replace(/^(?=\d)/, "_") || "value";
       let name = stem;
       for (let i = 2; taken.has(`in:${name}`); i++) name = `${stem}_${i}`;
-      const items = [...target.getPorts(), { id: `in:${name}`, group: "in" }];
+      const items = [...target.getPorts(), newInPort(name)];
       target.setPropByPath("ports/items", items, { rewrite: true, derived: true });
       edge.setTarget({ cell: target.id, port: `in:${name}` });
     }

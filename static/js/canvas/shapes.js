@@ -83,6 +83,18 @@ export function connectedPorts(nodeId, edges) {
   return { ins, outs };
 }
 
+// What every port is drawn with. Kept in each port item (portItems) rather than in the
+// shape's port groups: X6 deep-copies and merges a node's groups into every port of every
+// node it makes, and the items already carry their own attrs.
+const PORT_ATTRS = {
+  in: { r: 5, magnet: "passive" },
+  out: { r: 5, magnet: true },
+};
+export const PORT_LABEL_SIZE = 13;
+
+/** An input port added by hand before the server's ports are drawn again (syncPorts). */
+export const newInPort = (name) => ({ id: `in:${name}`, group: "in", attrs: { circle: { ...PORT_ATTRS.in } } });
+
 /** The port items of a node: the server's ports, plus any port an edge still uses (shown
     as stale: validation will name it), plus "+" on nodes that take any port name (merge). */
 export function portItems(server, connected) {
@@ -101,10 +113,11 @@ export function portItems(server, connected) {
     group,
     args: { x: group === "in" ? 0 : W, y: HEAD + i * ROW + ROW / 2 + 2 },
     attrs: {
-      circle: { class: `sy-port sy-port-${group}${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}` },
+      circle: { ...PORT_ATTRS[group], class: `sy-port sy-port-${group}${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}` },
       text: {
         text: p.add ? "+ port" : shortText(p.name, PORT_CHARS),
         class: `sy-port-label${p.stale ? " is-stale" : ""}${p.add ? " is-add" : ""}`,
+        fontSize: PORT_LABEL_SIZE,
       },
     },
   });
@@ -179,10 +192,36 @@ export function streamLines(text) {
   return lines.slice(-STREAM_LINES).join("\n") || " ";
 }
 
+/** The empty tag slots as drawn before any badge: tagAttrs([]) for the markup (renderNode
+    sets every slot's attrs again once a node has badges). */
+function emptyTagMarkup(i) {
+  const attrs = tagAttrs([]);
+  const plain = (selector) => {
+    const out = {};
+    for (const [key, value] of Object.entries(attrs[selector])) {
+      if (!["text", "textVerticalAnchor", "title"].includes(key)) out[key] = value;
+    }
+    return out;
+  };
+  return {
+    tagName: "g",
+    selector: `tag${i}`,
+    attrs: plain(`tag${i}`),
+    children: [
+      { tagName: "rect", selector: `tag${i}Bg`, attrs: plain(`tag${i}Bg`) },
+      { tagName: "text", selector: `tag${i}Text`, attrs: plain(`tag${i}Text`) },
+    ],
+  };
+}
+
 /** Registers the "sy-node" and "sy-edge" shapes and the "sy-curve" connector with X6. */
 export function registerShapes(X6) {
   registerRouting(X6);
-  const portLabel = { tagName: "text", selector: "text" };
+  // Attributes that never change live in the markup (class-level, drawn as they are);
+  // `attrs` keeps only what X6 computes (ref sizes, text and its anchors) or renderNode
+  // changes. X6 deep-merges and deep-copies a node's default attrs and port groups into
+  // each node it makes: with them in `attrs`, making the 300 nodes of a big flow cost
+  // about twice as much.
   X6.Graph.registerNode(
     "sy-node",
     {
@@ -192,76 +231,52 @@ export function registerShapes(X6) {
         {
           tagName: "g",
           selector: "frame",
+          attrs: { class: "sy-node" },
           children: [
-            { tagName: "rect", selector: "body" },
-            { tagName: "circle", selector: "dot" },
+            { tagName: "rect", selector: "body", attrs: { rx: 8, ry: 8, class: "sy-body" } },
+            { tagName: "circle", selector: "dot", attrs: { cx: 15, cy: HEAD / 2, r: 4.5, class: "sy-dot" } },
             // A breakpoint's mark, left of the head (shown by the frame's has-breakpoint).
-            { tagName: "circle", selector: "bp" },
+            { tagName: "circle", selector: "bp", attrs: { cx: -10, cy: HEAD / 2, r: 6, class: "sy-bp" } },
             { tagName: "text", selector: "title" },
             { tagName: "text", selector: "kind" },
-            { tagName: "rect", selector: "barBg" },
-            { tagName: "rect", selector: "bar" },
-            { tagName: "rect", selector: "streamBg" },
+            { tagName: "rect", selector: "barBg", attrs: { x: 0, y: HEAD - 1, width: W, height: 2, class: "sy-bar-bg" } },
+            { tagName: "rect", selector: "bar", attrs: { x: 0, y: HEAD - 1, width: 0, height: 2, class: "sy-bar" } },
+            {
+              tagName: "rect",
+              selector: "streamBg",
+              attrs: { x: 8, y: 0, width: W - 16, height: STREAM_H, rx: 4, class: "sy-stream-bg" },
+            },
             { tagName: "text", selector: "stream" },
             {
               tagName: "g",
               selector: "badge",
+              attrs: { transform: `translate(${W - 4},0)`, class: "sy-badge" },
               children: [
-                { tagName: "rect", selector: "badgeBg" },
+                { tagName: "rect", selector: "badgeBg", attrs: { x: -16, y: -9, width: 32, height: 18, rx: 9 } },
                 { tagName: "text", selector: "badgeText" },
               ],
             },
             { tagName: "text", selector: "problem" },
-            ...[0, 1, 2].map((i) => ({
-              tagName: "g",
-              selector: `tag${i}`,
-              children: [
-                { tagName: "rect", selector: `tag${i}Bg` },
-                { tagName: "text", selector: `tag${i}Text` },
-              ],
-            })),
+            ...[0, 1, 2].map(emptyTagMarkup),
           ],
         },
       ],
       attrs: {
-        frame: { class: "sy-node" },
-        body: { refWidth: "100%", refHeight: "100%", rx: 8, ry: 8, class: "sy-body" },
-        dot: { cx: 15, cy: HEAD / 2, r: 4.5, class: "sy-dot" },
-        bp: { cx: -10, cy: HEAD / 2, r: 6, class: "sy-bp" },
+        body: { refWidth: "100%", refHeight: "100%" },
         title: { x: 28, y: HEAD / 2, textVerticalAnchor: "middle", class: "sy-title", text: "" },
         kind: {
           x: W - 10, y: HEAD / 2, textAnchor: "end", textVerticalAnchor: "middle", class: "sy-kind", text: "",
         },
-        barBg: { x: 0, y: HEAD - 1, width: W, height: 2, class: "sy-bar-bg" },
-        bar: { x: 0, y: HEAD - 1, width: 0, height: 2, class: "sy-bar" },
-        streamBg: { x: 8, y: 0, width: W - 16, height: STREAM_H, rx: 4, class: "sy-stream-bg" },
         stream: { x: 14, y: 0, class: "sy-stream", text: "", lineHeight: LINE_H, textVerticalAnchor: "top" },
-        badge: { transform: `translate(${W - 4},0)`, class: "sy-badge" },
-        badgeBg: { x: -16, y: -9, width: 32, height: 18, rx: 9 },
         badgeText: { x: 0, y: 0, textAnchor: "middle", textVerticalAnchor: "middle", text: "" },
         problem: { x: 2, y: 0, class: "sy-problem-text", text: "" },
-        ...tagAttrs([]),
       },
+      portMarkup: [{ tagName: "circle", selector: "circle" }],
+      portLabelMarkup: { tagName: "text", selector: "text" },
       ports: {
         groups: {
-          in: {
-            position: "absolute",
-            markup: [{ tagName: "circle", selector: "circle" }],
-            label: { position: { name: "right", args: { x: 10 } }, markup: portLabel },
-            attrs: {
-              circle: { r: 5, magnet: "passive", class: "sy-port sy-port-in" },
-              text: { class: "sy-port-label", fontSize: 13 },
-            },
-          },
-          out: {
-            position: "absolute",
-            markup: [{ tagName: "circle", selector: "circle" }],
-            label: { position: { name: "left", args: { x: -10 } }, markup: portLabel },
-            attrs: {
-              circle: { r: 5, magnet: true, class: "sy-port sy-port-out" },
-              text: { class: "sy-port-label", fontSize: 13 },
-            },
-          },
+          in: { position: "absolute", label: { position: { name: "right", args: { x: 10 } } } },
+          out: { position: "absolute", label: { position: { name: "left", args: { x: -10 } } } },
         },
       },
     },

@@ -28,3 +28,39 @@ export function fastViewOptions(X6) {
   proto.ensureOptions = fast;
   return true;
 }
+
+/* Where an edge ends. X6 asks each edge's bounding box whether it is in view (virtual
+   rendering), on load and again whenever a node changes; each end is found by laying out
+   every port of the node's group afresh (lodash copies of each port): for a 200-node run
+   page that was a quarter of opening it. The layout only changes with the node's size or
+   its ports, and X6 makes a new parsed-ports object (`node.port`) on every change of the
+   ports: the layout is kept per node for that object, width, height and group, and each
+   caller gets its own copy of it. */
+
+/** Patch X6.Node's getPortsPosition once; returns whether it is patched. */
+export function cachedPortPositions(X6) {
+  const proto = X6 && X6.Node && X6.Node.prototype;
+  if (!proto || typeof proto.getPortsPosition !== "function") return false;
+  if (proto.getPortsPosition.switchyardCached) return true;
+  const layout = proto.getPortsPosition;
+  const cache = new WeakMap(); // node -> {port, width, height, groups: Map(group -> positions)}
+  const cached = function getPortsPosition(group) {
+    const size = this.getSize();
+    let entry = cache.get(this);
+    if (!entry || entry.port !== this.port || entry.width !== size.width || entry.height !== size.height) {
+      entry = { port: this.port, width: size.width, height: size.height, groups: new Map() };
+      cache.set(this, entry);
+    }
+    let positions = entry.groups.get(group);
+    if (!positions) {
+      positions = layout.call(this, group);
+      entry.groups.set(group, positions);
+    }
+    const copy = {};
+    for (const [id, at] of Object.entries(positions)) copy[id] = { position: { ...at.position }, angle: at.angle };
+    return copy;
+  };
+  cached.switchyardCached = true;
+  proto.getPortsPosition = cached;
+  return true;
+}
