@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from graphs import seccomp
+from graphs.limits import CodeSettings
 from graphs.sandbox import (
     SandboxCrashed,
     SandboxError,
@@ -55,26 +56,6 @@ from graphs.sandbox import (
 from graphs.workers import Fleet, Worker, encode
 
 _WORKER = Path(__file__).with_name("codebox_worker.py")
-
-
-@dataclass(frozen=True)
-class CodeSettings:
-    """Limits of a ``code`` job (``graphs.settings`` reads them from the environment).
-
-    ``workers``: jobs at once per event loop; ``spares``: workers kept started ahead;
-    ``timeout_s``: wall-clock budget; ``cpu_s``: CPU seconds; ``memory_mib``: address
-    space; ``scratch_mib``: size of the scratch directory; ``stdout_chars``: the most a
-    job may print; ``max_reply_bytes``: the largest answer (outputs and stdout) it may send.
-    """
-
-    workers: int = 4
-    spares: int = 1
-    timeout_s: float = 10.0
-    cpu_s: int = 5
-    memory_mib: int = 256
-    scratch_mib: int = 16
-    stdout_chars: int = 1024 * 1024
-    max_reply_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
 
-from graphs import sandbox, templating
+from graphs import templating
+from graphs.limits import SandboxSettings
 
 # The one sandboxed environment (its operator limits, no globals) serves both.
 from graphs.templating import _env as _ENV
@@ -142,11 +143,15 @@ def runs_inline(source: str, values: Mapping[str, Any]) -> bool:
 async def holds_async(
     source: str,
     values: Mapping[str, Any],
-    settings: sandbox.SandboxSettings | None = None,
+    settings: SandboxSettings | None = None,
 ) -> bool:
     """Inline when the work is provably small, else in the sandbox (module doc)."""
     if runs_inline(source, values):
         return holds(source, values)
+    # The worker pool (and asyncio) only for what cannot run inline: a flow that is
+    # only checked, or whose renders stay inline, never loads it.
+    from graphs import sandbox
+
     # Only what it reads crosses into the worker: a router's other ports may hold megabytes.
     read = {name: values[name] for name in variables(source) if name in values}
     args = {"source": source, "values": read}

@@ -35,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
@@ -304,6 +303,10 @@ def destination(url: str, *, allow: AllowList = NO_ALLOW_LIST) -> tuple[str, int
 
 
 async def _getaddrinfo(host: str, port: int) -> list[str]:
+    # Imported in the coroutines that use it (a running loop has loaded it already): the
+    # settings this module defines (AllowList) are read by processes that run nothing.
+    import asyncio
+
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [
@@ -385,6 +388,8 @@ async def request(
 
     ``private``: names of headers that, like ``Authorization``, are dropped when a redirect
     leads to another origin (a credential's API key header, its custom headers)."""
+    import asyncio
+
     import httpx
 
     limits = limits or Limits()

@@ -42,10 +42,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graphs.limits import SandboxSettings
 from graphs.workers import (
     Fleet,
     SandboxCrashed,
@@ -61,21 +61,6 @@ log = logging.getLogger(__name__)
 
 # The directory holding the `graphs` package: the worker runs with it as its cwd.
 _ROOT = str(Path(__file__).resolve().parents[1])
-
-
-@dataclass(frozen=True)
-class SandboxSettings:
-    """Limits of the sandbox's workers (``graphs.settings`` reads them from the environment).
-
-    ``workers``: processes per event loop, hence jobs at once; ``timeout_s``: wall-clock
-    budget of one job; ``memory_mib``: address space of one worker; ``max_reply_bytes``:
-    the longest answer a worker may send.
-    """
-
-    workers: int = 2
-    timeout_s: float = 2.0
-    memory_mib: int = 256
-    max_reply_bytes: int = 64 * 1024 * 1024
 
 
 async def run(

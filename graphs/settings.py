@@ -34,15 +34,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from graphs.codebox import CodeSettings
+from graphs.limits import CodeSettings, SandboxSettings
 from graphs.llm.offline import OfflineClient
 from graphs.llm.types import ModelClient
 from graphs.net import AllowList
 from graphs.nodes import NODE_TYPES
 from graphs.nodes.base import Services
-from graphs.sandbox import SandboxSettings
 from graphs.tools import BUILTIN_TOOLS, ToolSettings
-from graphs.warm import WarmGate
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
@@ -111,6 +109,9 @@ def model_client_from_env(env: Mapping[str, str] = os.environ) -> ModelClient:
 
 
 def services_from_env(env: Mapping[str, str] = os.environ) -> Services:
+    # Here, not at the top: the gate loads asyncio, which checking a flow does without.
+    from graphs.warm import WarmGate
+
     return Services(
         model_client=model_client_from_env(env),
         default_model=env_str("SWITCHYARD_MODEL", DEFAULT_MODEL, env=env),

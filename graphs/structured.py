@@ -44,8 +44,6 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import jsonschema_rs
-
 from graphs.document import IDENTIFIER_RULE, is_identifier
 
 # Ports every node may have besides its properties: the whole object, and on_error's port.
@@ -63,6 +61,8 @@ def schema_problems(schema: Mapping[str, Any]) -> list[str]:
     Regexes in ``pattern`` must be linear-time ones (no lookaround or backreferences), and
     ``$ref`` must point inside the schema: nothing is ever fetched.
     """
+    import jsonschema_rs  # here, as in _validator: only flows with schemas need it
+
     try:
         jsonschema_rs.meta.validate(dict(schema))
         _validator(schema)
@@ -186,6 +186,9 @@ def _untyped(schema: Any, path: str) -> Iterator[str]:
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
+    # Imported here: every model node's module imports this one, few flows hold a schema.
+    import jsonschema_rs
+
     # RegexOptions: the linear-time `regex` engine (a user's pattern cannot backtrack);
     # offline: a $ref to anywhere outside the schema fails instead of being fetched.
     return jsonschema_rs.validator_for(

@@ -41,7 +41,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from graphs import sandbox
+from graphs.limits import SandboxSettings
 
 MAX_TEMPLATE_CHARS = 1_000_000
 MAX_RENDERED_CHARS = 5_000_000
@@ -172,7 +172,7 @@ def render(source: str, values: Mapping[str, Any]) -> str:
 async def render_async(
     source: str,
     values: Mapping[str, Any],
-    settings: sandbox.SandboxSettings | None = None,
+    settings: SandboxSettings | None = None,
 ) -> str:
     """Render inline when the work is provably small, else in the sandbox (module doc).
 
@@ -181,6 +181,10 @@ async def render_async(
     check(source)
     if runs_inline(source, values):
         return render(source, values)
+    # The worker pool (and asyncio) only for what cannot run inline: a flow that is
+    # only checked, or whose renders stay inline, never loads it.
+    from graphs import sandbox
+
     args = {"source": source, "values": dict(values)}
     try:
         text = await sandbox.run("template", args, settings)

@@ -15,7 +15,6 @@ counted as thinking tokens), so a flow with thinking on runs offline as it would
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import zlib
@@ -135,6 +134,10 @@ class OfflineClient:
         for chunk in re.findall(r"\S+\s*|\s+", text):
             on_text(chunk)
             if self.chunk_delay_s:
+                # Imported here (a running loop has it loaded): checking a flow makes an
+                # offline client, and should not load asyncio for it.
+                import asyncio
+
                 await asyncio.sleep(self.chunk_delay_s)
 
 

@@ -56,24 +56,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphs import templating
-from graphs.budget import NO_BUDGET, Budget
-from graphs.codebox import CodeSettings
-from graphs.credentials import NO_CREDENTIALS, CredentialSource
+from graphs.budget import NO_BUDGET
+from graphs.credentials import NO_CREDENTIALS
 from graphs.errors import NodeWaits as NodeWaits  # where node types import it from
-from graphs.files import NO_FILES, FileSource
-from graphs.llm import batch, caching
-from graphs.llm.batch import BatchLane
-from graphs.llm.types import ModelClient, ModelRequest, ModelResponse, Usage
-from graphs.sandbox import SandboxSettings
-from graphs.subflows import NO_FLOWS, FlowSource
-from graphs.tools.base import Tool, ToolSettings
-from graphs.tools.mcp import McpServer, McpSessions
-from graphs.warm import WarmGate
+from graphs.files import NO_FILES
+from graphs.limits import CodeSettings, SandboxSettings
+from graphs.llm.types import Usage
+from graphs.subflows import NO_FLOWS
+from graphs.tools.base import ToolSettings
+
+if TYPE_CHECKING:
+    # Named in annotations only: importing them (asyncio, the MCP client, the batch lane)
+    # would cost every process that checks a flow, which runs no node.
+    from graphs.budget import Budget
+    from graphs.credentials import CredentialSource
+    from graphs.files import FileSource
+    from graphs.llm.batch import BatchLane
+    from graphs.llm.types import ModelClient, ModelRequest, ModelResponse
+    from graphs.subflows import FlowSource
+    from graphs.tools.base import Tool
+    from graphs.tools.mcp import McpServer, McpSessions
+    from graphs.warm import WarmGate
 
 # What a node type is for, in five kinds a host can tell apart at a glance (the web app
 # gives each a colour): the flow's boundary, text work, model calls, the routing of values,
@@ -230,6 +237,8 @@ class NodeContext:
         With a warm gate, a call whose cached prefix others share waits for the first of
         them to write it (graphs.warm).
         """
+        from graphs.llm import batch, caching
+
         lane = self.services.batch
         if lane is not None and batch.supports(self.services.model_client):
             cid = batch.custom_id(request)
@@ -269,6 +278,8 @@ class NodeContext:
         self, request: ModelRequest, message: dict[str, Any], stream: bool
     ) -> ModelResponse:
         """A reply from a batch: what it said goes out as if streamed, in one piece."""
+        from graphs.llm import batch
+
         response = batch.response_from_message(message)
         # Reserved at what the batch charges (usage under "<model>@batch"), not the full price.
         priced = batch.priced(request)
@@ -310,6 +321,8 @@ class NodeContext:
 
     async def render(self, field_name: str, source: str, values: Mapping[str, Any]) -> str:
         """Render a template of this node's config; a problem names the field it is in."""
+        from graphs import templating
+
         try:
             return await templating.render_async(source, values, self.services.sandbox)
         except templating.TemplateProblem as exc:
@@ -384,6 +397,9 @@ class NodeType(ABC):
 
 
 def template_ports(sources: Mapping[str, str | None]) -> frozenset[str]:
+    # Here, not at the top: Jinja is for flows with templates, not for every node type.
+    from graphs import templating
+
     ports: set[str] = set()
     for source in sources.values():
         if source:

@@ -3,8 +3,8 @@
 Start-up time is the benchmark's business (``bench/cli_start.py``); these check the
 behaviour behind it, in a fresh interpreter each: which modules a command has loaded when
 it is done. A flow without model nodes never loads the Anthropic SDK, even with a key set,
-nor the modules of node types it does not use; a flow with model nodes still reaches the
-model through the SDK.
+nor the modules of node types it does not use; checking a flow loads no asyncio; a flow
+with model nodes still reaches the model through the SDK.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def test_validating_a_model_free_flow_with_a_key_set_loads_no_sdk_nor_unused_nod
     assert node_modules.isdisjoint(
         {"graphs.nodes.agent", "graphs.nodes.http", "graphs.nodes.code", "graphs.nodes.map"}
     )
-    # validate runs nothing, so it loads none of the executor either.
-    assert "graphs.executor" not in modules
+    # validate runs nothing, so it loads none of the executor either, nor asyncio, nor
+    # the sandbox's worker pool (the default limits live apart, in graphs.limits).
+    assert modules.isdisjoint({"graphs.executor", "asyncio", "graphs.sandbox", "graphs.workers"})
 
 
 def test_running_a_model_free_flow_with_a_key_set_loads_no_sdk(tmp_path, fake_anthropic):
@@ -81,6 +82,8 @@ def test_running_a_model_free_flow_with_a_key_set_loads_no_sdk(tmp_path, fake_an
     assert result == {"status": "succeeded", "outputs": {"code": "Question: a bug in my code"}}
     assert sdk(modules) == set()
     assert fake_anthropic.requests == []
+    # Its one template renders inline: no sandbox pool is started, nor its module loaded.
+    assert "graphs.sandbox" not in modules
 
 
 def test_a_flow_with_a_model_node_still_calls_the_model_through_the_sdk(tmp_path, fake_anthropic):
