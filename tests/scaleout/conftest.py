@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.services import session_database
+from tests.services import NO_COMMIT_FLUSH, session_database
 from tests.support.wait import wait_for
 from webapp.execution import slots
 from webapp.flows import services as flow_services
@@ -32,8 +32,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(postgres_server: str) -> None:
-    """Django's test database gets this session's name, so sessions never share one."""
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = session_database()
+    """Django's test database gets this session's name, so sessions never share one; this
+    process's connections commit without waiting for the disk (see without_commit_flush),
+    from the migrations that build it on."""
+    database = settings.DATABASES["default"]
+    database.setdefault("TEST", {})["NAME"] = session_database()
+    options = database.setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} {NO_COMMIT_FLUSH}".strip()
 
 
 @pytest.fixture(scope="session", autouse=True)
