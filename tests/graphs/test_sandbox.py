@@ -25,6 +25,9 @@ from tests.support.wait import wait_for_async
 
 ROOT = Path(__file__).parents[2]
 QUICK = SandboxSettings(workers=2, timeout_s=0.5, memory_mib=256)
+# Long enough for the pool's second worker to start and render while a runaway runs, on a
+# loaded machine too (starting one took ~0.45 s at a load of 12, against QUICK's 0.5 s).
+PATIENT = SandboxSettings(workers=2, timeout_s=3.0, memory_mib=256)
 # A nested loop over a 10,000-character input: 10^8 steps, and no output to speak of.
 NESTED_FOR = "{% for a in q %}{% for b in q %}{% if a == b %}{% endif %}{% endfor %}{% endfor %}"
 LOOP = "{% for c in q %}[{{ c }}]{% endfor %}"  # not provably linear: goes to the sandbox
@@ -55,10 +58,10 @@ def alive(pid: int) -> bool:
 
 
 async def test_a_runaway_template_fails_at_its_budget_while_the_loop_serves_others():
-    await warm()
+    await warm(PATIENT)
     events: list[dict] = []
     runaway = asyncio.ensure_future(
-        compiled(template_flow(NESTED_FOR), sandbox=QUICK).run({"q": "x" * 10_000}, events.append)
+        compiled(template_flow(NESTED_FOR), sandbox=PATIENT).run({"q": "x" * 10_000}, events.append)
     )
 
     def started() -> list[dict]:
@@ -67,11 +70,11 @@ async def test_a_runaway_template_fails_at_its_budget_while_the_loop_serves_othe
     await wait_for_async(started, message="'t' to start")
     # Had the render held the loop, nothing else could run until it failed: another render
     # (on the pool's other worker) finishes while the runaway one still runs.
-    assert await templating.render_async(LOOP, {"q": "ok"}, QUICK) == "[o][k]"
+    assert await templating.render_async(LOOP, {"q": "ok"}, PATIENT) == "[o][k]"
     assert not runaway.done()
     result = await runaway
     assert result.status == "failed"
-    assert result.error == "node 't' failed: template: template exceeded 0.5 s"
+    assert result.error == "node 't' failed: template: template exceeded 3 s"
 
 
 async def test_a_template_that_allocates_past_the_limit_fails_and_the_pool_keeps_serving():
