@@ -1,5 +1,8 @@
 import os
+from collections import Counter
 from pathlib import Path
+
+import pytest
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.services"]
 
@@ -28,3 +31,20 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     ):
         return True
     return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Schemathesis gives every operation's test the function's node id, the operation only
+    # in its name. pytest-xdist schedules by node id: under --dist loadfile the 84 operations
+    # ran as one test and the other 83 never ran, in a session that passed. Each operation
+    # gets its own id, and a session with two tests of one id stops before it starts.
+    for item in items:
+        if "[" in item.name and not item.nodeid.endswith(f"::{item.name}"):
+            item._id = item.parent.id.child(item.name)
+    counts = Counter(item.nodeid for item in items)
+    twice = sorted(nodeid for nodeid, count in counts.items() if count > 1)
+    if twice:
+        raise pytest.UsageError(
+            f"{len(twice)} test ids are shared by several tests (pytest-xdist would run only "
+            f"one of each): {', '.join(twice[:5])}"
+        )
