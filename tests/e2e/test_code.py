@@ -26,6 +26,10 @@ BROKEN = "def main(text):\n    return {'shout': text / 0}\n"
 def type_code(page: Page, code: str, outputs: str) -> None:
     form = page.locator('form[data-testid="node-form"][data-node="code1"][data-ready]')
     expect(form).to_be_visible()
+    # The new nodes' port and check answers may still reopen a form and drop what was
+    # typed (seen under load): let them land first, as tests/e2e/test_http.py does.
+    page.wait_for_load_state("networkidle")
+    form = page.locator('form[data-testid="node-form"][data-node="code1"][data-ready]')
     form.locator('textarea[name="f_code"]').fill(code)
     form = page.locator('form[data-testid="node-form"][data-node="code1"][data-ready]')
     form.locator('[name="f_outputs"]').fill(outputs)
