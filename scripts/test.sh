@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything, lints, then runs the whole test suite (doctests of the engine included),
-# then the scale-out tests against real PostgreSQL, Redis and Celery worker processes.
+# Installs everything, lints, then runs the whole test suite (doctests of the engine included)
+# and, alongside it, the scale-out tests against real PostgreSQL, Redis and Celery workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
