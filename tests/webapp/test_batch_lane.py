@@ -271,13 +271,14 @@ def test_a_batch_answer_is_kept_in_the_node_cache_and_the_next_run_sends_no_batc
 
 # An item's call reserves its prompt ("Summarise tides", 5 tokens counted conservatively)
 # and max_tokens: at 1 and 5 $/M, $0.001005 streamed, $0.000503 in a batch (half, rounded).
+# The items are of one length, so whichever item's call the run pauses on reserves this much.
 MAX_TOKENS = 200
 FULL_ESTIMATE = Decimal("0.001005")
 BATCH_ESTIMATE = Decimal("0.000503")
 
 
 def budgeted(owner, budget: str, latency: str = "batch") -> Run:
-    doc = batch_map(["tides", "waves", "storms"])
+    doc = batch_map(["tides", "waves", "winds"])
     doc["nodes"][1]["config"]["latency"] = latency
     inner = doc["nodes"][1]["config"]["flow"]
     inner["nodes"][1]["config"]["max_tokens"] = MAX_TOKENS
