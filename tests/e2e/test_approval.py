@@ -27,7 +27,7 @@ def test_a_waiting_run_is_approved_from_its_page_and_succeeds(page: Page, server
     form.locator('input[name="f_note"]').fill("fine")
     form.get_by_test_id("approval-action-approve").click()
 
-    expect(page.get_by_test_id("approval-answered")).to_contain_text("approve")
+    expect(page.get_by_test_id("approval-answered")).to_contain_text("approve", timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("run-status")).to_have_attribute(
         "data-status", "succeeded", timeout=TIMEOUT_MS
     )
