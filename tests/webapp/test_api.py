@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 from channels.testing import HttpCommunicator
+from django.db import connection
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from tests.support.wait import wait_for_async
 from webapp import execution
+from webapp.accounts.models import ApiToken
 from webapp.asgi import application
 from webapp.execution import plans
 from webapp.flows import services
 from webapp.flows.models import Flow, FlowVersion
 from webapp.runs.eventlog import write_batch
-from webapp.runs.models import Run
+from webapp.runs.models import Run, RunEvent
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 JSON = "application/json"
@@ -491,6 +494,42 @@ def test_event_pages_link_to_the_next_until_the_last(api, alice_run):
         page = api.get(page["next"]).json()
         seen += [e["seq"] for e in page["items"]]
     assert seen == [1, 2, 3, 4, 5]
+
+
+def assert_event_pages_count_without_reading_the_log(user) -> None:
+    """Each page's count is what follows its ``after``; after a full page it comes from the
+    run's last_seq (the log has no gaps), not from counting the rest of a long log. A log
+    that shows a gap on the page, or goes past last_seq, is counted: still exact."""
+    headers = {"Authorization": f"Bearer {ApiToken.issue(user, 'tests')[1]}"}
+    flow = services.create(user, "Long", services.starter_graph("Long"))
+    run = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)
+    write_batch(run.pk, [{"seq": seq, "ts": 1.0, "type": "node_delta"} for seq in range(1, 2501)])
+    url, pages = f"/api/runs/{run.pk}/events?limit=1000", []
+    while url:
+        with CaptureQueriesContext(connection) as queries:
+            page = Client().get(url, headers=headers).json()
+        assert not [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+        pages.append((page["items"][0]["seq"], page["items"][-1]["seq"], page["count"]))
+        url = page["next"]
+    assert pages == [(1, 1000, 2500), (1001, 2000, 1500), (2001, 2500, 500)]
+
+    def first_page(run: Run, limit: int) -> tuple[list[int], int, bool]:
+        page = Client().get(f"/api/runs/{run.pk}/events?limit={limit}", headers=headers).json()
+        return [e["seq"] for e in page["items"]], page["count"], page["next"] is not None
+
+    gapped = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)
+    write_batch(gapped.pk, [{"seq": seq, "ts": 1.0, "type": "node_delta"} for seq in (1, 2, 4, 5)])
+    assert first_page(gapped, 3) == ([1, 2, 4], 4, True)
+    behind = Run.objects.create(flow=flow, flow_version=flow.current(), started_by=user)
+    RunEvent.objects.bulk_create(
+        RunEvent(run=behind, seq=seq, type="node_delta", payload={"seq": seq}) for seq in (1, 2, 3)
+    )
+    assert Run.objects.get(pk=behind.pk).last_seq == 0
+    assert first_page(behind, 2) == ([1, 2], 3, True)
+
+
+def test_event_pages_count_without_reading_the_log(alice):
+    assert_event_pages_count_without_reading_the_log(alice)
 
 
 @pytest.mark.parametrize("query", [{"limit": 5001}, {"limit": 0}, {"after": -1}, {"after": "x"}])

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +25,7 @@ from webapp.flows.models import Flow, FlowShare, ShareLink
 from webapp.flows.sharing import service as sharing
 from webapp.flows.sharing import views as share_views
 from webapp.runs.eventlog import write_batch
-from webapp.runs.models import Run
+from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import create_run
 from webapp.teams.models import Membership, Role, Team
 
@@ -542,6 +543,78 @@ def test_hide_io_hides_error_messages_which_quote_inputs(client, alice):
     assert SECRET in json.dumps(
         client.get(reverse("public_run_events", args=[shown, run.pk])).json()
     )
+
+
+# A run's log as write_batch stores it: non-ASCII and escapes in its text, and a cache hit
+# whose source names another run, which a link never shows.
+SHARED_LOG = [
+    {"seq": 1, "ts": 1.5, "type": "run_started", "inputs": {"q": 'héllo — 日本語 ✓ "q" \\ 🚀'}},
+    {"seq": 2, "ts": 1.75, "type": "node_delta", "node": "say", "text": "naïve café ✓ \u2028"},
+    {
+        "seq": 3,
+        "ts": 2.0,
+        "type": "node_finished",
+        "node": "say",
+        "output": {"text": "réponse"},
+        "cached": {"source": "run 7", "usage": {"input_tokens": 3}},
+    },
+    {"seq": 4, "ts": 2.25, "type": "run_finished", "status": "succeeded", "outputs": {"a": 0.1}},
+]
+
+
+def stored_texts(run: Run) -> list[str]:
+    """The run's events as the database holds them, read past the ORM: PostgreSQL's jsonb
+    as its text, SQLite's text as written."""
+    column = "payload::text" if connection.vendor == "postgresql" else "payload"
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table} WHERE run_id = %s ORDER BY seq", [run.pk])
+        return [text for (text,) in cursor.fetchall()]
+
+
+def assert_shared_events_read_back_as_stored(client, user) -> None:
+    """A link's events are the stored JSON, byte for byte, but for the cache hit, whose
+    source is cut; and the events view refuses what it refused."""
+    flow = services.create(user, "Shared", ECHO)
+    run = create_run(flow, user, {"q": "x"})
+    write_batch(run.pk, SHARED_LOG)
+    link, raw = sharing.create_link(flow, user)
+    url = reverse("public_run_events", args=[raw, run.pk])
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == JSON
+    body = response.content.decode()
+    stored = stored_texts(run)
+    # Each event's stored text is in the body whole, in order: nothing decoded and encoded.
+    for text in stored[:2] + stored[3:]:
+        assert text in body
+    assert body.startswith("[" + stored[0] + ", " + stored[1] + ", ")
+    assert body.endswith(", " + stored[3] + "]")
+    events = json.loads(body)
+    assert events[:2] + events[3:] == SHARED_LOG[:2] + SHARED_LOG[3:]
+    assert events[2]["cached"] == {"usage": {"input_tokens": 3}}
+    assert "run 7" not in body
+    # A page of them is cut from the same text.
+    paged = client.get(url, {"after": 1, "limit": 1}).content.decode()
+    assert paged == "[" + stored[1] + "]"
+
+    for bad in ({"after": "x"}, {"limit": 0}, {"limit": 5001}, {"after": -1}):
+        assert client.get(url, bad).status_code == 400, bad
+    other = create_run(flow, user, {"q": "y"})
+    assert client.get(reverse("public_run_events", args=[raw, other.pk])).status_code == 200
+    _, run_only = sharing.create_link(flow, user, run=run)
+    assert client.get(reverse("public_run_events", args=[run_only, other.pk])).status_code == 404
+    _, hiding = sharing.create_link(flow, user, hide_io=True)
+    hidden = client.get(reverse("public_run_events", args=[hiding, run.pk])).json()
+    assert [e["seq"] for e in hidden] == [1, 2, 3, 4]
+    for shown in ("héllo", "café", "réponse", "run 7", "outputs"):
+        assert shown not in json.dumps(hidden, ensure_ascii=False), shown
+    sharing.revoke_link(link)
+    assert client.get(url).status_code == 404
+
+
+def test_a_shared_runs_events_read_back_as_stored_non_ascii_included(client, alice):
+    assert_shared_events_read_back_as_stored(client, alice)
 
 
 def test_cached_and_reused_sources_are_not_named(client):

@@ -38,7 +38,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from graphs.cache import CachedOutput
@@ -49,7 +49,13 @@ from webapp.execution import cache as node_cache
 from webapp.execution.plans import compiled_run, options_for
 from webapp.runs import approvals, batches, budget_raise, services
 from webapp.runs.eventlog import ROW, Appender
-from webapp.runs.models import NodeTask, Run, Slot
+from webapp.runs.models import NodeTask, Run, Slot, UserStorage
+
+
+def _table(model: type[Model]) -> str:
+    """The model's table name, quoted, for raw SQL."""
+    return connection.ops.quote_name(model._meta.db_table)
+
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +114,13 @@ def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
 # task row that the step waits for; FOR UPDATE would deadlock with its FK check. What a
 # step does not read (an events-only step's state, the flow version, loaded only on a
 # compiled-flow cache miss: see compile_first) is loaded if ever asked for.
-LOCK_RUN = """
-    SELECT {columns}, (
-        SELECT s.stored_bytes FROM runs_userstorage s WHERE s.user_id = r.started_by_id
+# Tables are named as the models name them, quoted: only those names are formatted in.
+LOCK_RUN = f"""
+    SELECT {{columns}}, (
+        SELECT s.stored_bytes FROM {_table(UserStorage)} s WHERE s.user_id = r.started_by_id
     ) AS user_bytes
-    FROM runs_run r WHERE r.id = %s FOR NO KEY UPDATE OF r
-"""
+    FROM {_table(Run)} r WHERE r.id = %s FOR NO KEY UPDATE OF r
+"""  # noqa: S608
 _ROW_COLUMNS = ", ".join(f"r.{Run._meta.get_field(name).column}" for name in ("id", *ROW))
 
 
@@ -519,12 +526,12 @@ def stop_items(parent_id: int) -> None:
 # in its epoch, is closed (its row locked until the commit, as held() locks it) and its
 # slot rows dropped; no row: no longer held. Its caller's transaction undoes it all when
 # the step fails, a Fenced included.
-CLOSE_HELD = """
-    WITH slots AS (DELETE FROM runs_slot WHERE task_id = %(id)s)
-    UPDATE runs_nodetask SET status = %(done)s, finished_at = %(now)s, lease_until = NULL
+CLOSE_HELD = f"""
+    WITH slots AS (DELETE FROM {_table(Slot)} WHERE task_id = %(id)s)
+    UPDATE {_table(NodeTask)} SET status = %(done)s, finished_at = %(now)s, lease_until = NULL
     WHERE id = %(id)s AND epoch = %(epoch)s AND status = %(running)s
     RETURNING *
-"""
+"""  # noqa: S608
 
 
 def close_held(task_id: int, epoch: int) -> NodeTask:

@@ -39,7 +39,7 @@ from webapp.runs import approvals, budget_raise, budgets, eventlog, follow, serv
 from webapp.runs.access import run_for_editor, run_for_viewer
 from webapp.runs.compare import CompareRefused, compare_runs, runs_to_compare
 from webapp.runs.history_views import filtered_runs, run_seconds
-from webapp.runs.models import Run, RunEvent
+from webapp.runs.models import Run
 
 router = Router(auth=api_auth, tags=["runs"])
 
@@ -314,16 +314,13 @@ def run_events(request: HttpRequest, run_id: Id, query: Query[EventsQuery]) -> A
     of a live run grows: read it again from the last seq you have.
     """
     run = run_for_viewer(request.auth, run_id)
-    events = eventlog.events_json(run.pk, query.after, query.limit)
-    count = RunEvent.objects.filter(run=run, seq__gt=query.after).count()
-    more = len(events) < count
-    last_seq = json.loads(events[-1])["seq"] if more else 0
-    after = next_url(request, after=last_seq, limit=query.limit) if more else None
-    page = {"count": count, "next": after}
+    events = eventlog.page(run.pk, query.after, query.limit)
+    after = next_url(request, after=events.last, limit=query.limit) if events.more else None
+    page = {"count": events.count, "next": after}
     # The stored events are written out as they are (EventOut is any object): the page's
     # other fields are encoded as usual around them.
     tail = json.dumps(page)[1:]
-    body = '{"items": [' + ", ".join(events) + "], " + tail
+    body = '{"items": [' + ", ".join(events.texts) + "], " + tail
     return HttpResponse(body, content_type="application/json")
 
 

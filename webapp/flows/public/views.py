@@ -9,6 +9,7 @@ streamed text and node details are left out of the pages and the events alike.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -139,5 +140,22 @@ def public_run_events(request: HttpRequest, token: str, run_id: int) -> HttpResp
         limit = _number(request, "limit", MAX_EVENTS, 1, MAX_EVENTS)
     except ValueError as exc:
         return _headers(JsonResponse({"detail": str(exc)}, status=400))
-    events = [sharing.public_event(link, event) for event in eventlog.events(run.pk, after, limit)]
-    return _headers(JsonResponse(events, safe=False))
+    body = "[" + ", ".join(_public_events(link, run.pk, after, limit)) + "]"
+    return _headers(HttpResponse(body, content_type="application/json"))
+
+
+def _public_events(link: ShareLink, run_id: int, after: int, limit: int) -> list[str]:
+    """The events as the link's visitors get them (sharing.public_event), as JSON texts.
+
+    What the link does not change goes out as the database holds it, as the API sends it,
+    rather than decoded and encoded again: with inputs and outputs shown, that is every
+    event but those that can name another run.
+    """
+    if link.hide_io:
+        events = eventlog.events(run_id, after, limit)
+        return [json.dumps(sharing.public_event(link, event)) for event in events]
+    rows = eventlog.events_json_marked(run_id, after, limit, sharing.NAMING_OTHER_RUNS)
+    return [
+        json.dumps(sharing.public_event(link, json.loads(text))) if marked else text
+        for text, marked in rows
+    ]

@@ -404,6 +404,11 @@ def public_error(link: ShareLink, error: str) -> str:
     return HIDDEN_ERROR if link.hide_io and error else error
 
 
+# The keys of an event that can name another run (see public_event): with io shown, the
+# only events a link's visitors get otherwise than as stored.
+NAMING_OTHER_RUNS = ("cached", "reused")
+
+
 def public_event(link: ShareLink, event: dict[str, Any]) -> dict[str, Any]:
     """An event as the link's visitors get it.
 
@@ -412,7 +417,7 @@ def public_event(link: ShareLink, event: dict[str, Any]) -> dict[str, Any]:
     {'type': 'node_finished', 'output': {'a': 1}, 'cached': {'usage': {}}}
     """
     kept = without_io(event) if link.hide_io else dict(event)
-    for key in ("cached", "reused"):
+    for key in NAMING_OTHER_RUNS:
         # Their source names another run ("run 42"), which the link may not show.
         if isinstance(kept.get(key), dict):
             kept[key] = {k: v for k, v in kept[key].items() if k != "source"}
