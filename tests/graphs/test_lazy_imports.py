@@ -85,6 +85,13 @@ def test_running_a_model_free_flow_with_a_key_set_loads_no_sdk(tmp_path, fake_an
     assert fake_anthropic.requests == []
     # Its one template renders inline: no sandbox pool is started, nor its module loaded.
     assert "graphs.sandbox" not in modules
+    # Nor the node types it does not use, the code sandbox, or the MCP client: the run's
+    # MCP sessions are made for the agents that reach them, and it has none.
+    node_modules = {m for m in modules if m.startswith("graphs.nodes.")}
+    assert node_modules.isdisjoint(
+        {"graphs.nodes.agent", "graphs.nodes.http", "graphs.nodes.code", "graphs.nodes.map"}
+    )
+    assert modules.isdisjoint({"graphs.codebox", "graphs.tools.mcp", "mcp"})
 
 
 # Runs ``python -m graphs ARGS`` as the command line does (graphs/__main__.py), and says on
