@@ -81,10 +81,10 @@ from graphs.schedule import (
     RunOptions,
 )
 from graphs.spec import NodeSpec, RunResult
-from graphs.tools.mcp import McpSessions
 
 if TYPE_CHECKING:
     from graphs.compile import CompiledFlow
+    from graphs.tools.mcp import McpSessions
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,12 @@ class NodeRunner:
     ):
         self.flow = flow
         # The run's MCP sessions: whoever made this runner closes them (``aclose_sessions``)
-        # when the run (or, on a worker, the node's task) ends, unless they are lent.
-        self.mcp_sessions = options.mcp_sessions or McpSessions()
+        # when the run (or, on a worker, the node's task) ends, unless they are lent. Made
+        # when a node first needs them (``mcp_sessions``): most flows have no agent, and
+        # the MCP module is one the command line need not load for them (issue 18).
+        self._mcp_sessions = options.mcp_sessions
         self.owns_sessions = options.mcp_sessions is None
+        self._sessions_closed = False
         self.emitter = emitter
         self.run_inputs = run_inputs
         self.services = flow.services
@@ -317,7 +320,7 @@ class NodeRunner:
                 ),
                 prior=lambda: self.prior(spec.id, iteration),
                 record=lambda type_, fields: self.record(spec.id, iteration, type_, fields),
-                mcp_sessions=self.mcp_sessions,
+                mcp_sessions=self.mcp_sessions if spec.type.uses_mcp else None,
             )
             try:
                 if spec.type.holds_slot:
@@ -425,10 +428,24 @@ class NodeRunner:
             # A bug in a node type must fail its node, not the whole engine.
             raise NodeError(f"internal error in {spec.type.name}: {_described(exc)}") from exc
 
+    @property
+    def mcp_sessions(self) -> McpSessions:
+        """The run's MCP sessions (lent, or this runner's own, made on first use)."""
+        if self._mcp_sessions is None:
+            from graphs.tools.mcp import McpSessions
+
+            self._mcp_sessions = McpSessions()
+            # Asked for once the run is over: refused, as the closed sessions would be.
+            self._mcp_sessions.closed = self._sessions_closed
+        return self._mcp_sessions
+
     async def aclose_sessions(self) -> None:
         """Close the run's MCP sessions, when this runner's own (the run is over)."""
-        if self.owns_sessions:
-            await self.mcp_sessions.aclose()
+        if not self.owns_sessions:
+            return
+        self._sessions_closed = True
+        if self._mcp_sessions is not None:
+            await self._mcp_sessions.aclose()
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

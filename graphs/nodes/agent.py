@@ -117,6 +117,7 @@ class AgentConfig(CommonConfig):
 class AgentNode(NodeType):
     name = "agent"
     calls_model = True
+    uses_mcp = True
     label = "Agent"
     description = (
         "Calls the model with tools, runs the tools it asks for, repeats until it is done. "

@@ -353,6 +353,9 @@ class NodeType(ABC):
     # Its run calls the model (``ctx.call_model``) and nothing else outside the engine
     # before its first call, so a cost estimate may render that call (graphs.estimate).
     calls_model: ClassVar[bool] = False
+    # Its run reaches MCP servers through ``ctx.mcp_sessions`` (an agent's ``mcp:`` tools);
+    # other types get None there, and a run of none of them never loads the MCP module.
+    uses_mcp: ClassVar[bool] = False
 
     def input_ports(self, config: Any) -> frozenset[str] | None:
         """The ports this node reads; None means any name (a merge)."""

@@ -4,7 +4,8 @@ Start-up time is the benchmark's business (``bench/cli_start.py``); these check 
 behaviour behind it, in a fresh interpreter each: which modules a command has loaded when
 it is done. A flow without model nodes never loads the Anthropic SDK, even with a key set,
 nor the modules of node types it does not use; checking a flow loads no asyncio; a flow
-with model nodes still reaches the model through the SDK.
+with model nodes still reaches the model through the SDK. And what start-up made is
+frozen out of the garbage collector's passes, which run again once the command starts.
 """
 
 from __future__ import annotations
@@ -84,6 +85,50 @@ def test_running_a_model_free_flow_with_a_key_set_loads_no_sdk(tmp_path, fake_an
     assert fake_anthropic.requests == []
     # Its one template renders inline: no sandbox pool is started, nor its module loaded.
     assert "graphs.sandbox" not in modules
+    # Nor the node types it does not use, the code sandbox, or the MCP client: the run's
+    # MCP sessions are made for the agents that reach them, and it has none.
+    node_modules = {m for m in modules if m.startswith("graphs.nodes.")}
+    assert node_modules.isdisjoint(
+        {"graphs.nodes.agent", "graphs.nodes.http", "graphs.nodes.code", "graphs.nodes.map"}
+    )
+    assert modules.isdisjoint({"graphs.codebox", "graphs.tools.mcp", "mcp"})
+
+
+# Runs ``python -m graphs ARGS`` as the command line does (graphs/__main__.py), and says on
+# the way out whether the garbage collector was on and how many objects it had frozen.
+MAIN_PROBE = """
+import atexit, gc, json, runpy, sys
+atexit.register(lambda: print(json.dumps([gc.isenabled(), gc.get_freeze_count()])))
+sys.argv = ["graphs", *sys.argv[1:]]
+runpy.run_module("graphs", run_name="__main__")
+"""
+
+
+def test_the_command_line_freezes_what_start_up_made_and_collects_garbage_while_it_runs(
+    tmp_path,
+):
+    flow = tmp_path / "route.json"
+    flow.write_text(json.dumps(MODEL_FREE))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    done = subprocess.run(
+        [sys.executable, "-c", MAIN_PROBE, "run", str(flow)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    result, collector = done.stdout.strip().splitlines()
+    assert json.loads(result) == {
+        "status": "succeeded",
+        "outputs": {"code": "Question: a bug in my code"},
+    }
+    enabled, frozen = json.loads(collector)
+    # On while the flow runs, so a long run's garbage goes as ever; and networkx, pydantic,
+    # Jinja and the engine's modules (tens of thousands of objects) out of its passes.
+    assert enabled is True
+    assert frozen > 20_000
 
 
 def test_a_flow_with_a_model_node_still_calls_the_model_through_the_sdk(tmp_path, fake_anthropic):
