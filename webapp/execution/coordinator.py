@@ -72,15 +72,26 @@ class Fenced(Exception):
 @dataclass
 class Dispatch:
     """What a committed step leaves to do: tasks to send to the broker. (`events`: what the
-    step stored, which the event log broadcasts once committed.)"""
+    step stored, which the event log broadcasts once committed.)
+
+    `here`: the tasks of instant nodes (``NodeType.instant``: input, output, merge), which
+    a worker that made them ready runs itself rather than through the broker (see
+    ``send``). They are queued rows like any other, so one that the worker does not get
+    to claim (it died after the commit) is sent by the sweeper, as an unsent task is.
+    """
 
     run_id: int
     tasks: list[tuple[int, int]] = field(default_factory=list)  # (task id, epoch)
     events: list[dict[str, Any]] = field(default_factory=list)
+    here: list[tuple[int, int]] = field(default_factory=list)
 
-    def send(self) -> None:
-        if self.tasks:
-            send_tasks(self.tasks)
+    def send(self, *, run_here: bool = False) -> list[tuple[int, int]]:
+        """Hand the tasks to the broker. `run_here`: the caller runs the instant nodes'
+        tasks itself (worker.run_here); they are not sent but returned."""
+        tasks = self.tasks if run_here else [*self.tasks, *self.here]
+        if tasks:
+            send_tasks(tasks)
+        return self.here if run_here else []
 
 
 def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
@@ -162,12 +173,16 @@ class Step:
         if step.stopped:
             self.stop_tasks()
         if step.ready:
-            self.dispatch.tasks += self.tasks_for(step.ready)
+            nodes = compiled_run(self.run).nodes
+            for ready, task in zip(step.ready, self.tasks_for(step.ready), strict=True):
+                instant = nodes[ready.node].type.instant
+                (self.dispatch.here if instant else self.dispatch.tasks).append(task)
 
     def tasks_for(self, ready: list[Ready]) -> list[tuple[int, int]]:
-        """A queued task for each visit made ready: a new row, or, for a visit that ran
-        already and is ready again (it parked to be run again: an agent's tool approval, a
-        raised budget), its own row queued in a new epoch (one task per node visit)."""
+        """A queued task for each visit made ready, in the order of `ready`: a new row, or,
+        for a visit that ran already and is ready again (it parked to be run again: an
+        agent's tool approval, a raised budget), its own row queued in a new epoch (one
+        task per node visit)."""
         visits = Q()
         for r in ready:
             visits |= Q(node=r.node, iteration=r.iteration)
@@ -191,7 +206,8 @@ class Step:
             for r in ready
             if (r.node, r.iteration) not in existing
         )
-        return [(task.pk, task.epoch) for task in [*again, *made]]
+        by_visit = {(task.node, task.iteration): task for task in [*again, *made]}
+        return [(task.pk, task.epoch) for r in ready for task in [by_visit[(r.node, r.iteration)]]]
 
     def stop_tasks(self) -> None:
         """The run is ending: running tasks stop at their next heartbeat; queued ones now."""
@@ -387,10 +403,12 @@ def finish(
     events: list[dict[str, Any]],
     run: Run | None = None,
     stores: Iterable[CacheStore] = (),
-) -> None:
+    run_here: bool = False,
+) -> list[tuple[int, int]]:
     """A node's last events and how it ended, and the cache entries it produced: the
     schedule's next step. `run`: the task's run, its flow compiled in this process (the
-    node ran from it), so nothing is compiled or looked up before the lock."""
+    node ran from it), so nothing is compiled or looked up before the lock. `run_here`:
+    the caller runs the instant nodes the step made ready (see Dispatch.send), returned."""
     if run is None:
         run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
         compile_first(run_id)
@@ -412,11 +430,12 @@ def finish(
         if next_step is not None:
             step.apply(next_step)
         dispatch = step.save()
-    dispatch.send()
+    here = dispatch.send(run_here=run_here)
     if step.parked:
         # Paused for its budget, it may have been raised while the run still ran, which
         # had nothing to resume then (a no-op for any other wait).
         budget_raise.resume_if_raised(run_id)
+    return here
 
 
 def item_task(parent_id: int, epoch: int, index: int, inputs: dict[str, Any]) -> NodeTask:
