@@ -350,6 +350,10 @@ class NodeType(ABC):
     version: ClassVar[int] = 1
     # Containers (map) wait on sub-runs whose own nodes take the run's concurrency slots.
     holds_slot: ClassVar[bool] = True
+    # It only reshapes what it is given: no I/O, no wait, no slot, done in microseconds. A
+    # distributed driver may run it where it was made ready instead of sending it to a
+    # queue, whose round trip would cost more than the node.
+    instant: ClassVar[bool] = False
     # Its run calls the model (``ctx.call_model``) and nothing else outside the engine
     # before its first call, so a cost estimate may render that call (graphs.estimate).
     calls_model: ClassVar[bool] = False

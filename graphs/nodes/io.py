@@ -96,6 +96,7 @@ class InputNode(NodeType):
     # No model call, no I/O, no wait: a slot would only cost it a round trip on the celery
     # driver (and a provider slot some model call is waiting for).
     holds_slot = False
+    instant = True
 
     def output_ports(self, config: InputConfig) -> frozenset[str]:
         if config.kind == "chat":
@@ -124,6 +125,7 @@ class OutputNode(NodeType):
     Config = OutputConfig
     default_config = {"name": "output"}
     holds_slot = False  # as the input's
+    instant = True
 
     def input_ports(self, config: OutputConfig) -> frozenset[str]:
         return frozenset({"value"})

@@ -11,6 +11,7 @@ class MergeNode(NodeType):
     category = "control"
     description = "Waits for all its connected input ports; emits `value`, an object port -> value."
     holds_slot = False  # it only regroups its inputs (see InputNode)
+    instant = True
 
     def input_ports(self, config: object) -> None:
         return None

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ from graphs.errors import FlowInvalid
 from graphs.schedule import Outcome, Ready, RunState, Schedule, StepRefused, StepResult
 from webapp.celery import app
 from webapp.execution import cache as node_cache
-from webapp.execution.plans import compiled_run, options_for
+from webapp.execution.plans import cached_run, compiled_run, options_for
+from webapp.flows.models import FlowVersion
 from webapp.runs import approvals, batches, budget_raise, services
 from webapp.runs.eventlog import ROW, Appender
 from webapp.runs.models import NodeTask, Run, Slot, UserStorage
@@ -78,15 +80,26 @@ class Fenced(Exception):
 @dataclass
 class Dispatch:
     """What a committed step leaves to do: tasks to send to the broker. (`events`: what the
-    step stored, which the event log broadcasts once committed.)"""
+    step stored, which the event log broadcasts once committed.)
+
+    `here`: the tasks of instant nodes (``NodeType.instant``: input, output, merge), which
+    a worker that made them ready runs itself rather than through the broker (see
+    ``send``). They are queued rows like any other, so one that the worker does not get
+    to claim (it died after the commit) is sent by the sweeper, as an unsent task is.
+    """
 
     run_id: int
     tasks: list[tuple[int, int]] = field(default_factory=list)  # (task id, epoch)
     events: list[dict[str, Any]] = field(default_factory=list)
+    here: list[tuple[int, int]] = field(default_factory=list)
 
-    def send(self) -> None:
-        if self.tasks:
-            send_tasks(self.tasks)
+    def send(self, *, run_here: bool = False) -> list[tuple[int, int]]:
+        """Hand the tasks to the broker. `run_here`: the caller runs the instant nodes'
+        tasks itself (worker.run_here); they are not sent but returned."""
+        tasks = self.tasks if run_here else [*self.tasks, *self.here]
+        if tasks:
+            send_tasks(tasks)
+        return self.here if run_here else []
 
 
 def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
@@ -100,8 +113,13 @@ def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
             break  # the rest would fail the same way; the sweeper sends them later
         sent.append(task_id)
     if sent:
-        NodeTask.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
+        # A plain statement: every dispatch of every step pays it.
+        with connection.cursor() as cursor:
+            cursor.execute(ENQUEUED, [timezone.now(), sent])
     return len(sent)
+
+
+ENQUEUED = "UPDATE runs_nodetask SET enqueued_at = %s WHERE id = ANY(%s)"
 
 
 # Steps --------------------------------------------------------------------------------
@@ -122,6 +140,29 @@ LOCK_RUN = f"""
     FROM {_table(Run)} r WHERE r.id = %s FOR NO KEY UPDATE OF r
 """  # noqa: S608
 _ROW_COLUMNS = ", ".join(f"r.{Run._meta.get_field(name).column}" for name in ("id", *ROW))
+
+
+# A step's tasks for the visits it made ready, in one plain statement: a new queued row
+# for each, or, for a visit whose row exists (one task per node visit), that row queued
+# again in a new epoch, its last holder's fields cleared (``started_at`` stays: it tells
+# stop_tasks the node reported its start). Conflicting rows are locked by the upsert, as
+# a SELECT FOR UPDATE would lock them; the run row's lock already serialises steps. Every
+# step that makes a node ready pays this, and the querysets it replaced (a select for
+# update of an OR of visits, a bulk update, a bulk create) cost more worker CPU than the
+# query.
+TASKS_FOR = """
+    INSERT INTO runs_nodetask (run_id, node, iteration, item, inputs, status, epoch, worker,
+                               created, cancel)
+    SELECT %(run)s, u.node, u.iteration, %(item)s, u.inputs::jsonb, %(queued)s, 1, '',
+           %(now)s, false
+    FROM unnest(%(nodes)s::text[], %(iterations)s::integer[], %(inputs)s::text[])
+         AS u(node, iteration, inputs)
+    ON CONFLICT ON CONSTRAINT one_task_per_node_visit DO UPDATE SET
+        inputs = EXCLUDED.inputs, epoch = runs_nodetask.epoch + 1, status = EXCLUDED.status,
+        worker = '', result = NULL, cancel = false, enqueued_at = NULL, lease_until = NULL,
+        finished_at = NULL
+    RETURNING id, epoch, node, iteration
+"""
 
 
 class Step:
@@ -169,36 +210,29 @@ class Step:
         if step.stopped:
             self.stop_tasks()
         if step.ready:
-            self.dispatch.tasks += self.tasks_for(step.ready)
+            nodes = compiled_run(self.run).nodes
+            for ready, task in zip(step.ready, self.tasks_for(step.ready), strict=True):
+                instant = nodes[ready.node].type.instant
+                (self.dispatch.here if instant else self.dispatch.tasks).append(task)
 
     def tasks_for(self, ready: list[Ready]) -> list[tuple[int, int]]:
-        """A queued task for each visit made ready: a new row, or, for a visit that ran
-        already and is ready again (it parked to be run again: an agent's tool approval, a
-        raised budget), its own row queued in a new epoch (one task per node visit)."""
-        visits = Q()
-        for r in ready:
-            visits |= Q(node=r.node, iteration=r.iteration)
-        rows = NodeTask.objects.select_for_update().filter(visits, run=self.run, item=NodeTask.NODE)
-        existing = {(task.node, task.iteration): task for task in rows}
-        again = []
-        for r in ready:
-            if (task := existing.get((r.node, r.iteration))) is not None:
-                task.inputs, task.epoch, task.status = (
-                    r.inputs,
-                    task.epoch + 1,
-                    NodeTask.Status.QUEUED,
-                )
-                task.worker, task.result, task.cancel, task.enqueued_at = "", None, False, None
-                task.lease_until = task.finished_at = None
-                again.append(task)
-        fields = ["inputs", "epoch", "status", "worker", "result", "cancel", "enqueued_at"]
-        NodeTask.objects.bulk_update(again, [*fields, "lease_until", "finished_at"])
-        made = NodeTask.objects.bulk_create(
-            NodeTask(run=self.run, node=r.node, iteration=r.iteration, inputs=r.inputs)
-            for r in ready
-            if (r.node, r.iteration) not in existing
-        )
-        return [(task.pk, task.epoch) for task in [*again, *made]]
+        """A queued task for each visit made ready, in the order of `ready`: a new row, or,
+        for a visit that ran already and is ready again (it parked to be run again: an
+        agent's tool approval, a raised budget), its own row queued in a new epoch (one
+        task per node visit). One plain statement (TASKS_FOR)."""
+        params = {
+            "run": self.run.pk,
+            "nodes": [r.node for r in ready],
+            "iterations": [r.iteration for r in ready],
+            "inputs": [json.dumps(r.inputs) for r in ready],
+            "item": NodeTask.NODE,
+            "queued": NodeTask.Status.QUEUED.value,
+            "now": timezone.now(),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(TASKS_FOR, params)
+            made = {(node, iteration): (pk, epoch) for pk, epoch, node, iteration in cursor}
+        return [made[(r.node, r.iteration)] for r in ready]
 
     def stop_tasks(self) -> None:
         """The run is ending: running tasks stop at their next heartbeat; queued ones now."""
@@ -241,10 +275,24 @@ class Step:
         return self.dispatch
 
 
+VERSION = f"SELECT * FROM {FlowVersion._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
 def compile_first(run_id: int) -> None:
     """Compile the run's flow (once per process) before its row is locked, so the lock is
-    never held through a compile, nor through the first import of a model SDK."""
-    run = Run.objects.select_related("flow_version").get(pk=run_id)
+    never held through a compile, nor through the first import of a model SDK.
+
+    Plain statements (a run's row without its state, then on a cache miss its flow
+    version): every run's begin pays this, and a queryset with a join cost more worker CPU
+    than the queries."""
+    found = list(Run.objects.raw(CLAIMED_RUN.format(columns=_CLAIMED_COLUMNS), [run_id]))
+    if not found:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    run = found[0]
+    if cached_run(run) is not None:
+        return
+    version = FlowVersion.objects.raw(VERSION, [run.flow_version_id])
+    run.flow_version = next(iter(version))
     with contextlib.suppress(ValueError):  # begin reports it
         compiled_run(run)
 
@@ -296,23 +344,41 @@ def cancel(run_id: int) -> bool:
 # A worker's side of a task ------------------------------------------------------------
 
 
+# A claim takes the task and reads it back in one plain statement, then reads its run
+# without its state (the worker never reads it, and it grows with the run): every task
+# of every run pays these, and building querysets for them cost more worker CPU than the
+# queries. The flow version is loaded only on a compiled-flow cache miss (compiled_run).
+CLAIM = """
+    UPDATE runs_nodetask SET status = %(running)s, worker = %(worker)s, started_at = %(now)s,
+    lease_until = %(lease)s
+    WHERE id = %(id)s AND epoch = %(epoch)s AND status = %(queued)s AND NOT cancel
+    RETURNING *
+"""
+CLAIMED_RUN = "SELECT {columns} FROM runs_run WHERE id = %s"
+_CLAIMED_COLUMNS = ", ".join(f.column for f in Run._meta.concrete_fields if f.name != "state")
+
+
 def claim(task_id: int, epoch: int, worker: str) -> NodeTask | None:
     """Take a queued task for `epoch`; None when it is not there to take (a duplicate
     delivery, a stale epoch, a task the run's end has closed)."""
     now = timezone.now()
-    taken = NodeTask.objects.filter(
-        pk=task_id, epoch=epoch, status=NodeTask.Status.QUEUED, cancel=False
-    ).update(
-        status=NodeTask.Status.RUNNING,
-        worker=worker,
-        started_at=now,
-        lease_until=now + lease(),
-    )
-    if not taken:
+    params = {
+        "id": task_id,
+        "epoch": epoch,
+        "worker": worker,
+        "now": now,
+        "lease": now + lease(),
+        "running": NodeTask.Status.RUNNING.value,
+        "queued": NodeTask.Status.QUEUED.value,
+    }
+    found = list(NodeTask.objects.raw(CLAIM, params))
+    if not found:
         return None
-    # Not the run's state: the worker never reads it, and it grows with the run.
-    tasks = NodeTask.objects.select_related("run__flow_version").defer("run__state")
-    return tasks.get(pk=task_id)
+    task = found[0]
+    task.run = next(
+        iter(Run.objects.raw(CLAIMED_RUN.format(columns=_CLAIMED_COLUMNS), [task.run_id]))
+    )
+    return task
 
 
 RENEW_MANY = """
@@ -394,10 +460,12 @@ def finish(
     events: list[dict[str, Any]],
     run: Run | None = None,
     stores: Iterable[CacheStore] = (),
-) -> None:
+    run_here: bool = False,
+) -> list[tuple[int, int]]:
     """A node's last events and how it ended, and the cache entries it produced: the
     schedule's next step. `run`: the task's run, its flow compiled in this process (the
-    node ran from it), so nothing is compiled or looked up before the lock."""
+    node ran from it), so nothing is compiled or looked up before the lock. `run_here`:
+    the caller runs the instant nodes the step made ready (see Dispatch.send), returned."""
     if run is None:
         run_id = NodeTask.objects.values_list("run_id", flat=True).get(pk=task_id)
         compile_first(run_id)
@@ -419,11 +487,12 @@ def finish(
         if next_step is not None:
             step.apply(next_step)
         dispatch = step.save()
-    dispatch.send()
+    here = dispatch.send(run_here=run_here)
     if step.parked:
         # Paused for its budget, it may have been raised while the run still ran, which
         # had nothing to resume then (a no-op for any other wait).
         budget_raise.resume_if_raised(run_id)
+    return here
 
 
 def item_task(parent_id: int, epoch: int, index: int, inputs: dict[str, Any]) -> NodeTask:

@@ -51,7 +51,10 @@ def run_node(task_id: int, epoch: int) -> str:
 def begin_run(run_id: int) -> None:
     dispatch = coordinator.begin(run_id)
     if dispatch is not None:
-        dispatch.send()
+        here = dispatch.send(run_here=True)
+        if here:  # the input nodes: run at once, in this thread (see worker.run_here)
+            hostname = begin_run.request.hostname or f"{socket.gethostname()}:{os.getpid()}"
+            worker.execute_here(here, hostname)
 
 
 @app.task(name="runs.fire_timeouts", ignore_result=True)

@@ -84,20 +84,50 @@ def node_loop() -> asyncio.AbstractEventLoop:
         return _the_loop
 
 
+def execute_here(tasks: list[tuple[int, int]], worker: str) -> None:
+    """Run instant nodes' tasks that a step of this process made ready (this thread waits)."""
+    asyncio.run_coroutine_threadsafe(run_here(tasks, worker), node_loop()).result()
+
+
 async def _execute(task_id: int, epoch: int, worker: str) -> str:
+    here: list[tuple[int, int]] = []
+    said = await execute_one(task_id, epoch, worker, here)
+    await run_here(here, worker)
+    return said
+
+
+async def run_here(tasks: list[tuple[int, int]], worker: str) -> None:
+    """Run the tasks of instant nodes (input, output, merge) that this worker's steps made
+    ready, here and now, with those they make ready in turn: a trip through the broker
+    and a pool thread would cost more than the node. Each is claimed, held and finished
+    as a task from the broker is, so a second delivery, a takeover and fencing work the
+    same; one this worker never claims (it died, or the claim failed) stays queued and
+    unsent, and the sweeper sends it."""
+    while tasks:
+        task = tasks.pop(0)
+        try:
+            said = await execute_one(*task, worker, tasks)
+        except Exception:
+            log.exception("task %s epoch %s, run here: failed; the sweeper takes it", *task)
+        else:
+            log.info("task %s epoch %s, run here: %s", *task, said)
+
+
+async def execute_one(task_id: int, epoch: int, worker: str, here: list[tuple[int, int]]) -> str:
+    """Claim and run one task; the instant nodes its finish made ready go to `here`."""
     task = await db(coordinator.claim, task_id, epoch, worker)
     if task is None:
         return "not claimed: a second delivery, a stale epoch or a stopped run"
     holder = Holder(task_id, epoch, task.run_id)
     try:
         if task.item == NodeTask.NODE:
-            return await run_node(task, holder)
+            return await run_node(task, holder, here)
         return await run_item(task, holder)
     except Fenced:
         return "taken over elsewhere while it ran: nothing written"
 
 
-async def run_node(task: NodeTask, holder: Holder) -> str:
+async def run_node(task: NodeTask, holder: Holder, here: list[tuple[int, int]]) -> str:
     run = task.run
     flow = await run_flow(run)
     cache = FencedCache(holder, run.flow_id, run.pk)
@@ -123,7 +153,16 @@ async def run_node(task: NodeTask, holder: Holder) -> str:
         await runner.aclose_sessions()
     if runner.items and type(outcome) is not NodeFinished:
         await db(coordinator.stop_items, task.pk)
-    await db(coordinator.finish, task.pk, holder.epoch, outcome, holder.take(), run, holder.stores)
+    here += await db(
+        coordinator.finish,
+        task.pk,
+        holder.epoch,
+        outcome,
+        holder.take(),
+        run,
+        holder.stores,
+        True,  # run_here
+    )
     return type(outcome).__name__
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, TextField
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from webapp.runs import limits
@@ -133,9 +133,9 @@ class Appender:
         changes = dict(fields)
         if self.gate.tripped:
             changes["limit_error"] = self.gate.stopped
+        grown: dict[str, int] = {}
         stored = 0
         if events:
-            insert(self.run_id, events, texts)
             changes.update(
                 cost_usd=self.tally.cost,
                 saved_usd=self.tally.saved,
@@ -143,11 +143,8 @@ class Appender:
                 provider_saved_usd=self.tally.provider_saved,
             )
             changes.update(run_changes(events))
-            counted, stored = limits.written(events, self.gate.bytes)
-            changes.update(counted)
-        if changes:
-            Run.objects.filter(pk=self.run_id).update(**changes)
-        limits.charge(self.user_id, stored)
+            grown, stored = limits.written_bytes(events, self.gate.bytes)
+        write_rows(self.run_id, events, texts, changes, grown, self.user_id, stored)
         if events:
             message = encoded_message(events, texts)
             if self.outbox is None:
@@ -187,6 +184,61 @@ def store(run_id: int, events: Iterable[Event]) -> tuple[dict[str, Any] | None, 
         appender.record(events)
         appender.save()
     return (appender.outbox[0] if appender.outbox else None), appender.tripped
+
+
+def write_rows(
+    run_id: int,
+    events: list[Event],
+    texts: list[str],
+    changes: Mapping[str, Any],
+    grown: Mapping[str, int],
+    user_id: int | None,
+    stored: int,
+) -> None:
+    """Insert numbered events (with their JSON texts), set `changes` on the run's row and
+    add `grown` to its counters, and charge `stored` bytes to the user's storage, in that
+    order: on PostgreSQL in one round trip of plain statements. Every write of every run
+    pays this (the celery driver's event writes and coordinator steps); a queryset update
+    and three trips cost more worker CPU than the statements."""
+    if connection.vendor != "postgresql":
+        if events:
+            insert(run_id, events, texts)
+        if changes or grown:
+            update = {name: F(name) + count for name, count in grown.items()}
+            Run.objects.filter(pk=run_id).update(**changes, **update)
+        limits.charge(user_id, stored)
+        return
+    statements: list[str] = []
+    params: list[Any] = []
+    if events:
+        rows = ", ".join(["(%s, %s, %s, %s, %s::jsonb)"] * len(events))
+        table = connection.ops.quote_name(RunEvent._meta.db_table)
+        statements.append(
+            f"INSERT INTO {table} (run_id, seq, type, node, payload) VALUES {rows}"  # noqa: S608
+        )
+        for event, text in zip(events, texts, strict=True):
+            params += (run_id, event["seq"], event["type"], node_of(event), text)
+    if changes or grown:
+        sets = []
+        for name, value in changes.items():
+            field = Run._meta.get_field(name)
+            sets.append(f'"{field.column}" = %s')
+            params.append(field.get_db_prep_save(value, connection))
+        for name, count in grown.items():
+            column = Run._meta.get_field(name).column
+            sets.append(f'"{column}" = "{column}" + %s')
+            params.append(count)
+        table = connection.ops.quote_name(Run._meta.db_table)
+        statements.append(f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s")  # noqa: S608
+        params.append(run_id)
+    if user_id is not None and stored:
+        statements.append(limits.CHARGE)
+        params += (stored, user_id)
+    if statements:
+        # Plain statements, the names of columns and placeholders the only text formatted
+        # in; several in one string are one trip (psycopg's client-side binding).
+        with connection.cursor() as cursor:
+            cursor.execute(";\n".join(statements), params)
 
 
 def insert(run_id: int, events: list[Event], texts: list[str]) -> None:

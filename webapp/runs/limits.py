@@ -151,16 +151,18 @@ def start_bytes(run: Run) -> int:
 # Counting what is written --------------------------------------------------------------
 
 
+# Adds bytes (first parameter) to a user's (second) storage. The table's name is all that
+# is formatted in.
+_STORAGE = UserStorage._meta.db_table
+CHARGE = f"UPDATE {_STORAGE} SET stored_bytes = stored_bytes + %s WHERE user_id = %s"  # noqa: S608
+
+
 def charge(user_id: int | None, count: int) -> None:
     """Add `count` bytes to a user's storage (a no-op for a run with no user)."""
     if user_id is not None and count:
         # Every write of every run pays this: one plain statement, no queryset to build.
-        table = connection.ops.quote_name(UserStorage._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET stored_bytes = stored_bytes + %s WHERE user_id = %s",  # noqa: S608
-                [count, user_id],
-            )
+            cursor.execute(CHARGE, [count, user_id])
 
 
 def charge_run(run_id: int, count: int) -> None:
@@ -173,14 +175,16 @@ def charge_run(run_id: int, count: int) -> None:
 def written(events: Iterable[Event], event_bytes: int) -> tuple[dict[str, Any], int]:
     """The run row's changes for storing `events` (`event_bytes` of them), and the bytes it
     stores in all: the events, and the outputs a ``run_finished`` puts on the row."""
+    grown, stored = written_bytes(events, event_bytes)
+    return {name: F(name) + count for name, count in grown.items()}, stored
+
+
+def written_bytes(events: Iterable[Event], event_bytes: int) -> tuple[dict[str, int], int]:
+    """``written``'s changes as what each of the row's counters grows by."""
     stored = event_bytes + sum(
         size_of(e.get("outputs", {})) for e in events if e["type"] == "run_finished"
     )
-    changes = {
-        "event_bytes": F("event_bytes") + event_bytes,
-        "stored_bytes": F("stored_bytes") + stored,
-    }
-    return changes, stored
+    return {"event_bytes": event_bytes, "stored_bytes": stored}, stored
 
 
 def with_user_bytes(runs: QuerySet[Run]) -> QuerySet[Run]:
