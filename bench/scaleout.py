@@ -2,6 +2,13 @@
 
     .venv/bin/python bench/scaleout.py [--runs 200] [--workers 1,2,4] [--concurrency 16]
                                        [--cap 16] [--delay 0.3] [--alone 3] [--no-inprocess]
+                                       [--inprocess-rounds nocap,capped] [--profile DIR]
+
+``--workers none`` skips the celery rounds; ``--inprocess-rounds nocap`` runs only the
+in-process round without a provider cap (with ``--workers none``: that round alone, to
+compare trees back to back). ``--profile DIR`` writes a cProfile of the in-process
+child's burst (its event loop thread) to DIR/inprocess-<nocap|capped>.prof and the CPU
+seconds of each of its threads over the burst to DIR/inprocess-<...>.threads.json.
 
 Sets up everything of its own: a PostgreSQL database on 127.0.0.1:5432
 (``switchyard_bench_<pid>_<hex>``, migrated with ``manage.py migrate``, dropped at the end),
@@ -116,10 +123,11 @@ def drop_stale_databases(admin_url: str) -> None:
 # CPU accounting ----------------------------------------------------------------------
 
 
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads); 0 once it is gone."""
+def proc_cpu_s(pid: int, stat: str = "") -> float:
+    """User + system CPU seconds of a process (all its threads), or of the thread whose
+    stat file is `stat`; 0 once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(stat or f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK
@@ -201,6 +209,8 @@ class Round:
     pg_samples: Counter[str] = field(default_factory=Counter)
     takeovers: int = 0
     max_in_flight: int = 0  # the most model calls the fake server had at once
+    # In-process: the burst's event log writes (transactions) and the events they held.
+    log_writes: dict[str, float] = field(default_factory=dict)
     capped: bool = True
     problems: list[str] = field(default_factory=list)
 
@@ -574,6 +584,11 @@ class Bench:
             "SWITCHYARD_ANTHROPIC_CONCURRENCY": str(args.cap if capped else 0),
         }
         command = [sys.executable, str(Path(__file__).resolve()), "--child-inprocess", str(plan)]
+        if args.profile:
+            into = Path(args.profile).resolve()
+            into.mkdir(parents=True, exist_ok=True)
+            name = "capped" if capped else "nocap"
+            command += ["--profile", str(into / f"inprocess-{name}")]
         out = self.tmp / f"inprocess-{int(capped)}.out"
         with open(out, "w") as errors:
             child = subprocess.Popen(
@@ -602,6 +617,7 @@ class Bench:
             round_.max_in_flight = self.model.max_in_flight
             round_.capped = capped
             result = json.loads(lines[0] or "{}")
+            round_.log_writes = {k: v for k, v in result.items() if k != "t0"}
             if child.wait(timeout=60) != 0 or "t0" not in result:
                 raise RuntimeError(f"in-process child failed:\n{out.read_text()}")
         finally:
@@ -902,11 +918,17 @@ def run(args: argparse.Namespace) -> int:
             r = bench.rounds[-1]
             print(f"  {r.wall:.1f} s, {r.runs_per_s:.2f} runs/s", flush=True)
         if args.inprocess:
-            for capped in (False, True):
+            for capped in (name == "capped" for name in args.inprocess_rounds):
                 print(f"in-process, {'capped' if capped else 'no cap'} ...", flush=True)
                 bench.rounds.append(bench.inprocess_round(capped))
                 r = bench.rounds[-1]
-                print(f"  {r.wall:.1f} s, {r.runs_per_s:.2f} runs/s", flush=True)
+                writes = r.log_writes.get("log writes", 0)
+                events = r.log_writes.get("events written", 0)
+                print(
+                    f"  {r.wall:.1f} s, {r.runs_per_s:.2f} runs/s, CPU {r.cpu['procs']:.1f} s; "
+                    f"{writes:.0f} event log writes of {events / max(1, writes):.1f} events",
+                    flush=True,
+                )
         overflows = listen_overflows() - overflows
         return 0 if bench.report(ceiling, overflows) else 1
     finally:
@@ -916,11 +938,55 @@ def run(args: argparse.Namespace) -> int:
 # Child processes -----------------------------------------------------------------------
 
 
-def child_inprocess(plan_path: str) -> None:
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of each of this process's threads so far, by "name tid"."""
+    # Python 3.11 does not name its OS threads: take the names from threading.
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    found = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = names.get(int(task.name)) or (task / "comm").read_text().strip()
+            found[f"{name} {task.name}"] = proc_cpu_s(0, str(task / "stat"))
+    return found
+
+
+def count_writes(profiler: Any) -> dict[str, float]:
+    """Counts, from now on, of the event log's writes (transactions) and events written
+    (webapp.runs.eventlog's store and append, whichever the tree's sink calls), each write
+    profiled by `profiler` when given (the sink's writes are on one thread of their own)."""
+    from webapp.runs import eventlog
+
+    counts = {"log writes": 0.0, "events written": 0.0}
+    for name in ("store", "append"):
+        original = getattr(eventlog, name, None)
+        if original is None:
+            continue
+
+        def counted(run_id: int, events: Any, *args: Any, _original=original, **kw: Any) -> Any:
+            events = list(events)
+            counts["log writes"] += 1
+            counts["events written"] += len(events)
+            if profiler is None:
+                return _original(run_id, events, *args, **kw)
+            profiler.enable()
+            try:
+                return _original(run_id, events, *args, **kw)
+            finally:
+                profiler.disable()
+
+        setattr(eventlog, name, counted)
+    return counts
+
+
+def child_inprocess(plan_path: str, profile: str | None = None) -> None:
     """The in-process driver in a process of its own: warm-up, alone, then the burst.
 
     Prints "burst" just before the burst and then one line of JSON with its start time.
+    With `profile` (a path without suffix), the burst runs under cProfile (the event
+    loop's thread only) and the threads' CPU seconds are written next to it.
     """
+    import cProfile
+
     import django
 
     django.setup()
@@ -937,11 +1003,29 @@ def child_inprocess(plan_path: str) -> None:
             driver.start(run_id)
             await driver.wait_idle()
         print("burst", flush=True)
+        profiler = cProfile.Profile() if profile else None
+        writes_profiler = cProfile.Profile() if profile else None
+        writes = count_writes(writes_profiler)
+        threads0 = thread_cpu_s()
+        if profiler is not None:
+            profiler.enable()
         t0 = time.time()
         for run_id in plan["burst"]:
             driver.start(run_id)
         await driver.wait_idle()
-        return {"t0": t0}
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}.prof")
+            assert writes_profiler is not None
+            writes_profiler.dump_stats(f"{profile}.writes.prof")
+            spent: dict[str, float] = {
+                name: round(cpu - threads0.get(name, 0.0), 2)
+                for name, cpu in thread_cpu_s().items()
+            }
+            Path(f"{profile}.threads.json").write_text(
+                json.dumps(dict(sorted(spent.items(), key=lambda kv: -kv[1])), indent=1)
+            )
+        return {"t0": t0, **writes}
 
     print(json.dumps(asyncio.run(main())), flush=True)
 
@@ -980,9 +1064,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="runs submitted at once")
     parser.add_argument(
         "--workers",
-        type=lambda s: [int(n) for n in s.split(",")],
+        type=lambda s: [] if s in ("", "none") else [int(n) for n in s.split(",")],
         default=[1, 2, 4],
-        help="worker process counts, comma-separated",
+        help="worker process counts, comma-separated ('none': no celery round)",
     )
     parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
     parser.add_argument("--cap", type=int, default=16, help="SWITCHYARD_ANTHROPIC_CONCURRENCY")
@@ -992,13 +1076,22 @@ def main() -> None:
     parser.add_argument(
         "--no-inprocess", dest="inprocess", action="store_false", help="celery rounds only"
     )
+    parser.add_argument(
+        "--inprocess-rounds",
+        type=lambda s: [name for name in s.split(",") if name],
+        default=["nocap", "capped"],
+        help="in-process rounds, comma-separated: nocap (no provider cap), capped (--cap)",
+    )
+    parser.add_argument("--profile", metavar="DIR", help="cProfile the in-process burst into DIR")
     parser.add_argument("--child-inprocess", metavar="PLAN", help=argparse.SUPPRESS)
     parser.add_argument("--child-probe", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--probe-concurrency", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--probe-calls", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if unknown := set(args.inprocess_rounds) - {"nocap", "capped"}:
+        parser.error(f"--inprocess-rounds: unknown {', '.join(sorted(unknown))}")
     if args.child_inprocess:
-        child_inprocess(args.child_inprocess)
+        child_inprocess(args.child_inprocess, args.profile)
         return
     if args.child_probe:
         child_probe(args.child_probe, args.probe_concurrency, args.probe_calls, args.delay)

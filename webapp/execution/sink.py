@@ -8,9 +8,12 @@ The in-process driver's runs use it, and so does every sub-flow's child run
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from asgiref.sync import sync_to_async
 
 from webapp.execution import dbthreads
 from webapp.runs import eventlog
@@ -28,17 +31,24 @@ class Sink:
     The executor calls the sink synchronously and must never wait on it, so events are
     queued here and written by one task: whatever arrived while the previous batch was
     being written goes in the next one (no window: a batch is written as soon as the
-    writer is free). When a batch takes the log past one of the run's limits, the log is
-    closed and the run stopped (``stop_run``).
+    writer is free). The batch is taken on the writer thread as its write begins, not
+    when the write is handed over: the one writer serves every run in the process, and
+    under a burst a write waits there behind the other runs'; what arrives meanwhile
+    goes in with it rather than in a write (and a broadcast) of its own. When a batch
+    takes the log past one of the run's limits, the log is closed and the run stopped
+    (``stop_run``).
 
-    A batch is broadcast from this loop once its write has returned (committed), by a
-    task of its own chained after the previous batch's, so broadcasts go out in order
-    while the next batch is already being written.
+    A batch is broadcast from this loop once its write has returned (committed), in
+    order, while the next batch is already being written. One broadcast of a run is in
+    flight at a time; batches committed meanwhile go out together after it, as one
+    message (eventlog.merge_messages), not one channel-layer send each.
     """
 
     def __init__(self, run_id: int):
         self.run_id = run_id
-        self.pending: list[dict[str, Any]] = []
+        # Appended on the loop, taken from on the writer thread (take): deque's append and
+        # popleft are each atomic, and only the writer takes.
+        self.pending: deque[dict[str, Any]] = deque()
         self.wake = asyncio.Event()
         self.closed = False
         # Stops the engine's run when a limit is reached (the driver sets it to the run's
@@ -48,7 +58,8 @@ class Sink:
         self.given = 0
         self.stored = 0
         self.stored_more = asyncio.Event()
-        # The last batch's broadcast (each waits for the one before).
+        # Committed batches' messages not yet broadcast, and the task broadcasting them.
+        self.unsent: list[dict[str, Any]] = []
         self.sending: asyncio.Future[None] | None = None
         self.writer = asyncio.ensure_future(self.write_loop())
 
@@ -83,18 +94,36 @@ class Sink:
             await self.wake.wait()
             self.wake.clear()
             while self.pending:
-                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                message, tripped = await dbthreads.on(_writer, eventlog.store, self.run_id, batch)
-                self.stored += len(batch)
+                count, message, tripped = await _write(self)
+                self.stored += count
                 self.stored_more.set()
                 if message is not None:
-                    self.sending = asyncio.ensure_future(self.send(self.sending, message))
+                    self.unsent.append(message)
+                    if self.sending is None or self.sending.done():
+                        self.sending = asyncio.ensure_future(self.send())
                 if tripped and self.stop_run is not None:
                     self.stop_run()
             if self.closed and not self.pending:
                 return
 
-    async def send(self, previous: asyncio.Future[None] | None, message: dict[str, Any]) -> None:
-        if previous is not None:
-            await previous
-        await eventlog.send(self.run_id, message)
+    def take(self) -> list[dict[str, Any]]:
+        """The next batch: what is queued now, up to MAX_BATCH (on the writer thread)."""
+        pending = self.pending
+        return [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
+
+    async def send(self) -> None:
+        """Broadcast the committed batches, in order, until none is left unsent."""
+        while self.unsent:
+            messages, self.unsent = self.unsent, []
+            for message in eventlog.merge_messages(messages, MAX_BATCH):
+                await eventlog.send(self.run_id, message)
+
+
+@sync_to_async(thread_sensitive=False, executor=_writer)
+def _write(sink: Sink) -> tuple[int, dict[str, Any] | None, bool]:
+    """Store the sink's next batch (taken here, as the write begins): how many events it
+    held, the committed batch's message (``eventlog.store``) and whether a limit tripped."""
+    batch = sink.take()
+    # The batch is taken once: durably's retry after a broken connection stores the same.
+    message, tripped = dbthreads.durably(eventlog.store, sink.run_id, batch)
+    return len(batch), message, tripped

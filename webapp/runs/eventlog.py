@@ -473,6 +473,10 @@ def _float(amount: Decimal | None) -> float | None:
     return None if amount is None else float(amount)
 
 
+# A message's text: its events' JSON texts between these (encoded_message).
+_EVENTS_OPEN, _EVENTS_CLOSE = '{"events": [', "]}"
+
+
 def batch_message(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """A channel-layer message carrying a batch, encoded once for every watching socket."""
     return encoded_message(batch, [json.dumps(event) for event in batch])
@@ -485,8 +489,38 @@ def encoded_message(batch: list[dict[str, Any]], texts: list[str]) -> dict[str, 
         "type": "run.events",
         "first": batch[0]["seq"],
         "last": batch[-1]["seq"],
-        "text": '{"events": [' + ", ".join(texts) + "]}",
+        "text": _EVENTS_OPEN + ", ".join(texts) + _EVENTS_CLOSE,
     }
+
+
+def merge_messages(messages: list[dict[str, Any]], max_events: int = 500) -> list[dict[str, Any]]:
+    """Consecutive batches' messages (``encoded_message``, each following on from the one
+    before) as few messages as carry them, each of at most `max_events` events (a single
+    larger one stays as it is): one channel-layer send, and one socket frame, for what
+    was committed while the previous broadcast was in flight."""
+    groups: list[list[dict[str, Any]]] = []
+    for message in messages:
+        group = groups[-1] if groups else None
+        if (
+            group is not None
+            and message["first"] == group[-1]["last"] + 1
+            and message["last"] - group[0]["first"] < max_events
+        ):
+            group.append(message)
+        else:
+            groups.append([message])
+    return [
+        group[0]
+        if len(group) == 1
+        else {
+            **group[0],
+            "last": group[-1]["last"],
+            "text": _EVENTS_OPEN
+            + ", ".join(m["text"][len(_EVENTS_OPEN) : -len(_EVENTS_CLOSE)] for m in group)
+            + _EVENTS_CLOSE,
+        }
+        for group in groups
+    ]
 
 
 def run_changes(batch: list[dict[str, Any]]) -> dict[str, Any]:
