@@ -64,6 +64,28 @@ def test_signup_creates_the_user_logs_in_and_gives_the_examples(client, db):
     )
 
 
+def test_each_new_users_examples_are_stored_as_checked_for_them_calling_their_own_copies(db):
+    from webapp.flows import services
+    from webapp.flows.examples import calls, named_examples, with_ids
+
+    users = [get_user_model().objects.create_user(name) for name in ("bob", "carol")]
+    examples = dict(named_examples())
+    for user in users:
+        flows = {flow.name: flow for flow in Flow.objects.filter(owner=user)}
+        ids = {slug: flows[doc["graph"]["name"]].pk for slug, doc in examples.items()}
+        assert len(flows) == len(examples)
+        for document in examples.values():
+            version = flows[document["graph"]["name"]].current()
+            # As services.create would have stored it for this user.
+            expected = services.check_graph(with_ids(document, ids), user)
+            assert (version.number, version.author, version.message) == (1, user, "example")
+            assert version.graph == expected.document
+            assert version.problems == expected.problems_json()
+        agent = flows[examples["agent_flow"]["graph"]["name"]].current().graph
+        tools = next(node["config"]["tools"] for node in agent["nodes"] if node["type"] == "agent")
+        assert f"flow:{ids['classify']}" in tools and calls(examples["agent_flow"])
+
+
 def test_signup_keeps_an_email_when_given(client, db):
     client.post(reverse("signup"), signup_data(email="dora@example.com"))
     assert get_user_model().objects.get(username="dora").email == "dora@example.com"
