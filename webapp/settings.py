@@ -52,7 +52,8 @@ MIDDLEWARE = [
     "webapp.csp.ContentSecurityPolicyMiddleware",
     # /static/v/<version>/... -> /static/..., cached for good (webapp/core/assets.py).
     "webapp.core.assets.versioned_static",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, its scan of the static folders made once per process.
+    "webapp.core.assets.StaticFiles",
     "webapp.middleware.api_body_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -85,3 +85,16 @@ def test_without_debug_the_version_is_taken_once(monkeypatch):
     with override_settings(DEBUG=True):
         assets.version()
     assert len(calls) == 2
+
+
+def test_every_client_serves_the_static_files_from_one_scan_per_process():
+    first, second = (Client() for _ in range(2))
+    answers = [client.get("/static/js/canvas/panel.js") for client in (first, second)]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    # Each client built its own middleware; the second took the first one's files.
+    chains = [client.handler._middleware_chain for client in (first, second)]
+    assert chains[0] is not chains[1]
+    scanned = assets.StaticFiles._scanned["/static/"]
+    assert "/static/js/canvas/panel.js" in scanned and "/static/js/canvas/editor.js" in scanned
+    on_disk = os.path.join(os.path.dirname(assets.__file__), "../../static/js/canvas/panel.js")
+    assert scanned["/static/js/canvas/panel.js"].alternatives[0][1] == os.path.realpath(on_disk)
