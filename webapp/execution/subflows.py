@@ -37,6 +37,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from graphs.compile import CompiledFlow, compile_flow
@@ -95,6 +96,21 @@ class SavedFlows:
         missing = FlowUnavailable(f"no flow {reference} that you may {verb}")
         if self.user_id is None:
             raise missing
+        # A flow in the user's personal space is theirs to run: one query for it and its
+        # version, where the general check below makes three (validating a flow that calls
+        # another looks it up for its ports and for its problems).
+        personal = (
+            FlowVersion.objects.filter(
+                flow_id=int(reference),
+                flow__owner_id=self.user_id,
+                flow__team__isnull=True,
+                number=F("flow__version") if version is None else version,
+            )
+            .values_list("graph", "number")
+            .first()
+        )
+        if personal is not None:
+            return personal
         from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.filter(pk=self.user_id).first()
