@@ -41,13 +41,15 @@ fi
 find static/js -name '*.test.js' -print0 | sort -z | xargs -0 --no-run-if-empty node --test
 # The web app on PostgreSQL and Redis with the celery driver: settings a whole pytest session
 # runs under, so a run of its own (tests/conftest.py keeps tests/scaleout out of the first).
-# It runs alongside the first session: two thirds of its time it waits (on the Celery workers
-# and Daphne processes it starts, on PostgreSQL and Redis: user+sys 9m26s of 28m18s real,
-# its processes included), so it adds about a third of a core to that session's load, while
-# one after the other the two took ~30 minutes. Each session has its own databases, Redis
-# database and ports (tests/services.py). Its report follows the first's.
+# It runs alongside the first session, on two workers of its own: most of its time it waits
+# (on the Celery workers and Daphne processes it starts, on runs held by the fake model's
+# delays: user+sys 9m26s of 28m18s real in one serial run), so it adds little to the first
+# session's load, and serially it ended last (CI: 21m54s against the first's 20m25s). Each
+# worker is a session of its own: its own databases, Redis database and ports
+# (tests/services.py). Its report follows the first's.
 scaleout_log=$(mktemp)
-.venv/bin/python -m pytest --ds tests.scaleout.settings tests/scaleout >"$scaleout_log" 2>&1 &
+.venv/bin/python -m pytest -n 2 --dist loadfile --ds tests.scaleout.settings tests/scaleout \
+    >"$scaleout_log" 2>&1 &
 scaleout=$!
 # Interrupted: the session stops too (its workers and servers die with it).
 trap 'kill "$scaleout" 2>/dev/null || true; rm -f "$scaleout_log"' EXIT
@@ -58,7 +60,7 @@ first=0
 scaleout_status=0
 wait "$scaleout" || scaleout_status=$?
 trap 'rm -f "$scaleout_log"' EXIT
-echo "--- the scale-out session (pytest --ds tests.scaleout.settings tests/scaleout) ---"
+echo "--- the scale-out session (pytest -n 2 --ds tests.scaleout.settings tests/scaleout) ---"
 cat "$scaleout_log"
 # Either failing fails the whole: the first session's status first, as when they ran in turn.
 [ "$first" -eq 0 ] || exit "$first"
