@@ -36,7 +36,9 @@ def _examples() -> list[tuple[str, dict]]:
 
 
 def give_examples_to(user) -> None:
-    """Copies of every example for a new `user`, in one transaction of four statements.
+    """Copies of every example for a new `user`, in one transaction: two bulk inserts
+    (flows, then their versions) for the examples that call no other flow, two more for
+    each round of those that call one.
 
     An example that calls no other flow checks the same for every user, so its check is
     made once per process (per engine services: tests swap them) and each new user's copy
