@@ -26,6 +26,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -153,16 +154,8 @@ async def run_node(task: NodeTask, holder: Holder, here: list[tuple[int, int]]) 
         await runner.aclose_sessions()
     if runner.items and type(outcome) is not NodeFinished:
         await db(coordinator.stop_items, task.pk)
-    here += await db(
-        coordinator.finish,
-        task.pk,
-        holder.epoch,
-        outcome,
-        holder.take(),
-        run,
-        holder.stores,
-        True,  # run_here
-    )
+    finish = partial(coordinator.finish, run_here=True)
+    here += await db(finish, task.pk, holder.epoch, outcome, holder.take(), run, holder.stores)
     return type(outcome).__name__
 
 

@@ -211,22 +211,19 @@ def write_rows(
     statements: list[str] = []
     params: list[Any] = []
     if events:
-        rows = ", ".join(["(%s, %s, %s, %s, %s::jsonb)"] * len(events))
-        table = connection.ops.quote_name(RunEvent._meta.db_table)
-        statements.append(
-            f"INSERT INTO {table} (run_id, seq, type, node, payload) VALUES {rows}"  # noqa: S608
-        )
-        for event, text in zip(events, texts, strict=True):
-            params += (run_id, event["seq"], event["type"], node_of(event), text)
+        statements.append(_insert_sql(len(events)))
+        for row in _event_rows(run_id, events, texts):
+            params += row
     if changes or grown:
+        quote = connection.ops.quote_name
         sets = []
         for name, value in changes.items():
             field = Run._meta.get_field(name)
-            sets.append(f'"{field.column}" = %s')
+            sets.append(f"{quote(field.column)} = %s")
             params.append(field.get_db_prep_save(value, connection))
         for name, count in grown.items():
-            column = Run._meta.get_field(name).column
-            sets.append(f'"{column}" = "{column}" + %s')
+            column = quote(Run._meta.get_field(name).column)
+            sets.append(f"{column} = {column} + %s")
             params.append(count)
         table = connection.ops.quote_name(Run._meta.db_table)
         statements.append(f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s")  # noqa: S608
@@ -244,19 +241,24 @@ def write_rows(
 def insert(run_id: int, events: list[Event], texts: list[str]) -> None:
     """Insert a batch of numbered events, each with its JSON text (as ``json.dumps`` gives
     it: what JSONField would store), in one statement, without an ORM object per event."""
+    with connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(1), _event_rows(run_id, events, texts))
+
+
+def _insert_sql(rows: int) -> str:
+    """The INSERT of `rows` events (``_event_rows``' values, in order)."""
     table = connection.ops.quote_name(RunEvent._meta.db_table)
     payload = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    # The table's name and a placeholder are all that is formatted in: no data.
-    sql = (
-        f"INSERT INTO {table} (run_id, seq, type, node, payload) "  # noqa: S608
-        f"VALUES (%s, %s, %s, %s, {payload})"
-    )
-    rows = [
+    values = ", ".join([f"(%s, %s, %s, %s, {payload})"] * rows)
+    # The table's name and placeholders are all that is formatted in: no data.
+    return f"INSERT INTO {table} (run_id, seq, type, node, payload) VALUES {values}"  # noqa: S608
+
+
+def _event_rows(run_id: int, events: list[Event], texts: list[str]) -> list[tuple]:
+    return [
         (run_id, e["seq"], e["type"], node_of(e), text)
         for e, text in zip(events, texts, strict=True)
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def events(
