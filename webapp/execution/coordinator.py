@@ -119,7 +119,7 @@ def send_tasks(tasks: Iterable[tuple[int, int]]) -> int:
     return len(sent)
 
 
-ENQUEUED = "UPDATE runs_nodetask SET enqueued_at = %s WHERE id = ANY(%s)"
+ENQUEUED = f"UPDATE {_table(NodeTask)} SET enqueued_at = %s WHERE id = ANY(%s)"  # noqa: S608
 
 
 # Steps --------------------------------------------------------------------------------
@@ -150,19 +150,19 @@ _ROW_COLUMNS = ", ".join(f"r.{Run._meta.get_field(name).column}" for name in ("i
 # step that makes a node ready pays this, and the querysets it replaced (a select for
 # update of an OR of visits, a bulk update, a bulk create) cost more worker CPU than the
 # query.
-TASKS_FOR = """
-    INSERT INTO runs_nodetask (run_id, node, iteration, item, inputs, status, epoch, worker,
+TASKS_FOR = f"""
+    INSERT INTO {_table(NodeTask)} (run_id, node, iteration, item, inputs, status, epoch, worker,
                                created, cancel)
     SELECT %(run)s, u.node, u.iteration, %(item)s, u.inputs::jsonb, %(queued)s, 1, '',
            %(now)s, false
     FROM unnest(%(nodes)s::text[], %(iterations)s::integer[], %(inputs)s::text[])
          AS u(node, iteration, inputs)
     ON CONFLICT ON CONSTRAINT one_task_per_node_visit DO UPDATE SET
-        inputs = EXCLUDED.inputs, epoch = runs_nodetask.epoch + 1, status = EXCLUDED.status,
+        inputs = EXCLUDED.inputs, epoch = {_table(NodeTask)}.epoch + 1, status = EXCLUDED.status,
         worker = '', result = NULL, cancel = false, enqueued_at = NULL, lease_until = NULL,
         finished_at = NULL
     RETURNING id, epoch, node, iteration
-"""
+"""  # noqa: S608
 
 
 class Step:
@@ -275,7 +275,7 @@ class Step:
         return self.dispatch
 
 
-VERSION = f"SELECT * FROM {FlowVersion._meta.db_table} WHERE id = %s"  # noqa: S608
+VERSION = f"SELECT * FROM {_table(FlowVersion)} WHERE id = %s"  # noqa: S608
 
 
 def compile_first(run_id: int) -> None:
@@ -348,13 +348,13 @@ def cancel(run_id: int) -> bool:
 # without its state (the worker never reads it, and it grows with the run): every task
 # of every run pays these, and building querysets for them cost more worker CPU than the
 # queries. The flow version is loaded only on a compiled-flow cache miss (compiled_run).
-CLAIM = """
-    UPDATE runs_nodetask SET status = %(running)s, worker = %(worker)s, started_at = %(now)s,
+CLAIM = f"""
+    UPDATE {_table(NodeTask)} SET status = %(running)s, worker = %(worker)s, started_at = %(now)s,
     lease_until = %(lease)s
     WHERE id = %(id)s AND epoch = %(epoch)s AND status = %(queued)s AND NOT cancel
     RETURNING *
-"""
-CLAIMED_RUN = "SELECT {columns} FROM runs_run WHERE id = %s"
+"""  # noqa: S608
+CLAIMED_RUN = f"SELECT {{columns}} FROM {_table(Run)} WHERE id = %s"  # noqa: S608
 _CLAIMED_COLUMNS = ", ".join(f.column for f in Run._meta.concrete_fields if f.name != "state")
 
 
@@ -381,11 +381,11 @@ def claim(task_id: int, epoch: int, worker: str) -> NodeTask | None:
     return task
 
 
-RENEW_MANY = """
-    UPDATE runs_nodetask t SET lease_until = %s
+RENEW_MANY = f"""
+    UPDATE {_table(NodeTask)} t SET lease_until = %s
     FROM unnest(%s::bigint[], %s::integer[]) AS u(id, epoch)
     WHERE t.id = u.id AND t.epoch = u.epoch AND t.status = %s RETURNING t.id, t.cancel
-"""
+"""  # noqa: S608
 
 
 def heartbeats(held_tasks: list[tuple[int, int]]) -> dict[int, bool]:
@@ -404,11 +404,11 @@ def heartbeats(held_tasks: list[tuple[int, int]]) -> dict[int, bool]:
 
 # Renews the lease of a task held in its epoch (locking its row, as held() does) and
 # returns what node_events needs of it; no row: no longer held.
-HOLD = """
-    UPDATE runs_nodetask SET lease_until = %s
+HOLD = f"""
+    UPDATE {_table(NodeTask)} SET lease_until = %s
     WHERE id = %s AND epoch = %s AND status = %s
     RETURNING cancel, item, run_id, node, iteration
-"""
+"""  # noqa: S608
 
 
 def node_events(

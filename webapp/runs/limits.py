@@ -153,7 +153,7 @@ def start_bytes(run: Run) -> int:
 
 # Adds bytes (first parameter) to a user's (second) storage. The table's name is all that
 # is formatted in.
-_STORAGE = UserStorage._meta.db_table
+_STORAGE = connection.ops.quote_name(UserStorage._meta.db_table)
 CHARGE = f"UPDATE {_STORAGE} SET stored_bytes = stored_bytes + %s WHERE user_id = %s"  # noqa: S608
 
 
