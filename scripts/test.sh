@@ -53,12 +53,12 @@ scaleout_log=$(mktemp)
 scaleout=$!
 # Interrupted: the session stops too (its workers and servers die with it).
 trap 'kill "$scaleout" 2>/dev/null || true; rm -f "$scaleout_log"' EXIT
-# Three workers on the two cores of the machines this runs on: a worker spends over half its
-# time waiting (on its Daphne servers, browsers and subprocesses, and on the 1 s waits of
-# the API's schema tests), and on two the whole command used 1.5 of the 2 cores. A file's
-# tests stay on one worker, so its module fixtures (a Daphne server, a browser) start once.
+# Two workers, one per core of the machines this runs on (three were tried: 12m56s and
+# 14m48s against 14m13s on two, and a browser test's 5 s wait ran out in a third run). A
+# file's tests stay on one worker, so its module fixtures (a Daphne server, a browser)
+# start once.
 first=0
-.venv/bin/python -m pytest -n 3 --dist loadfile --doctest-modules graphs webapp tests "$@" || first=$?
+.venv/bin/python -m pytest -n 2 --dist loadfile --doctest-modules graphs webapp tests "$@" || first=$?
 scaleout_status=0
 wait "$scaleout" || scaleout_status=$?
 trap 'rm -f "$scaleout_log"' EXIT
